@@ -1,0 +1,664 @@
+//! The breaker: `acquire`, `record`, overrides (B1-B6). See the crate docs for
+//! the invariants cited here as "invariant N".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::call::{Outcome, Permit, RejectReason, Recorded, Rejected};
+use crate::clock::{duration_to_nanos, Clock, MonotonicClock, Nanos};
+use crate::config::Config;
+use crate::ewma::Ewma;
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::rng::Rng;
+use crate::state::{Override, Phase, Snapshot, Stamp, StampCell, State, StateCell};
+use crate::sync::{spin_hint, AtomicU64, CachePadded, Ordering::Relaxed};
+use crate::transition::{Reason, Transition};
+use crate::window::{Sample, Window, WindowCounts};
+
+/// Receives every transition, on the thread that won it, after the new state
+/// is published (B7). Must not block for long: it runs on a caller's thread.
+pub trait Listener: Send + Sync {
+    /// Called once per transition.
+    fn on_transition(&self, transition: &Transition);
+}
+
+impl<F: Fn(&Transition) + Send + Sync> Listener for F {
+    fn on_transition(&self, transition: &Transition) {
+        self(transition)
+    }
+}
+
+/// Read-mostly words: written only by transition winners (and lease grants),
+/// read by every acquire. The state word is the one word the closed fast path
+/// loads (invariant 2).
+#[derive(Debug)]
+struct Control {
+    word: StateCell,
+    open_until: StampCell,
+    override_until: StampCell,
+    lease_until: StampCell,
+    rng: Rng,
+}
+
+/// Written on every failure (and on a success that ends a failure streak).
+#[derive(Debug)]
+struct Streak {
+    consecutive_failures: AtomicU64,
+}
+
+/// A lock-free circuit breaker. Share it by reference or `Arc`; every method
+/// takes `&self` and is safe to call from any number of threads.
+pub struct Breaker {
+    control: CachePadded<Control>,
+    streak: CachePadded<Streak>,
+    window: Option<Window>,
+    ewma: Option<Ewma>,
+    metrics: Metrics,
+    config: Config,
+    /// Slow-call threshold in nanoseconds, `u64::MAX` when the policy is off.
+    slow_nanos: u64,
+    clock: Arc<dyn Clock>,
+    listener: Option<Arc<dyn Listener>>,
+}
+
+impl std::fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Breaker")
+            .field("state", &self.control.word.load())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Breaker {
+    /// A breaker on the process's monotonic clock.
+    pub fn new(config: Config) -> Breaker {
+        Breaker::with_clock(config, Arc::new(MonotonicClock::new()))
+    }
+
+    /// A breaker reading time from `clock` (a `ManualClock` in tests).
+    pub fn with_clock(config: Config, clock: Arc<dyn Clock>) -> Breaker {
+        Breaker::build(config, clock, None)
+    }
+
+    /// A breaker that calls `listener` on every transition (B7).
+    pub fn build(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        listener: Option<Arc<dyn Listener>>,
+    ) -> Breaker {
+        let seed = if config.seed == 0 {
+            Rng::fresh_seed()
+        } else {
+            config.seed
+        };
+        Breaker {
+            control: CachePadded::new(Control {
+                word: StateCell::new(),
+                open_until: StampCell::new(),
+                override_until: StampCell::new(),
+                lease_until: StampCell::new(),
+                rng: Rng::new(seed),
+            }),
+            streak: CachePadded::new(Streak {
+                consecutive_failures: AtomicU64::new(0),
+            }),
+            window: config.uses_window().then(|| Window::new(config.window)),
+            ewma: config.ewma.map(|e| Ewma::new(e.alpha)),
+            metrics: Metrics::new(clock.now()),
+            slow_nanos: config
+                .slow_call
+                .map_or(u64::MAX, |p| duration_to_nanos(p.duration)),
+            config,
+            clock,
+            listener,
+        }
+    }
+
+    /// The configuration this breaker was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The clock this breaker reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Asks to make a call. In CLOSED (no override) this is one atomic load
+    /// and a branch, with no clock read (invariant 2).
+    #[inline]
+    pub fn acquire(&self) -> Result<Permit, Rejected> {
+        let s = self.control.word.load();
+        if s.on_fast_path() {
+            return Ok(Permit::new(s.generation(), false));
+        }
+        self.acquire_slow(s)
+    }
+
+    /// Reports the outcome of an admitted call and how long it took.
+    #[inline]
+    pub fn record(&self, permit: Permit, outcome: Outcome, duration: Duration) -> Recorded {
+        self.record_inner(permit, outcome, duration_to_nanos(duration), None)
+    }
+
+    /// As [`Breaker::record`], with the dependency's own open duration (a
+    /// `Retry-After`): if this outcome opens the breaker, it stays open for
+    /// `retry_after` (clamped to `max_open_duration`) instead of the computed
+    /// backoff. It never extends an open deadline already set (B4).
+    pub fn record_with_retry_after(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        duration: Duration,
+        retry_after: Duration,
+    ) -> Recorded {
+        self.record_inner(permit, outcome, duration_to_nanos(duration), Some(retry_after))
+    }
+
+    /// The current state. Applies an expired override first, so a breaker
+    /// forced "for 10 minutes" reads CLOSED after them even without traffic.
+    pub fn state(&self) -> State {
+        self.expire_override(self.control.word.load()).state()
+    }
+
+    /// The current generation (B6).
+    pub fn generation(&self) -> u32 {
+        self.control.word.load().generation()
+    }
+
+    /// Sets an operator override, optionally expiring after `duration`.
+    /// Outstanding permits become stale. Returns the state before.
+    pub fn force(&self, mode: Override, duration: Option<Duration>) -> State {
+        let requested = duration.map(|d| d.min(crate::config::MAX_DURATION));
+        let mut s = self.control.word.load();
+        loop {
+            match self.transition(s, s.to_override(mode), Reason::OverrideSet, requested) {
+                Ok(_) => return s.state(),
+                Err(cur) => s = cur,
+            }
+        }
+    }
+
+    /// Clears an override, returning to a fresh CLOSED (invariant 5). Returns
+    /// false when no override was set.
+    pub fn clear_override(&self) -> bool {
+        let mut s = self.control.word.load();
+        while s.override_mode().is_some() {
+            match self.transition(s, s.to_closed(0), Reason::OverrideCleared, None) {
+                Ok(_) => return true,
+                Err(cur) => s = cur,
+            }
+        }
+        false
+    }
+
+    /// Returns to CLOSED with an empty window, clearing any override (B1).
+    pub fn reset(&self) {
+        let mut s = self.control.word.load();
+        loop {
+            match self.transition(s, s.to_closed(0), Reason::Reset, None) {
+                Ok(_) => return,
+                Err(cur) => s = cur,
+            }
+        }
+    }
+
+    /// Applies a state decided elsewhere (fleet sync): OPEN for `open_for`,
+    /// HALF_OPEN, or CLOSED, or an override. Returns false when the breaker
+    /// is already there. Never shortens the local view of an outage into
+    /// CLOSED while an override is set locally.
+    pub fn apply_remote(&self, to: State, open_for: Option<Duration>) -> bool {
+        let mut s = self.control.word.load();
+        loop {
+            if s.state() == to {
+                return false;
+            }
+            let next = match to {
+                State::Closed => s.to_closed(0),
+                State::Open => s.to_open(s.streak()),
+                State::HalfOpen => s.to_half_open(0, 0),
+                State::ForcedOpen => s.to_override(Override::ForcedOpen),
+                State::ForcedClosed => s.to_override(Override::ForcedClosed),
+                State::Disabled => s.to_override(Override::Disabled),
+                State::MetricsOnly => s.to_override(Override::MetricsOnly),
+            };
+            match self.transition(s, next, Reason::Remote, open_for) {
+                Ok(_) => return true,
+                Err(cur) => s = cur,
+            }
+        }
+    }
+
+    /// The open deadline (clock nanoseconds) of the current OPEN episode, or
+    /// `None` when not OPEN or not yet written.
+    pub fn open_deadline(&self) -> Option<Nanos> {
+        let s = self.control.word.load();
+        let stamp = self.control.open_until.load();
+        (s.state() == State::Open && stamp.belongs_to(s.generation())).then(|| stamp.deadline())
+    }
+
+    /// A copy of the counters, with the window's current rates.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let now = self.clock.now();
+        let mut m = self.metrics.snapshot(self.state(), now);
+        if let Some(w) = &self.window {
+            let c = w.counts(self.clock.coarse_now());
+            m.failure_rate = c.failure_rate();
+            m.slow_call_rate = c.slow_rate();
+            m.window_calls = c.calls;
+        } else if let Some(e) = &self.ewma {
+            let (calls, rate) = e.read();
+            m.failure_rate = rate;
+            m.window_calls = u64::from(calls);
+        }
+        m
+    }
+
+    /// Heap and inline bytes this breaker occupies (for the memory budget).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Breaker>() + self.window.as_ref().map_or(0, Window::heap_bytes)
+    }
+
+    // ----- acquire ---------------------------------------------------------
+
+    #[inline(never)]
+    fn acquire_slow(&self, mut s: Snapshot) -> Result<Permit, Rejected> {
+        loop {
+            if let Some(mode) = s.override_mode() {
+                let e = self.expire_override(s);
+                if e != s {
+                    s = e;
+                    continue;
+                }
+                if mode != Override::ForcedOpen {
+                    return Ok(Permit::new(s.generation(), false));
+                }
+                let stamp = self.control.override_until.load();
+                let retry_after = (stamp.belongs_to(s.generation()) && !stamp.is_never())
+                    .then(|| remaining(stamp.deadline(), self.clock.coarse_now()));
+                return Err(self.reject(RejectReason::ForcedOpen, retry_after));
+            }
+            match s.phase() {
+                Phase::Closed => return Ok(Permit::new(s.generation(), false)),
+                Phase::Open => {
+                    let stamp = self.control.open_until.load();
+                    if !stamp.belongs_to(s.generation()) {
+                        // The winner has not written its deadline yet: the
+                        // episode has just begun (invariant 4).
+                        let d = self.config.open_duration;
+                        return Err(self.reject(RejectReason::Open, Some(d)));
+                    }
+                    let now = self.clock.coarse_now();
+                    if now < stamp.deadline() {
+                        let left = remaining(stamp.deadline(), now);
+                        return Err(self.reject(RejectReason::Open, Some(left)));
+                    }
+                    // B5: exactly one thread moves OPEN -> HALF_OPEN and it
+                    // takes the first probe slot in the same CAS.
+                    let next = s.to_half_open(1, 0);
+                    match self.transition(s, next, Reason::OpenDeadlinePassed, None) {
+                        Ok(n) => return Ok(Permit::new(n.generation(), true)),
+                        Err(cur) => s = cur,
+                    }
+                }
+                Phase::HalfOpen => {
+                    if s.inflight() + s.success() < self.config.half_open_probes {
+                        match self.control.word.compare_exchange(s, s.with_probe_admitted()) {
+                            Ok(_) => {
+                                self.extend_lease(s.generation());
+                                return Ok(Permit::new(s.generation(), true));
+                            }
+                            Err(cur) => {
+                                s = cur;
+                                spin_hint();
+                                continue;
+                            }
+                        }
+                    }
+                    let stamp = self.control.lease_until.load();
+                    let now = self.clock.coarse_now();
+                    if stamp.belongs_to(s.generation()) && now >= stamp.deadline() {
+                        // Every slot is held past its lease: free them all by
+                        // moving to a new half-open generation (late probes
+                        // become stale), keeping the successes, and take the
+                        // first slot ourselves.
+                        let next = s.to_half_open(1, s.success());
+                        match self.transition(s, next, Reason::ProbeLeaseExpired, None) {
+                            Ok(n) => return Ok(Permit::new(n.generation(), true)),
+                            Err(cur) => {
+                                s = cur;
+                                continue;
+                            }
+                        }
+                    }
+                    let retry_after = stamp
+                        .belongs_to(s.generation())
+                        .then(|| remaining(stamp.deadline(), now));
+                    return Err(self.reject(RejectReason::HalfOpenFull, retry_after));
+                }
+            }
+        }
+    }
+
+    fn reject(&self, reason: RejectReason, retry_after: Option<Duration>) -> Rejected {
+        if self.config.metrics {
+            self.metrics.rejected(reason);
+        }
+        Rejected {
+            reason,
+            retry_after,
+        }
+    }
+
+    /// Raises this half-open generation's lease to cover the grant just made.
+    fn extend_lease(&self, generation: u32) {
+        let deadline = self
+            .clock
+            .coarse_now()
+            .saturating_add(duration_to_nanos(self.config.probe_lease));
+        self.control.lease_until.raise(Stamp::new(generation, deadline));
+    }
+
+    /// If `s` has an override whose expiry has passed, transitions to CLOSED
+    /// and returns the fresh word; otherwise returns `s`.
+    fn expire_override(&self, s: Snapshot) -> Snapshot {
+        if s.override_mode().is_none() {
+            return s;
+        }
+        let stamp = self.control.override_until.load();
+        if !stamp.belongs_to(s.generation()) || stamp.is_never() {
+            return s;
+        }
+        if self.clock.coarse_now() < stamp.deadline() {
+            return s;
+        }
+        match self.transition(s, s.to_closed(0), Reason::OverrideExpired, None) {
+            Ok(n) | Err(n) => n,
+        }
+    }
+
+    // ----- record ----------------------------------------------------------
+
+    fn record_inner(
+        &self,
+        permit: Permit,
+        outcome: Outcome,
+        nanos: u64,
+        retry_after: Option<Duration>,
+    ) -> Recorded {
+        let s = self.control.word.load();
+        if s.generation() != permit.generation {
+            return self.stale();
+        }
+        if s.on_fast_path() && !permit.is_probe() {
+            return self.record_closed(s, outcome, nanos, retry_after);
+        }
+        match s.override_mode() {
+            Some(Override::Disabled) => Recorded::NotRecorded,
+            Some(Override::ForcedClosed) => {
+                self.count_outcome(outcome, nanos);
+                Recorded::Counted
+            }
+            Some(Override::MetricsOnly) => self.record_closed(s, outcome, nanos, retry_after),
+            // A permit of a forced-open generation cannot have been issued.
+            Some(Override::ForcedOpen) => self.stale(),
+            None => match s.phase() {
+                Phase::HalfOpen if permit.is_probe() => {
+                    self.record_probe(s, permit, outcome, nanos, retry_after)
+                }
+                // OPEN issues no permits; a non-probe in HALF_OPEN or a probe
+                // in CLOSED names a generation it was not issued under.
+                _ => self.stale(),
+            },
+        }
+    }
+
+    fn stale(&self) -> Recorded {
+        if self.config.metrics {
+            self.metrics.stale();
+        }
+        Recorded::Stale
+    }
+
+    #[inline]
+    fn count_outcome(&self, outcome: Outcome, nanos: u64) {
+        if self.config.metrics {
+            let slow = outcome != Outcome::Ignored && nanos >= self.slow_nanos;
+            self.metrics.outcome(outcome, slow);
+        }
+    }
+
+    /// CLOSED (or METRICS_ONLY): count, update the policies, maybe trip.
+    #[inline]
+    fn record_closed(
+        &self,
+        s: Snapshot,
+        outcome: Outcome,
+        nanos: u64,
+        retry_after: Option<Duration>,
+    ) -> Recorded {
+        self.count_outcome(outcome, nanos);
+        if outcome == Outcome::Ignored {
+            return Recorded::Counted;
+        }
+        let failed = outcome.is_failure();
+        let slow = nanos >= self.slow_nanos;
+        let mut trip = None;
+
+        if let Some(threshold) = self.config.consecutive_failures {
+            let c = &self.streak.consecutive_failures;
+            if failed {
+                // Relaxed: a statistic; the trip it causes is decided by the
+                // state CAS (invariant 6).
+                if c.fetch_add(1, Relaxed) + 1 >= u64::from(threshold) {
+                    trip = Some(Reason::ConsecutiveFailures);
+                }
+            } else if c.load(Relaxed) != 0 {
+                c.store(0, Relaxed);
+            }
+        }
+
+        if let Some(window) = &self.window {
+            // Rates are evaluated only when this outcome could raise one
+            // (invariant 6): a success only lowers them.
+            let evaluate = failed || slow;
+            let counts = window.record(Sample { failed, slow }, &*self.clock, evaluate);
+            if evaluate && trip.is_none() {
+                trip = self.window_trip(&counts);
+            }
+        }
+
+        if let Some(ewma) = &self.ewma {
+            let (calls, rate) = ewma.record(failed);
+            let policy = self.config.ewma.expect("ewma state implies policy");
+            if failed
+                && trip.is_none()
+                && calls >= self.config.minimum_calls
+                && rate >= policy.threshold
+            {
+                trip = Some(Reason::EwmaFailureRate);
+            }
+        }
+
+        match trip {
+            None => Recorded::Counted,
+            Some(reason) => {
+                let (next, reason) = if s.override_mode() == Some(Override::MetricsOnly) {
+                    (s.to_override(Override::MetricsOnly), Reason::ShadowTrip)
+                } else {
+                    (s.to_open(0), reason)
+                };
+                // One CAS, no retry: if the word moved, another thread
+                // already made a transition and this outcome's generation is
+                // over (invariant 3).
+                match self.transition(s, next, reason, retry_after) {
+                    Ok(n) => Recorded::Transitioned(n.state()),
+                    Err(_) => Recorded::Counted,
+                }
+            }
+        }
+    }
+
+    fn window_trip(&self, c: &WindowCounts) -> Option<Reason> {
+        if c.calls < u64::from(self.config.minimum_calls) {
+            return None;
+        }
+        if let Some(p) = self.config.failure_rate {
+            if c.failure_rate() >= p.threshold {
+                return Some(Reason::FailureRate);
+            }
+        }
+        if let Some(p) = self.config.slow_call {
+            if c.slow_rate() >= p.threshold {
+                return Some(Reason::SlowCallRate);
+            }
+        }
+        None
+    }
+
+    /// HALF_OPEN: a probe reports (B5).
+    fn record_probe(
+        &self,
+        mut s: Snapshot,
+        permit: Permit,
+        outcome: Outcome,
+        nanos: u64,
+        retry_after: Option<Duration>,
+    ) -> Recorded {
+        self.count_outcome(outcome, nanos);
+        let slow_counts_as_failure = self.config.slow_call.is_some() && nanos >= self.slow_nanos;
+        loop {
+            let attempt = match outcome {
+                Outcome::Ignored => self
+                    .control
+                    .word
+                    .compare_exchange(s, s.with_probe_reported(false))
+                    .map(|_| Recorded::Counted),
+                _ if outcome.is_failure() || slow_counts_as_failure => {
+                    let next = s.to_open(s.streak().saturating_add(1));
+                    self.transition(s, next, Reason::ProbeFailed, retry_after)
+                        .map(|n| Recorded::Transitioned(n.state()))
+                }
+                _ => {
+                    let next = s.with_probe_reported(true);
+                    if next.success() >= self.config.half_open_successes {
+                        self.transition(s, s.to_closed(0), Reason::ProbesSucceeded, None)
+                            .map(|n| Recorded::Transitioned(n.state()))
+                    } else {
+                        self.control
+                            .word
+                            .compare_exchange(s, next)
+                            .map(|_| Recorded::Counted)
+                    }
+                }
+            };
+            match attempt {
+                Ok(r) => return r,
+                Err(cur) if cur.generation() != permit.generation => {
+                    // Another report ended this episode first: this outcome
+                    // belongs to a finished generation (B6). Its outcome
+                    // counter was already bumped, so count it as stale too.
+                    return self.stale();
+                }
+                Err(cur) => {
+                    s = cur;
+                    spin_hint();
+                }
+            }
+        }
+    }
+
+    // ----- transitions -----------------------------------------------------
+
+    /// The one way the state changes (invariant 3): CAS `from -> to`; the
+    /// winner then writes the deadline that belongs to the new generation,
+    /// resets the statistics the new state must start without, counts the
+    /// transition and notifies the listener, in that order, after the new
+    /// state is visible and outside any lock (B7).
+    fn transition(
+        &self,
+        from: Snapshot,
+        to: Snapshot,
+        reason: Reason,
+        requested: Option<Duration>,
+    ) -> Result<Snapshot, Snapshot> {
+        self.control.word.compare_exchange(from, to)?;
+        let now = self.clock.now();
+        let generation = to.generation();
+        let mut open_for = 0;
+        match (to.override_mode(), to.phase()) {
+            (Some(_), _) => {
+                let stamp = match requested {
+                    Some(d) => Stamp::new(generation, now.saturating_add(duration_to_nanos(d))),
+                    None => Stamp::never(generation),
+                };
+                self.control.override_until.store(stamp);
+            }
+            (None, Phase::Open) => {
+                open_for = self.open_duration(to.streak(), requested);
+                let deadline = now.saturating_add(open_for);
+                self.control.open_until.store(Stamp::new(generation, deadline));
+            }
+            (None, Phase::HalfOpen) => {
+                let lease = duration_to_nanos(self.config.probe_lease);
+                let deadline = now.saturating_add(lease);
+                self.control.lease_until.store(Stamp::new(generation, deadline));
+            }
+            (None, Phase::Closed) => {}
+        }
+        let (was, is) = (from.state(), to.state());
+        // Invariant 6: the statistics describe one CLOSED (or METRICS_ONLY)
+        // stretch; the winner of a transition out of or into one starts
+        // them afresh.
+        if was.admits_all() || is.admits_all() {
+            self.clear_statistics();
+        }
+        if self.config.metrics {
+            self.metrics.transition(was, is, now);
+        }
+        if let Some(listener) = &self.listener {
+            listener.on_transition(&Transition {
+                from: was,
+                to: is,
+                generation,
+                reason,
+                at: now,
+                open_for,
+            });
+        }
+        Ok(to)
+    }
+
+    fn clear_statistics(&self) {
+        self.streak.consecutive_failures.store(0, Relaxed);
+        if let Some(w) = &self.window {
+            w.clear();
+        }
+        if let Some(e) = &self.ewma {
+            e.clear();
+        }
+    }
+
+    /// B4: base x multiplier^streak, capped, jittered, capped again; or the
+    /// dependency's own `Retry-After`, clamped.
+    fn open_duration(&self, streak: u32, retry_after: Option<Duration>) -> u64 {
+        let max = duration_to_nanos(self.config.max_open_duration);
+        if let Some(d) = retry_after {
+            return duration_to_nanos(d).min(max);
+        }
+        let base = duration_to_nanos(self.config.open_duration) as f64;
+        let grown = (base * self.config.backoff_multiplier.powi(streak as i32)).min(max as f64);
+        let j = self.config.jitter;
+        let factor = if j > 0.0 {
+            1.0 + j * (2.0 * self.control.rng.next_f64() - 1.0)
+        } else {
+            1.0
+        };
+        ((grown * factor) as u64).min(max)
+    }
+}
+
+fn remaining(deadline: Nanos, now: Nanos) -> Duration {
+    Duration::from_nanos(deadline.saturating_sub(now))
+}

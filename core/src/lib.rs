@@ -1,0 +1,90 @@
+//! # circuit-core
+//!
+//! A lock-free circuit breaker. Calls follow a two-step protocol
+//! (DESIGN.md section 3):
+//!
+//! ```
+//! use circuit_core::{Breaker, Config, Outcome};
+//! use std::time::Duration;
+//!
+//! let breaker = Breaker::new(Config::default());
+//! match breaker.acquire() {
+//!     Ok(permit) => {
+//!         // ... call the dependency, measure it ...
+//!         breaker.record(permit, Outcome::Success, Duration::from_millis(3));
+//!     }
+//!     Err(rejected) => { /* answer from a fallback */ let _ = rejected.retry_after; }
+//! }
+//! ```
+//!
+//! The core is pure: no `extern "C"`, no I/O, time from an injected
+//! [`Clock`]. The C ABI (`circuit-ffi`), fleet sync (`circuit-sync`) and the
+//! bindings are built on it. How the algorithms work is in
+//! [`implementation`].
+//!
+//! ## Invariants
+//!
+//! Code comments cite these by number.
+//!
+//! 1. **One state word.** Phase, override, half-open probe counts, re-open
+//!    streak and generation live in one `AtomicU64` (`state::StateCell`);
+//!    reserved bits are zero. Nothing else decides admission.
+//! 2. **Closed fast path.** `acquire` loads the word once; if phase is CLOSED
+//!    and no override is set, it admits with no further memory access and
+//!    no clock read.
+//! 3. **Transitions are single CAS operations** on the word that also
+//!    increment the generation; exactly one thread wins each. Only the
+//!    winner performs a transition's side effects (deadline stamp, clearing
+//!    statistics, counters, listener), after the CAS, so the new state is
+//!    published first. The CAS is AcqRel, state loads are Acquire: a thread
+//!    that sees generation `g` sees every write the winner of `g` made before
+//!    its CAS.
+//! 4. **Stamped deadlines.** Open deadline, override expiry and probe lease
+//!    are written by a transition winner right after its CAS, each tagged
+//!    with the low 16 bits of the generation it belongs to. A reader that
+//!    finds a stamp of another generation knows the winner has not written it
+//!    yet and takes the conservative reading (still open, not expired).
+//! 5. **Overrides** sit above the phase. Setting one bumps the generation;
+//!    leaving one (clear, expiry, reset) always lands in a fresh CLOSED.
+//! 6. **Statistics are statistics.** Window slots and counts, the
+//!    consecutive-failure counter and the EWMA word are `Relaxed` and each is
+//!    updated by a single RMW; they never guard other memory. The winner of
+//!    any transition out of or into an admitting state clears them. Trip
+//!    conditions are evaluated on the recording thread from its own RMW
+//!    result, and only when the outcome is a failure or slow (a success
+//!    can only lower a rate), and take effect only through invariant 3.
+//!    A record that checked its generation just before a transition may
+//!    still land its sample after the winner cleared the statistics: at
+//!    most one sample per thread caught mid-record, never a transition.
+//! 7. **Time** is the clock's `u64` nanoseconds; all arithmetic saturates, so
+//!    a clock set backwards only delays deadlines, and nothing panics.
+//! 8. **Counters** are `Relaxed` 64-bit `fetch_add`s on cache lines apart from
+//!    the state word; a snapshot reads each counter once.
+//! 9. **Generations and permits.** A permit carries the generation it was
+//!    issued under; `record` with any other generation counts as stale and
+//!    changes nothing else (B6). Half-open probes hold a slot in the word
+//!    until they report or their lease expires; at most
+//!    `half_open_probes` are admitted per half-open generation.
+
+#![cfg_attr(not(test), warn(missing_docs))]
+
+mod breaker;
+mod call;
+pub mod clock;
+pub mod config;
+mod ewma;
+pub mod implementation;
+mod metrics;
+mod rng;
+mod state;
+mod sync;
+mod transition;
+pub mod window;
+
+pub use breaker::{Breaker, Listener};
+pub use call::{Outcome, Permit, Recorded, RejectReason, Rejected};
+pub use clock::{Clock, ManualClock, MonotonicClock, Nanos};
+pub use config::{Config, ConfigBuilder, ConfigError, WindowKind};
+pub use metrics::MetricsSnapshot;
+pub use state::{Override, Phase, State};
+pub use transition::{Reason, Transition};

@@ -1,0 +1,480 @@
+//! The packed state word (invariants 1-4 in the crate docs).
+//!
+//! One `AtomicU64` holds everything a transition must change at once, so every
+//! transition is a single compare-and-swap and exactly one thread wins it:
+//!
+//! ```text
+//!  63                              32 31 29 28     21 20     13 12      5 4    2 1  0
+//! +----------------------------------+-----+---------+---------+---------+------+----+
+//! |            generation            | rsv |  streak | success | inflight| ovr  | ph |
+//! +----------------------------------+-----+---------+---------+---------+------+----+
+//! ```
+//!
+//! | field      | bits | meaning                                                   |
+//! |------------|------|-----------------------------------------------------------|
+//! | `phase`    | 2    | CLOSED = 0, OPEN = 1, HALF_OPEN = 2 (3 is never stored)   |
+//! | `override` | 3    | none, forced open, forced closed, disabled, metrics only  |
+//! | `inflight` | 8    | half-open probes admitted and not yet reported            |
+//! | `success`  | 8    | half-open probes that succeeded in this episode           |
+//! | `streak`   | 8    | re-opens from HALF_OPEN since the last CLOSED (saturates) |
+//! | reserved   | 3    | always zero                                               |
+//! | `gen`      | 32   | incremented (wrapping) by every transition                |
+//!
+//! Each field is declared by its width and the field below it; shifts and
+//! masks are computed, never written by hand (sharded-slab's `Pack`).
+//!
+//! Beside the word live [`Stamp`]s: deadlines that a transition winner writes
+//! right after its CAS. A stamp carries the low 16 bits of the generation it
+//! belongs to, so a reader that sees a new generation before its deadline has
+//! been written can tell (invariant 4).
+
+use crate::clock::Nanos;
+use crate::sync::{AtomicU64, Ordering};
+
+/// One bit field of the state word.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Field {
+    pub(crate) shift: u32,
+    pub(crate) width: u32,
+}
+
+impl Field {
+    const fn first(width: u32) -> Field {
+        Field { shift: 0, width }
+    }
+
+    const fn after(prev: Field, width: u32) -> Field {
+        Field {
+            shift: prev.shift + prev.width,
+            width,
+        }
+    }
+
+    pub(crate) const fn max(self) -> u64 {
+        (1u64 << self.width) - 1
+    }
+
+    pub(crate) const fn mask(self) -> u64 {
+        self.max() << self.shift
+    }
+
+    #[inline]
+    const fn get(self, word: u64) -> u64 {
+        (word >> self.shift) & self.max()
+    }
+
+    #[inline]
+    fn set(self, word: u64, value: u64) -> u64 {
+        debug_assert!(value <= self.max(), "field value {value} out of range");
+        (word & !self.mask()) | ((value & self.max()) << self.shift)
+    }
+}
+
+pub(crate) const PHASE: Field = Field::first(2);
+pub(crate) const OVERRIDE: Field = Field::after(PHASE, 3);
+pub(crate) const INFLIGHT: Field = Field::after(OVERRIDE, 8);
+pub(crate) const SUCCESS: Field = Field::after(INFLIGHT, 8);
+pub(crate) const STREAK: Field = Field::after(SUCCESS, 8);
+pub(crate) const RESERVED: Field = Field::after(STREAK, 3);
+pub(crate) const GENERATION: Field = Field::after(RESERVED, 32);
+const _: () = assert!(GENERATION.shift + GENERATION.width == 64);
+
+/// Bits that must be zero for the closed fast path to admit: phase CLOSED and
+/// no override (invariant 2).
+pub(crate) const FAST_PATH_MASK: u64 = PHASE.mask() | OVERRIDE.mask();
+
+/// The automatic phase of the breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Calls pass; outcomes are counted.
+    Closed = 0,
+    /// Calls are refused until the open deadline.
+    Open = 1,
+    /// A bounded number of probes test recovery.
+    HalfOpen = 2,
+}
+
+/// An operator override that takes precedence over the automatic phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Override {
+    /// Reject every call.
+    ForcedOpen = 1,
+    /// Admit every call, record metrics, never trip.
+    ForcedClosed = 2,
+    /// Admit every call, record nothing.
+    Disabled = 3,
+    /// Admit every call, evaluate the trip policies, and on a trip emit a
+    /// `ShadowTrip` transition instead of opening (dry-run of a config).
+    MetricsOnly = 4,
+}
+
+impl Override {
+    pub(crate) fn from_bits(bits: u64) -> Option<Override> {
+        match bits {
+            1 => Some(Override::ForcedOpen),
+            2 => Some(Override::ForcedClosed),
+            3 => Some(Override::Disabled),
+            4 => Some(Override::MetricsOnly),
+            _ => None,
+        }
+    }
+}
+
+/// What a host sees: the override if one is set, otherwise the phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Automatic, calls pass.
+    Closed,
+    /// Automatic, calls refused.
+    Open,
+    /// Automatic, probing.
+    HalfOpen,
+    /// Operator: refuse all.
+    ForcedOpen,
+    /// Operator: admit all, never trip.
+    ForcedClosed,
+    /// Operator: admit all, record nothing.
+    Disabled,
+    /// Operator: admit all, shadow-evaluate trips.
+    MetricsOnly,
+}
+
+impl State {
+    /// Every state, in a stable order used by metric arrays and the C ABI.
+    pub const ALL: [State; 7] = [
+        State::Closed,
+        State::Open,
+        State::HalfOpen,
+        State::ForcedOpen,
+        State::ForcedClosed,
+        State::Disabled,
+        State::MetricsOnly,
+    ];
+
+    /// Stable index into [`State::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Lower-case name used in metrics labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+            State::ForcedOpen => "forced_open",
+            State::ForcedClosed => "forced_closed",
+            State::Disabled => "disabled",
+            State::MetricsOnly => "metrics_only",
+        }
+    }
+
+    /// True when calls are admitted without probing limits.
+    pub fn admits_all(self) -> bool {
+        matches!(
+            self,
+            State::Closed | State::ForcedClosed | State::Disabled | State::MetricsOnly
+        )
+    }
+}
+
+/// A copy of the state word: pure `Snapshot -> Snapshot` functions, testable
+/// without atomics.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Snapshot(pub(crate) u64);
+
+impl core::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("phase", &self.phase())
+            .field("override", &self.override_mode())
+            .field("inflight", &self.inflight())
+            .field("success", &self.success())
+            .field("streak", &self.streak())
+            .field("gen", &self.generation())
+            .finish()
+    }
+}
+
+impl Snapshot {
+    /// The word of a new breaker: CLOSED, generation 0.
+    pub(crate) const INITIAL: Snapshot = Snapshot(0);
+
+    #[inline]
+    pub(crate) fn on_fast_path(self) -> bool {
+        self.0 & FAST_PATH_MASK == 0
+    }
+
+    #[inline]
+    pub(crate) fn phase(self) -> Phase {
+        match PHASE.get(self.0) {
+            0 => Phase::Closed,
+            1 => Phase::Open,
+            _ => Phase::HalfOpen,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn override_mode(self) -> Option<Override> {
+        Override::from_bits(OVERRIDE.get(self.0))
+    }
+
+    #[inline]
+    pub(crate) fn inflight(self) -> u32 {
+        INFLIGHT.get(self.0) as u32
+    }
+
+    #[inline]
+    pub(crate) fn success(self) -> u32 {
+        SUCCESS.get(self.0) as u32
+    }
+
+    #[inline]
+    pub(crate) fn streak(self) -> u32 {
+        STREAK.get(self.0) as u32
+    }
+
+    #[inline]
+    pub(crate) fn generation(self) -> u32 {
+        GENERATION.get(self.0) as u32
+    }
+
+    pub(crate) fn state(self) -> State {
+        match self.override_mode() {
+            Some(Override::ForcedOpen) => State::ForcedOpen,
+            Some(Override::ForcedClosed) => State::ForcedClosed,
+            Some(Override::Disabled) => State::Disabled,
+            Some(Override::MetricsOnly) => State::MetricsOnly,
+            None => match self.phase() {
+                Phase::Closed => State::Closed,
+                Phase::Open => State::Open,
+                Phase::HalfOpen => State::HalfOpen,
+            },
+        }
+    }
+
+    /// The same word with the generation incremented (wrapping): the first
+    /// step of every transition (invariant 3).
+    #[inline]
+    fn next_generation(self) -> Snapshot {
+        Snapshot(self.0.wrapping_add(1 << GENERATION.shift))
+    }
+
+    /// CLOSED, no override, no probes, streak kept as given.
+    pub(crate) fn to_closed(self, streak: u32) -> Snapshot {
+        let gen = self.next_generation().0 & GENERATION.mask();
+        Snapshot(STREAK.set(gen, u64::from(streak).min(STREAK.max())))
+    }
+
+    /// OPEN with the given streak; probes cleared.
+    pub(crate) fn to_open(self, streak: u32) -> Snapshot {
+        let w = self.to_closed(streak).0;
+        Snapshot(PHASE.set(w, Phase::Open as u64))
+    }
+
+    /// HALF_OPEN with `inflight` probes admitted and `success` kept.
+    pub(crate) fn to_half_open(self, inflight: u32, success: u32) -> Snapshot {
+        let w = self.to_closed(self.streak()).0;
+        let w = PHASE.set(w, Phase::HalfOpen as u64);
+        let w = INFLIGHT.set(w, u64::from(inflight));
+        Snapshot(SUCCESS.set(w, u64::from(success)))
+    }
+
+    /// An override over a CLOSED phase (leaving the override returns to a
+    /// fresh CLOSED, invariant 5).
+    pub(crate) fn to_override(self, mode: Override) -> Snapshot {
+        let w = self.to_closed(0).0;
+        Snapshot(OVERRIDE.set(w, mode as u64))
+    }
+
+    /// Same generation, one more probe in flight (no transition).
+    pub(crate) fn with_probe_admitted(self) -> Snapshot {
+        Snapshot(INFLIGHT.set(self.0, u64::from(self.inflight() + 1)))
+    }
+
+    /// Same generation, one probe fewer in flight; `succeeded` moves it to the
+    /// success count (no transition).
+    pub(crate) fn with_probe_reported(self, succeeded: bool) -> Snapshot {
+        let w = INFLIGHT.set(self.0, u64::from(self.inflight().saturating_sub(1)));
+        if succeeded {
+            Snapshot(SUCCESS.set(w, u64::from(self.success() + 1).min(SUCCESS.max())))
+        } else {
+            Snapshot(w)
+        }
+    }
+}
+
+/// The atomic state word.
+#[derive(Debug)]
+pub(crate) struct StateCell(AtomicU64);
+
+impl StateCell {
+    pub(crate) fn new() -> Self {
+        StateCell(AtomicU64::new(Snapshot::INITIAL.0))
+    }
+
+    /// Acquire: a reader that sees a generation also sees everything its
+    /// transition winner wrote before the CAS (invariant 3).
+    #[inline]
+    pub(crate) fn load(&self) -> Snapshot {
+        Snapshot(self.0.load(Ordering::Acquire))
+    }
+
+    /// The only way the word changes. AcqRel on success publishes the
+    /// winner's prior writes and orders it after the previous winner; Acquire
+    /// on failure so the returned snapshot is as fresh as a load.
+    #[inline]
+    pub(crate) fn compare_exchange(
+        &self,
+        current: Snapshot,
+        new: Snapshot,
+    ) -> Result<Snapshot, Snapshot> {
+        debug_assert_eq!(new.0 & RESERVED.mask(), 0, "reserved bits must stay zero");
+        self.0
+            .compare_exchange(current.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+            .map(Snapshot)
+            .map_err(Snapshot)
+    }
+}
+
+/// A deadline tied to the generation whose winner wrote it (invariant 4):
+/// `gen16 << 48 | micros48`. Microseconds since the clock's origin saturate
+/// at 2^48 - 1 (8.9 years); [`Stamp::NEVER`] is that saturated value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp(pub(crate) u64);
+
+const STAMP_TIME_BITS: u32 = 48;
+const STAMP_TIME_MAX: u64 = (1 << STAMP_TIME_BITS) - 1;
+
+impl Stamp {
+    pub(crate) fn new(generation: u32, deadline: Nanos) -> Stamp {
+        let micros = deadline.div_ceil(1000).min(STAMP_TIME_MAX);
+        Stamp((u64::from(generation as u16) << STAMP_TIME_BITS) | micros)
+    }
+
+    pub(crate) fn never(generation: u32) -> Stamp {
+        Stamp((u64::from(generation as u16) << STAMP_TIME_BITS) | STAMP_TIME_MAX)
+    }
+
+    /// True when this stamp was written for `generation`.
+    #[inline]
+    pub(crate) fn belongs_to(self, generation: u32) -> bool {
+        (self.0 >> STAMP_TIME_BITS) as u16 == generation as u16
+    }
+
+    #[inline]
+    pub(crate) fn is_never(self) -> bool {
+        self.0 & STAMP_TIME_MAX == STAMP_TIME_MAX
+    }
+
+    /// The deadline in nanoseconds (saturating).
+    #[inline]
+    pub(crate) fn deadline(self) -> Nanos {
+        (self.0 & STAMP_TIME_MAX).saturating_mul(1000)
+    }
+}
+
+/// An atomic [`Stamp`].
+#[derive(Debug)]
+pub(crate) struct StampCell(AtomicU64);
+
+impl StampCell {
+    pub(crate) fn new() -> Self {
+        // A stamp for no generation the breaker is in yet (low 16 bits all
+        // ones); should one ever match, "never" is the safe reading: an open
+        // breaker stays open, an override does not expire.
+        StampCell(AtomicU64::new(Stamp::never(0xFFFF).0))
+    }
+
+    /// Acquire pairs with the Release in `store`; the value itself is all a
+    /// reader needs, the ordering keeps a stamp from being seen before the
+    /// transition it belongs to is visible (invariant 4).
+    #[inline]
+    pub(crate) fn load(&self) -> Stamp {
+        Stamp(self.0.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    pub(crate) fn store(&self, stamp: Stamp) {
+        self.0.store(stamp.0, Ordering::Release);
+    }
+
+    /// Raises the stamp to `stamp` unless it already holds a later deadline
+    /// for the same generation (half-open leases: the youngest grant wins).
+    pub(crate) fn raise(&self, stamp: Stamp) {
+        let gen = (stamp.0 >> STAMP_TIME_BITS) as u16;
+        let _ = self.0.fetch_update(Ordering::Release, Ordering::Acquire, |cur| {
+            let cur = Stamp(cur);
+            if cur.belongs_to(u32::from(gen)) && cur.deadline() >= stamp.deadline() {
+                None
+            } else {
+                Some(stamp.0)
+            }
+        });
+    }
+}
+
+#[cfg(all(test, not(circuit_loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn fields_tile_the_word_without_overlap() {
+        let fields = [PHASE, OVERRIDE, INFLIGHT, SUCCESS, STREAK, RESERVED, GENERATION];
+        let mut seen = 0u64;
+        for f in fields {
+            assert_eq!(seen & f.mask(), 0, "{f:?} overlaps");
+            seen |= f.mask();
+        }
+        assert_eq!(seen, u64::MAX);
+    }
+
+    #[test]
+    fn initial_word_is_closed_on_the_fast_path() {
+        let s = Snapshot::INITIAL;
+        assert!(s.on_fast_path());
+        assert_eq!(s.state(), State::Closed);
+        assert_eq!(s.generation(), 0);
+    }
+
+    #[test]
+    fn generation_wraps() {
+        let s = Snapshot(GENERATION.mask()); // generation u32::MAX
+        assert_eq!(s.to_open(0).generation(), 0);
+    }
+
+    proptest! {
+        #[test]
+        fn transitions_bump_generation_and_keep_reserved_zero(
+            gen in any::<u32>(), inflight in 0u32..=255, success in 0u32..=255, streak in 0u32..1000,
+        ) {
+            let base = Snapshot(u64::from(gen) << GENERATION.shift);
+            let next = [
+                base.to_open(streak),
+                base.to_closed(streak),
+                base.to_half_open(inflight, success),
+                base.to_override(Override::MetricsOnly),
+            ];
+            for n in next {
+                prop_assert_eq!(n.generation(), gen.wrapping_add(1));
+                prop_assert_eq!(n.0 & RESERVED.mask(), 0);
+            }
+            let h = base.to_half_open(inflight, success);
+            prop_assert_eq!(h.inflight(), inflight);
+            prop_assert_eq!(h.success(), success);
+            prop_assert_eq!(h.phase(), Phase::HalfOpen);
+            prop_assert_eq!(base.to_open(streak).streak(), streak.min(255));
+        }
+
+        #[test]
+        fn stamps_round_trip(gen in any::<u32>(), deadline in 0u64..(1u64 << 58)) {
+            let s = Stamp::new(gen, deadline);
+            prop_assert!(s.belongs_to(gen));
+            prop_assert!(!s.belongs_to(gen.wrapping_add(1)));
+            let expect = deadline.div_ceil(1000).min(STAMP_TIME_MAX) * 1000;
+            prop_assert_eq!(s.deadline(), expect);
+            prop_assert!(s.deadline() >= deadline.min(STAMP_TIME_MAX * 1000));
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Count window: the last `n` outcomes in a ring of 2-bit slots.
+//!
+//! Layout (invariant 6):
+//! - `cursor: AtomicU64` - tickets; ticket `t` writes slot `t mod n` (the low
+//!   32 bits of `t` are reduced, so every 2^32 records one slot is reused out
+//!   of turn; the window still holds `n` real outcomes and the counts stay
+//!   exact, because they are maintained by deltas against what each slot held).
+//!   Calls in the window = `min(t + 1, n)`, no field needed.
+//! - `slots: [AtomicU64]` - 32 slots per word, 2 bits each: bit 0 failed,
+//!   bit 1 slow. A slot is replaced with one CAS loop, which yields exactly
+//!   the value it replaced.
+//! - `counts: AtomicU64` - `failures << 32 | slow`, each field biased by 2^31.
+//!   Each record adds `new - old` for both fields in one `fetch_add`. Deltas of
+//!   concurrent records may apply out of order, so a field can dip below its
+//!   true value for a moment; the bias keeps such a dip from borrowing into
+//!   the other field, and readers clamp to `[0, calls]`. Once the in-flight
+//!   records land, each field equals the number of its bits set in `slots`.
+
+use super::{FastMod, Sample, WindowCounts};
+use crate::sync::{AtomicU64, Ordering::Relaxed};
+
+const SLOTS_PER_WORD: u32 = 32;
+const BIAS: u64 = 1 << 31;
+const COUNTS_EMPTY: u64 = (BIAS << 32) | BIAS;
+
+#[derive(Debug)]
+pub(crate) struct CountWindow {
+    cursor: AtomicU64,
+    counts: AtomicU64,
+    slots: Box<[AtomicU64]>,
+    size: u32,
+    modulo: FastMod,
+}
+
+#[inline]
+fn bits(s: Sample) -> u64 {
+    u64::from(s.failed) | (u64::from(s.slow) << 1)
+}
+
+impl CountWindow {
+    pub(crate) fn new(size: u32) -> Self {
+        let words = size.div_ceil(SLOTS_PER_WORD) as usize;
+        CountWindow {
+            cursor: AtomicU64::new(0),
+            counts: AtomicU64::new(COUNTS_EMPTY),
+            slots: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            size,
+            modulo: FastMod::new(size),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, sample: Sample) -> WindowCounts {
+        let ticket = self.cursor.fetch_add(1, Relaxed);
+        let slot = self.modulo.rem(ticket as u32);
+        let word = &self.slots[(slot / SLOTS_PER_WORD) as usize];
+        let shift = (slot % SLOTS_PER_WORD) * 2;
+        let new = bits(sample);
+        // Replace the slot's two bits; the closure never returns None, so the
+        // result is always Ok and carries the previous word.
+        let prev = match word.fetch_update(Relaxed, Relaxed, |w| {
+            Some((w & !(0b11 << shift)) | (new << shift))
+        }) {
+            Ok(w) | Err(w) => w,
+        };
+        let old = (prev >> shift) & 0b11;
+        let calls = (ticket + 1).min(u64::from(self.size));
+        let delta_fail = (new & 1) as i64 - (old & 1) as i64;
+        let delta_slow = (new >> 1) as i64 - (old >> 1) as i64;
+        let counts = if delta_fail == 0 && delta_slow == 0 {
+            self.counts.load(Relaxed)
+        } else {
+            let delta = (delta_fail << 32).wrapping_add(delta_slow) as u64;
+            self.counts.fetch_add(delta, Relaxed).wrapping_add(delta)
+        };
+        decode(counts, calls)
+    }
+
+    pub(crate) fn counts(&self) -> WindowCounts {
+        let calls = self.cursor.load(Relaxed).min(u64::from(self.size));
+        decode(self.counts.load(Relaxed), calls)
+    }
+
+    pub(crate) fn clear(&self) {
+        for w in self.slots.iter() {
+            w.store(0, Relaxed);
+        }
+        self.counts.store(COUNTS_EMPTY, Relaxed);
+        self.cursor.store(0, Relaxed);
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.len() * core::mem::size_of::<AtomicU64>()
+    }
+}
+
+#[inline]
+fn decode(counts: u64, calls: u64) -> WindowCounts {
+    let field = |v: u64| (v as i64 - BIAS as i64).clamp(0, calls as i64) as u64;
+    WindowCounts {
+        calls,
+        failures: field(counts >> 32),
+        slow: field(counts & 0xFFFF_FFFF),
+    }
+}
+
+#[cfg(all(test, not(circuit_loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    fn sample(failed: bool, slow: bool) -> Sample {
+        Sample { failed, slow }
+    }
+
+    proptest! {
+        /// Window invariant: counts equal those of the last `n` outcomes.
+        #[test]
+        fn counts_equal_the_last_n_outcomes(
+            size in 1u32..70,
+            outcomes in proptest::collection::vec((any::<bool>(), any::<bool>()), 0..300),
+        ) {
+            let w = CountWindow::new(size);
+            let mut model: VecDeque<(bool, bool)> = VecDeque::new();
+            for (f, s) in outcomes {
+                let got = w.record(sample(f, s));
+                model.push_back((f, s));
+                if model.len() > size as usize { model.pop_front(); }
+                let want = WindowCounts {
+                    calls: model.len() as u64,
+                    failures: model.iter().filter(|o| o.0).count() as u64,
+                    slow: model.iter().filter(|o| o.1).count() as u64,
+                };
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(w.counts(), want);
+            }
+            w.clear();
+            prop_assert_eq!(w.counts(), WindowCounts::default());
+        }
+    }
+
+    #[test]
+    fn concurrent_records_conserve_counts() {
+        let w = std::sync::Arc::new(CountWindow::new(64));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50_000u32 {
+                        w.record(sample((i + t) % 3 == 0, i % 5 == 0));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // After all records land, the counts equal the bits in the slots.
+        let mut fails = 0;
+        let mut slow = 0;
+        for (i, word) in w.slots.iter().enumerate() {
+            let v = word.load(Relaxed);
+            for s in 0..32 {
+                if (i * 32 + s) < 64 {
+                    fails += (v >> (2 * s)) & 1;
+                    slow += (v >> (2 * s + 1)) & 1;
+                }
+            }
+        }
+        let c = w.counts();
+        assert_eq!(c.calls, 64);
+        assert_eq!((c.failures, c.slow), (fails, slow));
+    }
+}

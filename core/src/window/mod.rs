@@ -1,0 +1,164 @@
+//! Sliding windows read by the rate policies (B3, invariant 6).
+//!
+//! Both windows are statistics, not synchronisation: every access is
+//! `Relaxed`, and consistency comes from each word being updated by a single
+//! read-modify-write. A trip decision is made from the value returned by the
+//! recording thread's own RMW, then confirmed by the CAS on the state word.
+
+mod count;
+mod time;
+
+pub(crate) use count::CountWindow;
+pub(crate) use time::TimeWindow;
+
+use crate::clock::{Clock, Nanos};
+use crate::config::WindowKind;
+
+/// What the window holds after a record: calls, failures and slow calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowCounts {
+    /// Outcomes in the window (successes, failures and timeouts).
+    pub calls: u64,
+    /// Failures and timeouts in the window.
+    pub failures: u64,
+    /// Slow calls in the window.
+    pub slow: u64,
+}
+
+impl WindowCounts {
+    /// Failure share in `[0, 1]` (0 for an empty window).
+    pub fn failure_rate(&self) -> f64 {
+        ratio(self.failures, self.calls)
+    }
+
+    /// Slow share in `[0, 1]` (0 for an empty window).
+    pub fn slow_rate(&self) -> f64 {
+        ratio(self.slow, self.calls)
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part.min(whole) as f64 / whole as f64
+    }
+}
+
+/// One outcome as the window stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sample {
+    pub(crate) failed: bool,
+    pub(crate) slow: bool,
+}
+
+/// The configured window.
+#[derive(Debug)]
+pub(crate) enum Window {
+    Count(CountWindow),
+    Time(TimeWindow),
+}
+
+impl Window {
+    pub(crate) fn new(kind: WindowKind) -> Window {
+        match kind {
+            WindowKind::Count { size } => Window::Count(CountWindow::new(size)),
+            WindowKind::Time { duration, buckets } => {
+                Window::Time(TimeWindow::new(duration, buckets))
+            }
+        }
+    }
+
+    /// Adds a sample and returns the window's counts including it.
+    /// `want_counts` false lets the time window skip summing its buckets.
+    #[inline]
+    pub(crate) fn record(
+        &self,
+        sample: Sample,
+        clock: &dyn Clock,
+        want_counts: bool,
+    ) -> WindowCounts {
+        match self {
+            Window::Count(w) => w.record(sample),
+            Window::Time(w) => {
+                let now = clock.coarse_now();
+                w.record(sample, now);
+                if want_counts {
+                    w.counts(now)
+                } else {
+                    WindowCounts::default()
+                }
+            }
+        }
+    }
+
+    /// Counts now, for metrics.
+    pub(crate) fn counts(&self, now: Nanos) -> WindowCounts {
+        match self {
+            Window::Count(w) => w.counts(),
+            Window::Time(w) => w.counts(now),
+        }
+    }
+
+    /// Empties the window. Called by a transition winner (invariant 6).
+    pub(crate) fn clear(&self) {
+        match self {
+            Window::Count(w) => w.clear(),
+            Window::Time(w) => w.clear(),
+        }
+    }
+
+    /// Bytes of heap the window owns.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            Window::Count(w) => w.heap_bytes(),
+            Window::Time(w) => w.heap_bytes(),
+        }
+    }
+}
+
+/// `a % d` for a fixed divisor without a division instruction (Lemire,
+/// "Faster remainder by direct computation", 2019): exact for every `u32`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FastMod {
+    m: u64,
+    d: u32,
+}
+
+impl FastMod {
+    pub(crate) fn new(d: u32) -> FastMod {
+        assert!(d > 0);
+        FastMod {
+            m: (u64::MAX / u64::from(d)).wrapping_add(1),
+            d,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn rem(self, a: u32) -> u32 {
+        let low = self.m.wrapping_mul(u64::from(a));
+        ((u128::from(low) * u128::from(self.d)) >> 64) as u32
+    }
+}
+
+#[cfg(all(test, not(circuit_loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn fastmod_matches_remainder(a in any::<u32>(), d in 1u32..) {
+            prop_assert_eq!(FastMod::new(d).rem(a), a % d);
+        }
+    }
+
+    #[test]
+    fn fastmod_edges() {
+        for d in [1, 2, 3, 7, 100, 1 << 20, u32::MAX] {
+            for a in [0, 1, d - 1, d, u32::MAX] {
+                assert_eq!(FastMod::new(d).rem(a), a % d, "{a} % {d}");
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Time window: `b` buckets of equal width covering the window's duration.
+//!
+//! Each bucket is one `AtomicU64` (invariant 6):
+//!
+//! ```text
+//!  63      48 47      32 31      16 15       0
+//! +----------+----------+----------+----------+
+//! |  epoch   |  calls   | failures |   slow   |
+//! +----------+----------+----------+----------+
+//! ```
+//!
+//! `epoch` is the low 16 bits of the bucket index `now / width`; the bucket
+//! for index `i` lives in slot `i mod b`. A writer whose bucket holds an older
+//! epoch replaces it with a fresh one (the roll); one holding a newer epoch
+//! (a writer with a later clock reading got there first) takes the sample.
+//! A bucket counts at most 65,535 calls; past that it stops sampling, so its
+//! rates stay those of the first 65,535 calls in it rather than drifting.
+//! The sum covers buckets whose epoch is within the last `b` indexes.
+//!
+//! The index is `now * recip >> 64` with `recip = floor(2^64 / width)`, which
+//! is monotone in `now` and at most one off floor division at a boundary: a
+//! sample can land in the neighbouring bucket by a few nanoseconds.
+
+use super::{FastMod, Sample, WindowCounts};
+use crate::clock::{duration_to_nanos, Nanos};
+use crate::sync::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+const FIELD: u64 = 0xFFFF;
+const EPOCH_SHIFT: u32 = 48;
+const CALLS_SHIFT: u32 = 32;
+const FAIL_SHIFT: u32 = 16;
+
+#[derive(Debug)]
+pub(crate) struct TimeWindow {
+    buckets: Box<[AtomicU64]>,
+    recip: u64,
+    modulo: FastMod,
+    count: u32,
+}
+
+impl TimeWindow {
+    pub(crate) fn new(duration: Duration, buckets: u32) -> Self {
+        let width = (duration_to_nanos(duration) / u64::from(buckets)).max(1);
+        TimeWindow {
+            buckets: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+            recip: u64::MAX / width,
+            modulo: FastMod::new(buckets),
+            count: buckets,
+        }
+    }
+
+    #[inline]
+    fn count_i32(&self) -> i32 {
+        self.count as i32
+    }
+
+    #[inline]
+    fn index(&self, now: Nanos) -> u64 {
+        ((u128::from(now) * u128::from(self.recip)) >> 64) as u64
+    }
+
+    #[inline]
+    pub(crate) fn record(&self, sample: Sample, now: Nanos) {
+        let index = self.index(now);
+        let epoch = index & FIELD;
+        let bucket = &self.buckets[self.modulo.rem(index as u32) as usize];
+        let add = (1 << CALLS_SHIFT)
+            | (u64::from(sample.failed) << FAIL_SHIFT)
+            | u64::from(sample.slow);
+        let _ = bucket.fetch_update(Relaxed, Relaxed, |w| {
+            let calls = (w >> CALLS_SHIFT) & FIELD;
+            let age = (epoch.wrapping_sub(w >> EPOCH_SHIFT) & FIELD) as u16 as i16;
+            // age > 0: an older bucket; age <= -b: left by a clock that has
+            // since been set back. Either way, roll to a fresh bucket.
+            if calls == 0 || age > 0 || i32::from(age) <= -self.count_i32() {
+                Some((epoch << EPOCH_SHIFT) | add)
+            } else if calls == FIELD {
+                None // full: stop sampling this bucket
+            } else {
+                Some(w + add) // same epoch, or a newer one: take the sample
+            }
+        });
+    }
+
+    pub(crate) fn counts(&self, now: Nanos) -> WindowCounts {
+        let epoch = self.index(now) & FIELD;
+        let mut c = WindowCounts::default();
+        for b in self.buckets.iter() {
+            let w = b.load(Relaxed);
+            let calls = (w >> CALLS_SHIFT) & FIELD;
+            let age = (epoch.wrapping_sub(w >> EPOCH_SHIFT) & FIELD) as u16 as i16;
+            // age < 0: written by a clock slightly ahead of ours; still live.
+            if calls > 0 && i32::from(age).abs() < self.count_i32() {
+                c.calls += calls;
+                c.failures += (w >> FAIL_SHIFT) & FIELD;
+                c.slow += w & FIELD;
+            }
+        }
+        c
+    }
+
+    pub(crate) fn clear(&self) {
+        for b in self.buckets.iter() {
+            b.store(0, Relaxed);
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.buckets.len() * core::mem::size_of::<AtomicU64>()
+    }
+}
+
+#[cfg(all(test, not(circuit_loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MS: u64 = 1_000_000;
+
+    proptest! {
+        /// Window invariant: counts equal the samples recorded within the
+        /// last `b` bucket widths (clock only moves forward here).
+        #[test]
+        fn counts_equal_samples_in_the_live_buckets(
+            buckets in 1u32..12,
+            steps in proptest::collection::vec((0u64..40, any::<bool>(), any::<bool>()), 0..200),
+        ) {
+            let width = 10 * MS;
+            let w = TimeWindow::new(Duration::from_nanos(width * u64::from(buckets)), buckets);
+            let mut now = 5 * MS;
+            let mut log: Vec<(u64, bool, bool)> = Vec::new();
+            for (dt, f, s) in steps {
+                now += dt * MS / 4;
+                w.record(Sample { failed: f, slow: s }, now);
+                log.push((w.index(now), f, s));
+                let cur = w.index(now);
+                let live: Vec<_> = log.iter().filter(|e| cur - e.0 < u64::from(buckets)).collect();
+                let want = WindowCounts {
+                    calls: live.len() as u64,
+                    failures: live.iter().filter(|e| e.1).count() as u64,
+                    slow: live.iter().filter(|e| e.2).count() as u64,
+                };
+                prop_assert_eq!(w.counts(now), want);
+            }
+        }
+    }
+
+    #[test]
+    fn index_is_floor_division_within_one() {
+        let w = TimeWindow::new(Duration::from_millis(1000), 10);
+        for now in [0u64, 1, 99 * MS, 100 * MS, 12_345_678_901, u64::MAX / 3] {
+            let exact = now / (100 * MS);
+            let got = w.index(now);
+            assert!(got == exact || got + 1 == exact, "{now}: {got} vs {exact}");
+        }
+    }
+
+    #[test]
+    fn a_full_bucket_stops_sampling() {
+        let w = TimeWindow::new(Duration::from_secs(1), 1);
+        for _ in 0..70_000 {
+            w.record(Sample { failed: true, slow: false }, 0);
+        }
+        let c = w.counts(0);
+        assert_eq!((c.calls, c.failures), (FIELD, FIELD));
+    }
+
+    #[test]
+    fn old_buckets_age_out_and_clear_empties() {
+        let w = TimeWindow::new(Duration::from_millis(100), 10);
+        w.record(Sample { failed: true, slow: true }, 0);
+        assert_eq!(w.counts(50 * MS).calls, 1);
+        assert_eq!(w.counts(101 * MS).calls, 0);
+        w.record(Sample { failed: false, slow: false }, 200 * MS);
+        w.clear();
+        assert_eq!(w.counts(200 * MS), WindowCounts::default());
+    }
+}
