@@ -1,0 +1,30 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`.
+# Each installs what it needs that is missing (ci/deps.sh), then runs.
+SHELL := /bin/bash
+PREFIX ?= /usr/local
+
+.PHONY: demo test bench header fuzz install deps lib
+
+deps:
+	@bash ci/deps.sh
+
+demo: deps
+	@bash ci/demo.sh
+
+test: deps
+	@bash ci/test.sh
+
+bench: deps
+	@bash ci/bench.sh
+
+header:
+	@bash ci/header.sh --update
+
+fuzz: deps
+	@bash ci/fuzz.sh
+
+lib:
+	@cargo build --release -p circuit-ffi
+
+install: lib
+	@bash ci/install.sh "$(PREFIX)"

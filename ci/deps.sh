@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests and the demo need, only where missing.
+# Safe to run repeatedly; prints one line per thing it installs.
+set -euo pipefail
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v go >/dev/null || need_apt+=(golang-go)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v cc >/dev/null || need_apt+=(gcc)
+command -v c++ >/dev/null || need_apt+=(g++)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "deps: apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+for comp in clippy rustfmt; do
+  if ! rustup component list --installed 2>/dev/null | grep -q "^$comp"; then
+    echo "deps: rustup component add $comp"
+    rustup component add "$comp" >/dev/null 2>&1
+  fi
+done
+
+CBINDGEN_VERSION=0.29.0
+if ! cbindgen --version 2>/dev/null | grep -q "$CBINDGEN_VERSION"; then
+  echo "deps: cargo install cbindgen $CBINDGEN_VERSION"
+  cargo install --quiet --locked cbindgen --version "$CBINDGEN_VERSION"
+fi
+
+py_need=()
+python3 -c 'import pytest' 2>/dev/null || py_need+=(pytest)
+python3 -c 'import prometheus_client' 2>/dev/null || py_need+=(prometheus_client)
+if [ ${#py_need[@]} -gt 0 ]; then
+  echo "deps: pip install ${py_need[*]}"
+  python3 -m pip install --quiet --disable-pip-version-check "${py_need[@]}"
+fi
