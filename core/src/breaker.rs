@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::call::{Outcome, Permit, RejectReason, Recorded, Rejected};
 use crate::clock::{duration_to_nanos, Clock, MonotonicClock, Nanos};
 use crate::config::Config;
+use crate::events::{Listener, ListenerId, ListenerSet};
 use crate::ewma::Ewma;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::rng::Rng;
@@ -14,19 +15,6 @@ use crate::state::{Override, Phase, Snapshot, Stamp, StampCell, State, StateCell
 use crate::sync::{spin_hint, AtomicU64, CachePadded, Ordering::Relaxed};
 use crate::transition::{Reason, Transition};
 use crate::window::{Sample, Window, WindowCounts};
-
-/// Receives every transition, on the thread that won it, after the new state
-/// is published (B7). Must not block for long: it runs on a caller's thread.
-pub trait Listener: Send + Sync {
-    /// Called once per transition.
-    fn on_transition(&self, transition: &Transition);
-}
-
-impl<F: Fn(&Transition) + Send + Sync> Listener for F {
-    fn on_transition(&self, transition: &Transition) {
-        self(transition)
-    }
-}
 
 /// Read-mostly words: written only by transition winners (and lease grants),
 /// read by every acquire. The state word is the one word the closed fast path
@@ -58,7 +46,8 @@ pub struct Breaker {
     /// Slow-call threshold in nanoseconds, `u64::MAX` when the policy is off.
     slow_nanos: u64,
     clock: Arc<dyn Clock>,
-    listener: Option<Arc<dyn Listener>>,
+    name: Arc<str>,
+    listeners: ListenerSet,
 }
 
 impl std::fmt::Debug for Breaker {
@@ -81,12 +70,21 @@ impl Breaker {
         Breaker::build(config, clock, None)
     }
 
-    /// A breaker that calls `listener` on every transition (B7).
+    /// An unnamed breaker that calls `listener` on every transition (B7).
     pub fn build(
         config: Config,
         clock: Arc<dyn Clock>,
         listener: Option<Arc<dyn Listener>>,
     ) -> Breaker {
+        let b = Breaker::named(Arc::from(""), config, clock);
+        if let Some(l) = listener {
+            b.add_listener(l);
+        }
+        b
+    }
+
+    /// A breaker with a name (used in events and metrics) and no listener.
+    pub fn named(name: Arc<str>, config: Config, clock: Arc<dyn Clock>) -> Breaker {
         let seed = if config.seed == 0 {
             Rng::fresh_seed()
         } else {
@@ -111,8 +109,25 @@ impl Breaker {
                 .map_or(u64::MAX, |p| duration_to_nanos(p.duration)),
             config,
             clock,
-            listener,
+            name,
+            listeners: ListenerSet::default(),
         }
+    }
+
+    /// The breaker's name (empty when unnamed).
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// Registers a listener for every later transition (B7). Lock-free for
+    /// transitions in flight: they see the list before or after the change.
+    pub fn add_listener(&self, listener: Arc<dyn Listener>) -> ListenerId {
+        self.listeners.add(listener)
+    }
+
+    /// Removes a listener; false when it was not registered here.
+    pub fn remove_listener(&self, id: ListenerId) -> bool {
+        self.listeners.remove(id)
     }
 
     /// The configuration this breaker was built with.
@@ -617,15 +632,16 @@ impl Breaker {
         if self.config.metrics {
             self.metrics.transition(was, is, now);
         }
-        if let Some(listener) = &self.listener {
-            listener.on_transition(&Transition {
+        if !self.listeners.is_empty() {
+            let t = Transition {
                 from: was,
                 to: is,
                 generation,
                 reason,
                 at: now,
                 open_for,
-            });
+            };
+            self.listeners.emit(&self.name, &t);
         }
         Ok(to)
     }
