@@ -9,7 +9,7 @@ use crate::clock::{duration_to_nanos, Clock, MonotonicClock, Nanos};
 use crate::config::Config;
 use crate::events::{Listener, ListenerId, ListenerSet};
 use crate::ewma::Ewma;
-use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
 use crate::rng::Rng;
 use crate::state::{Override, Phase, Snapshot, Stamp, StampCell, State, StateCell};
 use crate::sync::{spin_hint, AtomicU64, CachePadded, Ordering::Relaxed};
@@ -28,26 +28,30 @@ struct Control {
     rng: Rng,
 }
 
-/// Written on every failure (and on a success that ends a failure streak).
+/// Written on the call path by recording threads: the consecutive-failure
+/// counter, the EWMA word and the call counters, together on one line apart
+/// from `Control`.
 #[derive(Debug)]
-struct Streak {
+struct Hot {
     consecutive_failures: AtomicU64,
+    ewma: Ewma,
+    counters: CallCounters,
 }
 
 /// A lock-free circuit breaker. Share it by reference or `Arc`; every method
 /// takes `&self` and is safe to call from any number of threads.
 pub struct Breaker {
     control: CachePadded<Control>,
-    streak: CachePadded<Streak>,
+    hot: CachePadded<Hot>,
+    transitions: TransitionStats,
     window: Option<Window>,
-    ewma: Option<Ewma>,
-    metrics: Metrics,
-    config: Config,
+    config: Arc<Config>,
     /// Slow-call threshold in nanoseconds, `u64::MAX` when the policy is off.
     slow_nanos: u64,
     clock: Arc<dyn Clock>,
     name: Arc<str>,
     listeners: ListenerSet,
+    parent: Option<Arc<ListenerSet>>,
 }
 
 impl std::fmt::Debug for Breaker {
@@ -85,6 +89,17 @@ impl Breaker {
 
     /// A breaker with a name (used in events and metrics) and no listener.
     pub fn named(name: Arc<str>, config: Config, clock: Arc<dyn Clock>) -> Breaker {
+        Breaker::shared(name, Arc::new(config), clock, None)
+    }
+
+    /// As [`Breaker::named`], sharing one config among many breakers and
+    /// forwarding events to a parent listener set (a registry's).
+    pub(crate) fn shared(
+        name: Arc<str>,
+        config: Arc<Config>,
+        clock: Arc<dyn Clock>,
+        parent: Option<Arc<ListenerSet>>,
+    ) -> Breaker {
         let seed = if config.seed == 0 {
             Rng::fresh_seed()
         } else {
@@ -98,12 +113,13 @@ impl Breaker {
                 lease_until: StampCell::new(),
                 rng: Rng::new(seed),
             }),
-            streak: CachePadded::new(Streak {
+            hot: CachePadded::new(Hot {
                 consecutive_failures: AtomicU64::new(0),
+                ewma: Ewma::new(config.ewma.map_or(1.0, |e| e.alpha)),
+                counters: CallCounters::new(),
             }),
+            transitions: TransitionStats::new(clock.now()),
             window: config.uses_window().then(|| Window::new(config.window)),
-            ewma: config.ewma.map(|e| Ewma::new(e.alpha)),
-            metrics: Metrics::new(clock.now()),
             slow_nanos: config
                 .slow_call
                 .map_or(u64::MAX, |p| duration_to_nanos(p.duration)),
@@ -111,6 +127,7 @@ impl Breaker {
             clock,
             name,
             listeners: ListenerSet::default(),
+            parent,
         }
     }
 
@@ -255,15 +272,16 @@ impl Breaker {
 
     /// A copy of the counters, with the window's current rates.
     pub fn metrics(&self) -> MetricsSnapshot {
+        let state = self.state();
         let now = self.clock.now();
-        let mut m = self.metrics.snapshot(self.state(), now);
+        let mut m = metrics::snapshot(&self.hot.counters, &self.transitions, state, now);
         if let Some(w) = &self.window {
             let c = w.counts(self.clock.coarse_now());
             m.failure_rate = c.failure_rate();
             m.slow_call_rate = c.slow_rate();
             m.window_calls = c.calls;
-        } else if let Some(e) = &self.ewma {
-            let (calls, rate) = e.read();
+        } else if self.config.ewma.is_some() {
+            let (calls, rate) = self.hot.ewma.read();
             m.failure_rate = rate;
             m.window_calls = u64::from(calls);
         }
@@ -358,7 +376,7 @@ impl Breaker {
 
     fn reject(&self, reason: RejectReason, retry_after: Option<Duration>) -> Rejected {
         if self.config.metrics {
-            self.metrics.rejected(reason);
+            self.hot.counters.rejected(reason);
         }
         Rejected {
             reason,
@@ -431,7 +449,7 @@ impl Breaker {
 
     fn stale(&self) -> Recorded {
         if self.config.metrics {
-            self.metrics.stale();
+            self.hot.counters.stale();
         }
         Recorded::Stale
     }
@@ -440,7 +458,7 @@ impl Breaker {
     fn count_outcome(&self, outcome: Outcome, nanos: u64) {
         if self.config.metrics {
             let slow = outcome != Outcome::Ignored && nanos >= self.slow_nanos;
-            self.metrics.outcome(outcome, slow);
+            self.hot.counters.outcome(outcome, slow);
         }
     }
 
@@ -462,7 +480,7 @@ impl Breaker {
         let mut trip = None;
 
         if let Some(threshold) = self.config.consecutive_failures {
-            let c = &self.streak.consecutive_failures;
+            let c = &self.hot.consecutive_failures;
             if failed {
                 // Relaxed: a statistic; the trip it causes is decided by the
                 // state CAS (invariant 6).
@@ -484,9 +502,8 @@ impl Breaker {
             }
         }
 
-        if let Some(ewma) = &self.ewma {
-            let (calls, rate) = ewma.record(failed);
-            let policy = self.config.ewma.expect("ewma state implies policy");
+        if let Some(policy) = self.config.ewma {
+            let (calls, rate) = self.hot.ewma.record(failed);
             if failed
                 && trip.is_none()
                 && calls >= self.config.minimum_calls
@@ -630,9 +647,10 @@ impl Breaker {
             self.clear_statistics();
         }
         if self.config.metrics {
-            self.metrics.transition(was, is, now);
+            self.transitions.record(was, is, now);
         }
-        if !self.listeners.is_empty() {
+        let parent = self.parent.as_deref().filter(|p| !p.is_empty());
+        if !self.listeners.is_empty() || parent.is_some() {
             let t = Transition {
                 from: was,
                 to: is,
@@ -642,18 +660,19 @@ impl Breaker {
                 open_for,
             };
             self.listeners.emit(&self.name, &t);
+            if let Some(p) = parent {
+                p.emit(&self.name, &t);
+            }
         }
         Ok(to)
     }
 
     fn clear_statistics(&self) {
-        self.streak.consecutive_failures.store(0, Relaxed);
+        self.hot.consecutive_failures.store(0, Relaxed);
         if let Some(w) = &self.window {
             w.clear();
         }
-        if let Some(e) = &self.ewma {
-            e.clear();
-        }
+        self.hot.ewma.clear();
     }
 
     /// B4: base x multiplier^streak, capped, jittered, capped again; or the

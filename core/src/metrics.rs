@@ -1,42 +1,111 @@
-//! Per-breaker counters (B8). Every counter is a `Relaxed` `fetch_add` on its
-//! own word: counters never synchronise anything, and readers accept a
-//! snapshot in which counters were read at slightly different moments
-//! (invariant 8). Counters are 64-bit: at a billion increments a second one
-//! wraps after 584 years, so a plain `fetch_add` is the saturating counter in
-//! practice; narrower fields elsewhere saturate explicitly.
+//! Per-breaker counters (B8). Every counter is a `Relaxed` RMW on its own
+//! word: counters never synchronise anything, and readers accept a snapshot
+//! in which counters were read at slightly different moments (invariant 8).
+//! Call counters are 64-bit: at a billion increments a second one wraps
+//! after 584 years, so a plain `fetch_add` is the saturating counter in
+//! practice. Transition counters are 32-bit and saturate explicitly.
 //!
-//! Outcome counters sit on one cache line, written by recording threads;
-//! rejections on another, written only while refusing calls; transitions and
-//! time in state on a third, written only by transition winners.
+//! Layout: the per-call counters ([`CallCounters`]) share one cache line
+//! with the consecutive-failure counter, because the same recording thread
+//! writes them together; they are apart from the state word, which every
+//! acquire reads. Transition statistics ([`TransitionStats`]) are written
+//! only by transition winners and need no line of their own.
 
 use crate::call::{Outcome, RejectReason};
 use crate::clock::Nanos;
 use crate::state::State;
-use crate::sync::{AtomicU64, CachePadded, Ordering::Relaxed};
+use crate::sync::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
-#[derive(Debug)]
-struct OutcomeCounters {
-    by_outcome: [AtomicU64; 4],
-    slow: AtomicU64,
-    stale: AtomicU64,
-}
-
-#[derive(Debug)]
-struct TransitionCounters {
-    to_state: [AtomicU64; 7],
-    nanos_in_state: [AtomicU64; 7],
-    entered_at: AtomicU64,
-}
-
-#[derive(Debug)]
-pub(crate) struct Metrics {
-    outcomes: CachePadded<OutcomeCounters>,
-    rejected: CachePadded<[AtomicU64; 3]>,
-    transitions: CachePadded<TransitionCounters>,
-}
+const STATES: usize = State::ALL.len();
 
 fn zeros<const N: usize>() -> [AtomicU64; N] {
     core::array::from_fn(|_| AtomicU64::new(0))
+}
+
+/// Counters written on the call path.
+#[derive(Debug)]
+pub(crate) struct CallCounters {
+    by_outcome: [AtomicU64; 4],
+    slow: AtomicU64,
+    stale: AtomicU64,
+    rejected: [AtomicU64; 3],
+}
+
+impl CallCounters {
+    pub(crate) fn new() -> Self {
+        CallCounters {
+            by_outcome: zeros(),
+            slow: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+            rejected: zeros(),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn outcome(&self, o: Outcome, slow: bool) {
+        self.by_outcome[o as usize].fetch_add(1, Relaxed);
+        if slow {
+            self.slow.fetch_add(1, Relaxed);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn stale(&self) {
+        self.stale.fetch_add(1, Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn rejected(&self, r: RejectReason) {
+        self.rejected[r as usize].fetch_add(1, Relaxed);
+    }
+
+    fn fill(&self, m: &mut MetricsSnapshot) {
+        m.outcomes = core::array::from_fn(|i| self.by_outcome[i].load(Relaxed));
+        m.slow = self.slow.load(Relaxed);
+        m.stale = self.stale.load(Relaxed);
+        m.rejected = core::array::from_fn(|i| self.rejected[i].load(Relaxed));
+    }
+}
+
+/// Transition counts (from x to) and time spent in each state.
+#[derive(Debug)]
+pub(crate) struct TransitionStats {
+    counts: [[AtomicU32; STATES]; STATES],
+    nanos_in_state: [AtomicU64; STATES],
+    entered_at: AtomicU64,
+}
+
+impl TransitionStats {
+    pub(crate) fn new(now: Nanos) -> Self {
+        TransitionStats {
+            counts: core::array::from_fn(|_| core::array::from_fn(|_| AtomicU32::new(0))),
+            nanos_in_state: zeros(),
+            entered_at: AtomicU64::new(now),
+        }
+    }
+
+    /// Called by a transition winner only. Winners follow one another
+    /// through the state CAS (invariant 3), but the previous winner may still
+    /// be here; `swap` makes each stretch of time counted exactly once.
+    pub(crate) fn record(&self, from: State, to: State, now: Nanos) {
+        let _ = self.counts[from.index()][to.index()].fetch_update(Relaxed, Relaxed, |c| {
+            c.checked_add(1)
+        });
+        let since = self.entered_at.swap(now, Relaxed);
+        self.nanos_in_state[from.index()].fetch_add(now.saturating_sub(since), Relaxed);
+    }
+
+    fn fill(&self, m: &mut MetricsSnapshot, current: State, now: Nanos) {
+        for (i, row) in self.counts.iter().enumerate() {
+            for (j, c) in row.iter().enumerate() {
+                m.transitions[i][j] = u64::from(c.load(Relaxed));
+            }
+        }
+        m.nanos_in_state = core::array::from_fn(|i| self.nanos_in_state[i].load(Relaxed));
+        let since = self.entered_at.load(Relaxed);
+        let cur = &mut m.nanos_in_state[current.index()];
+        *cur = cur.saturating_add(now.saturating_sub(since));
+    }
 }
 
 /// A copy of a breaker's counters.
@@ -51,15 +120,19 @@ pub struct MetricsSnapshot {
     /// Rejections, indexed by `RejectReason as usize`.
     pub rejected: [u64; 3],
     /// Transitions into each state, indexed by `State::index`.
-    pub transitions_to: [u64; 7],
+    pub transitions_to: [u64; STATES],
+    /// Transitions by `[from][to]`, indexed by `State::index`.
+    pub transitions: [[u64; STATES]; STATES],
     /// Nanoseconds spent in each state, including the current one up to
     /// the snapshot, indexed by `State::index`.
-    pub nanos_in_state: [u64; 7],
-    /// Failure rate of the window now (0 without a window policy).
+    pub nanos_in_state: [u64; STATES],
+    /// The state when the snapshot was taken.
+    pub state: Option<State>,
+    /// Failure rate of the window (or EWMA) now; 0 without a rate policy.
     pub failure_rate: f64,
-    /// Slow-call rate of the window now (0 without a window policy).
+    /// Slow-call rate of the window now; 0 without a window policy.
     pub slow_call_rate: f64,
-    /// Calls in the window now.
+    /// Calls in the window (or seen by the EWMA) now.
     pub window_calls: u64,
 }
 
@@ -78,69 +151,29 @@ impl MetricsSnapshot {
     pub fn outcome(&self, o: Outcome) -> u64 {
         self.outcomes[o as usize]
     }
+
+    /// Transitions of every kind.
+    pub fn transitions_total(&self) -> u64 {
+        self.transitions_to.iter().sum()
+    }
 }
 
-impl Metrics {
-    pub(crate) fn new(now: Nanos) -> Self {
-        Metrics {
-            outcomes: CachePadded::new(OutcomeCounters {
-                by_outcome: zeros(),
-                slow: AtomicU64::new(0),
-                stale: AtomicU64::new(0),
-            }),
-            rejected: CachePadded::new(zeros()),
-            transitions: CachePadded::new(TransitionCounters {
-                to_state: zeros(),
-                nanos_in_state: zeros(),
-                entered_at: AtomicU64::new(now),
-            }),
+pub(crate) fn snapshot(
+    calls: &CallCounters,
+    transitions: &TransitionStats,
+    current: State,
+    now: Nanos,
+) -> MetricsSnapshot {
+    let mut m = MetricsSnapshot {
+        state: Some(current),
+        ..MetricsSnapshot::default()
+    };
+    calls.fill(&mut m);
+    transitions.fill(&mut m, current, now);
+    for row in &m.transitions {
+        for (j, c) in row.iter().enumerate() {
+            m.transitions_to[j] += c;
         }
     }
-
-    #[inline]
-    pub(crate) fn outcome(&self, o: Outcome, slow: bool) {
-        self.outcomes.by_outcome[o as usize].fetch_add(1, Relaxed);
-        if slow {
-            self.outcomes.slow.fetch_add(1, Relaxed);
-        }
-    }
-
-    #[inline]
-    pub(crate) fn stale(&self) {
-        self.outcomes.stale.fetch_add(1, Relaxed);
-    }
-
-    #[inline]
-    pub(crate) fn rejected(&self, r: RejectReason) {
-        self.rejected[r as usize].fetch_add(1, Relaxed);
-    }
-
-    /// Called by a transition winner only (invariant 3 serialises winners,
-    /// so `entered_at` has one writer at a time).
-    pub(crate) fn transition(&self, from: State, to: State, now: Nanos) {
-        let t = &self.transitions;
-        t.to_state[to.index()].fetch_add(1, Relaxed);
-        let since = t.entered_at.swap(now, Relaxed);
-        t.nanos_in_state[from.index()].fetch_add(now.saturating_sub(since), Relaxed);
-    }
-
-    pub(crate) fn snapshot(&self, current: State, now: Nanos) -> MetricsSnapshot {
-        let load = |a: &AtomicU64| a.load(Relaxed);
-        let t = &self.transitions;
-        let mut nanos_in_state: [u64; 7] = core::array::from_fn(|i| load(&t.nanos_in_state[i]));
-        let since = load(&t.entered_at);
-        nanos_in_state[current.index()] =
-            nanos_in_state[current.index()].saturating_add(now.saturating_sub(since));
-        MetricsSnapshot {
-            outcomes: core::array::from_fn(|i| load(&self.outcomes.by_outcome[i])),
-            slow: load(&self.outcomes.slow),
-            stale: load(&self.outcomes.stale),
-            rejected: core::array::from_fn(|i| load(&self.rejected[i])),
-            transitions_to: core::array::from_fn(|i| load(&t.to_state[i])),
-            nanos_in_state,
-            failure_rate: 0.0,
-            slow_call_rate: 0.0,
-            window_calls: 0,
-        }
-    }
+    m
 }

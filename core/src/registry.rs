@@ -1,0 +1,426 @@
+//! Named breakers (B9): per-name configs over defaults, get-or-create by
+//! name, iteration, removal, a hard cap, optional idle eviction, and
+//! registry-wide listeners.
+//!
+//! The map is `papaya::HashMap`: reads (the hot lookup by name) are
+//! lock-free and never wait for a writer or a resize (resizing is
+//! incremental), and memory is reclaimed by epochs. A sharded `RwLock` map
+//! such as `dashmap` would put a lock on every lookup; that is the thing this
+//! library exists to avoid.
+//!
+//! Invariants:
+//! 1. `len <= max_breakers` at all times: a creator reserves a place with a
+//!    `fetch_add` before inserting and gives it back if it loses the insert
+//!    race or the cap is reached.
+//! 2. At most one breaker exists per name: creation is `try_insert`; the
+//!    loser drops its candidate (which no one has seen) and returns the
+//!    winner's.
+//! 3. Every breaker created here forwards its transitions to the registry's
+//!    listener set, after its own listeners.
+//! 4. Idle eviction removes only breakers that are CLOSED, referenced by
+//!    nothing but the registry, and recorded no call for the configured
+//!    number of consecutive sweeps. Sweeps are called by the host; the call
+//!    path pays nothing for eviction.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::clock::{Clock, MonotonicClock};
+use crate::config::{Config, ConfigError};
+use crate::events::{EventQueue, Listener, ListenerId, ListenerSet};
+use crate::{Breaker, State};
+
+/// Longest breaker name, in bytes.
+pub const MAX_NAME_LEN: usize = 1024;
+
+/// Default hard cap on breakers in one registry.
+pub const DEFAULT_MAX_BREAKERS: usize = 1_000_000;
+
+/// Why a registry operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryError {
+    /// Names must not be empty.
+    EmptyName,
+    /// Name longer than [`MAX_NAME_LEN`] bytes.
+    NameTooLong {
+        /// Its length.
+        len: usize,
+    },
+    /// The registry holds `max` breakers already.
+    LimitReached {
+        /// The cap.
+        max: usize,
+    },
+    /// A config was refused.
+    InvalidConfig(ConfigError),
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryError::EmptyName => write!(f, "breaker name is empty"),
+            RegistryError::NameTooLong { len } => {
+                write!(f, "breaker name is {len} bytes; the limit is {MAX_NAME_LEN}")
+            }
+            RegistryError::LimitReached { max } => {
+                write!(f, "registry is full: it already holds {max} breakers")
+            }
+            RegistryError::InvalidConfig(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+/// Registry settings.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    /// Config for names without their own.
+    pub defaults: Config,
+    /// Hard cap on breakers (1..).
+    pub max_breakers: usize,
+    /// Evict a breaker after this many idle sweeps (`None`: never).
+    pub evict_after_idle_sweeps: Option<u32>,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            defaults: Config::default(),
+            max_breakers: DEFAULT_MAX_BREAKERS,
+            evict_after_idle_sweeps: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    breaker: Arc<Breaker>,
+    recorded_at_last_sweep: AtomicU64,
+    idle_sweeps: AtomicU32,
+}
+
+/// A set of named breakers sharing a clock and listeners. All methods take
+/// `&self` and are safe from any thread.
+pub struct Registry {
+    breakers: papaya::HashMap<Arc<str>, Entry>,
+    configs: papaya::HashMap<Arc<str>, Arc<Config>>,
+    defaults: Arc<Config>,
+    clock: Arc<dyn Clock>,
+    len: AtomicUsize,
+    max: usize,
+    evict_after: Option<u32>,
+    listeners: Arc<ListenerSet>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("len", &self.len())
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_name(name: &str) -> Result<(), RegistryError> {
+    if name.is_empty() {
+        Err(RegistryError::EmptyName)
+    } else if name.len() > MAX_NAME_LEN {
+        Err(RegistryError::NameTooLong { len: name.len() })
+    } else {
+        Ok(())
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new(RegistryOptions::default())
+    }
+}
+
+impl Registry {
+    /// A registry on the monotonic clock.
+    pub fn new(options: RegistryOptions) -> Registry {
+        Registry::with_clock(options, Arc::new(MonotonicClock::new()))
+    }
+
+    /// A registry whose breakers read `clock`.
+    pub fn with_clock(options: RegistryOptions, clock: Arc<dyn Clock>) -> Registry {
+        Registry {
+            breakers: papaya::HashMap::new(),
+            configs: papaya::HashMap::new(),
+            defaults: Arc::new(options.defaults),
+            clock,
+            len: AtomicUsize::new(0),
+            max: options.max_breakers.max(1),
+            evict_after: options.evict_after_idle_sweeps.map(|n| n.max(1)),
+            listeners: Arc::new(ListenerSet::default()),
+        }
+    }
+
+    /// The clock the breakers read.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Sets the config used when `name` is next created. A breaker that
+    /// already exists keeps its config until removed.
+    pub fn set_config(&self, name: &str, config: Config) -> Result<(), RegistryError> {
+        check_name(name)?;
+        self.configs.pin().insert(Arc::from(name), Arc::new(config));
+        Ok(())
+    }
+
+    /// The breaker named `name`, if it exists. Lock-free.
+    pub fn get(&self, name: &str) -> Option<Arc<Breaker>> {
+        self.breakers.pin().get(name).map(|e| e.breaker.clone())
+    }
+
+    /// The breaker named `name`, created from its config (or the defaults)
+    /// if missing. Lock-free when it exists.
+    pub fn get_or_create(&self, name: &str) -> Result<Arc<Breaker>, RegistryError> {
+        if let Some(b) = self.get(name) {
+            return Ok(b);
+        }
+        check_name(name)?;
+        // Invariant 1: reserve a place first.
+        if self.len.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+            return Err(RegistryError::LimitReached { max: self.max });
+        }
+        let key: Arc<str> = Arc::from(name);
+        let config = self
+            .configs
+            .pin()
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| self.defaults.clone());
+        let breaker = Arc::new(Breaker::shared(
+            key.clone(),
+            config,
+            self.clock.clone(),
+            Some(self.listeners.clone()),
+        ));
+        let entry = Entry {
+            breaker: breaker.clone(),
+            recorded_at_last_sweep: AtomicU64::new(0),
+            idle_sweeps: AtomicU32::new(0),
+        };
+        let map = self.breakers.pin();
+        match map.try_insert(key, entry) {
+            Ok(_) => Ok(breaker),
+            Err(lost) => {
+                // Invariant 2: someone else created it first.
+                self.len.fetch_sub(1, Ordering::AcqRel);
+                Ok(lost.current.breaker.clone())
+            }
+        }
+    }
+
+    /// Removes `name`; false when absent. Holders of the breaker keep a
+    /// working breaker that the registry no longer lists.
+    pub fn remove(&self, name: &str) -> bool {
+        let removed = self.breakers.pin().remove(name).is_some();
+        if removed {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+        }
+        removed
+    }
+
+    /// Breakers registered now.
+    pub fn len(&self) -> usize {
+        self.breakers.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The hard cap.
+    pub fn max_breakers(&self) -> usize {
+        self.max
+    }
+
+    /// Calls `f` for every breaker, in no particular order. Breakers added or
+    /// removed meanwhile may or may not be visited.
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<str>, &Arc<Breaker>)) {
+        for (name, entry) in self.breakers.pin().iter() {
+            f(name, &entry.breaker);
+        }
+    }
+
+    /// Every breaker, sorted by name (for stable output).
+    pub fn sorted(&self) -> Vec<(Arc<str>, Arc<Breaker>)> {
+        let mut v = Vec::with_capacity(self.len());
+        self.for_each(|n, b| v.push((n.clone(), b.clone())));
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Registers a listener for transitions of every breaker here.
+    pub fn add_listener(&self, listener: Arc<dyn Listener>) -> ListenerId {
+        self.listeners.add(listener)
+    }
+
+    /// Removes a registry listener.
+    pub fn remove_listener(&self, id: ListenerId) -> bool {
+        self.listeners.remove(id)
+    }
+
+    /// Creates a bounded event queue fed by every breaker here.
+    pub fn event_queue(&self, capacity: usize) -> Result<Arc<EventQueue>, RegistryError> {
+        let q = Arc::new(EventQueue::new(capacity).map_err(RegistryError::InvalidConfig)?);
+        self.add_listener(q.clone());
+        Ok(q)
+    }
+
+    /// One idle-eviction sweep (invariant 4); returns how many breakers it
+    /// removed. Does nothing unless `evict_after_idle_sweeps` is set.
+    pub fn sweep_idle(&self) -> usize {
+        let Some(limit) = self.evict_after else {
+            return 0;
+        };
+        let mut doomed = Vec::new();
+        for (name, e) in self.breakers.pin().iter() {
+            let recorded = e.breaker.metrics().recorded();
+            let before = e.recorded_at_last_sweep.swap(recorded, Ordering::Relaxed);
+            let idle = recorded == before
+                && e.breaker.state() == State::Closed
+                && Arc::strong_count(&e.breaker) == 1;
+            if !idle {
+                e.idle_sweeps.store(0, Ordering::Relaxed);
+            } else if e.idle_sweeps.fetch_add(1, Ordering::Relaxed) + 1 >= limit {
+                doomed.push(name.clone());
+            }
+        }
+        let map = self.breakers.pin();
+        let mut removed = 0;
+        for name in doomed {
+            // Re-check under the removal: a host may have taken a reference
+            // since the scan.
+            let gone = map.remove_if(&name, |_, e| Arc::strong_count(&e.breaker) == 1);
+            if matches!(gone, Ok(Some(_))) {
+                self.len.fetch_sub(1, Ordering::AcqRel);
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+#[cfg(all(test, not(circuit_loom)))]
+mod tests {
+    use super::*;
+    use crate::{ManualClock, Outcome};
+    use std::time::Duration;
+
+    fn registry(max: usize) -> Registry {
+        Registry::with_clock(
+            RegistryOptions {
+                max_breakers: max,
+                evict_after_idle_sweeps: Some(2),
+                ..RegistryOptions::default()
+            },
+            Arc::new(ManualClock::new(0)),
+        )
+    }
+
+    #[test]
+    fn one_breaker_per_name_and_per_name_configs() {
+        let r = registry(10);
+        let strict = Config::builder().consecutive_failures(Some(1)).build().unwrap();
+        r.set_config("db", strict).unwrap();
+        let a = r.get_or_create("db").unwrap();
+        let b = r.get_or_create("db").unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.config().consecutive_failures(), Some(1));
+        assert_eq!(r.get_or_create("cache").unwrap().config().consecutive_failures(), Some(5));
+        assert_eq!(&**a.name(), "db");
+        assert_eq!(r.len(), 2);
+        let names: Vec<_> = r.sorted().into_iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(names, ["cache", "db"]);
+    }
+
+    #[test]
+    fn bad_names_and_the_cap_are_errors_that_change_nothing() {
+        let r = registry(2);
+        assert_eq!(r.get_or_create("").unwrap_err(), RegistryError::EmptyName);
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        assert!(matches!(r.get_or_create(&long), Err(RegistryError::NameTooLong { .. })));
+        r.get_or_create("a").unwrap();
+        r.get_or_create("b").unwrap();
+        let e = r.get_or_create("c").unwrap_err();
+        assert_eq!(e, RegistryError::LimitReached { max: 2 });
+        assert!(e.to_string().contains("2 breakers"));
+        assert_eq!(r.len(), 2);
+        assert!(r.remove("a"));
+        assert!(!r.remove("a"));
+        r.get_or_create("c").unwrap();
+        assert!(r.get("a").is_none());
+    }
+
+    #[test]
+    fn concurrent_creation_respects_cap_and_uniqueness() {
+        let r = Arc::new(registry(50));
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let r = r.clone();
+                std::thread::spawn(move || {
+                    let mut made = 0;
+                    for i in 0..100 {
+                        // Threads overlap on half the names.
+                        let name = format!("n{}", (i + t * 50) % 200);
+                        if r.get_or_create(&name).is_ok() {
+                            made += 1;
+                        }
+                    }
+                    made
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(r.len(), 50);
+        assert_eq!(r.len.load(Ordering::Relaxed), 50);
+    }
+
+    #[test]
+    fn registry_listeners_and_queue_see_every_breaker() {
+        let r = registry(10);
+        let q = r.event_queue(16).unwrap();
+        let cfg = Config::builder().consecutive_failures(Some(1)).build().unwrap();
+        r.set_config("x", cfg).unwrap();
+        let b = r.get_or_create("x").unwrap();
+        let p = b.acquire().unwrap();
+        b.record(p, Outcome::Failure, Duration::ZERO);
+        let e = q.poll().expect("an event");
+        assert_eq!(&*e.breaker, "x");
+        assert_eq!(e.transition.to, State::Open);
+        assert!(q.poll().is_none());
+    }
+
+    #[test]
+    fn idle_breakers_are_evicted_only_when_unreferenced_and_quiet() {
+        let r = registry(10);
+        let held = r.get_or_create("held").unwrap();
+        r.get_or_create("quiet").unwrap();
+        {
+            let busy = r.get_or_create("busy").unwrap();
+            let p = busy.acquire().unwrap();
+            busy.record(p, Outcome::Success, Duration::ZERO);
+        }
+        assert_eq!(r.sweep_idle(), 0); // first sweep: everyone's baseline
+        let busy = r.get("busy").unwrap();
+        let p = busy.acquire().unwrap();
+        busy.record(p, Outcome::Success, Duration::ZERO);
+        drop(busy);
+        assert_eq!(r.sweep_idle(), 1); // "quiet" reached 2 idle sweeps
+        assert!(r.get("quiet").is_none());
+        assert!(r.get("held").is_some());
+        assert!(r.get("busy").is_some());
+        drop(held);
+        assert_eq!(r.len(), 2);
+    }
+}
