@@ -1,0 +1,277 @@
+//! Prometheus text exposition (format 0.0.4) of breakers' metrics (B8).
+//!
+//! Families, each with `# HELP` and `# TYPE`, samples of one family together:
+//!
+//! | family | type | labels |
+//! |---|---|---|
+//! | `circuit_calls_total` | counter | `name`, `outcome` |
+//! | `circuit_slow_calls_total` | counter | `name` |
+//! | `circuit_stale_outcomes_total` | counter | `name` |
+//! | `circuit_rejected_total` | counter | `name`, `reason` |
+//! | `circuit_state` | gauge (one-hot) | `name`, `state` |
+//! | `circuit_transitions_total` | counter | `name`, `from`, `to` |
+//! | `circuit_state_seconds_total` | counter | `name`, `state` |
+//! | `circuit_failure_rate` | gauge | `name` |
+//! | `circuit_slow_call_rate` | gauge | `name` |
+//!
+//! `circuit_transitions_total` always lists the four automatic pairs
+//! (closed to open, open to half_open, half_open to open, half_open to
+//! closed) so `rate()` has a series from the start, plus every other pair
+//! that has happened. Label values are escaped as the format requires
+//! (backslash, double quote, line feed); any other byte, non-ASCII included,
+//! passes through as UTF-8.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::call::{Outcome, RejectReason};
+use crate::metrics::MetricsSnapshot;
+use crate::{Breaker, Registry, State};
+
+/// Names of every metric family this module emits (for dashboards and their
+/// tests).
+pub const FAMILIES: [&str; 9] = [
+    "circuit_calls_total",
+    "circuit_slow_calls_total",
+    "circuit_stale_outcomes_total",
+    "circuit_rejected_total",
+    "circuit_state",
+    "circuit_transitions_total",
+    "circuit_state_seconds_total",
+    "circuit_failure_rate",
+    "circuit_slow_call_rate",
+];
+
+const ALWAYS_LISTED: [(State, State); 4] = [
+    (State::Closed, State::Open),
+    (State::Open, State::HalfOpen),
+    (State::HalfOpen, State::Open),
+    (State::HalfOpen, State::Closed),
+];
+
+/// Appends `value` to `out` escaped as a label value.
+pub fn escape_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Renders every breaker of `registry`, sorted by name.
+pub fn render_registry(registry: &Registry) -> String {
+    render(&registry.sorted())
+}
+
+/// Renders the given breakers (their own names label them).
+pub fn render(breakers: &[(Arc<str>, Arc<Breaker>)]) -> String {
+    let snaps: Vec<(&str, MetricsSnapshot)> =
+        breakers.iter().map(|(n, b)| (&**n, b.metrics())).collect();
+    let mut out = String::with_capacity(256 + snaps.len() * 2048);
+    let w = &mut out;
+
+    family(
+        w,
+        "circuit_calls_total",
+        "counter",
+        "Calls recorded, by outcome.",
+    );
+    for (name, m) in &snaps {
+        for o in Outcome::ALL {
+            sample(
+                w,
+                "circuit_calls_total",
+                name,
+                &[("outcome", o.as_str())],
+                m.outcome(o),
+            );
+        }
+    }
+    family(
+        w,
+        "circuit_slow_calls_total",
+        "counter",
+        "Recorded calls at least as long as the slow-call threshold.",
+    );
+    for (name, m) in &snaps {
+        sample(w, "circuit_slow_calls_total", name, &[], m.slow);
+    }
+    family(
+        w,
+        "circuit_stale_outcomes_total",
+        "counter",
+        "Outcomes reported with a permit of an older generation; they changed nothing.",
+    );
+    for (name, m) in &snaps {
+        sample(w, "circuit_stale_outcomes_total", name, &[], m.stale);
+    }
+    family(
+        w,
+        "circuit_rejected_total",
+        "counter",
+        "Calls refused, by reason.",
+    );
+    for (name, m) in &snaps {
+        for r in RejectReason::ALL {
+            sample(
+                w,
+                "circuit_rejected_total",
+                name,
+                &[("reason", r.as_str())],
+                m.rejected[r as usize],
+            );
+        }
+    }
+    family(
+        w,
+        "circuit_state",
+        "gauge",
+        "Current state: 1 for the state the breaker is in, 0 otherwise.",
+    );
+    for (name, m) in &snaps {
+        for s in State::ALL {
+            let on = u64::from(m.state == Some(s));
+            sample(w, "circuit_state", name, &[("state", s.as_str())], on);
+        }
+    }
+    family(
+        w,
+        "circuit_transitions_total",
+        "counter",
+        "State transitions, by source and target state.",
+    );
+    for (name, m) in &snaps {
+        for from in State::ALL {
+            for to in State::ALL {
+                let n = m.transitions[from.index()][to.index()];
+                if n > 0 || ALWAYS_LISTED.contains(&(from, to)) {
+                    let labels = [("from", from.as_str()), ("to", to.as_str())];
+                    sample(w, "circuit_transitions_total", name, &labels, n);
+                }
+            }
+        }
+    }
+    family(
+        w,
+        "circuit_state_seconds_total",
+        "counter",
+        "Time spent in each state, in seconds.",
+    );
+    for (name, m) in &snaps {
+        for s in State::ALL {
+            let secs = m.nanos_in_state[s.index()] as f64 / 1e9;
+            sample_f(
+                w,
+                "circuit_state_seconds_total",
+                name,
+                &[("state", s.as_str())],
+                secs,
+            );
+        }
+    }
+    family(
+        w,
+        "circuit_failure_rate",
+        "gauge",
+        "Failure rate over the current window (0 to 1).",
+    );
+    for (name, m) in &snaps {
+        sample_f(w, "circuit_failure_rate", name, &[], m.failure_rate);
+    }
+    family(
+        w,
+        "circuit_slow_call_rate",
+        "gauge",
+        "Slow-call rate over the current window (0 to 1).",
+    );
+    for (name, m) in &snaps {
+        sample_f(w, "circuit_slow_call_rate", name, &[], m.slow_call_rate);
+    }
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let base = name
+        .strip_suffix("_total")
+        .filter(|_| kind == "counter")
+        .unwrap_or(name);
+    let _ = writeln!(out, "# HELP {base} {help}");
+    let _ = writeln!(out, "# TYPE {base} {kind}");
+}
+
+fn labels(out: &mut String, metric: &str, breaker: &str, extra: &[(&str, &str)]) {
+    out.push_str(metric);
+    out.push_str("{name=\"");
+    escape_label_value(out, breaker);
+    out.push('"');
+    for (k, v) in extra {
+        let _ = write!(out, ",{k}=\"");
+        escape_label_value(out, v);
+        out.push('"');
+    }
+    out.push_str("} ");
+}
+
+fn sample(out: &mut String, metric: &str, breaker: &str, extra: &[(&str, &str)], v: u64) {
+    labels(out, metric, breaker, extra);
+    let _ = writeln!(out, "{v}");
+}
+
+fn sample_f(out: &mut String, metric: &str, breaker: &str, extra: &[(&str, &str)], v: f64) {
+    labels(out, metric, breaker, extra);
+    let _ = writeln!(out, "{v}");
+}
+
+#[cfg(all(test, not(circuit_loom)))]
+mod tests {
+    use super::*;
+    use crate::{Config, ManualClock, RegistryOptions};
+    use std::time::Duration;
+
+    #[test]
+    fn escapes_label_values() {
+        let mut s = String::new();
+        escape_label_value(&mut s, "a\\b\"c\nd é");
+        assert_eq!(s, "a\\\\b\\\"c\\nd é");
+    }
+
+    #[test]
+    fn renders_every_family_with_help_and_type() {
+        let r = Registry::with_clock(
+            RegistryOptions {
+                defaults: Config::builder()
+                    .consecutive_failures(Some(1))
+                    .build()
+                    .unwrap(),
+                ..RegistryOptions::default()
+            },
+            Arc::new(ManualClock::new(0)),
+        );
+        let b = r.get_or_create("db").unwrap();
+        let p = b.acquire().unwrap();
+        b.record(p, Outcome::Failure, Duration::from_millis(1));
+        assert!(b.acquire().is_err());
+        let text = render_registry(&r);
+        for f in FAMILIES {
+            let base = f.strip_suffix("_total").unwrap_or(f);
+            assert!(
+                text.contains(&format!("# TYPE {base} ")),
+                "{f} missing TYPE"
+            );
+            assert!(
+                text.contains(&format!("\n{f}{{name=\"db\"")),
+                "{f} missing sample"
+            );
+        }
+        assert!(text.contains("circuit_calls_total{name=\"db\",outcome=\"failure\"} 1\n"));
+        assert!(text.contains("circuit_rejected_total{name=\"db\",reason=\"open\"} 1\n"));
+        assert!(text.contains("circuit_state{name=\"db\",state=\"open\"} 1\n"));
+        assert!(text.contains("circuit_state{name=\"db\",state=\"closed\"} 0\n"));
+        assert!(
+            text.contains("circuit_transitions_total{name=\"db\",from=\"closed\",to=\"open\"} 1\n")
+        );
+    }
+}
