@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use circuit_core::{Breaker, Config, ConfigBuilder, ManualClock, State, Transition};
+use circuit_core::{
+    Breaker, Config, ConfigBuilder, ManualClock, Outcome, Permit, Recorded, State, Transition,
+};
 
 /// A loom model builder whose preemption bound comes from
 /// `LOOM_MAX_PREEMPTIONS` (default 2, STYLE.md "Verification").
@@ -33,10 +35,6 @@ impl Log {
         let mut v = self.0.lock().unwrap().clone();
         v.sort_by_key(|t| t.generation);
         v
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
     }
 }
 
@@ -83,6 +81,39 @@ impl Rig {
         self.clock.advance(Duration::from_millis(2));
     }
 
+    /// Trips a fresh breaker whose only policy is `consecutive_failures`
+    /// (generation 1, OPEN), single-threaded.
+    pub(crate) fn trip(&self) {
+        for _ in 0..10 {
+            let p = self.breaker.acquire().expect("a closed breaker admits");
+            match self
+                .breaker
+                .record(p, Outcome::Failure, Duration::from_millis(1))
+            {
+                Recorded::Counted => continue,
+                r => {
+                    assert_eq!(r, Recorded::Transitioned(State::Open));
+                    return;
+                }
+            }
+        }
+        panic!("no trip after 10 failures");
+    }
+
+    /// Trips, waits out the open deadline and takes the first probe
+    /// (generation 2, HALF_OPEN), single-threaded.
+    pub(crate) fn first_probe(&self) -> Permit {
+        self.trip();
+        self.pass_deadlines();
+        let p = self
+            .breaker
+            .acquire()
+            .expect("the open deadline has passed");
+        assert!(p.is_probe());
+        assert_eq!(p.generation(), 2);
+        p
+    }
+
     /// The history is one chain: generations `from_gen + 1 ..= now`, each
     /// transition starting where the previous one ended, the last one ending
     /// in the current state. Hence also: listener calls equal the
@@ -98,7 +129,10 @@ impl Rig {
         let mut state = start;
         for (i, t) in ts.iter().enumerate() {
             assert_eq!(t.generation, from_gen + 1 + i as u32, "gap in {ts:?}");
-            assert_eq!(t.from, state, "transition {t:?} does not start at {state:?}");
+            assert_eq!(
+                t.from, state,
+                "transition {t:?} does not start at {state:?}"
+            );
             state = t.to;
         }
         assert_eq!(self.breaker.state(), state, "final state vs history {ts:?}");

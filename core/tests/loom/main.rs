@@ -4,4 +4,5 @@
 #![cfg(circuit_loom)]
 
 mod common;
+mod half_open;
 mod transitions;
