@@ -1,1 +1,136 @@
-//! C ABI (in progress).
+//! # circuit-ffi: the C ABI of circuit
+//!
+//! Builds `libcircuit.so` (SONAME `libcircuit.so.0`) and `libcircuit.a`;
+//! `include/circuit.h` is generated from this crate by cbindgen
+//! (`make header`) and is the reference documentation for C users: its
+//! preamble (in `ffi/cbindgen.toml`) states the conventions once.
+//!
+//! This crate translates only: pointers, result codes, panics, strings.
+//! Every breaker decision is made by `circuit-core`.
+//!
+//! Layout:
+//! - [`boundary`](crate::boundary): the one place with the boundary's safety
+//!   (panic catching, NULL checks, enum and string conversion, last error,
+//!   output pointers, the required-length protocol);
+//! - `result`: `circuit_result`, `circuit_result_str`, `circuit_last_error`;
+//! - `config`, `clock`, `breaker`: the handles and their functions.
+//!
+//! The crate is also an `rlib` so that Rust tests and benchmarks can call
+//! the exported functions directly.
+
+// C names for C types: the header is the interface.
+#![allow(non_camel_case_types)]
+
+use std::ffi::{c_char, CStr};
+
+mod boundary;
+pub mod breaker;
+pub mod clock;
+pub mod config;
+pub mod result;
+
+pub use breaker::{
+    circuit_breaker, circuit_metrics, circuit_outcome, circuit_override, circuit_permit,
+    circuit_state,
+};
+pub use clock::circuit_clock;
+pub use config::{circuit_config, circuit_config_builder};
+pub use result::circuit_result;
+
+use boundary::{ffi_boundary, static_cstr};
+
+/// Major version of the library (semantic versioning).
+pub const CIRCUIT_VERSION_MAJOR: u32 = 0;
+/// Minor version of the library.
+pub const CIRCUIT_VERSION_MINOR: u32 = 1;
+/// Patch version of the library.
+pub const CIRCUIT_VERSION_PATCH: u32 = 0;
+
+/// Version of the binary interface this header describes. It changes only
+/// when an existing function, type or code changes incompatibly (functions,
+/// result codes and fields appended to size-tagged structs are compatible
+/// additions). A program or wrapper should refuse a library whose
+/// `circuit_abi_version()` differs from the `CIRCUIT_ABI_VERSION` it was
+/// built against.
+pub const CIRCUIT_ABI_VERSION: u32 = 1;
+
+const fn parse_u32(s: &str) -> u32 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut v = 0u32;
+    while i < b.len() {
+        assert!(b[i].is_ascii_digit());
+        v = v * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    v
+}
+
+// The header's version macros are literals (cbindgen reads them from the
+// source); these checks fail the build if they drift from Cargo.toml.
+const _: () = {
+    assert!(CIRCUIT_VERSION_MAJOR == parse_u32(env!("CARGO_PKG_VERSION_MAJOR")));
+    assert!(CIRCUIT_VERSION_MINOR == parse_u32(env!("CARGO_PKG_VERSION_MINOR")));
+    assert!(CIRCUIT_VERSION_PATCH == parse_u32(env!("CARGO_PKG_VERSION_PATCH")));
+};
+
+const VERSION_CSTR: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(s) => s,
+        Err(_) => panic!("the package version contains a NUL"),
+    };
+
+/// The binary interface version of the loaded library. Compare it with
+/// `CIRCUIT_ABI_VERSION` when loading the library and refuse a mismatch.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn circuit_abi_version() -> u32 {
+    CIRCUIT_ABI_VERSION
+}
+
+/// The version of the loaded library, for example `"0.1.0"`, as a static
+/// NUL-terminated string. Never NULL; do not free it.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn circuit_version() -> *const c_char {
+    ffi_boundary! { static_cstr(VERSION_CSTR) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_string_matches_the_package() {
+        // SAFETY: `circuit_version` returns a static C string.
+        let v = unsafe { CStr::from_ptr(circuit_version()) };
+        assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+        let numeric =
+            format!("{CIRCUIT_VERSION_MAJOR}.{CIRCUIT_VERSION_MINOR}.{CIRCUIT_VERSION_PATCH}");
+        assert!(v.to_str().unwrap().starts_with(&numeric));
+    }
+
+    #[test]
+    fn a_panic_inside_the_boundary_becomes_a_result_and_a_message() {
+        fn exported() -> circuit_result {
+            ffi_boundary! {
+                if std::hint::black_box(true) {
+                    panic!("boom");
+                }
+                circuit_result::Ok
+            }
+        }
+        fn exported_ptr() -> *const c_char {
+            ffi_boundary! { panic!("boom 2") }
+        }
+        assert_eq!(exported(), circuit_result::Panic);
+        let msg = boundary::last_error();
+        assert!(
+            msg.contains("CIRCUIT_RESULT_PANIC") && msg.contains("boom"),
+            "{msg}"
+        );
+        assert!(exported_ptr().is_null());
+    }
+}

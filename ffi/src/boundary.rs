@@ -1,0 +1,338 @@
+//! The one place where the boundary's safety lives.
+//!
+//! Every exported function has the same shape:
+//!
+//! ```text
+//! #[no_mangle]
+//! pub unsafe extern "C" fn circuit_thing(x: *const circuit_x, out: *mut u32) -> circuit_result {
+//!     ffi_boundary! {
+//!         let x = arg_ref!(x);
+//!         let out = arg_out!(out);
+//!         out.write(x.value());
+//!         circuit_result::Ok
+//!     }
+//! }
+//! ```
+//!
+//! - [`ffi_boundary!`] runs the body under `catch_unwind`; a panic becomes
+//!   `CIRCUIT_RESULT_PANIC` (or the function's defined value, see
+//!   [`Boundary`]) plus a last-error message. No panic unwinds into C.
+//! - [`arg_ref!`] / [`arg_out!`] are the NULL checks: a NULL required
+//!   pointer returns `CIRCUIT_RESULT_NULL_ARGUMENT` and names the argument
+//!   in the last error.
+//! - [`arg_enum!`] converts a `uint32_t` from C, refusing unknown values
+//!   (never trust an enum from C).
+//! - [`arg_str!`] takes a pointer and a length and validates UTF-8.
+//! - [`fail`] sets the thread-local last error and returns a code.
+//!
+//! The macros are written so that cbindgen, which does not expand macros,
+//! still sees every exported signature: only function bodies are wrapped.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::ffi::c_char;
+use std::fmt::Display;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+use crate::result::circuit_result;
+
+/// What an exported function returns when the boundary has to answer for it:
+/// after a caught panic.
+pub(crate) trait Boundary {
+    /// The defined value returned after a panic was caught.
+    fn on_panic() -> Self;
+}
+
+impl Boundary for circuit_result {
+    fn on_panic() -> Self {
+        circuit_result::Panic
+    }
+}
+
+impl Boundary for () {
+    fn on_panic() -> Self {}
+}
+
+impl Boundary for u32 {
+    fn on_panic() -> Self {
+        0
+    }
+}
+
+impl<T> Boundary for *const T {
+    fn on_panic() -> Self {
+        std::ptr::null()
+    }
+}
+
+impl<T> Boundary for *mut T {
+    fn on_panic() -> Self {
+        std::ptr::null_mut()
+    }
+}
+
+/// Static strings handed to C: NUL-terminated, never freed.
+pub(crate) fn static_cstr(s: &'static std::ffi::CStr) -> *const c_char {
+    s.as_ptr()
+}
+
+thread_local! {
+    /// The message of the last failing call on this thread (errno-like: a
+    /// successful call does not clear it, so the hot path never touches it).
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Records `message` as this thread's last error.
+pub(crate) fn set_last_error(message: impl Display) {
+    // `try_with`: during thread teardown the slot may be gone; losing a
+    // message then is better than panicking.
+    let _ = LAST_ERROR.try_with(|slot| {
+        if let Ok(mut s) = slot.try_borrow_mut() {
+            use std::fmt::Write;
+            s.clear();
+            let _ = write!(s, "{message}");
+        }
+    });
+}
+
+/// A copy of this thread's last error message ("" if none).
+pub(crate) fn last_error() -> String {
+    LAST_ERROR
+        .try_with(|slot| slot.try_borrow().map(|s| s.clone()).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// Sets the last error to `message` and returns `code`: the one way an
+/// exported function reports a failure.
+#[cold]
+pub(crate) fn fail(code: circuit_result, message: impl Display) -> circuit_result {
+    set_last_error(format_args!("{}: {message}", code.name()));
+    code
+}
+
+/// Called by [`ffi_boundary!`] when the body panicked.
+#[cold]
+pub(crate) fn caught_panic<T: Boundary>(payload: Box<dyn Any + Send>) -> T {
+    let message = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_owned()
+    };
+    set_last_error(format_args!(
+        "{}: internal error (panic caught at the C boundary): {message}",
+        circuit_result::Panic.name()
+    ));
+    // Dropping a payload can itself panic; that one must not escape either.
+    if let Err(again) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(payload))) {
+        std::mem::forget(again);
+    }
+    T::on_panic()
+}
+
+/// Runs an exported function's body, turning a panic into the function's
+/// defined value (see [`Boundary`]). `return` inside the body returns from
+/// the exported function.
+macro_rules! ffi_boundary {
+    ($($body:tt)*) => {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| { $($body)* })) {
+            Ok(value) => value,
+            Err(payload) => $crate::boundary::caught_panic(payload),
+        }
+    };
+}
+pub(crate) use ffi_boundary;
+
+/// `&T` from a required `*const T` argument, or return
+/// `CIRCUIT_RESULT_NULL_ARGUMENT` naming the argument.
+macro_rules! arg_ref {
+    ($ptr:ident) => {
+        // SAFETY: every exported function's contract (the header's
+        // conventions) requires a non-NULL pointer argument to point to a
+        // live object of its type, created by this library for handles,
+        // for the duration of the call; NULL is checked here.
+        match unsafe { $ptr.as_ref() } {
+            Some(r) => r,
+            None => return $crate::boundary::null_argument(stringify!($ptr)),
+        }
+    };
+}
+pub(crate) use arg_ref;
+
+/// `&mut T` from a required `*mut T` argument (builders), or return
+/// `CIRCUIT_RESULT_NULL_ARGUMENT`.
+macro_rules! arg_mut {
+    ($ptr:ident) => {
+        // SAFETY: as for `arg_ref!`; in addition the contract of every
+        // function taking a `*mut` receiver forbids concurrent use of that
+        // object, so this is the only reference for the call's duration.
+        match unsafe { $ptr.as_mut() } {
+            Some(r) => r,
+            None => return $crate::boundary::null_argument(stringify!($ptr)),
+        }
+    };
+}
+pub(crate) use arg_mut;
+
+/// An [`Out`] from a required output pointer, or return
+/// `CIRCUIT_RESULT_NULL_ARGUMENT`.
+macro_rules! arg_out {
+    ($ptr:ident) => {
+        match ::std::ptr::NonNull::new($ptr) {
+            // SAFETY: the contract of every function with an output pointer
+            // requires it to be valid for a write of its type and properly
+            // aligned; NULL is excluded here.
+            Some(p) => unsafe { $crate::boundary::Out::new(p) },
+            None => return $crate::boundary::null_argument(stringify!($ptr)),
+        }
+    };
+}
+pub(crate) use arg_out;
+
+/// An `Option<Out>` from an optional output pointer (NULL = not wanted).
+macro_rules! arg_out_opt {
+    ($ptr:ident) => {
+        // SAFETY: as for `arg_out!`; NULL maps to `None`.
+        ::std::ptr::NonNull::new($ptr).map(|p| unsafe { $crate::boundary::Out::new(p) })
+    };
+}
+pub(crate) use arg_out_opt;
+
+/// A Rust value from a `uint32_t` enum code, or return
+/// `CIRCUIT_RESULT_INVALID_ARGUMENT` naming the argument and the value.
+macro_rules! arg_enum {
+    ($convert:expr, $value:ident) => {
+        match $convert($value) {
+            Some(v) => v,
+            None => {
+                return $crate::boundary::fail(
+                    $crate::result::circuit_result::InvalidArgument,
+                    format_args!("unknown value {} for `{}`", $value, stringify!($value)),
+                )
+            }
+        }
+    };
+}
+pub(crate) use arg_enum;
+
+/// A `&str` from a pointer and a length (no NUL needed). NULL with length 0
+/// is the empty string; NULL with another length is
+/// `CIRCUIT_RESULT_NULL_ARGUMENT`; bytes that are not UTF-8 are
+/// `CIRCUIT_RESULT_INVALID_UTF8`.
+macro_rules! arg_str {
+    ($ptr:ident, $len:ident) => {{
+        let bytes: &[u8] = if $ptr.is_null() {
+            if $len != 0 {
+                return $crate::boundary::null_argument(stringify!($ptr));
+            }
+            &[]
+        } else if $len > isize::MAX as usize {
+            return $crate::boundary::fail(
+                $crate::result::circuit_result::InvalidArgument,
+                format_args!("`{}` of {} bytes is too long", stringify!($len), $len),
+            );
+        } else {
+            // SAFETY: the contract requires `ptr` to point to `len` readable
+            // bytes for the duration of the call; non-NULL and the
+            // `isize::MAX` bound are checked above.
+            unsafe { ::std::slice::from_raw_parts($ptr, $len) }
+        };
+        match ::std::str::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                return $crate::boundary::fail(
+                    $crate::result::circuit_result::InvalidUtf8,
+                    format_args!("`{}` is not UTF-8: {e}", stringify!($ptr)),
+                )
+            }
+        }
+    }};
+}
+pub(crate) use arg_str;
+
+/// Returned by the NULL-check macros.
+#[cold]
+pub(crate) fn null_argument(name: &str) -> circuit_result {
+    fail(
+        circuit_result::NullArgument,
+        format_args!("`{name}` is NULL"),
+    )
+}
+
+/// A checked output pointer: written at most once, at the end of a
+/// successful call ("outputs are written only on success").
+#[derive(Debug)]
+pub(crate) struct Out<'a, T> {
+    ptr: NonNull<T>,
+    _call: PhantomData<&'a mut T>,
+}
+
+impl<T> Out<'_, T> {
+    /// # Safety
+    /// `ptr` must be valid for a write of `T` and aligned for the duration
+    /// of the exported call.
+    pub(crate) unsafe fn new(ptr: NonNull<T>) -> Self {
+        Out {
+            ptr,
+            _call: PhantomData,
+        }
+    }
+
+    /// Writes the output (without reading or dropping the old contents,
+    /// which may be uninitialised C memory).
+    #[inline]
+    pub(crate) fn write(self, value: T) {
+        // SAFETY: `Out::new`'s contract: valid for a write and aligned.
+        unsafe { self.ptr.as_ptr().write(value) }
+    }
+
+    /// The raw pointer, for functions that copy a prefix of a struct.
+    pub(crate) fn as_ptr(&self) -> *mut T {
+        self.ptr.as_ptr()
+    }
+}
+
+/// Copies `text` and a NUL into `buf` of `len` bytes under the
+/// required-length protocol: on success writes the text's length (without
+/// the NUL) to `out_len` and returns OK; when `len` is smaller than that
+/// length plus one, writes nothing to `buf`, writes the text's length to
+/// `out_len` and returns `BUFFER_TOO_SMALL` (without touching the last
+/// error when `quiet`).
+///
+/// # Safety
+/// `buf` must be NULL or valid for `len` bytes of writes.
+pub(crate) unsafe fn write_text(
+    text: &str,
+    buf: *mut c_char,
+    len: usize,
+    out_len: Out<'_, usize>,
+    quiet: bool,
+) -> circuit_result {
+    let needed = text.len();
+    if buf.is_null() || len <= needed {
+        if buf.is_null() && len != 0 {
+            return null_argument("buf");
+        }
+        out_len.write(needed);
+        if quiet {
+            return circuit_result::BufferTooSmall;
+        }
+        return fail(
+            circuit_result::BufferTooSmall,
+            format_args!(
+                "the text needs {} bytes with its NUL, the buffer has {len}",
+                needed + 1
+            ),
+        );
+    }
+    // SAFETY: `buf` is non-NULL and valid for `len > needed` bytes (the
+    // caller's contract, checked bound); `text` is a distinct Rust string.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), needed);
+        buf.add(needed).write(0);
+    }
+    out_len.write(needed);
+    circuit_result::Ok
+}

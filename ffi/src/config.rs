@@ -1,0 +1,522 @@
+//! Configuration through an opaque builder: adding options never changes an
+//! existing signature or struct.
+
+use std::time::Duration;
+
+use circuit_core::config::{MAX_DURATION, MAX_PROBES};
+use circuit_core::{Config, ConfigBuilder, ConfigError};
+
+use crate::boundary::{arg_mut, arg_out, arg_ref, fail, ffi_boundary};
+use crate::result::circuit_result;
+
+/// Collects configuration options; `circuit_config_builder_build` checks
+/// them together and produces an immutable `circuit_config`.
+///
+/// Thread safety: a builder is not thread-safe (its functions take a
+/// non-const pointer); use one builder from one thread at a time.
+#[derive(Debug)]
+pub struct circuit_config_builder {
+    builder: ConfigBuilder,
+}
+
+/// A validated, immutable breaker configuration. Any number of breakers may
+/// be created from one config; each copies what it needs, so the config may
+/// be freed right after.
+///
+/// Thread safety: functions taking a `const circuit_config *` are safe from
+/// any thread.
+#[derive(Debug)]
+pub struct circuit_config {
+    pub(crate) config: Config,
+}
+
+/// A base on which every relation between fields holds for any single
+/// in-range value, so that checking one field reports only that field.
+fn permissive() -> ConfigBuilder {
+    Config::builder()
+        .max_open_duration(MAX_DURATION)
+        .half_open_probes(MAX_PROBES)
+}
+
+/// Applies `set` to the builder after checking the single value with the
+/// core's own validation (the core is the only place with the rules):
+/// `set` is tried on a permissive base, and an error about `field` refuses
+/// the value now. Relations between fields are checked by `_build`.
+fn set(
+    b: &mut circuit_config_builder,
+    field: &'static str,
+    set: impl Fn(ConfigBuilder) -> ConfigBuilder,
+) -> circuit_result {
+    if let Err(e) = set(permissive()).build() {
+        if e.field == field {
+            return config_error(&e);
+        }
+    }
+    b.builder = set(b.builder.clone());
+    circuit_result::Ok
+}
+
+fn config_error(e: &ConfigError) -> circuit_result {
+    fail(circuit_result::InvalidConfig, e)
+}
+
+fn nanos(ns: u64) -> Duration {
+    Duration::from_nanos(ns)
+}
+
+/// Creates a builder holding the defaults: 5 consecutive failures trip, a
+/// 100-slot count window with a floor of 10 calls, 5 s open doubling up to
+/// 60 s with 10 % jitter, one half-open probe with a 10 s lease, metrics on.
+///
+/// Ownership: the caller owns the builder and frees it with
+/// `circuit_config_builder_free` (building does not consume it). Never
+/// returns NULL (except after an internal panic).
+#[no_mangle]
+pub extern "C" fn circuit_config_builder_new() -> *mut circuit_config_builder {
+    ffi_boundary! {
+        Box::into_raw(Box::new(circuit_config_builder {
+            builder: Config::builder(),
+        }))
+    }
+}
+
+/// Frees a builder. `circuit_config_builder_free(NULL)` does nothing.
+///
+/// # Safety
+/// `builder` must be NULL or a builder from this library not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_free(builder: *mut circuit_config_builder) {
+    ffi_boundary! {
+        if !builder.is_null() {
+            // SAFETY: by contract a pointer from `Box::into_raw` in
+            // `circuit_config_builder_new`, freed once.
+            drop(unsafe { Box::from_raw(builder) });
+        }
+    }
+}
+
+/// Checks every option and the relations between them. On success
+/// `*out_config` receives a new config owned by the caller (free it with
+/// `circuit_config_free`). On `CIRCUIT_RESULT_INVALID_CONFIG` the last error
+/// names the option and the reason. The builder stays usable either way.
+///
+/// # Safety
+/// `builder` must be a live builder, `out_config` a valid pointer.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_build(
+    builder: *const circuit_config_builder,
+    out_config: *mut *mut circuit_config,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_ref!(builder);
+        let out_config = arg_out!(out_config);
+        match builder.builder.clone().build() {
+            Ok(config) => {
+                out_config.write(Box::into_raw(Box::new(circuit_config { config })));
+                circuit_result::Ok
+            }
+            Err(e) => config_error(&e),
+        }
+    }
+}
+
+/// Frees a config. Breakers created from it are unaffected.
+/// `circuit_config_free(NULL)` does nothing.
+///
+/// # Safety
+/// `config` must be NULL or a config from this library not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_free(config: *mut circuit_config) {
+    ffi_boundary! {
+        if !config.is_null() {
+            // SAFETY: by contract a pointer from `Box::into_raw` in
+            // `circuit_config_builder_build`, freed once.
+            drop(unsafe { Box::from_raw(config) });
+        }
+    }
+}
+
+// One `_set_*` function per option, each taking the builder first, then
+// its value(s), and returning `CIRCUIT_RESULT_INVALID_CONFIG` (reason in
+// the last error) for a value no configuration could accept. They are
+// written out in full, not generated by a macro, because cbindgen reads
+// signatures without expanding macros.
+
+/// Trip after `n` consecutive failures (TIMEOUT counts as a failure);
+/// `n = 0` turns this policy off. Default 5.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_consecutive_failures(
+    builder: *mut circuit_config_builder,
+    n: u32,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "consecutive_failures", |b| {
+            b.consecutive_failures((n != 0).then_some(n))
+        })
+    }
+}
+
+/// Trip when the window's failure rate reaches `threshold`, in (0, 1], once
+/// the window holds `minimum_calls`; `threshold = 0` turns it off
+/// (default off). NaN and values outside [0, 1] are refused.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_failure_rate(
+    builder: *mut circuit_config_builder,
+    threshold: f64,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "failure_rate", |b| {
+            b.failure_rate((threshold != 0.0).then_some(threshold))
+        })
+    }
+}
+
+/// Trip when the share of calls lasting at least `duration_ns` reaches
+/// `threshold`, in (0, 1]; `threshold = 0` turns it off (default off).
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_slow_call(
+    builder: *mut circuit_config_builder,
+    threshold: f64,
+    duration_ns: u64,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "slow_call", |b| {
+            b.slow_call((threshold != 0.0).then_some((threshold, nanos(duration_ns))))
+        })
+    }
+}
+
+/// Trip when the exponentially weighted failure rate (weight `alpha` in
+/// (0, 1] for the newest outcome) reaches `threshold` in (0, 1], after
+/// `minimum_calls` calls; `threshold = 0` turns it off (default off).
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_ewma(
+    builder: *mut circuit_config_builder,
+    alpha: f64,
+    threshold: f64,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "ewma", |b| b.ewma((threshold != 0.0).then_some((alpha, threshold))))
+    }
+}
+
+/// Calls the window (or EWMA) must hold before a rate can trip; at least 1
+/// and, with a count window, at most its size. Default 10.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_minimum_calls(
+    builder: *mut circuit_config_builder,
+    n: u32,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "minimum_calls", |b| b.minimum_calls(n))
+    }
+}
+
+/// Rate policies read the last `size` outcomes (1 to 1,048,576). Default:
+/// a count window of 100.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_count_window(
+    builder: *mut circuit_config_builder,
+    size: u32,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "count_window", |b| b.count_window(size))
+    }
+}
+
+/// Rate policies read `buckets` buckets (1 to 1024, each at least 1 ms)
+/// covering `duration_ns`.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_time_window(
+    builder: *mut circuit_config_builder,
+    duration_ns: u64,
+    buckets: u32,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "time_window", |b| b.time_window(nanos(duration_ns), buckets))
+    }
+}
+
+/// Base open duration, 1 ms to one week, at most the maximum open
+/// duration. Default 5 s.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_open_duration(
+    builder: *mut circuit_config_builder,
+    duration_ns: u64,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "open_duration", |b| b.open_duration(nanos(duration_ns)))
+    }
+}
+
+/// Cap on the open duration after backoff and on a `Retry-After`, 1 ms to
+/// one week. Default 60 s.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_max_open_duration(
+    builder: *mut circuit_config_builder,
+    duration_ns: u64,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "max_open_duration", |b| b.max_open_duration(nanos(duration_ns)))
+    }
+}
+
+/// Growth factor of the open duration per re-open from HALF_OPEN, in
+/// [1, 1000] (1 = no backoff). Default 2.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_backoff_multiplier(
+    builder: *mut circuit_config_builder,
+    multiplier: f64,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "backoff_multiplier", |b| b.backoff_multiplier(multiplier))
+    }
+}
+
+/// Jitter fraction in [0, 1): each open duration is scaled by a random
+/// factor in [1 - jitter, 1 + jitter]. Default 0.1.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_jitter(
+    builder: *mut circuit_config_builder,
+    jitter: f64,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "jitter", |b| b.jitter(jitter))
+    }
+}
+
+/// Probes admitted per half-open episode, 1 to 255. Default 1.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_half_open_probes(
+    builder: *mut circuit_config_builder,
+    probes: u32,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "half_open_probes", |b| b.half_open_probes(probes))
+    }
+}
+
+/// Successful probes that close the breaker, at most the probe count;
+/// 0 = as many as probes (the default).
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_half_open_successes(
+    builder: *mut circuit_config_builder,
+    successes: u32,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "half_open_successes", |b| b.half_open_successes(successes))
+    }
+}
+
+/// Lease after which probes that have not reported free their slots, 1 ms
+/// to one week. Default 10 s.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_probe_lease(
+    builder: *mut circuit_config_builder,
+    duration_ns: u64,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "probe_lease", |b| b.probe_lease(nanos(duration_ns)))
+    }
+}
+
+/// Whether per-call metrics are recorded: 1 (the default) or 0; any other
+/// value is `CIRCUIT_RESULT_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_metrics(
+    builder: *mut circuit_config_builder,
+    enabled: u32,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        let on = match enabled {
+            0 => false,
+            1 => true,
+            v => {
+                return fail(
+                    circuit_result::InvalidArgument,
+                    format_args!("`enabled` must be 0 or 1, not {v}"),
+                )
+            }
+        };
+        set(builder, "metrics", |b| b.metrics(on))
+    }
+}
+
+/// Seed of the jitter generator, for reproducible tests; 0 (the default)
+/// seeds each breaker differently.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_seed(
+    builder: *mut circuit_config_builder,
+    seed: u64,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "seed", |b| b.seed(seed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_builder(f: impl FnOnce(*mut circuit_config_builder)) {
+        let b = circuit_config_builder_new();
+        f(b);
+        // SAFETY: `b` came from `circuit_config_builder_new`.
+        unsafe { circuit_config_builder_free(b) };
+    }
+
+    #[test]
+    fn each_setter_refuses_its_own_bad_value() {
+        with_builder(|b| {
+            // SAFETY: `b` is a live builder, used by this thread only.
+            let results = unsafe {
+                [
+                    ("rate", circuit_config_builder_set_failure_rate(b, 1.5)),
+                    (
+                        "rate nan",
+                        circuit_config_builder_set_failure_rate(b, f64::NAN),
+                    ),
+                    ("slow", circuit_config_builder_set_slow_call(b, 0.5, 0)),
+                    ("ewma", circuit_config_builder_set_ewma(b, 0.0, 0.5)),
+                    ("min", circuit_config_builder_set_minimum_calls(b, 0)),
+                    ("count", circuit_config_builder_set_count_window(b, 0)),
+                    ("time", circuit_config_builder_set_time_window(b, 1_000, 10)),
+                    ("open", circuit_config_builder_set_open_duration(b, 0)),
+                    (
+                        "max",
+                        circuit_config_builder_set_max_open_duration(b, u64::MAX),
+                    ),
+                    (
+                        "backoff",
+                        circuit_config_builder_set_backoff_multiplier(b, 0.5),
+                    ),
+                    ("jitter", circuit_config_builder_set_jitter(b, 1.0)),
+                    (
+                        "probes",
+                        circuit_config_builder_set_half_open_probes(b, 256),
+                    ),
+                    (
+                        "successes",
+                        circuit_config_builder_set_half_open_successes(b, 256),
+                    ),
+                    ("lease", circuit_config_builder_set_probe_lease(b, 0)),
+                    ("metrics", circuit_config_builder_set_metrics(b, 2)),
+                ]
+            };
+            for (name, r) in results {
+                assert!(
+                    matches!(
+                        r,
+                        circuit_result::InvalidConfig | circuit_result::InvalidArgument
+                    ),
+                    "{name}: {r:?}"
+                );
+            }
+            // A refused value left the builder as it was: the defaults build.
+            let mut out = std::ptr::null_mut();
+            // SAFETY: `b` is live and `out` a valid pointer.
+            unsafe {
+                assert_eq!(
+                    circuit_config_builder_build(b, &mut out),
+                    circuit_result::Ok
+                );
+                assert_eq!((*out).config, Config::default());
+                circuit_config_free(out);
+            }
+        });
+    }
+
+    #[test]
+    fn relations_are_checked_by_build_not_by_order_of_setters() {
+        with_builder(|b| {
+            // SAFETY: `b` is live; `out` is a valid pointer.
+            unsafe {
+                // 120 s exceeds the default cap of 60 s until the cap is raised.
+                assert_eq!(
+                    circuit_config_builder_set_open_duration(b, 120_000_000_000),
+                    circuit_result::Ok
+                );
+                let mut out = std::ptr::null_mut();
+                assert_eq!(
+                    circuit_config_builder_build(b, &mut out),
+                    circuit_result::InvalidConfig
+                );
+                assert!(out.is_null());
+                assert_eq!(
+                    circuit_config_builder_set_max_open_duration(b, 300_000_000_000),
+                    circuit_result::Ok
+                );
+                assert_eq!(
+                    circuit_config_builder_build(b, &mut out),
+                    circuit_result::Ok
+                );
+                assert_eq!((*out).config.open_duration(), Duration::from_secs(120));
+                circuit_config_free(out);
+            }
+        });
+    }
+}
