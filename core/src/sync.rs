@@ -11,8 +11,6 @@ pub(crate) use portable_atomic::{AtomicU32, AtomicU64, Ordering};
 #[cfg(circuit_loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-pub(crate) use crossbeam_utils::CachePadded;
-
 /// Spin-loop hint for CAS retry loops; loom needs to be told to yield.
 #[inline]
 pub(crate) fn spin_hint() {
