@@ -135,7 +135,11 @@ pub struct Rejected {
 
 impl std::fmt::Display for Rejected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "circuit breaker rejected the call: {}", self.reason.as_str())?;
+        write!(
+            f,
+            "circuit breaker rejected the call: {}",
+            self.reason.as_str()
+        )?;
         if let Some(d) = self.retry_after {
             write!(f, " (retry after {d:?})")?;
         }

@@ -229,8 +229,10 @@ impl ConfigBuilder {
     /// Trip when the share of calls lasting at least `duration` reaches
     /// `threshold` (`None`: off).
     pub fn slow_call(mut self, policy: Option<(f64, Duration)>) -> Self {
-        self.config.slow_call =
-            policy.map(|(threshold, duration)| SlowCallPolicy { threshold, duration });
+        self.config.slow_call = policy.map(|(threshold, duration)| SlowCallPolicy {
+            threshold,
+            duration,
+        });
         self
     }
     /// Trip when the EWMA failure rate reaches `threshold` (`None`: off).
@@ -352,14 +354,21 @@ impl ConfigBuilder {
                 }
             }
         }
-        check_duration("max_open_duration", c.max_open_duration, Duration::from_millis(1))?;
+        check_duration(
+            "max_open_duration",
+            c.max_open_duration,
+            Duration::from_millis(1),
+        )?;
         check_duration("open_duration", c.open_duration, Duration::from_millis(1))?;
         if c.open_duration > c.max_open_duration {
             return Err(err("open_duration", "exceeds max_open_duration"));
         }
         let m = c.backoff_multiplier;
         if !(m.is_finite() && (1.0..=1000.0).contains(&m)) {
-            return Err(err("backoff_multiplier", format!("{m} must be in [1, 1000]")));
+            return Err(err(
+                "backoff_multiplier",
+                format!("{m} must be in [1, 1000]"),
+            ));
         }
         let j = c.jitter;
         if !(j.is_finite() && (0.0..1.0).contains(&j)) {
@@ -421,27 +430,63 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(ConfigBuilder, &str)> = vec![
-            (Config::builder().consecutive_failures(Some(0)), "consecutive_failures"),
-            (Config::builder().failure_rate(Some(f64::NAN)), "failure_rate"),
+            (
+                Config::builder().consecutive_failures(Some(0)),
+                "consecutive_failures",
+            ),
+            (
+                Config::builder().failure_rate(Some(f64::NAN)),
+                "failure_rate",
+            ),
             (Config::builder().failure_rate(Some(1.5)), "failure_rate"),
             (Config::builder().failure_rate(Some(0.0)), "failure_rate"),
-            (Config::builder().slow_call(Some((0.5, Duration::ZERO))), "slow_call"),
+            (
+                Config::builder().slow_call(Some((0.5, Duration::ZERO))),
+                "slow_call",
+            ),
             (Config::builder().ewma(Some((0.0, 0.5))), "ewma"),
             (Config::builder().ewma(Some((0.5, f64::INFINITY))), "ewma"),
             (Config::builder().minimum_calls(0), "minimum_calls"),
             (Config::builder().count_window(0), "count_window"),
-            (Config::builder().count_window(MAX_COUNT_WINDOW + 1), "count_window"),
             (
-                Config::builder().failure_rate(Some(0.5)).count_window(5).minimum_calls(6),
+                Config::builder().count_window(MAX_COUNT_WINDOW + 1),
+                "count_window",
+            ),
+            (
+                Config::builder()
+                    .failure_rate(Some(0.5))
+                    .count_window(5)
+                    .minimum_calls(6),
                 "minimum_calls",
             ),
-            (Config::builder().time_window(Duration::from_secs(1), 0), "time_window"),
-            (Config::builder().time_window(Duration::from_millis(5), 10), "time_window"),
-            (Config::builder().open_duration(Duration::ZERO), "open_duration"),
-            (Config::builder().open_duration(Duration::from_secs(61)), "open_duration"),
-            (Config::builder().max_open_duration(Duration::MAX), "max_open_duration"),
-            (Config::builder().backoff_multiplier(0.5), "backoff_multiplier"),
-            (Config::builder().backoff_multiplier(f64::NAN), "backoff_multiplier"),
+            (
+                Config::builder().time_window(Duration::from_secs(1), 0),
+                "time_window",
+            ),
+            (
+                Config::builder().time_window(Duration::from_millis(5), 10),
+                "time_window",
+            ),
+            (
+                Config::builder().open_duration(Duration::ZERO),
+                "open_duration",
+            ),
+            (
+                Config::builder().open_duration(Duration::from_secs(61)),
+                "open_duration",
+            ),
+            (
+                Config::builder().max_open_duration(Duration::MAX),
+                "max_open_duration",
+            ),
+            (
+                Config::builder().backoff_multiplier(0.5),
+                "backoff_multiplier",
+            ),
+            (
+                Config::builder().backoff_multiplier(f64::NAN),
+                "backoff_multiplier",
+            ),
             (Config::builder().jitter(1.0), "jitter"),
             (Config::builder().jitter(-0.1), "jitter"),
             (Config::builder().half_open_probes(0), "half_open_probes"),

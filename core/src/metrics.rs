@@ -88,11 +88,13 @@ impl TransitionStats {
     /// through the state CAS (invariant 3), but the previous winner may still
     /// be here; `swap` makes each stretch of time counted exactly once.
     pub(crate) fn record(&self, from: State, to: State, now: Nanos) {
-        let _ = self.counts[from.index()][to.index()].fetch_update(Relaxed, Relaxed, |c| {
-            c.checked_add(1)
-        });
+        let _ = self.counts[from.index()][to.index()]
+            .fetch_update(Relaxed, Relaxed, |c| c.checked_add(1));
         let since = self.entered_at.swap(now, Relaxed);
-        self.nanos_in_state[from.index()].fetch_add(now.saturating_sub(since), Relaxed);
+        // B12: saturate, even when a manual clock jumps by centuries.
+        let spent = now.saturating_sub(since);
+        let _ = self.nanos_in_state[from.index()]
+            .fetch_update(Relaxed, Relaxed, |t| Some(t.saturating_add(spent)));
     }
 
     fn fill(&self, m: &mut MetricsSnapshot, current: State, now: Nanos) {

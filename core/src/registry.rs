@@ -60,7 +60,10 @@ impl std::fmt::Display for RegistryError {
         match self {
             RegistryError::EmptyName => write!(f, "breaker name is empty"),
             RegistryError::NameTooLong { len } => {
-                write!(f, "breaker name is {len} bytes; the limit is {MAX_NAME_LEN}")
+                write!(
+                    f,
+                    "breaker name is {len} bytes; the limit is {MAX_NAME_LEN}"
+                )
             }
             RegistryError::LimitReached { max } => {
                 write!(f, "registry is full: it already holds {max} breakers")
@@ -329,13 +332,22 @@ mod tests {
     #[test]
     fn one_breaker_per_name_and_per_name_configs() {
         let r = registry(10);
-        let strict = Config::builder().consecutive_failures(Some(1)).build().unwrap();
+        let strict = Config::builder()
+            .consecutive_failures(Some(1))
+            .build()
+            .unwrap();
         r.set_config("db", strict).unwrap();
         let a = r.get_or_create("db").unwrap();
         let b = r.get_or_create("db").unwrap();
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(a.config().consecutive_failures(), Some(1));
-        assert_eq!(r.get_or_create("cache").unwrap().config().consecutive_failures(), Some(5));
+        assert_eq!(
+            r.get_or_create("cache")
+                .unwrap()
+                .config()
+                .consecutive_failures(),
+            Some(5)
+        );
         assert_eq!(&**a.name(), "db");
         assert_eq!(r.len(), 2);
         let names: Vec<_> = r.sorted().into_iter().map(|(n, _)| n.to_string()).collect();
@@ -347,7 +359,10 @@ mod tests {
         let r = registry(2);
         assert_eq!(r.get_or_create("").unwrap_err(), RegistryError::EmptyName);
         let long = "x".repeat(MAX_NAME_LEN + 1);
-        assert!(matches!(r.get_or_create(&long), Err(RegistryError::NameTooLong { .. })));
+        assert!(matches!(
+            r.get_or_create(&long),
+            Err(RegistryError::NameTooLong { .. })
+        ));
         r.get_or_create("a").unwrap();
         r.get_or_create("b").unwrap();
         let e = r.get_or_create("c").unwrap_err();
@@ -390,7 +405,10 @@ mod tests {
     fn registry_listeners_and_queue_see_every_breaker() {
         let r = registry(10);
         let q = r.event_queue(16).unwrap();
-        let cfg = Config::builder().consecutive_failures(Some(1)).build().unwrap();
+        let cfg = Config::builder()
+            .consecutive_failures(Some(1))
+            .build()
+            .unwrap();
         r.set_config("x", cfg).unwrap();
         let b = r.get_or_create("x").unwrap();
         let p = b.acquire().unwrap();

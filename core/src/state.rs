@@ -403,14 +403,16 @@ impl StampCell {
     /// for the same generation (half-open leases: the youngest grant wins).
     pub(crate) fn raise(&self, stamp: Stamp) {
         let gen = (stamp.0 >> STAMP_TIME_BITS) as u16;
-        let _ = self.0.fetch_update(Ordering::Release, Ordering::Acquire, |cur| {
-            let cur = Stamp(cur);
-            if cur.belongs_to(u32::from(gen)) && cur.deadline() >= stamp.deadline() {
-                None
-            } else {
-                Some(stamp.0)
-            }
-        });
+        let _ = self
+            .0
+            .fetch_update(Ordering::Release, Ordering::Acquire, |cur| {
+                let cur = Stamp(cur);
+                if cur.belongs_to(u32::from(gen)) && cur.deadline() >= stamp.deadline() {
+                    None
+                } else {
+                    Some(stamp.0)
+                }
+            });
     }
 }
 
@@ -421,7 +423,9 @@ mod tests {
 
     #[test]
     fn fields_tile_the_word_without_overlap() {
-        let fields = [PHASE, OVERRIDE, INFLIGHT, SUCCESS, STREAK, RESERVED, GENERATION];
+        let fields = [
+            PHASE, OVERRIDE, INFLIGHT, SUCCESS, STREAK, RESERVED, GENERATION,
+        ];
         let mut seen = 0u64;
         for f in fields {
             assert_eq!(seen & f.mask(), 0, "{f:?} overlaps");

@@ -65,9 +65,8 @@ impl TimeWindow {
         let index = self.index(now);
         let epoch = index & FIELD;
         let bucket = &self.buckets[self.modulo.rem(index as u32) as usize];
-        let add = (1 << CALLS_SHIFT)
-            | (u64::from(sample.failed) << FAIL_SHIFT)
-            | u64::from(sample.slow);
+        let add =
+            (1 << CALLS_SHIFT) | (u64::from(sample.failed) << FAIL_SHIFT) | u64::from(sample.slow);
         let _ = bucket.fetch_update(Relaxed, Relaxed, |w| {
             let calls = (w >> CALLS_SHIFT) & FIELD;
             let age = (epoch.wrapping_sub(w >> EPOCH_SHIFT) & FIELD) as u16 as i16;
@@ -160,7 +159,13 @@ mod tests {
     fn a_full_bucket_stops_sampling() {
         let w = TimeWindow::new(Duration::from_secs(1), 1);
         for _ in 0..70_000 {
-            w.record(Sample { failed: true, slow: false }, 0);
+            w.record(
+                Sample {
+                    failed: true,
+                    slow: false,
+                },
+                0,
+            );
         }
         let c = w.counts(0);
         assert_eq!((c.calls, c.failures), (FIELD, FIELD));
@@ -169,10 +174,22 @@ mod tests {
     #[test]
     fn old_buckets_age_out_and_clear_empties() {
         let w = TimeWindow::new(Duration::from_millis(100), 10);
-        w.record(Sample { failed: true, slow: true }, 0);
+        w.record(
+            Sample {
+                failed: true,
+                slow: true,
+            },
+            0,
+        );
         assert_eq!(w.counts(50 * MS).calls, 1);
         assert_eq!(w.counts(101 * MS).calls, 0);
-        w.record(Sample { failed: false, slow: false }, 200 * MS);
+        w.record(
+            Sample {
+                failed: false,
+                slow: false,
+            },
+            200 * MS,
+        );
         w.clear();
         assert_eq!(w.counts(200 * MS), WindowCounts::default());
     }
