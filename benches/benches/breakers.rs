@@ -1,0 +1,488 @@
+//! The benchmarks behind DESIGN.md section 6, in one binary so that every
+//! ratio compares figures from one run on one CPU.
+//!
+//! Groups (criterion ids, read by `bench-table`):
+//!
+//! - `floor/*`: an atomic load, an uncontended `fetch_add`, a successful CAS,
+//!   `Instant::now()`, `MonotonicClock::now()` and `::coarse_now()`.
+//! - `closed/*`: one protected call on a CLOSED breaker, single thread:
+//!   circuit's `acquire` + `record(Success)` under each policy, `acquire`
+//!   alone, and each peer's cheapest closed call.
+//! - `rejected/*`: one refused call on an OPEN breaker (opened by recording
+//!   failures, with an open duration far longer than the run).
+//! - `closed_threads/*/{1,2}` and `rejected_threads/*/{1,2}`: the same calls
+//!   from 1 and 2 threads on one shared breaker, through
+//!   [`circuit_benches::per_thread`]; the figure is time per operation per
+//!   thread.
+//!
+//! Peers and the API measured for each:
+//!
+//! - failsafe 1.3 (`StateMachine`): `CircuitBreaker::call(|| Ok(()))`, which
+//!   is `is_call_permitted` + `on_success` under its mutex; consecutive
+//!   failures (5) and success rate over a time window (EMA) policies.
+//! - recloser 1.4: `Recloser::call(|| Ok(()))`, 100-slot ring buffer,
+//!   failure rate 0.5.
+//! - tower-resilience-circuitbreaker 0.13: it offers only a tower `Service`,
+//!   so a call is `poll_ready` + `call` on a `CircuitBreaker` around a
+//!   `service_fn` that returns a ready future, driven by
+//!   `futures::executor::block_on`; 100-call count window, failure rate 0.5.
+//!   Its 2-thread rejection is not measured: under contention its
+//!   `poll_ready` arms a 1 ms tokio timer, which needs a tokio runtime and
+//!   measures the timer, not the breaker.
+
+use std::future::{poll_fn, Ready};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use circuit_benches::per_thread;
+use circuit_core::{Breaker, Clock, Config, MonotonicClock, Outcome, Recorded, State};
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
+use tower::Service;
+
+/// Duration reported for every call: well under the slow-call threshold.
+const CALL: Duration = Duration::from_micros(250);
+/// Open duration for the rejection benchmarks: far longer than any run.
+const LONG_OPEN: Duration = Duration::from_secs(24 * 3600);
+/// Thread counts of the `*_threads` groups.
+const THREADS: [usize; 2] = [1, 2];
+
+/// A word on a cache line of its own, as the breaker keeps its hot words.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+// ----- circuit ---------------------------------------------------------------
+
+/// (a) consecutive-failure policy only (5 failures trip).
+fn consecutive(metrics: bool) -> Config {
+    Config::builder()
+        .consecutive_failures(Some(5))
+        .metrics(metrics)
+        .build()
+        .expect("valid config")
+}
+
+/// (b) 100-slot count window, failure-rate and slow-call trips.
+fn count_window(metrics: bool) -> Config {
+    Config::builder()
+        .consecutive_failures(None)
+        .failure_rate(Some(0.5))
+        .slow_call(Some((0.5, Duration::from_secs(1))))
+        .count_window(100)
+        .minimum_calls(10)
+        .metrics(metrics)
+        .build()
+        .expect("valid config")
+}
+
+/// (c) time-bucket window (10 s in 10 buckets), failure-rate trip.
+fn time_window() -> Config {
+    Config::builder()
+        .consecutive_failures(None)
+        .failure_rate(Some(0.5))
+        .time_window(Duration::from_secs(10), 10)
+        .minimum_calls(10)
+        .build()
+        .expect("valid config")
+}
+
+#[inline]
+fn circuit_call(b: &Breaker) -> Recorded {
+    match b.acquire() {
+        Ok(permit) => b.record(permit, Outcome::Success, black_box(CALL)),
+        Err(rejected) => panic!("a closed breaker refused a call: {rejected}"),
+    }
+}
+
+/// A breaker opened by failures, staying open for the whole run.
+fn circuit_open(metrics: bool) -> Breaker {
+    let config = Config::builder()
+        .consecutive_failures(Some(5))
+        .open_duration(LONG_OPEN)
+        .max_open_duration(LONG_OPEN)
+        .jitter(0.0)
+        .metrics(metrics)
+        .build()
+        .expect("valid config");
+    let b = Breaker::new(config);
+    for _ in 0..5 {
+        let permit = b.acquire().expect("closed");
+        b.record(permit, Outcome::Failure, CALL);
+    }
+    assert_eq!(b.state(), State::Open);
+    b
+}
+
+fn assert_closed(b: &Breaker) {
+    assert_eq!(
+        b.state(),
+        State::Closed,
+        "the benchmark tripped its breaker"
+    );
+}
+
+// ----- failsafe ----------------------------------------------------------------
+
+type FailsafeConsecutive = failsafe::StateMachine<
+    failsafe::failure_policy::ConsecutiveFailures<failsafe::backoff::Constant>,
+    (),
+>;
+type FailsafeRate = failsafe::StateMachine<
+    failsafe::failure_policy::SuccessRateOverTimeWindow<failsafe::backoff::Constant>,
+    (),
+>;
+
+fn failsafe_consecutive() -> FailsafeConsecutive {
+    let policy =
+        failsafe::failure_policy::consecutive_failures(5, failsafe::backoff::constant(LONG_OPEN));
+    failsafe::Config::new().failure_policy(policy).build()
+}
+
+/// Success rate >= 0.5 required over `window`, at least 10 calls.
+fn failsafe_rate(window: Duration) -> FailsafeRate {
+    let policy = failsafe::failure_policy::success_rate_over_time_window(
+        0.5,
+        10,
+        window,
+        failsafe::backoff::constant(LONG_OPEN),
+    );
+    failsafe::Config::new().failure_policy(policy).build()
+}
+
+#[inline]
+fn failsafe_call(cb: &impl failsafe::CircuitBreaker) -> Result<(), failsafe::Error<()>> {
+    cb.call(|| Ok::<(), ()>(()))
+}
+
+/// Feeds failures until the breaker refuses; `pause` between them lets a
+/// time-window policy reach its window length.
+fn failsafe_open<B: failsafe::CircuitBreaker>(cb: B, pause: Duration) -> B {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cb.is_call_permitted() {
+        let _ = cb.call(|| Err::<(), ()>(()));
+        assert!(Instant::now() < deadline, "failsafe breaker never opened");
+        std::thread::sleep(pause);
+    }
+    cb
+}
+
+// ----- recloser --------------------------------------------------------------
+
+fn recloser() -> recloser::Recloser {
+    recloser::Recloser::custom()
+        .error_rate(0.5)
+        .closed_len(100)
+        .open_wait(LONG_OPEN)
+        .build()
+}
+
+#[inline]
+fn recloser_call(r: &recloser::Recloser) -> Result<(), recloser::Error<()>> {
+    r.call(|| Ok::<(), ()>(()))
+}
+
+fn recloser_open() -> recloser::Recloser {
+    let r = recloser();
+    for _ in 0..1000 {
+        if let Err(recloser::Error::Rejected) = r.call(|| Err::<(), ()>(())) {
+            return r;
+        }
+    }
+    panic!("recloser never opened");
+}
+
+// ----- tower-resilience --------------------------------------------------------
+
+type Inner = tower::util::ServiceFn<fn(bool) -> Ready<Result<(), ()>>>;
+type TowerBreaker = tower_resilience_circuitbreaker::CircuitBreaker<
+    Inner,
+    tower_resilience_circuitbreaker::DefaultClassifier,
+>;
+
+/// The dependency: fails when asked to.
+fn dependency(fail: bool) -> Ready<Result<(), ()>> {
+    std::future::ready(if fail { Err(()) } else { Ok(()) })
+}
+
+fn tower_breaker() -> TowerBreaker {
+    let layer = tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+        .failure_rate_threshold(0.5)
+        .sliding_window_size(100)
+        .minimum_number_of_calls(10)
+        .wait_duration_in_open(LONG_OPEN)
+        .build()
+        .expect("valid config");
+    let f: fn(bool) -> Ready<Result<(), ()>> = dependency;
+    layer.layer_fn(tower::service_fn(f))
+}
+
+/// One call through the service: readiness, then the call, on the calling
+/// thread.
+#[inline]
+fn tower_call(
+    svc: &mut TowerBreaker,
+    fail: bool,
+) -> Result<(), tower_resilience_circuitbreaker::CircuitBreakerError<()>> {
+    futures::executor::block_on(async {
+        poll_fn(|cx| svc.poll_ready(cx)).await?;
+        svc.call(fail).await
+    })
+}
+
+fn tower_open() -> TowerBreaker {
+    let mut svc = tower_breaker();
+    for _ in 0..1000 {
+        let _ = tower_call(&mut svc, true);
+        if svc.is_open() {
+            return svc;
+        }
+    }
+    panic!("tower-resilience breaker never opened");
+}
+
+// ----- groups ----------------------------------------------------------------
+
+fn floor(c: &mut Criterion) {
+    let mut g = c.benchmark_group("floor");
+    let word = Padded(AtomicU64::new(0));
+    g.bench_function("atomic_load", |b| {
+        b.iter(|| black_box(&word.0).load(Ordering::Acquire))
+    });
+    g.bench_function("fetch_add", |b| {
+        b.iter(|| black_box(&word.0).fetch_add(1, Ordering::Relaxed))
+    });
+    g.bench_function("cas", |b| {
+        let mut current = word.0.load(Ordering::Relaxed);
+        b.iter(|| {
+            let next = current.wrapping_add(1);
+            current = match black_box(&word.0).compare_exchange(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => next,
+                Err(seen) => seen,
+            };
+        })
+    });
+    g.bench_function("instant_now", |b| b.iter(Instant::now));
+    let clock = MonotonicClock::new();
+    g.bench_function("monotonic_now", |b| b.iter(|| black_box(&clock).now()));
+    g.bench_function("monotonic_coarse_now", |b| {
+        b.iter(|| black_box(&clock).coarse_now())
+    });
+    g.finish();
+}
+
+fn closed(c: &mut Criterion) {
+    let mut g = c.benchmark_group("closed");
+
+    let b = Breaker::new(consecutive(true));
+    g.bench_function("circuit_acquire_only", |bench| {
+        bench.iter(|| black_box(&b).acquire())
+    });
+    assert_closed(&b);
+
+    for (name, config) in [
+        ("circuit_consecutive", consecutive(true)),
+        ("circuit_consecutive_no_metrics", consecutive(false)),
+        ("circuit_count_window", count_window(true)),
+        ("circuit_count_window_no_metrics", count_window(false)),
+        ("circuit_time_window", time_window()),
+    ] {
+        let b = Breaker::new(config);
+        g.bench_function(name, |bench| bench.iter(|| circuit_call(black_box(&b))));
+        assert_closed(&b);
+    }
+
+    let fs = failsafe_consecutive();
+    g.bench_function("failsafe_consecutive", |b| b.iter(|| failsafe_call(&fs)));
+    assert!(fs.is_call_permitted());
+
+    let fs = failsafe_rate(Duration::from_secs(10));
+    g.bench_function("failsafe_rate", |b| b.iter(|| failsafe_call(&fs)));
+    assert!(fs.is_call_permitted());
+
+    let r = recloser();
+    g.bench_function("recloser", |b| b.iter(|| recloser_call(&r)));
+    assert!(recloser_call(&r).is_ok());
+
+    let mut svc = tower_breaker();
+    g.bench_function("tower_resilience", |b| {
+        b.iter(|| tower_call(&mut svc, false))
+    });
+    assert!(tower_call(&mut svc, false).is_ok());
+    g.finish();
+}
+
+fn rejected(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rejected");
+
+    for (name, metrics) in [("circuit", true), ("circuit_no_metrics", false)] {
+        let b = circuit_open(metrics);
+        g.bench_function(name, |bench| bench.iter(|| black_box(&b).acquire()));
+        assert_eq!(b.state(), State::Open);
+    }
+
+    let fs = failsafe_open(failsafe_consecutive(), Duration::ZERO);
+    g.bench_function("failsafe_consecutive", |b| b.iter(|| failsafe_call(&fs)));
+    assert!(!fs.is_call_permitted());
+
+    // failsafe's rate policy trips only once its window (whole seconds) has
+    // passed since it was created.
+    let fs = failsafe_open(
+        failsafe_rate(Duration::from_secs(1)),
+        Duration::from_millis(10),
+    );
+    g.bench_function("failsafe_rate", |b| b.iter(|| failsafe_call(&fs)));
+    assert!(!fs.is_call_permitted());
+
+    let r = recloser_open();
+    g.bench_function("recloser", |b| b.iter(|| recloser_call(&r)));
+    assert!(recloser_call(&r).is_err());
+
+    let mut svc = tower_open();
+    g.bench_function("tower_resilience", |b| {
+        b.iter(|| tower_call(&mut svc, false))
+    });
+    assert!(svc.is_open());
+    g.finish();
+}
+
+/// Benchmarks `op` on handles made by `make` from 1 and 2 threads.
+fn threads<S, M, F>(
+    g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    make: M,
+    op: F,
+) where
+    M: Fn() -> S + Sync,
+    F: Fn(&mut S) + Sync,
+{
+    for n in THREADS {
+        g.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
+            b.iter_custom(|iters| per_thread(n, iters, &make, &op))
+        });
+    }
+}
+
+fn closed_threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("closed_threads");
+
+    let word = Padded(AtomicU64::new(0));
+    threads(
+        &mut g,
+        "fetch_add_shared",
+        || &word.0,
+        |w| {
+            black_box(w.fetch_add(1, Ordering::Relaxed));
+        },
+    );
+
+    for (name, config) in [
+        ("circuit_consecutive", consecutive(true)),
+        ("circuit_count_window", count_window(true)),
+    ] {
+        let shared = Arc::new(Breaker::new(config));
+        threads(
+            &mut g,
+            name,
+            || Arc::clone(&shared),
+            |b| {
+                black_box(circuit_call(b));
+            },
+        );
+        assert_closed(&shared);
+    }
+
+    let fs = failsafe_consecutive();
+    threads(
+        &mut g,
+        "failsafe_consecutive",
+        || fs.clone(),
+        |cb| {
+            let _ = black_box(failsafe_call(cb));
+        },
+    );
+    let fs = failsafe_rate(Duration::from_secs(10));
+    threads(
+        &mut g,
+        "failsafe_rate",
+        || fs.clone(),
+        |cb| {
+            let _ = black_box(failsafe_call(cb));
+        },
+    );
+
+    let r = Arc::new(recloser());
+    threads(
+        &mut g,
+        "recloser",
+        || Arc::clone(&r),
+        |r| {
+            let _ = black_box(recloser_call(r));
+        },
+    );
+
+    // Clones of a tower-resilience service share one circuit.
+    let svc = std::sync::Mutex::new(tower_breaker());
+    threads(
+        &mut g,
+        "tower_resilience",
+        || svc.lock().expect("not poisoned").clone(),
+        |s| {
+            let _ = black_box(tower_call(s, false));
+        },
+    );
+    g.finish();
+}
+
+fn rejected_threads(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rejected_threads");
+
+    for (name, metrics) in [("circuit", true), ("circuit_no_metrics", false)] {
+        let shared = Arc::new(circuit_open(metrics));
+        threads(
+            &mut g,
+            name,
+            || Arc::clone(&shared),
+            |b| {
+                let _ = black_box(b.acquire());
+            },
+        );
+        assert_eq!(shared.state(), State::Open);
+    }
+
+    let fs = failsafe_open(failsafe_consecutive(), Duration::ZERO);
+    threads(
+        &mut g,
+        "failsafe_consecutive",
+        || fs.clone(),
+        |cb| {
+            let _ = black_box(failsafe_call(cb));
+        },
+    );
+
+    let r = Arc::new(recloser_open());
+    threads(
+        &mut g,
+        "recloser",
+        || Arc::clone(&r),
+        |r| {
+            let _ = black_box(recloser_call(r));
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    floor,
+    closed,
+    rejected,
+    closed_threads,
+    rejected_threads
+);
+criterion_main!(benches);

@@ -1,0 +1,500 @@
+//! The performance budgets of DESIGN.md section 6 as data, and the table that
+//! checks them against one run's results.
+//!
+//! Every figure is a criterion estimate in nanoseconds per operation (per
+//! operation per thread for the `*_threads` groups), keyed by criterion's
+//! full benchmark id (`group/function[/parameter]`). Every ratio compares
+//! figures of the same run: the floor is `floor/atomic_load` +
+//! `floor/fetch_add`, a peer reference is one named benchmark or the fastest
+//! of several.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// What a benchmark is compared with in the "vs peer" column.
+#[derive(Debug, Clone, Copy)]
+pub enum Reference {
+    /// No peer comparison.
+    None,
+    /// One named benchmark.
+    One(&'static str),
+    /// The fastest of these benchmarks (those present in the run).
+    Fastest(&'static [&'static str]),
+}
+
+/// One budget: each limit that is set must hold for a PASS.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// The budget as DESIGN.md states it, shortened for the table.
+    pub text: &'static str,
+    /// Largest allowed ratio to the floor (load + fetch_add).
+    pub max_vs_floor: Option<f64>,
+    /// Largest allowed ratio to the row's peer reference.
+    pub max_vs_peer: Option<f64>,
+    /// Largest allowed ratio to another benchmark of the same run, with a
+    /// short name for the verdict.
+    pub max_vs_other: Option<(&'static str, f64, &'static str)>,
+}
+
+/// A row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    /// Criterion's full id of the benchmark.
+    pub id: &'static str,
+    /// Peer reference for the "vs peer" column.
+    pub peer: Reference,
+    /// The budget checked on this row, if any.
+    pub budget: Option<Budget>,
+}
+
+/// Id of the atomic load floor benchmark.
+pub const FLOOR_LOAD: &str = "floor/atomic_load";
+/// Id of the uncontended `fetch_add` floor benchmark.
+pub const FLOOR_FETCH_ADD: &str = "floor/fetch_add";
+
+const CLOSED_PEERS: &[&str] = &[
+    "closed/failsafe_consecutive",
+    "closed/failsafe_rate",
+    "closed/recloser",
+    "closed/tower_resilience",
+];
+const REJECTED_PEERS: &[&str] = &[
+    "rejected/failsafe_consecutive",
+    "rejected/failsafe_rate",
+    "rejected/recloser",
+    "rejected/tower_resilience",
+];
+const CLOSED_PEERS_1T: &[&str] = &[
+    "closed_threads/failsafe_consecutive/1",
+    "closed_threads/failsafe_rate/1",
+    "closed_threads/recloser/1",
+    "closed_threads/tower_resilience/1",
+];
+const CLOSED_PEERS_2T: &[&str] = &[
+    "closed_threads/failsafe_consecutive/2",
+    "closed_threads/failsafe_rate/2",
+    "closed_threads/recloser/2",
+    "closed_threads/tower_resilience/2",
+];
+const REJECTED_PEERS_1T: &[&str] = &[
+    "rejected_threads/failsafe_consecutive/1",
+    "rejected_threads/recloser/1",
+];
+const REJECTED_PEERS_2T: &[&str] = &[
+    "rejected_threads/failsafe_consecutive/2",
+    "rejected_threads/recloser/2",
+];
+
+const CONSECUTIVE: Budget = Budget {
+    text: "<=2x floor, <=0.5x fastest peer",
+    max_vs_floor: Some(2.0),
+    max_vs_peer: Some(0.5),
+    max_vs_other: None,
+};
+const COUNT_WINDOW: Budget = Budget {
+    text: "<=3x floor, <=0.25x failsafe rate",
+    max_vs_floor: Some(3.0),
+    max_vs_peer: Some(0.25),
+    max_vs_other: None,
+};
+const TIME_WINDOW: Budget = Budget {
+    text: "<=4x floor",
+    max_vs_floor: Some(4.0),
+    max_vs_peer: None,
+    max_vs_other: None,
+};
+const ACQUIRE_ONLY: Budget = Budget {
+    text: "load+branch, no clock: < fetch_add (proxy)",
+    max_vs_floor: None,
+    max_vs_peer: None,
+    max_vs_other: Some((FLOOR_FETCH_ADD, 1.0, "fetch_add")),
+};
+const REJECTED: Budget = Budget {
+    text: "<=0.5x fastest peer",
+    max_vs_floor: None,
+    max_vs_peer: Some(0.5),
+    max_vs_other: None,
+};
+const THREADS_2: Budget = Budget {
+    text: "<=0.33x fastest peer, 2 threads",
+    max_vs_floor: None,
+    max_vs_peer: Some(0.33),
+    max_vs_other: None,
+};
+const REJECTED_2: Budget = Budget {
+    text: "<=0.5x fastest peer; <=2x own 1t (no shared store, proxy)",
+    max_vs_floor: None,
+    max_vs_peer: Some(0.5),
+    max_vs_other: Some(("rejected_threads/circuit/1", 2.0, "1t")),
+};
+const REJECTED_2_NO_METRICS: Budget = Budget {
+    max_vs_other: Some(("rejected_threads/circuit_no_metrics/1", 2.0, "1t")),
+    ..REJECTED_2
+};
+
+const fn row(id: &'static str, peer: Reference, budget: Option<Budget>) -> Row {
+    Row { id, peer, budget }
+}
+
+/// The table's rows in print order. Benchmarks found in a run but missing
+/// here are printed after them without a budget.
+pub const ROWS: &[Row] = &[
+    row(FLOOR_LOAD, Reference::None, None),
+    row(FLOOR_FETCH_ADD, Reference::None, None),
+    row("floor/cas", Reference::None, None),
+    row("floor/instant_now", Reference::None, None),
+    row("floor/monotonic_now", Reference::None, None),
+    row("floor/monotonic_coarse_now", Reference::None, None),
+    row(
+        "closed/circuit_acquire_only",
+        Reference::None,
+        Some(ACQUIRE_ONLY),
+    ),
+    row(
+        "closed/circuit_consecutive",
+        Reference::Fastest(CLOSED_PEERS),
+        Some(CONSECUTIVE),
+    ),
+    row(
+        "closed/circuit_consecutive_no_metrics",
+        Reference::Fastest(CLOSED_PEERS),
+        Some(CONSECUTIVE),
+    ),
+    row(
+        "closed/circuit_count_window",
+        Reference::One("closed/failsafe_rate"),
+        Some(COUNT_WINDOW),
+    ),
+    row(
+        "closed/circuit_count_window_no_metrics",
+        Reference::One("closed/failsafe_rate"),
+        Some(COUNT_WINDOW),
+    ),
+    row(
+        "closed/circuit_time_window",
+        Reference::One("closed/failsafe_rate"),
+        Some(TIME_WINDOW),
+    ),
+    row("closed/failsafe_consecutive", Reference::None, None),
+    row("closed/failsafe_rate", Reference::None, None),
+    row("closed/recloser", Reference::None, None),
+    row("closed/tower_resilience", Reference::None, None),
+    row(
+        "rejected/circuit",
+        Reference::Fastest(REJECTED_PEERS),
+        Some(REJECTED),
+    ),
+    row(
+        "rejected/circuit_no_metrics",
+        Reference::Fastest(REJECTED_PEERS),
+        Some(REJECTED),
+    ),
+    row("rejected/failsafe_consecutive", Reference::None, None),
+    row("rejected/failsafe_rate", Reference::None, None),
+    row("rejected/recloser", Reference::None, None),
+    row("rejected/tower_resilience", Reference::None, None),
+    row("closed_threads/fetch_add_shared/1", Reference::None, None),
+    row("closed_threads/fetch_add_shared/2", Reference::None, None),
+    row(
+        "closed_threads/circuit_consecutive/1",
+        Reference::Fastest(CLOSED_PEERS_1T),
+        None,
+    ),
+    row(
+        "closed_threads/circuit_consecutive/2",
+        Reference::Fastest(CLOSED_PEERS_2T),
+        Some(THREADS_2),
+    ),
+    row(
+        "closed_threads/circuit_count_window/1",
+        Reference::Fastest(CLOSED_PEERS_1T),
+        None,
+    ),
+    row(
+        "closed_threads/circuit_count_window/2",
+        Reference::Fastest(CLOSED_PEERS_2T),
+        Some(THREADS_2),
+    ),
+    row(
+        "closed_threads/failsafe_consecutive/1",
+        Reference::None,
+        None,
+    ),
+    row(
+        "closed_threads/failsafe_consecutive/2",
+        Reference::None,
+        None,
+    ),
+    row("closed_threads/failsafe_rate/1", Reference::None, None),
+    row("closed_threads/failsafe_rate/2", Reference::None, None),
+    row("closed_threads/recloser/1", Reference::None, None),
+    row("closed_threads/recloser/2", Reference::None, None),
+    row("closed_threads/tower_resilience/1", Reference::None, None),
+    row("closed_threads/tower_resilience/2", Reference::None, None),
+    row(
+        "rejected_threads/circuit/1",
+        Reference::Fastest(REJECTED_PEERS_1T),
+        None,
+    ),
+    row(
+        "rejected_threads/circuit/2",
+        Reference::Fastest(REJECTED_PEERS_2T),
+        Some(REJECTED_2),
+    ),
+    row(
+        "rejected_threads/circuit_no_metrics/1",
+        Reference::Fastest(REJECTED_PEERS_1T),
+        None,
+    ),
+    row(
+        "rejected_threads/circuit_no_metrics/2",
+        Reference::Fastest(REJECTED_PEERS_2T),
+        Some(REJECTED_2_NO_METRICS),
+    ),
+    row(
+        "rejected_threads/failsafe_consecutive/1",
+        Reference::None,
+        None,
+    ),
+    row(
+        "rejected_threads/failsafe_consecutive/2",
+        Reference::None,
+        None,
+    ),
+    row("rejected_threads/recloser/1", Reference::None, None),
+    row("rejected_threads/recloser/2", Reference::None, None),
+];
+
+/// Outcome of checking one budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every limit holds.
+    Pass,
+    /// These limits do not hold (short names: "floor", "peer", ...).
+    Miss(Vec<&'static str>),
+    /// A figure the budget needs is missing from the run.
+    NotMeasured,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Pass => f.write_str("PASS"),
+            Verdict::Miss(what) => write!(f, "MISS ({})", what.join(", ")),
+            Verdict::NotMeasured => f.write_str("n/a"),
+        }
+    }
+}
+
+/// The peer a row is compared with: its id and figure.
+pub fn peer_of(reference: Reference, ns: &BTreeMap<String, f64>) -> Option<(&'static str, f64)> {
+    match reference {
+        Reference::None => None,
+        Reference::One(id) => ns.get(id).map(|&v| (id, v)),
+        Reference::Fastest(ids) => ids
+            .iter()
+            .filter_map(|&id| ns.get(id).map(|&v| (id, v)))
+            .min_by(|a, b| a.1.total_cmp(&b.1)),
+    }
+}
+
+/// The floor of this run: atomic load + uncontended `fetch_add`.
+pub fn floor(ns: &BTreeMap<String, f64>) -> Option<f64> {
+    Some(ns.get(FLOOR_LOAD)? + ns.get(FLOOR_FETCH_ADD)?)
+}
+
+/// Checks one budget against one run.
+pub fn check(
+    budget: &Budget,
+    value: f64,
+    floor: Option<f64>,
+    peer: Option<f64>,
+    ns: &BTreeMap<String, f64>,
+) -> Verdict {
+    let mut missed = Vec::new();
+    let mut limit = |max: Option<f64>, base: Option<f64>, name: &'static str| -> bool {
+        match (max, base) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(max), Some(base)) => {
+                if value > max * base {
+                    missed.push(name);
+                }
+                true
+            }
+        }
+    };
+    let mut measured = limit(budget.max_vs_floor, floor, "floor");
+    measured &= limit(budget.max_vs_peer, peer, "peer");
+    if let Some((id, max, name)) = budget.max_vs_other {
+        measured &= limit(Some(max), ns.get(id).copied(), name);
+    }
+    if !measured {
+        Verdict::NotMeasured
+    } else if missed.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Miss(missed)
+    }
+}
+
+/// Short peer name for the table: the function part of its id.
+fn short(id: &str) -> &str {
+    id.split('/').nth(1).unwrap_or(id)
+}
+
+fn ns_cell(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Budgets checked and missed in one table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Rows whose budget had every figure it needs.
+    pub checked: usize,
+    /// Rows that missed their budget.
+    pub missed: usize,
+}
+
+/// Renders the table (Markdown) for one run.
+pub fn render(ns: &BTreeMap<String, f64>) -> (String, Summary) {
+    let floor = floor(ns);
+    let mut out = String::new();
+    let mut summary = Summary::default();
+    let _ = writeln!(
+        out,
+        "| benchmark | ns/op | x floor | x peer | budget | verdict |\n|---|---:|---:|---|---|---|"
+    );
+    let known: Vec<&str> = ROWS.iter().map(|r| r.id).collect();
+    let rows = ROWS.iter().map(|r| (r.id, r.peer, r.budget)).chain(
+        ns.keys()
+            .map(String::as_str)
+            .filter(|k| !known.contains(k))
+            .map(|k| (k, Reference::None, None)),
+    );
+    for (id, reference, budget) in rows {
+        let Some(&value) = ns.get(id) else {
+            continue;
+        };
+        let vs_floor = floor.map_or("-".to_string(), |f| format!("{:.2}", value / f));
+        let peer = peer_of(reference, ns);
+        let vs_peer = peer.map_or("-".to_string(), |(id, p)| {
+            format!("{:.2} ({} {})", value / p, short(id), ns_cell(p))
+        });
+        let (budget, verdict) = match &budget {
+            None => ("-".to_string(), String::new()),
+            Some(b) => {
+                let v = check(b, value, floor, peer.map(|p| p.1), ns);
+                summary.checked += usize::from(v != Verdict::NotMeasured);
+                summary.missed += usize::from(matches!(v, Verdict::Miss(_)));
+                (b.text.to_string(), v.to_string())
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            id,
+            ns_cell(value),
+            vs_floor,
+            vs_peer,
+            budget,
+            verdict
+        );
+    }
+    match floor {
+        Some(f) => {
+            let _ = writeln!(
+                out,
+                "\nfloor = atomic load + uncontended fetch_add = {} ns (this run)",
+                ns_cell(f)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "\nfloor not measured in this run: no floor ratios");
+        }
+    }
+    (out, summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        pairs.iter().map(|&(k, v)| (k.to_string(), v)).collect()
+    }
+
+    #[test]
+    fn every_reference_names_a_row() {
+        let ids: Vec<&str> = ROWS.iter().map(|r| r.id).collect();
+        for r in ROWS {
+            let refs: Vec<&str> = match r.peer {
+                Reference::None => vec![],
+                Reference::One(id) => vec![id],
+                Reference::Fastest(list) => list.to_vec(),
+            };
+            for id in refs {
+                assert!(ids.contains(&id), "{} refers to unknown {id}", r.id);
+            }
+            if let Some((id, _, _)) = r.budget.and_then(|b| b.max_vs_other) {
+                assert!(ids.contains(&id), "{} refers to unknown {id}", r.id);
+            }
+        }
+    }
+
+    #[test]
+    fn pass_miss_and_missing_figures() {
+        let ns = run(&[
+            (FLOOR_LOAD, 1.0),
+            (FLOOR_FETCH_ADD, 2.0),
+            ("closed/recloser", 10.0),
+            ("closed/failsafe_consecutive", 12.0),
+        ]);
+        let f = floor(&ns);
+        assert_eq!(f, Some(3.0));
+        let peer = peer_of(Reference::Fastest(CLOSED_PEERS), &ns);
+        assert_eq!(peer, Some(("closed/recloser", 10.0)));
+        let p = peer.map(|p| p.1);
+        assert_eq!(check(&CONSECUTIVE, 5.0, f, p, &ns), Verdict::Pass);
+        assert_eq!(
+            check(&CONSECUTIVE, 6.5, f, p, &ns),
+            Verdict::Miss(vec!["floor", "peer"])
+        );
+        assert_eq!(check(&CONSECUTIVE, 5.0, None, p, &ns), Verdict::NotMeasured);
+        assert_eq!(check(&ACQUIRE_ONLY, 1.5, f, None, &ns), Verdict::Pass);
+        assert_eq!(
+            check(&ACQUIRE_ONLY, 2.5, f, None, &ns),
+            Verdict::Miss(vec!["fetch_add"])
+        );
+    }
+
+    #[test]
+    fn render_counts_misses_and_keeps_unknown_rows() {
+        let ns = run(&[
+            (FLOOR_LOAD, 1.0),
+            (FLOOR_FETCH_ADD, 2.0),
+            ("closed/recloser", 10.0),
+            ("closed/circuit_consecutive", 7.0),
+            ("other/thing", 3.0),
+        ]);
+        let (table, summary) = render(&ns);
+        assert_eq!(
+            summary,
+            Summary {
+                checked: 1,
+                missed: 1
+            }
+        );
+        assert!(
+            table.contains("| closed/circuit_consecutive | 7.00 | 2.33 | 0.70 (recloser 10.0) |")
+        );
+        assert!(table.contains("MISS (floor, peer)"));
+        assert!(table.contains("| other/thing | 3.00 |"));
+    }
+}
