@@ -655,6 +655,16 @@ impl Breaker {
         match (to.override_mode(), to.phase()) {
             (Some(_), _) => {
                 let stamp = match requested {
+                    // B1: a shadow trip keeps the override's expiry (never,
+                    // if its stamp is not written yet: invariant 4).
+                    _ if reason == Reason::ShadowTrip => {
+                        let old = self.control.override_until.load();
+                        if old.belongs_to(from.generation()) {
+                            Stamp::new(generation, old.deadline())
+                        } else {
+                            Stamp::never(generation)
+                        }
+                    }
                     Some(d) => Stamp::new(generation, now.saturating_add(duration_to_nanos(d))),
                     None => Stamp::never(generation),
                 };
