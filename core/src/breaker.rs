@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::events::{Listener, ListenerId, ListenerSet};
 use crate::ewma::Ewma;
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
-use crate::rng::Rng;
+use crate::rng;
 use crate::state::{Override, Phase, Snapshot, Stamp, StampCell, State, StateCell};
 use crate::sync::{spin_hint, AtomicU64, Ordering::Relaxed};
 use crate::transition::{Reason, Transition};
@@ -24,10 +24,31 @@ use crate::window::{Sample, Window, WindowCounts};
 #[repr(C)]
 struct Control {
     word: StateCell,
-    open_until: StampCell,
-    override_until: StampCell,
-    lease_until: StampCell,
-    rng: Rng,
+    /// The deadline of the current generation (invariant 4): the open
+    /// deadline in OPEN, the probe lease in HALF_OPEN, the expiry under an
+    /// override, unused in CLOSED. Each generation has exactly one of these,
+    /// so one stamped word serves all three.
+    deadline: StampCell,
+}
+
+/// What breakers of one registry share: the clock and the registry's
+/// listeners.
+#[derive(Debug)]
+pub(crate) struct Env {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) parent: Option<Arc<ListenerSet>>,
+    /// Mixed into jitter so breakers and processes draw apart.
+    pub(crate) salt: u64,
+}
+
+impl Env {
+    pub(crate) fn new(clock: Arc<dyn Clock>, parent: Option<Arc<ListenerSet>>) -> Arc<Env> {
+        Arc::new(Env {
+            clock,
+            parent,
+            salt: rng::fresh_seed(),
+        })
+    }
 }
 
 /// Written on the call path by recording threads: the consecutive-failure
@@ -44,33 +65,36 @@ struct Hot {
 /// takes `&self` and is safe to call from any number of threads.
 ///
 /// Layout (`repr(C)`, checked at compile time below): the state word first,
-/// then read-mostly fields, then the words recording threads write (`hot`),
-/// then the statistics only transition winners write. The read-mostly block
-/// keeps `hot` at least 128 bytes past the state word, so they never share a
-/// cache line or an adjacent-line prefetch pair, and the transition
-/// statistics keep `hot` as far from whatever is allocated next. Field order
-/// does this without 128-byte alignment, which would cost a third more memory
-/// per breaker (DESIGN.md section 6: 100,000 breakers in under 64 MB).
+/// then the statistics only transition winners write, then the words
+/// recording threads write (`hot`), then read-mostly fields. The transition
+/// statistics keep `hot` more than 128 bytes past the state word, and the
+/// read-mostly tail (plus the allocator's and `Arc`'s headers) keeps it as
+/// far from the state word of whatever is allocated next, so the word every
+/// acquire reads never shares a cache line or an adjacent-line prefetch pair
+/// with words written per call. Field order does this without 128-byte
+/// alignment, which would cost a third more memory per breaker (DESIGN.md
+/// section 6: 100,000 breakers in under 64 MB).
 #[repr(C)]
 pub struct Breaker {
     control: Control,
+    transitions: TransitionStats,
+    hot: Hot,
     config: Arc<Config>,
     /// Slow-call threshold in nanoseconds, `u64::MAX` when the policy is off.
     slow_nanos: u64,
-    clock: Arc<dyn Clock>,
+    env: Arc<Env>,
     name: Arc<str>,
     listeners: ListenerSet,
-    parent: Option<Arc<ListenerSet>>,
     window: Option<Window>,
-    hot: Hot,
-    transitions: TransitionStats,
 }
 
 const _: () = {
     use std::mem::{offset_of, size_of};
-    // The state word is the first field of `Control`.
+    // The state word is the first field of `Control`. Before `hot`: more
+    // than 128 bytes. After it: the tail, plus at least 16 bytes of `Arc`
+    // header and 8 of allocator header before the next object.
     assert!(offset_of!(Breaker, hot) >= offset_of!(Breaker, control) + 8 + 128);
-    assert!(size_of::<TransitionStats>() >= 128);
+    assert!(size_of::<Breaker>() - offset_of!(Breaker, hot) - size_of::<Hot>() + 24 >= 128);
 };
 
 impl std::fmt::Debug for Breaker {
@@ -108,45 +132,32 @@ impl Breaker {
 
     /// A breaker with a name (used in events and metrics) and no listener.
     pub fn named(name: Arc<str>, config: Config, clock: Arc<dyn Clock>) -> Breaker {
-        Breaker::shared(name, Arc::new(config), clock, None)
+        Breaker::shared(name, Arc::new(config), Env::new(clock, None))
     }
 
     /// As [`Breaker::named`], sharing one config among many breakers and
     /// forwarding events to a parent listener set (a registry's).
-    pub(crate) fn shared(
-        name: Arc<str>,
-        config: Arc<Config>,
-        clock: Arc<dyn Clock>,
-        parent: Option<Arc<ListenerSet>>,
-    ) -> Breaker {
-        let seed = if config.seed == 0 {
-            Rng::fresh_seed()
-        } else {
-            config.seed
-        };
+    pub(crate) fn shared(name: Arc<str>, config: Arc<Config>, env: Arc<Env>) -> Breaker {
+        let now = env.clock.now();
         Breaker {
             control: Control {
                 word: StateCell::new(),
-                open_until: StampCell::new(),
-                override_until: StampCell::new(),
-                lease_until: StampCell::new(),
-                rng: Rng::new(seed),
+                deadline: StampCell::new(),
             },
             hot: Hot {
                 consecutive_failures: AtomicU64::new(0),
-                ewma: Ewma::new(config.ewma.map_or(1.0, |e| e.alpha)),
+                ewma: Ewma::new(),
                 counters: CallCounters::new(),
             },
-            transitions: TransitionStats::new(clock.now()),
+            transitions: TransitionStats::new(now),
             window: config.uses_window().then(|| Window::new(config.window)),
             slow_nanos: config
                 .slow_call
                 .map_or(u64::MAX, |p| duration_to_nanos(p.duration)),
             config,
-            clock,
+            env,
             name,
             listeners: ListenerSet::default(),
-            parent,
         }
     }
 
@@ -173,7 +184,7 @@ impl Breaker {
 
     /// The clock this breaker reads.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
+        &self.env.clock
     }
 
     /// Asks to make a call. In CLOSED (no override) this is one atomic load
@@ -290,17 +301,17 @@ impl Breaker {
     /// `None` when not OPEN or not yet written.
     pub fn open_deadline(&self) -> Option<Nanos> {
         let s = self.control.word.load();
-        let stamp = self.control.open_until.load();
+        let stamp = self.control.deadline.load();
         (s.state() == State::Open && stamp.belongs_to(s.generation())).then(|| stamp.deadline())
     }
 
     /// A copy of the counters, with the window's current rates.
     pub fn metrics(&self) -> MetricsSnapshot {
         let state = self.state();
-        let now = self.clock.now();
+        let now = self.env.clock.now();
         let mut m = metrics::snapshot(&self.hot.counters, &self.transitions, state, now);
         if let Some(w) = &self.window {
-            let c = w.counts(self.clock.coarse_now());
+            let c = w.counts(self.env.clock.coarse_now());
             m.failure_rate = c.failure_rate();
             m.slow_call_rate = c.slow_rate();
             m.window_calls = c.calls;
@@ -331,22 +342,22 @@ impl Breaker {
                 if mode != Override::ForcedOpen {
                     return Ok(Permit::new(s.generation(), false));
                 }
-                let stamp = self.control.override_until.load();
+                let stamp = self.control.deadline.load();
                 let retry_after = (stamp.belongs_to(s.generation()) && !stamp.is_never())
-                    .then(|| remaining(stamp.deadline(), self.clock.coarse_now()));
+                    .then(|| remaining(stamp.deadline(), self.env.clock.coarse_now()));
                 return Err(self.reject(RejectReason::ForcedOpen, retry_after));
             }
             match s.phase() {
                 Phase::Closed => return Ok(Permit::new(s.generation(), false)),
                 Phase::Open => {
-                    let stamp = self.control.open_until.load();
+                    let stamp = self.control.deadline.load();
                     if !stamp.belongs_to(s.generation()) {
                         // The winner has not written its deadline yet: the
                         // episode has just begun (invariant 4).
                         let d = self.config.open_duration;
                         return Err(self.reject(RejectReason::Open, Some(d)));
                     }
-                    let now = self.clock.coarse_now();
+                    let now = self.env.clock.coarse_now();
                     if now < stamp.deadline() {
                         let left = remaining(stamp.deadline(), now);
                         return Err(self.reject(RejectReason::Open, Some(left)));
@@ -377,8 +388,8 @@ impl Breaker {
                             }
                         }
                     }
-                    let stamp = self.control.lease_until.load();
-                    let now = self.clock.coarse_now();
+                    let stamp = self.control.deadline.load();
+                    let now = self.env.clock.coarse_now();
                     if stamp.belongs_to(s.generation()) && now >= stamp.deadline() {
                         // Every slot is held past its lease: free them all by
                         // moving to a new half-open generation (late probes
@@ -415,11 +426,12 @@ impl Breaker {
     /// Raises this half-open generation's lease to cover the grant just made.
     fn extend_lease(&self, generation: u32) {
         let deadline = self
+            .env
             .clock
             .coarse_now()
             .saturating_add(duration_to_nanos(self.config.probe_lease));
         self.control
-            .lease_until
+            .deadline
             .raise(Stamp::new(generation, deadline));
     }
 
@@ -429,11 +441,11 @@ impl Breaker {
         if s.override_mode().is_none() {
             return s;
         }
-        let stamp = self.control.override_until.load();
+        let stamp = self.control.deadline.load();
         if !stamp.belongs_to(s.generation()) || stamp.is_never() {
             return s;
         }
-        if self.clock.coarse_now() < stamp.deadline() {
+        if self.env.clock.coarse_now() < stamp.deadline() {
             return s;
         }
         match self.transition(s, s.to_closed(0), Reason::OverrideExpired, None) {
@@ -529,14 +541,14 @@ impl Breaker {
             // Rates are evaluated only when this outcome could raise one
             // (invariant 6): a success only lowers them.
             let evaluate = failed || slow;
-            let counts = window.record(Sample { failed, slow }, &*self.clock, evaluate);
+            let counts = window.record(Sample { failed, slow }, &*self.env.clock, evaluate);
             if evaluate && trip.is_none() {
                 trip = self.window_trip(&counts);
             }
         }
 
         if let Some(policy) = self.config.ewma {
-            let (calls, rate) = self.hot.ewma.record(failed);
+            let (calls, rate) = self.hot.ewma.record(failed, self.config.ewma_alpha_q32);
             if failed
                 && trip.is_none()
                 && calls >= self.config.minimum_calls
@@ -649,7 +661,7 @@ impl Breaker {
         requested: Option<Duration>,
     ) -> Result<Snapshot, Snapshot> {
         self.control.word.compare_exchange(from, to)?;
-        let now = self.clock.now();
+        let now = self.env.clock.now();
         let generation = to.generation();
         let mut open_for = 0;
         match (to.override_mode(), to.phase()) {
@@ -658,7 +670,7 @@ impl Breaker {
                     // B1: a shadow trip keeps the override's expiry (never,
                     // if its stamp is not written yet: invariant 4).
                     _ if reason == Reason::ShadowTrip => {
-                        let old = self.control.override_until.load();
+                        let old = self.control.deadline.load();
                         if old.belongs_to(from.generation()) {
                             Stamp::new(generation, old.deadline())
                         } else {
@@ -668,20 +680,20 @@ impl Breaker {
                     Some(d) => Stamp::new(generation, now.saturating_add(duration_to_nanos(d))),
                     None => Stamp::never(generation),
                 };
-                self.control.override_until.store(stamp);
+                self.control.deadline.store(stamp);
             }
             (None, Phase::Open) => {
                 open_for = self.open_duration(to.streak(), requested);
                 let deadline = now.saturating_add(open_for);
                 self.control
-                    .open_until
+                    .deadline
                     .store(Stamp::new(generation, deadline));
             }
             (None, Phase::HalfOpen) => {
                 let lease = duration_to_nanos(self.config.probe_lease);
                 let deadline = now.saturating_add(lease);
                 self.control
-                    .lease_until
+                    .deadline
                     .store(Stamp::new(generation, deadline));
             }
             (None, Phase::Closed) => {}
@@ -696,7 +708,7 @@ impl Breaker {
         if self.config.metrics {
             self.transitions.record(was, is, now);
         }
-        let parent = self.parent.as_deref().filter(|p| !p.is_empty());
+        let parent = self.env.parent.as_deref().filter(|p| !p.is_empty());
         if !self.listeners.is_empty() || parent.is_some() {
             let t = Transition {
                 from: was,
@@ -733,7 +745,14 @@ impl Breaker {
         let grown = (base * self.config.backoff_multiplier.powi(streak as i32)).min(max as f64);
         let j = self.config.jitter;
         let factor = if j > 0.0 {
-            1.0 + j * (2.0 * self.control.rng.next_f64() - 1.0)
+            // Deterministic per (seed, generation): no RNG state to keep,
+            // and every episode of every breaker draws differently.
+            let seed = match self.config.seed {
+                0 => self.env.salt ^ (self as *const Breaker as u64),
+                s => s,
+            };
+            let u = rng::unit_f64(seed, self.control.word.load().generation());
+            1.0 + j * (2.0 * u - 1.0)
         } else {
             1.0
         };

@@ -83,6 +83,8 @@ pub struct Config {
     pub(crate) probe_lease: Duration,
     pub(crate) metrics: bool,
     pub(crate) seed: u64,
+    /// The EWMA weight in Q0.32, derived by `build`.
+    pub(crate) ewma_alpha_q32: u64,
 }
 
 impl Default for Config {
@@ -114,6 +116,7 @@ impl Config {
                 probe_lease: Duration::from_secs(10),
                 metrics: true,
                 seed: 0,
+                ewma_alpha_q32: 0,
             },
         }
     }
@@ -393,6 +396,7 @@ impl ConfigBuilder {
             ));
         }
         check_duration("probe_lease", c.probe_lease, Duration::from_millis(1))?;
+        c.ewma_alpha_q32 = c.ewma.map_or(0, |e| crate::ewma::alpha_q32(e.alpha));
         Ok(c)
     }
 }

@@ -8,29 +8,34 @@ use crate::sync::{AtomicU64, Ordering::Relaxed};
 
 const ONE: u64 = 1 << 32;
 
+/// `alpha` in `(0, 1]` as the Q0.32 weight [`Ewma::record`] takes (computed
+/// once per config; the breaker does not store it).
+pub(crate) fn alpha_q32(alpha: f64) -> u64 {
+    ((alpha * ONE as f64) as u64).clamp(1, ONE)
+}
+
 #[derive(Debug)]
 pub(crate) struct Ewma {
     word: AtomicU64,
-    alpha: u64, // Q0.32, 1..=2^32
 }
 
 impl Ewma {
-    pub(crate) fn new(alpha: f64) -> Self {
+    pub(crate) fn new() -> Self {
         Ewma {
             word: AtomicU64::new(0),
-            alpha: ((alpha * ONE as f64) as u64).clamp(1, ONE),
         }
     }
 
-    /// Folds in one outcome; returns (calls, rate in [0, 1]) after it.
+    /// Folds in one outcome with weight `alpha` (Q0.32, from [`alpha_q32`]);
+    /// returns (calls, rate in [0, 1]) after it.
     #[inline]
-    pub(crate) fn record(&self, failed: bool) -> (u32, f64) {
+    pub(crate) fn record(&self, failed: bool, alpha: u64) -> (u32, f64) {
         let x = if failed { ONE - 1 } else { 0 };
         let step = |w: u64| {
             let calls = (w >> 32).saturating_add(1).min(u64::from(u32::MAX));
             let rate = w & (ONE - 1);
             let diff = x as i128 - rate as i128;
-            let rate = (rate as i128 + ((diff * self.alpha as i128) >> 32)) as u64;
+            let rate = (rate as i128 + ((diff * alpha as i128) >> 32)) as u64;
             (calls << 32) | rate.min(ONE - 1)
         };
         let prev = match self.word.fetch_update(Relaxed, Relaxed, |w| Some(step(w))) {
@@ -58,11 +63,12 @@ mod tests {
 
     #[test]
     fn tracks_the_float_formula() {
-        let e = Ewma::new(0.2);
+        let e = Ewma::new();
+        let a = alpha_q32(0.2);
         let mut model = 0.0f64;
         for i in 0..200 {
             let failed = i % 3 == 0 || (50..80).contains(&i);
-            let (calls, rate) = e.record(failed);
+            let (calls, rate) = e.record(failed, a);
             model += 0.2 * (f64::from(u8::from(failed)) - model);
             assert_eq!(calls, i + 1);
             assert!((rate - model).abs() < 1e-6, "{i}: {rate} vs {model}");
@@ -73,8 +79,9 @@ mod tests {
 
     #[test]
     fn alpha_one_follows_the_last_outcome() {
-        let e = Ewma::new(1.0);
-        assert!(e.record(true).1 > 0.999_999);
-        assert_eq!(e.record(false).1, 0.0);
+        let e = Ewma::new();
+        let a = alpha_q32(1.0);
+        assert!(e.record(true, a).1 > 0.999_999);
+        assert_eq!(e.record(false, a).1, 0.0);
     }
 }

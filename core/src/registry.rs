@@ -22,12 +22,13 @@
 //!    number of consecutive sweeps. Sweeps are called by the host; the call
 //!    path pays nothing for eviction.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::clock::{Clock, MonotonicClock};
 use crate::config::{Config, ConfigError};
 use crate::events::{EventQueue, Listener, ListenerId, ListenerSet};
+use crate::breaker::Env;
 use crate::{Breaker, State};
 
 /// Longest breaker name, in bytes.
@@ -96,23 +97,23 @@ impl Default for RegistryOptions {
     }
 }
 
-#[derive(Debug)]
-struct Entry {
-    breaker: Arc<Breaker>,
-    recorded_at_last_sweep: AtomicU64,
-    idle_sweeps: AtomicU32,
-}
+/// What idle eviction remembers of a breaker between sweeps: calls recorded
+/// at the last sweep and how many sweeps in a row found it idle. Kept apart
+/// from the map (and only when eviction is on) so a breaker costs no memory
+/// for a feature it may not use.
+type IdleLog = std::collections::HashMap<Arc<str>, (u64, u32)>;
 
 /// A set of named breakers sharing a clock and listeners. All methods take
 /// `&self` and are safe from any thread.
 pub struct Registry {
-    breakers: papaya::HashMap<Arc<str>, Entry>,
+    breakers: papaya::HashMap<Arc<str>, Arc<Breaker>>,
     configs: papaya::HashMap<Arc<str>, Arc<Config>>,
     defaults: Arc<Config>,
-    clock: Arc<dyn Clock>,
+    env: Arc<Env>,
     len: AtomicUsize,
     max: usize,
     evict_after: Option<u32>,
+    idle: std::sync::Mutex<IdleLog>,
     listeners: Arc<ListenerSet>,
 }
 
@@ -149,21 +150,23 @@ impl Registry {
 
     /// A registry whose breakers read `clock`.
     pub fn with_clock(options: RegistryOptions, clock: Arc<dyn Clock>) -> Registry {
+        let listeners = Arc::new(ListenerSet::default());
         Registry {
             breakers: papaya::HashMap::new(),
             configs: papaya::HashMap::new(),
             defaults: Arc::new(options.defaults),
-            clock,
+            env: Env::new(clock, Some(listeners.clone())),
             len: AtomicUsize::new(0),
             max: options.max_breakers.max(1),
             evict_after: options.evict_after_idle_sweeps.map(|n| n.max(1)),
-            listeners: Arc::new(ListenerSet::default()),
+            idle: std::sync::Mutex::new(IdleLog::new()),
+            listeners,
         }
     }
 
     /// The clock the breakers read.
     pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
+        &self.env.clock
     }
 
     /// Sets the config used when `name` is next created. A breaker that
@@ -176,7 +179,7 @@ impl Registry {
 
     /// The breaker named `name`, if it exists. Lock-free.
     pub fn get(&self, name: &str) -> Option<Arc<Breaker>> {
-        self.breakers.pin().get(name).map(|e| e.breaker.clone())
+        self.breakers.pin().get(name).cloned()
     }
 
     /// The breaker named `name`, created from its config (or the defaults)
@@ -198,24 +201,14 @@ impl Registry {
             .get(name)
             .cloned()
             .unwrap_or_else(|| self.defaults.clone());
-        let breaker = Arc::new(Breaker::shared(
-            key.clone(),
-            config,
-            self.clock.clone(),
-            Some(self.listeners.clone()),
-        ));
-        let entry = Entry {
-            breaker: breaker.clone(),
-            recorded_at_last_sweep: AtomicU64::new(0),
-            idle_sweeps: AtomicU32::new(0),
-        };
+        let breaker = Arc::new(Breaker::shared(key.clone(), config, self.env.clone()));
         let map = self.breakers.pin();
-        match map.try_insert(key, entry) {
+        match map.try_insert(key, breaker.clone()) {
             Ok(_) => Ok(breaker),
             Err(lost) => {
                 // Invariant 2: someone else created it first.
                 self.len.fetch_sub(1, Ordering::AcqRel);
-                Ok(lost.current.breaker.clone())
+                Ok(lost.current.clone())
             }
         }
     }
@@ -248,8 +241,8 @@ impl Registry {
     /// Calls `f` for every breaker, in no particular order. Breakers added or
     /// removed meanwhile may or may not be visited.
     pub fn for_each(&self, mut f: impl FnMut(&Arc<str>, &Arc<Breaker>)) {
-        for (name, entry) in self.breakers.pin().iter() {
-            f(name, &entry.breaker);
+        for (name, breaker) in self.breakers.pin().iter() {
+            f(name, breaker);
         }
     }
 
@@ -279,30 +272,36 @@ impl Registry {
     }
 
     /// One idle-eviction sweep (invariant 4); returns how many breakers it
-    /// removed. Does nothing unless `evict_after_idle_sweeps` is set.
+    /// removed. Does nothing unless `evict_after_idle_sweeps` is set. Sweeps
+    /// are serialised by a mutex that only sweeps take: the call path and
+    /// lookups never touch it.
     pub fn sweep_idle(&self) -> usize {
         let Some(limit) = self.evict_after else {
             return 0;
         };
+        let mut log = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.breakers.pin();
+        let mut seen = IdleLog::with_capacity(log.len());
         let mut doomed = Vec::new();
-        for (name, e) in self.breakers.pin().iter() {
-            let recorded = e.breaker.metrics().recorded();
-            let before = e.recorded_at_last_sweep.swap(recorded, Ordering::Relaxed);
+        for (name, b) in map.iter() {
+            let recorded = b.metrics().recorded();
+            let (before, sweeps) = log.get(name).copied().unwrap_or((u64::MAX, 0));
             let idle = recorded == before
-                && e.breaker.state() == State::Closed
-                && Arc::strong_count(&e.breaker) == 1;
-            if !idle {
-                e.idle_sweeps.store(0, Ordering::Relaxed);
-            } else if e.idle_sweeps.fetch_add(1, Ordering::Relaxed) + 1 >= limit {
+                && b.state() == State::Closed
+                && Arc::strong_count(b) == 1;
+            let sweeps = if idle { sweeps + 1 } else { 0 };
+            if sweeps >= limit {
                 doomed.push(name.clone());
+            } else {
+                seen.insert(name.clone(), (recorded, sweeps));
             }
         }
-        let map = self.breakers.pin();
+        *log = seen;
         let mut removed = 0;
         for name in doomed {
-            // Re-check under the removal: a host may have taken a reference
-            // since the scan.
-            let gone = map.remove_if(&name, |_, e| Arc::strong_count(&e.breaker) == 1);
+            // Re-check at removal: a host may have taken a reference since
+            // the scan.
+            let gone = map.remove_if(&name, |_, b| Arc::strong_count(b) == 1);
             if matches!(gone, Ok(Some(_))) {
                 self.len.fetch_sub(1, Ordering::AcqRel);
                 removed += 1;

@@ -1,36 +1,41 @@
-//! A lock-free splitmix64 stream for jitter: each draw is one `fetch_add` of
-//! the golden gamma followed by a mix, so concurrent draws never repeat and
-//! never block. Seeded for reproducible tests.
-
-use crate::sync::{AtomicU64, Ordering::Relaxed};
+//! Randomness for jitter without state: [`unit_f64`] hashes (seed, n) with
+//! the splitmix64 finaliser, so a breaker keeps no RNG word, draws are
+//! reproducible under a fixed seed, and each open episode (a new generation)
+//! draws anew.
 
 const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
-#[derive(Debug)]
-pub(crate) struct Rng(AtomicU64);
+/// A seed distinct per call in this process, for breakers without one.
+pub(crate) fn fresh_seed() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(GAMMA, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    mix(n ^ t ^ u64::from(std::process::id()).rotate_left(32))
+}
 
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
-        Rng(AtomicU64::new(seed))
-    }
-
-    /// A seed distinct per call in this process, for breakers without one.
-    pub(crate) fn fresh_seed() -> u64 {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(GAMMA, std::sync::atomic::Ordering::Relaxed);
-        mix(n ^ u64::from(std::process::id()).rotate_left(32))
-    }
-
-    /// A uniform float in `[0, 1)`.
-    pub(crate) fn next_f64(&self) -> f64 {
-        // Relaxed: only the uniqueness of each fetch_add result matters.
-        let x = mix(self.0.fetch_add(GAMMA, Relaxed).wrapping_add(GAMMA));
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// A uniform float in `[0, 1)` from `seed` and `n`.
+pub(crate) fn unit_f64(seed: u64, n: u32) -> f64 {
+    let x = mix(seed.wrapping_add(GAMMA.wrapping_mul(u64::from(n).wrapping_add(1))));
+    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+#[cfg(all(test, not(circuit_loom)))]
+mod tests {
+    #[test]
+    fn unit_draws_are_in_range_and_spread() {
+        let draws: Vec<f64> = (0..1000).map(|n| super::unit_f64(42, n)).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)));
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        assert!((mean - 0.5).abs() < 0.05, "mean {mean}");
+        assert_eq!(super::unit_f64(42, 7), super::unit_f64(42, 7));
+        assert_ne!(super::unit_f64(42, 7), super::unit_f64(43, 7));
+    }
 }

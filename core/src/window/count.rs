@@ -14,7 +14,9 @@
 //!   concurrent records may apply out of order, so a field can dip below its
 //!   true value for a moment; the bias keeps such a dip from borrowing into
 //!   the other field, and readers clamp to `[0, calls]`. Once the in-flight
-//!   records land, each field equals the number of its bits set in `slots`.
+//!   records land, each field equals the number of its bits set in `slots`;
+//!   `clear` follows the same rule (it swaps each word to zero and subtracts
+//!   what it held), so that stays true across clears.
 
 use super::{FastMod, Sample, WindowCounts};
 use crate::sync::{AtomicU64, Ordering::Relaxed};
@@ -22,6 +24,9 @@ use crate::sync::{AtomicU64, Ordering::Relaxed};
 const SLOTS_PER_WORD: u32 = 32;
 const BIAS: u64 = 1 << 31;
 const COUNTS_EMPTY: u64 = (BIAS << 32) | BIAS;
+/// Bit 0 (failed) and bit 1 (slow) of every slot in a word.
+const FAILED_BITS: u64 = 0x5555_5555_5555_5555;
+const SLOW_BITS: u64 = FAILED_BITS << 1;
 
 #[derive(Debug)]
 pub(crate) struct CountWindow {
@@ -52,7 +57,7 @@ impl CountWindow {
     #[inline]
     pub(crate) fn record(&self, sample: Sample) -> WindowCounts {
         let ticket = self.cursor.fetch_add(1, Relaxed);
-        let slot = self.modulo.rem(ticket as u32);
+        let slot = self.modulo.rem(ticket as u32, self.size);
         let word = &self.slots[(slot / SLOTS_PER_WORD) as usize];
         let shift = (slot % SLOTS_PER_WORD) * 2;
         let new = bits(sample);
@@ -81,11 +86,22 @@ impl CountWindow {
         decode(self.counts.load(Relaxed), calls)
     }
 
+    /// Empties every slot with one RMW and takes back from `counts` exactly
+    /// what the slots held, the same delta rule a record follows. Storing
+    /// zeros and `COUNTS_EMPTY` instead loses a record in flight whose slot
+    /// RMW and `counts` delta fall on either side of the clear: the counts
+    /// then disagree with the slots until the next clear (a phantom failure,
+    /// or one the window can never count, so a 100 % threshold never trips).
     pub(crate) fn clear(&self) {
+        let (mut failed, mut slow) = (0u64, 0u64);
         for w in self.slots.iter() {
-            w.store(0, Relaxed);
+            let prev = w.swap(0, Relaxed);
+            failed += u64::from((prev & FAILED_BITS).count_ones());
+            slow += u64::from((prev & SLOW_BITS).count_ones());
         }
-        self.counts.store(COUNTS_EMPTY, Relaxed);
+        if failed != 0 || slow != 0 {
+            self.counts.fetch_sub((failed << 32) | slow, Relaxed);
+        }
         self.cursor.store(0, Relaxed);
     }
 

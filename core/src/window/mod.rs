@@ -122,7 +122,6 @@ impl Window {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FastMod {
     m: u64,
-    d: u32,
 }
 
 impl FastMod {
@@ -130,14 +129,15 @@ impl FastMod {
         assert!(d > 0);
         FastMod {
             m: (u64::MAX / u64::from(d)).wrapping_add(1),
-            d,
         }
     }
 
+    /// `a % d`; `d` must be the divisor given to `new` (the windows keep it
+    /// in a field of their own, so it is not stored twice).
     #[inline]
-    pub(crate) fn rem(self, a: u32) -> u32 {
+    pub(crate) fn rem(self, a: u32, d: u32) -> u32 {
         let low = self.m.wrapping_mul(u64::from(a));
-        ((u128::from(low) * u128::from(self.d)) >> 64) as u32
+        ((u128::from(low) * u128::from(d)) >> 64) as u32
     }
 }
 
@@ -149,7 +149,7 @@ mod tests {
     proptest! {
         #[test]
         fn fastmod_matches_remainder(a in any::<u32>(), d in 1u32..) {
-            prop_assert_eq!(FastMod::new(d).rem(a), a % d);
+            prop_assert_eq!(FastMod::new(d).rem(a, d), a % d);
         }
     }
 
@@ -157,7 +157,7 @@ mod tests {
     fn fastmod_edges() {
         for d in [1, 2, 3, 7, 100, 1 << 20, u32::MAX] {
             for a in [0, 1, d - 1, d, u32::MAX] {
-                assert_eq!(FastMod::new(d).rem(a), a % d, "{a} % {d}");
+                assert_eq!(FastMod::new(d).rem(a, d), a % d, "{a} % {d}");
             }
         }
     }

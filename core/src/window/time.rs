@@ -64,7 +64,7 @@ impl TimeWindow {
     pub(crate) fn record(&self, sample: Sample, now: Nanos) {
         let index = self.index(now);
         let epoch = index & FIELD;
-        let bucket = &self.buckets[self.modulo.rem(index as u32) as usize];
+        let bucket = &self.buckets[self.modulo.rem(index as u32, self.count) as usize];
         let add =
             (1 << CALLS_SHIFT) | (u64::from(sample.failed) << FAIL_SHIFT) | u64::from(sample.slow);
         let _ = bucket.fetch_update(Relaxed, Relaxed, |w| {
