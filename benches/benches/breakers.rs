@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use circuit_benches::per_thread;
+use circuit_benches::{per_thread, take_concurrency_report, MIN_CONCURRENCY};
 use circuit_core::{Breaker, Clock, Config, MonotonicClock, Outcome, Recorded, State};
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
 use tower::Service;
@@ -365,6 +365,14 @@ fn threads<S, M, F>(
         g.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
             b.iter_custom(|iters| per_thread(n, iters, &make, &op))
         });
+        let r = take_concurrency_report();
+        if r.retries > 0 || r.low_concurrency > 0 {
+            eprintln!(
+                "{name}/{n}: {} samples; {} attempts retried because the threads did not run \
+                 together; {} samples kept below {MIN_CONCURRENCY} concurrency",
+                r.samples, r.retries, r.low_concurrency
+            );
+        }
     }
 }
 
