@@ -115,6 +115,16 @@
 #define CIRCUIT_METRICS_MIN_SIZE 8
 
 /**
+ * Bits of the state word that must all be zero for the closed fast path.
+ */
+#define CIRCUIT_WORD_FAST_MASK 31
+
+/**
+ * Shift of the 32-bit generation within the state word.
+ */
+#define CIRCUIT_WORD_GENERATION_SHIFT 32
+
+/**
  * How an admitted call ended (`circuit_breaker_record`). Passed as a
  * `uint32_t`; other values are refused with
  * `CIRCUIT_RESULT_INVALID_ARGUMENT`.
@@ -669,7 +679,7 @@ const char *circuit_state_str(uint32_t state);
  *
  * Thread safety: safe from any thread.
  */
-circuit_result circuit_state_parse(const uint8_t *name, size_t name_len, uint32_t *out_state);
+circuit_result circuit_state_parse(const char *name, size_t name_len, uint32_t *out_state);
 
 /**
  * Creates a manual clock reading `start_ns` nanoseconds. It moves only
@@ -943,6 +953,39 @@ circuit_result circuit_config_builder_set_metrics(struct circuit_config_builder 
  */
 circuit_result circuit_config_builder_set_seed(struct circuit_config_builder *builder,
                                                uint64_t seed);
+
+/**
+ * Writes to `*out_word` the address of the breaker's 64-bit state word,
+ * for wrappers that perform the closed fast path themselves: load the word
+ * atomically (acquire); if `(word & CIRCUIT_WORD_FAST_MASK) == 0` the call
+ * is admitted with the permit `{ .generation = (uint32_t)(word >>
+ * CIRCUIT_WORD_GENERATION_SHIFT), .flags = 0 }`, exactly as
+ * `circuit_breaker_acquire` would admit it; otherwise call
+ * `circuit_breaker_acquire`. The address stays valid while the caller holds
+ * a reference to the breaker. Never write through it.
+ *
+ * # Safety
+ * `breaker` must be a live breaker, `out_word` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_breaker_state_word(const struct circuit_breaker *breaker,
+                                          const uint64_t **out_word);
+
+/**
+ * `circuit_breaker_record` with the permit passed as its two fields, for
+ * wrappers where passing a struct by value is slow (ctypes).
+ *
+ * # Safety
+ * `breaker` must be a live breaker.
+ *
+ * Thread safety: safe from any thread; lock-free.
+ */
+circuit_result circuit_breaker_record_parts(const struct circuit_breaker *breaker,
+                                            uint32_t generation,
+                                            uint32_t flags,
+                                            uint32_t outcome,
+                                            uint64_t duration_ns);
 
 /**
  * The name of a result code (for example `"CIRCUIT_RESULT_REJECTED_OPEN"`),

@@ -229,6 +229,14 @@ impl Breaker {
         self.expire_override(self.control.word.load()).state()
     }
 
+    /// Address of the state word, for hosts that inline the closed fast path
+    /// on their side of an FFI boundary (see [`crate::fast_path`]). Valid
+    /// as long as the breaker lives; read it only with atomic loads.
+    #[cfg(not(circuit_loom))]
+    pub fn state_word_ptr(&self) -> *const u64 {
+        self.control.word.as_ptr()
+    }
+
     /// The current generation (B6).
     pub fn generation(&self) -> u32 {
         self.control.word.load().generation()
@@ -549,10 +557,12 @@ impl Breaker {
 
         if let Some(policy) = self.config.ewma {
             let (calls, rate) = self.hot.ewma.record(failed, self.config.ewma_alpha_q32);
+            // B2 says rate >= R, equality included; the Q0.32 EWMA sits a
+            // few 2^-32 steps below the exact rate, so allow for that.
             if failed
                 && trip.is_none()
                 && calls >= self.config.minimum_calls
-                && rate >= policy.threshold
+                && rate + 1e-6 >= policy.threshold
             {
                 trip = Some(Reason::EwmaFailureRate);
             }

@@ -39,11 +39,13 @@
 //!    published first. The CAS is AcqRel, state loads are Acquire: a thread
 //!    that sees generation `g` sees every write the winner of `g` made before
 //!    its CAS.
-//! 4. **Stamped deadlines.** Open deadline, override expiry and probe lease
-//!    are written by a transition winner right after its CAS, each tagged
-//!    with the low 16 bits of the generation it belongs to. A reader that
-//!    finds a stamp of another generation knows the winner has not written it
-//!    yet and takes the conservative reading (still open, not expired).
+//! 4. **Stamped deadline.** Each generation has at most one deadline: the
+//!    open deadline in OPEN, the probe lease in HALF_OPEN, the expiry under
+//!    an override. One word holds it, written by the transition winner right
+//!    after its CAS (a half-open lease is also raised by later grants) and
+//!    tagged with the low 16 bits of its generation. A reader that finds a
+//!    stamp of another generation knows the winner has not written it yet
+//!    and takes the conservative reading (still open, not expired).
 //! 5. **Overrides** sit above the phase. Setting one bumps the generation;
 //!    leaving one (clear, expiry, reset) always lands in a fresh CLOSED.
 //! 6. **Statistics are statistics.** Window slots and counts, the
@@ -68,6 +70,28 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+/// The closed fast path as a contract for hosts across an FFI boundary.
+///
+/// `acquire` in CLOSED is one atomic load and a branch (invariant 2). A
+/// wrapper whose every foreign call is expensive (ctypes, cgo) may perform
+/// exactly that check itself on the word at `Breaker::state_word_ptr`:
+///
+/// ```text
+/// word = atomic_load_acquire(state_word)
+/// if word & MASK == 0:  admitted, permit = { generation: word >> GENERATION_SHIFT, flags: 0 }
+/// else:                 call acquire() as usual
+/// ```
+///
+/// This is the whole of the closed fast path, so the wrapper duplicates no
+/// decision: any other word goes through the core. The constants are part
+/// of the C ABI and change only with its version.
+pub mod fast_path {
+    /// Bits that must all be zero for the fast path to admit.
+    pub const MASK: u64 = crate::state::FAST_PATH_MASK;
+    /// Shift of the 32-bit generation in the word.
+    pub const GENERATION_SHIFT: u32 = crate::state::GENERATION.shift;
+}
+
 mod breaker;
 mod call;
 pub mod clock;
@@ -75,6 +99,7 @@ pub mod config;
 pub mod events;
 mod ewma;
 pub mod implementation;
+pub mod histogram;
 mod metrics;
 pub mod prometheus;
 pub mod registry;

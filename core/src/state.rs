@@ -313,6 +313,12 @@ impl StateCell {
         StateCell(AtomicU64::new(Snapshot::INITIAL.0))
     }
 
+    /// Address of the word (for `Breaker::state_word_ptr`).
+    #[cfg(not(circuit_loom))]
+    pub(crate) fn as_ptr(&self) -> *const u64 {
+        self.0.as_ptr()
+    }
+
     /// Acquire: a reader that sees a generation also sees everything its
     /// transition winner wrote before the CAS (invariant 3).
     #[inline]

@@ -27,6 +27,7 @@ mod boundary;
 pub mod breaker;
 pub mod clock;
 pub mod config;
+pub mod fast;
 pub mod result;
 
 pub use breaker::{
