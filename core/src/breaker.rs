@@ -9,6 +9,7 @@ use crate::clock::{duration_to_nanos, Clock, MonotonicClock, Nanos};
 use crate::config::Config;
 use crate::events::{Listener, ListenerId, ListenerSet};
 use crate::ewma::Ewma;
+use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
 use crate::rng;
 use crate::state::{Override, Phase, Snapshot, Stamp, StampCell, State, StateCell};
@@ -86,6 +87,7 @@ pub struct Breaker {
     name: Arc<str>,
     listeners: ListenerSet,
     window: Option<Window>,
+    latency: Option<Box<LatencyHistogram>>,
 }
 
 const _: () = {
@@ -151,6 +153,9 @@ impl Breaker {
             },
             transitions: TransitionStats::new(now),
             window: config.uses_window().then(|| Window::new(config.window)),
+            latency: config
+                .latency_histogram
+                .map(|period| Box::new(LatencyHistogram::new(period, now))),
             slow_nanos: config
                 .slow_call
                 .map_or(u64::MAX, |p| duration_to_nanos(p.duration)),
@@ -313,6 +318,43 @@ impl Breaker {
         (s.state() == State::Open && stamp.belongs_to(s.generation())).then(|| stamp.deadline())
     }
 
+    /// The expiry (clock nanoseconds) of the current override, or `None`
+    /// when no override is set, it has no expiry, or its stamp is not yet
+    /// written. Fleet sync reads it to publish a local override with its
+    /// remaining duration.
+    pub fn override_deadline(&self) -> Option<Nanos> {
+        let s = self.control.word.load();
+        let stamp = self.control.deadline.load();
+        (s.override_mode().is_some() && stamp.belongs_to(s.generation()) && !stamp.is_never())
+            .then(|| stamp.deadline())
+    }
+
+    /// Fleet sync: while OPEN, brings the open deadline forward to
+    /// `now + remaining` (clamped to `max_open_duration`) when that is
+    /// earlier than the current one, so every instance follows the fleet's
+    /// first failure (B4); never moves it later. The new deadline is set by
+    /// an OPEN -> OPEN transition with reason `Remote` (a new generation, so
+    /// it is stamped like any other, invariant 4). Returns true when the
+    /// deadline moved.
+    pub fn shorten_open(&self, remaining: Duration) -> bool {
+        let s = self.control.word.load();
+        let stamp = self.control.deadline.load();
+        if s.state() != State::Open || !stamp.belongs_to(s.generation()) {
+            return false;
+        }
+        let remaining = remaining.min(self.config.max_open_duration);
+        let target = self
+            .env
+            .clock
+            .now()
+            .saturating_add(duration_to_nanos(remaining));
+        if target >= stamp.deadline() {
+            return false;
+        }
+        self.transition(s, s.to_open(s.streak()), Reason::Remote, Some(remaining))
+            .is_ok()
+    }
+
     /// A copy of the counters, with the window's current rates.
     pub fn metrics(&self) -> MetricsSnapshot {
         let state = self.state();
@@ -331,9 +373,31 @@ impl Breaker {
         m
     }
 
+    /// Latencies of the last one to two histogram periods, when the config
+    /// keeps a histogram. Ages out old generations first.
+    pub fn latency(&self) -> Option<HistogramSnapshot> {
+        let h = self.latency.as_deref()?;
+        h.rotate_if_due(self.env.clock.now());
+        Some(h.snapshot())
+    }
+
+    /// The timeout `policy` recommends from this breaker's latencies (B11);
+    /// its base value when the breaker keeps no histogram.
+    pub fn recommended_timeout(&self, policy: &crate::adaptive::AdaptiveTimeout) -> Duration {
+        match self.latency() {
+            Some(snapshot) => policy.recommend(&snapshot),
+            None => policy.base(),
+        }
+    }
+
     /// Heap and inline bytes this breaker occupies (for the memory budget).
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Breaker>() + self.window.as_ref().map_or(0, Window::heap_bytes)
+        std::mem::size_of::<Breaker>()
+            + self.window.as_ref().map_or(0, Window::heap_bytes)
+            + self
+                .latency
+                .as_ref()
+                .map_or(0, |_| LatencyHistogram::memory_bytes())
     }
 
     // ----- acquire ---------------------------------------------------------
@@ -512,6 +576,11 @@ impl Breaker {
         if self.config.metrics {
             let slow = outcome != Outcome::Ignored && nanos >= self.slow_nanos;
             self.hot.counters.outcome(outcome, slow);
+            // Neutral outcomes (cancellations) say nothing of the
+            // dependency's latency.
+            if let (Some(h), false) = (&self.latency, outcome == Outcome::Ignored) {
+                h.record(nanos);
+            }
         }
     }
 
