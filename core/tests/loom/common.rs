@@ -114,6 +114,21 @@ impl Rig {
         p
     }
 
+    /// Every episode ends: once every deadline a model can set has passed
+    /// (open deadline, probe lease, override expiry), a call is admitted.
+    /// A deadline lost to a racing writer (a stamp of the wrong generation
+    /// reads as "not written yet") keeps the breaker refusing forever.
+    pub(crate) fn assert_recovers(&self) {
+        self.clock.advance(Duration::from_secs(60));
+        let state = self.breaker.state();
+        if let Err(r) = self.breaker.acquire() {
+            panic!(
+                "{state:?} still refuses after every deadline passed: {r:?}, {:?}",
+                self.log.sorted()
+            );
+        }
+    }
+
     /// The history is one chain: generations `from_gen + 1 ..= now`, each
     /// transition starting where the previous one ended, the last one ending
     /// in the current state. Hence also: listener calls equal the

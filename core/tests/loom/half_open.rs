@@ -94,6 +94,7 @@ fn probes_race(rig: Arc<Rig>, probes: u32, outcomes: &'static [Outcome]) -> Vec<
             .count(),
         "{results:?} {ts:?}"
     );
+    rig.assert_recovers();
     ts
 }
 

@@ -5,4 +5,6 @@
 
 mod common;
 mod half_open;
+mod overrides;
 mod transitions;
+mod window;
