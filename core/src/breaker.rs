@@ -355,6 +355,43 @@ impl Breaker {
             .is_ok()
     }
 
+    /// The expiry (clock nanoseconds) of the current override, or `None`
+    /// when no override is set, it has no expiry, or its stamp is not yet
+    /// written. Fleet sync reads it to publish a local override with its
+    /// remaining duration.
+    pub fn override_deadline(&self) -> Option<Nanos> {
+        let s = self.control.word.load();
+        let stamp = self.control.deadline.load();
+        (s.override_mode().is_some() && stamp.belongs_to(s.generation()) && !stamp.is_never())
+            .then(|| stamp.deadline())
+    }
+
+    /// Fleet sync: while OPEN, brings the open deadline forward to
+    /// `now + remaining` (clamped to `max_open_duration`) when that is
+    /// earlier than the current one, so every instance follows the fleet's
+    /// first failure (B4); never moves it later. The new deadline is set by
+    /// an OPEN -> OPEN transition with reason `Remote` (a new generation, so
+    /// it is stamped like any other, invariant 4). Returns true when the
+    /// deadline moved.
+    pub fn shorten_open(&self, remaining: Duration) -> bool {
+        let s = self.control.word.load();
+        let stamp = self.control.deadline.load();
+        if s.state() != State::Open || !stamp.belongs_to(s.generation()) {
+            return false;
+        }
+        let remaining = remaining.min(self.config.max_open_duration);
+        let target = self
+            .env
+            .clock
+            .now()
+            .saturating_add(duration_to_nanos(remaining));
+        if target >= stamp.deadline() {
+            return false;
+        }
+        self.transition(s, s.to_open(s.streak()), Reason::Remote, Some(remaining))
+            .is_ok()
+    }
+
     /// A copy of the counters, with the window's current rates.
     pub fn metrics(&self) -> MetricsSnapshot {
         let state = self.state();

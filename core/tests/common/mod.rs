@@ -1,0 +1,66 @@
+//! Helpers shared by the integration tests (each test binary compiles its own
+//! copy and uses a subset, hence the `dead_code` allowance).
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use circuit_core::{Breaker, Clock, Config, ConfigBuilder, Listener, ManualClock, Transition};
+
+pub const MS: u64 = 1_000_000;
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A listener that keeps every transition it is given, in order.
+#[derive(Debug, Default)]
+pub struct EventLog(Mutex<Vec<Transition>>);
+
+impl EventLog {
+    /// Removes and returns the transitions seen so far.
+    pub fn take(&self) -> Vec<Transition> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Listener for EventLog {
+    fn on_transition(&self, _breaker: &Arc<str>, transition: &Transition) {
+        self.0.lock().unwrap().push(*transition);
+    }
+}
+
+/// A listener that only counts transitions.
+#[derive(Debug, Default)]
+pub struct Counter(pub AtomicU64);
+
+impl Counter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl Listener for Counter {
+    fn on_transition(&self, _breaker: &Arc<str>, _: &Transition) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A breaker on a manual clock starting at `start`, with an event log.
+pub fn manual(config: Config, start: u64) -> (Breaker, Arc<ManualClock>, Arc<EventLog>) {
+    let clock = Arc::new(ManualClock::new(start));
+    let log = Arc::new(EventLog::default());
+    let listener: Arc<dyn Listener> = log.clone();
+    let breaker = Breaker::build(config, clock.clone() as Arc<dyn Clock>, Some(listener));
+    (breaker, clock, log)
+}
+
+/// A deterministic builder: no jitter, fixed seed, only the policies a test
+/// turns on (the defaults enable consecutive failures).
+pub fn quiet() -> ConfigBuilder {
+    Config::builder()
+        .consecutive_failures(None)
+        .jitter(0.0)
+        .seed(7)
+}
