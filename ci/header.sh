@@ -17,8 +17,10 @@ header=include/circuit.h
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-if ! cbindgen --quiet --config ffi/cbindgen.toml --crate circuit-ffi \
-    --output "$tmp/circuit.h" ffi 2>"$tmp/err"; then
+# cbindgen reads ffi/src/lib.rs and the modules it declares, without
+# `cargo metadata`: the header depends on ffi/src alone.
+if ! cbindgen --quiet --config ffi/cbindgen.toml \
+    --output "$tmp/circuit.h" ffi/src/lib.rs 2>"$tmp/err"; then
   cat "$tmp/err" >&2
   echo "header: cbindgen failed" >&2
   exit 1

@@ -148,6 +148,16 @@ pub(crate) use ffi_boundary;
 /// `&T` from a required `*const T` argument, or return
 /// `CIRCUIT_RESULT_NULL_ARGUMENT` naming the argument.
 macro_rules! arg_ref {
+    // A handle whose C type is an opaque marker for a Rust type (the pointer
+    // came from `Arc::into_raw` / `Box::into_raw` of that type).
+    ($ptr:ident as $ty:ty) => {
+        // SAFETY: as below; the handle's contract makes it point to a live
+        // `$ty` (handles are created by casting a pointer to one).
+        match unsafe { $ptr.cast::<$ty>().as_ref() } {
+            Some(r) => r,
+            None => return $crate::boundary::null_argument(stringify!($ptr)),
+        }
+    };
     ($ptr:ident) => {
         // SAFETY: every exported function's contract (the header's
         // conventions) requires a non-NULL pointer argument to point to a
@@ -237,7 +247,7 @@ macro_rules! arg_str {
             // SAFETY: the contract requires `ptr` to point to `len` readable
             // bytes for the duration of the call; non-NULL and the
             // `isize::MAX` bound are checked above.
-            unsafe { ::std::slice::from_raw_parts($ptr, $len) }
+            unsafe { ::std::slice::from_raw_parts($ptr.cast::<u8>(), $len) }
         };
         match ::std::str::from_utf8(bytes) {
             Ok(s) => s,

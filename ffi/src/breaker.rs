@@ -212,9 +212,19 @@ impl circuit_metrics {
 /// after releasing one's last reference to it, or a pointer this library did
 /// not create, is outside the contract (undefined behaviour; nothing can
 /// detect it reliably).
+// On the Rust side a handle is an `Arc<Breaker>` turned into a raw pointer:
+// breakers from `circuit_breaker_new` and from a registry are the same kind
+// of handle, and a call reaches the breaker with one pointer.
 #[derive(Debug)]
 pub struct circuit_breaker {
-    pub(crate) breaker: Breaker,
+    _opaque: [u8; 0],
+}
+
+impl circuit_breaker {
+    /// Hands one reference to C.
+    pub(crate) fn into_raw(breaker: Arc<Breaker>) -> *const circuit_breaker {
+        Arc::into_raw(breaker).cast()
+    }
 }
 
 /// Creates a breaker from `config`, reading time from `clock`, or from the
@@ -244,7 +254,7 @@ pub unsafe extern "C" fn circuit_breaker_new(
             None => Arc::new(MonotonicClock::new()),
         };
         let breaker = Breaker::with_clock(config.config.clone(), source);
-        out_breaker.write(Arc::into_raw(Arc::new(circuit_breaker { breaker })));
+        out_breaker.write(circuit_breaker::into_raw(Arc::new(breaker)));
         circuit_result::Ok
     }
 }
@@ -264,9 +274,9 @@ pub unsafe extern "C" fn circuit_breaker_retain(
     ffi_boundary! {
         if !breaker.is_null() {
             // SAFETY: by contract `breaker` came from `Arc::into_raw` in
-            // `circuit_breaker_new` and the caller holds a reference, so the
+            // `circuit_breaker_new` (or a registry) and the caller holds a reference, so the
             // count is at least 1.
-            unsafe { Arc::increment_strong_count(breaker) };
+            unsafe { Arc::increment_strong_count(breaker.cast::<Breaker>()) };
         }
         breaker
     }
@@ -287,8 +297,8 @@ pub unsafe extern "C" fn circuit_breaker_free(breaker: *const circuit_breaker) {
     ffi_boundary! {
         if !breaker.is_null() {
             // SAFETY: by contract `breaker` came from `Arc::into_raw` in
-            // `circuit_breaker_new` and the caller gives up one reference.
-            unsafe { Arc::decrement_strong_count(breaker) };
+            // `circuit_breaker_new` (or a registry) and the caller gives up one reference.
+            unsafe { Arc::decrement_strong_count(breaker.cast::<Breaker>()) };
         }
     }
 }
@@ -315,9 +325,9 @@ pub unsafe extern "C" fn circuit_breaker_acquire(
     out_retry_after_ns: *mut u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker);
+        let b = arg_ref!(breaker as Breaker);
         let out_permit = arg_out!(out_permit);
-        match b.breaker.acquire() {
+        match b.acquire() {
             Ok(permit) => {
                 out_permit.write(permit.into());
                 circuit_result::Ok
@@ -368,10 +378,10 @@ pub unsafe extern "C" fn circuit_breaker_record(
     duration_ns: u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker);
+        let b = arg_ref!(breaker as Breaker);
         let outcome = arg_enum!(Outcome::from_u32, outcome);
         let permit = Permit::from_raw(permit.generation, permit.flags);
-        recorded(b.breaker.record(permit, outcome, Duration::from_nanos(duration_ns)))
+        recorded(b.record(permit, outcome, Duration::from_nanos(duration_ns)))
     }
 }
 
@@ -393,10 +403,10 @@ pub unsafe extern "C" fn circuit_breaker_record_retry_after(
     retry_after_ns: u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker);
+        let b = arg_ref!(breaker as Breaker);
         let outcome = arg_enum!(Outcome::from_u32, outcome);
         let permit = Permit::from_raw(permit.generation, permit.flags);
-        recorded(b.breaker.record_with_retry_after(
+        recorded(b.record_with_retry_after(
             permit,
             outcome,
             Duration::from_nanos(duration_ns),
@@ -419,9 +429,9 @@ pub unsafe extern "C" fn circuit_breaker_state(
     out_state: *mut u32,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker);
+        let b = arg_ref!(breaker as Breaker);
         let out_state = arg_out!(out_state);
-        out_state.write(state_code(b.breaker.state()));
+        out_state.write(state_code(b.state()));
         circuit_result::Ok
     }
 }
@@ -439,9 +449,9 @@ pub unsafe extern "C" fn circuit_breaker_generation(
     out_generation: *mut u32,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker);
+        let b = arg_ref!(breaker as Breaker);
         let out_generation = arg_out!(out_generation);
-        out_generation.write(b.breaker.generation());
+        out_generation.write(b.generation());
         circuit_result::Ok
     }
 }
@@ -464,7 +474,7 @@ pub unsafe extern "C" fn circuit_breaker_metrics(
     metrics: *mut circuit_metrics,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker);
+        let b = arg_ref!(breaker as Breaker);
         let out = arg_out!(metrics);
         // SAFETY: `out` is non-NULL, aligned and its first field, a `u32`,
         // is readable by this function's contract (`struct_size` is set by
@@ -479,7 +489,6 @@ pub unsafe extern "C" fn circuit_breaker_metrics(
                 ),
             );
         }
-        let b = &b.breaker;
         let mut full = circuit_metrics::from_core(&b.metrics(), b.state(), b.generation());
         let n = (size as usize).min(std::mem::size_of::<circuit_metrics>());
         full.struct_size = n as u32;
@@ -513,10 +522,10 @@ pub unsafe extern "C" fn circuit_breaker_force(
     duration_ns: u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker);
+        let b = arg_ref!(breaker as Breaker);
         let mode = arg_enum!(override_from_u32, mode);
         let expiry = (duration_ns != 0).then(|| Duration::from_nanos(duration_ns));
-        b.breaker.force(mode, expiry);
+        b.force(mode, expiry);
         circuit_result::Ok
     }
 }
@@ -533,8 +542,8 @@ pub unsafe extern "C" fn circuit_breaker_clear_override(
     breaker: *const circuit_breaker,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker);
-        if b.breaker.clear_override() {
+        let b = arg_ref!(breaker as Breaker);
+        if b.clear_override() {
             circuit_result::Ok
         } else {
             fail(circuit_result::NotFound, "no override is set")
@@ -552,8 +561,8 @@ pub unsafe extern "C" fn circuit_breaker_clear_override(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_breaker_reset(breaker: *const circuit_breaker) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker);
-        b.breaker.reset();
+        let b = arg_ref!(breaker as Breaker);
+        b.reset();
         circuit_result::Ok
     }
 }
@@ -592,7 +601,7 @@ pub extern "C" fn circuit_state_str(state: u32) -> *const c_char {
 /// Thread safety: safe from any thread.
 #[no_mangle]
 pub unsafe extern "C" fn circuit_state_parse(
-    name: *const u8,
+    name: *const c_char,
     name_len: usize,
     out_state: *mut u32,
 ) -> circuit_result {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The C ABI's overhead as a measured ratio: one protected call (acquire +
+# record SUCCESS, CLOSED, default consecutive policy) timed in a loop from
+#   C through libcircuit.so (PLT call into the shared object),
+#   C through libcircuit.a (static link),
+#   Rust through the exported circuit_* functions (rlib, no dynamic call),
+#   Rust through circuit_core::Breaker directly,
+# and an atomic load + fetch_add floor. Each figure is the best of 7 runs.
+# Ratios are what carry across machines (DESIGN.md section 6).
+#   bash ci/bench-c.sh [iterations]    (default 20,000,000 per run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+iterations="${1:-20000000}"
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$(pwd)/$target_dir" ;; esac
+cargo build --release --quiet -p circuit-ffi --example abi_bench
+stage="$target_dir/c"
+mkdir -p "$stage/lib" "$stage/bin"
+ln -sfn "$target_dir/release/libcircuit.so" "$stage/lib/libcircuit.so.0"
+ln -sfn "$target_dir/release/libcircuit.so" "$stage/lib/libcircuit.so"
+
+flags=(-std=c11 -O2 -Wall -Wextra -Werror -Iinclude)
+cc "${flags[@]}" bindings/c/bench/abi_bench.c -o "$stage/bin/abi_bench_shared" \
+  -L"$stage/lib" -lcircuit -Wl,-rpath,"$stage/lib"
+cc "${flags[@]}" bindings/c/bench/abi_bench.c -o "$stage/bin/abi_bench_static" \
+  "$target_dir/release/libcircuit.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+results=$(
+  "$stage/bin/abi_bench_shared" c_shared "$iterations"
+  "$stage/bin/abi_bench_static" c_static "$iterations"
+  "$target_dir/release/examples/abi_bench" "$iterations"
+)
+
+awk '
+  { ns[$1] = $2 }
+  END {
+    printf "%-14s %9s %10s %10s\n", "path", "ns/call", "vs Rust", "vs floor"
+    n = split("rust_core rust_via_abi c_static c_shared floor", order, " ")
+    for (i = 1; i <= n; i++) {
+      k = order[i]
+      printf "%-14s %9.2f %9.2fx %9.2fx\n", k, ns[k], ns[k] / ns["rust_core"], ns[k] / ns["floor"]
+    }
+    printf "\nABI overhead (C via libcircuit.so / Rust core): %.2fx, +%.2f ns per protected call\n",
+      ns["c_shared"] / ns["rust_core"], ns["c_shared"] - ns["rust_core"]
+  }' <<<"$results"

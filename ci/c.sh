@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The C ABI, checked from C:
+#  1. libcircuit.so has SONAME libcircuit.so.0 and exports exactly the
+#     circuit_* functions the header declares (nothing else);
+#  2. bindings/c/tests built as C11 (gcc) and as C++17 (g++) with
+#     -Wall -Wextra -Wpedantic -Werror, run under AddressSanitizer
+#     (LeakSanitizer on) and UndefinedBehaviorSanitizer; also clang -O2;
+#     each run must end with "N passed, 0 failed";
+#  3. the example bindings/c/examples/tcp_connect.c runs;
+#  4. `ci/install.sh` into a temporary prefix, then a C program built with
+#     `pkg-config --cflags --libs circuit` (shared and --static) runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
+cargo build --release --quiet -p circuit-ffi
+so="$target_dir/release/libcircuit.so"
+
+fail() { echo "c: $*" >&2; exit 1; }
+
+# ---- 1. the shared object ----------------------------------------------------
+soname=$(readelf -d "$so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+[ "$soname" = "libcircuit.so.0" ] || fail "SONAME is '$soname', expected libcircuit.so.0"
+exported=$(nm -D --defined-only "$so" | awk '{print $NF}' | sort)
+stray=$(grep -v '^circuit_' <<<"$exported" || true)
+[ -z "$stray" ] || fail "libcircuit.so exports symbols outside circuit_*: $(echo $stray)"
+declared=$(grep -oE '\bcircuit_[a-z0-9_]+\(' include/circuit.h | tr -d '(' | sort -u)
+if [ "$declared" != "$exported" ]; then
+  diff <(echo "$declared") <(echo "$exported") >&2 || true
+  fail "functions declared in include/circuit.h (<) and exported by libcircuit.so (>) differ"
+fi
+echo "c: libcircuit.so: SONAME $soname, $(wc -l <<<"$exported") symbols, all circuit_*, all declared"
+
+# A directory where the SONAME resolves (the loader looks for libcircuit.so.0).
+stage="$target_dir/c"
+mkdir -p "$stage/lib" "$stage/bin"
+ln -sfn "$so" "$stage/lib/libcircuit.so.0"
+ln -sfn "$so" "$stage/lib/libcircuit.so"
+
+version=$(awk -F'"' '/^\[workspace.package\]/{s=1;next} /^\[/{s=0} s && /^version *=/{print $2; exit}' Cargo.toml)
+
+warn=(-Wall -Wextra -Wpedantic -Werror)
+san=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all)
+inc=(-Iinclude -Ibindings/c/tests "-DCIRCUIT_EXPECTED_VERSION=\"$version\"")
+link=(-L"$stage/lib" -lcircuit -pthread -Wl,-rpath,"$stage/lib")
+tests=(bindings/c/tests/test_circuit.c bindings/c/tests/double_include_a.c bindings/c/tests/double_include_b.c)
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+
+# Runs a test binary and checks its final "N passed, 0 failed" line.
+run_suite() {
+  local name=$1 bin=$2 out
+  local status=0
+  out=$("$bin") || status=$?
+  if [ "$status" -ne 0 ]; then
+    echo "$out"
+    fail "$name: exited with status $status"
+  fi
+  echo "$out" | sed "s/^/  $name: /"
+  tail -n1 <<<"$out" | grep -Eq '^[0-9]+ passed, 0 failed$' || fail "$name: no '<N> passed, 0 failed' line"
+}
+
+# ---- 2. the test suite, three ways ------------------------------------------------
+cc -std=c11 "${warn[@]}" "${san[@]}" "${inc[@]}" "${tests[@]}" -o "$stage/bin/test_c_asan" "${link[@]}"
+run_suite "C11 gcc asan+ubsan" "$stage/bin/test_c_asan"
+
+c++ -std=c++17 -x c++ "${warn[@]}" "${san[@]}" "${inc[@]}" "${tests[@]}" -x none \
+  -o "$stage/bin/test_cxx_asan" "${link[@]}"
+run_suite "C++17 g++ asan+ubsan" "$stage/bin/test_cxx_asan"
+
+if command -v clang >/dev/null; then
+  clang -std=c11 "${warn[@]}" -O2 "${inc[@]}" "${tests[@]}" -o "$stage/bin/test_c_clang" "${link[@]}"
+  run_suite "C11 clang -O2" "$stage/bin/test_c_clang"
+fi
+
+# ---- 3. the example ------------------------------------------------------------------
+cc -std=c11 "${warn[@]}" "${san[@]}" -Iinclude bindings/c/examples/tcp_connect.c \
+  -o "$stage/bin/tcp_connect" "${link[@]}"
+"$stage/bin/tcp_connect" | sed 's/^/  tcp_connect: /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "example tcp_connect failed"
+
+# ---- 4. install + pkg-config -------------------------------------------------------
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+bash ci/install.sh "$prefix" >/dev/null
+for f in lib/libcircuit.so.$version lib/libcircuit.so.0 lib/libcircuit.so lib/libcircuit.a \
+         include/circuit.h lib/pkgconfig/circuit.pc; do
+  [ -e "$prefix/$f" ] || fail "install: $f missing"
+done
+[ "$(readlink "$prefix/lib/libcircuit.so.0")" = "libcircuit.so.$version" ] || fail "install: bad libcircuit.so.0 link"
+[ "$(readlink "$prefix/lib/libcircuit.so")" = "libcircuit.so.0" ] || fail "install: bad libcircuit.so link"
+cmp -s include/circuit.h "$prefix/include/circuit.h" || fail "install: header differs"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+[ "$(pkg-config --modversion circuit)" = "$version" ] || fail "pkg-config: wrong version"
+# shellcheck disable=SC2046
+cc -std=c11 "${warn[@]}" bindings/c/tests/pkgconfig_smoke.c -o "$stage/bin/smoke_shared" \
+  $(pkg-config --cflags --libs circuit)
+readelf -d "$stage/bin/smoke_shared" | grep -q 'NEEDED.*\[libcircuit.so.0\]' \
+  || fail "the program does not depend on libcircuit.so.0"
+LD_LIBRARY_PATH="$prefix/lib" "$stage/bin/smoke_shared" | sed 's/^/  shared: /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "pkg-config shared build failed to run"
+# shellcheck disable=SC2046
+cc -std=c11 "${warn[@]}" bindings/c/tests/pkgconfig_smoke.c -o "$stage/bin/smoke_static" \
+  $(pkg-config --cflags circuit) "$prefix/lib/libcircuit.a" $(pkg-config --static --libs-only-other --libs-only-l circuit | sed 's/-lcircuit//')
+if readelf -d "$stage/bin/smoke_static" | grep -q 'libcircuit'; then
+  fail "the static build still needs libcircuit.so"
+fi
+"$stage/bin/smoke_static" | sed 's/^/  static: /'
+[ "${PIPESTATUS[0]}" -eq 0 ] || fail "static build failed to run"
+echo "c: install into a temporary prefix and pkg-config builds (shared, static) ok"
