@@ -355,43 +355,6 @@ impl Breaker {
             .is_ok()
     }
 
-    /// The expiry (clock nanoseconds) of the current override, or `None`
-    /// when no override is set, it has no expiry, or its stamp is not yet
-    /// written. Fleet sync reads it to publish a local override with its
-    /// remaining duration.
-    pub fn override_deadline(&self) -> Option<Nanos> {
-        let s = self.control.word.load();
-        let stamp = self.control.deadline.load();
-        (s.override_mode().is_some() && stamp.belongs_to(s.generation()) && !stamp.is_never())
-            .then(|| stamp.deadline())
-    }
-
-    /// Fleet sync: while OPEN, brings the open deadline forward to
-    /// `now + remaining` (clamped to `max_open_duration`) when that is
-    /// earlier than the current one, so every instance follows the fleet's
-    /// first failure (B4); never moves it later. The new deadline is set by
-    /// an OPEN -> OPEN transition with reason `Remote` (a new generation, so
-    /// it is stamped like any other, invariant 4). Returns true when the
-    /// deadline moved.
-    pub fn shorten_open(&self, remaining: Duration) -> bool {
-        let s = self.control.word.load();
-        let stamp = self.control.deadline.load();
-        if s.state() != State::Open || !stamp.belongs_to(s.generation()) {
-            return false;
-        }
-        let remaining = remaining.min(self.config.max_open_duration);
-        let target = self
-            .env
-            .clock
-            .now()
-            .saturating_add(duration_to_nanos(remaining));
-        if target >= stamp.deadline() {
-            return false;
-        }
-        self.transition(s, s.to_open(s.streak()), Reason::Remote, Some(remaining))
-            .is_ok()
-    }
-
     /// A copy of the counters, with the window's current rates.
     pub fn metrics(&self) -> MetricsSnapshot {
         let state = self.state();
@@ -461,8 +424,15 @@ impl Breaker {
                 Phase::Open => {
                     let stamp = self.control.deadline.load();
                     if !stamp.belongs_to(s.generation()) {
-                        // The winner has not written its deadline yet: the
-                        // episode has just begun (invariant 4).
+                        // The stamp is a later generation's (the word has
+                        // moved on: look again) or the winner has not
+                        // written its deadline yet: the episode has just
+                        // begun (invariant 4).
+                        let cur = self.control.word.load();
+                        if cur != s {
+                            s = cur;
+                            continue;
+                        }
                         let d = self.config.open_duration;
                         return Err(self.reject(RejectReason::Open, Some(d)));
                     }
@@ -498,6 +468,14 @@ impl Breaker {
                         }
                     }
                     let stamp = self.control.deadline.load();
+                    if !stamp.belongs_to(s.generation()) {
+                        // A later generation's stamp: the word has moved on.
+                        let cur = self.control.word.load();
+                        if cur != s {
+                            s = cur;
+                            continue;
+                        }
+                    }
                     let now = self.env.clock.coarse_now();
                     if stamp.belongs_to(s.generation()) && now >= stamp.deadline() {
                         // Every slot is held past its lease: free them all by
@@ -539,9 +517,10 @@ impl Breaker {
             .clock
             .coarse_now()
             .saturating_add(duration_to_nanos(self.config.probe_lease));
+        let word = &self.control.word;
         self.control
             .deadline
-            .raise(Stamp::new(generation, deadline));
+            .raise(word, generation, Stamp::new(generation, deadline));
     }
 
     /// If `s` has an override whose expiry has passed, transitions to CLOSED
@@ -796,21 +775,25 @@ impl Breaker {
                     Some(d) => Stamp::new(generation, now.saturating_add(duration_to_nanos(d))),
                     None => Stamp::never(generation),
                 };
-                self.control.deadline.store(stamp);
+                self.control
+                    .deadline
+                    .store(&self.control.word, generation, stamp);
             }
             (None, Phase::Open) => {
                 open_for = self.open_duration(to.streak(), requested);
                 let deadline = now.saturating_add(open_for);
+                let stamp = Stamp::new(generation, deadline);
                 self.control
                     .deadline
-                    .store(Stamp::new(generation, deadline));
+                    .store(&self.control.word, generation, stamp);
             }
             (None, Phase::HalfOpen) => {
                 let lease = duration_to_nanos(self.config.probe_lease);
                 let deadline = now.saturating_add(lease);
+                let stamp = Stamp::new(generation, deadline);
                 self.control
                     .deadline
-                    .store(Stamp::new(generation, deadline));
+                    .store(&self.control.word, generation, stamp);
             }
             (None, Phase::Closed) => {}
         }
