@@ -82,6 +82,7 @@ pub struct Config {
     pub(crate) half_open_successes: u32,
     pub(crate) probe_lease: Duration,
     pub(crate) metrics: bool,
+    pub(crate) latency_histogram: Option<Duration>,
     pub(crate) seed: u64,
     /// The EWMA weight in Q0.32, derived by `build`.
     pub(crate) ewma_alpha_q32: u64,
@@ -115,6 +116,7 @@ impl Config {
                 half_open_successes: 0, // 0 = same as probes, resolved in build
                 probe_lease: Duration::from_secs(10),
                 metrics: true,
+                latency_histogram: None,
                 seed: 0,
                 ewma_alpha_q32: 0,
             },
@@ -176,6 +178,10 @@ impl Config {
     /// Whether per-call metrics are recorded.
     pub fn metrics_enabled(&self) -> bool {
         self.metrics
+    }
+    /// Window period of the latency histogram, when one is kept.
+    pub fn latency_histogram(&self) -> Option<Duration> {
+        self.latency_histogram
     }
     /// Seed of the jitter generator (0 = derived from the breaker's address).
     pub fn seed(&self) -> u64 {
@@ -298,6 +304,14 @@ impl ConfigBuilder {
         self.config.metrics = on;
         self
     }
+    /// Keep a latency histogram whose samples age out after one to two
+    /// `period`s (`None`, the default: no histogram). It costs 2 KiB per
+    /// breaker and about 5 ns per call; it feeds percentiles, the Prometheus
+    /// `circuit_call_duration_seconds` histogram and adaptive timeouts.
+    pub fn latency_histogram(mut self, period: Option<Duration>) -> Self {
+        self.config.latency_histogram = period;
+        self
+    }
     /// Seed for the jitter generator, for reproducible tests (0 = per breaker).
     pub fn seed(mut self, seed: u64) -> Self {
         self.config.seed = seed;
@@ -396,6 +410,18 @@ impl ConfigBuilder {
             ));
         }
         check_duration("probe_lease", c.probe_lease, Duration::from_millis(1))?;
+        if let Some(p) = c.latency_histogram {
+            if !(crate::histogram::MIN_PERIOD..=crate::histogram::MAX_PERIOD).contains(&p) {
+                return Err(err(
+                    "latency_histogram",
+                    format!(
+                        "period {p:?} must be between {:?} and {:?}",
+                        crate::histogram::MIN_PERIOD,
+                        crate::histogram::MAX_PERIOD
+                    ),
+                ));
+            }
+        }
         c.ewma_alpha_q32 = c.ewma.map_or(0, |e| crate::ewma::alpha_q32(e.alpha));
         Ok(c)
     }
@@ -500,6 +526,10 @@ mod tests {
                 "half_open_successes",
             ),
             (Config::builder().probe_lease(Duration::ZERO), "probe_lease"),
+            (
+                Config::builder().latency_histogram(Some(Duration::from_secs(7200))),
+                "latency_histogram",
+            ),
         ];
         for (builder, field) in cases {
             let e = builder.build().expect_err(field);

@@ -458,13 +458,7 @@ impl fmt::Debug for HistogramSnapshot {
             .field("sum", &self.sum)
             .field("min", &self.min())
             .field("max", &self.max())
-            .field(
-                "buckets",
-                &self
-                    .buckets()
-                    .map(|(lo, hi, n)| (lo, hi, n))
-                    .collect::<Vec<_>>(),
-            )
+            .field("buckets", &self.buckets().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -100,6 +100,8 @@ pub mod events;
 mod ewma;
 pub mod implementation;
 pub mod histogram;
+pub mod retry;
+pub mod adaptive;
 mod metrics;
 pub mod prometheus;
 pub mod registry;

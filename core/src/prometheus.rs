@@ -13,6 +13,13 @@
 //! | `circuit_state_seconds_total` | counter | `name`, `state` |
 //! | `circuit_failure_rate` | gauge | `name` |
 //! | `circuit_slow_call_rate` | gauge | `name` |
+//! | `circuit_call_duration_seconds` | histogram | `name` (`le` on `_bucket`) |
+//!
+//! The duration histogram lists only breakers configured with a latency
+//! histogram; its samples cover the histogram's window (one to two periods),
+//! so its `_count` can fall when old samples age out, unlike a cumulative
+//! Prometheus histogram: use it for `histogram_quantile` over the window, not
+//! for `rate()`.
 //!
 //! `circuit_transitions_total` always lists the four automatic pairs
 //! (closed to open, open to half_open, half_open to open, half_open to
@@ -25,12 +32,13 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::call::{Outcome, RejectReason};
+use crate::histogram::HistogramSnapshot;
 use crate::metrics::MetricsSnapshot;
 use crate::{Breaker, Registry, State};
 
 /// Names of every metric family this module emits (for dashboards and their
 /// tests).
-pub const FAMILIES: [&str; 9] = [
+pub const FAMILIES: [&str; 10] = [
     "circuit_calls_total",
     "circuit_slow_calls_total",
     "circuit_stale_outcomes_total",
@@ -40,6 +48,7 @@ pub const FAMILIES: [&str; 9] = [
     "circuit_state_seconds_total",
     "circuit_failure_rate",
     "circuit_slow_call_rate",
+    "circuit_call_duration_seconds",
 ];
 
 const ALWAYS_LISTED: [(State, State); 4] = [
@@ -70,6 +79,10 @@ pub fn render_registry(registry: &Registry) -> String {
 pub fn render(breakers: &[(Arc<str>, Arc<Breaker>)]) -> String {
     let snaps: Vec<(&str, MetricsSnapshot)> =
         breakers.iter().map(|(n, b)| (&**n, b.metrics())).collect();
+    let latencies: Vec<(&str, HistogramSnapshot)> = breakers
+        .iter()
+        .filter_map(|(n, b)| Some((&**n, b.latency()?)))
+        .collect();
     let mut out = String::with_capacity(256 + snaps.len() * 2048);
     let w = &mut out;
 
@@ -190,6 +203,34 @@ pub fn render(breakers: &[(Arc<str>, Arc<Breaker>)]) -> String {
     for (name, m) in &snaps {
         sample_f(w, "circuit_slow_call_rate", name, &[], m.slow_call_rate);
     }
+    if !latencies.is_empty() {
+        family(
+            w,
+            "circuit_call_duration_seconds",
+            "histogram",
+            "Duration of recorded calls over the histogram window, in seconds.",
+        );
+        for (name, h) in &latencies {
+            for b in h.prometheus_buckets() {
+                sample(
+                    w,
+                    "circuit_call_duration_seconds_bucket",
+                    name,
+                    &[("le", b.le)],
+                    b.cumulative,
+                );
+            }
+            let sum = h.sum_nanos() as f64 / 1e9;
+            sample_f(w, "circuit_call_duration_seconds_sum", name, &[], sum);
+            sample(
+                w,
+                "circuit_call_duration_seconds_count",
+                name,
+                &[],
+                h.count(),
+            );
+        }
+    }
     out
 }
 
@@ -244,6 +285,7 @@ mod tests {
             RegistryOptions {
                 defaults: Config::builder()
                     .consecutive_failures(Some(1))
+                    .latency_histogram(Some(Duration::from_secs(60)))
                     .build()
                     .unwrap(),
                 ..RegistryOptions::default()
@@ -261,11 +303,21 @@ mod tests {
                 text.contains(&format!("# TYPE {base} ")),
                 "{f} missing TYPE"
             );
+            let sample = match f {
+                "circuit_call_duration_seconds" => "circuit_call_duration_seconds_count",
+                f => f,
+            };
             assert!(
-                text.contains(&format!("\n{f}{{name=\"db\"")),
+                text.contains(&format!("\n{sample}{{name=\"db\"")),
                 "{f} missing sample"
             );
         }
+        let bucket = |le: &str, n: u64| {
+            format!("circuit_call_duration_seconds_bucket{{name=\"db\",le=\"{le}\"}} {n}\n")
+        };
+        assert!(text.contains(&bucket("0.001", 0)), "{text}");
+        assert!(text.contains(&bucket("0.0025", 1)));
+        assert!(text.contains(&bucket("+Inf", 1)));
         assert!(text.contains("circuit_calls_total{name=\"db\",outcome=\"failure\"} 1\n"));
         assert!(text.contains("circuit_rejected_total{name=\"db\",reason=\"open\"} 1\n"));
         assert!(text.contains("circuit_state{name=\"db\",state=\"open\"} 1\n"));

@@ -19,16 +19,16 @@
 //!    listener set, after its own listeners.
 //! 4. Idle eviction removes only breakers that are CLOSED, referenced by
 //!    nothing but the registry, and recorded no call for the configured
-//!    number of consecutive sweeps. Sweeps are called by the host; the call
-//!    path pays nothing for eviction.
+//!    number of consecutive sweeps after the first that saw them. Sweeps are
+//!    called by the host; the call path pays nothing for eviction.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::breaker::Env;
 use crate::clock::{Clock, MonotonicClock};
 use crate::config::{Config, ConfigError};
 use crate::events::{EventQueue, Listener, ListenerId, ListenerSet};
-use crate::breaker::Env;
 use crate::{Breaker, State};
 
 /// Longest breaker name, in bytes.
@@ -286,9 +286,8 @@ impl Registry {
         for (name, b) in map.iter() {
             let recorded = b.metrics().recorded();
             let (before, sweeps) = log.get(name).copied().unwrap_or((u64::MAX, 0));
-            let idle = recorded == before
-                && b.state() == State::Closed
-                && Arc::strong_count(b) == 1;
+            let idle =
+                recorded == before && b.state() == State::Closed && Arc::strong_count(b) == 1;
             let sweeps = if idle { sweeps + 1 } else { 0 };
             if sweeps >= limit {
                 doomed.push(name.clone());
@@ -429,6 +428,7 @@ mod tests {
             busy.record(p, Outcome::Success, Duration::ZERO);
         }
         assert_eq!(r.sweep_idle(), 0); // first sweep: everyone's baseline
+        assert_eq!(r.sweep_idle(), 0); // "quiet" and "busy": 1 idle sweep
         let busy = r.get("busy").unwrap();
         let p = busy.acquire().unwrap();
         busy.record(p, Outcome::Success, Duration::ZERO);

@@ -400,23 +400,34 @@ impl StampCell {
         Stamp(self.0.load(Ordering::Acquire))
     }
 
-    #[inline]
-    pub(crate) fn store(&self, stamp: Stamp) {
-        self.0.store(stamp.0, Ordering::Release);
+    /// Writes the deadline of `generation` unless the word has already moved
+    /// past it. One cell serves every generation, so a winner that stamps
+    /// late must not overwrite its successor's deadline: the successor would
+    /// read a stamp of another generation as "not written yet" forever (an
+    /// OPEN that never reaches its deadline, an override that never
+    /// expires). A successor writes only after its CAS on the word, with
+    /// Release; the Acquire read of its stamp here makes that CAS visible to
+    /// the word load, and a stamp written after our read fails our CAS.
+    pub(crate) fn store(&self, word: &StateCell, generation: u32, stamp: Stamp) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Release, Ordering::Acquire, |_| {
+                (word.load().generation() == generation).then_some(stamp.0)
+            });
     }
 
-    /// Raises the stamp to `stamp` unless it already holds a later deadline
-    /// for the same generation (half-open leases: the youngest grant wins).
-    pub(crate) fn raise(&self, stamp: Stamp) {
-        let gen = (stamp.0 >> STAMP_TIME_BITS) as u16;
+    /// As [`StampCell::store`], unless the cell already holds a later
+    /// deadline for the same generation (half-open leases: the youngest grant
+    /// wins).
+    pub(crate) fn raise(&self, word: &StateCell, generation: u32, stamp: Stamp) {
         let _ = self
             .0
             .fetch_update(Ordering::Release, Ordering::Acquire, |cur| {
                 let cur = Stamp(cur);
-                if cur.belongs_to(u32::from(gen)) && cur.deadline() >= stamp.deadline() {
+                if cur.belongs_to(generation) && cur.deadline() >= stamp.deadline() {
                     None
                 } else {
-                    Some(stamp.0)
+                    (word.load().generation() == generation).then_some(stamp.0)
                 }
             });
     }
