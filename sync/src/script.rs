@@ -1,0 +1,675 @@
+//! The two server-side scripts and the record they keep (SYNC.md
+//! "Versioning", "The write script").
+//!
+//! Every change to a record goes through [`WRITE_LUA`], run with `EVALSHA`
+//! (the `redis` crate's `Script` reloads it on `NOSCRIPT`). Its rules, in
+//! the order it applies them:
+//!
+//! 1. **Arguments are checked**: numbers parse, the namespace, origin and
+//!    encoded name have their shapes, the keys are exactly
+//!    `cb:{ns}:b:<enc>` and `cb:{ns}:idx`, and `enc` is the encoding of the
+//!    raw name (the script recomputes the SHA-1), so no caller can write
+//!    outside its namespace or under another name's key. Names and keys
+//!    travel only in `KEYS`/`ARGV`.
+//! 2. **The clock is the server's**: `TIME`, in milliseconds. No host clock
+//!    crosses the network.
+//! 3. **A corrupt record** (unparsable fields, wrong type) is deleted and the
+//!    write starts a new incarnation. A record whose stored `name` differs
+//!    (a digest collision) is refused: `collision`.
+//! 4. **An expired override** (`force_until <= now`) counts as none.
+//! 5. **Automatic transitions** (`auto`): refused with `override` while an
+//!    override is live (operators win); an OPEN is refused with `running`
+//!    while the record's open window is still running ("the first failure
+//!    defines the expiry": nothing extends it), and a HALF_OPEN too while
+//!    more than `grace` milliseconds of it are left; then compare-and-set:
+//!    the caller's `(epoch, ver)` must equal the record's (`0, 0` for a
+//!    missing record), else `stale`. The open duration is clamped to
+//!    `max_ms`.
+//! 6. **Operator actions** (`force` with a mode and an optional duration,
+//!    `clear`) always apply and land the automatic state in CLOSED (leaving
+//!    an override returns to a fresh CLOSED, as in the core).
+//! 7. **Every write** increments `ver` (Redis is the single sequencer, so
+//!    version order is commit order), sets `epoch` to the server time in
+//!    microseconds when it creates the key, writes all fields, sets the TTL
+//!    to `ttl + the longest running window` (or removes it for an override
+//!    without expiry), records the name in the namespace index, and
+//!    publishes a notice on `cb:{ns}:ev`. The notice is published first: if
+//!    the caller may not publish (ACL), nothing is written.
+//! 8. **Every reply** carries the server time and the record as it is after
+//!    the call, so a refused caller can adopt it at once.
+
+use std::time::Duration;
+
+use redis::Value;
+
+/// Version of the script protocol and of the notices; notices of any other
+/// version are rejected.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The write script (rules in the module docs).
+pub const WRITE_LUA: &str = r#"
+local key, idx = KEYS[1], KEYS[2]
+local op, name, enc, arg = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local dur, xe, xv = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
+local origin, maxms, ttl, ns = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
+local grace = tonumber(ARGV[12])
+local function fmt(n) return string.format('%d', n) end
+local function bad(why) return {'bad', why} end
+if not (dur and xv and maxms and ttl and grace) or dur < 0 or maxms < 1 or ttl < 1 then
+  return bad('number')
+end
+if #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then return bad('namespace') end
+if #origin > 64 or not string.find(origin, '^[%w%._:%-]+$') then return bad('origin') end
+local prefix = 'cb:{' .. ns .. '}:'
+if key ~= prefix .. 'b:' .. enc or idx ~= prefix .. 'idx' then return bad('keys') end
+if #name <= 128 and string.find(name, '^[%w%._%-]+$') then
+  if enc ~= name then return bad('encoding') end
+elseif enc ~= 'h:' .. redis.sha1hex(name) then
+  return bad('encoding')
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local states = {closed = true, open = true, half_open = true}
+local modes = {open = true, closed = true, disabled = true, metrics_only = true}
+local ok, f = pcall(redis.call, 'HMGET', key, 'epoch', 'ver', 'state', 'until', 'force',
+  'force_until', 'origin', 'ts', 'name')
+local exists = ok and f[1] ~= false
+local epoch, ver, state, untl, force, fu = '0', 0, 'closed', 0, '', 0
+if exists then
+  epoch, ver, state = f[1], tonumber(f[2]), f[3]
+  untl, force, fu = tonumber(f[4]), f[5], tonumber(f[6])
+  local valid = string.find(epoch, '^[1-9]%d*$') and #epoch <= 19 and ver and ver >= 1
+    and states[state] and untl and untl >= 0 and fu and fu >= 0
+    and (force == '' or modes[force]) and f[9]
+  if not valid then
+    redis.call('DEL', key)
+    exists = false
+    epoch, ver, state, untl, force, fu = '0', 0, 'closed', 0, '', 0
+  elseif f[9] ~= name then
+    return {'collision', fmt(now)}
+  end
+elseif not ok then
+  redis.call('DEL', key)
+end
+if force ~= '' and fu > 0 and fu <= now then force = ''; fu = 0 end
+local function reply(status)
+  if not exists then return {status, fmt(now)} end
+  return {status, fmt(now), epoch, fmt(ver), state, fmt(untl), force, fmt(fu),
+    f[7] or '', f[8] or ''}
+end
+if op == 'auto' then
+  if not states[arg] then return bad('state') end
+  if force ~= '' then return reply('override') end
+  if exists and state == 'open' and untl > now then
+    if arg == 'open' or (arg == 'half_open' and untl - now > grace) then
+      return reply('running')
+    end
+  end
+  if epoch ~= xe or ver ~= xv then return reply('stale') end
+  state = arg
+  if arg == 'open' then untl = now + math.min(dur, maxms) else untl = 0 end
+elseif op == 'force' then
+  if not modes[arg] then return bad('mode') end
+  force = arg
+  if dur > 0 then fu = now + math.min(dur, maxms) else fu = 0 end
+  state = 'closed'; untl = 0
+elseif op == 'clear' then
+  force = ''; fu = 0; state = 'closed'; untl = 0
+else
+  return bad('op')
+end
+if not exists then epoch = t[1] .. string.format('%06d', tonumber(t[2])) end
+ver = ver + 1
+local rem = 0
+if state == 'open' then rem = untl - now end
+local frem = 0
+if force ~= '' then if fu == 0 then frem = -1 else frem = fu - now end end
+redis.call('PUBLISH', prefix .. 'ev', '{"v":1,"ns":"' .. ns .. '","k":"' .. enc ..
+  '","e":"' .. epoch .. '","n":' .. fmt(ver) .. ',"s":"' .. state .. '","r":' .. fmt(rem) ..
+  ',"f":"' .. force .. '","fr":' .. fmt(frem) .. ',"o":"' .. origin .. '"}')
+redis.call('HSET', key, 'epoch', epoch, 'ver', fmt(ver), 'state', state, 'until', fmt(untl),
+  'force', force, 'force_until', fmt(fu), 'origin', origin, 'ts', fmt(now), 'name', name)
+local expires
+if force ~= '' and fu == 0 then
+  redis.call('PERSIST', key)
+  expires = '+inf'
+else
+  local life = ttl + math.max(untl, fu, now) - now
+  redis.call('PEXPIRE', key, fmt(life))
+  expires = fmt(now + life)
+end
+redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. fmt(now))
+redis.call('ZADD', idx, expires, enc)
+return {'ok', fmt(now), epoch, fmt(ver), state, fmt(untl), force, fmt(fu), origin, fmt(now)}
+"#;
+
+/// The read script: server `TIME` and the fields of every key in `KEYS`, in
+/// one round trip on the node that owns the namespace's slot (so the time
+/// and the records come from the same server, also in a cluster). A key of
+/// the wrong type reads as `false` (corrupt) instead of failing the batch.
+pub const READ_LUA: &str = r#"
+local t = redis.call('TIME')
+local out = {t[1], t[2]}
+for i = 1, #KEYS do
+  local ok, f = pcall(redis.call, 'HMGET', KEYS[i], 'epoch', 'ver', 'state', 'until', 'force',
+    'force_until', 'origin', 'ts', 'name')
+  if ok then out[i + 2] = f else out[i + 2] = false end
+end
+return out
+"#;
+
+/// Fields of a record, in the order both scripts read them.
+pub const FIELDS: [&str; 9] = [
+    "epoch",
+    "ver",
+    "state",
+    "until",
+    "force",
+    "force_until",
+    "origin",
+    "ts",
+    "name",
+];
+
+/// Largest accepted field value (the raw name may be up to
+/// `circuit_core::registry::MAX_NAME_LEN` bytes; everything else is short).
+const MAX_FIELD_LEN: usize = circuit_core::registry::MAX_NAME_LEN;
+
+/// Largest accepted time or duration in milliseconds (about 285 years of
+/// Unix time): anything larger is corrupt.
+pub(crate) const MAX_MILLIS: u64 = 1 << 53;
+
+/// The automatic state kept in a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AutoState {
+    /// Calls pass.
+    Closed,
+    /// Calls refused until `until`.
+    Open,
+    /// Probing.
+    HalfOpen,
+}
+
+impl AutoState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoState::Closed => "closed",
+            AutoState::Open => "open",
+            AutoState::HalfOpen => "half_open",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &[u8]) -> Option<AutoState> {
+        match s {
+            b"closed" => Some(AutoState::Closed),
+            b"open" => Some(AutoState::Open),
+            b"half_open" => Some(AutoState::HalfOpen),
+            _ => None,
+        }
+    }
+}
+
+/// An operator override kept in a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ForceMode {
+    /// Reject all calls.
+    Open,
+    /// Admit all calls, never trip.
+    Closed,
+    /// Admit all, record nothing.
+    Disabled,
+    /// Admit all, shadow-evaluate trips.
+    MetricsOnly,
+}
+
+impl ForceMode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForceMode::Open => "open",
+            ForceMode::Closed => "closed",
+            ForceMode::Disabled => "disabled",
+            ForceMode::MetricsOnly => "metrics_only",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &[u8]) -> Option<ForceMode> {
+        match s {
+            b"open" => Some(ForceMode::Open),
+            b"closed" => Some(ForceMode::Closed),
+            b"disabled" => Some(ForceMode::Disabled),
+            b"metrics_only" => Some(ForceMode::MetricsOnly),
+            _ => None,
+        }
+    }
+
+    /// The core override this mode stands for.
+    pub fn to_override(self) -> circuit_core::Override {
+        match self {
+            ForceMode::Open => circuit_core::Override::ForcedOpen,
+            ForceMode::Closed => circuit_core::Override::ForcedClosed,
+            ForceMode::Disabled => circuit_core::Override::Disabled,
+            ForceMode::MetricsOnly => circuit_core::Override::MetricsOnly,
+        }
+    }
+
+    /// The mode of a core override.
+    pub fn from_override(o: circuit_core::Override) -> ForceMode {
+        match o {
+            circuit_core::Override::ForcedOpen => ForceMode::Open,
+            circuit_core::Override::ForcedClosed => ForceMode::Closed,
+            circuit_core::Override::Disabled => ForceMode::Disabled,
+            circuit_core::Override::MetricsOnly => ForceMode::MetricsOnly,
+        }
+    }
+
+    /// The core state a breaker under this override shows.
+    pub fn to_state(self) -> circuit_core::State {
+        match self {
+            ForceMode::Open => circuit_core::State::ForcedOpen,
+            ForceMode::Closed => circuit_core::State::ForcedClosed,
+            ForceMode::Disabled => circuit_core::State::Disabled,
+            ForceMode::MetricsOnly => circuit_core::State::MetricsOnly,
+        }
+    }
+}
+
+/// `(epoch, ver)`: the record's incarnation and its version within it.
+/// Ordered lexicographically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version {
+    /// Server time (microseconds) when the key was created.
+    pub epoch: u64,
+    /// Incremented by every write.
+    pub ver: u64,
+}
+
+impl Version {
+    /// The version of a missing record, which compare-and-set uses.
+    pub const MISSING: Version = Version { epoch: 0, ver: 0 };
+}
+
+/// A record as read from Redis, validated, with durations relative to the
+/// server time of the same read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Incarnation and version.
+    pub version: Version,
+    /// The automatic state.
+    pub state: AutoState,
+    /// OPEN: time left in the open window (zero once it has passed).
+    pub open_remaining: Duration,
+    /// A live override: its mode and the time left (`None`: no expiry).
+    pub force: Option<(ForceMode, Option<Duration>)>,
+    /// Who wrote last (instance id or `cli`).
+    pub origin: String,
+    /// Server time of the last write, Unix milliseconds.
+    pub ts_ms: u64,
+    /// Server time of this read, Unix milliseconds.
+    pub now_ms: u64,
+    /// Absolute open deadline, Unix milliseconds (0 when not OPEN).
+    pub until_ms: u64,
+    /// Absolute override expiry, Unix milliseconds (0: none or no expiry).
+    pub force_until_ms: u64,
+}
+
+impl Record {
+    /// What a breaker following this record should show.
+    pub fn effective_state(&self) -> circuit_core::State {
+        match (self.force, self.state) {
+            (Some((m, _)), _) => m.to_state(),
+            (None, AutoState::Closed) => circuit_core::State::Closed,
+            (None, AutoState::Open) => circuit_core::State::Open,
+            (None, AutoState::HalfOpen) => circuit_core::State::HalfOpen,
+        }
+    }
+}
+
+/// What reading one key gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read {
+    /// No key (which means CLOSED).
+    Missing,
+    /// A valid record of this name.
+    Found(Record),
+    /// Fields that do not parse, or a record of another name.
+    Corrupt,
+}
+
+fn bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) if b.len() <= MAX_FIELD_LEN => Some(b),
+        Value::SimpleString(s) if s.len() <= MAX_FIELD_LEN => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn is_nil(v: &Value) -> bool {
+    matches!(v, Value::Nil)
+}
+
+/// Parses a decimal `u64` of at most 19 digits, no sign, no leading zero
+/// (except "0").
+pub(crate) fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 || (b.len() > 1 && b[0] == b'0') {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(n)
+}
+
+fn millis(b: &[u8]) -> Option<u64> {
+    parse_u64(b).filter(|&n| n <= MAX_MILLIS)
+}
+
+/// Validates the fields of one record (in [`FIELDS`] order) against the
+/// expected raw `name`, with `now_ms` the server time of the read.
+pub(crate) fn parse_fields(fields: &[Value], name: &str, now_ms: u64) -> Read {
+    if fields.len() != FIELDS.len() {
+        return Read::Corrupt;
+    }
+    if fields.iter().all(is_nil) {
+        return Read::Missing;
+    }
+    parse_present(fields, Some(name), now_ms).map_or(Read::Corrupt, Read::Found)
+}
+
+/// As [`parse_fields`] without checking the name; returns the stored name.
+pub(crate) fn parse_any(fields: &[Value], now_ms: u64) -> Option<(String, Record)> {
+    if fields.len() != FIELDS.len() {
+        return None;
+    }
+    let name = std::str::from_utf8(bytes(&fields[8])?).ok()?.to_owned();
+    let rec = parse_present(fields, None, now_ms)?;
+    Some((name, rec))
+}
+
+fn parse_present(fields: &[Value], name: Option<&str>, now_ms: u64) -> Option<Record> {
+    let f = |i: usize| bytes(&fields[i]);
+    let epoch = parse_u64(f(0)?).filter(|&e| e > 0)?;
+    let ver = parse_u64(f(1)?).filter(|&v| (1..=MAX_MILLIS).contains(&v))?;
+    let state = AutoState::parse(f(2)?)?;
+    let until_ms = millis(f(3)?)?;
+    let force_raw = f(4)?;
+    let force_until_ms = millis(f(5)?)?;
+    let origin = std::str::from_utf8(f(6)?).ok()?;
+    let ts_ms = millis(f(7)?)?;
+    let stored_name = f(8)?;
+    if let Some(n) = name {
+        if stored_name != n.as_bytes() {
+            return None;
+        }
+    }
+    let force = if force_raw.is_empty() {
+        None
+    } else {
+        let mode = ForceMode::parse(force_raw)?;
+        if force_until_ms == 0 {
+            Some((mode, None))
+        } else if force_until_ms > now_ms {
+            Some((mode, Some(Duration::from_millis(force_until_ms - now_ms))))
+        } else {
+            None // expired
+        }
+    };
+    let open_remaining = if state == AutoState::Open {
+        Duration::from_millis(until_ms.saturating_sub(now_ms))
+    } else {
+        Duration::ZERO
+    };
+    Some(Record {
+        version: Version { epoch, ver },
+        state,
+        open_remaining,
+        force,
+        origin: origin.to_owned(),
+        ts_ms,
+        now_ms,
+        until_ms,
+        force_until_ms,
+    })
+}
+
+/// The outcome of a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStatus {
+    /// Written and published.
+    Ok,
+    /// Compare-and-set failed: the record has another version.
+    Stale,
+    /// An OPEN (or early HALF_OPEN) against a running open window.
+    Running,
+    /// An automatic change while an operator override is live.
+    Override,
+    /// Another name owns this key (digest collision).
+    Collision,
+}
+
+impl WriteStatus {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteStatus::Ok => "ok",
+            WriteStatus::Stale => "stale",
+            WriteStatus::Running => "running",
+            WriteStatus::Override => "override",
+            WriteStatus::Collision => "collision",
+        }
+    }
+}
+
+/// The script's answer: its status and the record after the call (`None`
+/// when the key does not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteReply {
+    /// What happened.
+    pub status: WriteStatus,
+    /// Server time, Unix milliseconds.
+    pub now_ms: u64,
+    /// The record now.
+    pub record: Option<Record>,
+}
+
+/// Parses the write script's reply. `Err` carries a description of a reply
+/// that does not have the expected shape (including `bad` argument
+/// rejections).
+pub(crate) fn parse_write_reply(v: &Value) -> Result<WriteReply, String> {
+    let Value::Array(items) = v else {
+        return Err(format!("unexpected reply {v:?}"));
+    };
+    let text = |i: usize| items.get(i).and_then(bytes);
+    let status = match text(0) {
+        Some(b"ok") => WriteStatus::Ok,
+        Some(b"stale") => WriteStatus::Stale,
+        Some(b"running") => WriteStatus::Running,
+        Some(b"override") => WriteStatus::Override,
+        Some(b"collision") => WriteStatus::Collision,
+        Some(b"bad") => {
+            let why = text(1).map(String::from_utf8_lossy).unwrap_or_default();
+            return Err(format!("the write script refused its arguments: {why}"));
+        }
+        _ => return Err("unexpected reply status".into()),
+    };
+    let now_ms = text(1)
+        .and_then(millis)
+        .ok_or("reply without server time")?;
+    let record = if items.len() == 2 {
+        None
+    } else if items.len() == 10 {
+        // Reply fields: epoch ver state until force force_until origin ts;
+        // the name is the caller's.
+        let mut fields: Vec<Value> = items[2..10].to_vec();
+        fields.push(Value::BulkString(Vec::new()));
+        Some(parse_present(&fields, None, now_ms).ok_or("reply with a corrupt record")?)
+    } else {
+        return Err(format!("reply with {} items", items.len()));
+    };
+    Ok(WriteReply {
+        status,
+        now_ms,
+        record,
+    })
+}
+
+/// Splits the read script's reply into the server time (Unix ms) and one
+/// field list per key. `None` when the reply does not have that shape.
+pub(crate) fn split_read_reply(v: Value, keys: usize) -> Option<(u64, Vec<Vec<Value>>)> {
+    let Value::Array(items) = v else {
+        return None;
+    };
+    if items.len() != keys + 2 {
+        return None;
+    }
+    let mut it = items.into_iter();
+    let sec = parse_u64(bytes(&it.next()?)?)?;
+    let usec = parse_u64(bytes(&it.next()?)?)?;
+    let now_ms = sec.checked_mul(1000)?.checked_add(usec / 1000)?;
+    let recs = it
+        .map(|v| match v {
+            Value::Array(f) => f,
+            // `false` from a key of the wrong type: corrupt.
+            _ => vec![Value::Int(0)],
+        })
+        .collect();
+    Some((now_ms, recs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn rec(fields: [&str; 9]) -> Vec<Value> {
+        fields.iter().map(|s| bulk(s)).collect()
+    }
+
+    #[test]
+    fn records_parse_strictly() {
+        let now = 1_700_000_000_000;
+        let good = rec([
+            "1700000000000123",
+            "4",
+            "open",
+            "1700000002000",
+            "",
+            "0",
+            "node-1",
+            "1700000000000",
+            "db",
+        ]);
+        let Read::Found(r) = parse_fields(&good, "db", now) else {
+            panic!()
+        };
+        assert_eq!(r.version.ver, 4);
+        assert_eq!(r.open_remaining, Duration::from_secs(2));
+        assert_eq!(r.effective_state(), circuit_core::State::Open);
+        assert_eq!(parse_fields(&good, "other", now), Read::Corrupt);
+        assert_eq!(parse_fields(&vec![Value::Nil; 9], "db", now), Read::Missing);
+        for (i, bad) in [
+            (0, "0"),
+            (0, "-1"),
+            (1, "x"),
+            (1, "0"),
+            (2, "opened"),
+            (3, "99999999999999999999"),
+            (4, "sideways"),
+            (5, "01"),
+        ] {
+            let mut f = good.clone();
+            f[i] = bulk(bad);
+            assert_eq!(
+                parse_fields(&f, "db", now),
+                Read::Corrupt,
+                "field {i} = {bad}"
+            );
+        }
+        let mut f = good.clone();
+        f[3] = Value::Nil;
+        assert_eq!(parse_fields(&f, "db", now), Read::Corrupt);
+        assert_eq!(parse_fields(&good[..8], "db", now), Read::Corrupt);
+    }
+
+    #[test]
+    fn overrides_expire_by_server_time() {
+        let now = 1_700_000_000_000u64;
+        let mut f = rec([
+            "1700000000000123",
+            "2",
+            "closed",
+            "0",
+            "open",
+            "1700000005000",
+            "cli",
+            "1700000000000",
+            "db",
+        ]);
+        let Read::Found(r) = parse_fields(&f, "db", now) else {
+            panic!()
+        };
+        assert_eq!(
+            r.force,
+            Some((ForceMode::Open, Some(Duration::from_secs(5))))
+        );
+        let Read::Found(r) = parse_fields(&f, "db", now + 5_000) else {
+            panic!()
+        };
+        assert_eq!(r.force, None);
+        f[5] = bulk("0");
+        let Read::Found(r) = parse_fields(&f, "db", now) else {
+            panic!()
+        };
+        assert_eq!(r.force, Some((ForceMode::Open, None)));
+    }
+
+    #[test]
+    fn write_replies() {
+        let v = Value::Array(vec![
+            bulk("running"),
+            bulk("1700000000000"),
+            bulk("1700000000000123"),
+            bulk("3"),
+            bulk("open"),
+            bulk("1700000001000"),
+            bulk(""),
+            bulk("0"),
+            bulk("a"),
+            bulk("1699999999000"),
+        ]);
+        let r = parse_write_reply(&v).unwrap();
+        assert_eq!(r.status, WriteStatus::Running);
+        assert_eq!(
+            r.record.unwrap().open_remaining,
+            Duration::from_millis(1000)
+        );
+        let v = Value::Array(vec![bulk("bad"), bulk("origin")]);
+        assert!(parse_write_reply(&v).unwrap_err().contains("origin"));
+        let v = Value::Array(vec![bulk("stale"), bulk("5")]);
+        assert_eq!(parse_write_reply(&v).unwrap().record, None);
+        assert!(parse_write_reply(&Value::Nil).is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64(b"0"), Some(0));
+        assert_eq!(parse_u64(b"18446744073709551615"), None); // 20 digits
+        assert_eq!(
+            parse_u64(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(parse_u64(b"+1"), None);
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_u64(b"007"), None);
+    }
+}

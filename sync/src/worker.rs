@@ -1,0 +1,837 @@
+//! The worker thread: coalescing, writing, applying, reconciling.
+//!
+//! Per local breaker it keeps the version of the record it last applied or
+//! wrote (`known`), and at most one pending local change (`pending`, the
+//! latest wins). Rules:
+//!
+//! 1. A notice or record is applied only when its `(epoch, ver)` is newer
+//!    than `known` (a record read directly is the current one, so any other
+//!    version counts); older ones are counted as stale and ignored.
+//! 2. While a breaker has a pending local change, remote states for it are
+//!    deferred, not applied: the pending write decides. If the write is
+//!    refused, the record in the reply (the current one) is applied; if the
+//!    write is dropped, the deferred state is applied.
+//! 3. A pending change is written only if the breaker's generation is still
+//!    the one of the transition (otherwise a later local transition has
+//!    replaced it, or a remote one superseded it).
+//! 4. An automatic OPEN refused as stale is retried once against the
+//!    version in the reply; a stale CLOSED or HALF_OPEN is dropped and the
+//!    reply's record applied, so a delayed close never undoes a newer open.
+//! 5. After every (re)subscribe: reconcile every local breaker, take the
+//!    versions just read as the base of the pending changes, then flush.
+//!    A record that disappeared (TTL, `FLUSHALL`, a restart without
+//!    persistence) while the local breaker is not CLOSED is re-published
+//!    from the local state.
+//! 6. Nothing is ever created in the registry: notices for names not
+//!    registered here are counted and dropped.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use circuit_core::{Breaker, Reason, Registry, State, Transition};
+
+use crate::conn::{describe, CommandConn, Endpoint};
+use crate::keys::{encode_name, Namespace};
+use crate::notice::Notice;
+use crate::script::{AutoState, ForceMode, Read, Record, Version, WriteReply, WriteStatus};
+use crate::store::{Limits, Scripts, WriteOp};
+use crate::{Backoff, Event, Rng, Shared, SyncConfig, SyncStatus};
+
+/// Longest wait for events in one loop turn (also bounds how late a stop
+/// request is seen).
+const TICK: Duration = Duration::from_millis(250);
+
+/// Events handled per turn before the worker writes what is pending.
+const DRAIN: usize = 4096;
+
+/// A remote state, from a notice or a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Remote {
+    version: Version,
+    state: AutoState,
+    open_remaining: Duration,
+    force: Option<(ForceMode, Option<Duration>)>,
+}
+
+impl From<&Notice> for Remote {
+    fn from(n: &Notice) -> Remote {
+        Remote {
+            version: n.version,
+            state: n.state,
+            open_remaining: n.open_remaining,
+            force: n.force,
+        }
+    }
+}
+
+impl From<&Record> for Remote {
+    fn from(r: &Record) -> Remote {
+        Remote {
+            version: r.version,
+            state: r.state,
+            open_remaining: r.open_remaining,
+            force: r.force,
+        }
+    }
+}
+
+/// What a pending local change writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Auto(AutoState),
+    Force(ForceMode),
+    Clear,
+}
+
+impl Kind {
+    /// Which transitions are published, and as what (the rest are local
+    /// bookkeeping or came from the fleet).
+    fn of(t: &Transition) -> Option<Kind> {
+        match t.reason {
+            Reason::Remote
+            | Reason::OverrideExpired
+            | Reason::ShadowTrip
+            | Reason::ProbeLeaseExpired => None,
+            Reason::OverrideSet => match t.to {
+                State::ForcedOpen => Some(Kind::Force(ForceMode::Open)),
+                State::ForcedClosed => Some(Kind::Force(ForceMode::Closed)),
+                State::Disabled => Some(Kind::Force(ForceMode::Disabled)),
+                State::MetricsOnly => Some(Kind::Force(ForceMode::MetricsOnly)),
+                _ => None,
+            },
+            Reason::OverrideCleared | Reason::Reset => Some(Kind::Clear),
+            _ => match t.to {
+                State::Open => Some(Kind::Auto(AutoState::Open)),
+                State::HalfOpen => Some(Kind::Auto(AutoState::HalfOpen)),
+                State::Closed => Some(Kind::Auto(AutoState::Closed)),
+                _ => None,
+            },
+        }
+    }
+
+    /// Written at once (no coalescing linger).
+    fn urgent(self) -> bool {
+        !matches!(
+            self,
+            Kind::Auto(AutoState::Closed) | Kind::Auto(AutoState::HalfOpen)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    kind: Kind,
+    generation: u32,
+    /// Local clock: when the transition happened and its open window.
+    at: u64,
+    open_for: u64,
+    queued: Instant,
+    /// The version the change was decided on.
+    base: Option<Version>,
+    retried: bool,
+}
+
+#[derive(Debug)]
+struct Tracked {
+    enc: String,
+    known: Option<Version>,
+    pending: Option<Pending>,
+    deferred: Option<Remote>,
+}
+
+/// The token bucket on top of all writes.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub(crate) struct Worker {
+    registry: Arc<Registry>,
+    cfg: SyncConfig,
+    ns: Namespace,
+    endpoint: Endpoint,
+    shared: Arc<Shared>,
+    rx: Receiver<Event>,
+    overflow: Arc<AtomicBool>,
+    origin: String,
+    scripts: Scripts,
+    limits: Limits,
+    conn: Option<CommandConn>,
+    /// Earliest time of the next connect attempt, or of the next write
+    /// after a server error (full, read-only).
+    retry_at: Instant,
+    backoff: Backoff,
+    ever_connected: bool,
+    subscribed: bool,
+    /// A full reconcile is owed (after (re)subscribe or reconnect).
+    resync: bool,
+    server_trouble: bool,
+    next_reconcile: Instant,
+    tracked: HashMap<Arc<str>, Tracked>,
+    by_enc: HashMap<String, Arc<str>>,
+    dirty: HashSet<Arc<str>>,
+    seen_len: usize,
+    bucket: Bucket,
+    rng: Rng,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        registry: Arc<Registry>,
+        cfg: SyncConfig,
+        ns: Namespace,
+        endpoint: Endpoint,
+        shared: Arc<Shared>,
+        rx: Receiver<Event>,
+        overflow: Arc<AtomicBool>,
+        origin: String,
+    ) -> Worker {
+        let max_ms = ms(cfg.max_open).max(1);
+        let limits = Limits {
+            max_ms,
+            // Longer than the longest window plus two reconcile periods.
+            ttl_ms: max_ms
+                .saturating_add(ms(cfg.reconcile_every).saturating_mul(2))
+                .saturating_add(60_000),
+            grace_ms: ms(cfg.half_open_grace),
+        };
+        let now = Instant::now();
+        Worker {
+            bucket: Bucket {
+                tokens: f64::from(cfg.writes_per_sec),
+                rate: f64::from(cfg.writes_per_sec),
+                last: now,
+            },
+            backoff: Backoff::new(cfg.backoff_min, cfg.backoff_max),
+            registry,
+            ns,
+            endpoint,
+            shared,
+            rx,
+            overflow,
+            origin,
+            scripts: Scripts::new(),
+            limits,
+            conn: None,
+            retry_at: now,
+            ever_connected: false,
+            subscribed: false,
+            resync: true,
+            server_trouble: false,
+            next_reconcile: now + cfg.reconcile_every,
+            tracked: HashMap::new(),
+            by_enc: HashMap::new(),
+            dirty: HashSet::new(),
+            seen_len: usize::MAX,
+            rng: Rng::new(),
+            cfg,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn run(mut self) {
+        while !self.stopping() {
+            let timeout = self.wait_time();
+            match self.rx.recv_timeout(timeout) {
+                Ok(ev) => self.handle(ev),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            for _ in 0..DRAIN {
+                match self.rx.try_recv() {
+                    Ok(ev) => self.handle(ev),
+                    Err(_) => break,
+                }
+            }
+            if self.stopping() {
+                break;
+            }
+            if self.overflow.swap(false, Ordering::Relaxed) {
+                Shared::bump(&self.shared.overflows);
+                self.rescan_local();
+            }
+            self.track_new_breakers();
+            self.step();
+            self.publish_status();
+        }
+    }
+
+    fn wait_time(&self) -> Duration {
+        let now = Instant::now();
+        let mut until = now + TICK;
+        if self.conn.is_none() || self.server_trouble {
+            until = until.min(self.retry_at.max(now));
+        }
+        if self.conn.is_some() && !self.resync {
+            until = until.min(self.next_reconcile);
+        }
+        for name in &self.dirty {
+            if let Some(p) = self.tracked.get(name).and_then(|t| t.pending) {
+                until = until.min(p.queued + self.cfg.coalesce);
+            }
+        }
+        until.saturating_duration_since(now)
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Local(name, t) => self.local(name, &t),
+            Event::Notice(n) => self.notice(&n),
+            Event::Subscribed => {
+                self.subscribed = true;
+                self.resync = true;
+            }
+            Event::SubscriberDown => self.subscribed = false,
+            Event::Wake => {}
+        }
+    }
+
+    fn track(&mut self, name: &Arc<str>) -> &mut Tracked {
+        if !self.tracked.contains_key(name) {
+            let enc = encode_name(name);
+            self.by_enc.insert(enc.clone(), name.clone());
+            self.tracked.insert(
+                name.clone(),
+                Tracked {
+                    enc,
+                    known: None,
+                    pending: None,
+                    deferred: None,
+                },
+            );
+        }
+        self.tracked.get_mut(name).expect("just inserted")
+    }
+
+    fn local(&mut self, name: Arc<str>, t: &Transition) {
+        let Some(kind) = Kind::of(t) else {
+            return;
+        };
+        let tr = self.track(&name);
+        let had = tr.pending.is_some();
+        tr.pending = Some(Pending {
+            kind,
+            generation: t.generation,
+            at: t.at,
+            open_for: t.open_for,
+            queued: Instant::now(),
+            base: tr.known,
+            retried: false,
+        });
+        if !had {
+            self.shared.pending.fetch_add(1, Ordering::Relaxed);
+        }
+        self.dirty.insert(name);
+    }
+
+    fn notice(&mut self, n: &Notice) {
+        let name = match self.by_enc.get(&n.enc) {
+            Some(name) => name.clone(),
+            None => match self.registry.get(&n.enc) {
+                // A plain name registered since the last scan.
+                Some(b) if encode_name(b.name()) == n.enc => b.name().clone(),
+                _ => {
+                    Shared::bump(&self.shared.unknown_ignored);
+                    return;
+                }
+            },
+        };
+        let remote = Remote::from(n);
+        let tr = self.track(&name);
+        if tr.known.is_some_and(|k| remote.version <= k) {
+            Shared::bump(&self.shared.stale_ignored);
+            return;
+        }
+        if tr.pending.is_some() {
+            tr.deferred = Some(remote);
+            return;
+        }
+        tr.known = Some(remote.version);
+        self.apply(&name, &remote);
+    }
+
+    /// Makes the local breaker follow `r` (with `Reason::Remote`).
+    fn apply(&mut self, name: &Arc<str>, r: &Remote) {
+        let Some(b) = self.registry.get(name) else {
+            return;
+        };
+        if apply_to(&b, r, self.cfg.max_open) {
+            Shared::bump(&self.shared.applied);
+        }
+    }
+
+    // ----- connection ------------------------------------------------------
+
+    fn step(&mut self) {
+        let now = Instant::now();
+        if self.conn.is_none() {
+            if now < self.retry_at {
+                return;
+            }
+            match self
+                .endpoint
+                .command(self.cfg.connect_timeout, self.cfg.io_timeout)
+            {
+                Ok(c) => {
+                    self.conn = Some(c);
+                    self.resync = true;
+                    if self.ever_connected {
+                        Shared::bump(&self.shared.reconnects);
+                    }
+                    self.ever_connected = true;
+                }
+                Err(e) => {
+                    self.shared.error(format!("connect: {e}"));
+                    self.retry_at = now + self.backoff.next_delay();
+                    return;
+                }
+            }
+        }
+        if self.server_trouble && now < self.retry_at {
+            return;
+        }
+        // SYNC.md reconnect order: subscribed, reconciled, then flushed.
+        if !self.subscribed {
+            return;
+        }
+        if self.resync {
+            if self.reconcile_all(true).is_err() {
+                return;
+            }
+            self.resync = false;
+        } else if now >= self.next_reconcile && self.reconcile_all(false).is_err() {
+            return;
+        }
+        self.flush(false);
+    }
+
+    fn publish_status(&self) {
+        let ok = self.conn.is_some() && self.subscribed && !self.resync && !self.server_trouble;
+        self.shared.set_status(if ok {
+            SyncStatus::Connected
+        } else {
+            SyncStatus::Degraded
+        });
+    }
+
+    /// Handles a failed call: a connection error drops the connection; a
+    /// server error (out of memory, read-only replica, ACL) keeps it but
+    /// backs off. Both leave the pending changes in place.
+    fn failed(&mut self, what: &str, e: &redis::RedisError) {
+        self.shared.error(format!("{what}: {}", describe(e)));
+        if is_connection_error(e) {
+            self.conn = None;
+            self.resync = true;
+        } else {
+            self.server_trouble = true;
+        }
+        self.retry_at = Instant::now() + self.backoff.next_delay();
+    }
+
+    fn succeeded(&mut self) {
+        if self.server_trouble {
+            self.server_trouble = false;
+        }
+        self.backoff.reset();
+    }
+
+    // ----- reconciliation --------------------------------------------------
+
+    /// Tracks breakers registered since the last look and reconciles them.
+    fn track_new_breakers(&mut self) {
+        let len = self.registry.len();
+        if len == self.seen_len {
+            return;
+        }
+        self.seen_len = len;
+        let mut fresh = Vec::new();
+        self.registry.for_each(|name, _| {
+            if !self.tracked.contains_key(name) {
+                fresh.push(name.clone());
+            }
+        });
+        for n in &fresh {
+            self.track(n);
+        }
+        if !fresh.is_empty() && self.conn.is_some() && self.subscribed && !self.resync {
+            let _ = self.reconcile(&fresh, false);
+        }
+    }
+
+    fn reconcile_all(&mut self, after_subscribe: bool) -> Result<(), ()> {
+        let mut names = Vec::with_capacity(self.registry.len());
+        self.registry.for_each(|n, _| names.push(n.clone()));
+        let live: HashSet<&Arc<str>> = names.iter().collect();
+        let gone: Vec<Arc<str>> = self
+            .tracked
+            .keys()
+            .filter(|n| !live.contains(n))
+            .cloned()
+            .collect();
+        for n in gone {
+            if let Some(t) = self.tracked.remove(&n) {
+                self.by_enc.remove(&t.enc);
+                if t.pending.is_some() {
+                    self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            self.dirty.remove(&n);
+        }
+        for n in &names {
+            self.track(n);
+        }
+        let r = self.reconcile(&names, after_subscribe);
+        let jitter = 1.0 + self.cfg.reconcile_jitter * (2.0 * self.rng.unit() - 1.0);
+        self.next_reconcile = Instant::now() + self.cfg.reconcile_every.mul_f64(jitter);
+        r
+    }
+
+    fn reconcile(&mut self, names: &[Arc<str>], after_subscribe: bool) -> Result<(), ()> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(());
+        };
+        let refs: Vec<&str> = names.iter().map(|n| &**n).collect();
+        let (_, reads) = match self.scripts.read(&mut **conn, &self.ns, &refs) {
+            Ok(r) => r,
+            Err(e) => {
+                self.failed("reconcile", &e);
+                return Err(());
+            }
+        };
+        self.succeeded();
+        for (name, read) in names.iter().zip(reads) {
+            let record = match read {
+                Read::Found(r) => Some(r),
+                Read::Missing => None,
+                Read::Corrupt => {
+                    Shared::bump(&self.shared.malformed_ignored);
+                    None
+                }
+            };
+            self.reconciled(name, record.as_ref(), after_subscribe);
+        }
+        Ok(())
+    }
+
+    fn reconciled(&mut self, name: &Arc<str>, record: Option<&Record>, after_subscribe: bool) {
+        let Some(b) = self.registry.get(name) else {
+            return;
+        };
+        let tr = self.track(name);
+        let current = record.map(|r| r.version);
+        match (&mut tr.pending, record) {
+            (Some(p), _) => {
+                if after_subscribe {
+                    // Rule 5: flush against the version just read.
+                    p.base = current;
+                    tr.known = current;
+                    tr.deferred = None;
+                } else if current != tr.known {
+                    tr.deferred = record.map(Remote::from);
+                }
+            }
+            (None, Some(r)) => {
+                if Some(r.version) != tr.known {
+                    tr.known = Some(r.version);
+                    let remote = Remote::from(r);
+                    self.apply(name, &remote);
+                }
+            }
+            (None, None) => {
+                let lost = tr.known.is_some();
+                tr.known = None;
+                if lost {
+                    self.republish(name, &b);
+                }
+            }
+        }
+    }
+
+    /// A record this instance had seen is gone: write the local state again
+    /// (rule 5).
+    fn republish(&mut self, name: &Arc<str>, b: &Breaker) {
+        let state = b.state();
+        let kind = match state {
+            State::Closed => return,
+            State::Open => Kind::Auto(AutoState::Open),
+            State::HalfOpen => Kind::Auto(AutoState::HalfOpen),
+            State::ForcedOpen => Kind::Force(ForceMode::Open),
+            State::ForcedClosed => Kind::Force(ForceMode::Closed),
+            State::Disabled => Kind::Force(ForceMode::Disabled),
+            State::MetricsOnly => Kind::Force(ForceMode::MetricsOnly),
+        };
+        let now = self.registry.clock().now();
+        let open_for = b.open_deadline().map_or(0, |d| d.saturating_sub(now));
+        let shared = self.shared.clone();
+        let tr = self.track(name);
+        if tr.pending.is_none() {
+            shared.pending.fetch_add(1, Ordering::Relaxed);
+        }
+        tr.pending = Some(Pending {
+            kind,
+            generation: b.generation(),
+            at: now,
+            open_for,
+            queued: Instant::now(),
+            base: None,
+            retried: false,
+        });
+        self.dirty.insert(name.clone());
+    }
+
+    /// After a channel overflow: every breaker whose state differs from its
+    /// last known record is treated as changed locally.
+    fn rescan_local(&mut self) {
+        let mut all = Vec::new();
+        self.registry
+            .for_each(|n, b| all.push((n.clone(), b.clone())));
+        for (name, b) in all {
+            let tr = self.track(&name);
+            if tr.pending.is_some() {
+                continue;
+            }
+            // Without the record at hand, publish anything not CLOSED and
+            // let the script's rules sort it out.
+            if b.state() != State::Closed {
+                let known = tr.known;
+                self.republish(&name, &b);
+                if let Some(p) = self.tracked.get_mut(&name).and_then(|t| t.pending.as_mut()) {
+                    p.base = known;
+                }
+            }
+        }
+    }
+
+    // ----- writing ---------------------------------------------------------
+
+    /// Writes every due pending change (all of them when `all`).
+    fn flush(&mut self, all: bool) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut due: Vec<(bool, Arc<str>)> = self
+            .dirty
+            .iter()
+            .filter_map(|n| {
+                let p = self.tracked.get(n)?.pending?;
+                let ready = all || p.kind.urgent() || now >= p.queued + self.cfg.coalesce;
+                ready.then(|| (!p.kind.urgent(), n.clone()))
+            })
+            .collect();
+        // OPEN and operator actions first.
+        due.sort();
+        for (_, name) in due {
+            if self.conn.is_none() || self.server_trouble {
+                return;
+            }
+            if !self.bucket.take() {
+                return;
+            }
+            self.write_one(&name);
+        }
+    }
+
+    fn finish(&mut self, name: &Arc<str>) {
+        if let Some(tr) = self.tracked.get_mut(name) {
+            if tr.pending.take().is_some() {
+                self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.dirty.remove(name);
+    }
+
+    fn write_one(&mut self, name: &Arc<str>) {
+        let Some(p) = self.tracked.get(name).and_then(|t| t.pending) else {
+            self.dirty.remove(name);
+            return;
+        };
+        let breaker = self.registry.get(name);
+        let b = match breaker {
+            Some(b) if b.generation() == p.generation => b,
+            _ => {
+                // Rule 3: superseded.
+                self.finish(name);
+                self.apply_deferred(name);
+                return;
+            }
+        };
+        let clock_now = self.registry.clock().now();
+        let op = match p.kind {
+            Kind::Auto(AutoState::Open) => {
+                let deadline = b
+                    .open_deadline()
+                    .unwrap_or_else(|| p.at.saturating_add(p.open_for));
+                let left = deadline.saturating_sub(clock_now);
+                if left == 0 {
+                    // The window is over locally: nothing left to share.
+                    self.finish(name);
+                    self.apply_deferred(name);
+                    return;
+                }
+                WriteOp::Auto {
+                    to: AutoState::Open,
+                    open_for: Duration::from_nanos(left).min(self.cfg.max_open),
+                    expect: p.base.unwrap_or(Version::MISSING),
+                }
+            }
+            Kind::Auto(to) => WriteOp::Auto {
+                to,
+                open_for: Duration::ZERO,
+                expect: p.base.unwrap_or(Version::MISSING),
+            },
+            Kind::Force(mode) => WriteOp::Force {
+                mode,
+                duration: override_left(&b, clock_now),
+            },
+            Kind::Clear => WriteOp::Clear,
+        };
+        let conn = self.conn.as_mut().expect("checked by flush");
+        let reply = self
+            .scripts
+            .write(&mut **conn, &self.ns, name, op, &self.origin, self.limits);
+        let reply = match reply {
+            Ok(r) => r,
+            Err(e) => {
+                self.failed("write", &e);
+                return;
+            }
+        };
+        self.succeeded();
+        self.written(name, p, reply);
+    }
+
+    fn written(&mut self, name: &Arc<str>, p: Pending, reply: WriteReply) {
+        let current = reply.record.as_ref().map(|r| r.version);
+        match reply.status {
+            WriteStatus::Ok => {
+                Shared::bump(&self.shared.published);
+                if let Some(tr) = self.tracked.get_mut(name) {
+                    tr.known = current;
+                    tr.deferred = None;
+                }
+                self.finish(name);
+            }
+            WriteStatus::Stale if p.kind == Kind::Auto(AutoState::Open) && !p.retried => {
+                // Rule 4: one retry against the current version.
+                if let Some(tr) = self.tracked.get_mut(name) {
+                    tr.known = current;
+                    if let Some(pp) = tr.pending.as_mut() {
+                        pp.base = current;
+                        pp.retried = true;
+                    }
+                }
+                if self.bucket.take() {
+                    self.write_one(name);
+                }
+            }
+            WriteStatus::Collision => {
+                self.shared.error(format!(
+                    "breaker {:?}: its key belongs to another name (digest collision)",
+                    name
+                ));
+                Shared::bump(&self.shared.refused);
+                self.finish(name);
+            }
+            WriteStatus::Stale | WriteStatus::Running | WriteStatus::Override => {
+                Shared::bump(&self.shared.refused);
+                self.finish(name);
+                if let Some(tr) = self.tracked.get_mut(name) {
+                    tr.known = current;
+                    tr.deferred = None;
+                }
+                if let Some(r) = &reply.record {
+                    let remote = Remote::from(r);
+                    self.apply(name, &remote);
+                }
+            }
+        }
+    }
+
+    fn apply_deferred(&mut self, name: &Arc<str>) {
+        let Some(tr) = self.tracked.get_mut(name) else {
+            return;
+        };
+        if let Some(r) = tr.deferred.take() {
+            if tr.known.is_none_or(|k| r.version != k) {
+                tr.known = Some(r.version);
+                self.apply(name, &r);
+            }
+        }
+    }
+}
+
+/// Time left of the breaker's override, `None` when it has no expiry.
+fn override_left(b: &Breaker, now: u64) -> Option<Duration> {
+    b.override_deadline()
+        .map(|d| Duration::from_nanos(d.saturating_sub(now).max(1_000_000)))
+}
+
+/// The local effect of a remote state (SYNC.md "Time": a remote deadline
+/// becomes `now_local + clamp(remaining, 0, max_open)`). Returns true when
+/// the breaker changed.
+fn apply_to(b: &Breaker, r: &Remote, max_open: Duration) -> bool {
+    let clamp = |d: Duration| d.min(max_open);
+    if let Some((mode, left)) = r.force {
+        let target = mode.to_state();
+        return b.state() != target && b.apply_remote(target, left.map(clamp));
+    }
+    let mut changed = false;
+    let mut cur = b.state();
+    if !matches!(cur, State::Closed | State::Open | State::HalfOpen) {
+        // The record has no override: an operator cleared it.
+        changed |= b.apply_remote(State::Closed, None);
+        cur = b.state();
+    }
+    changed
+        | match r.state {
+            AutoState::Open => {
+                let left = clamp(r.open_remaining);
+                if cur == State::Open {
+                    // The fleet's first failure defines the expiry: only
+                    // ever brought forward.
+                    b.shorten_open(left)
+                } else if !left.is_zero() {
+                    b.apply_remote(State::Open, Some(left))
+                } else {
+                    false
+                }
+            }
+            AutoState::HalfOpen => cur == State::Open && b.apply_remote(State::HalfOpen, None),
+            AutoState::Closed => {
+                matches!(cur, State::Open | State::HalfOpen) && b.apply_remote(State::Closed, None)
+            }
+        }
+}
