@@ -8,19 +8,19 @@ use std::time::Duration;
 
 use circuit_core::{Breaker, Clock, Config, ConfigBuilder, Listener, ManualClock, Transition};
 
-pub const MS: u64 = 1_000_000;
+pub(crate) const MS: u64 = 1_000_000;
 
-pub fn ms(n: u64) -> Duration {
+pub(crate) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
 /// A listener that keeps every transition it is given, in order.
 #[derive(Debug, Default)]
-pub struct EventLog(Mutex<Vec<Transition>>);
+pub(crate) struct EventLog(Mutex<Vec<Transition>>);
 
 impl EventLog {
     /// Removes and returns the transitions seen so far.
-    pub fn take(&self) -> Vec<Transition> {
+    pub(crate) fn take(&self) -> Vec<Transition> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
@@ -33,10 +33,10 @@ impl Listener for EventLog {
 
 /// A listener that only counts transitions.
 #[derive(Debug, Default)]
-pub struct Counter(pub AtomicU64);
+pub(crate) struct Counter(pub AtomicU64);
 
 impl Counter {
-    pub fn get(&self) -> u64 {
+    pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
 }
@@ -48,7 +48,7 @@ impl Listener for Counter {
 }
 
 /// A breaker on a manual clock starting at `start`, with an event log.
-pub fn manual(config: Config, start: u64) -> (Breaker, Arc<ManualClock>, Arc<EventLog>) {
+pub(crate) fn manual(config: Config, start: u64) -> (Breaker, Arc<ManualClock>, Arc<EventLog>) {
     let clock = Arc::new(ManualClock::new(start));
     let log = Arc::new(EventLog::default());
     let listener: Arc<dyn Listener> = log.clone();
@@ -58,7 +58,7 @@ pub fn manual(config: Config, start: u64) -> (Breaker, Arc<ManualClock>, Arc<Eve
 
 /// A deterministic builder: no jitter, fixed seed, only the policies a test
 /// turns on (the defaults enable consecutive failures).
-pub fn quiet() -> ConfigBuilder {
+pub(crate) fn quiet() -> ConfigBuilder {
     Config::builder()
         .consecutive_failures(None)
         .jitter(0.0)
