@@ -32,13 +32,19 @@
 
 use std::future::{poll_fn, Ready};
 use std::hint::black_box;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use circuit_benches::{per_thread, take_concurrency_report, MIN_CONCURRENCY};
+use circuit_benches::{
+    per_thread, take_concurrency_report, CONCURRENCY_FILE_ENV, MAX_ATTEMPTS, MIN_CONCURRENCY,
+};
 use circuit_core::{Breaker, Clock, Config, MonotonicClock, Outcome, Recorded, State};
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
+};
 use tower::Service;
 
 /// Duration reported for every call: well under the slow-call threshold.
@@ -351,33 +357,62 @@ fn rejected(c: &mut Criterion) {
     g.finish();
 }
 
-/// Benchmarks `op` on handles made by `make` from 1 and 2 threads.
-fn threads<S, M, F>(
-    g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
-    make: M,
-    op: F,
-) where
+/// Benchmarks `op` on handles made by `make` from 1 and 2 threads, and
+/// reports how often the threads failed to run together (see
+/// [`per_thread`]) on stderr and in the file named by
+/// `CIRCUIT_BENCH_CONCURRENCY`, which `bench-table` reads.
+fn threads<S, M, F>(group: &mut Group<'_>, name: &str, make: M, op: F)
+where
     M: Fn() -> S + Sync,
     F: Fn(&mut S) + Sync,
 {
     for n in THREADS {
-        g.bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
-            b.iter_custom(|iters| per_thread(n, iters, &make, &op))
-        });
-        let r = take_concurrency_report();
-        if r.retries > 0 || r.low_concurrency > 0 {
+        group
+            .group
+            .bench_with_input(BenchmarkId::new(name, n), &n, |b, &n| {
+                b.iter_custom(|iters| per_thread(n, iters, &make, &op))
+            });
+        let report = take_concurrency_report();
+        let id = format!("{}/{name}/{n}", group.name);
+        if report.low_concurrency > 0 {
             eprintln!(
-                "{name}/{n}: {} samples; {} attempts retried because the threads did not run \
-                 together; {} samples kept below {MIN_CONCURRENCY} concurrency",
-                r.samples, r.retries, r.low_concurrency
+                "{id}: {} of {} samples ran below {MIN_CONCURRENCY} concurrency after \
+                 {MAX_ATTEMPTS} attempts ({} attempts retried)",
+                report.low_concurrency, report.samples, report.retries
             );
+        }
+        if let Some(path) = std::env::var_os(CONCURRENCY_FILE_ENV) {
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(report.to_line(&id).as_bytes()));
+            if let Err(e) = written {
+                eprintln!("cannot write {}: {e}", path.to_string_lossy());
+            }
         }
     }
 }
 
+/// A criterion group of multi-thread benchmarks and its name.
+struct Group<'a> {
+    name: &'static str,
+    group: BenchmarkGroup<'a, WallTime>,
+}
+
+impl<'a> Group<'a> {
+    /// Flat sampling: every sample runs the same number of iterations, so
+    /// none is much longer than the average; short samples are less likely
+    /// to be split by the scheduler.
+    fn new(c: &'a mut Criterion, name: &'static str) -> Group<'a> {
+        let mut group = c.benchmark_group(name);
+        group.sampling_mode(SamplingMode::Flat);
+        Group { name, group }
+    }
+}
+
 fn closed_threads(c: &mut Criterion) {
-    let mut g = c.benchmark_group("closed_threads");
+    let mut g = Group::new(c, "closed_threads");
 
     let word = Padded(AtomicU64::new(0));
     threads(
@@ -391,6 +426,7 @@ fn closed_threads(c: &mut Criterion) {
 
     for (name, config) in [
         ("circuit_consecutive", consecutive(true)),
+        ("circuit_consecutive_no_metrics", consecutive(false)),
         ("circuit_count_window", count_window(true)),
     ] {
         let shared = Arc::new(Breaker::new(config));
@@ -444,11 +480,11 @@ fn closed_threads(c: &mut Criterion) {
             let _ = black_box(tower_call(s, false));
         },
     );
-    g.finish();
+    g.group.finish();
 }
 
 fn rejected_threads(c: &mut Criterion) {
-    let mut g = c.benchmark_group("rejected_threads");
+    let mut g = Group::new(c, "rejected_threads");
 
     for (name, metrics) in [("circuit", true), ("circuit_no_metrics", false)] {
         let shared = Arc::new(circuit_open(metrics));
@@ -482,7 +518,7 @@ fn rejected_threads(c: &mut Criterion) {
             let _ = black_box(recloser_call(r));
         },
     );
-    g.finish();
+    g.group.finish();
 }
 
 criterion_group!(

@@ -1,8 +1,8 @@
 //! The performance budgets of DESIGN.md section 6 as data, and the table that
 //! checks them against one run's results.
 //!
-//! Every figure is a criterion estimate in nanoseconds per operation (per
-//! operation per thread for the `*_threads` groups), keyed by criterion's
+//! Every figure is in nanoseconds per operation (per operation per thread
+//! for the `*_threads` groups), keyed by criterion's
 //! full benchmark id (`group/function[/parameter]`). Every ratio compares
 //! figures of the same run: the floor is `floor/atomic_load` +
 //! `floor/fetch_add`, a peer reference is one named benchmark or the fastest
@@ -206,6 +206,16 @@ pub const ROWS: &[Row] = &[
         Some(THREADS_2),
     ),
     row(
+        "closed_threads/circuit_consecutive_no_metrics/1",
+        Reference::Fastest(CLOSED_PEERS_1T),
+        None,
+    ),
+    row(
+        "closed_threads/circuit_consecutive_no_metrics/2",
+        Reference::Fastest(CLOSED_PEERS_2T),
+        Some(THREADS_2),
+    ),
+    row(
         "closed_threads/circuit_count_window/1",
         Reference::Fastest(CLOSED_PEERS_1T),
         None,
@@ -353,6 +363,19 @@ fn ns_cell(v: f64) -> String {
     }
 }
 
+/// One benchmark's figures in one run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measurement {
+    /// The figure budgets are checked on: a low percentile of the per-sample
+    /// means (see `bench-table`), nanoseconds per operation.
+    pub ns: f64,
+    /// Median of the per-sample means, for reference.
+    pub median: f64,
+    /// For multi-thread benchmarks: share of samples whose threads ran
+    /// together (see `per_thread`).
+    pub together: Option<f64>,
+}
+
 /// Budgets checked and missed in one table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -363,30 +386,37 @@ pub struct Summary {
 }
 
 /// Renders the table (Markdown) for one run.
-pub fn render(ns: &BTreeMap<String, f64>) -> (String, Summary) {
+pub fn render(run: &BTreeMap<String, Measurement>) -> (String, Summary) {
+    let ns: BTreeMap<String, f64> = run.iter().map(|(k, m)| (k.clone(), m.ns)).collect();
+    let ns = &ns;
     let floor = floor(ns);
     let mut out = String::new();
     let mut summary = Summary::default();
     let _ = writeln!(
         out,
-        "| benchmark | ns/op | x floor | x peer | budget | verdict |\n|---|---:|---:|---|---|---|"
+        "| benchmark | ns/op | median | x floor | x peer | ran together | budget | verdict |\n\
+         |---|---:|---:|---:|---|---:|---|---|"
     );
     let known: Vec<&str> = ROWS.iter().map(|r| r.id).collect();
     let rows = ROWS.iter().map(|r| (r.id, r.peer, r.budget)).chain(
-        ns.keys()
+        run.keys()
             .map(String::as_str)
             .filter(|k| !known.contains(k))
             .map(|k| (k, Reference::None, None)),
     );
     for (id, reference, budget) in rows {
-        let Some(&value) = ns.get(id) else {
+        let Some(m) = run.get(id) else {
             continue;
         };
+        let value = m.ns;
         let vs_floor = floor.map_or("-".to_string(), |f| format!("{:.2}", value / f));
         let peer = peer_of(reference, ns);
         let vs_peer = peer.map_or("-".to_string(), |(id, p)| {
             format!("{:.2} ({} {})", value / p, short(id), ns_cell(p))
         });
+        let together = m
+            .together
+            .map_or("-".to_string(), |t| format!("{:.0}%", t * 100.0));
         let (budget, verdict) = match &budget {
             None => ("-".to_string(), String::new()),
             Some(b) => {
@@ -398,13 +428,9 @@ pub fn render(ns: &BTreeMap<String, f64>) -> (String, Summary) {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
-            id,
+            "| {id} | {} | {} | {vs_floor} | {vs_peer} | {together} | {budget} | {verdict} |",
             ns_cell(value),
-            vs_floor,
-            vs_peer,
-            budget,
-            verdict
+            ns_cell(m.median),
         );
     }
     match floor {
@@ -476,14 +502,29 @@ mod tests {
 
     #[test]
     fn render_counts_misses_and_keeps_unknown_rows() {
-        let ns = run(&[
-            (FLOOR_LOAD, 1.0),
-            (FLOOR_FETCH_ADD, 2.0),
-            ("closed/recloser", 10.0),
-            ("closed/circuit_consecutive", 7.0),
-            ("other/thing", 3.0),
-        ]);
-        let (table, summary) = render(&ns);
+        let m = |ns| Measurement {
+            ns,
+            median: ns + 1.0,
+            together: None,
+        };
+        let mut run: BTreeMap<String, Measurement> = [
+            (FLOOR_LOAD, m(1.0)),
+            (FLOOR_FETCH_ADD, m(2.0)),
+            ("closed/recloser", m(10.0)),
+            ("closed/circuit_consecutive", m(7.0)),
+            ("other/thing", m(3.0)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        run.insert(
+            "closed_threads/recloser/2".to_string(),
+            Measurement {
+                together: Some(0.5),
+                ..m(40.0)
+            },
+        );
+        let (table, summary) = render(&run);
         assert_eq!(
             summary,
             Summary {
@@ -491,10 +532,11 @@ mod tests {
                 missed: 1
             }
         );
-        assert!(
-            table.contains("| closed/circuit_consecutive | 7.00 | 2.33 | 0.70 (recloser 10.0) |")
-        );
+        assert!(table.contains(
+            "| closed/circuit_consecutive | 7.00 | 8.00 | 2.33 | 0.70 (recloser 10.0) | - |"
+        ));
         assert!(table.contains("MISS (floor, peer)"));
         assert!(table.contains("| other/thing | 3.00 |"));
+        assert!(table.contains("| closed_threads/recloser/2 | 40.0 | 41.0 | 13.33 | - | 50% |"));
     }
 }

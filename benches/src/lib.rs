@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 pub const MIN_CONCURRENCY: f64 = 0.9;
 
 /// Attempts per sample before the best one is accepted anyway.
-pub const MAX_ATTEMPTS: u32 = 5;
+pub const MAX_ATTEMPTS: u32 = 3;
 
 static SAMPLES: AtomicU64 = AtomicU64::new(0);
 static LOW_CONCURRENCY: AtomicU64 = AtomicU64::new(0);
@@ -38,6 +38,43 @@ pub struct ConcurrencyReport {
     /// Samples returned below [`MIN_CONCURRENCY`] after [`MAX_ATTEMPTS`].
     pub low_concurrency: u64,
 }
+
+impl ConcurrencyReport {
+    /// Share of samples that ran at [`MIN_CONCURRENCY`] or better.
+    pub fn together(&self) -> f64 {
+        if self.samples == 0 {
+            1.0
+        } else {
+            1.0 - self.low_concurrency as f64 / self.samples as f64
+        }
+    }
+
+    /// One line of the report file: `id samples retries low_concurrency`.
+    pub fn to_line(&self, id: &str) -> String {
+        format!(
+            "{id}\t{}\t{}\t{}\n",
+            self.samples, self.retries, self.low_concurrency
+        )
+    }
+
+    /// Parses a line written by [`ConcurrencyReport::to_line`].
+    pub fn parse_line(line: &str) -> Option<(String, ConcurrencyReport)> {
+        let mut f = line.trim_end().split('\t');
+        let id = f.next()?.to_string();
+        let mut n = || f.next()?.parse().ok();
+        let r = ConcurrencyReport {
+            samples: n()?,
+            retries: n()?,
+            low_concurrency: n()?,
+        };
+        Some((id, r))
+    }
+}
+
+/// Name of the file, beside criterion's results, where the bench binary
+/// appends one [`ConcurrencyReport`] line per multi-thread benchmark when
+/// the environment variable of the same name gives its path.
+pub const CONCURRENCY_FILE_ENV: &str = "CIRCUIT_BENCH_CONCURRENCY";
 
 /// Takes and resets the counters of [`per_thread`].
 pub fn take_concurrency_report() -> ConcurrencyReport {
@@ -209,6 +246,22 @@ mod tests {
         assert!((1..=u64::from(MAX_ATTEMPTS)).contains(&attempts));
         assert_eq!(n, 2000 * attempts);
         assert!(took > Duration::ZERO);
+    }
+
+    #[test]
+    fn report_lines_round_trip() {
+        let r = ConcurrencyReport {
+            samples: 120,
+            retries: 7,
+            low_concurrency: 30,
+        };
+        let line = r.to_line("closed_threads/x/2");
+        assert_eq!(
+            ConcurrencyReport::parse_line(&line),
+            Some(("closed_threads/x/2".to_string(), r))
+        );
+        assert_eq!(r.together(), 0.75);
+        assert_eq!(ConcurrencyReport::parse_line("junk"), None);
     }
 
     #[test]
