@@ -1,0 +1,3 @@
+module example.invalid/circuit
+
+go 1.19

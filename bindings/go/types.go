@@ -1,0 +1,123 @@
+package circuit
+
+import (
+	"strconv"
+	"time"
+)
+
+// State is what a breaker reports as its state: the operator override if
+// one is set, otherwise the automatic phase (circuit_state in the header;
+// the values are the header's, checked at compile time in cgo.go).
+type State uint32
+
+// The states (DESIGN.md B1).
+const (
+	StateClosed       State = 0 // calls pass; outcomes are counted
+	StateOpen         State = 1 // calls are refused until the open deadline
+	StateHalfOpen     State = 2 // a bounded number of probe calls test recovery
+	StateForcedOpen   State = 3 // override: every call is refused
+	StateForcedClosed State = 4 // override: every call is admitted and counted; never trips
+	StateDisabled     State = 5 // override: every call is admitted; nothing is recorded
+	StateMetricsOnly  State = 6 // override: every call is admitted; trips are a dry run (events only)
+)
+
+// StateCount is the number of states: the length of the per-state arrays
+// in Metrics.
+const StateCount = 7
+
+var stateNames = [StateCount]string{
+	"closed", "open", "half_open", "forced_open", "forced_closed", "disabled", "metrics_only",
+}
+
+// String returns the state's lower-case name as the C library prints it
+// ("closed", "open", "half_open", "forced_open", "forced_closed",
+// "disabled", "metrics_only"), or "unknown".
+func (s State) String() string {
+	if s < StateCount {
+		return stateNames[s]
+	}
+	return "unknown"
+}
+
+// ParseState parses a name as printed by State.String. Unknown names
+// return an error matching ErrNotFound.
+func ParseState(name string) (State, error) {
+	for i, n := range stateNames {
+		if n == name {
+			return State(i), nil
+		}
+	}
+	return 0, &Error{Op: "circuit.ParseState", Code: codeNotFound, Message: "unknown state name " + strconv.Quote(name)}
+}
+
+// Outcome is how an admitted call ended (circuit_outcome in the header).
+type Outcome uint32
+
+// The outcomes (DESIGN.md B2).
+const (
+	// Success: the dependency answered well.
+	Success Outcome = 0
+	// Failure: the dependency failed.
+	Failure Outcome = 1
+	// Timeout: the call timed out; counts as a failure.
+	Timeout Outcome = 2
+	// Ignored: neutral (cancellation, a client error); frees a half-open
+	// probe slot and counts only in its own metric.
+	Ignored Outcome = 3
+)
+
+// String returns "success", "failure", "timeout", "ignored" or "unknown".
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	case Timeout:
+		return "timeout"
+	case Ignored:
+		return "ignored"
+	}
+	return "unknown"
+}
+
+// Metrics is a snapshot of a breaker's counters (Breaker.Metrics). The
+// counters are read one by one while calls continue: each is exact, the
+// whole is not one atomic picture.
+//
+// Admissions are not counted by the library (the closed fast path is a
+// single load and counts nothing); every admitted call is recorded once,
+// so Recorded() equals the calls admitted once they have all finished.
+type Metrics struct {
+	State      State  // the state at the time of the snapshot
+	Generation uint32 // incremented by every transition
+
+	Successes uint64 // outcomes recorded as Success
+	Failures  uint64 // outcomes recorded as Failure
+	Timeouts  uint64 // outcomes recorded as Timeout
+	Ignored   uint64 // outcomes recorded as Ignored
+	Slow      uint64 // recorded calls at least as long as the slow-call threshold
+	Stale     uint64 // outcomes whose permit was of an earlier generation
+
+	RejectedOpen         uint64 // calls refused while OPEN
+	RejectedForcedOpen   uint64 // calls refused while forced open
+	RejectedHalfOpenFull uint64 // calls refused with every probe slot taken
+
+	TransitionsTo [StateCount]uint64        // transitions into each state, indexed by State
+	TimeInState   [StateCount]time.Duration // time spent in each state (the current one up to now)
+
+	FailureRate  float64 // failure rate of the window now (0 without a window policy)
+	SlowCallRate float64 // slow-call rate of the window now (0 without a window policy)
+	WindowCalls  uint64  // calls in the window now
+}
+
+// Recorded returns the number of outcomes recorded: successes, failures,
+// timeouts, ignored and stale.
+func (m Metrics) Recorded() uint64 {
+	return m.Successes + m.Failures + m.Timeouts + m.Ignored + m.Stale
+}
+
+// Rejected returns the number of calls refused, for every reason.
+func (m Metrics) Rejected() uint64 {
+	return m.RejectedOpen + m.RejectedForcedOpen + m.RejectedHalfOpenFull
+}
