@@ -226,9 +226,8 @@ impl Fleet {
             .map_err(|e| SyncError::Redis(format!("subscribe: {e}")))?;
         con.set_read_timeout(Some(tick.max(Duration::from_millis(10))))
             .map_err(|e| redis_err("subscribe", &e))?;
+        crate::subscriber::subscribe(&mut con, self.ns.channel()).map_err(SyncError::Redis)?;
         let mut ps = con.as_pubsub();
-        ps.subscribe(self.ns.channel())
-            .map_err(|e| redis_err("subscribe", &e))?;
         loop {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(());

@@ -70,10 +70,8 @@ impl Subscriber {
             .map_err(|e| describe(&e))?;
         con.set_write_timeout(Some(self.cfg.io_timeout))
             .map_err(|e| describe(&e))?;
+        subscribe(&mut con, self.ns.channel())?;
         let mut ps = con.as_pubsub();
-        // Returns once the server confirmed the subscription (or failed:
-        // NOPERM for an ACL user without the channel, a timeout).
-        ps.subscribe(self.ns.channel()).map_err(|e| describe(&e))?;
         backoff.reset();
         if *ever_subscribed {
             Shared::bump(&self.shared.reconnects);
@@ -113,5 +111,25 @@ impl Subscriber {
                 Err(e) => return Err(describe(&e)),
             }
         }
+    }
+}
+
+/// Sends `SUBSCRIBE channel` and waits for the server's confirmation. An
+/// error reply (`NOPERM` for an ACL user without the channel) is an error
+/// here; the `redis` crate's `PubSub::subscribe` would let it pass.
+pub(crate) fn subscribe(con: &mut redis::Connection, channel: &str) -> Result<(), String> {
+    con.send_packed_command(&redis::cmd("SUBSCRIBE").arg(channel).get_packed_command())
+        .map_err(|e| describe(&e))?;
+    match con.recv_response() {
+        Ok(Value::Array(items))
+            if items.first().is_some_and(
+                |k| matches!(k, Value::BulkString(b) if b.as_slice() == b"subscribe"),
+            ) =>
+        {
+            Ok(())
+        }
+        Ok(Value::ServerError(e)) => Err(format!("SUBSCRIBE {channel}: {e}")),
+        Ok(other) => Err(format!("SUBSCRIBE {channel}: unexpected reply {other:?}")),
+        Err(e) => Err(format!("SUBSCRIBE {channel}: {}", describe(&e))),
     }
 }

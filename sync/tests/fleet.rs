@@ -1,1 +1,556 @@
-//! placeholder
+//! Fleet sync against a real `redis-server` (started here on a free
+//! loopback port): separate instance processes, faults, hostile input,
+//! ACLs, a cluster. Run by ci/redis.sh (`--features redis-tests`).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use circuit_core::{Config, Outcome, Registry, RegistryOptions, State};
+use circuit_sync::ops::FleetOptions;
+use circuit_sync::{
+    AutoState, Fleet, ForceMode, Sync, SyncConfig, SyncStatus, Version, WriteOp, WriteStatus,
+};
+use serde_json::Value;
+use support::{wait_until, Cluster, Proc, RedisServer};
+
+const NODE: &str = env!("CARGO_BIN_EXE_circuit-sync-node");
+
+fn node(url: &str, ns: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "--redis".to_string(),
+        url.to_string(),
+        "--ns".to_string(),
+        ns.to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Proc::spawn(NODE, &args)
+}
+
+fn wait_state(p: &mut Proc, name: &str, state: &str, ms: u64) -> Value {
+    let v = p.cmd(&format!("wait {name} {state} {ms}"));
+    assert_eq!(v["ok"], true, "{name} never reached {state}: {v}");
+    v
+}
+
+fn wait_status(p: &mut Proc, status: &str, limit: Duration) -> Value {
+    let mut last = Value::Null;
+    let ok = wait_until(limit, || {
+        last = p.cmd("status");
+        last["status"] == status
+    });
+    assert!(ok, "status never became {status}: {last}");
+    last
+}
+
+/// An in-process instance: its own registry and sync worker.
+struct Instance {
+    registry: Arc<Registry>,
+    handle: circuit_sync::SyncHandle,
+}
+
+fn instance(url: &str, ns: &str, tweak: impl FnOnce(&mut SyncConfig)) -> Instance {
+    let defaults = Config::builder()
+        .consecutive_failures(Some(3))
+        .open_duration(Duration::from_secs(2))
+        .jitter(0.0)
+        .build()
+        .unwrap();
+    let registry = Arc::new(Registry::new(RegistryOptions {
+        defaults,
+        ..RegistryOptions::default()
+    }));
+    let mut cfg = SyncConfig::new(url, ns);
+    cfg.reconcile_every = Duration::from_millis(1000);
+    cfg.io_timeout = Duration::from_millis(500);
+    cfg.connect_timeout = Duration::from_millis(500);
+    cfg.backoff_max = Duration::from_millis(1000);
+    tweak(&mut cfg);
+    let handle = Sync::start(registry.clone(), cfg).unwrap();
+    Instance { registry, handle }
+}
+
+impl Instance {
+    fn connected(&self) {
+        let ok = wait_until(Duration::from_secs(10), || {
+            self.handle.status().status == SyncStatus::Connected
+        });
+        assert!(ok, "never connected: {:?}", self.handle.status());
+    }
+
+    fn trip(&self, name: &str) {
+        let b = self.registry.get_or_create(name).unwrap();
+        for _ in 0..3 {
+            if let Ok(p) = b.acquire() {
+                b.record(p, Outcome::Failure, Duration::ZERO);
+            }
+        }
+        assert_eq!(b.state(), State::Open);
+    }
+
+    fn state(&self, name: &str) -> Option<State> {
+        self.registry.get(name).map(|b| b.state())
+    }
+}
+
+#[test]
+fn separate_processes_converge_after_a_trip() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut nodes: Vec<Proc> = (0..3)
+        .map(|i| node(&url, "conv", &["--origin", &format!("node-{i}")]))
+        .collect();
+    for n in &mut nodes {
+        n.cmd("create payments");
+        wait_status(n, "connected", Duration::from_secs(10));
+    }
+    let tripped = nodes[0].cmd("fail payments 3");
+    assert_eq!(tripped["state"], "open");
+    let start = Instant::now();
+    for n in &mut nodes[1..] {
+        let v = wait_state(n, "payments", "open", 2000);
+        // Remote deadline = local now + remaining by server time.
+        let left = v["open_left_ms"].as_u64().unwrap();
+        assert!(left > 1500 && left <= 2000, "open_left_ms {left}");
+    }
+    eprintln!("3 processes converged in {:?}", start.elapsed());
+    let mut fleet = Fleet::connect(&url, "conv").unwrap();
+    let (_, rec) = fleet.get("payments").unwrap();
+    let rec = rec.expect("a record");
+    assert_eq!(rec.state, AutoState::Open);
+    assert_eq!(rec.origin, "node-0");
+    // Recovery propagates too: node 0 probes after the window and closes.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(nodes[0].cmd("succeed payments 1")["state"], "closed");
+    for n in &mut nodes[1..] {
+        wait_state(n, "payments", "closed", 2000);
+    }
+    let s = nodes[1].cmd("status");
+    assert!(s["applied"].as_u64().unwrap() >= 2, "{s}");
+    assert_eq!(s["malformed_ignored"], 0);
+}
+
+#[test]
+fn the_first_failure_sets_the_expiry_and_later_ones_do_not_extend_it() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut a = node(&url, "expiry", &["--open-ms", "3000", "--origin", "a"]);
+    let mut b = node(&url, "expiry", &["--open-ms", "20000", "--origin", "b"]);
+    let mut c = node(&url, "expiry", &["--open-ms", "20000", "--origin", "c"]);
+    for n in [&mut a, &mut b] {
+        n.cmd("create db");
+        wait_status(n, "connected", Duration::from_secs(10));
+    }
+    wait_status(&mut c, "connected", Duration::from_secs(10));
+    assert_eq!(a.cmd("fail db 3")["state"], "open");
+    wait_state(&mut b, "db", "open", 2000);
+    let mut fleet = Fleet::connect(&url, "expiry").unwrap();
+    let first = fleet.get("db").unwrap().1.unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // C creates the breaker and fails at once, before it has heard of the
+    // fleet's state: it opens for its own 20 s, publishes, is refused
+    // ("running"), and adopts the fleet's deadline.
+    assert_eq!(c.cmd("fail db 3")["state"], "open");
+    let ok = wait_until(Duration::from_secs(3), || {
+        c.cmd("state db")["open_left_ms"]
+            .as_u64()
+            .is_some_and(|l| l < 3000)
+    });
+    assert!(ok, "C kept its own deadline: {}", c.cmd("state db"));
+    let after = fleet.get("db").unwrap().1.unwrap();
+    assert_eq!(after.version, first.version, "the record was rewritten");
+    assert_eq!(after.until_ms, first.until_ms, "the expiry moved");
+    assert_eq!(after.origin, "a");
+    assert!(c.cmd("status")["refused"].as_u64().unwrap() >= 1);
+    // B (20 s locally) half-opens with the fleet, not after its own window.
+    let v = b.cmd("state db");
+    assert!(v["open_left_ms"].as_u64().unwrap() < 3000, "{v}");
+}
+
+#[test]
+fn an_operator_override_reaches_every_instance_and_wins() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut nodes: Vec<Proc> = (0..2).map(|_| node(&url, "ops", &[])).collect();
+    for n in &mut nodes {
+        n.cmd("create search");
+        wait_status(n, "connected", Duration::from_secs(10));
+    }
+    // The same write path as `circuit open search --for 3s`.
+    let mut fleet = Fleet::connect(&url, "ops").unwrap();
+    let r = fleet
+        .force("search", ForceMode::Open, Some(Duration::from_secs(3)))
+        .unwrap();
+    assert_eq!(r.status, WriteStatus::Ok);
+    for n in &mut nodes {
+        wait_state(n, "search", "forced_open", 2000);
+    }
+    // An automatic transition cannot undo it anywhere: the script refuses.
+    let r = fleet
+        .write(
+            "search",
+            WriteOp::Auto {
+                to: AutoState::Closed,
+                open_for: Duration::ZERO,
+                expect: r.record.unwrap().version,
+            },
+        )
+        .unwrap();
+    assert_eq!(r.status, WriteStatus::Override);
+    // A breaker created later picks the override up within a tick.
+    nodes[0].cmd("create search-late");
+    fleet.force("search-late", ForceMode::Closed, None).unwrap();
+    wait_state(&mut nodes[0], "search-late", "forced_closed", 2000);
+    let mut late = node(&url, "ops", &[]);
+    late.cmd("create search-late");
+    wait_state(&mut late, "search-late", "forced_closed", 3000);
+    // Forced closed never trips.
+    assert_eq!(late.cmd("fail search-late 10")["state"], "forced_closed");
+    // Clearing lands everyone in CLOSED.
+    fleet.clear("search").unwrap();
+    for n in &mut nodes {
+        wait_state(n, "search", "closed", 2000);
+    }
+    // The timed override expired by itself on the server (3 s) as well.
+    let (_, rec) = fleet.get("search").unwrap();
+    assert_eq!(rec.unwrap().force, None);
+}
+
+#[test]
+fn redis_killed_then_restarted_empty_instances_go_on_and_republish() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let mut a = node(&url, "crash", &["--open-ms", "20000", "--origin", "a"]);
+    let mut b = node(&url, "crash", &["--open-ms", "20000", "--origin", "b"]);
+    for n in [&mut a, &mut b] {
+        for name in ["x", "y", "z"] {
+            n.cmd(&format!("create {name}"));
+        }
+        wait_status(n, "connected", Duration::from_secs(10));
+    }
+    assert_eq!(a.cmd("fail x 3")["state"], "open");
+    wait_state(&mut b, "x", "open", 2000);
+
+    redis.kill9();
+    // Transitions during the outage, and the call path carries on.
+    assert_eq!(a.cmd("fail z 3")["state"], "open");
+    let burst = a.cmd("burst y 200000");
+    assert_eq!(burst["admitted"], 200000);
+    eprintln!("closed call during the outage: {} ns", burst["ns_per_call"]);
+    assert!(burst["ns_per_call"].as_f64().unwrap() < 2_000.0, "{burst}");
+    let s = wait_status(&mut a, "degraded", Duration::from_secs(5));
+    assert!(s["pending"].as_u64().unwrap() >= 1, "{s}");
+    assert!(s["last_error"].is_string());
+    assert_eq!(b.cmd("state z")["state"], "closed");
+
+    redis.restart();
+    for n in [&mut a, &mut b] {
+        let s = wait_status(n, "connected", Duration::from_secs(15));
+        assert!(s["reconnects"].as_u64().unwrap() >= 1, "{s}");
+    }
+    // The transition made during the outage is published and reaches B.
+    wait_state(&mut b, "z", "open", 5000);
+    // The record lost with the restart is re-published from local state.
+    let mut fleet = Fleet::connect(&url, "crash").unwrap();
+    let ok = wait_until(Duration::from_secs(5), || {
+        fleet.get("x").unwrap().1.is_some() && fleet.get("z").unwrap().1.is_some()
+    });
+    assert!(ok, "records were not re-published");
+    assert_eq!(fleet.get("x").unwrap().1.unwrap().state, AutoState::Open);
+    assert_eq!(a.cmd("status")["pending"], 0);
+}
+
+#[test]
+fn sigstop_longer_than_the_timeouts_then_sigcont() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let opts = ["--io-ms", "300", "--ping-ms", "500", "--open-ms", "20000"];
+    let mut a = node(&url, "frozen", &opts);
+    let mut b = node(&url, "frozen", &opts);
+    for n in [&mut a, &mut b] {
+        n.cmd("create w");
+        wait_status(n, "connected", Duration::from_secs(10));
+    }
+    redis.signal(libc::SIGSTOP);
+    let start = Instant::now();
+    // The call path does not notice; the transition waits in its slot.
+    assert_eq!(a.cmd("fail w 3")["state"], "open");
+    let burst = a.cmd("burst other 200000");
+    assert!(burst["ns_per_call"].as_f64().unwrap() < 2_000.0, "{burst}");
+    wait_status(&mut a, "degraded", Duration::from_secs(5));
+    wait_status(&mut b, "degraded", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(2500).saturating_sub(start.elapsed()));
+    assert_eq!(b.cmd("state w")["state"], "closed");
+    redis.signal(libc::SIGCONT);
+    for n in [&mut a, &mut b] {
+        wait_status(n, "connected", Duration::from_secs(15));
+    }
+    wait_state(&mut b, "w", "open", 5000);
+}
+
+#[test]
+fn malformed_oversized_and_foreign_messages_are_counted_and_ignored() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let inst = instance(&url, "hostile", |_| {});
+    inst.registry.get_or_create("db").unwrap();
+    inst.connected();
+    let mut fleet = Fleet::connect(&url, "hostile").unwrap();
+    let good = r#"{"v":1,"ns":"hostile","k":"db","e":"1700000000000123","n":7,"s":"open","r":1500,"f":"","fr":0,"o":"x"}"#;
+    let bad: Vec<Vec<u8>> = vec![
+        b"hello".to_vec(),
+        vec![b'{'; 100_000],
+        good.replace(r#""v":1"#, r#""v":9"#).into_bytes(),
+        good.replace(r#""ns":"hostile""#, r#""ns":"other""#)
+            .into_bytes(),
+        good.replace(r#""r":1500"#, r#""r":99999999999999"#)
+            .into_bytes(),
+        good.replace(r#""o":"x""#, r#""o":"x","admin":true"#)
+            .into_bytes(),
+        good.replace(r#""k":"db""#, r#""k":"../../etc""#)
+            .into_bytes(),
+        vec![0xff, 0xfe, 0x00],
+    ];
+    for m in &bad {
+        assert_eq!(fleet.publish_raw(m).unwrap(), 1);
+    }
+    // A valid notice for a breaker not registered here creates nothing.
+    fleet
+        .publish_raw(good.replace(r#""k":"db""#, r#""k":"ghost""#).as_bytes())
+        .unwrap();
+    let ok = wait_until(Duration::from_secs(3), || {
+        let s = inst.handle.status();
+        s.malformed_ignored == bad.len() as u64 && s.unknown_ignored == 1
+    });
+    assert!(ok, "{:?}", inst.handle.status());
+    assert_eq!(inst.state("db"), Some(State::Closed));
+    assert!(inst.registry.get("ghost").is_none());
+    // A corrupt record is counted and treated as missing; the next write
+    // starts a new incarnation.
+    redis.cli(&["HSET", "cb:{hostile}:b:db", "ver", "banana"]);
+    let before = inst.handle.status().malformed_ignored;
+    let ok = wait_until(Duration::from_secs(3), || {
+        inst.handle.status().malformed_ignored > before
+    });
+    assert!(ok, "corrupt record not noticed");
+    inst.trip("db");
+    let ok = wait_until(Duration::from_secs(3), || {
+        fleet
+            .get("db")
+            .is_ok_and(|(_, r)| r.is_some_and(|r| r.version.ver == 1))
+    });
+    assert!(ok, "{:?}", fleet.get("db"));
+    // A key of the wrong type neither breaks reads nor writes.
+    redis.cli(&["DEL", "cb:{hostile}:b:db"]);
+    redis.cli(&["SET", "cb:{hostile}:b:db", "x"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(inst.handle.status().status, SyncStatus::Connected);
+    // Names with any bytes are hashed into the key, never escape it.
+    inst.trip("GET /users/{id}\n*");
+    let ok = wait_until(Duration::from_secs(3), || {
+        fleet
+            .list()
+            .unwrap()
+            .1
+            .iter()
+            .any(|e| e.name == "GET /users/{id}\n*")
+    });
+    assert!(ok);
+    let keys = redis.cli(&["KEYS", "*"]);
+    assert!(
+        keys.lines().all(|k| k.starts_with("cb:{hostile}:")),
+        "{keys}"
+    );
+}
+
+#[test]
+fn an_older_version_never_overwrites_a_newer_one() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let inst = instance(&url, "versions", |_| {});
+    inst.registry.get_or_create("api").unwrap();
+    inst.connected();
+    let mut fleet = Fleet::connect(&url, "versions").unwrap();
+    let v1 = fleet.force("api", ForceMode::Open, None).unwrap();
+    let ok = wait_until(Duration::from_secs(2), || {
+        inst.state("api") == Some(State::ForcedOpen)
+    });
+    assert!(ok);
+    let v2 = fleet.clear("api").unwrap();
+    let ok = wait_until(Duration::from_secs(2), || {
+        inst.state("api") == Some(State::Closed)
+    });
+    assert!(ok);
+    let (v1, v2) = (v1.record.unwrap(), v2.record.unwrap());
+    assert!(v2.version > v1.version);
+    // A replayed (old) notice is ignored.
+    let replay = format!(
+        r#"{{"v":1,"ns":"versions","k":"api","e":"{}","n":{},"s":"closed","r":0,"f":"open","fr":-1,"o":"cli"}}"#,
+        v1.version.epoch, v1.version.ver
+    );
+    let stale = inst.handle.status().stale_ignored;
+    fleet.publish_raw(replay.as_bytes()).unwrap();
+    let ok = wait_until(Duration::from_secs(2), || {
+        inst.handle.status().stale_ignored > stale
+    });
+    assert!(ok);
+    assert_eq!(inst.state("api"), Some(State::Closed));
+    // A write decided on the old version is refused and changes nothing.
+    let r = fleet
+        .write(
+            "api",
+            WriteOp::Auto {
+                to: AutoState::HalfOpen,
+                open_for: Duration::ZERO,
+                expect: v1.version,
+            },
+        )
+        .unwrap();
+    assert_eq!(r.status, WriteStatus::Stale);
+    assert_eq!(r.record.unwrap().version, v2.version);
+    // A delayed CLOSE never undoes a newer OPEN.
+    inst.trip("api");
+    let ok = wait_until(Duration::from_secs(2), || {
+        fleet.get("api").unwrap().1.unwrap().state == AutoState::Open
+    });
+    assert!(ok);
+    let r = fleet
+        .write(
+            "api",
+            WriteOp::Auto {
+                to: AutoState::Closed,
+                open_for: Duration::ZERO,
+                expect: v2.version,
+            },
+        )
+        .unwrap();
+    assert_eq!(r.status, WriteStatus::Stale);
+    assert_eq!(fleet.get("api").unwrap().1.unwrap().state, AutoState::Open);
+    // A forged older notice from before the key existed: also ignored.
+    let forged = replay.replace(&format!(r#""e":"{}""#, v1.version.epoch), r#""e":"1""#);
+    fleet.publish_raw(forged.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(inst.state("api"), Some(State::Open));
+    let _ = Version::MISSING;
+}
+
+#[test]
+fn script_flush_pubsub_kill_and_key_deletion_are_repaired() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = instance(&url, "repair", |_| {});
+    let b = instance(&url, "repair", |_| {});
+    for i in [&a, &b] {
+        for n in ["s", "k", "p"] {
+            i.registry.get_or_create(n).unwrap();
+        }
+        i.connected();
+    }
+    // SCRIPT FLUSH: EVALSHA gets NOSCRIPT, the script is reloaded.
+    redis.cli(&["SCRIPT", "FLUSH"]);
+    a.trip("s");
+    assert!(wait_until(Duration::from_secs(2), || b.state("s") == Some(State::Open)));
+    // Key deletion: the next reconcile re-publishes the local OPEN.
+    redis.cli(&["DEL", "cb:{repair}:b:s"]);
+    assert!(wait_until(Duration::from_secs(4), || {
+        redis.cli(&["EXISTS", "cb:{repair}:b:s"]).trim() == "1"
+    }));
+    // A notice lost with a killed subscriber is caught by reconciliation.
+    let mut fleet = Fleet::connect(&url, "repair").unwrap();
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    fleet.force("p", ForceMode::Open, None).unwrap();
+    assert!(wait_until(Duration::from_secs(4), || {
+        a.state("p") == Some(State::ForcedOpen) && b.state("p") == Some(State::ForcedOpen)
+    }));
+    assert!(a.handle.status().reconnects >= 1);
+    // CLIENT PAUSE WRITE: writes wait, nothing breaks.
+    redis.cli(&["CLIENT", "PAUSE", "300", "WRITE"]);
+    a.trip("k");
+    assert!(wait_until(Duration::from_secs(4), || b.state("k") == Some(State::Open)));
+}
+
+fn acl(redis: &RedisServer, user: &str, channels: &str) {
+    let cmds = "-@all +eval +evalsha +script|load +ping +subscribe +unsubscribe +hello +auth \
+                +time +hmget +hset +pexpire +persist +del +zadd +zremrangebyscore \
+                +zrange +publish";
+    let mut args = vec!["ACL", "SETUSER", user, "reset", "on", ">pw", "~cb:{acl}:*"];
+    args.push(channels);
+    args.extend(cmds.split_whitespace());
+    redis.cli(&args);
+}
+
+#[test]
+fn a_least_privilege_acl_user_works_and_one_without_the_channel_degrades() {
+    let redis = RedisServer::start();
+    acl(&redis, "app", "&cb:{acl}:ev");
+    acl(&redis, "nochan", "resetchannels");
+    let good = format!("redis://app:pw@127.0.0.1:{}", redis.port);
+    let a = instance(&good, "acl", |_| {});
+    let b = instance(&good, "acl", |_| {});
+    for i in [&a, &b] {
+        i.registry.get_or_create("db").unwrap();
+        i.connected();
+    }
+    a.trip("db");
+    assert!(wait_until(Duration::from_secs(2), || b.state("db")
+        == Some(State::Open)));
+    // Its credentials do not reach another namespace.
+    let mut other = Fleet::connect(&good, "other").unwrap();
+    let e = other.force("db", ForceMode::Open, None).unwrap_err();
+    assert!(
+        e.to_string().contains("NOPERM") || e.to_string().contains("permission"),
+        "{e}"
+    );
+    // The password never shows.
+    assert!(!format!("{:?}", a.handle).contains("pw@"));
+    assert!(a.handle.url().contains("***"));
+    // Without channel rights: degraded, deciding locally.
+    let local = format!("redis://nochan:pw@127.0.0.1:{}", redis.port);
+    let c = instance(&local, "acl", |_| {});
+    c.registry.get_or_create("db").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let s = c.handle.status();
+    assert_eq!(s.status, SyncStatus::Degraded);
+    let err = s.last_error.clone().unwrap_or_default().to_lowercase();
+    assert!(
+        err.contains("noperm") && err.contains("cb:{acl}:ev"),
+        "{s:?}"
+    );
+    c.trip("fresh");
+    assert_eq!(c.state("fresh"), Some(State::Open));
+    // Wrong password: degraded with a clear error.
+    let wrong = format!("redis://app:nope@127.0.0.1:{}", redis.port);
+    let d = instance(&wrong, "acl", |_| {});
+    std::thread::sleep(Duration::from_millis(800));
+    let s = d.handle.status();
+    assert_eq!(s.status, SyncStatus::Degraded);
+    assert!(
+        !s.last_error.clone().unwrap_or_default().contains("nope"),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn a_three_node_cluster_works() {
+    let cluster = Cluster::start();
+    let url = cluster.url();
+    let a = instance(&url, "clu", |_| {});
+    let b = instance(&url, "clu", |_| {});
+    for i in [&a, &b] {
+        i.registry.get_or_create("db").unwrap();
+        i.connected();
+    }
+    a.trip("db");
+    assert!(wait_until(Duration::from_secs(3), || b.state("db")
+        == Some(State::Open)));
+    let mut fleet =
+        circuit_sync::Fleet::connect_with(&url, "clu", FleetOptions::default()).unwrap();
+    fleet.force("db", ForceMode::Closed, None).unwrap();
+    assert!(wait_until(Duration::from_secs(3), || {
+        a.state("db") == Some(State::ForcedClosed) && b.state("db") == Some(State::ForcedClosed)
+    }));
+    let (_, list) = fleet.list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].name, "db");
+}
