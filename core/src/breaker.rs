@@ -698,7 +698,6 @@ impl Breaker {
         nanos: u64,
         retry_after: Option<Duration>,
     ) -> Recorded {
-        self.count_outcome(outcome, nanos);
         let slow_counts_as_failure = self.config.slow_call.is_some() && nanos >= self.slow_nanos;
         loop {
             let attempt = match outcome {
@@ -726,11 +725,15 @@ impl Breaker {
                 }
             };
             match attempt {
-                Ok(r) => return r,
+                Ok(r) => {
+                    // Counted once it has landed, so that a report that
+                    // turns out stale is counted as stale only.
+                    self.count_outcome(outcome, nanos);
+                    return r;
+                }
                 Err(cur) if cur.generation() != permit.generation => {
                     // Another report ended this episode first: this outcome
-                    // belongs to a finished generation (B6). Its outcome
-                    // counter was already bumped, so count it as stale too.
+                    // belongs to a finished generation (B6).
                     return self.stale();
                 }
                 Err(cur) => {
