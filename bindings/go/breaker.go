@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -41,7 +40,7 @@ func New(cfg Config) (*Breaker, error) {
 	var clk *clockRef
 	if cfg.Clock != nil {
 		if clk = cfg.Clock.ref.Load(); clk == nil {
-			return nil, configError("Config.Clock: %v", ErrClosed)
+			return nil, configError("Config.Clock was closed")
 		}
 	}
 	ref, err := newBreakerRef(opts, clk)
@@ -407,5 +406,3 @@ func nanosToDuration(ns uint64) time.Duration {
 	}
 	return time.Duration(ns)
 }
-
-func itoa(v uint64) string { return strconv.FormatUint(v, 10) }

@@ -63,7 +63,9 @@ static void gocircuit_noop(void) {}
 import "C"
 
 import (
+	"fmt"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -164,7 +166,8 @@ func coldError(op string, rc uint32) error {
 	}
 	msg := ""
 	if rc != codeStale && rc != codeNotFoundRC && (rc < codeRejectedOpen || rc > codeRejectedHalfOpenFul) {
-		msg = lastError()
+		// The message starts with the code's name, which Code carries.
+		msg = strings.TrimPrefix(lastError(), resultName(rc)+": ")
 	}
 	return &Error{Op: op, Code: Code(rc), Message: msg}
 }
@@ -175,9 +178,8 @@ var abiErr error
 // abi: circuit_abi_version circuit_version
 func init() {
 	if got, want := uint32(C.circuit_abi_version()), uint32(C.CIRCUIT_ABI_VERSION); got != want {
-		abiErr = &Error{Op: "circuit", Code: Code(codeInvalidArgument),
-			Message: "libcircuit " + C.GoString(C.circuit_version()) + " speaks ABI version " +
-				itoa(uint64(got)) + "; this package was built for version " + itoa(uint64(want))}
+		abiErr = fmt.Errorf("%w: libcircuit %s speaks ABI version %d; this package was built for version %d",
+			ErrLibrary, C.GoString(C.circuit_version()), got, want)
 	}
 }
 

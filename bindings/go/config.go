@@ -145,9 +145,9 @@ func (c *Config) options() ([]option, error) {
 	count := func(field string, v int, s setter) error {
 		switch {
 		case v < 0:
-			return configError("%s is negative (%d)", field, v)
+			return configError("Config.%s is negative (%d)", field, v)
 		case uint64(v) > math.MaxUint32:
-			return configError("%s is too large (%d)", field, v)
+			return configError("Config.%s is too large (%d)", field, v)
 		case v > 0:
 			opts = append(opts, option{field: field, set: s, u: uint64(v)})
 		}
@@ -156,7 +156,7 @@ func (c *Config) options() ([]option, error) {
 	dur := func(field string, d time.Duration, s setter) error {
 		switch {
 		case d < 0:
-			return configError("%s is negative (%v)", field, d)
+			return configError("Config.%s is negative (%v)", field, d)
 		case d > 0:
 			opts = append(opts, option{field: field, set: s, u: uint64(d)})
 		}
@@ -176,7 +176,7 @@ func (c *Config) options() ([]option, error) {
 	}
 	if c.SlowCallRate != 0 || c.SlowCallDuration != 0 {
 		if c.SlowCallDuration < 0 {
-			return nil, configError("SlowCallDuration is negative (%v)", c.SlowCallDuration)
+			return nil, configError("Config.SlowCallDuration is negative (%v)", c.SlowCallDuration)
 		}
 		opts = append(opts, option{field: "SlowCallRate/SlowCallDuration", set: setSlowCall,
 			f: c.SlowCallRate, u: uint64(c.SlowCallDuration)})
@@ -188,23 +188,23 @@ func (c *Config) options() ([]option, error) {
 		return nil, err
 	}
 	if c.CountWindow != 0 && (c.TimeWindow != 0 || c.TimeWindowBuckets != 0) {
-		return nil, configError("CountWindow and TimeWindow are both set; choose one window")
+		return nil, configError("Config.CountWindow and Config.TimeWindow are both set; choose one window")
 	}
 	if err := count("CountWindow", c.CountWindow, setCountWindow); err != nil {
 		return nil, err
 	}
 	switch {
 	case c.TimeWindow < 0:
-		return nil, configError("TimeWindow is negative (%v)", c.TimeWindow)
+		return nil, configError("Config.TimeWindow is negative (%v)", c.TimeWindow)
 	case c.TimeWindow == 0 && c.TimeWindowBuckets != 0:
-		return nil, configError("TimeWindowBuckets is set without TimeWindow")
+		return nil, configError("Config.TimeWindowBuckets is set without Config.TimeWindow")
 	case c.TimeWindow > 0:
 		buckets := c.TimeWindowBuckets
 		if buckets == 0 {
 			buckets = 10
 		}
 		if buckets < 0 || uint64(buckets) > math.MaxUint32 {
-			return nil, configError("TimeWindowBuckets is out of range (%d)", c.TimeWindowBuckets)
+			return nil, configError("Config.TimeWindowBuckets is out of range (%d)", c.TimeWindowBuckets)
 		}
 		opts = append(opts, option{field: "TimeWindow/TimeWindowBuckets", set: setTimeWindow,
 			u: uint64(c.TimeWindow), f: float64(buckets)})

@@ -118,10 +118,10 @@ func (e *Error) Is(target error) bool { return target == sentinelOf(uint32(e.Cod
 
 // argError is an ErrInvalidArgument found on the Go side.
 func argError(op, format string, args ...interface{}) error {
-	return fmt.Errorf("%s: %w: "+format, append([]interface{}{op, ErrInvalidArgument}, args...)...)
+	return &Error{Op: op, Code: Code(codeInvalidArgument), Message: fmt.Sprintf(format, args...)}
 }
 
 // configError is an ErrInvalidConfig found on the Go side.
 func configError(format string, args ...interface{}) error {
-	return fmt.Errorf("circuit.New: %w: "+format, append([]interface{}{ErrInvalidConfig}, args...)...)
+	return &Error{Op: "circuit.New", Code: Code(codeInvalidConfig), Message: fmt.Sprintf(format, args...)}
 }
