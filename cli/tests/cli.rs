@@ -1,1 +1,216 @@
-//! placeholder
+//! The `circuit` binary against a real `redis-server` and in-process
+//! instances with sync on. Run by ci/redis.sh (`--features redis-tests`).
+
+#[path = "../../sync/tests/support/mod.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use circuit_core::{Config, Outcome, Registry, RegistryOptions, State};
+use circuit_sync::{Fleet, ForceMode, Sync, SyncConfig, SyncHandle, SyncStatus};
+use serde_json::Value;
+use support::{wait_until, RedisServer};
+
+const CIRCUIT: &str = env!("CARGO_BIN_EXE_circuit");
+
+fn circuit(url: &str, ns: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg(CIRCUIT)
+        .args(["--redis", url, "--namespace", ns])
+        .args(args)
+        .output()
+        .expect("run circuit");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(url: &str, ns: &str, args: &[&str]) -> Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let (code, out, err) = circuit(url, ns, &a);
+    assert_eq!(code, 0, "circuit {args:?}: {out} {err}");
+    serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("not JSON: {out}"))
+}
+
+struct Instance {
+    registry: Arc<Registry>,
+    handle: SyncHandle,
+}
+
+fn instance(url: &str, ns: &str) -> Instance {
+    let defaults = Config::builder()
+        .consecutive_failures(Some(2))
+        .build()
+        .unwrap();
+    let registry = Arc::new(Registry::new(RegistryOptions {
+        defaults,
+        ..RegistryOptions::default()
+    }));
+    let mut cfg = SyncConfig::new(url, ns);
+    cfg.reconcile_every = Duration::from_secs(1);
+    let handle = Sync::start(registry.clone(), cfg).unwrap();
+    Instance { registry, handle }
+}
+
+fn everywhere(instances: &[&Instance], name: &str, state: State) -> bool {
+    wait_until(Duration::from_secs(3), || {
+        instances
+            .iter()
+            .all(|i| i.registry.get(name).map(|b| b.state()) == Some(state))
+    })
+}
+
+#[test]
+fn overrides_from_the_cli_reach_every_instance() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = instance(&url, "shop");
+    let b = instance(&url, "shop");
+    for i in [&a, &b] {
+        i.registry.get_or_create("payments").unwrap();
+        assert!(wait_until(Duration::from_secs(10), || i
+            .handle
+            .status()
+            .status
+            == SyncStatus::Connected));
+    }
+    let v = json(&url, "shop", &["open", "payments", "--for", "5s"]);
+    assert_eq!(v["result"], "ok");
+    assert_eq!(v["state"], "forced_open");
+    assert!(everywhere(&[&a, &b], "payments", State::ForcedOpen));
+    let p = a.registry.get("payments").unwrap();
+    let rejected = p.acquire().unwrap_err();
+    // Server-time remaining, within a coarse-clock tick.
+    assert!(rejected.retry_after.unwrap() <= Duration::from_millis(5050));
+
+    let v = json(&url, "shop", &["status", "payments"]);
+    assert_eq!(v["state"], "forced_open");
+    assert!(v["force_remaining_ms"].as_u64().unwrap() <= 5000);
+
+    let v = json(&url, "shop", &["close", "payments"]);
+    assert_eq!(v["state"], "forced_closed");
+    assert!(everywhere(&[&a, &b], "payments", State::ForcedClosed));
+    // Forced closed: failures never trip, anywhere.
+    for _ in 0..5 {
+        let permit = p.acquire().unwrap();
+        p.record(permit, Outcome::Failure, Duration::ZERO);
+    }
+    assert_eq!(p.state(), State::ForcedClosed);
+
+    let v = json(&url, "shop", &["unforce", "payments"]);
+    assert_eq!(v["state"], "closed");
+    assert!(everywhere(&[&a, &b], "payments", State::Closed));
+
+    // An automatic trip on one instance shows in the fleet view...
+    for _ in 0..2 {
+        let permit = p.acquire().unwrap();
+        p.record(permit, Outcome::Failure, Duration::ZERO);
+    }
+    assert!(everywhere(&[&a, &b], "payments", State::Open));
+    let list = json(&url, "shop", &["list"]);
+    assert_eq!(list[0]["name"], "payments");
+    assert_eq!(list[0]["state"], "open");
+    let (code, text, _) = circuit(&url, "shop", &["metrics"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains(
+            r#"circuit_fleet_breaker_state{namespace="shop",breaker="payments",state="open"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"circuit_fleet_breakers{namespace="shop",state="open"} 1"#));
+    let m = json(&url, "shop", &["metrics"]);
+    assert_eq!(m["by_state"]["open"], 1);
+    // ...and `reset` closes it everywhere.
+    let v = json(&url, "shop", &["reset", "payments"]);
+    assert_eq!(v["result"], "ok");
+    assert!(everywhere(&[&a, &b], "payments", State::Closed));
+
+    // Text output escapes hostile names.
+    let mut fleet = Fleet::connect(&url, "shop").unwrap();
+    fleet
+        .force("evil\x1b[2J\nname", ForceMode::Open, None)
+        .unwrap();
+    let (code, text, _) = circuit(&url, "shop", &["list"]);
+    assert_eq!(code, 0);
+    assert!(!text.contains('\x1b'), "{text:?}");
+    assert!(text.contains(r"evil\u{1b}[2J\nname"), "{text}");
+}
+
+#[test]
+fn watch_is_bounded_by_count_and_time() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let child = Command::new(CIRCUIT)
+        .args(["--redis", &url, "--namespace", "w", "--json"])
+        .args(["watch", "--count", "2", "--for", "20s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut fleet = Fleet::connect(&url, "w").unwrap();
+    // Publish until the watcher has subscribed and seen two notices.
+    let start = Instant::now();
+    let mut i = 0;
+    while start.elapsed() < Duration::from_secs(10) {
+        fleet.force("x", ForceMode::Open, None).unwrap();
+        fleet.publish_raw(b"garbage").unwrap();
+        i += 1;
+        std::thread::sleep(Duration::from_millis(100));
+        if i >= 3 {
+            break;
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(start.elapsed() < Duration::from_secs(15));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let notices = text
+        .lines()
+        .filter(|l| l.contains(r#""event":"notice""#))
+        .count();
+    assert_eq!(notices, 2, "{text}");
+    assert!(text.contains(r#""origin":"cli""#));
+
+    // The table view, bounded by time.
+    let start = Instant::now();
+    let (code, text, _) = circuit(
+        &url,
+        "w",
+        &["watch", "--for", "700ms", "--interval", "200ms"],
+    );
+    assert_eq!(code, 0);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(text.contains("forced_open"), "{text}");
+}
+
+#[test]
+fn errors_are_clear_and_never_show_passwords() {
+    let redis = RedisServer::start();
+    let (code, out, err) = circuit("redis://127.0.0.1:1", "ns", &["list"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("cannot connect"), "{err}");
+    let (code, _, err) = circuit("nope://u:hunter2@h", "ns", &["list"]);
+    assert_eq!(code, 2);
+    assert!(!err.contains("hunter2") && err.contains("***"), "{err}");
+    let (code, _, err) = circuit(&redis.url(), "bad ns", &["list"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("namespace"), "{err}");
+    redis.cli(&["CONFIG", "SET", "requirepass", "right"]);
+    let url = format!("redis://default:hunter2@127.0.0.1:{}", redis.port);
+    let (code, _, err) = circuit(&url, "ns", &["list"]);
+    assert_eq!(code, 2);
+    assert!(!err.contains("hunter2"), "{err}");
+    let url = format!("redis://default:right@127.0.0.1:{}", redis.port);
+    let (code, _, err) = circuit(&url, "ns", &["open", "x", "--for", "soon"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("duration"), "{err}");
+    let v = json(&url, "ns", &["status", "never-written"]);
+    assert_eq!(v["state"], "closed");
+    assert_eq!(v["record"], Value::Null);
+}
