@@ -45,7 +45,12 @@ warn=(-Wall -Wextra -Wpedantic -Werror)
 san=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all)
 inc=(-Iinclude -Ibindings/c/tests "-DCIRCUIT_EXPECTED_VERSION=\"$version\"")
 link=(-L"$stage/lib" -lcircuit -pthread -Wl,-rpath,"$stage/lib")
-tests=(bindings/c/tests/test_circuit.c bindings/c/tests/double_include_a.c bindings/c/tests/double_include_b.c)
+# Two suites: the call protocol and its misuse; observability and helpers.
+declare -A suite_sources=(
+  [test_circuit]="bindings/c/tests/test_circuit.c bindings/c/tests/double_include_a.c bindings/c/tests/double_include_b.c"
+  [test_observe]="bindings/c/tests/test_observe.c"
+)
+suites=(test_circuit test_observe)
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
@@ -63,18 +68,22 @@ run_suite() {
   tail -n1 <<<"$out" | grep -Eq '^[0-9]+ passed, 0 failed$' || fail "$name: no '<N> passed, 0 failed' line"
 }
 
-# ---- 2. the test suite, three ways ------------------------------------------------
-cc -std=c11 "${warn[@]}" "${san[@]}" "${inc[@]}" "${tests[@]}" -o "$stage/bin/test_c_asan" "${link[@]}"
-run_suite "C11 gcc asan+ubsan" "$stage/bin/test_c_asan"
+# ---- 2. the test suites, three ways -----------------------------------------------
+for t in "${suites[@]}"; do
+  # shellcheck disable=SC2206
+  src=(${suite_sources[$t]})
+  cc -std=c11 "${warn[@]}" "${san[@]}" "${inc[@]}" "${src[@]}" -o "$stage/bin/${t}_c_asan" "${link[@]}"
+  run_suite "$t C11 gcc asan+ubsan" "$stage/bin/${t}_c_asan"
 
-c++ -std=c++17 -x c++ "${warn[@]}" "${san[@]}" "${inc[@]}" "${tests[@]}" -x none \
-  -o "$stage/bin/test_cxx_asan" "${link[@]}"
-run_suite "C++17 g++ asan+ubsan" "$stage/bin/test_cxx_asan"
+  c++ -std=c++17 -x c++ "${warn[@]}" "${san[@]}" "${inc[@]}" "${src[@]}" -x none \
+    -o "$stage/bin/${t}_cxx_asan" "${link[@]}"
+  run_suite "$t C++17 g++ asan+ubsan" "$stage/bin/${t}_cxx_asan"
 
-if command -v clang >/dev/null; then
-  clang -std=c11 "${warn[@]}" -O2 "${inc[@]}" "${tests[@]}" -o "$stage/bin/test_c_clang" "${link[@]}"
-  run_suite "C11 clang -O2" "$stage/bin/test_c_clang"
-fi
+  if command -v clang >/dev/null; then
+    clang -std=c11 "${warn[@]}" -O2 "${inc[@]}" "${src[@]}" -o "$stage/bin/${t}_c_clang" "${link[@]}"
+    run_suite "$t C11 clang -O2" "$stage/bin/${t}_c_clang"
+  fi
+done
 
 # ---- 3. the example ------------------------------------------------------------------
 cc -std=c11 "${warn[@]}" "${san[@]}" -Iinclude bindings/c/examples/tcp_connect.c \

@@ -29,8 +29,18 @@
  *   writes its retry-after, and BUFFER_TOO_SMALL writes the length needed.
  * - Errors: a function returning an error code sets a message for the
  *   calling thread, read with circuit_last_error(). Answers that are not
- *   errors (REJECTED_*, STALE) do not touch it, so the call path never
+ *   errors (REJECTED_*, STALE, BUFFER_TOO_SMALL, RETRY_EXHAUSTED,
+ *   BUDGET_EXHAUSTED, EMPTY) do not touch it, so the call path never
  *   allocates.
+ * - Required-length protocol (text into a caller buffer: last error, names,
+ *   Prometheus text): pass the buffer and its size; on OK the text and a
+ *   NUL were written and *out_len is the text's length; on
+ *   BUFFER_TOO_SMALL nothing was written and *out_len is the text's length
+ *   (allocate *out_len + 1 and call again). NULL with size 0 asks for the
+ *   length.
+ * - Callbacks take `void *userdata` first and come with an optional
+ *   finalizer for it; they run on the thread that made the transition,
+ *   with no lock held, and may call back into the library.
  * - NULL: a NULL required pointer is CIRCUIT_RESULT_NULL_ARGUMENT, never a
  *   crash. `_free(NULL)` is a no-op.
  * - Enums cross the interface as uint32_t. Unknown values are refused with
@@ -110,9 +120,16 @@
 #define CIRCUIT_RETRY_AFTER_UNKNOWN UINT64_MAX
 
 /**
- * Smallest `struct_size` `circuit_breaker_metrics` accepts.
+ * Smallest `struct_size` any size-tagged struct (`circuit_metrics`,
+ * `circuit_latency`, `circuit_event`) accepts; it must also be a multiple
+ * of 8.
  */
-#define CIRCUIT_METRICS_MIN_SIZE 8
+#define CIRCUIT_STRUCT_MIN_SIZE 8
+
+/**
+ * Longest breaker name in bytes (registry names; events carry them).
+ */
+#define CIRCUIT_NAME_MAX_LEN 1024
 
 /**
  * Bits of the state word that must all be zero for the closed fast path.
@@ -123,6 +140,64 @@
  * Shift of the 32-bit generation within the state word.
  */
 #define CIRCUIT_WORD_GENERATION_SHIFT 32
+
+/**
+ * How the nominal retry delay grows (`circuit_retry_policy_new`).
+ */
+enum circuit_backoff
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * Retry at once.
+   */
+  CIRCUIT_BACKOFF_NONE = 0,
+  /**
+   * `base_ns` before every retry.
+   */
+  CIRCUIT_BACKOFF_CONSTANT = 1,
+  /**
+   * `base_ns * multiplier^(n-1)` before retry `n`.
+   */
+  CIRCUIT_BACKOFF_EXPONENTIAL = 2,
+};
+#ifndef __cplusplus
+typedef uint32_t circuit_backoff;
+#endif // __cplusplus
+
+/**
+ * How the nominal delay `d` is randomised (`circuit_retry_policy_new`).
+ */
+enum circuit_jitter
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * `d` exactly.
+   */
+  CIRCUIT_JITTER_NONE = 0,
+  /**
+   * Uniform in `[0, d]`.
+   */
+  CIRCUIT_JITTER_FULL = 1,
+  /**
+   * Uniform in `[d/2, d]`.
+   */
+  CIRCUIT_JITTER_EQUAL = 2,
+  /**
+   * Uniform in `[base, 3 x previous delay]` (AWS "decorrelated").
+   */
+  CIRCUIT_JITTER_DECORRELATED = 3,
+  /**
+   * Uniform in `[d (1 - x), d (1 + x)]`, `x` = `jitter_fraction` in [0, 1].
+   */
+  CIRCUIT_JITTER_PLUS_MINUS = 4,
+};
+#ifndef __cplusplus
+typedef uint32_t circuit_jitter;
+#endif // __cplusplus
 
 /**
  * How an admitted call ended (`circuit_breaker_record`). Passed as a
@@ -187,6 +262,75 @@ typedef uint32_t circuit_override;
 #endif // __cplusplus
 
 /**
+ * Why a transition happened (`circuit_event.reason`).
+ */
+enum circuit_reason
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * Consecutive failures reached the threshold.
+   */
+  CIRCUIT_REASON_CONSECUTIVE_FAILURES = 0,
+  /**
+   * The window's failure rate reached the threshold.
+   */
+  CIRCUIT_REASON_FAILURE_RATE = 1,
+  /**
+   * The window's slow-call rate reached the threshold.
+   */
+  CIRCUIT_REASON_SLOW_CALL_RATE = 2,
+  /**
+   * The EWMA failure rate reached the threshold.
+   */
+  CIRCUIT_REASON_EWMA_FAILURE_RATE = 3,
+  /**
+   * A half-open probe failed (or was slow under the slow-call policy).
+   */
+  CIRCUIT_REASON_PROBE_FAILED = 4,
+  /**
+   * Enough half-open probes succeeded.
+   */
+  CIRCUIT_REASON_PROBES_SUCCEEDED = 5,
+  /**
+   * The open deadline passed and a call arrived.
+   */
+  CIRCUIT_REASON_OPEN_DEADLINE_PASSED = 6,
+  /**
+   * Every probe slot was held past its lease; the slots were freed.
+   */
+  CIRCUIT_REASON_PROBE_LEASE_EXPIRED = 7,
+  /**
+   * An operator set an override.
+   */
+  CIRCUIT_REASON_OVERRIDE_SET = 8,
+  /**
+   * An operator cleared the override.
+   */
+  CIRCUIT_REASON_OVERRIDE_CLEARED = 9,
+  /**
+   * The override's expiry passed.
+   */
+  CIRCUIT_REASON_OVERRIDE_EXPIRED = 10,
+  /**
+   * An operator reset the breaker.
+   */
+  CIRCUIT_REASON_RESET = 11,
+  /**
+   * METRICS_ONLY: a policy would have tripped (dry run).
+   */
+  CIRCUIT_REASON_SHADOW_TRIP = 12,
+  /**
+   * Applied from another instance (fleet sync).
+   */
+  CIRCUIT_REASON_REMOTE = 13,
+};
+#ifndef __cplusplus
+typedef uint32_t circuit_reason;
+#endif // __cplusplus
+
+/**
  * The result of every fallible call.
  *
  * Discriminants are fixed and never renumbered; new codes are only ever
@@ -194,9 +338,10 @@ typedef uint32_t circuit_override;
  * `CIRCUIT_RESULT_*` constants. `CIRCUIT_RESULT_OK` is 0.
  *
  * Codes fall into three groups: `OK`; answers that are not errors
- * (`REJECTED_*`, `STALE`, `BUFFER_TOO_SMALL` when querying a length), which
- * never touch the last error on the hot path; and errors, which always set
- * the calling thread's last error (see `circuit_last_error`).
+ * (`REJECTED_*`, `STALE`, `BUFFER_TOO_SMALL`, `RETRY_EXHAUSTED`,
+ * `BUDGET_EXHAUSTED`, `EMPTY`), which never touch the last error, so the
+ * call path never allocates; and errors (every other code), which always
+ * set the calling thread's last error (see `circuit_last_error`).
  */
 enum circuit_result
 #ifdef __cplusplus
@@ -257,6 +402,18 @@ enum circuit_result
    * call did not complete. Please report it with the last error.
    */
   CIRCUIT_RESULT_PANIC = 12,
+  /**
+   * Retry helpers: the policy's attempts are used up; do not retry.
+   */
+  CIRCUIT_RESULT_RETRY_EXHAUSTED = 13,
+  /**
+   * Retry helpers: the retry budget refused this retry; do not retry.
+   */
+  CIRCUIT_RESULT_BUDGET_EXHAUSTED = 14,
+  /**
+   * Polling: there is nothing to return (empty queue, end of iteration).
+   */
+  CIRCUIT_RESULT_EMPTY = 15,
 };
 #ifndef __cplusplus
 typedef uint32_t circuit_result;
@@ -307,6 +464,16 @@ typedef uint32_t circuit_state;
 #endif // __cplusplus
 
 /**
+ * A rule turning a breaker's latencies into a recommended call timeout:
+ * `clamp(percentile x multiplier, floor, ceiling)` once the histogram holds
+ * `min_samples` samples, `base` before. Immutable.
+ *
+ * Thread safety: functions taking a `const circuit_adaptive_timeout *` are
+ * safe from any thread.
+ */
+typedef struct circuit_adaptive_timeout circuit_adaptive_timeout;
+
+/**
  * A circuit breaker, shared by reference counting.
  *
  * Thread safety: every function taking a `const circuit_breaker *` is safe
@@ -351,6 +518,58 @@ typedef struct circuit_config circuit_config;
  * non-const pointer); use one builder from one thread at a time.
  */
 typedef struct circuit_config_builder circuit_config_builder;
+
+/**
+ * A bounded queue of transition events that the host polls
+ * (`circuit_event_queue_poll`), fed by one breaker or by every breaker of a
+ * registry. When it is full new events are dropped and counted
+ * (`circuit_event_queue_dropped`); feeding it never blocks a call.
+ *
+ * Thread safety: every function taking a `const circuit_event_queue *` is
+ * safe from any thread; several threads may poll one queue.
+ */
+typedef struct circuit_event_queue circuit_event_queue;
+
+/**
+ * A set of named breakers sharing a clock, per-name configs over defaults,
+ * a hard cap on their number, and listeners.
+ *
+ * Thread safety: every function taking a `const circuit_registry *` is safe
+ * to call concurrently from any number of threads; lookups of existing
+ * names are lock-free.
+ *
+ * Breakers handed out by a registry are ordinary breaker references
+ * (release each with `circuit_breaker_free`); they keep working after
+ * being removed from the registry or after the registry is freed.
+ */
+typedef struct circuit_registry circuit_registry;
+
+/**
+ * A snapshot of a registry's breakers, sorted by name, walked with
+ * `circuit_registry_iter_next`. Breakers added or removed after its
+ * creation are not reflected.
+ *
+ * Thread safety: not thread-safe (its functions take a non-const pointer);
+ * use one iterator from one thread at a time.
+ */
+typedef struct circuit_registry_iter circuit_registry_iter;
+
+/**
+ * A retry budget (retries allowed as a fraction of recent calls, plus a
+ * minimum rate), so retries cannot multiply an outage. Lock-free.
+ *
+ * Thread safety: functions taking a `const circuit_retry_budget *` are safe
+ * to call concurrently from any thread; share one budget per dependency.
+ */
+typedef struct circuit_retry_budget circuit_retry_budget;
+
+/**
+ * A retry policy: backoff, jitter, a cap and an attempt count. Immutable.
+ *
+ * Thread safety: functions taking a `const circuit_retry_policy *` are safe
+ * from any thread.
+ */
+typedef struct circuit_retry_policy circuit_retry_policy;
 
 /**
  * Proof that a call was admitted, returned by `circuit_breaker_acquire`
@@ -457,6 +676,126 @@ typedef struct circuit_metrics {
   uint64_t window_calls;
 } circuit_metrics;
 
+/**
+ * One transition of a breaker (B7).
+ *
+ * Delivered to callbacks as `const circuit_event *` (valid only during the
+ * call; `struct_size` tells which fields this library fills) and by
+ * `circuit_event_queue_poll` into the caller's struct (set `struct_size`
+ * first).
+ */
+typedef struct circuit_event {
+  /**
+   * Size of the struct in bytes (see `circuit_metrics` for the rule).
+   */
+  uint32_t struct_size;
+  /**
+   * `circuit_state` code before.
+   */
+  uint32_t from;
+  /**
+   * `circuit_state` code after.
+   */
+  uint32_t to;
+  /**
+   * `circuit_reason` code.
+   */
+  uint32_t reason;
+  /**
+   * Generation after the transition.
+   */
+  uint32_t generation;
+  /**
+   * Zero.
+   */
+  uint32_t reserved;
+  /**
+   * Clock reading (nanoseconds) of the thread that made the transition.
+   */
+  uint64_t at_ns;
+  /**
+   * For a transition to OPEN, the open duration chosen; otherwise 0.
+   */
+  uint64_t open_for_ns;
+  /**
+   * The breaker's name, NUL-terminated ("" for an unnamed breaker). In a
+   * callback it is valid during the call only; after a poll it points
+   * into the caller's name buffer.
+   */
+  const char *name;
+  /**
+   * Length of `name` in bytes, without the NUL.
+   */
+  size_t name_len;
+} circuit_event;
+
+/**
+ * Called on every transition of the breaker (or registry) it is added to,
+ * on the thread that won the transition, after the new state is published
+ * and with no lock held. `userdata` is the pointer given when adding it;
+ * `event` is valid during the call only.
+ */
+typedef void (*circuit_event_callback)(void *userdata, const struct circuit_event *event);
+
+/**
+ * Called exactly once with the `userdata` of a removed (or destroyed)
+ * listener, when no call of its callback can still be running or start.
+ */
+typedef void (*circuit_userdata_free)(void *userdata);
+
+/**
+ * A breaker's recent call latencies (`circuit_breaker_latency`), from a
+ * histogram with at most 1/16 relative error above 1 us. Size-tagged: set
+ * `struct_size` first (see `circuit_metrics`). With no samples, every
+ * field but `struct_size` is 0.
+ */
+typedef struct circuit_latency {
+  /**
+   * In: size of the caller's struct in bytes. Out: bytes filled.
+   */
+  uint32_t struct_size;
+  /**
+   * Zero.
+   */
+  uint32_t reserved;
+  /**
+   * Samples in the histogram's window.
+   */
+  uint64_t count;
+  /**
+   * Sum of the samples in nanoseconds (saturating).
+   */
+  uint64_t sum_ns;
+  /**
+   * Smallest sample, exact.
+   */
+  uint64_t min_ns;
+  /**
+   * Largest sample, exact.
+   */
+  uint64_t max_ns;
+  /**
+   * Median.
+   */
+  uint64_t p50_ns;
+  /**
+   * 90th percentile.
+   */
+  uint64_t p90_ns;
+  /**
+   * 95th percentile.
+   */
+  uint64_t p95_ns;
+  /**
+   * 99th percentile.
+   */
+  uint64_t p99_ns;
+  /**
+   * 99.9th percentile.
+   */
+  uint64_t p999_ns;
+} circuit_latency;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -494,6 +833,36 @@ const char *circuit_version(void);
 circuit_result circuit_breaker_new(const struct circuit_config *config,
                                    const struct circuit_clock *clock,
                                    const struct circuit_breaker **out_breaker);
+
+/**
+ * As `circuit_breaker_new`, with a name (UTF-8, `name_len` bytes, at most
+ * `CIRCUIT_NAME_MAX_LEN`; may be empty) that its events carry.
+ *
+ * # Safety
+ * As `circuit_breaker_new`; `name` must point to `name_len` readable bytes.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_breaker_new_named(const struct circuit_config *config,
+                                         const struct circuit_clock *clock,
+                                         const char *name,
+                                         size_t name_len,
+                                         const struct circuit_breaker **out_breaker);
+
+/**
+ * Copies the breaker's name (empty for an unnamed breaker), NUL-terminated,
+ * into `buf` under the required-length protocol (see `circuit_last_error`).
+ *
+ * # Safety
+ * `breaker` must be a live breaker; `buf` NULL (with `len` 0) or writable
+ * for `len` bytes; `out_len` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_breaker_name(const struct circuit_breaker *breaker,
+                                    char *buf,
+                                    size_t len,
+                                    size_t *out_len);
 
 /**
  * Adds a reference to `breaker` and returns it (NULL for NULL), for
@@ -607,7 +976,7 @@ circuit_result circuit_breaker_generation(const struct circuit_breaker *breaker,
  * Fills `*metrics` with a snapshot of the breaker's counters. Set
  * `metrics->struct_size = sizeof(circuit_metrics)` first: the library
  * fills at most that many bytes and writes back how many it filled (see
- * `circuit_metrics`). A `struct_size` below `CIRCUIT_METRICS_MIN_SIZE` or
+ * `circuit_metrics`). A `struct_size` below `CIRCUIT_STRUCT_MIN_SIZE` or
  * not a multiple of 8 is `CIRCUIT_RESULT_INVALID_ARGUMENT` and nothing is
  * written.
  *
@@ -945,6 +1314,19 @@ circuit_result circuit_config_builder_set_metrics(struct circuit_config_builder 
                                                   uint32_t enabled);
 
 /**
+ * Keep a latency histogram whose samples age out after one to two
+ * `period_ns` (1 ms to 1 hour); 0 (the default) keeps none. It costs
+ * 2 KiB per breaker and feeds `circuit_breaker_latency`,
+ * `circuit_breaker_recommended_timeout` and the Prometheus
+ * `circuit_call_duration_seconds` histogram.
+ *
+ * # Safety
+ * `builder` must be a live builder not used concurrently.
+ */
+circuit_result circuit_config_builder_set_latency_histogram(struct circuit_config_builder *builder,
+                                                            uint64_t period_ns);
+
+/**
  * Seed of the jitter generator, for reproducible tests; 0 (the default)
  * seeds each breaker differently.
  *
@@ -953,6 +1335,172 @@ circuit_result circuit_config_builder_set_metrics(struct circuit_config_builder 
  */
 circuit_result circuit_config_builder_set_seed(struct circuit_config_builder *builder,
                                                uint64_t seed);
+
+/**
+ * Calls `callback(userdata, event)` on every transition of `breaker`, and
+ * `finalizer(userdata)` (if not NULL) once the listener is removed or the
+ * breaker destroyed. `*out_listener_id` receives an id for
+ * `circuit_breaker_remove_listener`.
+ *
+ * The callback runs on the thread that won the transition (a thread inside
+ * `acquire`, `record`, `force`, `reset`, ...), after the new state is
+ * published, holding no lock. It is reentrant: it may call any function of
+ * this library, this breaker's included (acquire, state, metrics, force,
+ * adding or removing listeners). A transition it causes invokes the
+ * callbacks again, nested, on the same thread. It must not unwind (no C++
+ * exception or longjmp out of it) and should return quickly: it delays the
+ * caller of the call that made the transition.
+ *
+ * Ownership: the library keeps `userdata` until it calls the finalizer;
+ * the finalizer runs on the thread that drops the listener (the remover,
+ * the thread finishing the last running callback, or the one releasing the
+ * breaker), after the last call of the callback.
+ *
+ * # Safety
+ * `breaker` must be a live breaker and `out_listener_id` a valid pointer;
+ * `callback` and `finalizer` must be safe to call with `userdata` from any
+ * thread until the finalizer has run.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_breaker_add_listener(const struct circuit_breaker *breaker,
+                                            circuit_event_callback callback,
+                                            void *userdata,
+                                            circuit_userdata_free finalizer,
+                                            uint64_t *out_listener_id);
+
+/**
+ * Removes a listener added with `circuit_breaker_add_listener`; its
+ * finalizer runs once no call of its callback is running (possibly before
+ * this returns). `CIRCUIT_RESULT_NOT_FOUND` for an unknown id or a listener
+ * of another breaker.
+ *
+ * # Safety
+ * `breaker` must be a live breaker.
+ *
+ * Thread safety: safe from any thread, including from inside a callback.
+ */
+circuit_result circuit_breaker_remove_listener(const struct circuit_breaker *breaker,
+                                               uint64_t listener_id);
+
+/**
+ * As `circuit_breaker_add_listener`, for the transitions of every breaker
+ * of `registry` (present and future). The event's `name` tells which.
+ *
+ * # Safety
+ * As `circuit_breaker_add_listener`, with `registry` a live registry.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_add_listener(const struct circuit_registry *registry,
+                                             circuit_event_callback callback,
+                                             void *userdata,
+                                             circuit_userdata_free finalizer,
+                                             uint64_t *out_listener_id);
+
+/**
+ * Removes a listener added with `circuit_registry_add_listener`.
+ *
+ * # Safety
+ * `registry` must be a live registry.
+ *
+ * Thread safety: safe from any thread, including from inside a callback.
+ */
+circuit_result circuit_registry_remove_listener(const struct circuit_registry *registry,
+                                                uint64_t listener_id);
+
+/**
+ * Creates a queue of up to `capacity` events (1 to 1,048,576) fed by
+ * `breaker`. On success `*out_queue` receives it, owned by the caller
+ * (`circuit_event_queue_free`). The queue does not keep the breaker alive.
+ *
+ * # Safety
+ * `breaker` must be a live breaker, `out_queue` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_breaker_event_queue_new(const struct circuit_breaker *breaker,
+                                               size_t capacity,
+                                               struct circuit_event_queue **out_queue);
+
+/**
+ * As `circuit_breaker_event_queue_new`, fed by every breaker of `registry`
+ * (present and future).
+ *
+ * # Safety
+ * `registry` must be a live registry, `out_queue` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_event_queue_new(const struct circuit_registry *registry,
+                                                size_t capacity,
+                                                struct circuit_event_queue **out_queue);
+
+/**
+ * Detaches the queue from its breaker or registry and frees it, with any
+ * events still in it. `circuit_event_queue_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `queue` must be NULL or a queue from this library not yet freed.
+ *
+ * Thread safety: no other thread may be using this queue.
+ */
+void circuit_event_queue_free(struct circuit_event_queue *queue);
+
+/**
+ * Takes the oldest event. Returns `CIRCUIT_RESULT_OK` with the event in
+ * `*out_event` (set `out_event->struct_size` first) and its breaker's name
+ * copied, NUL-terminated, into `name_buf` (`out_event->name` points
+ * there, `*out_name_len` receives its length); `CIRCUIT_RESULT_EMPTY`
+ * when no event waits; or `CIRCUIT_RESULT_BUFFER_TOO_SMALL` when the name
+ * and its NUL do not fit in `name_buf_len` bytes: then nothing is written
+ * but `*out_name_len`, and the event stays first in line for the next poll.
+ * A buffer of `CIRCUIT_NAME_MAX_LEN + 1` bytes always fits.
+ *
+ * # Safety
+ * `queue` must be a live queue; `out_event` must point to at least
+ * `out_event->struct_size` writable bytes; `name_buf` must be NULL (with
+ * `name_buf_len` 0) or writable for `name_buf_len` bytes; `out_name_len`
+ * must be a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_event_queue_poll(const struct circuit_event_queue *queue,
+                                        struct circuit_event *out_event,
+                                        char *name_buf,
+                                        size_t name_buf_len,
+                                        size_t *out_name_len);
+
+/**
+ * Writes to `*out_len` the number of events waiting.
+ *
+ * # Safety
+ * `queue` must be a live queue, `out_len` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_event_queue_len(const struct circuit_event_queue *queue, size_t *out_len);
+
+/**
+ * Writes to `*out_dropped` how many events were dropped because the queue
+ * was full.
+ *
+ * # Safety
+ * `queue` must be a live queue, `out_dropped` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_event_queue_dropped(const struct circuit_event_queue *queue,
+                                           uint64_t *out_dropped);
+
+/**
+ * The lower-case name of a `circuit_reason` code (for example
+ * `"consecutive_failures"`), as a static NUL-terminated string; `"unknown"`
+ * for any other value. Never NULL; do not free it.
+ *
+ * Thread safety: safe from any thread.
+ */
+const char *circuit_reason_str(uint32_t reason);
 
 /**
  * Writes to `*out_word` the address of the breaker's 64-bit state word,
@@ -988,6 +1536,192 @@ circuit_result circuit_breaker_record_parts(const struct circuit_breaker *breake
                                             uint64_t duration_ns);
 
 /**
+ * Creates a registry. `defaults` is the config of names without their own
+ * (NULL: the library's defaults); `max_breakers` the hard cap (0: one
+ * million); `evict_after_idle_sweeps` how many consecutive
+ * `circuit_registry_sweep_idle` calls must find a breaker idle (CLOSED, no
+ * calls, referenced by nothing but the registry) before it is removed (0:
+ * never); `clock` the breakers' clock (NULL: the monotonic clock). On
+ * success `*out_registry` receives the registry, owned by the caller
+ * (`circuit_registry_free`).
+ *
+ * # Safety
+ * `defaults` and `clock` must be NULL or live handles; `out_registry` a
+ * valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_new(const struct circuit_config *defaults,
+                                    uint64_t max_breakers,
+                                    uint32_t evict_after_idle_sweeps,
+                                    const struct circuit_clock *clock,
+                                    const struct circuit_registry **out_registry);
+
+/**
+ * Frees a registry: it stops listing its breakers, and its listeners are
+ * finalized once no breaker references them. Breakers the caller still
+ * holds keep working. `circuit_registry_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `registry` must be NULL or a live registry, not used afterwards.
+ *
+ * Thread safety: no other thread may be using this registry.
+ */
+void circuit_registry_free(const struct circuit_registry *registry);
+
+/**
+ * Sets the config used when `name` (UTF-8, `name_len` bytes, 1 to
+ * `CIRCUIT_NAME_MAX_LEN`) is next created; a breaker that already exists
+ * keeps its config until removed.
+ *
+ * # Safety
+ * `registry` and `config` must be live handles; `name` must point to
+ * `name_len` readable bytes.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_set_config(const struct circuit_registry *registry,
+                                           const char *name,
+                                           size_t name_len,
+                                           const struct circuit_config *config);
+
+/**
+ * The breaker named `name`, created from its config (or the defaults) if
+ * missing. On success `*out_breaker` receives a new reference owned by the
+ * caller (`circuit_breaker_free`). Errors: `INVALID_UTF8`,
+ * `INVALID_ARGUMENT` (empty or longer than `CIRCUIT_NAME_MAX_LEN`),
+ * `LIMIT_EXCEEDED` (the registry holds `max_breakers` already). Lock-free
+ * when the breaker exists; at most one breaker is ever created per name.
+ *
+ * # Safety
+ * `registry` must be a live registry; `name` must point to `name_len`
+ * readable bytes; `out_breaker` must be a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_get_or_create(const struct circuit_registry *registry,
+                                              const char *name,
+                                              size_t name_len,
+                                              const struct circuit_breaker **out_breaker);
+
+/**
+ * The breaker named `name` if it exists (`CIRCUIT_RESULT_NOT_FOUND`
+ * otherwise); on success `*out_breaker` receives a new reference owned by
+ * the caller. Lock-free.
+ *
+ * # Safety
+ * As `circuit_registry_get_or_create`.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_get(const struct circuit_registry *registry,
+                                    const char *name,
+                                    size_t name_len,
+                                    const struct circuit_breaker **out_breaker);
+
+/**
+ * Removes `name` from the registry (`CIRCUIT_RESULT_NOT_FOUND` if absent).
+ * Holders of the breaker keep a working breaker the registry no longer
+ * lists; a later `get_or_create` of the name creates a new one.
+ *
+ * # Safety
+ * `registry` must be a live registry; `name` must point to `name_len`
+ * readable bytes.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_remove(const struct circuit_registry *registry,
+                                       const char *name,
+                                       size_t name_len);
+
+/**
+ * Writes to `*out_len` the number of breakers in the registry.
+ *
+ * # Safety
+ * `registry` must be a live registry, `out_len` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_len(const struct circuit_registry *registry, size_t *out_len);
+
+/**
+ * One idle-eviction sweep (see `circuit_registry_new`); `*out_removed`
+ * (optional, may be NULL) receives how many breakers it removed.
+ *
+ * # Safety
+ * `registry` must be a live registry; `out_removed` NULL or a valid
+ * pointer.
+ *
+ * Thread safety: safe from any thread (sweeps are serialised; calls and
+ * lookups never wait for them).
+ */
+circuit_result circuit_registry_sweep_idle(const struct circuit_registry *registry,
+                                           size_t *out_removed);
+
+/**
+ * Takes a snapshot of the registry's breakers for iteration. On success
+ * `*out_iter` receives it, owned by the caller
+ * (`circuit_registry_iter_free`).
+ *
+ * # Safety
+ * `registry` must be a live registry, `out_iter` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_iter_new(const struct circuit_registry *registry,
+                                         struct circuit_registry_iter **out_iter);
+
+/**
+ * Moves to the next breaker: `CIRCUIT_RESULT_OK` with its NUL-terminated
+ * name in `*out_name` (length in `*out_name_len`) and the breaker in
+ * `*out_breaker`, or `CIRCUIT_RESULT_EMPTY` after the last one. Each output
+ * pointer may be NULL when not wanted. The name and the breaker are
+ * borrowed from the iterator: valid until it is freed
+ * (`circuit_breaker_retain` the breaker to keep it longer).
+ *
+ * # Safety
+ * `iter` must be a live iterator; each output pointer NULL or valid.
+ *
+ * Thread safety: not thread-safe (see `circuit_registry_iter`).
+ */
+circuit_result circuit_registry_iter_next(struct circuit_registry_iter *iter,
+                                          const char **out_name,
+                                          size_t *out_name_len,
+                                          const struct circuit_breaker **out_breaker);
+
+/**
+ * Frees an iterator (and the references it holds).
+ * `circuit_registry_iter_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `iter` must be NULL or an iterator from this library not yet freed;
+ * names and breakers borrowed from it must not be used afterwards.
+ */
+void circuit_registry_iter_free(struct circuit_registry_iter *iter);
+
+/**
+ * Renders the metrics of every breaker in the registry in the Prometheus
+ * text exposition format (0.0.4) into `buf`, NUL-terminated, under the
+ * required-length protocol: `CIRCUIT_RESULT_OK` with the text's length in
+ * `*out_len`, or `CIRCUIT_RESULT_BUFFER_TOO_SMALL` with the length needed
+ * (without the NUL) in `*out_len` and nothing written. `buf` may be NULL
+ * when `buf_len` is 0. The text announced by `BUFFER_TOO_SMALL` is kept for
+ * the calling thread, so the next call from that thread with a buffer of
+ * at least `*out_len + 1` bytes succeeds and returns exactly that text
+ * (counters do not move between the two calls).
+ *
+ * # Safety
+ * `registry` must be a live registry; `buf` NULL (with `buf_len` 0) or
+ * writable for `buf_len` bytes; `out_len` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_render_prometheus(const struct circuit_registry *registry,
+                                                  char *buf,
+                                                  size_t buf_len,
+                                                  size_t *out_len);
+
+/**
  * The name of a result code (for example `"CIRCUIT_RESULT_REJECTED_OPEN"`),
  * as a static NUL-terminated string; `"CIRCUIT_RESULT_UNKNOWN"` for a value
  * that is not a code. Never NULL; the caller must not free it.
@@ -999,9 +1733,10 @@ const char *circuit_result_str(uint32_t result);
 /**
  * Copies the calling thread's last error message into `buf`.
  *
- * Every call that returns an error code (not `OK`, `REJECTED_*`, `STALE`)
- * first sets a message for its thread; successful calls do not clear it,
- * as with `errno`. The message starts with the code's name.
+ * Every call that returns an error code (see `circuit_result` for the
+ * codes that are answers, not errors) first sets a message for its thread;
+ * other calls do not clear it, as with `errno`. The message starts with
+ * the code's name.
  *
  * Required-length protocol: `len` is the size of `buf`. If the message
  * and its terminating NUL fit, they are copied, `*out_len` receives the
@@ -1019,6 +1754,241 @@ const char *circuit_result_str(uint32_t result);
  * Thread safety: safe from any thread; each thread has its own message.
  */
 circuit_result circuit_last_error(char *buf, size_t len, size_t *out_len);
+
+/**
+ * Creates a retry policy. `backoff` is a `circuit_backoff` code: NONE
+ * ignores `base_ns` and `multiplier`; CONSTANT waits `base_ns`;
+ * EXPONENTIAL waits `base_ns * multiplier^(n-1)` (`multiplier` >= 1).
+ * `jitter` is a `circuit_jitter` code (`jitter_fraction` is read by
+ * PLUS_MINUS only). Every delay is capped at `max_delay_ns` (1 ns to one
+ * week); `max_attempts` counts the first attempt (1 to 1000; 1 = never
+ * retry). The library's defaults, for reference: EXPONENTIAL from 100 ms
+ * doubling, PLUS_MINUS 0.25, a 10 s cap, 3 attempts.
+ *
+ * On success `*out_policy` receives the policy, owned by the caller
+ * (`circuit_retry_policy_free`). Unknown codes are
+ * `CIRCUIT_RESULT_INVALID_ARGUMENT`; refused values
+ * `CIRCUIT_RESULT_INVALID_CONFIG`, naming the value.
+ *
+ * # Safety
+ * `out_policy` must be a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_retry_policy_new(uint32_t backoff,
+                                        uint64_t base_ns,
+                                        double multiplier,
+                                        uint32_t jitter,
+                                        double jitter_fraction,
+                                        uint64_t max_delay_ns,
+                                        uint32_t max_attempts,
+                                        struct circuit_retry_policy **out_policy);
+
+/**
+ * Frees a policy. `circuit_retry_policy_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `policy` must be NULL or a policy from this library not yet freed.
+ */
+void circuit_retry_policy_free(struct circuit_retry_policy *policy);
+
+/**
+ * The pause before the next attempt after `attempt` failed attempts (1
+ * after the first): `CIRCUIT_RESULT_OK` with the delay in
+ * `*out_delay_ns`, or `CIRCUIT_RESULT_RETRY_EXHAUSTED` once `attempt`
+ * reaches the policy's `max_attempts` (an answer: the last error is
+ * untouched). `prev_delay_ns` is the previous pause (0 before the first
+ * retry; only DECORRELATED jitter reads it). `seed` picks the jitter
+ * draws: use one seed per call sequence, for example from
+ * `circuit_random_seed()`, so that clients do not retry in step.
+ *
+ * # Safety
+ * `policy` must be a live policy, `out_delay_ns` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_retry_policy_delay(const struct circuit_retry_policy *policy,
+                                          uint32_t attempt,
+                                          uint64_t prev_delay_ns,
+                                          uint64_t seed,
+                                          uint64_t *out_delay_ns);
+
+/**
+ * 64 random bits, different in every process and on every call (not for
+ * cryptography): a jitter seed for one call sequence.
+ *
+ * Thread safety: safe from any thread.
+ */
+uint64_t circuit_random_seed(void);
+
+/**
+ * Creates a retry budget on `clock` (NULL: the monotonic clock): a retry
+ * is granted while the retries of the last `window_ns` (divided into
+ * `buckets` buckets, 1 to 64, each at least 1 ms) stay within
+ * `ratio` (0 to 100) x the calls recorded in it plus
+ * `min_retries_per_sec` (0 to 1,000,000) x the window in seconds. The
+ * library's defaults, for reference: 0.2, 10 per second, 10 s in 10
+ * buckets. On success `*out_budget` receives the budget, owned by the
+ * caller (`circuit_retry_budget_free`); `CIRCUIT_RESULT_INVALID_CONFIG`
+ * names the first value at fault.
+ *
+ * # Safety
+ * `clock` must be NULL or a live clock; `out_budget` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_retry_budget_new(double ratio,
+                                        double min_retries_per_sec,
+                                        uint64_t window_ns,
+                                        uint32_t buckets,
+                                        const struct circuit_clock *clock,
+                                        struct circuit_retry_budget **out_budget);
+
+/**
+ * Frees a budget. `circuit_retry_budget_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `budget` must be NULL or a budget from this library not yet freed.
+ *
+ * Thread safety: no other thread may be using this budget.
+ */
+void circuit_retry_budget_free(struct circuit_retry_budget *budget);
+
+/**
+ * Deposits one call (every first attempt, retried or not). Lock-free.
+ *
+ * # Safety
+ * `budget` must be a live budget.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_retry_budget_record_call(const struct circuit_retry_budget *budget);
+
+/**
+ * Withdraws one retry: `CIRCUIT_RESULT_OK` if the budget grants it,
+ * `CIRCUIT_RESULT_BUDGET_EXHAUSTED` (an answer, not an error) if not.
+ * Lock-free.
+ *
+ * # Safety
+ * `budget` must be a live budget.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_retry_budget_try_retry(const struct circuit_retry_budget *budget);
+
+/**
+ * Writes the whole retries the budget would grant now to
+ * `*out_balance`, and the calls and retries in its window to `*out_calls`
+ * and `*out_retries` (each output optional, may be NULL).
+ *
+ * # Safety
+ * `budget` must be a live budget; each output NULL or a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_retry_budget_balance(const struct circuit_retry_budget *budget,
+                                            uint64_t *out_balance,
+                                            uint64_t *out_calls,
+                                            uint64_t *out_retries);
+
+/**
+ * After `attempt` failed attempts, may the host retry, and after how
+ * long? Checks the policy's attempts first (`CIRCUIT_RESULT_RETRY_EXHAUSTED`),
+ * then withdraws a retry from `budget` when not NULL
+ * (`CIRCUIT_RESULT_BUDGET_EXHAUSTED`), then writes the pause to
+ * `*out_delay_ns` and returns `CIRCUIT_RESULT_OK`. See
+ * `circuit_retry_policy_delay` for `prev_delay_ns` and `seed`. Never retry
+ * an attempt the breaker rejected (`CIRCUIT_RESULT_REJECTED_*`).
+ *
+ * # Safety
+ * `policy` must be a live policy, `budget` NULL or a live budget,
+ * `out_delay_ns` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_retry_next(const struct circuit_retry_policy *policy,
+                                  const struct circuit_retry_budget *budget,
+                                  uint32_t attempt,
+                                  uint64_t prev_delay_ns,
+                                  uint64_t seed,
+                                  uint64_t *out_delay_ns);
+
+/**
+ * Fills `*latency` with the breaker's recent latencies (the last one to
+ * two histogram periods). `CIRCUIT_RESULT_NOT_FOUND` when its config keeps
+ * no histogram; `CIRCUIT_RESULT_INVALID_ARGUMENT` for a bad `struct_size`.
+ *
+ * # Safety
+ * `breaker` must be a live breaker; `latency` must point to at least
+ * `latency->struct_size` writable bytes, aligned for `circuit_latency`.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_breaker_latency(const struct circuit_breaker *breaker,
+                                       struct circuit_latency *latency);
+
+/**
+ * Writes to `*out_ns` the `percentile`-th (0 to 100) latency of the
+ * breaker's recent calls. `CIRCUIT_RESULT_NOT_FOUND` when it keeps no
+ * histogram, `CIRCUIT_RESULT_EMPTY` when the histogram has no sample,
+ * `CIRCUIT_RESULT_INVALID_ARGUMENT` for a percentile outside [0, 100] (or
+ * NaN).
+ *
+ * # Safety
+ * `breaker` must be a live breaker, `out_ns` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_breaker_latency_percentile(const struct circuit_breaker *breaker,
+                                                  double percentile,
+                                                  uint64_t *out_ns);
+
+/**
+ * Creates an adaptive-timeout rule: `percentile` in [0, 100] (95 = p95),
+ * `multiplier` in (0, 1000], `floor_ns` <= `base_ns` <= `ceiling_ns`, each
+ * between 1 ns and one week, and `min_samples` (0: trust the histogram at
+ * once). The library's defaults are p95 x 1.2 within [1 ms, 30 s], 1 s
+ * before 100 samples (passing NULL as the rule to
+ * `circuit_breaker_recommended_timeout` uses them). On success
+ * `*out_rule` receives the rule, owned by the caller
+ * (`circuit_adaptive_timeout_free`); `CIRCUIT_RESULT_INVALID_CONFIG` names
+ * the first value at fault.
+ *
+ * # Safety
+ * `out_rule` must be a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_adaptive_timeout_new(double percentile,
+                                            double multiplier,
+                                            uint64_t floor_ns,
+                                            uint64_t ceiling_ns,
+                                            uint64_t base_ns,
+                                            uint64_t min_samples,
+                                            struct circuit_adaptive_timeout **out_rule);
+
+/**
+ * Frees a rule. `circuit_adaptive_timeout_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `rule` must be NULL or a rule from this library not yet freed.
+ */
+void circuit_adaptive_timeout_free(struct circuit_adaptive_timeout *rule);
+
+/**
+ * Writes to `*out_timeout_ns` the call timeout `rule` recommends from the
+ * breaker's recent latencies (NULL `rule`: the defaults); the rule's base
+ * when the breaker keeps no histogram or has too few samples.
+ *
+ * # Safety
+ * `breaker` must be a live breaker, `rule` NULL or a live rule,
+ * `out_timeout_ns` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_breaker_recommended_timeout(const struct circuit_breaker *breaker,
+                                                   const struct circuit_adaptive_timeout *rule,
+                                                   uint64_t *out_timeout_ns);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -60,6 +60,12 @@ impl Boundary for u32 {
     }
 }
 
+impl Boundary for u64 {
+    fn on_panic() -> Self {
+        0
+    }
+}
+
 impl<T> Boundary for *const T {
     fn on_panic() -> Self {
         std::ptr::null()
@@ -174,6 +180,13 @@ pub(crate) use arg_ref;
 /// `&mut T` from a required `*mut T` argument (builders), or return
 /// `CIRCUIT_RESULT_NULL_ARGUMENT`.
 macro_rules! arg_mut {
+    ($ptr:ident as $ty:ty) => {
+        // SAFETY: as for `arg_ref!(ptr as T)` and `arg_mut!(ptr)`.
+        match unsafe { $ptr.cast::<$ty>().as_mut() } {
+            Some(r) => r,
+            None => return $crate::boundary::null_argument(stringify!($ptr)),
+        }
+    };
     ($ptr:ident) => {
         // SAFETY: as for `arg_ref!`; in addition the contract of every
         // function taking a `*mut` receiver forbids concurrent use of that
@@ -308,8 +321,8 @@ impl<T> Out<'_, T> {
 /// required-length protocol: on success writes the text's length (without
 /// the NUL) to `out_len` and returns OK; when `len` is smaller than that
 /// length plus one, writes nothing to `buf`, writes the text's length to
-/// `out_len` and returns `BUFFER_TOO_SMALL` (without touching the last
-/// error when `quiet`).
+/// `out_len` and returns `BUFFER_TOO_SMALL` (an answer, not an error: the
+/// last error is untouched). `buf` may be NULL only with `len` 0.
 ///
 /// # Safety
 /// `buf` must be NULL or valid for `len` bytes of writes.
@@ -318,31 +331,84 @@ pub(crate) unsafe fn write_text(
     buf: *mut c_char,
     len: usize,
     out_len: Out<'_, usize>,
-    quiet: bool,
 ) -> circuit_result {
+    if buf.is_null() && len != 0 {
+        return null_argument("buf");
+    }
     let needed = text.len();
     if buf.is_null() || len <= needed {
-        if buf.is_null() && len != 0 {
-            return null_argument("buf");
-        }
         out_len.write(needed);
-        if quiet {
-            return circuit_result::BufferTooSmall;
-        }
-        return fail(
-            circuit_result::BufferTooSmall,
-            format_args!(
-                "the text needs {} bytes with its NUL, the buffer has {len}",
-                needed + 1
-            ),
-        );
+        return circuit_result::BufferTooSmall;
     }
     // SAFETY: `buf` is non-NULL and valid for `len > needed` bytes (the
     // caller's contract, checked bound); `text` is a distinct Rust string.
-    unsafe {
-        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), needed);
-        buf.add(needed).write(0);
-    }
+    unsafe { copy_text(text.as_bytes(), buf) };
     out_len.write(needed);
     circuit_result::Ok
+}
+
+/// Copies `bytes` and a NUL to `buf`.
+///
+/// # Safety
+/// `buf` must be valid for `bytes.len() + 1` bytes of writes and must not
+/// overlap `bytes`.
+pub(crate) unsafe fn copy_text(bytes: &[u8], buf: *mut c_char) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), bytes.len());
+        buf.add(bytes.len()).write(0);
+    }
+}
+
+/// A `#[repr(C)]` struct whose first field is `uint32_t struct_size`: the
+/// caller sets it to the size of the struct it was compiled with, the
+/// library fills that prefix only and writes back how many bytes it filled.
+/// Fields are only ever appended, so old programs and new libraries (and
+/// the reverse) agree on every field both know.
+pub(crate) trait SizeTagged: Copy {
+    /// Smallest `struct_size` accepted (always 8: the size field and the
+    /// next 4 bytes).
+    const MIN_SIZE: u32 = 8;
+    /// Stores the size filled.
+    fn set_struct_size(&mut self, size: u32);
+}
+
+/// Reads and checks the caller's `struct_size`: at least
+/// [`SizeTagged::MIN_SIZE`] and a multiple of 8 (the alignment of every
+/// such struct, so any `sizeof` qualifies). Returns the bytes to fill.
+pub(crate) fn struct_size<T: SizeTagged>(
+    out: &Out<'_, T>,
+    name: &str,
+) -> Result<usize, circuit_result> {
+    // SAFETY: `out` is non-NULL and aligned, and its first field, a `u32`,
+    // is readable under every exported function's contract for size-tagged
+    // structs (the caller sets it).
+    let size = unsafe { out.as_ptr().cast::<u32>().read() };
+    if size < T::MIN_SIZE || size % 8 != 0 {
+        return Err(fail(
+            circuit_result::InvalidArgument,
+            format_args!(
+                "`{name}->struct_size` {size} must be a multiple of 8 and at least {}",
+                T::MIN_SIZE
+            ),
+        ));
+    }
+    Ok((size as usize).min(std::mem::size_of::<T>()))
+}
+
+/// Writes the first `n` bytes of `value` (from [`struct_size`]), with
+/// `struct_size` set to `n`.
+pub(crate) fn fill_sized<T: SizeTagged>(out: Out<'_, T>, mut value: T, n: usize) {
+    let n = n.min(std::mem::size_of::<T>());
+    value.set_struct_size(n as u32);
+    // SAFETY: the caller's struct has at least `n` writable bytes (its
+    // `struct_size`, checked by `struct_size`, bounded by our size); the
+    // local `value` cannot overlap it.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            std::ptr::addr_of!(value).cast::<u8>(),
+            out.as_ptr().cast::<u8>(),
+            n,
+        );
+    }
 }

@@ -12,7 +12,8 @@ use circuit_core::{
 use circuit_core::{MetricsSnapshot, Recorded};
 
 use crate::boundary::{
-    arg_enum, arg_out, arg_out_opt, arg_ref, arg_str, fail, ffi_boundary, static_cstr,
+    arg_enum, arg_out, arg_out_opt, arg_ref, arg_str, fail, ffi_boundary, fill_sized, static_cstr,
+    struct_size, write_text, SizeTagged,
 };
 use crate::clock::circuit_clock;
 use crate::config::circuit_config;
@@ -29,8 +30,12 @@ pub const CIRCUIT_PERMIT_PROBE: u32 = 1;
 /// expiry).
 pub const CIRCUIT_RETRY_AFTER_UNKNOWN: u64 = u64::MAX;
 
-/// Smallest `struct_size` `circuit_breaker_metrics` accepts.
-pub const CIRCUIT_METRICS_MIN_SIZE: u32 = 8;
+/// Smallest `struct_size` any size-tagged struct (`circuit_metrics`,
+/// `circuit_latency`, `circuit_event`) accepts; it must also be a multiple
+/// of 8.
+pub const CIRCUIT_STRUCT_MIN_SIZE: u32 = 8;
+
+const _: () = assert!(CIRCUIT_STRUCT_MIN_SIZE == <circuit_metrics as SizeTagged>::MIN_SIZE);
 
 /// What a breaker reports as its state (`circuit_breaker_state`): the
 /// override if one is set, otherwise the automatic phase. Passed as a
@@ -175,6 +180,12 @@ pub struct circuit_metrics {
     pub window_calls: u64,
 }
 
+impl SizeTagged for circuit_metrics {
+    fn set_struct_size(&mut self, size: u32) {
+        self.struct_size = size;
+    }
+}
+
 impl circuit_metrics {
     fn from_core(m: &MetricsSnapshot, state: State, generation: u32) -> Self {
         circuit_metrics {
@@ -256,6 +267,69 @@ pub unsafe extern "C" fn circuit_breaker_new(
         let breaker = Breaker::with_clock(config.config.clone(), source);
         out_breaker.write(circuit_breaker::into_raw(Arc::new(breaker)));
         circuit_result::Ok
+    }
+}
+
+/// As `circuit_breaker_new`, with a name (UTF-8, `name_len` bytes, at most
+/// `CIRCUIT_NAME_MAX_LEN`; may be empty) that its events carry.
+///
+/// # Safety
+/// As `circuit_breaker_new`; `name` must point to `name_len` readable bytes.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_breaker_new_named(
+    config: *const circuit_config,
+    clock: *const circuit_clock,
+    name: *const c_char,
+    name_len: usize,
+    out_breaker: *mut *const circuit_breaker,
+) -> circuit_result {
+    ffi_boundary! {
+        let config = arg_ref!(config);
+        let name = arg_str!(name, name_len);
+        let out_breaker = arg_out!(out_breaker);
+        if name.len() > circuit_core::registry::MAX_NAME_LEN {
+            return fail(
+                circuit_result::InvalidArgument,
+                format_args!(
+                    "`name` is {} bytes; the limit is {}",
+                    name.len(),
+                    circuit_core::registry::MAX_NAME_LEN
+                ),
+            );
+        }
+        // SAFETY: `clock` is NULL or a live clock by this function's contract.
+        let source: Arc<dyn Clock> = match unsafe { clock.as_ref() } {
+            Some(c) => c.source(),
+            None => Arc::new(MonotonicClock::new()),
+        };
+        let breaker = Breaker::named(Arc::from(name), config.config.clone(), source);
+        out_breaker.write(circuit_breaker::into_raw(Arc::new(breaker)));
+        circuit_result::Ok
+    }
+}
+
+/// Copies the breaker's name (empty for an unnamed breaker), NUL-terminated,
+/// into `buf` under the required-length protocol (see `circuit_last_error`).
+///
+/// # Safety
+/// `breaker` must be a live breaker; `buf` NULL (with `len` 0) or writable
+/// for `len` bytes; `out_len` a valid pointer.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_breaker_name(
+    breaker: *const circuit_breaker,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> circuit_result {
+    ffi_boundary! {
+        let b = arg_ref!(breaker as Breaker);
+        let out_len = arg_out!(out_len);
+        // SAFETY: `buf`/`len` are passed on under this function's contract.
+        unsafe { write_text(b.name(), buf, len, out_len) }
     }
 }
 
@@ -459,7 +533,7 @@ pub unsafe extern "C" fn circuit_breaker_generation(
 /// Fills `*metrics` with a snapshot of the breaker's counters. Set
 /// `metrics->struct_size = sizeof(circuit_metrics)` first: the library
 /// fills at most that many bytes and writes back how many it filled (see
-/// `circuit_metrics`). A `struct_size` below `CIRCUIT_METRICS_MIN_SIZE` or
+/// `circuit_metrics`). A `struct_size` below `CIRCUIT_STRUCT_MIN_SIZE` or
 /// not a multiple of 8 is `CIRCUIT_RESULT_INVALID_ARGUMENT` and nothing is
 /// written.
 ///
@@ -476,32 +550,12 @@ pub unsafe extern "C" fn circuit_breaker_metrics(
     ffi_boundary! {
         let b = arg_ref!(breaker as Breaker);
         let out = arg_out!(metrics);
-        // SAFETY: `out` is non-NULL, aligned and its first field, a `u32`,
-        // is readable by this function's contract (`struct_size` is set by
-        // the caller and is part of every version of the struct).
-        let size = unsafe { std::ptr::addr_of!((*out.as_ptr()).struct_size).read() };
-        if size < CIRCUIT_METRICS_MIN_SIZE || size % 8 != 0 {
-            return fail(
-                circuit_result::InvalidArgument,
-                format_args!(
-                    "`metrics->struct_size` {size} must be a multiple of 8 and at least {}",
-                    CIRCUIT_METRICS_MIN_SIZE
-                ),
-            );
-        }
-        let mut full = circuit_metrics::from_core(&b.metrics(), b.state(), b.generation());
-        let n = (size as usize).min(std::mem::size_of::<circuit_metrics>());
-        full.struct_size = n as u32;
-        // SAFETY: the caller's struct has at least `size >= n` writable
-        // bytes (contract); `full` is a local of at least `n` bytes; they
-        // cannot overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                std::ptr::addr_of!(full).cast::<u8>(),
-                out.as_ptr().cast::<u8>(),
-                n,
-            );
-        }
+        let n = match struct_size(&out, "metrics") {
+            Ok(n) => n,
+            Err(code) => return code,
+        };
+        let full = circuit_metrics::from_core(&b.metrics(), b.state(), b.generation());
+        fill_sized(out, full, n);
         circuit_result::Ok
     }
 }

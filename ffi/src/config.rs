@@ -402,6 +402,27 @@ pub unsafe extern "C" fn circuit_config_builder_set_metrics(
     }
 }
 
+/// Keep a latency histogram whose samples age out after one to two
+/// `period_ns` (1 ms to 1 hour); 0 (the default) keeps none. It costs
+/// 2 KiB per breaker and feeds `circuit_breaker_latency`,
+/// `circuit_breaker_recommended_timeout` and the Prometheus
+/// `circuit_call_duration_seconds` histogram.
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_latency_histogram(
+    builder: *mut circuit_config_builder,
+    period_ns: u64,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "latency_histogram", |b| {
+            b.latency_histogram((period_ns != 0).then(|| nanos(period_ns)))
+        })
+    }
+}
+
 /// Seed of the jitter generator, for reproducible tests; 0 (the default)
 /// seeds each breaker differently.
 ///
@@ -465,6 +486,10 @@ mod tests {
                     ),
                     ("lease", circuit_config_builder_set_probe_lease(b, 0)),
                     ("metrics", circuit_config_builder_set_metrics(b, 2)),
+                    (
+                        "histogram",
+                        circuit_config_builder_set_latency_histogram(b, 1),
+                    ),
                 ]
             };
             for (name, r) in results {

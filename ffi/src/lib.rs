@@ -27,8 +27,12 @@ mod boundary;
 pub mod breaker;
 pub mod clock;
 pub mod config;
+pub mod events;
 pub mod fast;
+pub mod registry;
 pub mod result;
+pub mod retry;
+pub mod timeout;
 
 pub use breaker::{
     circuit_breaker, circuit_metrics, circuit_outcome, circuit_override, circuit_permit,

@@ -11,9 +11,10 @@ use crate::boundary::{arg_out, ffi_boundary, last_error, static_cstr, write_text
 /// `CIRCUIT_RESULT_*` constants. `CIRCUIT_RESULT_OK` is 0.
 ///
 /// Codes fall into three groups: `OK`; answers that are not errors
-/// (`REJECTED_*`, `STALE`, `BUFFER_TOO_SMALL` when querying a length), which
-/// never touch the last error on the hot path; and errors, which always set
-/// the calling thread's last error (see `circuit_last_error`).
+/// (`REJECTED_*`, `STALE`, `BUFFER_TOO_SMALL`, `RETRY_EXHAUSTED`,
+/// `BUDGET_EXHAUSTED`, `EMPTY`), which never touch the last error, so the
+/// call path never allocates; and errors (every other code), which always
+/// set the calling thread's last error (see `circuit_last_error`).
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum circuit_result {
@@ -45,11 +46,17 @@ pub enum circuit_result {
     /// The library caught an internal panic; nothing was changed that the
     /// call did not complete. Please report it with the last error.
     Panic = 12,
+    /// Retry helpers: the policy's attempts are used up; do not retry.
+    RetryExhausted = 13,
+    /// Retry helpers: the retry budget refused this retry; do not retry.
+    BudgetExhausted = 14,
+    /// Polling: there is nothing to return (empty queue, end of iteration).
+    Empty = 15,
 }
 
 impl circuit_result {
     /// Every code, indexed by discriminant.
-    pub const ALL: [circuit_result; 13] = [
+    pub const ALL: [circuit_result; 16] = [
         circuit_result::Ok,
         circuit_result::NullArgument,
         circuit_result::InvalidArgument,
@@ -63,6 +70,9 @@ impl circuit_result {
         circuit_result::NotFound,
         circuit_result::LimitExceeded,
         circuit_result::Panic,
+        circuit_result::RetryExhausted,
+        circuit_result::BudgetExhausted,
+        circuit_result::Empty,
     ];
 
     /// Converts a code received from C.
@@ -86,6 +96,9 @@ impl circuit_result {
             circuit_result::NotFound => c"CIRCUIT_RESULT_NOT_FOUND",
             circuit_result::LimitExceeded => c"CIRCUIT_RESULT_LIMIT_EXCEEDED",
             circuit_result::Panic => c"CIRCUIT_RESULT_PANIC",
+            circuit_result::RetryExhausted => c"CIRCUIT_RESULT_RETRY_EXHAUSTED",
+            circuit_result::BudgetExhausted => c"CIRCUIT_RESULT_BUDGET_EXHAUSTED",
+            circuit_result::Empty => c"CIRCUIT_RESULT_EMPTY",
         }
     }
 
@@ -113,9 +126,10 @@ pub extern "C" fn circuit_result_str(result: u32) -> *const c_char {
 
 /// Copies the calling thread's last error message into `buf`.
 ///
-/// Every call that returns an error code (not `OK`, `REJECTED_*`, `STALE`)
-/// first sets a message for its thread; successful calls do not clear it,
-/// as with `errno`. The message starts with the code's name.
+/// Every call that returns an error code (see `circuit_result` for the
+/// codes that are answers, not errors) first sets a message for its thread;
+/// other calls do not clear it, as with `errno`. The message starts with
+/// the code's name.
 ///
 /// Required-length protocol: `len` is the size of `buf`. If the message
 /// and its terminating NUL fit, they are copied, `*out_len` receives the
@@ -143,7 +157,7 @@ pub unsafe extern "C" fn circuit_last_error(
         // error (NULL `buf`), which must not happen while it is borrowed.
         let message = last_error();
         // SAFETY: `buf`/`len` are passed on under this function's contract.
-        unsafe { write_text(&message, buf, len, out_len, true) }
+        unsafe { write_text(&message, buf, len, out_len) }
     }
 }
 
@@ -158,7 +172,7 @@ mod tests {
             assert_eq!(circuit_result::from_u32(i as u32), Some(*r));
             assert!(r.name().starts_with("CIRCUIT_RESULT_"));
         }
-        assert_eq!(circuit_result::from_u32(13), None);
+        assert_eq!(circuit_result::from_u32(16), None);
         assert_eq!(circuit_result::from_u32(u32::MAX), None);
     }
 }

@@ -1,0 +1,413 @@
+//! Retry helpers (B10): backoff delays with jitter, and a retry budget. The
+//! host runs its own retry loop (no callback crosses the boundary per
+//! call); these functions answer "may I retry, and after how long?".
+//!
+//! ```text
+//! for (attempt = 1;; attempt++) {
+//!     if (circuit_breaker_acquire(b, &permit, &retry_after) != OK)  // never retry a rejection
+//!         return fallback();
+//!     circuit_retry_budget_record_call(budget);
+//!     ok = call(); circuit_breaker_record(b, permit, ok ? SUCCESS : FAILURE, elapsed);
+//!     if (ok) return result;
+//!     if (circuit_retry_next(policy, budget, attempt, prev, seed, &delay) != OK)
+//!         return failure;                                            // exhausted
+//!     sleep(delay); prev = delay;
+//! }
+//! ```
+
+use std::time::Duration;
+
+use circuit_core::clock::duration_to_nanos;
+use circuit_core::retry::{Backoff, Jitter, RetryBudget, RetryPolicy, SplitMix64};
+use circuit_core::{Clock, MonotonicClock};
+use std::sync::Arc;
+
+use crate::boundary::{arg_enum, arg_out, arg_out_opt, arg_ref, fail, ffi_boundary};
+use crate::clock::circuit_clock;
+use crate::result::circuit_result;
+
+/// How the nominal retry delay grows (`circuit_retry_policy_new`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum circuit_backoff {
+    /// Retry at once.
+    None = 0,
+    /// `base_ns` before every retry.
+    Constant = 1,
+    /// `base_ns * multiplier^(n-1)` before retry `n`.
+    Exponential = 2,
+}
+
+/// How the nominal delay `d` is randomised (`circuit_retry_policy_new`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum circuit_jitter {
+    /// `d` exactly.
+    None = 0,
+    /// Uniform in `[0, d]`.
+    Full = 1,
+    /// Uniform in `[d/2, d]`.
+    Equal = 2,
+    /// Uniform in `[base, 3 x previous delay]` (AWS "decorrelated").
+    Decorrelated = 3,
+    /// Uniform in `[d (1 - x), d (1 + x)]`, `x` = `jitter_fraction` in [0, 1].
+    PlusMinus = 4,
+}
+
+/// A retry policy: backoff, jitter, a cap and an attempt count. Immutable.
+///
+/// Thread safety: functions taking a `const circuit_retry_policy *` are safe
+/// from any thread.
+#[derive(Debug)]
+pub struct circuit_retry_policy {
+    policy: RetryPolicy,
+}
+
+/// A retry budget (retries allowed as a fraction of recent calls, plus a
+/// minimum rate), so retries cannot multiply an outage. Lock-free.
+///
+/// Thread safety: functions taking a `const circuit_retry_budget *` are safe
+/// to call concurrently from any thread; share one budget per dependency.
+#[derive(Debug)]
+pub struct circuit_retry_budget {
+    budget: RetryBudget,
+    clock: Arc<dyn Clock>,
+}
+
+fn backoff_from(kind: u32) -> Option<circuit_backoff> {
+    [
+        circuit_backoff::None,
+        circuit_backoff::Constant,
+        circuit_backoff::Exponential,
+    ]
+    .get(kind as usize)
+    .copied()
+}
+
+fn jitter_from(kind: u32) -> Option<circuit_jitter> {
+    [
+        circuit_jitter::None,
+        circuit_jitter::Full,
+        circuit_jitter::Equal,
+        circuit_jitter::Decorrelated,
+        circuit_jitter::PlusMinus,
+    ]
+    .get(kind as usize)
+    .copied()
+}
+
+/// Creates a retry policy. `backoff` is a `circuit_backoff` code: NONE
+/// ignores `base_ns` and `multiplier`; CONSTANT waits `base_ns`;
+/// EXPONENTIAL waits `base_ns * multiplier^(n-1)` (`multiplier` >= 1).
+/// `jitter` is a `circuit_jitter` code (`jitter_fraction` is read by
+/// PLUS_MINUS only). Every delay is capped at `max_delay_ns` (1 ns to one
+/// week); `max_attempts` counts the first attempt (1 to 1000; 1 = never
+/// retry). The library's defaults, for reference: EXPONENTIAL from 100 ms
+/// doubling, PLUS_MINUS 0.25, a 10 s cap, 3 attempts.
+///
+/// On success `*out_policy` receives the policy, owned by the caller
+/// (`circuit_retry_policy_free`). Unknown codes are
+/// `CIRCUIT_RESULT_INVALID_ARGUMENT`; refused values
+/// `CIRCUIT_RESULT_INVALID_CONFIG`, naming the value.
+///
+/// # Safety
+/// `out_policy` must be a valid pointer.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_retry_policy_new(
+    backoff: u32,
+    base_ns: u64,
+    multiplier: f64,
+    jitter: u32,
+    jitter_fraction: f64,
+    max_delay_ns: u64,
+    max_attempts: u32,
+    out_policy: *mut *mut circuit_retry_policy,
+) -> circuit_result {
+    ffi_boundary! {
+        let backoff = arg_enum!(backoff_from, backoff);
+        let jitter = arg_enum!(jitter_from, jitter);
+        let out = arg_out!(out_policy);
+        let base = Duration::from_nanos(base_ns);
+        let backoff = match backoff {
+            circuit_backoff::None => Backoff::None,
+            circuit_backoff::Constant => Backoff::Constant(base),
+            circuit_backoff::Exponential => Backoff::Exponential { base, multiplier },
+        };
+        let jitter = match jitter {
+            circuit_jitter::None => Jitter::None,
+            circuit_jitter::Full => Jitter::Full,
+            circuit_jitter::Equal => Jitter::Equal,
+            circuit_jitter::Decorrelated => Jitter::Decorrelated,
+            circuit_jitter::PlusMinus => Jitter::PlusMinus(jitter_fraction),
+        };
+        let built = RetryPolicy::builder()
+            .backoff(backoff)
+            .jitter(jitter)
+            .max_delay(Duration::from_nanos(max_delay_ns))
+            .max_attempts(max_attempts)
+            .build();
+        match built {
+            Ok(policy) => {
+                out.write(Box::into_raw(Box::new(circuit_retry_policy { policy })));
+                circuit_result::Ok
+            }
+            Err(e) => fail(circuit_result::InvalidConfig, e),
+        }
+    }
+}
+
+/// Frees a policy. `circuit_retry_policy_free(NULL)` does nothing.
+///
+/// # Safety
+/// `policy` must be NULL or a policy from this library not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_retry_policy_free(policy: *mut circuit_retry_policy) {
+    ffi_boundary! {
+        if !policy.is_null() {
+            // SAFETY: by contract a pointer from `Box::into_raw` in
+            // `circuit_retry_policy_new`, freed once.
+            drop(unsafe { Box::from_raw(policy) });
+        }
+    }
+}
+
+/// The jitter draw for retry `attempt` of the sequence `seed`: stateless,
+/// so the same (seed, attempt) always gives the same delay and the policy
+/// needs no lock.
+fn rng(seed: u64, attempt: u32) -> SplitMix64 {
+    let mut mix = SplitMix64::new(seed ^ u64::from(attempt).rotate_left(32));
+    SplitMix64::new(mix.next_u64())
+}
+
+fn delay(policy: &RetryPolicy, attempt: u32, prev_delay_ns: u64, seed: u64) -> Option<u64> {
+    policy
+        .delay(
+            attempt,
+            Duration::from_nanos(prev_delay_ns),
+            &mut rng(seed, attempt),
+        )
+        .map(duration_to_nanos)
+}
+
+/// The pause before the next attempt after `attempt` failed attempts (1
+/// after the first): `CIRCUIT_RESULT_OK` with the delay in
+/// `*out_delay_ns`, or `CIRCUIT_RESULT_RETRY_EXHAUSTED` once `attempt`
+/// reaches the policy's `max_attempts` (an answer: the last error is
+/// untouched). `prev_delay_ns` is the previous pause (0 before the first
+/// retry; only DECORRELATED jitter reads it). `seed` picks the jitter
+/// draws: use one seed per call sequence, for example from
+/// `circuit_random_seed()`, so that clients do not retry in step.
+///
+/// # Safety
+/// `policy` must be a live policy, `out_delay_ns` a valid pointer.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_retry_policy_delay(
+    policy: *const circuit_retry_policy,
+    attempt: u32,
+    prev_delay_ns: u64,
+    seed: u64,
+    out_delay_ns: *mut u64,
+) -> circuit_result {
+    ffi_boundary! {
+        let p = arg_ref!(policy);
+        let out = arg_out!(out_delay_ns);
+        match delay(&p.policy, attempt, prev_delay_ns, seed) {
+            Some(ns) => {
+                out.write(ns);
+                circuit_result::Ok
+            }
+            None => circuit_result::RetryExhausted,
+        }
+    }
+}
+
+/// 64 random bits, different in every process and on every call (not for
+/// cryptography): a jitter seed for one call sequence.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn circuit_random_seed() -> u64 {
+    ffi_boundary! { SplitMix64::from_entropy().next_u64() }
+}
+
+/// Creates a retry budget on `clock` (NULL: the monotonic clock): a retry
+/// is granted while the retries of the last `window_ns` (divided into
+/// `buckets` buckets, 1 to 64, each at least 1 ms) stay within
+/// `ratio` (0 to 100) x the calls recorded in it plus
+/// `min_retries_per_sec` (0 to 1,000,000) x the window in seconds. The
+/// library's defaults, for reference: 0.2, 10 per second, 10 s in 10
+/// buckets. On success `*out_budget` receives the budget, owned by the
+/// caller (`circuit_retry_budget_free`); `CIRCUIT_RESULT_INVALID_CONFIG`
+/// names the first value at fault.
+///
+/// # Safety
+/// `clock` must be NULL or a live clock; `out_budget` a valid pointer.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_retry_budget_new(
+    ratio: f64,
+    min_retries_per_sec: f64,
+    window_ns: u64,
+    buckets: u32,
+    clock: *const circuit_clock,
+    out_budget: *mut *mut circuit_retry_budget,
+) -> circuit_result {
+    ffi_boundary! {
+        let out = arg_out!(out_budget);
+        // SAFETY: `clock` is NULL or a live clock (contract).
+        let clock: Arc<dyn Clock> = match unsafe { clock.as_ref() } {
+            Some(c) => c.source(),
+            None => Arc::new(MonotonicClock::new()),
+        };
+        let built = RetryBudget::builder()
+            .ratio(ratio)
+            .min_retries_per_sec(min_retries_per_sec)
+            .window(Duration::from_nanos(window_ns))
+            .buckets(buckets)
+            .build();
+        match built {
+            Ok(budget) => {
+                out.write(Box::into_raw(Box::new(circuit_retry_budget { budget, clock })));
+                circuit_result::Ok
+            }
+            Err(e) => fail(circuit_result::InvalidConfig, e),
+        }
+    }
+}
+
+/// Frees a budget. `circuit_retry_budget_free(NULL)` does nothing.
+///
+/// # Safety
+/// `budget` must be NULL or a budget from this library not yet freed.
+///
+/// Thread safety: no other thread may be using this budget.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_retry_budget_free(budget: *mut circuit_retry_budget) {
+    ffi_boundary! {
+        if !budget.is_null() {
+            // SAFETY: by contract a pointer from `Box::into_raw` in
+            // `circuit_retry_budget_new`, freed once.
+            drop(unsafe { Box::from_raw(budget) });
+        }
+    }
+}
+
+/// Deposits one call (every first attempt, retried or not). Lock-free.
+///
+/// # Safety
+/// `budget` must be a live budget.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_retry_budget_record_call(
+    budget: *const circuit_retry_budget,
+) -> circuit_result {
+    ffi_boundary! {
+        let b = arg_ref!(budget);
+        b.budget.record_call(b.clock.now());
+        circuit_result::Ok
+    }
+}
+
+/// Withdraws one retry: `CIRCUIT_RESULT_OK` if the budget grants it,
+/// `CIRCUIT_RESULT_BUDGET_EXHAUSTED` (an answer, not an error) if not.
+/// Lock-free.
+///
+/// # Safety
+/// `budget` must be a live budget.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_retry_budget_try_retry(
+    budget: *const circuit_retry_budget,
+) -> circuit_result {
+    ffi_boundary! {
+        let b = arg_ref!(budget);
+        if b.budget.try_retry(b.clock.now()) {
+            circuit_result::Ok
+        } else {
+            circuit_result::BudgetExhausted
+        }
+    }
+}
+
+/// Writes the whole retries the budget would grant now to
+/// `*out_balance`, and the calls and retries in its window to `*out_calls`
+/// and `*out_retries` (each output optional, may be NULL).
+///
+/// # Safety
+/// `budget` must be a live budget; each output NULL or a valid pointer.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_retry_budget_balance(
+    budget: *const circuit_retry_budget,
+    out_balance: *mut u64,
+    out_calls: *mut u64,
+    out_retries: *mut u64,
+) -> circuit_result {
+    ffi_boundary! {
+        let b = arg_ref!(budget);
+        let now = b.clock.now();
+        let counts = b.budget.counts(now);
+        if let Some(out) = arg_out_opt!(out_balance) {
+            out.write(b.budget.balance(now));
+        }
+        if let Some(out) = arg_out_opt!(out_calls) {
+            out.write(counts.calls);
+        }
+        if let Some(out) = arg_out_opt!(out_retries) {
+            out.write(counts.retries);
+        }
+        circuit_result::Ok
+    }
+}
+
+/// After `attempt` failed attempts, may the host retry, and after how
+/// long? Checks the policy's attempts first (`CIRCUIT_RESULT_RETRY_EXHAUSTED`),
+/// then withdraws a retry from `budget` when not NULL
+/// (`CIRCUIT_RESULT_BUDGET_EXHAUSTED`), then writes the pause to
+/// `*out_delay_ns` and returns `CIRCUIT_RESULT_OK`. See
+/// `circuit_retry_policy_delay` for `prev_delay_ns` and `seed`. Never retry
+/// an attempt the breaker rejected (`CIRCUIT_RESULT_REJECTED_*`).
+///
+/// # Safety
+/// `policy` must be a live policy, `budget` NULL or a live budget,
+/// `out_delay_ns` a valid pointer.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_retry_next(
+    policy: *const circuit_retry_policy,
+    budget: *const circuit_retry_budget,
+    attempt: u32,
+    prev_delay_ns: u64,
+    seed: u64,
+    out_delay_ns: *mut u64,
+) -> circuit_result {
+    ffi_boundary! {
+        let p = arg_ref!(policy);
+        let out = arg_out!(out_delay_ns);
+        if attempt >= p.policy.max_attempts() {
+            return circuit_result::RetryExhausted;
+        }
+        // SAFETY: `budget` is NULL or a live budget (contract).
+        if let Some(b) = unsafe { budget.as_ref() } {
+            if !b.budget.try_retry(b.clock.now()) {
+                return circuit_result::BudgetExhausted;
+            }
+        }
+        match delay(&p.policy, attempt, prev_delay_ns, seed) {
+            Some(ns) => {
+                out.write(ns);
+                circuit_result::Ok
+            }
+            None => circuit_result::RetryExhausted,
+        }
+    }
+}
