@@ -1,0 +1,77 @@
+"""circuit: a lock-free circuit breaker (Python binding of libcircuit).
+
+    import circuit
+
+    partner = circuit.Breaker(consecutive_failures=3, open_duration=15, name="partner")
+
+    @partner(fallback=lambda *a, **k: COLD_OFFER)
+    def fetch_offer(user): ...
+
+    with partner:
+        ...
+
+Every decision is made by the Rust core through ``libcircuit.so`` (found via
+``$CIRCUIT_LIBRARY``, a copy bundled in this package, or the system loader);
+this package only adapts the call protocol to Python. See ``Breaker``.
+"""
+
+from __future__ import annotations
+
+from . import _ffi
+from ._breaker import Breaker, Exclude, Permit
+from ._clock import Clock, ManualClock, MonotonicClock
+from ._config import Config
+from ._errors import (
+    CircuitError,
+    CircuitOpenError,
+    ClosedError,
+    ConfigError,
+    InternalError,
+    InvalidArgumentError,
+    LibraryError,
+    LimitExceededError,
+    NotFoundError,
+)
+from ._types import Metrics, Outcome, Seconds, State
+
+__version__ = "0.1.0"
+
+#: The ``CIRCUIT_ABI_VERSION`` this binding speaks.
+ABI_VERSION = _ffi.ABI_VERSION
+
+
+def library_version() -> str:
+    """The loaded ``libcircuit`` version string (for example ``"0.1.0"``)."""
+    return _ffi.version()
+
+
+def library_path() -> str:
+    """The path the library was loaded from."""
+    return _ffi.lib.path
+
+
+__all__ = [
+    "ABI_VERSION",
+    "Breaker",
+    "CircuitError",
+    "CircuitOpenError",
+    "Clock",
+    "ClosedError",
+    "Config",
+    "ConfigError",
+    "Exclude",
+    "InternalError",
+    "InvalidArgumentError",
+    "LibraryError",
+    "LimitExceededError",
+    "ManualClock",
+    "Metrics",
+    "MonotonicClock",
+    "NotFoundError",
+    "Outcome",
+    "Permit",
+    "Seconds",
+    "State",
+    "library_path",
+    "library_version",
+]

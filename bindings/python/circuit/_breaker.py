@@ -1,0 +1,765 @@
+"""``Breaker``: the call protocol of DESIGN.md section 3 in idiomatic forms.
+
+The hot path
+------------
+A protected call in CLOSED makes exactly one foreign call. Admission reads
+the breaker's 64-bit state word through a ctypes view created once per
+breaker (``circuit_breaker_state_word``): when none of its
+``CIRCUIT_WORD_FAST_MASK`` bits is set the call is admitted with the word's
+generation, exactly as ``circuit_breaker_acquire`` would admit it (that check
+is the whole of its closed fast path; every other word goes through
+``circuit_breaker_acquire``, so the binding makes no decision of its own).
+The outcome is then reported with ``circuit_breaker_record_parts``, integers
+only, through a prebuilt ``byref`` argument for the handle (see
+``_ffi.Lib.raw_record_parts`` for why).
+
+The word is read with an ordinary 8-byte aligned load, which is atomic on
+every 64-bit target; the binding reads nothing else that the word's
+generation would have to order, so the missing acquire barrier is harmless
+(the core's record path does its own atomics).
+
+A permit travels as one int: the state word (fast path) or
+``generation << 32 | flags`` (slow path); both read back as
+``(p >> 32, p & CIRCUIT_PERMIT_PROBE)`` (see the assertion in ``_ffi``).
+
+Thread safety
+-------------
+Every method may be called from any thread. The ``with`` form keeps its
+permits on a per-thread stack, ``async with`` on a per-task one (a context
+variable), so interleaved threads and tasks never mix them up. ``close()``
+may race with calls on other threads: admissions after it raise
+``ClosedError`` and records of calls already admitted are dropped (the
+handle they pass is NULL, which the library refuses harmlessly). That last
+guarantee leans on the GIL: no thread switch can happen between reading the
+handle and the (GIL-holding, PyDLL) foreign call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import inspect
+import socket
+import threading
+from ctypes import byref, c_char, c_uint32, c_uint64, c_void_p, sizeof
+from time import perf_counter_ns as _pc
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Iterable,
+    NamedTuple,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    cast,
+    overload,
+)
+
+from . import _ffi
+from ._clock import Clock
+from ._config import Config
+from ._errors import CircuitOpenError, ClosedError, InvalidArgumentError
+from ._managed import Managed
+from ._types import Metrics, Outcome, Seconds, State, to_ns
+
+__all__ = ["Breaker", "Permit", "Exclude"]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``exclude=``: exception types, or predicates on the exception, whose
+#: exceptions count as IGNORED (neither success nor failure).
+Exclude = Union[Type[BaseException], Callable[[BaseException], bool]]
+
+_SHORT = 1 << 31  # durations below this go through the raw record call
+_MASK = _ffi.WORD_FAST_MASK
+_PROBE = _ffi.PERMIT_PROBE
+_SUCCESS = _ffi.OUTCOME_SUCCESS
+_FAILURE = _ffi.OUTCOME_FAILURE
+_TIMEOUT = _ffi.OUTCOME_TIMEOUT
+_IGNORED = _ffi.OUTCOME_IGNORED
+
+# A state word no breaker has: every fast-path bit set, so a closed breaker's
+# admissions all take the slow path, which raises ClosedError.
+_CLOSED_WORD = c_uint64(_MASK)
+
+_TIMEOUTS: Tuple[Type[BaseException], ...] = tuple(
+    {TimeoutError, asyncio.TimeoutError, concurrent.futures.TimeoutError, socket.timeout}
+)
+_CANCELLED: Tuple[Type[BaseException], ...] = tuple(
+    {asyncio.CancelledError, concurrent.futures.CancelledError}
+)
+
+_REJECTIONS = {
+    _ffi.RESULT_REJECTED_OPEN: "open",
+    _ffi.RESULT_REJECTED_FORCED_OPEN: "forced_open",
+    _ffi.RESULT_REJECTED_HALF_OPEN_FULL: "half_open_full",
+}
+
+
+
+class _PerThread(threading.local):
+    """Permits of the `with` form: one stack per thread and breaker."""
+
+    def __init__(self) -> None:
+        self.s: list = []
+
+# Permits of the `async with` form: a per-task linked list, same entries.
+_task_permits: "contextvars.ContextVar[Tuple[Any, ...]]" = contextvars.ContextVar(
+    "circuit_permits", default=()
+)
+
+
+class Permit(NamedTuple):
+    """Proof that a call was admitted (``Breaker.acquire``); hand it back to
+    ``Breaker.record`` exactly once."""
+
+    generation: int
+    probe: bool
+
+    @property
+    def _packed(self) -> int:
+        return (self.generation << 32) | (_PROBE if self.probe else 0)
+
+
+class Breaker(Managed):
+    """A circuit breaker.
+
+    ``Breaker(config=None, *, clock=None, name=None, exclude=(),
+    failure_if=None, **options)``: ``options`` are ``Config`` keywords (a
+    shortcut for ``Breaker(Config(...))``); ``clock`` a ``ManualClock`` for
+    simulated time (default: the monotonic clock).
+
+    Protect calls with any of::
+
+        with breaker: ...                     # sync
+        async with breaker: ...               # asyncio
+        @breaker                              # decorator, sync or async def
+        @breaker(fallback=cached)             # ... with a fallback
+        breaker.call(fn, *args, fallback=None, **kwargs)
+        await breaker.acall(coro_fn, *args, fallback=None, **kwargs)
+
+    A refused call raises ``CircuitOpenError`` (or returns
+    ``fallback(*args, **kwargs)`` where a fallback is given). An exception out
+    of the protected code is recorded and re-raised: ``TimeoutError`` (and
+    asyncio's) as TIMEOUT; cancellation (``asyncio.CancelledError``) and other
+    ``BaseException``\\ s that are not ``Exception``\\ s (``KeyboardInterrupt``,
+    ``SystemExit``) as IGNORED; instances of ``exclude`` types, or exceptions
+    for which an ``exclude`` predicate returns true, as IGNORED; anything else
+    as FAILURE. A result for which ``failure_if(result)`` is true is a
+    FAILURE. An exception with a numeric ``retry_after`` attribute (seconds)
+    passes it on as the dependency's own open duration.
+
+    Safe to share between threads and tasks; see the module documentation.
+    """
+
+    __slots__ = (
+        "_word",
+        "_bref",
+        "_rec",
+        "_name",
+        "_options",
+        "_clock",
+        "_exclude_types",
+        "_exclude_preds",
+        "_failure_if",
+        "_timed",
+        "_tl",
+    )
+
+    def __init__(
+        self,
+        config: Optional[Config] = None,
+        *,
+        clock: Optional[Clock] = None,
+        name: Optional[str] = None,
+        exclude: Union[Exclude, Iterable[Exclude]] = (),
+        failure_if: Optional[Callable[[Any], bool]] = None,
+        timed: Optional[bool] = None,
+        **options: Any,
+    ) -> None:
+        self._word = _CLOSED_WORD
+        self._bref = None
+        self._rec = _ffi.lib.raw_record_parts or _ffi.lib.breaker_record_parts
+        self._tl = _PerThread()
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        self._name = name
+        self._exclude_types, self._exclude_preds = _split_exclude(exclude)
+        if failure_if is not None and not callable(failure_if):
+            raise TypeError("failure_if must be callable")
+        self._failure_if = failure_if
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(f"clock must be a circuit clock, not {type(clock).__name__}")
+        self._clock = clock
+
+        own = None
+        if config is None:
+            config = own = Config(**options)
+        elif not isinstance(config, Config):
+            raise TypeError(f"config must be a circuit.Config, not {type(config).__name__}")
+        elif options:
+            config = own = config.replace(**options)
+        self._options = config.options
+        self._timed = _needs_durations(self._options) if timed is None else bool(timed)
+        try:
+            out = c_void_p()
+            rc = _ffi.lib.breaker_new(
+                config._handle(), None if clock is None else clock._handle(), byref(out)
+            )
+            _ffi.check(rc, "circuit_breaker_new")
+        finally:
+            if own is not None:
+                own.close()
+        self._adopt(out.value)
+
+    def _adopt(self, ptr: int) -> None:
+        """Takes ownership of one reference to breaker ``ptr``."""
+        word = c_void_p()
+        rc = _ffi.lib.breaker_state_word(ptr, byref(word))
+        if rc != _ffi.RESULT_OK:
+            _ffi.lib.breaker_free(ptr)
+            raise _ffi.error(rc, "circuit_breaker_state_word")
+        self._ptr = ptr
+        self._word = c_uint64.from_address(word.value)
+        self._bref = byref(c_char.from_address(ptr))
+
+    @classmethod
+    def _from_reference(cls, ptr: int, name: Optional[str], **kw: Any) -> "Breaker":
+        """Wraps a breaker reference obtained elsewhere (a registry)."""
+        self = cls.__new__(cls)
+        self._tl = _PerThread()
+        self._word = _CLOSED_WORD
+        self._bref = None
+        self._rec = _ffi.lib.raw_record_parts or _ffi.lib.breaker_record_parts
+        self._name = name
+        self._options = {}
+        self._clock = kw.get("clock")
+        self._exclude_types, self._exclude_preds = _split_exclude(kw.get("exclude", ()))
+        self._failure_if = kw.get("failure_if")
+        self._timed = True if kw.get("timed") is None else bool(kw["timed"])
+        self._adopt(ptr)
+        return self
+
+    # ---- lifetime ---------------------------------------------------------
+    def _delete(self, ptr: int) -> None:
+        self._word = _CLOSED_WORD
+        self._bref = None
+        _ffi.lib.breaker_free(ptr)
+
+    def __repr__(self) -> str:
+        who = f"name={self._name!r}, " if self._name is not None else ""
+        if self.closed:
+            return f"Breaker({who}<closed>)"
+        return f"Breaker({who}state={self.state.label})"
+
+    # ---- admission ---------------------------------------------------------
+    def _acquire_slow(self) -> int:
+        ptr = self._ptr
+        if ptr is None:
+            raise ClosedError(f"breaker {self._name!r} is closed" if self._name else "breaker is closed")
+        permit = _ffi.circuit_permit()
+        retry = c_uint64()
+        rc = _ffi.lib.breaker_acquire(ptr, byref(permit), byref(retry))
+        if rc == _ffi.RESULT_OK:
+            return (permit.generation << 32) | permit.flags
+        reason = _REJECTIONS.get(rc)
+        if reason is not None:
+            ra = retry.value
+            raise CircuitOpenError(
+                reason, None if ra == _ffi.RETRY_AFTER_UNKNOWN else ra / 1e9, self._name, rc
+            )
+        raise _ffi.error(rc, "circuit_breaker_acquire")
+
+    def acquire(self) -> Permit:
+        """Asks to make a call: a ``Permit`` to ``record`` afterwards, or
+        ``CircuitOpenError`` (do not make the call)."""
+        w = self._word.value
+        p = w if not w & _MASK else self._acquire_slow()
+        return Permit(p >> 32, bool(p & _PROBE))
+
+    def try_acquire(self) -> Optional[Permit]:
+        """As ``acquire``, but ``None`` instead of ``CircuitOpenError``."""
+        try:
+            return self.acquire()
+        except CircuitOpenError:
+            return None
+
+    def record(
+        self,
+        permit: Permit,
+        outcome: Outcome = Outcome.SUCCESS,
+        duration: Seconds = 0,
+        *,
+        retry_after: Optional[Seconds] = None,
+    ) -> bool:
+        """Reports how a call admitted with ``permit`` ended. ``duration`` is
+        in seconds; ``retry_after`` (seconds) is the dependency's own open
+        duration if this outcome opens the breaker. Returns ``False`` when
+        the permit was stale (issued before a transition: counted as stale
+        only)."""
+        if not isinstance(permit, Permit):
+            raise TypeError(f"permit must be a circuit.Permit, not {type(permit).__name__}")
+        o = _outcome_code(outcome)
+        ns = to_ns(duration, "duration")
+        ptr = self._handle()
+        c = _ffi.circuit_permit(permit.generation, _PROBE if permit.probe else 0)
+        if retry_after is None:
+            rc = _ffi.lib.breaker_record(ptr, c, o, ns)
+        else:
+            rc = _ffi.lib.breaker_record_retry_after(
+                ptr, c, o, ns, to_ns(retry_after, "retry_after")
+            )
+        if rc == _ffi.RESULT_STALE:
+            return False
+        _ffi.check(rc, "circuit_breaker_record")
+        return True
+
+    # ---- recording helpers (cold paths) -------------------------------------
+    def _classify(self, exc: BaseException) -> int:
+        et = type(exc)
+        if self._exclude_types and issubclass(et, self._exclude_types):
+            return _IGNORED
+        for pred in self._exclude_preds:
+            if pred(exc):
+                return _IGNORED
+        if issubclass(et, _CANCELLED):
+            return _IGNORED
+        if issubclass(et, _TIMEOUTS):
+            return _TIMEOUT
+        if not issubclass(et, Exception):
+            return _IGNORED
+        return _FAILURE
+
+    def _record_exception(self, p: int, d: int, exc: BaseException) -> None:
+        try:
+            o = self._classify(exc)
+        except BaseException:
+            # A failing `exclude` predicate: release the permit as neutral,
+            # then let the predicate's own error surface.
+            self._record_long(p, _IGNORED, d)
+            raise
+        ra = getattr(exc, "retry_after", None) if o != _IGNORED else None
+        if (
+            ra is not None
+            and isinstance(ra, (int, float))
+            and not isinstance(ra, bool)
+            and ra == ra
+            and 0 <= ra < 1e9
+            and self._bref is not None
+        ):
+            _ffi.lib.breaker_record_retry_after(
+                self._bref,
+                _ffi.circuit_permit(p >> 32, p & _PROBE),
+                o,
+                d,
+                int(ra * 1e9),
+            )
+            return
+        self._record_long(p, o, d)
+
+    def _record_result(self, p: int, d: int, result: Any) -> None:
+        try:
+            o = _FAILURE if self._failure_if(result) else _SUCCESS  # type: ignore[misc]
+        except BaseException:
+            self._record_long(p, _IGNORED, d)
+            raise
+        self._record_long(p, o, d)
+
+    def _record_long(self, p: int, o: int, d: int) -> None:
+        # Any duration, through the declared (argtypes) function.
+        _ffi.lib.breaker_record_parts(self._bref, p >> 32, p & _PROBE, o, d)
+
+    # ---- with / async with ----------------------------------------------
+    def __enter__(self) -> "Breaker":
+        # Per thread, per breaker: the permit as an int (the generation, or
+        # its complement for a half-open probe), then the start time if timed.
+        w = self._word.value
+        g = w >> 32 if not w & 31 else self._acquire_slow_gen()
+        st = self._tl.s
+        st.append(g)
+        if self._timed:
+            st.append(_pc())
+        return self
+
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
+        st = self._tl.s
+        d = _pc() - st.pop() if self._timed else 0
+        g = st.pop()
+        if et is None and g >= 0 and d < 2147483648:
+            self._rec(self._bref, g, 0, 0, d)
+            return False
+        self._exit_slow(g, d, et, ev)
+        return False
+
+    def _exit_slow(self, g: int, d: int, et: Any, ev: Any) -> None:
+        p = g << 32 if g >= 0 else (~g << 32) | _PROBE
+        if et is None:
+            self._record_long(p, _SUCCESS, d)
+        else:
+            self._record_exception(p, d, ev if ev is not None else et())
+
+    def _acquire_slow_gen(self) -> int:
+        p = self._acquire_slow()
+        return ~(p >> 32) if p & _PROBE else p >> 32
+
+    async def __aenter__(self) -> "Breaker":
+        w = self._word.value
+        if w & _MASK:
+            w = self._acquire_slow()
+        _task_permits.set(((self, w, _pc() if self._timed else 0), _task_permits.get()))
+        return self
+
+    async def __aexit__(self, et: Any, ev: Any, tb: Any) -> bool:
+        head = _task_permits.get()
+        if not head or head[0][0] is not self:
+            e, rest = _unlink(head, self)
+        else:
+            e, rest = head
+        _task_permits.set(rest)
+        p = e[1]
+        d = _pc() - e[2] if e[2] else 0
+        if et is None:
+            if d < _SHORT:
+                self._rec(self._bref, p >> 32, p & 1, 0, d)
+            else:
+                self._record_long(p, _SUCCESS, d)
+            return False
+        self._record_exception(p, d, ev if ev is not None else et())
+        return False
+
+    # ---- call / decorator --------------------------------------------------
+    def call(self, fn: Callable[..., T], *args: Any, fallback: Optional[Callable[..., T]] = None, **kwargs: Any) -> T:
+        """Calls ``fn(*args, **kwargs)`` under the breaker. When the breaker
+        refuses the call, returns ``fallback(*args, **kwargs)`` if a fallback
+        is given, else raises ``CircuitOpenError``."""
+        w = self._word.value
+        if w & _MASK:
+            try:
+                w = self._acquire_slow()
+            except CircuitOpenError:
+                if fallback is None:
+                    raise
+                return fallback(*args, **kwargs)
+        t0 = _pc() if self._timed else 0
+        try:
+            r = fn(*args, **kwargs)
+        except BaseException as e:
+            self._record_exception(w, _pc() - t0 if t0 else 0, e)
+            raise
+        d = _pc() - t0 if t0 else 0
+        if self._failure_if is not None:
+            self._record_result(w, d, r)
+        elif d < _SHORT:
+            self._rec(self._bref, w >> 32, w & 1, 0, d)
+        else:
+            self._record_long(w, _SUCCESS, d)
+        return r
+
+    async def acall(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        fallback: Optional[Callable[..., Any]] = None,
+        **kwargs: Any,
+    ) -> T:
+        """``call`` for coroutine functions: awaits ``fn(*args, **kwargs)``.
+        A fallback may be a plain or a coroutine function."""
+        w = self._word.value
+        if w & _MASK:
+            try:
+                w = self._acquire_slow()
+            except CircuitOpenError:
+                if fallback is None:
+                    raise
+                r = fallback(*args, **kwargs)
+                return await r if inspect.isawaitable(r) else r
+        t0 = _pc() if self._timed else 0
+        try:
+            r = await fn(*args, **kwargs)
+        except BaseException as e:
+            self._record_exception(w, _pc() - t0 if t0 else 0, e)
+            raise
+        d = _pc() - t0 if t0 else 0
+        if self._failure_if is not None:
+            self._record_result(w, d, r)
+        elif d < _SHORT:
+            self._rec(self._bref, w >> 32, w & 1, 0, d)
+        else:
+            self._record_long(w, _SUCCESS, d)
+        return r
+
+    @overload
+    def __call__(self, fn: F) -> F: ...
+
+    @overload
+    def __call__(self, *, fallback: Optional[Callable[..., Any]] = None) -> Callable[[F], F]: ...
+
+    def __call__(self, fn: Any = None, *, fallback: Optional[Callable[..., Any]] = None) -> Any:
+        """Decorator: ``@breaker`` or ``@breaker(fallback=f)``, for plain and
+        ``async def`` functions."""
+        if fn is None:
+            return lambda f: self.decorate(f, fallback=fallback)
+        return self.decorate(fn, fallback=fallback)
+
+    def decorate(self, fn: F, *, fallback: Optional[Callable[..., Any]] = None) -> F:
+        """The decorator behind ``@breaker``."""
+        if not callable(fn):
+            raise TypeError(f"cannot protect a {type(fn).__name__}: not callable")
+        if fallback is not None and not callable(fallback):
+            raise TypeError("fallback must be callable")
+        if inspect.iscoroutinefunction(fn):
+            return cast(F, _wrap_async(self, fn, fallback))
+        return cast(F, _wrap_sync(self, fn, fallback))
+
+    # ---- state, metrics, overrides --------------------------------------------
+    @property
+    def name(self) -> Optional[str]:
+        return self._name
+
+    @property
+    def timed(self) -> bool:
+        """Whether calls are timed. Durations matter to the library only for
+        the slow-call policy and latency histograms, so by default
+        (``timed=None``) calls are timed only when the configuration has one;
+        ``timed=True`` times them always (the durations then show in
+        metrics that use them), ``timed=False`` never."""
+        return self._timed
+
+    @property
+    def clock(self) -> Optional[Clock]:
+        """The clock given at creation (``None``: the monotonic clock)."""
+        return self._clock
+
+    @property
+    def options(self) -> dict:
+        """The configuration options this breaker was created with."""
+        return dict(self._options)
+
+    @property
+    def state(self) -> State:
+        """The current state (an expired override is cleared first)."""
+        out = c_uint32()
+        _ffi.check(_ffi.lib.breaker_state(self._handle(), byref(out)), "circuit_breaker_state")
+        return State(out.value)
+
+    @property
+    def generation(self) -> int:
+        """Incremented by every transition."""
+        out = c_uint32()
+        _ffi.check(
+            _ffi.lib.breaker_generation(self._handle(), byref(out)), "circuit_breaker_generation"
+        )
+        return out.value
+
+    def metrics(self) -> Metrics:
+        """A snapshot of the counters."""
+        m = _ffi.circuit_metrics()
+        m.struct_size = sizeof(m)
+        _ffi.check(_ffi.lib.breaker_metrics(self._handle(), byref(m)), "circuit_breaker_metrics")
+        return Metrics._from_c(m)
+
+    def _force(self, mode: int, duration: Optional[Seconds]) -> None:
+        ns = 0
+        if duration is not None:
+            ns = to_ns(duration, "duration")
+            if ns == 0:
+                raise InvalidArgumentError(
+                    "duration must be positive; use duration=None for an override without expiry"
+                )
+        _ffi.check(_ffi.lib.breaker_force(self._handle(), mode, ns), "circuit_breaker_force")
+
+    def force_open(self, duration: Optional[Seconds] = None) -> None:
+        """Refuses every call (for ``duration`` seconds, or until cleared)."""
+        self._force(_ffi.OVERRIDE_FORCED_OPEN, duration)
+
+    def force_closed(self, duration: Optional[Seconds] = None) -> None:
+        """Admits every call and counts it, but never trips."""
+        self._force(_ffi.OVERRIDE_FORCED_CLOSED, duration)
+
+    def disable(self, duration: Optional[Seconds] = None) -> None:
+        """Admits every call and records nothing."""
+        self._force(_ffi.OVERRIDE_DISABLED, duration)
+
+    def metrics_only(self, duration: Optional[Seconds] = None) -> None:
+        """Admits every call; trips are evaluated as a dry run (events only)."""
+        self._force(_ffi.OVERRIDE_METRICS_ONLY, duration)
+
+    def clear_override(self) -> bool:
+        """Clears an override, returning to a fresh CLOSED. ``False`` when no
+        override was set (nothing changes)."""
+        rc = _ffi.lib.breaker_clear_override(self._handle())
+        if rc == _ffi.RESULT_NOT_FOUND:
+            return False
+        _ffi.check(rc, "circuit_breaker_clear_override")
+        return True
+
+    def reset(self) -> None:
+        """Returns to CLOSED with an empty window, clearing any override."""
+        _ffi.check(_ffi.lib.breaker_reset(self._handle()), "circuit_breaker_reset")
+
+
+# ---- helpers ------------------------------------------------------------------
+def _split_exclude(
+    exclude: Union[Exclude, Iterable[Exclude]],
+) -> Tuple[Tuple[Type[BaseException], ...], Tuple[Callable[[BaseException], bool], ...]]:
+    if isinstance(exclude, type) or callable(exclude) and not isinstance(exclude, (list, tuple, set, frozenset)):
+        items = [exclude]
+    else:
+        try:
+            items = list(exclude)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(
+                "exclude must be an exception type, a predicate, or an iterable of them"
+            ) from None
+    types = []
+    preds = []
+    for x in items:
+        if isinstance(x, type) and issubclass(x, BaseException):
+            types.append(x)
+        elif isinstance(x, type):
+            raise TypeError(f"exclude: {x.__name__} is not an exception type")
+        elif callable(x):
+            preds.append(x)
+        else:
+            raise TypeError(
+                f"exclude: expected an exception type or a predicate, not {type(x).__name__}"
+            )
+    return tuple(types), tuple(preds)
+
+
+#: Config options whose presence makes the library use call durations.
+_DURATION_OPTIONS = frozenset({"slow_call_rate", "slow_call_duration"})
+
+
+def _needs_durations(options: dict) -> bool:
+    return any(k in _DURATION_OPTIONS for k in options)
+
+
+def _outcome_code(outcome: Any) -> int:
+    if isinstance(outcome, Outcome):
+        return int(outcome)
+    if isinstance(outcome, int) and not isinstance(outcome, bool):
+        try:
+            return int(Outcome(outcome))
+        except ValueError:
+            raise InvalidArgumentError(f"unknown outcome {outcome}") from None
+    if isinstance(outcome, str):
+        try:
+            return int(Outcome[outcome.upper()])
+        except KeyError:
+            raise InvalidArgumentError(f"unknown outcome {outcome!r}") from None
+    raise TypeError(f"outcome must be a circuit.Outcome, not {type(outcome).__name__}")
+
+
+def _unlink(head: tuple, owner: Breaker) -> Tuple[tuple, tuple]:
+    """Removes ``owner``'s newest entry from a task's permit list."""
+    kept = []
+    node = head
+    while node:
+        e, node = node
+        if e[0] is owner:
+            for k in reversed(kept):
+                node = (k, node)
+            return e, node
+        kept.append(e)
+    raise RuntimeError("Breaker.__aexit__ without a matching __aenter__ in this task")
+
+
+def _wrap_sync(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Callable[..., Any]]) -> Callable[..., Any]:
+    # The closure reads `_word` and `_bref` through the breaker on every call
+    # (close() replaces them); everything else is bound once.
+    rec = breaker._rec
+    pc = _pc
+    failure_if = breaker._failure_if
+
+    if breaker._timed or failure_if is not None:
+
+        @functools.wraps(fn)
+        def protected(*args: Any, **kwargs: Any) -> Any:
+            w = breaker._word.value
+            if w & 31:
+                try:
+                    w = breaker._acquire_slow()
+                except CircuitOpenError:
+                    if fallback is None:
+                        raise
+                    return fallback(*args, **kwargs)
+            t0 = pc()
+            try:
+                r = fn(*args, **kwargs)
+            except BaseException as e:
+                breaker._record_exception(w, pc() - t0, e)
+                raise
+            d = pc() - t0
+            if failure_if is not None:
+                breaker._record_result(w, d, r)
+            elif d < 2147483648:
+                rec(breaker._bref, w >> 32, w & 1, 0, d)
+            else:
+                breaker._record_long(w, 0, d)
+            return r
+
+    else:
+
+        @functools.wraps(fn)
+        def protected(*args: Any, **kwargs: Any) -> Any:
+            w = breaker._word.value
+            if w & 31:
+                try:
+                    w = breaker._acquire_slow()
+                except CircuitOpenError:
+                    if fallback is None:
+                        raise
+                    return fallback(*args, **kwargs)
+            try:
+                r = fn(*args, **kwargs)
+            except BaseException as e:
+                breaker._record_exception(w, 0, e)
+                raise
+            rec(breaker._bref, w >> 32, w & 1, 0, 0)
+            return r
+
+    protected.breaker = breaker  # type: ignore[attr-defined]
+    return protected
+
+
+def _wrap_async(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Callable[..., Any]]) -> Callable[..., Any]:
+    rec = breaker._rec
+    pc = _pc
+    failure_if = breaker._failure_if
+    timed = breaker._timed
+
+    @functools.wraps(fn)
+    async def protected(*args: Any, **kwargs: Any) -> Any:
+        w = breaker._word.value
+        if w & 31:
+            try:
+                w = breaker._acquire_slow()
+            except CircuitOpenError:
+                if fallback is None:
+                    raise
+                r = fallback(*args, **kwargs)
+                return await r if inspect.isawaitable(r) else r
+        t0 = pc() if timed else 0
+        try:
+            r = await fn(*args, **kwargs)
+        except BaseException as e:
+            breaker._record_exception(w, pc() - t0 if t0 else 0, e)
+            raise
+        d = pc() - t0 if t0 else 0
+        if failure_if is not None:
+            breaker._record_result(w, d, r)
+        elif d < 2147483648:
+            rec(breaker._bref, w >> 32, w & 1, 0, d)
+        else:
+            breaker._record_long(w, 0, d)
+        return r
+
+    protected.breaker = breaker  # type: ignore[attr-defined]
+    return protected

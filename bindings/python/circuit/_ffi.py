@@ -1,0 +1,403 @@
+"""The C ABI of ``libcircuit``: loading, the ABI version check, and one table
+declaring ``argtypes``/``restype`` for every function of ``include/circuit.h``.
+
+Nothing else in the package calls ``ctypes`` on a symbol that is not declared
+here. ``tests/test_abi.py`` parses the header and checks that this table
+covers every function with matching types, and that the constants and struct
+layouts below match the header.
+
+CDLL or PyDLL
+-------------
+Every function is called through a ``PyDLL`` handle: the GIL stays held during
+the call. Measured on the 2-core development machine (CPython 3.11, min of
+many runs, ns per call): ``circuit_abi_version()`` 64-78 through PyDLL against
+160-172 through CDLL; ``circuit_breaker_record_parts`` about 180-220 against
+330-490. Releasing and re-taking the GIL costs more than the calls themselves
+(they are lock-free and finish in nanoseconds), and under threads it adds a
+GIL hand-off per call. Nothing in the library blocks, so holding the GIL
+cannot stall other threads for long. A function that could run long (for
+example rendering a large registry) is marked ``RELEASE`` in the table and is
+called through a ``CDLL`` handle instead, so other threads run meanwhile.
+Callbacks from C into Python are safe either way: ctypes trampolines take the
+GIL with ``PyGILState_Ensure``, which is re-entrant.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+from ctypes import (
+    POINTER,
+    Structure,
+    c_char_p,
+    c_double,
+    c_size_t,
+    c_uint32,
+    c_uint64,
+    c_void_p,
+)
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ._errors import (
+    CircuitError,
+    ConfigError,
+    InternalError,
+    InvalidArgumentError,
+    LibraryError,
+    LimitExceededError,
+    NotFoundError,
+)
+
+#: The ``CIRCUIT_ABI_VERSION`` this binding was written for.
+ABI_VERSION = 1
+
+#: Environment variable naming the library file to load.
+LIBRARY_ENV = "CIRCUIT_LIBRARY"
+
+# ---- constants of include/circuit.h (checked by tests/test_abi.py) ----------
+STATE_COUNT = 7
+PERMIT_PROBE = 1
+RETRY_AFTER_UNKNOWN = 0xFFFF_FFFF_FFFF_FFFF
+METRICS_MIN_SIZE = 8
+WORD_FAST_MASK = 0x1F
+WORD_GENERATION_SHIFT = 32
+
+OUTCOME_SUCCESS = 0
+OUTCOME_FAILURE = 1
+OUTCOME_TIMEOUT = 2
+OUTCOME_IGNORED = 3
+
+OVERRIDE_FORCED_OPEN = 1
+OVERRIDE_FORCED_CLOSED = 2
+OVERRIDE_DISABLED = 3
+OVERRIDE_METRICS_ONLY = 4
+
+RESULT_OK = 0
+RESULT_NULL_ARGUMENT = 1
+RESULT_INVALID_ARGUMENT = 2
+RESULT_INVALID_CONFIG = 3
+RESULT_INVALID_UTF8 = 4
+RESULT_REJECTED_OPEN = 5
+RESULT_REJECTED_FORCED_OPEN = 6
+RESULT_REJECTED_HALF_OPEN_FULL = 7
+RESULT_STALE = 8
+RESULT_BUFFER_TOO_SMALL = 9
+RESULT_NOT_FOUND = 10
+RESULT_LIMIT_EXCEEDED = 11
+RESULT_PANIC = 12
+
+# The `with` form keeps one integer per admitted call: the state word on the
+# fast path, `generation << 32 | flags` on the slow path. Reading it back as
+# `(p >> 32, p & PERMIT_PROBE)` is right for both only because a fast-path
+# word has every CIRCUIT_WORD_FAST_MASK bit clear, the probe bit included.
+assert PERMIT_PROBE & WORD_FAST_MASK == PERMIT_PROBE
+
+U32_MAX = 0xFFFF_FFFF
+U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+
+
+class circuit_permit(Structure):
+    _fields_ = [("generation", c_uint32), ("flags", c_uint32)]
+
+
+class circuit_metrics(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("state", c_uint32),
+        ("generation", c_uint32),
+        ("reserved", c_uint32),
+        ("successes", c_uint64),
+        ("failures", c_uint64),
+        ("timeouts", c_uint64),
+        ("ignored", c_uint64),
+        ("slow", c_uint64),
+        ("stale", c_uint64),
+        ("rejected_open", c_uint64),
+        ("rejected_forced_open", c_uint64),
+        ("rejected_half_open_full", c_uint64),
+        ("transitions_to", c_uint64 * STATE_COUNT),
+        ("nanos_in_state", c_uint64 * STATE_COUNT),
+        ("failure_rate", c_double),
+        ("slow_call_rate", c_double),
+        ("window_calls", c_uint64),
+    ]
+
+
+# ---- the function table ------------------------------------------------------
+HOLD = "hold"  # PyDLL: the GIL stays held (short, lock-free calls)
+RELEASE = "release"  # CDLL: the GIL is released (calls that may run long)
+
+_u32p = POINTER(c_uint32)
+_u64p = POINTER(c_uint64)
+_voidpp = POINTER(c_void_p)
+
+# circuit-abi-table: every function of include/circuit.h, once.
+# (name, restype, argtypes, gil, required)
+# `required=False` marks functions a library of the same ABI version may lack
+# (compatible additions); using one that is missing raises LibraryError.
+FUNCTIONS: Tuple[Tuple[str, Any, Sequence[Any], str, bool], ...] = (
+    ("circuit_abi_version", c_uint32, (), HOLD, True),
+    ("circuit_version", c_char_p, (), HOLD, True),
+    ("circuit_result_str", c_char_p, (c_uint32,), HOLD, True),
+    ("circuit_last_error", c_uint32, (c_void_p, c_size_t, POINTER(c_size_t)), HOLD, True),
+    # breakers
+    ("circuit_breaker_new", c_uint32, (c_void_p, c_void_p, _voidpp), HOLD, True),
+    ("circuit_breaker_retain", c_void_p, (c_void_p,), HOLD, True),
+    ("circuit_breaker_free", None, (c_void_p,), HOLD, True),
+    ("circuit_breaker_acquire", c_uint32, (c_void_p, POINTER(circuit_permit), _u64p), HOLD, True),
+    ("circuit_breaker_record", c_uint32, (c_void_p, circuit_permit, c_uint32, c_uint64), HOLD, True),
+    (
+        "circuit_breaker_record_retry_after",
+        c_uint32,
+        (c_void_p, circuit_permit, c_uint32, c_uint64, c_uint64),
+        HOLD,
+        True,
+    ),
+    ("circuit_breaker_state", c_uint32, (c_void_p, _u32p), HOLD, True),
+    ("circuit_breaker_generation", c_uint32, (c_void_p, _u32p), HOLD, True),
+    ("circuit_breaker_metrics", c_uint32, (c_void_p, POINTER(circuit_metrics)), HOLD, True),
+    ("circuit_breaker_force", c_uint32, (c_void_p, c_uint32, c_uint64), HOLD, True),
+    ("circuit_breaker_clear_override", c_uint32, (c_void_p,), HOLD, True),
+    ("circuit_breaker_reset", c_uint32, (c_void_p,), HOLD, True),
+    ("circuit_breaker_state_word", c_uint32, (c_void_p, _voidpp), HOLD, True),
+    (
+        "circuit_breaker_record_parts",
+        c_uint32,
+        (c_void_p, c_uint32, c_uint32, c_uint32, c_uint64),
+        HOLD,
+        True,
+    ),
+    ("circuit_state_str", c_char_p, (c_uint32,), HOLD, True),
+    ("circuit_state_parse", c_uint32, (c_char_p, c_size_t, _u32p), HOLD, True),
+    # clocks
+    ("circuit_clock_manual_new", c_void_p, (c_uint64,), HOLD, True),
+    ("circuit_clock_monotonic_new", c_void_p, (), HOLD, True),
+    ("circuit_clock_free", None, (c_void_p,), HOLD, True),
+    ("circuit_clock_now", c_uint32, (c_void_p, _u64p), HOLD, True),
+    ("circuit_clock_advance", c_uint32, (c_void_p, c_uint64), HOLD, True),
+    ("circuit_clock_set", c_uint32, (c_void_p, c_uint64), HOLD, True),
+    # configuration
+    ("circuit_config_builder_new", c_void_p, (), HOLD, True),
+    ("circuit_config_builder_free", None, (c_void_p,), HOLD, True),
+    ("circuit_config_builder_build", c_uint32, (c_void_p, _voidpp), HOLD, True),
+    ("circuit_config_free", None, (c_void_p,), HOLD, True),
+    ("circuit_config_builder_set_consecutive_failures", c_uint32, (c_void_p, c_uint32), HOLD, True),
+    ("circuit_config_builder_set_failure_rate", c_uint32, (c_void_p, c_double), HOLD, True),
+    ("circuit_config_builder_set_slow_call", c_uint32, (c_void_p, c_double, c_uint64), HOLD, True),
+    ("circuit_config_builder_set_ewma", c_uint32, (c_void_p, c_double, c_double), HOLD, True),
+    ("circuit_config_builder_set_minimum_calls", c_uint32, (c_void_p, c_uint32), HOLD, True),
+    ("circuit_config_builder_set_count_window", c_uint32, (c_void_p, c_uint32), HOLD, True),
+    ("circuit_config_builder_set_time_window", c_uint32, (c_void_p, c_uint64, c_uint32), HOLD, True),
+    ("circuit_config_builder_set_open_duration", c_uint32, (c_void_p, c_uint64), HOLD, True),
+    ("circuit_config_builder_set_max_open_duration", c_uint32, (c_void_p, c_uint64), HOLD, True),
+    ("circuit_config_builder_set_backoff_multiplier", c_uint32, (c_void_p, c_double), HOLD, True),
+    ("circuit_config_builder_set_jitter", c_uint32, (c_void_p, c_double), HOLD, True),
+    ("circuit_config_builder_set_half_open_probes", c_uint32, (c_void_p, c_uint32), HOLD, True),
+    ("circuit_config_builder_set_half_open_successes", c_uint32, (c_void_p, c_uint32), HOLD, True),
+    ("circuit_config_builder_set_probe_lease", c_uint32, (c_void_p, c_uint64), HOLD, True),
+    ("circuit_config_builder_set_metrics", c_uint32, (c_void_p, c_uint32), HOLD, True),
+    ("circuit_config_builder_set_seed", c_uint32, (c_void_p, c_uint64), HOLD, True),
+)
+
+
+class _LoadFailed(LibraryError):
+    """The file could not be opened at all (as opposed to a wrong library)."""
+
+
+class _Missing:
+    """Stands in for a function the loaded library does not export."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: Any) -> Any:
+        raise LibraryError(
+            f"{self.name} is not exported by the loaded libcircuit "
+            f"(version {version()}); a newer library is needed for this feature"
+        )
+
+
+class Lib:
+    """The loaded library: one attribute per function of the table (the name
+    without its ``circuit_`` prefix), plus ``path`` and ``raw``."""
+
+    path: str
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        mode = getattr(os, "RTLD_LOCAL", 0) | getattr(os, "RTLD_NOW", 2)
+        try:
+            py = ctypes.PyDLL(path, mode=mode)
+            c = ctypes.CDLL(path, mode=mode)
+        except OSError as e:
+            raise _LoadFailed(f"cannot load libcircuit from {path!r}: {e}") from None
+        self._py = py
+        try:
+            abi = py.circuit_abi_version
+        except AttributeError:
+            raise LibraryError(
+                f"{path!r} is not libcircuit: it does not export circuit_abi_version"
+            ) from None
+        abi.restype = c_uint32
+        abi.argtypes = ()
+        found = abi()
+        if found != ABI_VERSION:
+            raise LibraryError(
+                f"{path!r} implements circuit ABI version {found}, but this Python "
+                f"binding (circuit {_package_version()}) was written for ABI version "
+                f"{ABI_VERSION}; install a matching libcircuit or point "
+                f"{LIBRARY_ENV} at one"
+            )
+        self.missing: List[str] = []
+        for name, restype, argtypes, gil, required in FUNCTIONS:
+            handle = py if gil == HOLD else c
+            try:
+                fn = handle[name]
+            except AttributeError:
+                if required:
+                    raise LibraryError(
+                        f"{path!r} reports ABI version {found} but does not export "
+                        f"{name}; the library is incomplete or mismatched"
+                    ) from None
+                self.missing.append(name)
+                setattr(self, name[len("circuit_") :], _Missing(name))
+                continue
+            fn.restype = restype
+            fn.argtypes = tuple(argtypes)
+            setattr(self, name[len("circuit_") :], fn)
+        # The hot path's record call, declared again without argtypes (the
+        # table's declaration above is the reference; this is the same
+        # symbol). With argtypes, ctypes calls one `from_param` converter per
+        # argument (about 40 ns each); without, a Python int is passed as a
+        # C int (32 bits) and a prebuilt `byref` argument as a pointer with no
+        # conversion at all. The x86-64 and AArch64 calling conventions as
+        # implemented by libffi widen an int argument to the full register
+        # (sign-extending), so `generation` and `flags` (uint32_t) arrive
+        # intact and `duration_ns` (uint64_t) is exact for 0 <= d < 2**31;
+        # callers pass longer durations through the declared function.
+        # tests/test_breaker.py checks both sides of that boundary.
+        raw = py["circuit_breaker_record_parts"]
+        raw.restype = c_uint32
+        self.raw_record_parts = raw
+        if not _raw_passing_supported():
+            self.raw_record_parts = None
+
+    def __repr__(self) -> str:
+        return f"<libcircuit {self.path!r}>"
+
+
+def _raw_passing_supported() -> bool:
+    import platform
+
+    return sys.maxsize > 2**32 and platform.machine().lower() in (
+        "x86_64",
+        "amd64",
+        "aarch64",
+        "arm64",
+    )
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version as v
+
+        return v("circuit")
+    except Exception:
+        return "unknown"
+
+
+def candidates(
+    env: Optional[Dict[str, str]] = None, package_dir: Optional[str] = None
+) -> List[Tuple[str, str]]:
+    """Where the library is looked for, in order, as ``(how, path)`` pairs:
+    ``$CIRCUIT_LIBRARY`` (alone when set: an explicit choice never falls back),
+    else a copy bundled beside this module, ``ctypes.util.find_library``, and
+    the SONAME through the system loader."""
+    env = os.environ if env is None else env
+    explicit = env.get(LIBRARY_ENV)
+    if explicit:
+        return [(f"${LIBRARY_ENV}", explicit)]
+    here = package_dir if package_dir is not None else os.path.dirname(os.path.abspath(__file__))
+    out = []
+    bundled = os.path.join(here, "libcircuit.so")
+    if os.path.exists(bundled):
+        out.append(("bundled", bundled))
+    found = ctypes.util.find_library("circuit")
+    if found:
+        out.append(("find_library", found))
+    out.append(("system loader", "libcircuit.so.0"))
+    return out
+
+
+def load(env: Optional[Dict[str, str]] = None, package_dir: Optional[str] = None) -> Lib:
+    """Finds and loads the library (see ``candidates``)."""
+    tried = []
+    for how, path in candidates(env, package_dir):
+        try:
+            return Lib(path)
+        except _LoadFailed as e:
+            # Only a file that cannot be opened moves on to the next place; a
+            # library that loads but is wrong (ABI version, missing symbols)
+            # is reported as is: loading another one would hide the mismatch.
+            tried.append(f"  {how}: {e}")
+    raise LibraryError(
+        "libcircuit.so not found. Build it with `cargo build --release -p circuit-ffi` "
+        f"and set {LIBRARY_ENV}=/path/to/libcircuit.so, copy it into the installed "
+        "package folder, or install it on the loader path (`make install`). Tried:\n"
+        + "\n".join(tried)
+    )
+
+
+lib = load()
+
+
+# ---- results to exceptions ---------------------------------------------------
+def last_error() -> str:
+    """The calling thread's last error message from the library."""
+    n = c_size_t(0)
+    buf = ctypes.create_string_buffer(512)
+    rc = lib.last_error(buf, len(buf), ctypes.byref(n))
+    if rc == RESULT_BUFFER_TOO_SMALL:
+        buf = ctypes.create_string_buffer(n.value + 1)
+        rc = lib.last_error(buf, len(buf), ctypes.byref(n))
+    if rc != RESULT_OK:
+        return ""
+    return buf.raw[: n.value].decode("utf-8", "replace")
+
+
+def result_name(code: int) -> str:
+    return lib.result_str(code).decode()
+
+
+_EXCEPTIONS = {
+    RESULT_NULL_ARGUMENT: InternalError,  # the binding never passes NULL by mistake
+    RESULT_INVALID_ARGUMENT: InvalidArgumentError,
+    RESULT_INVALID_CONFIG: ConfigError,
+    RESULT_INVALID_UTF8: InvalidArgumentError,
+    RESULT_NOT_FOUND: NotFoundError,
+    RESULT_LIMIT_EXCEEDED: LimitExceededError,
+    RESULT_PANIC: InternalError,
+}
+
+
+def error(code: int, context: str = "") -> CircuitError:
+    """The exception for error code ``code``, with the library's message."""
+    msg = last_error() or result_name(code)
+    if context:
+        msg = f"{context}: {msg}"
+    return _EXCEPTIONS.get(code, CircuitError)(msg, code)
+
+
+def check(code: int, context: str = "") -> None:
+    """Raises the matching exception unless ``code`` is OK."""
+    if code != RESULT_OK:
+        raise error(code, context)
+
+
+def version() -> str:
+    """The loaded library's version string."""
+    return lib.version().decode()

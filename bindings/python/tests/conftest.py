@@ -1,0 +1,63 @@
+"""Shared fixtures. The suite runs against the real libcircuit.so (found the
+way the package finds it: `$CIRCUIT_LIBRARY` in ci/python.sh)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Iterator
+
+import pytest
+
+import circuit
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def repo_root() -> pathlib.Path:
+    for p in [HERE, *HERE.parents]:
+        if (p / "include" / "circuit.h").is_file():
+            return p
+    raise RuntimeError("include/circuit.h not found above " + str(HERE))
+
+
+@pytest.fixture(scope="session")
+def header_text() -> str:
+    path = os.environ.get("CIRCUIT_HEADER") or str(repo_root() / "include" / "circuit.h")
+    return pathlib.Path(path).read_text()
+
+
+@pytest.fixture
+def clock() -> Iterator[circuit.ManualClock]:
+    c = circuit.ManualClock(1000)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def make(clock: circuit.ManualClock):
+    """Breakers on the manual clock, without jitter, closed after the test."""
+    made = []
+
+    def factory(**kw):
+        kw.setdefault("jitter", 0)
+        kw.setdefault("clock", clock)
+        b = circuit.Breaker(**kw)
+        made.append(b)
+        return b
+
+    yield factory
+    for b in made:
+        b.close()
+
+
+class Boom(Exception):
+    """A dependency failure."""
+
+
+def fail(*_a, **_k):
+    raise Boom("dependency failed")
+
+
+def ok(*a, **_k):
+    return a[0] if a else "ok"
