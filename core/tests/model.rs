@@ -337,7 +337,7 @@ impl Model {
         d.min(u128::from(max)) as u64
     }
 
-    fn to_open(&mut self, streak: u32, reason: Reason, retry_after: Option<u64>) {
+    fn enter_open(&mut self, streak: u32, reason: Reason, retry_after: Option<u64>) {
         let open_for = self.open_for(streak, retry_after);
         self.streak = streak.min(255);
         self.inflight = 0;
@@ -346,14 +346,14 @@ impl Model {
         self.transition(State::Open, reason, open_for);
     }
 
-    fn to_half_open(&mut self, inflight: u32, successes: u32, reason: Reason) {
+    fn enter_half_open(&mut self, inflight: u32, successes: u32, reason: Reason) {
         self.inflight = inflight;
         self.successes = successes;
         self.lease_deadline = stamp(self.now.saturating_add(self.spec.lease));
         self.transition(State::HalfOpen, reason, 0);
     }
 
-    fn to_closed(&mut self, reason: Reason) {
+    fn enter_closed(&mut self, reason: Reason) {
         self.streak = 0;
         self.inflight = 0;
         self.successes = 0;
@@ -361,7 +361,7 @@ impl Model {
         self.transition(State::Closed, reason, 0);
     }
 
-    fn to_override(&mut self, to: State, expiry: Option<u64>) {
+    fn enter_override(&mut self, to: State, expiry: Option<u64>) {
         self.streak = 0;
         self.inflight = 0;
         self.successes = 0;
@@ -376,7 +376,7 @@ impl Model {
     fn expire(&mut self) {
         if let Some(d) = self.override_deadline {
             if is_override(self.state) && self.now >= d {
-                self.to_closed(Reason::OverrideExpired);
+                self.enter_closed(Reason::OverrideExpired);
             }
         }
     }
@@ -415,7 +415,7 @@ impl Model {
                 } else {
                     // B5: the first acquire after the deadline moves to
                     // HALF_OPEN and is the first probe.
-                    self.to_half_open(1, 0, Reason::OpenDeadlinePassed);
+                    self.enter_half_open(1, 0, Reason::OpenDeadlinePassed);
                     Ok((self.generation, true))
                 }
             }
@@ -430,7 +430,7 @@ impl Model {
                     // half-open generation, successes kept, this call the
                     // first probe of it.
                     let successes = self.successes;
-                    self.to_half_open(1, successes, Reason::ProbeLeaseExpired);
+                    self.enter_half_open(1, successes, Reason::ProbeLeaseExpired);
                     Ok((self.generation, true))
                 } else {
                     let left = self.lease_deadline - self.now;
@@ -598,7 +598,7 @@ impl Model {
                 Recorded::Transitioned(State::MetricsOnly)
             }
             Some(reason) => {
-                self.to_open(0, reason, retry_after);
+                self.enter_open(0, reason, retry_after);
                 Recorded::Transitioned(State::Open)
             }
         }
@@ -612,13 +612,13 @@ impl Model {
             Recorded::Counted
         } else if failed {
             let streak = self.streak.saturating_add(1).min(255);
-            self.to_open(streak, Reason::ProbeFailed, retry_after);
+            self.enter_open(streak, Reason::ProbeFailed, retry_after);
             Recorded::Transitioned(State::Open)
         } else {
             self.inflight = self.inflight.saturating_sub(1);
             self.successes = (self.successes + 1).min(255);
             if self.successes >= self.spec.successes_to_close() {
-                self.to_closed(Reason::ProbesSucceeded);
+                self.enter_closed(Reason::ProbesSucceeded);
                 Recorded::Transitioned(State::Closed)
             } else {
                 Recorded::Counted
@@ -634,13 +634,13 @@ impl Model {
             Override::Disabled => State::Disabled,
             Override::MetricsOnly => State::MetricsOnly,
         };
-        self.to_override(to, expiry);
+        self.enter_override(to, expiry);
         before
     }
 
     fn clear_override(&mut self) -> bool {
         if is_override(self.state) {
-            self.to_closed(Reason::OverrideCleared);
+            self.enter_closed(Reason::OverrideCleared);
             true
         } else {
             false
@@ -648,7 +648,7 @@ impl Model {
     }
 
     fn reset(&mut self) {
-        self.to_closed(Reason::Reset);
+        self.enter_closed(Reason::Reset);
     }
 }
 
