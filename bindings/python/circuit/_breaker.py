@@ -504,6 +504,8 @@ class Breaker(Managed):
         """Decorator: ``@breaker`` or ``@breaker(fallback=f)``, for plain and
         ``async def`` functions."""
         if fn is None:
+            if fallback is not None and not callable(fallback):
+                raise TypeError("fallback must be callable")
             return lambda f: self.decorate(f, fallback=fallback)
         return self.decorate(fn, fallback=fallback)
 
