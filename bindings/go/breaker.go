@@ -25,6 +25,7 @@ type Breaker struct {
 	ref      atomic.Pointer[breakerRef] // nil after Close
 	name     string
 	classify func(error) Outcome
+	timed    bool // the library uses call durations (see Execute)
 }
 
 // New creates a breaker from cfg. An invalid cfg returns an error
@@ -47,7 +48,7 @@ func New(cfg Config) (*Breaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Breaker{name: cfg.Name, classify: cfg.Classify}
+	b := &Breaker{name: cfg.Name, classify: cfg.Classify, timed: cfg.usesDurations()}
 	b.ref.Store(ref)
 	return b, nil
 }
@@ -206,7 +207,10 @@ func (p Permit) done(op string, outcome Outcome, duration, retryAfter time.Durat
 // recorded and the panic continues.
 //
 // The duration recorded is fn's wall time on the Go runtime's monotonic
-// clock. In CLOSED, Execute makes exactly one cgo call and allocates
+// clock when the breaker uses durations (Config.SlowCallRate or
+// SlowCallDuration set); otherwise Execute reads no clock and records 0,
+// as nothing would read it (a clock read can cost more than the whole
+// call path). In CLOSED, Execute makes exactly one cgo call and allocates
 // nothing.
 func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) (err error) {
 	if b == nil || ctx == nil || fn == nil {
@@ -234,13 +238,16 @@ func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) (
 		gen, flags = g, f
 	}
 
-	start := nanotime()
+	var start int64
+	if b.timed {
+		start = nanotime()
+	}
 	returned := false
 	defer func() {
 		if !returned {
 			// fn panicked or called runtime.Goexit: a failure. Not
 			// recovered: the panic goes on with its own stack.
-			r.record(gen, flags, uint32(Failure), elapsed(start))
+			r.record(gen, flags, uint32(Failure), b.elapsed(start))
 		}
 	}()
 	err = fn(ctx)
@@ -249,7 +256,7 @@ func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) (
 		outcome = b.outcomeOf(ctx, err) // a panicking Classify is a Failure too
 	}
 	returned = true
-	r.record(gen, flags, uint32(outcome), elapsed(start))
+	r.record(gen, flags, uint32(outcome), b.elapsed(start))
 	return err
 }
 
@@ -391,8 +398,11 @@ func (b *Breaker) Close() error {
 }
 
 // elapsed returns the nanoseconds since start on the runtime's monotonic
-// clock.
-func elapsed(start int64) uint64 {
+// clock, or 0 for a breaker that does not use durations.
+func (b *Breaker) elapsed(start int64) uint64 {
+	if !b.timed {
+		return 0
+	}
 	if d := nanotime() - start; d > 0 {
 		return uint64(d)
 	}

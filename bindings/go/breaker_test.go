@@ -371,3 +371,18 @@ func TestManualClock(t *testing.T) {
 		t.Fatalf("Now = %v after Set(1s)", now)
 	}
 }
+
+// Execute times calls only for a breaker that uses durations.
+func TestExecuteTimesCallsWhenSlowCallsAreWatched(t *testing.T) {
+	b, _ := newTest(t, Config{ConsecutiveFailures: -1, SlowCallRate: 1, SlowCallDuration: time.Millisecond,
+		CountWindow: 2, MinimumCalls: 2})
+	slow := func(context.Context) error { time.Sleep(2 * time.Millisecond); return nil }
+	_ = b.Execute(context.Background(), succeed)
+	_ = b.Execute(context.Background(), slow)
+	if m := mustMetrics(t, b); m.Slow != 1 {
+		t.Fatalf("slow = %d, want 1 (metrics %+v)", m.Slow, m)
+	}
+	mustState(t, b, StateClosed)
+	_ = b.Execute(context.Background(), slow)
+	mustState(t, b, StateOpen)
+}

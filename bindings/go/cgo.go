@@ -29,15 +29,23 @@ typedef struct {
 	uint32_t flags;
 } gocircuit_acquired;
 
-static gocircuit_acquired gocircuit_acquire(const circuit_breaker *b) {
+// The breaker crosses as an integer on the call path: cgo wraps a call
+// taking a pointer to an opaque struct in a closure that checks the pointer
+// (cgocheck) and costs a heap allocation per call.
+static gocircuit_acquired gocircuit_acquire(uintptr_t b) {
 	gocircuit_acquired r;
 	circuit_permit p = {0, 0};
 	uint64_t retry_after = CIRCUIT_RETRY_AFTER_UNKNOWN;
-	r.rc = circuit_breaker_acquire(b, &p, &retry_after);
+	r.rc = circuit_breaker_acquire((const circuit_breaker *)b, &p, &retry_after);
 	r.generation = p.generation;
 	r.flags = p.flags;
 	r.retry_after_ns = retry_after;
 	return r;
+}
+
+static uint32_t gocircuit_record(uintptr_t b, uint32_t generation, uint32_t flags,
+                                 uint32_t outcome, uint64_t duration_ns) {
+	return circuit_breaker_record_parts((const circuit_breaker *)b, generation, flags, outcome, duration_ns);
 }
 
 // The calling thread's last error, malloc'ed (the caller frees it), or NULL.
@@ -199,7 +207,8 @@ var liveBreakers atomic.Int64
 // Breaker.Close).
 type breakerRef struct {
 	ptr  *C.circuit_breaker
-	word *uint64 // the breaker's state word, C memory, read atomically
+	addr C.uintptr_t // ptr as an integer, for the call path
+	word *uint64     // the breaker's state word, C memory, read atomically
 }
 
 // newBreakerRef builds a config from opts and a breaker from it.
@@ -250,7 +259,7 @@ func newBreakerRef(opts []option, clk *clockRef) (*breakerRef, error) {
 		C.circuit_breaker_free(b)
 		return nil, err
 	}
-	ref := &breakerRef{ptr: b, word: (*uint64)(unsafe.Pointer(word))}
+	ref := &breakerRef{ptr: b, addr: C.uintptr_t(uintptr(unsafe.Pointer(b))), word: (*uint64)(unsafe.Pointer(word))}
 	liveBreakers.Add(1)
 	runtime.SetFinalizer(ref, (*breakerRef).release)
 	return ref, nil
@@ -317,7 +326,7 @@ func (r *breakerRef) release() {
 //
 // abi: circuit_breaker_acquire
 func (r *breakerRef) acquire() (rc, generation, flags uint32, retryAfter uint64) {
-	a := C.gocircuit_acquire(r.ptr)
+	a := C.gocircuit_acquire(r.addr)
 	runtime.KeepAlive(r)
 	return uint32(a.rc), uint32(a.generation), uint32(a.flags), uint64(a.retry_after_ns)
 }
@@ -326,7 +335,7 @@ func (r *breakerRef) acquire() (rc, generation, flags uint32, retryAfter uint64)
 //
 // abi: circuit_breaker_record_parts
 func (r *breakerRef) record(generation, flags, outcome uint32, ns uint64) uint32 {
-	rc := C.circuit_breaker_record_parts(r.ptr, C.uint32_t(generation), C.uint32_t(flags), C.uint32_t(outcome), C.uint64_t(ns))
+	rc := C.gocircuit_record(r.addr, C.uint32_t(generation), C.uint32_t(flags), C.uint32_t(outcome), C.uint64_t(ns))
 	runtime.KeepAlive(r)
 	return uint32(rc)
 }

@@ -16,7 +16,7 @@ import (
 func TestConservationUnderConcurrency(t *testing.T) {
 	b, clk := newTest(t, Config{
 		ConsecutiveFailures: 3, FailureRate: 0.5, CountWindow: 20, MinimumCalls: 10,
-		OpenDuration: time.Millisecond, HalfOpenProbes: 4, HalfOpenSuccesses: 2,
+		OpenDuration: time.Millisecond, BackoffMultiplier: 1, HalfOpenProbes: 2, HalfOpenSuccesses: 2,
 	})
 	workers := 4 * runtime.GOMAXPROCS(0)
 	if workers < 8 {
@@ -29,32 +29,6 @@ func TestConservationUnderConcurrency(t *testing.T) {
 
 	var attempts, admitted, rejected atomic.Uint64
 	var byReason [3]atomic.Uint64 // open, forced open, half-open full
-	stop := make(chan struct{})
-	var churn sync.WaitGroup
-	churn.Add(1)
-	go func() { // time moves and operators act while calls run
-		defer churn.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_ = clk.Advance(time.Millisecond)
-			switch i % 200 {
-			case 50:
-				_ = b.ForceOpen(0)
-			case 60:
-				_ = b.ClearOverride()
-			case 120:
-				_ = b.ForceClosed(0)
-			case 130:
-				_ = b.Reset()
-			}
-			runtime.Gosched()
-		}
-	}()
-
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -62,13 +36,32 @@ func TestConservationUnderConcurrency(t *testing.T) {
 			defer wg.Done()
 			ctx := context.Background()
 			for i := 0; i < perWorker; i++ {
+				// Time moves and an operator acts while calls run.
+				if i%8 == 0 {
+					_ = clk.Advance(200 * time.Microsecond)
+				}
+				if w == 0 {
+					switch i % 1000 {
+					case 300:
+						_ = b.ForceOpen(0)
+					case 350:
+						_ = b.ClearOverride()
+					case 700:
+						_ = b.ForceClosed(0)
+					case 750:
+						_ = b.Reset()
+					}
+				}
 				attempts.Add(1)
 				var err error
 				if i%2 == 0 {
 					ran := false
 					err = b.Execute(ctx, func(context.Context) error {
 						ran = true
-						if (i+w)%3 == 0 {
+						if i%4 == 0 {
+							runtime.Gosched() // a call in flight while others ask
+						}
+						if (i+w)%7 == 0 {
 							return errBoom
 						}
 						return nil
@@ -83,7 +76,7 @@ func TestConservationUnderConcurrency(t *testing.T) {
 					if err == nil {
 						admitted.Add(1)
 						outcome := Success
-						switch (i + w) % 5 {
+						switch (i + w) % 10 {
 						case 0:
 							outcome = Failure
 						case 1:
@@ -112,8 +105,6 @@ func TestConservationUnderConcurrency(t *testing.T) {
 		}(w)
 	}
 	wg.Wait()
-	close(stop)
-	churn.Wait()
 
 	m := mustMetrics(t, b)
 	if a, ad, r := attempts.Load(), admitted.Load(), rejected.Load(); a != ad+r {
@@ -127,7 +118,7 @@ func TestConservationUnderConcurrency(t *testing.T) {
 		t.Fatalf("library rejections %d/%d/%d, Go saw %d/%d/%d", m.RejectedOpen, m.RejectedForcedOpen,
 			m.RejectedHalfOpenFull, byReason[0].Load(), byReason[1].Load(), byReason[2].Load())
 	}
-	if m.TransitionsTo[StateOpen] == 0 || rejected.Load() == 0 || admitted.Load() == 0 {
+	if m.TransitionsTo[StateOpen] == 0 || m.TransitionsTo[StateHalfOpen] == 0 || rejected.Load() == 0 || admitted.Load() == 0 {
 		t.Fatalf("the run exercised too little: %+v", m)
 	}
 	t.Logf("%d attempts: %d admitted (%d stale), %d rejected (open %d, forced %d, half-open full %d); %d trips",

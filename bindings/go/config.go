@@ -92,7 +92,8 @@ type Config struct {
 	// Clock is the breaker's time source for its decisions (open
 	// deadlines, time windows, leases). nil: the process's monotonic
 	// clock. Tests pass a ManualClock. Execute measures call durations
-	// with the Go runtime's monotonic clock either way.
+	// (when the breaker uses them) with the Go runtime's monotonic clock
+	// either way.
 	Clock *ManualClock
 
 	// Classify decides the Outcome of a non-nil error returned by the
@@ -105,6 +106,12 @@ type Config struct {
 	// once, and must not panic (a panic propagates from Execute after the
 	// call was recorded as a Failure).
 	Classify func(err error) Outcome
+}
+
+// usesDurations reports whether the library reads call durations: only
+// slow-call detection does.
+func (c *Config) usesDurations() bool {
+	return c.SlowCallRate != 0 || c.SlowCallDuration != 0
 }
 
 // setter names one circuit_config_builder_set_* function.
