@@ -13,7 +13,13 @@
 //!   (panic catching, NULL checks, enum and string conversion, last error,
 //!   output pointers, the required-length protocol);
 //! - `result`: `circuit_result`, `circuit_result_str`, `circuit_last_error`;
-//! - `config`, `clock`, `breaker`: the handles and their functions.
+//! - `config`, `clock`, `breaker`: the handles and the call protocol;
+//! - `events`: callbacks (with finalizers) and pollable event queues;
+//! - `registry`: named breakers, iteration, Prometheus text;
+//! - `retry`, `timeout`: retry policies and budgets, latency histograms and
+//!   adaptive timeouts;
+//! - `fast`: the state-word fast path for wrappers whose foreign calls are
+//!   expensive (ctypes, cgo).
 //!
 //! The crate is also an `rlib` so that Rust tests and benchmarks can call
 //! the exported functions directly.
