@@ -61,3 +61,10 @@ def fail(*_a, **_k):
 
 def ok(*a, **_k):
     return a[0] if a else "ok"
+
+
+def pytest_report_header(config):
+    return [
+        f"circuit package: {os.path.dirname(circuit.__file__)}",
+        f"libcircuit: {circuit.library_path()} (version {circuit.library_version()}, ABI {circuit.ABI_VERSION})",
+    ]
