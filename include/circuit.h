@@ -1354,7 +1354,8 @@ circuit_result circuit_config_builder_set_seed(struct circuit_config_builder *bu
  * Ownership: the library keeps `userdata` until it calls the finalizer;
  * the finalizer runs on the thread that drops the listener (the remover,
  * the thread finishing the last running callback, or the one releasing the
- * breaker), after the last call of the callback.
+ * breaker), after the last call of the callback. It may run while the
+ * breaker is being destroyed, so it must not use the breaker.
  *
  * # Safety
  * `breaker` must be a live breaker and `out_listener_id` a valid pointer;
