@@ -39,21 +39,25 @@
 //! ages data out: once the current generation is `period` old, one thread
 //! wins a CAS on the epoch word that sets a `ROTATING` bit, clears the
 //! previous slot (the only one nobody records into), then publishes it as the
-//! new current slot with a `Release` store. A snapshot therefore covers
-//! between one and two periods of history, provided something calls
-//! `rotate_if_due` at least once a period (the metrics scrape, or any path
-//! that already holds a `now`). If the call comes two periods or more after
-//! the current generation started, the old current generation is dropped as
-//! well, so long idle gaps never resurrect stale latencies.
+//! new current slot with a `Release` store. A snapshot covers the samples
+//! recorded since the rotation before the last one: between one and two
+//! periods when something calls `rotate_if_due` at least once a period (the
+//! metrics scrape, or any path that already holds a `now`). Called less
+//! often, rotations happen at those calls and the window stretches to the
+//! time since the rotation before the last; every sample still ages out at
+//! the second rotation after it was recorded. (Dropping the old generation
+//! after a long gap instead would empty every snapshot of a histogram
+//! scraped less often than every two periods.) `record` reads no clock and
+//! never rotates.
 //!
 //! The epoch word, one `AtomicU64`:
 //!
 //! ```text
-//!  63                                 4   3     2       1       0
-//! +------------------------------------+---+------+----------+------+
-//! | start of current generation (ns,   | 0 | PREV | ROTATING | SLOT |
-//! | low 4 bits dropped)                |   |VALID |          |      |
-//! +------------------------------------+---+------+----------+------+
+//!  63                                 4  3   2       1       0
+//! +------------------------------------+-------+----------+------+
+//! | start of current generation (ns,   |   0   | ROTATING | SLOT |
+//! | low 4 bits dropped)                |       |          |      |
+//! +------------------------------------+-------+----------+------+
 //! ```
 //!
 //! Rules (cited in comments as H1..H4):
@@ -132,7 +136,6 @@ const TOP_BITS: u32 = 37;
 
 const SLOT: u64 = 1;
 const ROTATING: u64 = 1 << 1;
-const PREV_VALID: u64 = 1 << 2;
 const START_MASK: u64 = !0xF;
 
 /// How often a snapshot re-reads when rotations keep racing it (H4).
@@ -270,7 +273,7 @@ impl LatencyHistogram {
         let period = period.clamp(MIN_PERIOD, MAX_PERIOD);
         LatencyHistogram {
             epoch: Epoch {
-                word: AtomicU64::new((now & START_MASK) | PREV_VALID),
+                word: AtomicU64::new(now & START_MASK),
                 period: duration_to_nanos(period),
             },
             slots: [Slot::new(), Slot::new()],
@@ -320,17 +323,10 @@ impl LatencyHistogram {
         // H2: nobody records into `next` (it is not current), snapshots
         // skip it while ROTATING is set.
         self.slots[next as usize].clear();
-        // The old current generation stays visible as "previous" unless it
-        // started two periods or more ago (it may hold stale samples).
-        let prev_valid = if now < start.saturating_add(period.saturating_mul(2)) {
-            PREV_VALID
-        } else {
-            0
-        };
         // H3: Release publishes the zeros before the slot becomes current.
         // A plain store is safe: nobody else writes the word while ROTATING
         // is set (H1).
-        word.store((now & START_MASK) | prev_valid | next, Ordering::Release);
+        word.store((now & START_MASK) | next, Ordering::Release);
         true
     }
 
@@ -343,8 +339,7 @@ impl LatencyHistogram {
         for attempt in 0..SNAPSHOT_TRIES {
             snap = HistogramSnapshot::default();
             self.slots[(e & SLOT) as usize].add_to(&mut snap);
-            let with_previous =
-                e & (ROTATING | PREV_VALID) == PREV_VALID && attempt + 1 < SNAPSHOT_TRIES;
+            let with_previous = e & ROTATING == 0 && attempt + 1 < SNAPSHOT_TRIES;
             if !with_previous {
                 // The current slot is never cleared while current (H2).
                 break;
@@ -621,6 +616,12 @@ mod tests {
         (0u32..TOP_BITS, any::<u64>()).prop_map(|(bits, r)| r >> (63 - bits))
     }
 
+    /// Values within 20 % of a Prometheus `le` boundary.
+    fn near_a_boundary() -> impl Strategy<Value = u64> {
+        (0..PROMETHEUS_LE_NANOS.len(), -0.2f64..0.2)
+            .prop_map(|(i, x)| (PROMETHEUS_LE_NANOS[i] as f64 * (1.0 + x)) as u64)
+    }
+
     #[test]
     fn size_is_two_kib() {
         assert_eq!(LatencyHistogram::memory_bytes(), 2048);
@@ -695,11 +696,13 @@ mod tests {
             }
         }
 
-        /// Prometheus counts are monotone, end at the total, and each is off
-        /// by at most the samples in the fine bucket straddling its `le`.
+        /// Prometheus counts are monotone, end at the total, and each counts
+        /// exactly the samples at or below `le`, except that the fine bucket
+        /// straddling `le` counts whole: under `le` iff its midpoint is at
+        /// most `le` (so the error is at most that bucket's samples).
         #[test]
         fn prometheus_buckets_match_exact_counts(
-            values in proptest::collection::vec(latency(), 0..300),
+            values in proptest::collection::vec(prop_oneof![latency(), near_a_boundary()], 0..300),
         ) {
             let mut s = HistogramSnapshot::new();
             for &v in &values {
@@ -713,11 +716,13 @@ mod tests {
                 prop_assert!(w[0].cumulative <= w[1].cumulative);
             }
             for (row, &le) in rows.iter().zip(PROMETHEUS_LE_NANOS.iter()) {
-                let exact = values.iter().filter(|&&v| v <= le).count() as u64;
                 let (lo, hi) = bucket_bounds(bucket_index(le));
-                let straddling = values.iter().filter(|&&v| lo <= v && v <= hi).count() as u64;
-                prop_assert!(row.cumulative.abs_diff(exact) <= straddling,
-                    "le {}: {} vs exact {}", row.le, row.cumulative, exact);
+                let include = lo + (hi + 1 - lo) / 2 <= le;
+                let want = values
+                    .iter()
+                    .filter(|&&v| if include { v <= hi } else { v < lo })
+                    .count() as u64;
+                prop_assert_eq!(row.cumulative, want, "le {}", row.le);
                 prop_assert!((row.le_seconds * 1e9 - le as f64).abs() < 1e-3);
             }
         }
@@ -781,19 +786,20 @@ mod tests {
     }
 
     #[test]
-    fn a_long_gap_drops_both_generations() {
+    fn after_a_long_gap_the_last_generation_stays_one_rotation() {
         let p = 1_000 * MS;
         let h = LatencyHistogram::new(Duration::from_nanos(p), 0);
         h.record(3 * MS);
-        assert!(h.rotate_if_due(2 * p), "two periods after the start");
-        assert_eq!(h.snapshot().count(), 0);
+        // Rotated only every 5 periods (a slow scrape): the samples since
+        // the previous rotation stay visible, then age out.
+        assert!(h.rotate_if_due(5 * p));
+        assert_eq!(h.snapshot().count(), 1);
         h.record(4 * MS);
-        assert!(h.rotate_if_due(3 * p));
-        assert_eq!(
-            h.snapshot().count(),
-            1,
-            "the generation after the gap is kept"
-        );
+        assert!(h.rotate_if_due(10 * p));
+        let s = h.snapshot();
+        assert_eq!((s.count(), s.min()), (1, Some(4 * MS)));
+        assert!(h.rotate_if_due(15 * p));
+        assert_eq!(h.snapshot().count(), 0);
     }
 
     #[test]
