@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -17,15 +18,19 @@ import (
 // one cgo call (the record); a rejection makes one cgo call too.
 //
 // Lifetime: Close marks the breaker closed at once (every later call
-// returns ErrClosed, never crashes); the library breaker is released by
-// the garbage collector once no goroutine can still be using it (a call
-// that was in flight during Close finishes and records normally). A
-// Breaker dropped without Close is released the same way.
+// returns ErrClosed, never crashes) and stops its Events streams; the
+// library breaker is released by the garbage collector once no goroutine
+// can still be using it (a call that was in flight during Close finishes
+// and records normally). A Breaker dropped without Close is released the
+// same way, its streams closed by a finalizer.
 type Breaker struct {
 	ref      atomic.Pointer[breakerRef] // nil after Close
 	name     string
 	classify func(error) Outcome
 	timed    bool // the library uses call durations (see Execute)
+
+	streams  streams   // Events streams, closed with the breaker
+	finalize sync.Once // a finalizer closes forgotten streams
 }
 
 // New creates a breaker from cfg. An invalid cfg returns an error
@@ -44,7 +49,7 @@ func New(cfg Config) (*Breaker, error) {
 			return nil, configError("Config.Clock was closed")
 		}
 	}
-	ref, err := newBreakerRef(opts, clk)
+	ref, err := newBreakerRef(cfg.Name, opts, clk)
 	if err != nil {
 		return nil, err
 	}
@@ -207,8 +212,8 @@ func (p Permit) done(op string, outcome Outcome, duration, retryAfter time.Durat
 // recorded and the panic continues.
 //
 // The duration recorded is fn's wall time on the Go runtime's monotonic
-// clock when the breaker uses durations (Config.SlowCallRate or
-// SlowCallDuration set); otherwise Execute reads no clock and records 0,
+// clock when the breaker uses durations (Config.SlowCallRate,
+// SlowCallDuration or LatencyHistogram set); otherwise Execute reads no clock and records 0,
 // as nothing would read it (a clock read can cost more than the whole
 // call path). In CLOSED, Execute makes exactly one cgo call and allocates
 // nothing.
@@ -386,13 +391,14 @@ func (b *Breaker) Reset() error {
 	return r.reset()
 }
 
-// Close marks the breaker closed: every later call returns ErrClosed.
-// Closing twice is a no-op. The library breaker is released once no
+// Close marks the breaker closed: every later call returns ErrClosed,
+// and its Events streams are closed. Closing twice is a no-op. The library breaker is released once no
 // goroutine can still use it (see the type's doc). Close always returns
 // nil; it has an error result to satisfy io.Closer.
 func (b *Breaker) Close() error {
 	if b != nil {
 		b.ref.Store(nil)
+		b.streams.closeAll()
 	}
 	return nil
 }

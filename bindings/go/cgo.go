@@ -65,6 +65,40 @@ static char *gocircuit_last_error(void) {
 	return buf;
 }
 
+// Listener callbacks. userdata is a runtime/cgo.Handle (an integer, never
+// a Go pointer); the Go functions are in export.go.
+extern void gocircuitOnEvent(uintptr_t handle);
+extern void gocircuitReleaseHandle(uintptr_t handle);
+
+static void gocircuit_on_event(void *userdata, const circuit_event *event) {
+	(void)event; // the event itself is read from the queue
+	gocircuitOnEvent((uintptr_t)userdata);
+}
+
+static void gocircuit_release_handle(void *userdata) {
+	gocircuitReleaseHandle((uintptr_t)userdata);
+}
+
+static circuit_result gocircuit_breaker_add_listener(const circuit_breaker *b, uintptr_t handle, uint64_t *id) {
+	return circuit_breaker_add_listener(b, gocircuit_on_event, (void *)handle, gocircuit_release_handle, id);
+}
+
+static circuit_result gocircuit_registry_add_listener(const circuit_registry *r, uintptr_t handle, uint64_t *id) {
+	return circuit_registry_add_listener(r, gocircuit_on_event, (void *)handle, gocircuit_release_handle, id);
+}
+
+// One poll into C memory owned by the polling goroutine.
+typedef struct {
+	circuit_event event;
+	size_t name_len;
+	char name[CIRCUIT_NAME_MAX_LEN + 1];
+} gocircuit_poller;
+
+static circuit_result gocircuit_poll(const circuit_event_queue *q, gocircuit_poller *p) {
+	p->event.struct_size = sizeof(p->event);
+	return circuit_event_queue_poll(q, &p->event, p->name, sizeof(p->name), &p->name_len);
+}
+
 // The floor of every binding: one cgo call doing nothing (benchmarks).
 static void gocircuit_noop(void) {}
 */
@@ -73,6 +107,7 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -94,6 +129,20 @@ const (
 	_ = uint(0) - uint(uint32(Failure)^C.CIRCUIT_OUTCOME_FAILURE)
 	_ = uint(0) - uint(uint32(Timeout)^C.CIRCUIT_OUTCOME_TIMEOUT)
 	_ = uint(0) - uint(uint32(Ignored)^C.CIRCUIT_OUTCOME_IGNORED)
+	_ = uint(0) - uint(uint32(ReasonConsecutiveFailures)^C.CIRCUIT_REASON_CONSECUTIVE_FAILURES)
+	_ = uint(0) - uint(uint32(ReasonFailureRate)^C.CIRCUIT_REASON_FAILURE_RATE)
+	_ = uint(0) - uint(uint32(ReasonSlowCallRate)^C.CIRCUIT_REASON_SLOW_CALL_RATE)
+	_ = uint(0) - uint(uint32(ReasonEWMAFailureRate)^C.CIRCUIT_REASON_EWMA_FAILURE_RATE)
+	_ = uint(0) - uint(uint32(ReasonProbeFailed)^C.CIRCUIT_REASON_PROBE_FAILED)
+	_ = uint(0) - uint(uint32(ReasonProbesSucceeded)^C.CIRCUIT_REASON_PROBES_SUCCEEDED)
+	_ = uint(0) - uint(uint32(ReasonOpenDeadlinePassed)^C.CIRCUIT_REASON_OPEN_DEADLINE_PASSED)
+	_ = uint(0) - uint(uint32(ReasonProbeLeaseExpired)^C.CIRCUIT_REASON_PROBE_LEASE_EXPIRED)
+	_ = uint(0) - uint(uint32(ReasonOverrideSet)^C.CIRCUIT_REASON_OVERRIDE_SET)
+	_ = uint(0) - uint(uint32(ReasonOverrideCleared)^C.CIRCUIT_REASON_OVERRIDE_CLEARED)
+	_ = uint(0) - uint(uint32(ReasonOverrideExpired)^C.CIRCUIT_REASON_OVERRIDE_EXPIRED)
+	_ = uint(0) - uint(uint32(ReasonReset)^C.CIRCUIT_REASON_RESET)
+	_ = uint(0) - uint(uint32(ReasonShadowTrip)^C.CIRCUIT_REASON_SHADOW_TRIP)
+	_ = uint(0) - uint(uint32(ReasonRemote)^C.CIRCUIT_REASON_REMOTE)
 )
 
 // The closed fast path (ffi/src/fast.rs): the state word admits a call
@@ -118,6 +167,19 @@ const (
 	codeNotFoundRC          = uint32(C.CIRCUIT_RESULT_NOT_FOUND)
 	codeLimitExceeded       = uint32(C.CIRCUIT_RESULT_LIMIT_EXCEEDED)
 	codePanic               = uint32(C.CIRCUIT_RESULT_PANIC)
+	codeRetryExhausted      = uint32(C.CIRCUIT_RESULT_RETRY_EXHAUSTED)
+	codeBudgetExhausted     = uint32(C.CIRCUIT_RESULT_BUDGET_EXHAUSTED)
+	codeEmpty               = uint32(C.CIRCUIT_RESULT_EMPTY)
+
+	backoffNone        = uint32(C.CIRCUIT_BACKOFF_NONE)
+	backoffConstant    = uint32(C.CIRCUIT_BACKOFF_CONSTANT)
+	backoffExponential = uint32(C.CIRCUIT_BACKOFF_EXPONENTIAL)
+
+	jitterNone         = uint32(C.CIRCUIT_JITTER_NONE)
+	jitterFull         = uint32(C.CIRCUIT_JITTER_FULL)
+	jitterEqual        = uint32(C.CIRCUIT_JITTER_EQUAL)
+	jitterDecorrelated = uint32(C.CIRCUIT_JITTER_DECORRELATED)
+	jitterPlusMinus    = uint32(C.CIRCUIT_JITTER_PLUS_MINUS)
 
 	codeNotFound = Code(codeNotFoundRC)
 )
@@ -149,12 +211,21 @@ func sentinelOf(rc uint32) error {
 		return ErrNotFound
 	case codeLimitExceeded:
 		return ErrLimitExceeded
+	case codeEmpty:
+		return ErrNoSamples
+	case codeRetryExhausted:
+		return ErrRetryExhausted
+	case codeBudgetExhausted:
+		return ErrBudgetExhausted
 	}
 	return ErrLibrary
 }
 
 // abi: circuit_result_str
 func resultName(rc uint32) string { return C.GoString(C.circuit_result_str(C.uint32_t(rc))) }
+
+// abi: circuit_reason_str
+func reasonName(r uint32) string { return C.GoString(C.circuit_reason_str(C.uint32_t(r))) }
 
 // abi: circuit_last_error
 func lastError() string {
@@ -173,7 +244,8 @@ func coldError(op string, rc uint32) error {
 		return nil
 	}
 	msg := ""
-	if rc != codeStale && rc != codeNotFoundRC && (rc < codeRejectedOpen || rc > codeRejectedHalfOpenFul) {
+	if answer := rc == codeStale || rc == codeNotFoundRC || rc == codeEmpty || rc == codeRetryExhausted ||
+		rc == codeBudgetExhausted || (rc >= codeRejectedOpen && rc <= codeRejectedHalfOpenFul); !answer {
 		// The message starts with the code's name, which Code carries.
 		msg = strings.TrimPrefix(lastError(), resultName(rc)+": ")
 	}
@@ -215,12 +287,58 @@ type breakerRef struct {
 //
 // abi: circuit_config_builder_new circuit_config_builder_free
 // abi: circuit_config_builder_build circuit_config_free
-// abi: circuit_breaker_new circuit_breaker_state_word
-func newBreakerRef(opts []option, clk *clockRef) (*breakerRef, error) {
+// abi: circuit_breaker_new circuit_breaker_new_named circuit_breaker_state_word
+func newBreakerRef(name string, opts []option, clk *clockRef) (*breakerRef, error) {
 	const op = "circuit.New"
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	config, err := buildConfig(op, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer C.circuit_config_free(config)
 
+	var clock *C.circuit_clock
+	if clk != nil {
+		clock = clk.ptr
+	}
+	var b *C.circuit_breaker
+	var rc uint32
+	if name == "" {
+		rc = uint32(C.circuit_breaker_new(config, clock, &b))
+	} else {
+		cname := C.CString(name)
+		rc = uint32(C.circuit_breaker_new_named(config, clock, cname, C.size_t(len(name)), &b))
+		C.free(unsafe.Pointer(cname))
+	}
+	runtime.KeepAlive(clk)
+	if rc != codeOK {
+		err := coldError(op, rc).(*Error)
+		if rc == codeInvalidArgument || rc == codeInvalidUTF8 {
+			err.Code, err.Message = Code(codeInvalidConfig), "Config.Name: "+err.Message
+		}
+		return nil, err
+	}
+	return wrapBreaker(op, b)
+}
+
+// wrapBreaker takes ownership of one reference to b.
+func wrapBreaker(op string, b *C.circuit_breaker) (*breakerRef, error) {
+	var word *C.uint64_t
+	if rc := uint32(C.circuit_breaker_state_word(b, &word)); rc != codeOK {
+		err := coldError(op, rc)
+		C.circuit_breaker_free(b)
+		return nil, err
+	}
+	ref := &breakerRef{ptr: b, addr: C.uintptr_t(uintptr(unsafe.Pointer(b))), word: (*uint64)(unsafe.Pointer(word))}
+	liveBreakers.Add(1)
+	runtime.SetFinalizer(ref, (*breakerRef).release)
+	return ref, nil
+}
+
+// buildConfig turns options into a config owned by the caller
+// (circuit_config_free). The caller holds the OS thread locked.
+func buildConfig(op string, opts []option) (*C.circuit_config, error) {
 	builder := C.circuit_config_builder_new()
 	if builder == nil {
 		return nil, &Error{Op: op, Code: Code(codePanic), Message: "circuit_config_builder_new returned NULL"}
@@ -241,28 +359,7 @@ func newBreakerRef(opts []option, clk *clockRef) (*breakerRef, error) {
 	if rc := uint32(C.circuit_config_builder_build(builder, &config)); rc != codeOK {
 		return nil, coldError(op, rc)
 	}
-	defer C.circuit_config_free(config)
-
-	var clock *C.circuit_clock
-	if clk != nil {
-		clock = clk.ptr
-	}
-	var b *C.circuit_breaker
-	rc := uint32(C.circuit_breaker_new(config, clock, &b))
-	runtime.KeepAlive(clk)
-	if rc != codeOK {
-		return nil, coldError(op, rc)
-	}
-	var word *C.uint64_t
-	if rc := uint32(C.circuit_breaker_state_word(b, &word)); rc != codeOK {
-		err := coldError(op, rc)
-		C.circuit_breaker_free(b)
-		return nil, err
-	}
-	ref := &breakerRef{ptr: b, addr: C.uintptr_t(uintptr(unsafe.Pointer(b))), word: (*uint64)(unsafe.Pointer(word))}
-	liveBreakers.Add(1)
-	runtime.SetFinalizer(ref, (*breakerRef).release)
-	return ref, nil
+	return config, nil
 }
 
 // abi: circuit_config_builder_set_consecutive_failures circuit_config_builder_set_failure_rate
@@ -273,6 +370,7 @@ func newBreakerRef(opts []option, clk *clockRef) (*breakerRef, error) {
 // abi: circuit_config_builder_set_jitter circuit_config_builder_set_half_open_probes
 // abi: circuit_config_builder_set_half_open_successes circuit_config_builder_set_probe_lease
 // abi: circuit_config_builder_set_metrics circuit_config_builder_set_seed
+// abi: circuit_config_builder_set_latency_histogram
 func applyOption(b *C.circuit_config_builder, o option) uint32 {
 	u32 := C.uint32_t(o.u)
 	u64 := C.uint64_t(o.u)
@@ -309,6 +407,8 @@ func applyOption(b *C.circuit_config_builder, o option) uint32 {
 		return uint32(C.circuit_config_builder_set_metrics(b, u32))
 	case setSeed:
 		return uint32(C.circuit_config_builder_set_seed(b, u64))
+	case setLatencyHistogram:
+		return uint32(C.circuit_config_builder_set_latency_histogram(b, u64))
 	}
 	return codeInvalidArgument
 }
@@ -486,4 +586,467 @@ func (r *clockRef) set(ns uint64) error {
 	rc := uint32(C.circuit_clock_set(r.ptr, C.uint64_t(ns)))
 	runtime.KeepAlive(r)
 	return coldError("circuit.ManualClock.Set", rc)
+}
+
+// queueRef owns a C event queue and the C buffer it is polled into. Only
+// Events uses it, under its own lock.
+type queueRef struct {
+	ptr    *C.circuit_event_queue
+	poller *C.gocircuit_poller
+}
+
+// abi: circuit_breaker_event_queue_new circuit_registry_event_queue_new
+func newQueue(op string, b *breakerRef, reg *registryRef, capacity int) (*queueRef, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var q *C.circuit_event_queue
+	var rc uint32
+	if b != nil {
+		rc = uint32(C.circuit_breaker_event_queue_new(b.ptr, C.size_t(capacity), &q))
+	} else {
+		rc = uint32(C.circuit_registry_event_queue_new(reg.ptr, C.size_t(capacity), &q))
+	}
+	runtime.KeepAlive(b)
+	runtime.KeepAlive(reg)
+	if rc != codeOK {
+		return nil, coldError(op, rc)
+	}
+	p := (*C.gocircuit_poller)(C.calloc(1, C.size_t(unsafe.Sizeof(C.gocircuit_poller{}))))
+	if p == nil {
+		C.circuit_event_queue_free(q)
+		return nil, &Error{Op: op, Code: Code(codePanic), Message: "out of memory"}
+	}
+	return &queueRef{ptr: q, poller: p}, nil
+}
+
+// poll takes the oldest event, if any.
+//
+// abi: circuit_event_queue_poll
+func (q *queueRef) poll() (Event, bool) {
+	rc := uint32(C.gocircuit_poll(q.ptr, q.poller))
+	if rc != codeOK {
+		return Event{}, false // EMPTY (or a library error, retried at the next wake-up)
+	}
+	e := &q.poller.event
+	return Event{
+		Breaker:    C.GoStringN(&q.poller.name[0], C.int(q.poller.name_len)),
+		From:       State(e.from),
+		To:         State(e.to),
+		Reason:     Reason(e.reason),
+		Generation: uint32(e.generation),
+		At:         nanosToDuration(uint64(e.at_ns)),
+		OpenFor:    nanosToDuration(uint64(e.open_for_ns)),
+	}, true
+}
+
+// abi: circuit_event_queue_dropped
+func (q *queueRef) dropped() uint64 {
+	var n C.uint64_t
+	C.circuit_event_queue_dropped(q.ptr, &n)
+	return uint64(n)
+}
+
+// abi: circuit_event_queue_len
+func (q *queueRef) len() int {
+	var n C.size_t
+	C.circuit_event_queue_len(q.ptr, &n)
+	return int(n)
+}
+
+// abi: circuit_event_queue_free
+func (q *queueRef) free() {
+	C.circuit_event_queue_free(q.ptr)
+	C.free(unsafe.Pointer(q.poller))
+}
+
+// addListener adds the wake-up listener whose userdata is handle; the
+// library deletes the handle (gocircuitReleaseHandle) once the listener is
+// gone. It returns a function removing it.
+//
+// abi: circuit_breaker_add_listener circuit_breaker_remove_listener
+// abi: circuit_registry_add_listener circuit_registry_remove_listener
+func addListener(op string, b *breakerRef, reg *registryRef, handle uintptr) (func(), error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var id C.uint64_t
+	var rc uint32
+	if b != nil {
+		rc = uint32(C.gocircuit_breaker_add_listener(b.ptr, C.uintptr_t(handle), &id))
+	} else {
+		rc = uint32(C.gocircuit_registry_add_listener(reg.ptr, C.uintptr_t(handle), &id))
+	}
+	runtime.KeepAlive(b)
+	runtime.KeepAlive(reg)
+	if rc != codeOK {
+		return nil, coldError(op, rc)
+	}
+	return func() {
+		if b != nil {
+			C.circuit_breaker_remove_listener(b.ptr, id)
+		} else {
+			C.circuit_registry_remove_listener(reg.ptr, id)
+		}
+		runtime.KeepAlive(b)
+		runtime.KeepAlive(reg)
+	}, nil
+}
+
+// abi: circuit_breaker_latency
+func (r *breakerRef) latency() (Latency, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var c C.circuit_latency
+	c.struct_size = C.uint32_t(unsafe.Sizeof(c))
+	rc := uint32(C.circuit_breaker_latency(r.ptr, &c))
+	runtime.KeepAlive(r)
+	if rc == codeNotFoundRC {
+		return Latency{}, &Error{Op: "circuit.Breaker.Latency", Code: Code(rc), Message: "the breaker keeps no latency histogram (Config.LatencyHistogram)"}
+	}
+	if rc != codeOK {
+		return Latency{}, coldError("circuit.Breaker.Latency", rc)
+	}
+	d := func(v C.uint64_t) time.Duration { return nanosToDuration(uint64(v)) }
+	return Latency{Count: uint64(c.count), Sum: d(c.sum_ns), Min: d(c.min_ns), Max: d(c.max_ns),
+		P50: d(c.p50_ns), P90: d(c.p90_ns), P95: d(c.p95_ns), P99: d(c.p99_ns), P999: d(c.p999_ns)}, nil
+}
+
+// abi: circuit_breaker_latency_percentile
+func (r *breakerRef) latencyPercentile(p float64) (time.Duration, error) {
+	const op = "circuit.Breaker.LatencyPercentile"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var ns C.uint64_t
+	rc := uint32(C.circuit_breaker_latency_percentile(r.ptr, C.double(p), &ns))
+	runtime.KeepAlive(r)
+	switch rc {
+	case codeOK:
+		return nanosToDuration(uint64(ns)), nil
+	case codeNotFoundRC:
+		return 0, &Error{Op: op, Code: Code(rc), Message: "the breaker keeps no latency histogram (Config.LatencyHistogram)"}
+	case codeEmpty:
+		return 0, ErrNoSamples
+	}
+	return 0, coldError(op, rc)
+}
+
+// abi: circuit_breaker_recommended_timeout
+func (r *breakerRef) recommendedTimeout(rule *adaptiveRef) (time.Duration, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var ns C.uint64_t
+	var p *C.circuit_adaptive_timeout
+	if rule != nil {
+		p = rule.ptr
+	}
+	rc := uint32(C.circuit_breaker_recommended_timeout(r.ptr, p, &ns))
+	runtime.KeepAlive(r)
+	runtime.KeepAlive(rule)
+	if rc != codeOK {
+		return 0, coldError("circuit.Breaker.RecommendedTimeout", rc)
+	}
+	return nanosToDuration(uint64(ns)), nil
+}
+
+// adaptiveRef owns an adaptive-timeout rule, released by its finalizer.
+type adaptiveRef struct {
+	ptr *C.circuit_adaptive_timeout
+}
+
+// abi: circuit_adaptive_timeout_new circuit_adaptive_timeout_free
+func newAdaptiveRef(percentile, multiplier float64, floor, ceiling, base time.Duration, minSamples uint64) (*adaptiveRef, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var p *C.circuit_adaptive_timeout
+	rc := uint32(C.circuit_adaptive_timeout_new(C.double(percentile), C.double(multiplier), C.uint64_t(floor),
+		C.uint64_t(ceiling), C.uint64_t(base), C.uint64_t(minSamples), &p))
+	if rc != codeOK {
+		return nil, coldError("circuit.NewAdaptiveTimeout", rc)
+	}
+	ref := &adaptiveRef{ptr: p}
+	runtime.SetFinalizer(ref, func(r *adaptiveRef) { C.circuit_adaptive_timeout_free(r.ptr) })
+	return ref, nil
+}
+
+// registryRef owns a C registry, released by its finalizer (see Registry).
+type registryRef struct {
+	ptr *C.circuit_registry
+}
+
+// liveRegistries counts C registries not yet released (tests use it).
+var liveRegistries atomic.Int64
+
+// abi: circuit_registry_new circuit_registry_free
+func newRegistryRef(defaults []option, maxBreakers uint64, evictAfter uint32, clk *clockRef) (*registryRef, error) {
+	const op = "circuit.NewRegistry"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var config *C.circuit_config
+	if defaults != nil {
+		c, err := buildConfig(op, defaults)
+		if err != nil {
+			return nil, err
+		}
+		config = c
+		defer C.circuit_config_free(config)
+	}
+	var clock *C.circuit_clock
+	if clk != nil {
+		clock = clk.ptr
+	}
+	var reg *C.circuit_registry
+	rc := uint32(C.circuit_registry_new(config, C.uint64_t(maxBreakers), C.uint32_t(evictAfter), clock, &reg))
+	runtime.KeepAlive(clk)
+	if rc != codeOK {
+		return nil, coldError(op, rc)
+	}
+	ref := &registryRef{ptr: reg}
+	liveRegistries.Add(1)
+	runtime.SetFinalizer(ref, func(r *registryRef) {
+		C.circuit_registry_free(r.ptr)
+		liveRegistries.Add(-1)
+	})
+	return ref, nil
+}
+
+// cname returns a C copy of s (free it with C.free).
+func cname(s string) (*C.char, C.size_t) { return C.CString(s), C.size_t(len(s)) }
+
+// abi: circuit_registry_set_config
+func (r *registryRef) setConfig(name string, opts []option) error {
+	const op = "circuit.Registry.SetConfig"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	config, err := buildConfig(op, opts)
+	if err != nil {
+		return err
+	}
+	defer C.circuit_config_free(config)
+	p, n := cname(name)
+	defer C.free(unsafe.Pointer(p))
+	rc := uint32(C.circuit_registry_set_config(r.ptr, p, n, config))
+	runtime.KeepAlive(r)
+	return coldError(op, rc)
+}
+
+// abi: circuit_registry_get_or_create circuit_registry_get
+func (r *registryRef) breaker(op, name string, create bool) (*breakerRef, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, n := cname(name)
+	defer C.free(unsafe.Pointer(p))
+	var b *C.circuit_breaker
+	var rc uint32
+	if create {
+		rc = uint32(C.circuit_registry_get_or_create(r.ptr, p, n, &b))
+	} else {
+		rc = uint32(C.circuit_registry_get(r.ptr, p, n, &b))
+	}
+	runtime.KeepAlive(r)
+	if rc != codeOK {
+		if rc == codeNotFoundRC {
+			return nil, &Error{Op: op, Code: Code(rc), Message: "no breaker named " + strconv.Quote(name)}
+		}
+		return nil, coldError(op, rc)
+	}
+	return wrapBreaker(op, b)
+}
+
+// abi: circuit_registry_remove
+func (r *registryRef) remove(name string) error {
+	const op = "circuit.Registry.Remove"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, n := cname(name)
+	defer C.free(unsafe.Pointer(p))
+	rc := uint32(C.circuit_registry_remove(r.ptr, p, n))
+	runtime.KeepAlive(r)
+	if rc == codeNotFoundRC {
+		return &Error{Op: op, Code: Code(rc), Message: "no breaker named " + strconv.Quote(name)}
+	}
+	return coldError(op, rc)
+}
+
+// abi: circuit_registry_len
+func (r *registryRef) len() (int, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var n C.size_t
+	rc := uint32(C.circuit_registry_len(r.ptr, &n))
+	runtime.KeepAlive(r)
+	return int(n), coldError("circuit.Registry.Len", rc)
+}
+
+// abi: circuit_registry_sweep_idle
+func (r *registryRef) sweepIdle() (int, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var n C.size_t
+	rc := uint32(C.circuit_registry_sweep_idle(r.ptr, &n))
+	runtime.KeepAlive(r)
+	return int(n), coldError("circuit.Registry.SweepIdle", rc)
+}
+
+// each calls fn with every breaker's name and, when withBreakers, a new
+// reference to it, in name order, from a snapshot.
+//
+// abi: circuit_registry_iter_new circuit_registry_iter_next circuit_registry_iter_free
+// abi: circuit_breaker_retain
+func (r *registryRef) each(op string, withBreakers bool, fn func(name string, b *breakerRef) error) error {
+	var it *C.circuit_registry_iter
+	err := func() error {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		rc := uint32(C.circuit_registry_iter_new(r.ptr, &it))
+		runtime.KeepAlive(r)
+		return coldError(op, rc)
+	}()
+	if err != nil {
+		return err
+	}
+	defer C.circuit_registry_iter_free(it)
+	var name *C.char
+	var n C.size_t
+	var b *C.circuit_breaker
+	for {
+		rc := uint32(C.circuit_registry_iter_next(it, &name, &n, &b))
+		if rc == codeEmpty {
+			return nil
+		}
+		if rc != codeOK {
+			return &Error{Op: op, Code: Code(rc)}
+		}
+		var ref *breakerRef
+		if withBreakers {
+			if ref, err = wrapBreaker(op, C.circuit_breaker_retain(b)); err != nil {
+				return err
+			}
+		}
+		if err := fn(C.GoStringN(name, C.int(n)), ref); err != nil {
+			return err
+		}
+	}
+}
+
+// render appends the registry's Prometheus text to dst[:0], growing it as
+// needed (the required-length protocol, on one OS thread: the library
+// keeps the announced text for the calling thread).
+//
+// abi: circuit_registry_render_prometheus
+func (r *registryRef) render(dst []byte) ([]byte, error) {
+	const op = "circuit.Registry.WritePrometheus"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	buf := dst[:cap(dst)]
+	for attempt := 0; attempt < 3; attempt++ {
+		var p *C.char
+		if len(buf) > 0 {
+			p = (*C.char)(unsafe.Pointer(&buf[0]))
+		}
+		var n C.size_t
+		rc := uint32(C.circuit_registry_render_prometheus(r.ptr, p, C.size_t(len(buf)), &n))
+		runtime.KeepAlive(r)
+		switch rc {
+		case codeOK:
+			return buf[:n], nil
+		case uint32(C.CIRCUIT_RESULT_BUFFER_TOO_SMALL):
+			buf = make([]byte, int(n)+1)
+		default:
+			return nil, coldError(op, rc)
+		}
+	}
+	return nil, &Error{Op: op, Code: Code(C.CIRCUIT_RESULT_BUFFER_TOO_SMALL), Message: "the text kept growing"}
+}
+
+// retryRef owns a retry policy, released by its finalizer.
+type retryRef struct {
+	ptr *C.circuit_retry_policy
+}
+
+// abi: circuit_retry_policy_new circuit_retry_policy_free
+func newRetryRef(backoff uint32, base time.Duration, multiplier float64, jitter uint32, fraction float64,
+	maxDelay time.Duration, maxAttempts uint32) (*retryRef, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var p *C.circuit_retry_policy
+	rc := uint32(C.circuit_retry_policy_new(C.uint32_t(backoff), C.uint64_t(base), C.double(multiplier),
+		C.uint32_t(jitter), C.double(fraction), C.uint64_t(maxDelay), C.uint32_t(maxAttempts), &p))
+	if rc != codeOK {
+		err := coldError("circuit.NewRetry", rc).(*Error)
+		if rc == codeInvalidArgument {
+			err.Code = Code(codeInvalidConfig)
+		}
+		return nil, err
+	}
+	ref := &retryRef{ptr: p}
+	runtime.SetFinalizer(ref, func(r *retryRef) { C.circuit_retry_policy_free(r.ptr) })
+	return ref, nil
+}
+
+// next is circuit_retry_next (budget may be nil); it returns the pause and
+// the result code (OK, RETRY_EXHAUSTED or BUDGET_EXHAUSTED).
+//
+// abi: circuit_retry_next circuit_retry_policy_delay
+func (r *retryRef) next(budget *budgetRef, useBudget bool, attempt uint32, prev time.Duration, seed uint64) (time.Duration, uint32) {
+	var ns C.uint64_t
+	var rc C.circuit_result
+	if useBudget {
+		var bp *C.circuit_retry_budget
+		if budget != nil {
+			bp = budget.ptr
+		}
+		rc = C.circuit_retry_next(r.ptr, bp, C.uint32_t(attempt), C.uint64_t(prev), C.uint64_t(seed), &ns)
+	} else {
+		rc = C.circuit_retry_policy_delay(r.ptr, C.uint32_t(attempt), C.uint64_t(prev), C.uint64_t(seed), &ns)
+	}
+	runtime.KeepAlive(r)
+	runtime.KeepAlive(budget)
+	return nanosToDuration(uint64(ns)), uint32(rc)
+}
+
+// abi: circuit_random_seed
+func randomSeed() uint64 { return uint64(C.circuit_random_seed()) }
+
+// budgetRef owns a retry budget, released by its finalizer.
+type budgetRef struct {
+	ptr *C.circuit_retry_budget
+}
+
+// abi: circuit_retry_budget_new circuit_retry_budget_free
+func newBudgetRef(ratio, minPerSec float64, window time.Duration, buckets uint32, clk *clockRef) (*budgetRef, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var clock *C.circuit_clock
+	if clk != nil {
+		clock = clk.ptr
+	}
+	var p *C.circuit_retry_budget
+	rc := uint32(C.circuit_retry_budget_new(C.double(ratio), C.double(minPerSec), C.uint64_t(window), C.uint32_t(buckets), clock, &p))
+	runtime.KeepAlive(clk)
+	if rc != codeOK {
+		return nil, coldError("circuit.NewRetryBudget", rc)
+	}
+	ref := &budgetRef{ptr: p}
+	runtime.SetFinalizer(ref, func(r *budgetRef) { C.circuit_retry_budget_free(r.ptr) })
+	return ref, nil
+}
+
+// abi: circuit_retry_budget_record_call
+func (b *budgetRef) recordCall() {
+	C.circuit_retry_budget_record_call(b.ptr)
+	runtime.KeepAlive(b)
+}
+
+// abi: circuit_retry_budget_try_retry
+func (b *budgetRef) tryRetry() bool {
+	rc := uint32(C.circuit_retry_budget_try_retry(b.ptr))
+	runtime.KeepAlive(b)
+	return rc == codeOK
+}
+
+// abi: circuit_retry_budget_balance
+func (b *budgetRef) balance() (balance, calls, retries uint64) {
+	var bal, c, r C.uint64_t
+	C.circuit_retry_budget_balance(b.ptr, &bal, &c, &r)
+	runtime.KeepAlive(b)
+	return uint64(bal), uint64(c), uint64(r)
 }

@@ -14,8 +14,9 @@ import (
 // A Config is a plain value: New copies what it needs, so one Config may
 // be reused and changed afterwards.
 type Config struct {
-	// Name appears in errors (RejectedError.Breaker); it is also the
-	// breaker's name in a Registry.
+	// Name names the breaker in errors (RejectedError.Breaker) and in its
+	// transition events; UTF-8, at most 1024 bytes. In a Registry the
+	// breaker's name is its key and Name is ignored.
 	Name string
 
 	// ConsecutiveFailures trips the breaker after that many consecutive
@@ -85,6 +86,12 @@ type Config struct {
 	// DisableMetrics turns off per-call metrics (latency histogram, slow
 	// counter). Outcome counters and the policies are unaffected.
 	DisableMetrics bool
+	// LatencyHistogram keeps a histogram of call durations whose samples
+	// age out after one to two periods of this length (1 ms to 1 hour),
+	// for Breaker.Latency, Breaker.RecommendedTimeout and the registry's
+	// Prometheus histogram. 0: none (the default; it costs 2 KiB per
+	// breaker).
+	LatencyHistogram time.Duration
 	// Seed seeds the jitter, for reproducible tests. 0 (the default):
 	// each breaker is seeded differently.
 	Seed uint64
@@ -109,9 +116,9 @@ type Config struct {
 }
 
 // usesDurations reports whether the library reads call durations: only
-// slow-call detection does.
+// slow-call detection and the latency histogram do.
 func (c *Config) usesDurations() bool {
-	return c.SlowCallRate != 0 || c.SlowCallDuration != 0
+	return c.SlowCallRate != 0 || c.SlowCallDuration != 0 || c.LatencyHistogram != 0
 }
 
 // setter names one circuit_config_builder_set_* function.
@@ -134,6 +141,7 @@ const (
 	setProbeLease
 	setMetrics
 	setSeed
+	setLatencyHistogram
 )
 
 // option is one builder call, checked on the Go side for what Go types
@@ -242,6 +250,9 @@ func (c *Config) options() ([]option, error) {
 	}
 	if c.DisableMetrics {
 		opts = append(opts, option{field: "DisableMetrics", set: setMetrics, u: 0})
+	}
+	if err := dur("LatencyHistogram", c.LatencyHistogram, setLatencyHistogram); err != nil {
+		return nil, err
 	}
 	if c.Seed != 0 {
 		opts = append(opts, option{field: "Seed", set: setSeed, u: c.Seed})

@@ -40,6 +40,14 @@ var (
 	// ErrLimitExceeded: a hard limit was reached (a registry's cap on
 	// breakers).
 	ErrLimitExceeded = errors.New("circuit: limit exceeded")
+	// ErrNoSamples: Breaker.LatencyPercentile found no sample in the
+	// histogram yet.
+	ErrNoSamples = errors.New("circuit: no latency samples yet")
+	// ErrRetryExhausted: Retry.Delay was asked for a retry beyond
+	// RetryConfig.MaxAttempts.
+	ErrRetryExhausted = errors.New("circuit: retry attempts exhausted")
+	// ErrBudgetExhausted: the retry budget refused a retry.
+	ErrBudgetExhausted = errors.New("circuit: retry budget exhausted")
 	// ErrLibrary: libcircuit failed internally (a caught panic, an
 	// unexpected result) or is not the version this package was built
 	// for. The *Error carries the library's message.

@@ -121,3 +121,68 @@ func (m Metrics) Recorded() uint64 {
 func (m Metrics) Rejected() uint64 {
 	return m.RejectedOpen + m.RejectedForcedOpen + m.RejectedHalfOpenFull
 }
+
+// Reason is why a transition happened (circuit_reason in the header; the
+// values are the header's, checked at compile time in cgo.go).
+type Reason uint32
+
+// The reasons.
+const (
+	ReasonConsecutiveFailures Reason = 0  // consecutive failures reached the threshold
+	ReasonFailureRate         Reason = 1  // the window's failure rate reached the threshold
+	ReasonSlowCallRate        Reason = 2  // the window's slow-call rate reached the threshold
+	ReasonEWMAFailureRate     Reason = 3  // the EWMA failure rate reached the threshold
+	ReasonProbeFailed         Reason = 4  // a half-open probe failed (or was slow)
+	ReasonProbesSucceeded     Reason = 5  // enough half-open probes succeeded
+	ReasonOpenDeadlinePassed  Reason = 6  // the open deadline passed and a call arrived
+	ReasonProbeLeaseExpired   Reason = 7  // every probe slot was held past its lease
+	ReasonOverrideSet         Reason = 8  // an operator set an override
+	ReasonOverrideCleared     Reason = 9  // an operator cleared the override
+	ReasonOverrideExpired     Reason = 10 // the override's expiry passed
+	ReasonReset               Reason = 11 // an operator reset the breaker
+	ReasonShadowTrip          Reason = 12 // METRICS_ONLY: a policy would have tripped (dry run)
+	ReasonRemote              Reason = 13 // applied from another instance (fleet sync)
+)
+
+// String returns the reason's lower-case name as the C library prints it
+// (for example "consecutive_failures"), or "unknown".
+func (r Reason) String() string { return reasonName(uint32(r)) }
+
+// Event is one transition of a breaker (DESIGN.md B7), as delivered by
+// Breaker.Events and Registry.Events.
+type Event struct {
+	Breaker    string        // the breaker's name ("" for an unnamed breaker)
+	From       State         // the state before
+	To         State         // the state after
+	Reason     Reason        // why
+	Generation uint32        // the generation after the transition
+	At         time.Duration // the breaker clock's reading when it happened
+	OpenFor    time.Duration // for a transition to OPEN, the open duration chosen; otherwise 0
+}
+
+// String describes the event, for logs.
+func (e Event) String() string {
+	s := e.From.String() + " -> " + e.To.String() + " (" + e.Reason.String() + ")"
+	if e.Breaker != "" {
+		s = strconv.Quote(e.Breaker) + ": " + s
+	}
+	if e.OpenFor > 0 {
+		s += " for " + e.OpenFor.String()
+	}
+	return s
+}
+
+// Latency summarizes a breaker's recent call durations
+// (Breaker.Latency), from a histogram with at most 1/16 relative error
+// above 1 µs. Min and Max are exact.
+type Latency struct {
+	Count uint64        // samples in the histogram's window
+	Sum   time.Duration // their sum (saturating)
+	Min   time.Duration
+	Max   time.Duration
+	P50   time.Duration
+	P90   time.Duration
+	P95   time.Duration
+	P99   time.Duration
+	P999  time.Duration
+}
