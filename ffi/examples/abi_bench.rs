@@ -10,7 +10,8 @@
 //! - `floor`: an atomic load plus an uncontended `fetch_add`, the unit the
 //!   design's budgets are written in.
 //!
-//! Prints `name ns_per_call` lines, the best of several runs each; the C
+//! Prints `name ns_per_call` lines, the median of several timed loops each
+//! (robust on a shared, busy machine); the C
 //! program bindings/c/bench/abi_bench.c prints the same for calls through
 //! libcircuit.so and libcircuit.a.
 //!
@@ -30,15 +31,17 @@ use circuit_core::{Breaker, Config, Outcome};
 
 const RUNS: usize = 7;
 
-fn best_ns_per_call(iterations: u64, mut run: impl FnMut(u64)) -> f64 {
+fn median_ns_per_call(iterations: u64, mut run: impl FnMut(u64)) -> f64 {
     run(iterations / 10); // warm up
-    (0..RUNS)
+    let mut runs: Vec<f64> = (0..RUNS)
         .map(|_| {
             let start = Instant::now();
             run(iterations);
             start.elapsed().as_nanos() as f64 / iterations as f64
         })
-        .fold(f64::INFINITY, f64::min)
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[RUNS / 2]
 }
 
 fn main() {
@@ -48,7 +51,7 @@ fn main() {
         .unwrap_or(20_000_000);
 
     let breaker = Breaker::new(Config::default());
-    let core = best_ns_per_call(iterations, |n| {
+    let core = median_ns_per_call(iterations, |n| {
         let b = black_box(&breaker);
         for _ in 0..n {
             if let Ok(p) = b.acquire() {
@@ -74,7 +77,7 @@ fn main() {
             circuit_result::Ok
         );
         circuit::config::circuit_config_free(config);
-        let ns = best_ns_per_call(iterations, |n| {
+        let ns = median_ns_per_call(iterations, |n| {
             let b = black_box(b);
             let mut permit = circuit_permit {
                 generation: 0,
@@ -97,7 +100,7 @@ fn main() {
 
     let word = AtomicU64::new(0);
     let counter = AtomicU64::new(0);
-    let floor = best_ns_per_call(iterations, |n| {
+    let floor = median_ns_per_call(iterations, |n| {
         let (w, c) = (black_box(&word), black_box(&counter));
         for _ in 0..n {
             if w.load(Ordering::Acquire) == 0 {
