@@ -16,6 +16,9 @@ use crate::script::{
 /// Keys per read-script call (one short script run per batch).
 pub(crate) const READ_BATCH: usize = 200;
 
+/// A record with the raw name stored in it.
+pub(crate) type Named = (String, Record);
+
 /// One change to a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOp {
@@ -158,7 +161,7 @@ impl Scripts {
         con: &mut dyn ConnectionLike,
         ns: &Namespace,
         encs: &[String],
-    ) -> redis::RedisResult<(u64, Vec<Option<(String, Record)>>)> {
+    ) -> redis::RedisResult<(u64, Vec<Option<Named>>)> {
         let mut out = Vec::with_capacity(encs.len());
         let mut now = 0;
         for chunk in encs.chunks(READ_BATCH) {

@@ -40,19 +40,21 @@ fn start_redis() -> (Server, String) {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server is installed");
+    let server = Server(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed"),
+    );
     let url = format!("redis://127.0.0.1:{port}");
     let client = redis::Client::open(url.as_str()).unwrap();
     for _ in 0..500 {
         if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(100)) {
             if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                return (Server(child), url);
+                return (server, url);
             }
         }
         std::thread::sleep(Duration::from_millis(10));
