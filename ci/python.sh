@@ -18,7 +18,7 @@ so="$target_dir/release/libcircuit.so"
 
 python3 -c 'import pytest' 2>/dev/null || {
   echo "python: pytest missing (ci/deps.sh installs it)" >&2; exit 1; }
-python3 -m pip install --quiet --disable-pip-version-check ./bindings/python
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check ./bindings/python
 
 # From bindings/python/tests (rootdir bindings/python, by its pyproject):
 # `python3 -m pytest` puts the current folder on sys.path, and from

@@ -32,6 +32,10 @@ from ._errors import (
     LimitExceededError,
     NotFoundError,
 )
+from ._events import Event, EventQueue, Listener, Reason
+from ._registry import Registry
+from ._retry import Retry, RetryBudget, RetryPolicy
+from ._timeout import AdaptiveTimeout, Latency
 from ._types import Metrics, Outcome, Seconds, State
 
 __version__ = "0.1.0"
@@ -52,6 +56,16 @@ def library_path() -> str:
 
 __all__ = [
     "ABI_VERSION",
+    "AdaptiveTimeout",
+    "Event",
+    "EventQueue",
+    "Latency",
+    "Listener",
+    "Reason",
+    "Registry",
+    "Retry",
+    "RetryBudget",
+    "RetryPolicy",
     "Breaker",
     "CircuitError",
     "CircuitOpenError",

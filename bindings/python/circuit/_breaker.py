@@ -46,6 +46,7 @@ import threading
 from ctypes import byref, c_char, c_uint32, c_uint64, c_void_p, sizeof
 from time import perf_counter_ns as _pc
 from typing import (
+    TYPE_CHECKING,
     Any,
     Awaitable,
     Callable,
@@ -66,6 +67,10 @@ from ._config import Config
 from ._errors import CircuitOpenError, ClosedError, InvalidArgumentError
 from ._managed import Managed
 from ._types import Metrics, Outcome, Seconds, State, to_ns
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._events import Event, EventQueue, Listener
+    from ._timeout import AdaptiveTimeout, Latency
 
 __all__ = ["Breaker", "Permit", "Exclude"]
 
@@ -209,10 +214,14 @@ class Breaker(Managed):
         self._timed = _needs_durations(self._options) if timed is None else bool(timed)
         try:
             out = c_void_p()
-            rc = _ffi.lib.breaker_new(
-                config._handle(), None if clock is None else clock._handle(), byref(out)
-            )
-            _ffi.check(rc, "circuit_breaker_new")
+            clk = None if clock is None else clock._handle()
+            if name is not None and "circuit_breaker_new_named" not in _ffi.lib.missing:
+                raw = name.encode("utf-8", "surrogatepass")
+                rc = _ffi.lib.breaker_new_named(config._handle(), clk, raw, len(raw), byref(out))
+                _ffi.check(rc, f"breaker name {name!r}")
+            else:
+                rc = _ffi.lib.breaker_new(config._handle(), clk, byref(out))
+                _ffi.check(rc, "circuit_breaker_new")
         finally:
             if own is not None:
                 own.close()
@@ -238,7 +247,7 @@ class Breaker(Managed):
         self._bref = None
         self._rec = _ffi.lib.raw_record_parts or _ffi.lib.breaker_record_parts
         self._name = name
-        self._options = {}
+        self._options = dict(kw.get("options") or {})
         self._clock = kw.get("clock")
         self._exclude_types, self._exclude_preds = _split_exclude(kw.get("exclude", ()))
         self._failure_if = kw.get("failure_if")
@@ -605,6 +614,73 @@ class Breaker(Managed):
         """Returns to CLOSED with an empty window, clearing any override."""
         _ffi.check(_ffi.lib.breaker_reset(self._handle()), "circuit_breaker_reset")
 
+    # ---- events ------------------------------------------------------------------
+    def add_listener(self, fn: Callable[["Event"], Any]) -> "Listener":
+        """Calls ``fn(event)`` on every transition of this breaker, on the
+        thread that made it (see ``circuit._events``). Returns a ``Listener``
+        (``.remove()``). Exceptions from ``fn`` are logged, never raised into
+        the transition."""
+        from . import _events
+
+        return _events.add_listener(
+            self, _ffi.lib.breaker_add_listener, _ffi.lib.breaker_remove_listener, fn
+        )
+
+    def on_transition(self, fn: Callable[["Event"], Any]) -> Callable[["Event"], Any]:
+        """Decorator form of ``add_listener``."""
+        fn.listener = self.add_listener(fn)  # type: ignore[attr-defined]
+        return fn
+
+    def events(self, capacity: int = 1024) -> "EventQueue":
+        """A queue receiving this breaker's transitions from now on (at most
+        ``capacity`` waiting; more are dropped and counted)."""
+        from . import _events
+
+        return _events.new_queue(self, _ffi.lib.breaker_event_queue_new, capacity)
+
+    # ---- latency, adaptive timeout ---------------------------------------------------
+    def latency(self) -> Optional["Latency"]:
+        """Recent call latencies, or ``None`` when the config keeps no
+        histogram (``latency_histogram=``)."""
+        from ._timeout import Latency
+
+        m = _ffi.circuit_latency()
+        m.struct_size = sizeof(m)
+        rc = _ffi.lib.breaker_latency(self._handle(), byref(m))
+        if rc == _ffi.RESULT_NOT_FOUND:
+            return None
+        _ffi.check(rc, "circuit_breaker_latency")
+        return Latency._from_c(m)
+
+    def latency_percentile(self, percentile: float) -> Optional[float]:
+        """The ``percentile``-th (0 to 100) recent latency in seconds;
+        ``None`` without samples. ``NotFoundError`` without a histogram."""
+        from ._types import to_float
+
+        out = c_uint64()
+        rc = _ffi.lib.breaker_latency_percentile(
+            self._handle(), to_float(percentile, "percentile"), byref(out)
+        )
+        if rc == _ffi.RESULT_EMPTY:
+            return None
+        _ffi.check(rc, f"percentile {percentile!r}")
+        return out.value / 1e9
+
+    def recommended_timeout(self, rule: Optional["AdaptiveTimeout"] = None) -> float:
+        """The call timeout (seconds) ``rule`` recommends from recent
+        latencies (default rule: p95 x 1.2 within [1 ms, 30 s], 1 s before
+        100 samples); the rule's base without a histogram or samples."""
+        from ._timeout import AdaptiveTimeout
+
+        if rule is not None and not isinstance(rule, AdaptiveTimeout):
+            raise TypeError(f"rule must be a circuit.AdaptiveTimeout, not {type(rule).__name__}")
+        out = c_uint64()
+        rc = _ffi.lib.breaker_recommended_timeout(
+            self._handle(), None if rule is None else rule._handle(), byref(out)
+        )
+        _ffi.check(rc, "circuit_breaker_recommended_timeout")
+        return out.value / 1e9
+
 
 # ---- helpers ------------------------------------------------------------------
 def _split_exclude(
@@ -636,7 +712,7 @@ def _split_exclude(
 
 
 #: Config options whose presence makes the library use call durations.
-_DURATION_OPTIONS = frozenset({"slow_call_rate", "slow_call_duration"})
+_DURATION_OPTIONS = frozenset({"slow_call_rate", "slow_call_duration", "latency_histogram"})
 
 
 def _needs_durations(options: dict) -> bool:

@@ -21,7 +21,10 @@ class Config(Managed):
     Every option is keyword-only and optional; the library's defaults apply
     to those left out (5 consecutive failures trip; a 100-call count window
     with a floor of 10 calls; open 5 s, doubling per re-open up to 60 s, 10 %
-    jitter; one half-open probe with a 10 s lease; metrics on). Durations are
+    jitter; one half-open probe with a 10 s lease; metrics on; no latency
+    histogram: ``latency_histogram=period`` keeps one whose samples age out
+    after one to two periods, for ``Breaker.latency()``,
+    ``recommended_timeout()`` and Prometheus). Durations are
     seconds (int, float or ``timedelta``). Each value is checked by the
     library when it is set, and the combination when the config is built: a
     refused value raises ``ConfigError`` (a ``ValueError``) naming the option;
@@ -53,6 +56,7 @@ class Config(Managed):
         half_open_successes: int = _UNSET,
         probe_lease: Seconds = _UNSET,
         metrics: bool = _UNSET,
+        latency_histogram: Seconds = _UNSET,
         seed: int = _UNSET,
     ) -> None:
         given = {k: v for k, v in locals().items() if k != "self" and v is not _UNSET}
@@ -209,6 +213,12 @@ def _calls(o: Dict[str, Any]):
         if not isinstance(o["metrics"], bool):
             raise TypeError(f"metrics must be a bool, not {type(o['metrics']).__name__}")
         yield (lib.config_builder_set_metrics, (int(o["metrics"]),), ("metrics",))
+    if "latency_histogram" in o:
+        yield (
+            lib.config_builder_set_latency_histogram,
+            (to_ns(o["latency_histogram"], "latency_histogram", E),),
+            ("latency_histogram",),
+        )
     if "seed" in o:
         seed = o["seed"]
         if isinstance(seed, bool) or not isinstance(seed, int):

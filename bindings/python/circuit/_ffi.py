@@ -60,7 +60,8 @@ LIBRARY_ENV = "CIRCUIT_LIBRARY"
 STATE_COUNT = 7
 PERMIT_PROBE = 1
 RETRY_AFTER_UNKNOWN = 0xFFFF_FFFF_FFFF_FFFF
-METRICS_MIN_SIZE = 8
+STRUCT_MIN_SIZE = 8
+NAME_MAX_LEN = 1024
 WORD_FAST_MASK = 0x1F
 WORD_GENERATION_SHIFT = 32
 
@@ -87,6 +88,34 @@ RESULT_BUFFER_TOO_SMALL = 9
 RESULT_NOT_FOUND = 10
 RESULT_LIMIT_EXCEEDED = 11
 RESULT_PANIC = 12
+RESULT_RETRY_EXHAUSTED = 13
+RESULT_BUDGET_EXHAUSTED = 14
+RESULT_EMPTY = 15
+
+REASON_CONSECUTIVE_FAILURES = 0
+REASON_FAILURE_RATE = 1
+REASON_SLOW_CALL_RATE = 2
+REASON_EWMA_FAILURE_RATE = 3
+REASON_PROBE_FAILED = 4
+REASON_PROBES_SUCCEEDED = 5
+REASON_OPEN_DEADLINE_PASSED = 6
+REASON_PROBE_LEASE_EXPIRED = 7
+REASON_OVERRIDE_SET = 8
+REASON_OVERRIDE_CLEARED = 9
+REASON_OVERRIDE_EXPIRED = 10
+REASON_RESET = 11
+REASON_SHADOW_TRIP = 12
+REASON_REMOTE = 13
+
+BACKOFF_NONE = 0
+BACKOFF_CONSTANT = 1
+BACKOFF_EXPONENTIAL = 2
+
+JITTER_NONE = 0
+JITTER_FULL = 1
+JITTER_EQUAL = 2
+JITTER_DECORRELATED = 3
+JITTER_PLUS_MINUS = 4
 
 # The `with` form keeps one integer per admitted call: the state word on the
 # fast path, `generation << 32 | flags` on the slow path. Reading it back as
@@ -125,6 +154,43 @@ class circuit_metrics(Structure):
     ]
 
 
+class circuit_event(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("from", c_uint32),
+        ("to", c_uint32),
+        ("reason", c_uint32),
+        ("generation", c_uint32),
+        ("reserved", c_uint32),
+        ("at_ns", c_uint64),
+        ("open_for_ns", c_uint64),
+        ("name", c_void_p),  # const char *, NUL-terminated, name_len bytes
+        ("name_len", c_size_t),
+    ]
+
+
+class circuit_latency(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("reserved", c_uint32),
+        ("count", c_uint64),
+        ("sum_ns", c_uint64),
+        ("min_ns", c_uint64),
+        ("max_ns", c_uint64),
+        ("p50_ns", c_uint64),
+        ("p90_ns", c_uint64),
+        ("p95_ns", c_uint64),
+        ("p99_ns", c_uint64),
+        ("p999_ns", c_uint64),
+    ]
+
+
+#: `circuit_event_callback`: (userdata, const circuit_event *) -> void
+circuit_event_callback = ctypes.CFUNCTYPE(None, c_void_p, POINTER(circuit_event))
+#: `circuit_userdata_free`: (userdata) -> void
+circuit_userdata_free = ctypes.CFUNCTYPE(None, c_void_p)
+
+
 # ---- the function table ------------------------------------------------------
 HOLD = "hold"  # PyDLL: the GIL stays held (short, lock-free calls)
 RELEASE = "release"  # CDLL: the GIL is released (calls that may run long)
@@ -132,6 +198,7 @@ RELEASE = "release"  # CDLL: the GIL is released (calls that may run long)
 _u32p = POINTER(c_uint32)
 _u64p = POINTER(c_uint64)
 _voidpp = POINTER(c_void_p)
+_sizep = POINTER(c_size_t)
 
 # circuit-abi-table: every function of include/circuit.h, once.
 # (name, restype, argtypes, gil, required)
@@ -145,7 +212,7 @@ FUNCTIONS: Tuple[Tuple[str, Any, Sequence[Any], str, bool], ...] = (
     # breakers
     ("circuit_breaker_new", c_uint32, (c_void_p, c_void_p, _voidpp), HOLD, True),
     ("circuit_breaker_retain", c_void_p, (c_void_p,), HOLD, True),
-    ("circuit_breaker_free", None, (c_void_p,), HOLD, True),
+    ("circuit_breaker_free", None, (c_void_p,), RELEASE, True),  # may run finalizers
     ("circuit_breaker_acquire", c_uint32, (c_void_p, POINTER(circuit_permit), _u64p), HOLD, True),
     ("circuit_breaker_record", c_uint32, (c_void_p, circuit_permit, c_uint32, c_uint64), HOLD, True),
     (
@@ -199,6 +266,151 @@ FUNCTIONS: Tuple[Tuple[str, Any, Sequence[Any], str, bool], ...] = (
     ("circuit_config_builder_set_probe_lease", c_uint32, (c_void_p, c_uint64), HOLD, True),
     ("circuit_config_builder_set_metrics", c_uint32, (c_void_p, c_uint32), HOLD, True),
     ("circuit_config_builder_set_seed", c_uint32, (c_void_p, c_uint64), HOLD, True),
+    (
+        "circuit_config_builder_set_latency_histogram",
+        c_uint32,
+        (c_void_p, c_uint64),
+        HOLD,
+        False,
+    ),
+    # named breakers
+    (
+        "circuit_breaker_new_named",
+        c_uint32,
+        (c_void_p, c_void_p, c_char_p, c_size_t, _voidpp),
+        HOLD,
+        False,
+    ),
+    ("circuit_breaker_name", c_uint32, (c_void_p, c_void_p, c_size_t, _sizep), HOLD, False),
+    # events. Adding and removing listeners, and releasing what holds them,
+    # may run finalizers and wait on the library's listener bookkeeping:
+    # the GIL is released so that a callback arriving on another thread can
+    # take it meanwhile.
+    (
+        "circuit_breaker_add_listener",
+        c_uint32,
+        (c_void_p, circuit_event_callback, c_void_p, circuit_userdata_free, _u64p),
+        RELEASE,
+        False,
+    ),
+    ("circuit_breaker_remove_listener", c_uint32, (c_void_p, c_uint64), RELEASE, False),
+    (
+        "circuit_registry_add_listener",
+        c_uint32,
+        (c_void_p, circuit_event_callback, c_void_p, circuit_userdata_free, _u64p),
+        RELEASE,
+        False,
+    ),
+    ("circuit_registry_remove_listener", c_uint32, (c_void_p, c_uint64), RELEASE, False),
+    ("circuit_breaker_event_queue_new", c_uint32, (c_void_p, c_size_t, _voidpp), HOLD, False),
+    ("circuit_registry_event_queue_new", c_uint32, (c_void_p, c_size_t, _voidpp), HOLD, False),
+    ("circuit_event_queue_free", None, (c_void_p,), HOLD, False),
+    (
+        "circuit_event_queue_poll",
+        c_uint32,
+        (c_void_p, POINTER(circuit_event), c_void_p, c_size_t, _sizep),
+        HOLD,
+        False,
+    ),
+    ("circuit_event_queue_len", c_uint32, (c_void_p, _sizep), HOLD, False),
+    ("circuit_event_queue_dropped", c_uint32, (c_void_p, _u64p), HOLD, False),
+    ("circuit_reason_str", c_char_p, (c_uint32,), HOLD, False),
+    # registries
+    (
+        "circuit_registry_new",
+        c_uint32,
+        (c_void_p, c_uint64, c_uint32, c_void_p, _voidpp),
+        HOLD,
+        False,
+    ),
+    ("circuit_registry_free", None, (c_void_p,), RELEASE, False),
+    (
+        "circuit_registry_set_config",
+        c_uint32,
+        (c_void_p, c_char_p, c_size_t, c_void_p),
+        HOLD,
+        False,
+    ),
+    (
+        "circuit_registry_get_or_create",
+        c_uint32,
+        (c_void_p, c_char_p, c_size_t, _voidpp),
+        HOLD,
+        False,
+    ),
+    ("circuit_registry_get", c_uint32, (c_void_p, c_char_p, c_size_t, _voidpp), HOLD, False),
+    ("circuit_registry_remove", c_uint32, (c_void_p, c_char_p, c_size_t), HOLD, False),
+    ("circuit_registry_len", c_uint32, (c_void_p, _sizep), HOLD, False),
+    ("circuit_registry_sweep_idle", c_uint32, (c_void_p, _sizep), RELEASE, False),
+    ("circuit_registry_iter_new", c_uint32, (c_void_p, _voidpp), RELEASE, False),
+    (
+        "circuit_registry_iter_next",
+        c_uint32,
+        (c_void_p, POINTER(c_void_p), _sizep, _voidpp),
+        HOLD,
+        False,
+    ),
+    ("circuit_registry_iter_free", None, (c_void_p,), RELEASE, False),
+    (
+        "circuit_registry_render_prometheus",
+        c_uint32,
+        (c_void_p, c_void_p, c_size_t, _sizep),
+        RELEASE,
+        False,
+    ),
+    # retries
+    (
+        "circuit_retry_policy_new",
+        c_uint32,
+        (c_uint32, c_uint64, c_double, c_uint32, c_double, c_uint64, c_uint32, _voidpp),
+        HOLD,
+        False,
+    ),
+    ("circuit_retry_policy_free", None, (c_void_p,), HOLD, False),
+    (
+        "circuit_retry_policy_delay",
+        c_uint32,
+        (c_void_p, c_uint32, c_uint64, c_uint64, _u64p),
+        HOLD,
+        False,
+    ),
+    ("circuit_random_seed", c_uint64, (), HOLD, False),
+    (
+        "circuit_retry_budget_new",
+        c_uint32,
+        (c_double, c_double, c_uint64, c_uint32, c_void_p, _voidpp),
+        HOLD,
+        False,
+    ),
+    ("circuit_retry_budget_free", None, (c_void_p,), HOLD, False),
+    ("circuit_retry_budget_record_call", c_uint32, (c_void_p,), HOLD, False),
+    ("circuit_retry_budget_try_retry", c_uint32, (c_void_p,), HOLD, False),
+    ("circuit_retry_budget_balance", c_uint32, (c_void_p, _u64p, _u64p, _u64p), HOLD, False),
+    (
+        "circuit_retry_next",
+        c_uint32,
+        (c_void_p, c_void_p, c_uint32, c_uint64, c_uint64, _u64p),
+        HOLD,
+        False,
+    ),
+    # latency and adaptive timeouts
+    ("circuit_breaker_latency", c_uint32, (c_void_p, POINTER(circuit_latency)), HOLD, False),
+    ("circuit_breaker_latency_percentile", c_uint32, (c_void_p, c_double, _u64p), HOLD, False),
+    (
+        "circuit_adaptive_timeout_new",
+        c_uint32,
+        (c_double, c_double, c_uint64, c_uint64, c_uint64, c_uint64, _voidpp),
+        HOLD,
+        False,
+    ),
+    ("circuit_adaptive_timeout_free", None, (c_void_p,), HOLD, False),
+    (
+        "circuit_breaker_recommended_timeout",
+        c_uint32,
+        (c_void_p, c_void_p, _u64p),
+        HOLD,
+        False,
+    ),
 )
 
 
