@@ -29,7 +29,7 @@ type Breaker struct {
 	classify func(error) Outcome
 	timed    bool // the library uses call durations (see Execute)
 
-	streams  streams   // Events streams, closed with the breaker
+	streams  *streams  // Events streams, closed with the breaker (nil in a zero Breaker)
 	finalize sync.Once // a finalizer closes forgotten streams
 }
 
@@ -53,7 +53,7 @@ func New(cfg Config) (*Breaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Breaker{name: cfg.Name, classify: cfg.Classify, timed: cfg.usesDurations()}
+	b := &Breaker{name: cfg.Name, classify: cfg.Classify, timed: cfg.usesDurations(), streams: &streams{}}
 	b.ref.Store(ref)
 	return b, nil
 }

@@ -150,6 +150,9 @@ func newEvents(op string, b *breakerRef, reg *registryRef, capacity int) (*Event
 }
 
 // streams is the set of Events a Breaker or Registry closes with itself.
+// It is its own object: a stream points to it (to leave it on Close) but
+// never to the Breaker or Registry, which the delivery goroutine would
+// otherwise keep reachable, defeating the owner's finalizer.
 type streams struct {
 	mu     sync.Mutex
 	closed bool
@@ -158,6 +161,9 @@ type streams struct {
 
 // add registers e, or closes it and reports false if the owner is closed.
 func (s *streams) add(e *Events) bool {
+	if s == nil {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -179,6 +185,9 @@ func (s *streams) remove(e *Events) {
 
 // closeAll closes every stream; later adds fail.
 func (s *streams) closeAll() {
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	s.closed = true
 	set := s.set

@@ -46,7 +46,7 @@ type Registry struct {
 	mu       sync.RWMutex
 	configs  map[string]Config // per-name configs given to SetConfig (Go-side settings)
 	sizeHint atomic.Int64      // length of the last Prometheus text
-	streams  streams
+	streams  *streams
 	finalize sync.Once
 }
 
@@ -79,7 +79,7 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{defaults: cfg.Defaults, configs: map[string]Config{}}
+	r := &Registry{defaults: cfg.Defaults, configs: map[string]Config{}, streams: &streams{}}
 	r.ref.Store(ref)
 	return r, nil
 }
@@ -173,7 +173,7 @@ func (r *Registry) wrap(name string, br *breakerRef) *Breaker {
 	if !ok {
 		cfg = r.defaults
 	}
-	b := &Breaker{name: name, classify: cfg.Classify, timed: cfg.usesDurations()}
+	b := &Breaker{name: name, classify: cfg.Classify, timed: cfg.usesDurations(), streams: &streams{}}
 	b.ref.Store(br)
 	return b
 }

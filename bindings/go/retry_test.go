@@ -1,0 +1,192 @@
+package circuit
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestRetryDoRetriesThenSucceeds(t *testing.T) {
+	b, _ := newTest(t, Config{ConsecutiveFailures: -1})
+	r, err := NewRetry(RetryConfig{Base: time.Millisecond, Jitter: JitterNone, MaxAttempts: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	calls := 0
+	err = r.Do(context.Background(), b, func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return errBoom
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Fatalf("Do = %v after %d calls, want success on the third", err, calls)
+	}
+	if m := mustMetrics(t, b); m.Failures != 2 || m.Successes != 1 {
+		t.Fatalf("metrics = %+v", m)
+	}
+}
+
+func TestRetryStops(t *testing.T) {
+	ctx := context.Background()
+	r, err := NewRetry(RetryConfig{Backoff: BackoffConstant, Base: time.Millisecond, MaxAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	// Attempts exhausted: the last error.
+	b, _ := newTest(t, Config{ConsecutiveFailures: -1})
+	calls := 0
+	if err := r.Do(ctx, b, func(context.Context) error { calls++; return errBoom }); err != errBoom || calls != 3 {
+		t.Fatalf("Do = %v after %d calls, want errBoom after 3", err, calls)
+	}
+
+	// Never retries a rejected call (B10).
+	open, _ := newTest(t, Config{ConsecutiveFailures: 2})
+	calls = 0
+	err = r.Do(ctx, open, func(context.Context) error { calls++; return errBoom })
+	if !errors.Is(err, ErrOpen) || calls != 2 {
+		t.Fatalf("Do = %v after %d calls, want a rejection after 2", err, calls)
+	}
+
+	// Retryable says no.
+	nr, _ := NewRetry(RetryConfig{Base: time.Millisecond, Retryable: func(err error) bool { return err != errBoom }})
+	defer nr.Close()
+	calls = 0
+	if err := nr.Do(ctx, b, func(context.Context) error { calls++; return errBoom }); err != errBoom || calls != 1 {
+		t.Fatalf("Do with Retryable = %v after %d calls", err, calls)
+	}
+
+	// The caller's context ends during the pause.
+	slow, _ := NewRetry(RetryConfig{Backoff: BackoffConstant, Base: time.Hour, MaxDelay: time.Hour, Jitter: JitterNone})
+	defer slow.Close()
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := slow.Do(cctx, b, fail); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 10*time.Second {
+		t.Fatalf("Do = %v after %v", err, time.Since(start))
+	}
+}
+
+func TestRetryBudgetBoundsRetries(t *testing.T) {
+	clk := NewManualClock()
+	defer clk.Close()
+	budget, err := NewRetryBudget(RetryBudgetConfig{Ratio: 0.5, MinRetriesPerSecond: -1, Window: 10 * time.Second, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer budget.Close()
+	r, err := NewRetry(RetryConfig{Backoff: BackoffNone, MaxAttempts: 10, Budget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, _ := newTest(t, Config{ConsecutiveFailures: -1})
+	calls := 0
+	for i := 0; i < 10; i++ {
+		_ = r.Do(context.Background(), b, func(context.Context) error { calls++; return errBoom })
+	}
+	// 10 first attempts, retries bounded by 0.5 x 10 calls.
+	if retries := calls - 10; retries > 5 || retries < 4 {
+		t.Fatalf("%d retries for 10 calls with a 0.5 budget", retries)
+	}
+	bal, c, rs, err := budget.Balance()
+	if err != nil || c != 10 || rs != uint64(calls-10) || bal != 0 {
+		t.Fatalf("Balance = %d, %d calls, %d retries, %v", bal, c, rs, err)
+	}
+	if err := budget.TryRetry(); !errors.Is(err, ErrBudgetExhausted) {
+		t.Fatalf("TryRetry on an empty budget = %v", err)
+	}
+	for i := 0; i < 10; i++ {
+		_ = budget.RecordCall()
+	}
+	if err := budget.TryRetry(); err != nil {
+		t.Fatalf("TryRetry after deposits = %v", err)
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	r, err := NewRetry(RetryConfig{Base: 100 * time.Millisecond, Multiplier: 2, Jitter: JitterNone,
+		MaxDelay: 300 * time.Millisecond, MaxAttempts: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}
+	for i, w := range want {
+		if d, err := r.Delay(i+1, 0, 1); err != nil || d != w {
+			t.Fatalf("Delay(%d) = %v, %v; want %v", i+1, d, err, w)
+		}
+	}
+	if _, err := r.Delay(4, 0, 1); !errors.Is(err, ErrRetryExhausted) {
+		t.Fatalf("Delay(4) = %v", err)
+	}
+	// Jitter stays within its bounds and depends on the seed.
+	j, _ := NewRetry(RetryConfig{Base: time.Second, Jitter: JitterFull})
+	defer j.Close()
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 20; i++ {
+		d, err := j.Delay(1, 0, RandomSeed())
+		if err != nil || d < 0 || d > time.Second {
+			t.Fatalf("full jitter delay %v, %v", d, err)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 2 {
+		t.Fatal("full jitter gave one value for 20 seeds")
+	}
+}
+
+func TestRetryBadInput(t *testing.T) {
+	for name, cfg := range map[string]RetryConfig{
+		"backoff":    {Backoff: 7},
+		"jitter":     {Jitter: -1},
+		"base":       {Base: -1},
+		"multiplier": {Multiplier: 0.5},
+		"fraction":   {JitterFraction: 2},
+		"attempts":   {MaxAttempts: 5000},
+		"negative":   {MaxAttempts: -1},
+		"max delay":  {MaxDelay: 8 * 24 * time.Hour},
+	} {
+		if _, err := NewRetry(cfg); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: NewRetry = %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	for name, cfg := range map[string]RetryBudgetConfig{
+		"ratio":   {Ratio: 200},
+		"buckets": {Buckets: 65},
+		"window":  {Window: -1},
+		"tiny":    {Window: 5 * time.Millisecond, Buckets: 10},
+	} {
+		if _, err := NewRetryBudget(cfg); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: NewRetryBudget = %v, want ErrInvalidConfig", name, err)
+		}
+	}
+	r, _ := NewRetry(RetryConfig{})
+	b, _ := newTest(t, Config{})
+	if err := r.Do(context.Background(), b, nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Do(nil fn) = %v", err)
+	}
+	if err := r.Do(context.Background(), nil, succeed); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Do(nil breaker) = %v", err)
+	}
+	if _, err := r.Delay(0, 0, 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("Delay(0) = %v", err)
+	}
+	_ = r.Close()
+	if err := r.Do(context.Background(), b, succeed); !errors.Is(err, ErrClosed) {
+		t.Errorf("Do after Close = %v", err)
+	}
+	budget, _ := NewRetryBudget(RetryBudgetConfig{})
+	_ = budget.Close()
+	if err := budget.TryRetry(); !errors.Is(err, ErrClosed) {
+		t.Errorf("TryRetry after Close = %v", err)
+	}
+	if _, err := NewRetry(RetryConfig{Budget: budget}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("NewRetry with a closed budget = %v", err)
+	}
+}
