@@ -6,7 +6,7 @@
 // recovers. The client sends requests at a steady pace for -duration and
 // prints what happened: how many answers came from the service, how many
 // from the fallback (without touching the failing service), and the
-// breaker's state changes.
+// breaker's transitions as they arrive on its event channel.
 //
 //	go run ./examples/flaky -duration 2s
 //
@@ -71,12 +71,22 @@ func main() {
 		log.Fatal(err)
 	}
 	defer breaker.Close()
+	events, err := breaker.Events(0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var transitions []string
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		for e := range events.C() { // ends when the stream is closed
+			transitions = append(transitions, fmt.Sprintf("%6.0fms %v", ms(time.Since(start)), e))
+		}
+	}()
+
 	client := &http.Client{Timeout: 500 * time.Millisecond}
 	fallback := "cached price: 40"
-
 	var fromService, fromFallback, failed int
-	var changes []string
-	last := circuit.StateClosed
 	for time.Since(start) < *duration {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		var answer string
@@ -115,12 +125,11 @@ func main() {
 			failed++
 		}
 		_ = answer
-		if s, err := breaker.State(); err == nil && s != last {
-			changes = append(changes, fmt.Sprintf("%6.0fms %v -> %v", ms(time.Since(start)), last, s))
-			last = s
-		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	time.Sleep(10 * time.Millisecond) // let the last transition reach the channel
+	_ = events.Close()
+	<-logged
 
 	m, err := breaker.Metrics()
 	if err != nil {
@@ -131,15 +140,15 @@ func main() {
 	fmt.Printf("  answers from the service: %d, from the fallback: %d (breaker open, service not called), after a failed call: %d\n",
 		fromService, fromFallback, failed)
 	fmt.Printf("  requests the service saw: %d; breaker: %d trips, %d rejections, state %v\n",
-		served.Load(), m.TransitionsTo[circuit.StateOpen], m.Rejected(), last)
-	for _, c := range changes {
-		fmt.Println("  " + c)
+		served.Load(), m.TransitionsTo[circuit.StateOpen], m.Rejected(), m.State)
+	for _, t := range transitions {
+		fmt.Println("  " + t)
 	}
 	if m.TransitionsTo[circuit.StateOpen] == 0 || fromFallback == 0 {
 		fmt.Println("flaky: FAIL: the breaker never opened during the outage")
 		os.Exit(1)
 	}
-	if last != circuit.StateClosed {
+	if m.State != circuit.StateClosed {
 		fmt.Println("flaky: FAIL: the breaker did not close after the outage")
 		os.Exit(1)
 	}
