@@ -56,7 +56,8 @@ ln -sfn libcircuit.so "$target_dir/release/libcircuit.so.0"
 if [ "$target_dir" = "$root/target" ]; then
   go test -tags circuit_shared -count=1 -run "$smoke" . >/dev/null
   go test -tags circuit_shared -count=1 -c -o "$log.bin" . >/dev/null
-  ldd "$log.bin" | grep -q 'libcircuit.so.0 => .*target/release' || { echo "go: -tags circuit_shared did not link libcircuit.so" >&2; exit 1; }
+  libs=$(ldd "$log.bin")
+  grep -q 'libcircuit.so.0 => .*target/release' <<<"$libs" || { echo "go: -tags circuit_shared did not link libcircuit.so" >&2; exit 1; }
   rm -f "$log.bin"
   echo "go: -tags circuit_shared (target/release/libcircuit.so): ok"
 fi
