@@ -1,6 +1,7 @@
 //! Shared scaffolding for the loom models: a bounded model builder, a
 //! breaker on a manual clock, and a listener that keeps every transition.
 
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,7 +19,15 @@ where
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(2);
     }
-    builder.check(f);
+    // How many interleavings were explored (shown with `--nocapture`), so a
+    // model that has become trivially small is noticed.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    builder.check(move || {
+        counter.fetch_add(1, Relaxed);
+        f()
+    });
+    eprintln!("{} interleavings", runs.load(Relaxed));
 }
 
 /// Records every transition, in the order the listener calls arrive. loom

@@ -156,3 +156,35 @@ fn reset_vs_trip() {
         rig.assert_recovers();
     });
 }
+
+/// An override has expired; one thread's acquire applies the expiry (a
+/// transition to CLOSED) while another thread sets a new override with no
+/// expiry. The expiry CAS is made from the old generation, so it can never
+/// remove the new override: the breaker ends FORCED_OPEN whatever the order.
+#[test]
+fn override_expiry_vs_new_override() {
+    model(|| {
+        let rig = rig(config().consecutive_failures(Some(1)));
+        rig.breaker.force(Override::ForcedClosed, Some(EXPIRY));
+        rig.clock.advance(EXPIRY);
+        let caller = {
+            let rig = rig.clone();
+            thread::spawn(move || rig.breaker.acquire())
+        };
+        rig.breaker.force(Override::ForcedOpen, None);
+        let r = caller.join().unwrap();
+        let ts = rig.assert_chain(State::Closed, 0);
+        let expired = ts.iter().any(|t| t.reason == Reason::OverrideExpired);
+        assert_eq!(ts.len(), 2 + usize::from(expired), "{ts:?}");
+        assert_eq!(ts.last().unwrap().reason, Reason::OverrideSet);
+        assert_eq!(rig.breaker.state(), State::ForcedOpen, "{ts:?}");
+        match r {
+            // Admitted before the new override: by the expired one's
+            // generation, or by the CLOSED the expiry left.
+            Ok(p) => assert!(p.generation() == 1 || expired, "{p:?} {ts:?}"),
+            Err(e) => assert_eq!(e.reason, RejectReason::ForcedOpen),
+        }
+        rig.clock.advance(Duration::from_secs(60));
+        assert_eq!(rig.breaker.state(), State::ForcedOpen, "no expiry was set");
+    });
+}
