@@ -21,7 +21,7 @@ header:
 	@bash ci/header.sh --update
 
 fuzz: deps
-	@bash ci/fuzz.sh
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} bash ci/fuzz.sh
 
 lib:
 	@cargo build --release -p circuit-ffi

@@ -1,0 +1,521 @@
+//! Fuzz target bodies, shared by the cargo-fuzz binaries in
+//! `fuzz_targets/` and by `tests/replay.rs`, which replays every stored
+//! input in `regressions/<target>/` (minimised crashes stay tests forever)
+//! and a batch of seeded random inputs on every `cargo test`.
+//!
+//! Each target asserts properties beyond "does not crash":
+//! - `breaker_ops`: any sequence of public calls on a breaker with any
+//!   valid config keeps the documented accounting (rejections counted as
+//!   returned, one listener call per counted transition, state snapshot and
+//!   `state()` agree);
+//! - `config_build`: any builder input either builds or names a field, and a
+//!   built config always yields a working breaker;
+//! - `ffi_calls`: any sequence of ABI calls, NULL pointers and unknown enum
+//!   values included, returns a defined result code and never unwinds.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arbitrary::{Arbitrary, Unstructured};
+use circuit_core::{
+    Breaker, Config, ConfigBuilder, ManualClock, Outcome, Override, Permit, State, Transition,
+};
+
+/// Builder settings as raw values; most combinations are invalid on purpose.
+#[derive(Arbitrary, Debug)]
+pub struct RawConfig {
+    consecutive: Option<u32>,
+    failure_rate: Option<f64>,
+    slow: Option<(f64, u64)>,
+    ewma: Option<(f64, f64)>,
+    minimum_calls: u32,
+    window: RawWindow,
+    open_ms: u64,
+    max_open_ms: u64,
+    multiplier: f64,
+    jitter: f64,
+    probes: u32,
+    successes: u32,
+    lease_ms: u64,
+    metrics: bool,
+    histogram_ms: Option<u64>,
+    seed: u64,
+}
+
+/// A count or time window with raw sizes.
+#[derive(Arbitrary, Debug)]
+pub enum RawWindow {
+    /// Slots.
+    Count(u32),
+    /// Milliseconds and buckets.
+    Time(u64, u32),
+}
+
+impl RawConfig {
+    /// The builder these values describe.
+    pub fn builder(&self) -> ConfigBuilder {
+        let ms = Duration::from_millis;
+        let b = Config::builder()
+            .consecutive_failures(self.consecutive)
+            .failure_rate(self.failure_rate)
+            .slow_call(self.slow.map(|(t, ns)| (t, Duration::from_nanos(ns))))
+            .ewma(self.ewma)
+            .minimum_calls(self.minimum_calls)
+            .open_duration(ms(self.open_ms))
+            .max_open_duration(ms(self.max_open_ms))
+            .backoff_multiplier(self.multiplier)
+            .jitter(self.jitter)
+            .half_open_probes(self.probes)
+            .half_open_successes(self.successes)
+            .probe_lease(ms(self.lease_ms))
+            .metrics(self.metrics)
+            .latency_histogram(self.histogram_ms.map(ms))
+            .seed(self.seed);
+        match self.window {
+            RawWindow::Count(n) => b.count_window(n),
+            RawWindow::Time(d, n) => b.time_window(ms(d), n),
+        }
+    }
+
+    /// A config that always builds, steered by the raw values into small,
+    /// trip-happy ranges so sequences reach every state.
+    pub fn valid(&self) -> Config {
+        let small = |v: u32, max: u32| v % max + 1;
+        let rate = |v: f64| {
+            if v.is_finite() {
+                v.abs().fract().max(0.01)
+            } else {
+                0.5
+            }
+        };
+        let probes = small(self.probes, 4);
+        let b = Config::builder()
+            .consecutive_failures(self.consecutive.map(|n| small(n, 5)))
+            .failure_rate(self.failure_rate.map(rate))
+            .slow_call(
+                self.slow
+                    .map(|(t, ns)| (rate(t), Duration::from_nanos(ns % 50_000_000 + 1))),
+            )
+            .ewma(self.ewma.map(|(a, t)| (rate(a), rate(t))))
+            .minimum_calls(small(self.minimum_calls, 4))
+            .open_duration(Duration::from_millis(self.open_ms % 5_000 + 1))
+            .max_open_duration(Duration::from_secs(60))
+            .backoff_multiplier(1.0 + rate(self.multiplier) * 3.0)
+            .jitter(rate(self.jitter) * 0.9)
+            .half_open_probes(probes)
+            .half_open_successes(self.successes % probes + 1)
+            .probe_lease(Duration::from_millis(self.lease_ms % 10_000 + 1))
+            .metrics(self.metrics)
+            .latency_histogram(
+                self.histogram_ms
+                    .map(|p| Duration::from_millis(p % 60_000 + 1)),
+            )
+            .seed(self.seed);
+        let b = match self.window {
+            RawWindow::Count(n) => b.count_window(small(n, 64).max(4)),
+            RawWindow::Time(d, n) => {
+                b.time_window(Duration::from_millis(d % 60_000 + 100), small(n, 10))
+            }
+        };
+        b.build().expect("steered values are valid")
+    }
+}
+
+/// One public call on a breaker.
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Acquire,
+    Record {
+        permit: u8,
+        outcome: u8,
+        nanos: u64,
+    },
+    RecordRetryAfter {
+        permit: u8,
+        outcome: u8,
+        nanos: u64,
+        retry_ms: u32,
+    },
+    Forged {
+        generation: u32,
+        flags: u32,
+        outcome: u8,
+    },
+    Advance {
+        ms: u32,
+    },
+    SetClock {
+        nanos: u64,
+    },
+    Force {
+        mode: u8,
+        ms: Option<u32>,
+    },
+    ClearOverride,
+    Reset,
+    ApplyRemote {
+        state: u8,
+        ms: Option<u32>,
+    },
+    ShortenOpen {
+        ms: u32,
+    },
+    Snapshot,
+}
+
+/// Any sequence of calls on a breaker with any valid config.
+pub fn breaker_ops(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(raw) = RawConfig::arbitrary(&mut u) else {
+        return;
+    };
+    let config = raw.valid();
+    let metrics_on = config.metrics_enabled();
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
+    let seen = Arc::new(AtomicU64::new(0));
+    let s2 = seen.clone();
+    let listener = Arc::new(move |_: &Transition| {
+        s2.fetch_add(1, Relaxed);
+    });
+    let b = Breaker::build(config, clock.clone(), Some(listener));
+    let mut permits: Vec<Permit> = Vec::new();
+    let mut rejected = 0u64;
+    let outcome = |o: u8| Outcome::ALL[usize::from(o) % 4];
+    for _ in 0..256 {
+        let Ok(op) = Op::arbitrary(&mut u) else { break };
+        match op {
+            Op::Acquire => match b.acquire() {
+                Ok(p) => {
+                    if permits.len() < 16 {
+                        permits.push(p);
+                    } else {
+                        permits[usize::from(p.generation() as u8) % 16] = p;
+                    }
+                }
+                Err(_) => rejected += 1,
+            },
+            Op::Record {
+                permit,
+                outcome: o,
+                nanos,
+            } => {
+                if let Some(p) = permits.get(usize::from(permit) % permits.len().max(1)) {
+                    b.record(*p, outcome(o), Duration::from_nanos(nanos));
+                }
+            }
+            Op::RecordRetryAfter {
+                permit,
+                outcome: o,
+                nanos,
+                retry_ms,
+            } => {
+                if let Some(p) = permits.get(usize::from(permit) % permits.len().max(1)) {
+                    let ra = Duration::from_millis(u64::from(retry_ms));
+                    b.record_with_retry_after(*p, outcome(o), Duration::from_nanos(nanos), ra);
+                }
+            }
+            Op::Forged {
+                generation,
+                flags,
+                outcome: o,
+            } => {
+                b.record(
+                    Permit::from_raw(generation, flags),
+                    outcome(o),
+                    Duration::ZERO,
+                );
+            }
+            Op::Advance { ms } => clock.advance(Duration::from_millis(u64::from(ms % 100_000))),
+            Op::SetClock { nanos } => clock.set(nanos),
+            Op::Force { mode, ms } => {
+                let modes = [
+                    Override::ForcedOpen,
+                    Override::ForcedClosed,
+                    Override::Disabled,
+                    Override::MetricsOnly,
+                ];
+                let d = ms.map(|m| Duration::from_millis(u64::from(m)));
+                b.force(modes[usize::from(mode) % 4], d);
+            }
+            Op::ClearOverride => {
+                b.clear_override();
+            }
+            Op::Reset => b.reset(),
+            Op::ApplyRemote { state, ms } => {
+                let d = ms.map(|m| Duration::from_millis(u64::from(m)));
+                b.apply_remote(State::ALL[usize::from(state) % 7], d);
+            }
+            Op::ShortenOpen { ms } => {
+                b.shorten_open(Duration::from_millis(u64::from(ms)));
+            }
+            Op::Snapshot => {
+                let m = b.metrics();
+                assert!((0.0..=1.0).contains(&m.failure_rate), "{m:?}");
+                assert!((0.0..=1.0).contains(&m.slow_call_rate), "{m:?}");
+                if let Some(h) = b.latency() {
+                    let _ = h.percentile(99.0);
+                }
+            }
+        }
+        let m = b.metrics();
+        if metrics_on {
+            assert_eq!(
+                m.rejected_total(),
+                rejected,
+                "every rejection is counted once"
+            );
+            assert_eq!(
+                m.transitions_total(),
+                seen.load(Relaxed),
+                "one listener call per transition"
+            );
+        }
+        assert_eq!(m.state, Some(b.state()));
+    }
+}
+
+/// Any builder input: builds, or names a known field; a built config works.
+pub fn config_build(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    let Ok(raw) = RawConfig::arbitrary(&mut u) else {
+        return;
+    };
+    match raw.builder().build() {
+        Ok(config) => {
+            let b = Breaker::with_clock(config, Arc::new(ManualClock::new(0)));
+            for i in 0..8u64 {
+                if let Ok(p) = b.acquire() {
+                    let o = if i % 2 == 0 {
+                        Outcome::Failure
+                    } else {
+                        Outcome::Success
+                    };
+                    b.record(p, o, Duration::from_millis(i));
+                }
+            }
+        }
+        Err(e) => {
+            const FIELDS: [&str; 17] = [
+                "consecutive_failures",
+                "failure_rate",
+                "slow_call",
+                "ewma",
+                "minimum_calls",
+                "count_window",
+                "time_window",
+                "open_duration",
+                "max_open_duration",
+                "backoff_multiplier",
+                "jitter",
+                "half_open_probes",
+                "half_open_successes",
+                "probe_lease",
+                "latency_histogram",
+                "seed",
+                "metrics",
+            ];
+            assert!(FIELDS.contains(&e.field), "unknown field in {e}");
+            assert!(!e.reason.is_empty());
+        }
+    }
+}
+
+/// One ABI call with raw arguments.
+#[derive(Arbitrary, Debug)]
+enum AbiOp {
+    SetU32 {
+        which: u8,
+        value: u32,
+        null: bool,
+    },
+    SetF64 {
+        which: u8,
+        value: f64,
+        null: bool,
+    },
+    SetNanos {
+        which: u8,
+        value: u64,
+        null: bool,
+    },
+    Build {
+        null_out: bool,
+    },
+    Acquire {
+        null_breaker: bool,
+        null_out: bool,
+    },
+    Record {
+        generation: u32,
+        flags: u32,
+        outcome: u32,
+        nanos: u64,
+        null: bool,
+    },
+    Force {
+        mode: u32,
+        nanos: u64,
+    },
+    Clear,
+    Reset,
+    State {
+        null_out: bool,
+    },
+    Metrics {
+        size: u32,
+    },
+    Advance {
+        nanos: u64,
+    },
+    StateParse {
+        bytes: Vec<u8>,
+    },
+    ResultStr {
+        code: u32,
+    },
+    LastError {
+        len: u8,
+    },
+}
+
+/// Any sequence of ABI calls: every call returns a defined code.
+pub fn ffi_calls(data: &[u8]) {
+    use circuit_ffi::breaker::*;
+    use circuit_ffi::clock::*;
+    use circuit_ffi::config::*;
+    use circuit_ffi::result::*;
+    use std::ptr;
+
+    let mut u = Unstructured::new(data);
+    // SAFETY: every pointer handed to the library is NULL (which the ABI
+    // must accept and refuse) or a live handle / valid local created here;
+    // handles are freed exactly once at the end.
+    unsafe {
+        let clock = circuit_clock_manual_new(0);
+        let builder = circuit_config_builder_new();
+        let mut breaker: *const circuit_breaker = ptr::null();
+        let defined = |r: circuit_result| assert!((r as u32) < 64, "undefined result {}", r as u32);
+        for _ in 0..128 {
+            let Ok(op) = AbiOp::arbitrary(&mut u) else {
+                break;
+            };
+            match op {
+                AbiOp::SetU32 { which, value, null } => {
+                    let b = if null { ptr::null_mut() } else { builder };
+                    defined(match which % 6 {
+                        0 => circuit_config_builder_set_consecutive_failures(b, value),
+                        1 => circuit_config_builder_set_minimum_calls(b, value),
+                        2 => circuit_config_builder_set_count_window(b, value),
+                        3 => circuit_config_builder_set_half_open_probes(b, value),
+                        4 => circuit_config_builder_set_half_open_successes(b, value),
+                        _ => circuit_config_builder_set_metrics(b, value),
+                    });
+                }
+                AbiOp::SetF64 { which, value, null } => {
+                    let b = if null { ptr::null_mut() } else { builder };
+                    defined(match which % 4 {
+                        0 => circuit_config_builder_set_failure_rate(b, value),
+                        1 => circuit_config_builder_set_backoff_multiplier(b, value),
+                        2 => circuit_config_builder_set_jitter(b, value),
+                        _ => circuit_config_builder_set_ewma(b, value, value),
+                    });
+                }
+                AbiOp::SetNanos { which, value, null } => {
+                    let b = if null { ptr::null_mut() } else { builder };
+                    defined(match which % 5 {
+                        0 => circuit_config_builder_set_open_duration(b, value),
+                        1 => circuit_config_builder_set_max_open_duration(b, value),
+                        2 => circuit_config_builder_set_probe_lease(b, value),
+                        3 => circuit_config_builder_set_slow_call(b, 0.5, value),
+                        _ => circuit_config_builder_set_time_window(b, value, 10),
+                    });
+                }
+                AbiOp::Build { null_out } => {
+                    let mut config: *mut circuit_config = ptr::null_mut();
+                    let out = if null_out {
+                        ptr::null_mut()
+                    } else {
+                        &mut config as *mut _
+                    };
+                    defined(circuit_config_builder_build(builder, out));
+                    if !config.is_null() {
+                        let mut b = ptr::null();
+                        if circuit_breaker_new(config, clock, &mut b) == circuit_result::Ok {
+                            circuit_breaker_free(breaker);
+                            breaker = b;
+                        }
+                        circuit_config_free(config);
+                    }
+                }
+                AbiOp::Acquire {
+                    null_breaker,
+                    null_out,
+                } => {
+                    let b = if null_breaker { ptr::null() } else { breaker };
+                    let mut permit = circuit_permit {
+                        generation: 0,
+                        flags: 0,
+                    };
+                    let mut retry = 0u64;
+                    let out = if null_out {
+                        ptr::null_mut()
+                    } else {
+                        &mut permit as *mut _
+                    };
+                    defined(circuit_breaker_acquire(b, out, &mut retry));
+                }
+                AbiOp::Record {
+                    generation,
+                    flags,
+                    outcome,
+                    nanos,
+                    null,
+                } => {
+                    let b = if null { ptr::null() } else { breaker };
+                    let p = circuit_permit { generation, flags };
+                    defined(circuit_breaker_record(b, p, outcome, nanos));
+                }
+                AbiOp::Force { mode, nanos } => {
+                    defined(circuit_breaker_force(breaker, mode, nanos))
+                }
+                AbiOp::Clear => defined(circuit_breaker_clear_override(breaker)),
+                AbiOp::Reset => defined(circuit_breaker_reset(breaker)),
+                AbiOp::State { null_out } => {
+                    let mut s = 0u32;
+                    let out = if null_out {
+                        ptr::null_mut()
+                    } else {
+                        &mut s as *mut _
+                    };
+                    let r = circuit_breaker_state(breaker, out);
+                    defined(r);
+                    if r == circuit_result::Ok {
+                        assert!((s as usize) < State::ALL.len());
+                    }
+                }
+                AbiOp::Metrics { size } => {
+                    let mut m: circuit_metrics = std::mem::zeroed();
+                    m.struct_size = size % (std::mem::size_of::<circuit_metrics>() as u32 + 16);
+                    defined(circuit_breaker_metrics(breaker, &mut m));
+                }
+                AbiOp::Advance { nanos } => {
+                    defined(circuit_clock_advance(clock, nanos % 1_000_000_000_000))
+                }
+                AbiOp::StateParse { bytes } => {
+                    let mut s = 0u32;
+                    defined(circuit_state_parse(bytes.as_ptr().cast(), bytes.len(), &mut s));
+                }
+                AbiOp::ResultStr { code } => assert!(!circuit_result_str(code).is_null()),
+                AbiOp::LastError { len } => {
+                    let mut buf = vec![0 as std::ffi::c_char; usize::from(len)];
+                    let mut n = 0usize;
+                    defined(circuit_last_error(buf.as_mut_ptr(), buf.len(), &mut n));
+                }
+            }
+        }
+        circuit_breaker_free(breaker);
+        circuit_config_builder_free(builder);
+        circuit_clock_free(clock);
+    }
+}
