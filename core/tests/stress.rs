@@ -31,8 +31,15 @@ use common::{ms, Counter, MS};
 const THREADS: usize = 4;
 const START: u64 = 1_000 * MS;
 
-/// Operations per thread: a few million in all in release builds.
+/// Operations per thread: a few million in all in release builds;
+/// `CIRCUIT_STRESS_OPS` overrides (the ThreadSanitizer run uses fewer).
 fn ops() -> u64 {
+    if let Some(n) = std::env::var("CIRCUIT_STRESS_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
     if cfg!(debug_assertions) {
         100_000
     } else {
