@@ -48,6 +48,8 @@ func TestInvalidConfigs(t *testing.T) {
 		{"negative probes", Config{HalfOpenProbes: -1}, "HalfOpenProbes"},
 		{"more successes than probes", Config{HalfOpenProbes: 2, HalfOpenSuccesses: 3}, "success"},
 		{"closed clock", Config{Clock: closedClock}, "Clock"},
+		{"name too long", Config{Name: strings.Repeat("n", 1025)}, "Name"},
+		{"name not UTF-8", Config{Name: "\xff"}, "Name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := New(tc.cfg)

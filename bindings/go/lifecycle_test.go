@@ -29,8 +29,15 @@ func waitReleased(t *testing.T, what string, live func() int64, want int64) {
 // finalizers; closed ones too, once unreachable.
 func TestFinalizersRelease(t *testing.T) {
 	runtime.GC()
-	breakers, clocks := liveBreakers.Load(), liveClocks.Load()
+	breakers, clocks, registries := liveBreakers.Load(), liveClocks.Load(), liveRegistries.Load()
 	func() {
+		reg, err := NewRegistry(RegistryConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := reg.Breaker("dropped"); err != nil {
+			t.Fatal(err)
+		}
 		clk := NewManualClock()
 		for i := 0; i < 100; i++ {
 			b, err := New(Config{Clock: clk})
@@ -48,6 +55,7 @@ func TestFinalizersRelease(t *testing.T) {
 	}
 	waitReleased(t, "breakers", liveBreakers.Load, breakers)
 	waitReleased(t, "clocks", liveClocks.Load, clocks)
+	waitReleased(t, "registries", liveRegistries.Load, registries)
 }
 
 // A permit keeps working while its breaker is otherwise unreachable, and
