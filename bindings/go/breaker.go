@@ -213,10 +213,10 @@ func (p Permit) done(op string, outcome Outcome, duration, retryAfter time.Durat
 //
 // The duration recorded is fn's wall time on the Go runtime's monotonic
 // clock when the breaker uses durations (Config.SlowCallRate,
-// SlowCallDuration or LatencyHistogram set); otherwise Execute reads no clock and records 0,
-// as nothing would read it (a clock read can cost more than the whole
-// call path). In CLOSED, Execute makes exactly one cgo call and allocates
-// nothing.
+// SlowCallDuration or LatencyHistogram set); otherwise Execute reads no
+// clock and records 0, as nothing would read it (a clock read can cost
+// more than the whole call path). In CLOSED, Execute makes exactly one
+// cgo call and allocates nothing.
 func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) (err error) {
 	if b == nil || ctx == nil || fn == nil {
 		return executeArgError(b, ctx, fn)

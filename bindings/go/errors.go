@@ -19,8 +19,8 @@ var (
 	// ErrHalfOpenFull: the breaker is HALF_OPEN and every probe slot is
 	// taken; the call was not made.
 	ErrHalfOpenFull = errors.New("circuit: breaker is half-open and every probe slot is taken")
-	// ErrClosed: the Breaker, Registry or ManualClock was used after its
-	// Close.
+	// ErrClosed: a Breaker, Registry, ManualClock, Retry, RetryBudget or
+	// AdaptiveTimeout was used after its Close.
 	ErrClosed = errors.New("circuit: used after Close")
 	// ErrInvalidConfig: a Config value, or a combination of values, was
 	// refused; the message names the field.
