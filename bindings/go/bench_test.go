@@ -173,3 +173,17 @@ func BenchmarkExecuteRejectedOpen(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkExecuteClosedTimed: a breaker that uses durations (latency
+// histogram): two reads of the runtime's clock per call on top.
+func BenchmarkExecuteClosedTimed(b *testing.B) {
+	br := benchBreaker(b, Config{LatencyHistogram: time.Minute})
+	ctx := context.Background()
+	fn := func(context.Context) error { return nil }
+	b.ReportAllocs()
+	parallel(b, func(pb *testing.PB) {
+		for pb.Next() {
+			_ = br.Execute(ctx, fn)
+		}
+	})
+}
