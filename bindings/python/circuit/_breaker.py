@@ -41,7 +41,9 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
+import ctypes
 import socket
+import sys
 import threading
 from ctypes import byref, c_char, c_uint32, c_uint64, c_void_p, sizeof
 from time import perf_counter_ns as _pc
@@ -106,6 +108,30 @@ _REJECTIONS = {
     _ffi.RESULT_REJECTED_HALF_OPEN_FULL: "half_open_full",
 }
 
+
+
+class _OutBuffers(threading.local):
+    """Per-thread output buffers of the slow-path acquire, with their
+    prebuilt `byref` arguments: (permit, retry_after, &permit, &retry_after)."""
+
+    def __init__(self) -> None:
+        permit = c_uint64()  # circuit_permit is two uint32: 8 bytes, align 4
+        retry = c_uint64()
+        self.bufs = (permit, retry, byref(permit), byref(retry))
+
+
+_out = _OutBuffers()
+assert sizeof(_ffi.circuit_permit) == 8
+if sys.byteorder != "little":  # pragma: no cover - the raw permit read assumes it
+    raise ImportError("circuit's Python binding supports little-endian machines only")
+if _ffi.lib.raw_acquire is not None:
+    _acquire = _ffi.lib.raw_acquire
+else:  # pragma: no cover - other platforms: the declared function
+
+    def _acquire(b: Any, permit: Any, retry: Any) -> int:
+        return _ffi.lib.breaker_acquire(
+            b, ctypes.cast(permit, ctypes.POINTER(_ffi.circuit_permit)), retry
+        )
 
 
 class _PerThread(threading.local):
@@ -268,22 +294,36 @@ class Breaker(Managed):
         return f"Breaker({who}state={self.state.label})"
 
     # ---- admission ---------------------------------------------------------
-    def _acquire_slow(self) -> int:
-        ptr = self._ptr
-        if ptr is None:
-            raise ClosedError(f"breaker {self._name!r} is closed" if self._name else "breaker is closed")
-        permit = _ffi.circuit_permit()
-        retry = c_uint64()
-        rc = _ffi.lib.breaker_acquire(ptr, byref(permit), byref(retry))
-        if rc == _ffi.RESULT_OK:
-            return (permit.generation << 32) | permit.flags
-        reason = _REJECTIONS.get(rc)
-        if reason is not None:
-            ra = retry.value
-            raise CircuitOpenError(
-                reason, None if ra == _ffi.RETRY_AFTER_UNKNOWN else ra / 1e9, self._name, rc
+    def _admit(self) -> int:
+        """Asks the library (every word but the closed fast path): the
+        permit as an int, or ``-rc`` for a rejection (the retry-after is
+        then left in this thread's buffer for ``_rejected``)."""
+        if self._ptr is None:
+            raise ClosedError(
+                f"breaker {self._name!r} is closed" if self._name else "breaker is closed"
             )
+        o = _out.bufs
+        rc = _acquire(self._bref, o[2], o[3])
+        if rc == 0:
+            v = o[0].value
+            # circuit_permit {uint32 generation; uint32 flags} read as one
+            # little-endian uint64 (checked at import)
+            return ((v & 0xFFFFFFFF) << 32) | (v >> 32)
+        if rc in _REJECTIONS:
+            return -rc
         raise _ffi.error(rc, "circuit_breaker_acquire")
+
+    def _rejected(self, rc: int) -> CircuitOpenError:
+        ra = _out.bufs[1].value
+        return CircuitOpenError(
+            _REJECTIONS[rc], None if ra == _ffi.RETRY_AFTER_UNKNOWN else ra / 1e9, self._name, rc
+        )
+
+    def _acquire_slow(self) -> int:
+        p = self._admit()
+        if p < 0:
+            raise self._rejected(-p)
+        return p
 
     def acquire(self) -> Permit:
         """Asks to make a call: a ``Permit`` to ``record`` afterwards, or
@@ -449,11 +489,10 @@ class Breaker(Managed):
         is given, else raises ``CircuitOpenError``."""
         w = self._word.value
         if w & _MASK:
-            try:
-                w = self._acquire_slow()
-            except CircuitOpenError:
+            w = self._admit()
+            if w < 0:
                 if fallback is None:
-                    raise
+                    raise self._rejected(-w)
                 return fallback(*args, **kwargs)
         t0 = _pc() if self._timed else 0
         try:
@@ -481,11 +520,10 @@ class Breaker(Managed):
         A fallback may be a plain or a coroutine function."""
         w = self._word.value
         if w & _MASK:
-            try:
-                w = self._acquire_slow()
-            except CircuitOpenError:
+            w = self._admit()
+            if w < 0:
                 if fallback is None:
-                    raise
+                    raise self._rejected(-w)
                 r = fallback(*args, **kwargs)
                 return await r if inspect.isawaitable(r) else r
         t0 = _pc() if self._timed else 0
@@ -762,11 +800,10 @@ def _wrap_sync(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Call
         def protected(*args: Any, **kwargs: Any) -> Any:
             w = breaker._word.value
             if w & 31:
-                try:
-                    w = breaker._acquire_slow()
-                except CircuitOpenError:
+                w = breaker._admit()
+                if w < 0:
                     if fallback is None:
-                        raise
+                        raise breaker._rejected(-w)
                     return fallback(*args, **kwargs)
             t0 = pc()
             try:
@@ -789,11 +826,10 @@ def _wrap_sync(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Call
         def protected(*args: Any, **kwargs: Any) -> Any:
             w = breaker._word.value
             if w & 31:
-                try:
-                    w = breaker._acquire_slow()
-                except CircuitOpenError:
+                w = breaker._admit()
+                if w < 0:
                     if fallback is None:
-                        raise
+                        raise breaker._rejected(-w)
                     return fallback(*args, **kwargs)
             try:
                 r = fn(*args, **kwargs)
@@ -817,11 +853,10 @@ def _wrap_async(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Cal
     async def protected(*args: Any, **kwargs: Any) -> Any:
         w = breaker._word.value
         if w & 31:
-            try:
-                w = breaker._acquire_slow()
-            except CircuitOpenError:
+            w = breaker._admit()
+            if w < 0:
                 if fallback is None:
-                    raise
+                    raise breaker._rejected(-w)
                 r = fallback(*args, **kwargs)
                 return await r if inspect.isawaitable(r) else r
         t0 = pc() if timed else 0

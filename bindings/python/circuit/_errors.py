@@ -52,6 +52,8 @@ class CircuitOpenError(CircuitError):
     expiry); ``breaker`` is the breaker's name (``None`` when unnamed).
     """
 
+    # Raised on every rejected call: the message is formatted only when
+    # someone reads it.
     reason: str
     retry_after: Optional[float]
     breaker: Optional[str]
@@ -63,21 +65,27 @@ class CircuitOpenError(CircuitError):
         breaker: Optional[str] = None,
         code: Optional[int] = None,
     ) -> None:
-        who = f"circuit {breaker!r}" if breaker is not None else "circuit"
+        self.reason = reason
+        self.retry_after = retry_after
+        self.breaker = breaker
+        self.code = code
+
+    def __str__(self) -> str:
+        who = f"circuit {self.breaker!r}" if self.breaker is not None else "circuit"
         what = {
             "open": "is open",
             "forced_open": "is forced open",
             "half_open_full": "is half-open and every probe slot is taken",
-        }.get(reason, reason)
+        }.get(self.reason, self.reason)
         when = (
             "; no retry deadline is known"
-            if retry_after is None
-            else f"; retry after {retry_after:.3f} s"
+            if self.retry_after is None
+            else f"; retry after {self.retry_after:.3f} s"
         )
-        super().__init__(f"{who} {what}{when}", code)
-        self.reason = reason
-        self.retry_after = retry_after
-        self.breaker = breaker
+        return f"{who} {what}{when}"
+
+    def __repr__(self) -> str:
+        return f"CircuitOpenError({str(self)!r})"
 
     def __reduce__(self):  # keep the exception picklable (multiprocessing)
         return (type(self), (self.reason, self.retry_after, self.breaker, self.code))

@@ -495,8 +495,15 @@ class Lib:
         raw = py["circuit_breaker_record_parts"]
         raw.restype = c_uint32
         self.raw_record_parts = raw
+        # Acquire (the slow path: OPEN, HALF_OPEN, overrides), likewise
+        # undeclared: its three arguments are prebuilt `byref` objects,
+        # which ctypes passes as pointers without any conversion.
+        raw = py["circuit_breaker_acquire"]
+        raw.restype = c_uint32
+        self.raw_acquire = raw
         if not _raw_passing_supported():
             self.raw_record_parts = None
+            self.raw_acquire = None
 
     def __repr__(self) -> str:
         return f"<libcircuit {self.path!r}>"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Python binding benchmark (DESIGN.md section 6): builds libcircuit.so,
+# installs the binding and the peer breakers it is compared with
+# (pybreaker, circuitbreaker, purgatory: for the benchmark only), then runs
+# bindings/python/bench.py, which prints the table, the ratios against
+# pybreaker and the budget PASS/MISS.
+#
+#   bash ci/bench-python.sh             # about a minute on 2 cores
+#   bash ci/bench-python.sh --quick     # arguments go to bench.py
+#   bash ci/bench-python.sh --strict    # exit 1 when a budget is missed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
+cargo build --release --quiet -p circuit-ffi
+
+export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
+python3 -m pip install --quiet ./bindings/python
+python3 -m pip install --quiet pybreaker circuitbreaker purgatory
+
+cd /tmp  # import the installed package, not the source folder
+CIRCUIT_LIBRARY="$target_dir/release/libcircuit.so" python3 "$root/bindings/python/bench.py" "$@"
