@@ -80,8 +80,11 @@
 //! when old calls age out before the retries they paid for.
 //!
 //! Concurrency: each bucket is one `AtomicU64` (`epoch:24 | calls:20 |
-//! retries:20`); a retry is one CAS on its bucket that re-checks R1 with the
-//! other buckets read just before. Retries landing in the same bucket are
+//! retries:20`), bucket index `now / w` in slot `index mod n`; a writer that
+//! finds another epoch in its slot replaces it with a fresh bucket (the roll),
+//! and a sum counts buckets whose epoch is within `n` of its own. A call is
+//! one CAS loop on its bucket; a retry is one CAS on its bucket that
+//! re-checks R1 with the other buckets read just before. Retries landing in the same bucket are
 //! serialised by the CAS, so R1 is exact for them; threads whose clock
 //! readings fall in different buckets can each miss the other's in-flight
 //! retry, so the bound can be exceeded by at most one retry per such
@@ -1006,11 +1009,15 @@ impl<'a, S: Sleeper> Retrier<'a, S> {
             };
             self.attempts += 1;
             let attempt = self.attempts;
-            let started = self.clock.now();
-            if attempt == 1 {
-                if let Some(b) = self.budget {
-                    b.record_call(started);
-                }
+            // Read the clock only for a breaker's duration or a deposit.
+            let deposit = self.budget.filter(|_| attempt == 1);
+            let started = if permit.is_some() || deposit.is_some() {
+                self.clock.now()
+            } else {
+                0
+            };
+            if let Some(b) = deposit {
+                b.record_call(started);
             }
             let result = op(attempt);
             let elapsed = match permit {
