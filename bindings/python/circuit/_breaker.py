@@ -41,6 +41,7 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
+import _thread
 import ctypes
 import socket
 import sys
@@ -134,12 +135,6 @@ else:  # pragma: no cover - other platforms: the declared function
         )
 
 
-class _PerThread(threading.local):
-    """Permits of the `with` form: one stack per thread and breaker."""
-
-    def __init__(self) -> None:
-        self.s: list = []
-
 # Permits of the `async with` form: a per-task linked list, same entries.
 _task_permits: "contextvars.ContextVar[Tuple[Any, ...]]" = contextvars.ContextVar(
     "circuit_permits", default=()
@@ -217,7 +212,7 @@ class Breaker(Managed):
         self._word = _CLOSED_WORD
         self._bref = None
         self._rec = _ffi.lib.raw_record_parts or _ffi.lib.breaker_record_parts
-        self._tl = _PerThread()
+        self._tl = _thread._local()
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         self._name = name
@@ -268,7 +263,7 @@ class Breaker(Managed):
     def _from_reference(cls, ptr: int, name: Optional[str], **kw: Any) -> "Breaker":
         """Wraps a breaker reference obtained elsewhere (a registry)."""
         self = cls.__new__(cls)
-        self._tl = _PerThread()
+        self._tl = _thread._local()
         self._word = _CLOSED_WORD
         self._bref = None
         self._rec = _ffi.lib.raw_record_parts or _ffi.lib.breaker_record_parts
@@ -426,20 +421,30 @@ class Breaker(Managed):
 
     # ---- with / async with ----------------------------------------------
     def __enter__(self) -> "Breaker":
-        # Per thread, per breaker: the permit as an int (the generation, or
-        # its complement for a half-open probe), then the start time if timed.
+        # Per thread and breaker, a stack of permits as ints (the
+        # generation, or its complement for a half-open probe), paired with
+        # the start time when timed. A plain `_thread._local` (no subclass,
+        # no __init__) is the cheapest per-thread lookup CPython offers.
         w = self._word.value
         g = w >> 32 if not w & 31 else self._acquire_slow_gen()
-        st = self._tl.s
-        st.append(g)
         if self._timed:
-            st.append(_pc())
+            g = (g, _pc())
+        try:
+            self._tl.s.append(g)
+        except AttributeError:
+            self._tl.s = [g]
         return self
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
-        st = self._tl.s
-        d = _pc() - st.pop() if self._timed else 0
-        g = st.pop()
+        try:
+            g = self._tl.s.pop()
+        except (AttributeError, IndexError):
+            raise RuntimeError("Breaker.__exit__ without a matching __enter__ in this thread") from None
+        if self._timed:
+            g, t0 = g
+            d = _pc() - t0
+        else:
+            d = 0
         if et is None and g >= 0 and d < 2147483648:
             self._rec(self._bref, g, 0, 0, d)
             return False

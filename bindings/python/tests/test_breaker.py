@@ -583,3 +583,25 @@ def test_circuit_open_error_pickles():
     e = circuit.CircuitOpenError("open", 1.5, "x", 5)
     e2 = pickle.loads(pickle.dumps(e))
     assert (e2.reason, e2.retry_after, e2.breaker, e2.code) == ("open", 1.5, "x", 5)
+
+
+def test_exit_without_enter_is_an_error(make):
+    b = make()
+    with pytest.raises(RuntimeError):
+        b.__exit__(None, None, None)
+    with b:
+        pass
+    with pytest.raises(RuntimeError):
+        b.__exit__(None, None, None)
+    assert b.metrics().successes == 1
+
+
+def test_timed_with_form_measures_each_call(make, monkeypatch):
+    now = [0]
+    monkeypatch.setattr(_breaker, "_pc", lambda: now[0])
+    b = make(slow_call_rate=1.0, slow_call_duration=1, count_window=10, consecutive_failures=0)
+    with b:
+        now[0] += 2 * 10**9  # slow, through the declared record function
+        with b:
+            now[0] += 10**6  # fast, nested
+    assert b.metrics().slow == 1 and b.metrics().successes == 2
