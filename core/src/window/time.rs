@@ -10,9 +10,14 @@
 //! ```
 //!
 //! `epoch` is the low 16 bits of the bucket index `now / width`; the bucket
-//! for index `i` lives in slot `i mod b`. A writer whose bucket holds an older
-//! epoch replaces it with a fresh one (the roll); one holding a newer epoch
-//! (a writer with a later clock reading got there first) takes the sample.
+//! for index `i` lives in slot `i mod b`. A writer whose bucket holds another
+//! epoch replaces it with a fresh one (the roll). Epochs in one slot differ
+//! by multiples of `b`, so "another" is normally older; it is newer only for
+//! a writer whose clock reading is more than a window old when it writes (a
+//! thread stalled between reading the clock and its CAS, or a manual clock
+//! set back). That writer rolls the newer bucket back and its counts are
+//! lost: the window follows the latest writer rather than refusing samples,
+//! so a clock set back keeps working at once.
 //! A bucket counts at most 65,535 calls; past that it stops sampling, so its
 //! rates stay those of the first 65,535 calls in it rather than drifting.
 //! The sum covers buckets whose epoch is within the last `b` indexes.
