@@ -234,3 +234,88 @@ fn stale_failure_vs_lease_expiry() {
 fn stale_ignored_vs_lease_expiry() {
     stale_probe_vs_lease_expiry(Outcome::Ignored);
 }
+
+/// As above with two acquirers racing each other and the late report
+/// (P = K = 1). The acquirers keep their permits, so whichever probe holds
+/// the current half-open generation's slot at the end must still hold it:
+/// a late report of generation 2 can never free or close a later one.
+fn stale_probe_vs_two_acquirers(outcome: Outcome) {
+    model(move || {
+        let rig = rig(config().consecutive_failures(Some(1)).half_open_probes(1));
+        let seen = Arc::new(Probes::default());
+        let old = rig.first_probe();
+        seen.admitted(&old, 1);
+        rig.pass_deadlines(); // the probe's lease has expired
+        let reporter = {
+            let (rig, seen) = (rig.clone(), seen.clone());
+            thread::spawn(move || {
+                if outcome == Outcome::Ignored {
+                    seen.freeing(&old);
+                }
+                rig.breaker.record(old, outcome, MS)
+            })
+        };
+        let acquire = {
+            let seen = seen.clone();
+            move |rig: &Rig| {
+                let r = rig.breaker.acquire();
+                if let Ok(p) = &r {
+                    if p.is_probe() {
+                        seen.admitted(p, 1);
+                    }
+                }
+                r
+            }
+        };
+        let other = {
+            let (rig, acquire) = (rig.clone(), acquire.clone());
+            thread::spawn(move || acquire(&rig))
+        };
+        let mine = acquire(&rig);
+        let fresh = [mine, other.join().unwrap()];
+        let recorded = reporter.join().unwrap();
+        let ts = rig.assert_chain(State::Closed, 0);
+        let by_report = ts
+            .iter()
+            .filter(|t| t.generation > 2 && by_record(t))
+            .count();
+        assert_eq!(
+            by_report,
+            usize::from(matches!(recorded, Recorded::Transitioned(_))),
+            "{recorded:?} {ts:?}"
+        );
+        // Generation 2 ends once at most, by the report or by a lease expiry.
+        assert!(ts.iter().filter(|t| t.generation == 3).count() <= 1);
+        if ts
+            .iter()
+            .any(|t| t.generation == 3 && t.reason == Reason::ProbeLeaseExpired)
+        {
+            assert!(
+                matches!(recorded, Recorded::Stale | Recorded::Counted),
+                "{recorded:?}"
+            );
+        }
+        let gen = rig.breaker.generation();
+        if rig.breaker.state() == State::HalfOpen {
+            if let Some(p) = fresh.iter().flatten().find(|p| p.generation() == gen) {
+                let again = rig.breaker.acquire().expect_err("the slot is held");
+                assert_eq!(again.reason, RejectReason::HalfOpenFull, "{fresh:?} {ts:?}");
+                assert_eq!(
+                    rig.breaker.record(*p, Outcome::Success, MS),
+                    Recorded::Transitioned(State::Closed)
+                );
+            }
+        }
+        rig.assert_recovers();
+    });
+}
+
+#[test]
+fn stale_success_vs_two_acquirers() {
+    stale_probe_vs_two_acquirers(Outcome::Success);
+}
+
+#[test]
+fn stale_ignored_vs_two_acquirers() {
+    stale_probe_vs_two_acquirers(Outcome::Ignored);
+}
