@@ -23,7 +23,8 @@ Python breaker" check, which then says so).
 Method: every case runs ``--ops`` protected calls of a trivial function per
 sample; the cases are interleaved, round after round (``--rounds``), and each
 keeps its fastest sample, so a burst of load on this shared machine hits
-every case alike and rarely survives the minimum. Two threads: both call the
+every case alike and rarely survives the minimum (short samples, many
+rounds: some sample of each case fits between two preemptions). Two threads: both call the
 same breaker at once; the figure is wall time per call per thread.
 ``--strict`` exits 1 when a budget is missed.
 """
@@ -212,6 +213,38 @@ def purgatory_cases() -> Dict[str, Tuple[str, Runner]]:
     }
 
 
+def ffi_cases() -> Dict[str, Tuple[str, Runner]]:
+    """One foreign call through PyDLL (GIL held) and CDLL (GIL released):
+    the measurement behind the binding's choice of PyDLL (circuit/_ffi.py)."""
+    import ctypes
+
+    from circuit import _ffi
+
+    out = {}
+    b = circuit.Breaker(name="bench-ffi")
+    bref = b._bref
+    for kind in ("PyDLL", "CDLL"):
+        dll = getattr(ctypes, kind)(_ffi.lib.path)
+        abi = dll["circuit_abi_version"]
+        abi.restype = ctypes.c_uint32
+        rec = dll["circuit_breaker_record_parts"]
+        rec.restype = ctypes.c_uint32
+
+        def one(n: int, f=abi) -> None:
+            for _ in range(n):
+                f()
+
+        def record(n: int, f=rec) -> None:
+            w = b._word.value >> 32
+            for _ in range(n):
+                f(bref, w, 0, 0, 0)
+
+        out[f"ffi  circuit_abi_version() via {kind}"] = ("ffi", one)
+        out[f"ffi  circuit_breaker_record_parts via {kind}"] = ("ffi", record)
+    out["_keep"] = ("keep", b)  # type: ignore[assignment]
+    return out
+
+
 PEERS = [
     ("pybreaker", pybreaker_cases),
     ("circuitbreaker", circuitbreaker_cases),
@@ -261,15 +294,18 @@ def measure(
 
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("--ops", type=int, default=20000)
-    ap.add_argument("--quick", action="store_true", help="5 rounds of 5000 calls")
+    ap.add_argument("--rounds", type=int, default=60)
+    ap.add_argument("--ops", type=int, default=2000)
+    ap.add_argument("--quick", action="store_true", help="20 rounds of 1000 calls")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a budget is missed")
     args = ap.parse_args(argv)
     if args.quick:
-        args.rounds, args.ops = 5, 5000
+        args.rounds, args.ops = 20, 1000
 
     cases = circuit_cases()
+    ffi = ffi_cases()
+    keep = ffi.pop("_keep")  # noqa: F841 (keeps the breaker alive)
+    cases.update(ffi)
     missing = []
     for name, make in PEERS:
         try:
@@ -310,9 +346,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     w = max(len(k) for k in cases)
     print(f"{'case':<{w}}  {'1 thread':>9}  {'vs pyb':>6}  {'2 threads':>9}  {'vs pyb':>6}")
-    for state in ("closed", "open"):
-        print(f"-- {state.upper()}")
-        base = base_closed if state == "closed" else base_open
+    for state in ("closed", "open", "ffi"):
+        print(f"-- {state.upper() if state != 'ffi' else 'one foreign call (floor of a binding)'}")
+        base = base_closed if state == "closed" else base_open if state == "open" else (None, None, None)
         for k, (st, _) in cases.items():
             if st != state:
                 continue
@@ -326,7 +362,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ok = True
     pyb1, pyb2 = base_closed[1], base_closed[2]
     peers_closed = {
-        k: v for k, v in one.items() if not k.startswith("circuit ") and cases[k][0] == "closed"
+        k: v
+        for k, v in one.items()
+        if not k.startswith("circuit ") and cases[k][0] == "closed"
     }
     fastest_peer = min(peers_closed.items(), key=lambda kv: kv[1]) if peers_closed else None
     for form in ("circuit  @breaker", "circuit  with breaker:"):

@@ -601,7 +601,7 @@ def test_timed_with_form_measures_each_call(make, monkeypatch):
     monkeypatch.setattr(_breaker, "_pc", lambda: now[0])
     b = make(slow_call_rate=1.0, slow_call_duration=1, count_window=10, consecutive_failures=0)
     with b:
-        now[0] += 2 * 10**9  # slow, through the declared record function
+        now[0] += 3 * 10**9  # slow, through the declared record function
         with b:
             now[0] += 10**6  # fast, nested
     assert b.metrics().slow == 1 and b.metrics().successes == 2
