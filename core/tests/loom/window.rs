@@ -7,6 +7,14 @@
 //! both slots, after which the counts are known exactly; a count that
 //! drifted from the slots stays wrong (the window keeps counts by deltas
 //! against what each slot held and never recounts).
+//!
+//! loom 0.7 does not keep a plain `store` from slipping between the read
+//! and the write of another thread's concurrent RMW in the modification
+//! order (tokio-rs/loom#254), so a word written by both can later read a
+//! value no real execution produces. The checks here therefore rest on the
+//! slots and counts (RMW only since `clear` swaps), not on where the cursor
+//! stands after a clear (`clear` still resets it with a store): two records
+//! in a row fill a two-slot window wherever it starts.
 
 use std::time::Duration;
 
