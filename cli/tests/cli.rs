@@ -1,5 +1,6 @@
 //! The `circuit` binary against a real `redis-server` and in-process
-//! instances with sync on. Run by ci/redis.sh (`--features redis-tests`).
+//! instances with sync on. Ignored by default (they need `redis-server`); ci/redis.sh runs them
+//! with `--include-ignored`.
 
 #[path = "../../sync/tests/support/mod.rs"]
 mod support;
@@ -67,6 +68,7 @@ fn everywhere(instances: &[&Instance], name: &str, state: State) -> bool {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn overrides_from_the_cli_reach_every_instance() {
     let redis = RedisServer::start();
     let url = redis.url();
@@ -144,6 +146,7 @@ fn overrides_from_the_cli_reach_every_instance() {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn watch_is_bounded_by_count_and_time() {
     let redis = RedisServer::start();
     let url = redis.url();
@@ -190,6 +193,7 @@ fn watch_is_bounded_by_count_and_time() {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn errors_are_clear_and_never_show_passwords() {
     let redis = RedisServer::start();
     let (code, out, err) = circuit("redis://127.0.0.1:1", "ns", &["list"]);

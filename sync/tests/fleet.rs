@@ -1,6 +1,7 @@
 //! Fleet sync against a real `redis-server` (started here on a free
 //! loopback port): separate instance processes, faults, hostile input,
-//! ACLs, a cluster. Run by ci/redis.sh (`--features redis-tests`).
+//! ACLs, a cluster. Ignored by default (they need `redis-server`); ci/redis.sh runs them
+//! with `--include-ignored`.
 
 mod support;
 
@@ -95,6 +96,7 @@ impl Instance {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn separate_processes_converge_after_a_trip() {
     let redis = RedisServer::start();
     let url = redis.url();
@@ -132,6 +134,7 @@ fn separate_processes_converge_after_a_trip() {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn the_first_failure_sets_the_expiry_and_later_ones_do_not_extend_it() {
     let redis = RedisServer::start();
     let url = redis.url();
@@ -169,6 +172,7 @@ fn the_first_failure_sets_the_expiry_and_later_ones_do_not_extend_it() {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn an_operator_override_reaches_every_instance_and_wins() {
     let redis = RedisServer::start();
     let url = redis.url();
@@ -218,6 +222,7 @@ fn an_operator_override_reaches_every_instance_and_wins() {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn redis_killed_then_restarted_empty_instances_go_on_and_republish() {
     let mut redis = RedisServer::start();
     let url = redis.url();
@@ -262,6 +267,7 @@ fn redis_killed_then_restarted_empty_instances_go_on_and_republish() {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn sigstop_longer_than_the_timeouts_then_sigcont() {
     let redis = RedisServer::start();
     let url = redis.url();
@@ -290,6 +296,7 @@ fn sigstop_longer_than_the_timeouts_then_sigcont() {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn malformed_oversized_and_foreign_messages_are_counted_and_ignored() {
     let redis = RedisServer::start();
     let url = redis.url();
@@ -365,6 +372,7 @@ fn malformed_oversized_and_foreign_messages_are_counted_and_ignored() {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn an_older_version_never_overwrites_a_newer_one() {
     let redis = RedisServer::start();
     let url = redis.url();
@@ -436,6 +444,7 @@ fn an_older_version_never_overwrites_a_newer_one() {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn script_flush_pubsub_kill_and_key_deletion_are_repaired() {
     let redis = RedisServer::start();
     let url = redis.url();
@@ -481,6 +490,7 @@ fn acl(redis: &RedisServer, user: &str, channels: &str) {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn a_least_privilege_acl_user_works_and_one_without_the_channel_degrades() {
     let redis = RedisServer::start();
     acl(&redis, "app", "&cb:{acl}:ev");
@@ -532,6 +542,7 @@ fn a_least_privilege_acl_user_works_and_one_without_the_channel_degrades() {
 }
 
 #[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
 fn a_three_node_cluster_works() {
     let cluster = Cluster::start();
     let url = cluster.url();
