@@ -41,11 +41,15 @@
 //!    its CAS.
 //! 4. **Stamped deadline.** Each generation has at most one deadline: the
 //!    open deadline in OPEN, the probe lease in HALF_OPEN, the expiry under
-//!    an override. One word holds it, written by the transition winner right
-//!    after its CAS (a half-open lease is also raised by later grants) and
-//!    tagged with the low 16 bits of its generation. A reader that finds a
-//!    stamp of another generation knows the winner has not written it yet
-//!    and takes the conservative reading (still open, not expired).
+//!    an override. One word holds it, tagged with the low 16 bits of its
+//!    generation, written by the transition winner right after its CAS (a
+//!    half-open lease is also raised by later grants). A writer stores only
+//!    while the state word is still in its generation (checked inside the
+//!    stamp's CAS loop), so a late writer never overwrites a newer
+//!    generation's deadline. A reader that finds a stamp of another
+//!    generation re-reads the state word: if it moved on, it starts over;
+//!    if not, the winner has not written yet and the reader takes the
+//!    conservative reading (still open, not expired).
 //! 5. **Overrides** sit above the phase. Setting one bumps the generation;
 //!    leaving one (clear, expiry, reset) always lands in a fresh CLOSED.
 //! 6. **Statistics are statistics.** Window slots and counts, the
