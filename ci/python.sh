@@ -20,6 +20,13 @@ python3 -c 'import pytest' 2>/dev/null || {
   echo "python: pytest missing (ci/deps.sh installs it)" >&2; exit 1; }
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check ./bindings/python
 
+# Type hints (the package ships py.typed): checked when mypy is installed.
+if python3 -m mypy --version >/dev/null 2>&1; then
+  (cd bindings/python && python3 -m mypy --ignore-missing-imports --no-error-summary circuit) \
+    || { echo "python: mypy found errors" >&2; exit 1; }
+  echo "python: mypy: no issues"
+fi
+
 # From bindings/python/tests (rootdir bindings/python, by its pyproject):
 # `python3 -m pytest` puts the current folder on sys.path, and from
 # bindings/python that would import the source folder instead of the

@@ -51,6 +51,8 @@ from time import perf_counter_ns as _pc
 from typing import (
     TYPE_CHECKING,
     Any,
+    List,
+    Literal,
     Awaitable,
     Callable,
     Iterable,
@@ -184,6 +186,9 @@ class Breaker(Managed):
     Safe to share between threads and tasks; see the module documentation.
     """
 
+    _bref: Any
+    _word: Any
+
     __slots__ = (
         "_word",
         "_bref",
@@ -246,7 +251,7 @@ class Breaker(Managed):
         finally:
             if own is not None:
                 own.close()
-        self._adopt(out.value)
+        self._adopt(_ffi.pointer(out))
 
     def _adopt(self, ptr: int) -> None:
         """Takes ownership of one reference to breaker ``ptr``."""
@@ -256,7 +261,7 @@ class Breaker(Managed):
             _ffi.lib.breaker_free(ptr)
             raise _ffi.error(rc, "circuit_breaker_state_word")
         self._ptr = ptr
-        self._word = c_uint64.from_address(word.value)
+        self._word = c_uint64.from_address(_ffi.pointer(word))
         self._bref = byref(c_char.from_address(ptr))
 
     @classmethod
@@ -427,15 +432,14 @@ class Breaker(Managed):
         # no __init__) is the cheapest per-thread lookup CPython offers.
         w = self._word.value
         g = w >> 32 if not w & 31 else self._acquire_slow_gen()
-        if self._timed:
-            g = (g, _pc())
+        e: Any = (g, _pc()) if self._timed else g
         try:
-            self._tl.s.append(g)
+            self._tl.s.append(e)
         except AttributeError:
-            self._tl.s = [g]
+            self._tl.s = [e]
         return self
 
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> "Literal[False]":  # type: ignore[override]
         try:
             g = self._tl.s.pop()
         except (AttributeError, IndexError):
@@ -469,7 +473,7 @@ class Breaker(Managed):
         _task_permits.set(((self, w, _pc() if self._timed else 0), _task_permits.get()))
         return self
 
-    async def __aexit__(self, et: Any, ev: Any, tb: Any) -> bool:
+    async def __aexit__(self, et: Any, ev: Any, tb: Any) -> "Literal[False]":
         head = _task_permits.get()
         if not head or head[0][0] is not self:
             e, rest = _unlink(head, self)
@@ -780,7 +784,7 @@ def _outcome_code(outcome: Any) -> int:
 
 def _unlink(head: tuple, owner: Breaker) -> Tuple[tuple, tuple]:
     """Removes ``owner``'s newest entry from a task's permit list."""
-    kept = []
+    kept: List[tuple] = []
     node = head
     while node:
         e, node = node

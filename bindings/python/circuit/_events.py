@@ -25,7 +25,7 @@ import logging
 import threading
 from ctypes import byref, c_size_t, c_uint64, c_void_p, sizeof
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import _ffi
 from ._managed import Managed
@@ -161,14 +161,15 @@ class Listener:
 
     __slots__ = ("_owner", "_id", "_remove", "callback")
 
-    def __init__(self, owner: Managed, listener_id: int, remove, callback) -> None:
+    def __init__(self, owner: Managed, listener_id: int, remove: Any, callback: Any) -> None:
         self._owner = owner
-        self._id = listener_id
+        self._id: Optional[int] = listener_id
         self._remove = remove
         self.callback = callback
 
     @property
-    def id(self) -> int:
+    def id(self) -> Optional[int]:
+        """The library's listener id (``None`` once removed)."""
         return self._id
 
     def remove(self) -> bool:
@@ -266,4 +267,4 @@ def new_queue(owner: Managed, make, capacity: int) -> EventQueue:
         raise InvalidArgumentError(f"capacity must be positive (got {capacity})")
     out = c_void_p()
     _ffi.check(make(owner._handle(), capacity, byref(out)), "event queue")
-    return EventQueue(out.value, owner)
+    return EventQueue(_ffi.pointer(out), owner)

@@ -38,7 +38,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ._errors import (
     CircuitError,
@@ -494,19 +494,23 @@ class Lib:
         # tests/test_breaker.py checks both sides of that boundary.
         raw = py["circuit_breaker_record_parts"]
         raw.restype = c_uint32
-        self.raw_record_parts = raw
+        self.raw_record_parts: Optional[Any] = raw
         # Acquire (the slow path: OPEN, HALF_OPEN, overrides), likewise
         # undeclared: its three arguments are prebuilt `byref` objects,
         # which ctypes passes as pointers without any conversion.
         raw = py["circuit_breaker_acquire"]
         raw.restype = c_uint32
-        self.raw_acquire = raw
+        self.raw_acquire: Optional[Any] = raw
         if not _raw_passing_supported():
             self.raw_record_parts = None
             self.raw_acquire = None
 
     def __repr__(self) -> str:
         return f"<libcircuit {self.path!r}>"
+
+    if TYPE_CHECKING:  # the functions are set from the table at run time
+
+        def __getattr__(self, name: str) -> Any: ...
 
 
 def _raw_passing_supported() -> bool:
@@ -536,8 +540,8 @@ def candidates(
     ``$CIRCUIT_LIBRARY`` (alone when set: an explicit choice never falls back),
     else a copy bundled beside this module, ``ctypes.util.find_library``, and
     the SONAME through the system loader."""
-    env = os.environ if env is None else env
-    explicit = env.get(LIBRARY_ENV)
+    where: Mapping[str, str] = os.environ if env is None else env
+    explicit = where.get(LIBRARY_ENV)
     if explicit:
         return [(f"${LIBRARY_ENV}", explicit)]
     here = package_dir if package_dir is not None else os.path.dirname(os.path.abspath(__file__))
@@ -615,6 +619,14 @@ def check(code: int, context: str = "") -> None:
     """Raises the matching exception unless ``code`` is OK."""
     if code != RESULT_OK:
         raise error(code, context)
+
+
+def pointer(out: c_void_p) -> int:
+    """The handle an OK call wrote to an output pointer (never NULL then)."""
+    v = out.value
+    if not v:
+        raise InternalError("the library returned OK with a NULL handle")
+    return v
 
 
 def version() -> str:

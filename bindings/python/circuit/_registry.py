@@ -98,7 +98,7 @@ class Registry(Managed):
         finally:
             if own is not None:
                 own.close()
-        self._ptr = out.value
+        self._ptr = _ffi.pointer(out)
 
     def _delete(self, ptr: int) -> None:
         _ffi.lib.registry_free(ptr)
@@ -149,7 +149,7 @@ class Registry(Managed):
         out = c_void_p()
         rc = _ffi.lib.registry_get_or_create(self._handle(), raw, len(raw), byref(out))
         _ffi.check(rc, f"breaker {name!r}")
-        return self._wrap(name, out.value)
+        return self._wrap(name, _ffi.pointer(out))
 
     __getitem__ = breaker
 
@@ -161,7 +161,7 @@ class Registry(Managed):
         if rc == _ffi.RESULT_NOT_FOUND:
             return None
         _ffi.check(rc, f"breaker {name!r}")
-        return self._wrap(name, out.value)
+        return self._wrap(name, _ffi.pointer(out))
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
@@ -208,7 +208,7 @@ class Registry(Managed):
                 if rc == _ffi.RESULT_EMPTY:
                     break
                 _ffi.check(rc, "circuit_registry_iter_next")
-                s = ctypes.string_at(name.value, n.value).decode("utf-8", "replace")
+                s = ctypes.string_at(_ffi.pointer(name), n.value).decode("utf-8", "replace")
                 ref = _ffi.lib.breaker_retain(b.value) if want_breakers else None
                 out.append((s, ref))
         finally:
@@ -224,7 +224,7 @@ class Registry(Managed):
 
     def items(self) -> List[Tuple[str, Breaker]]:
         """(name, breaker) pairs for the breakers now, sorted by name."""
-        return [(n, self._wrap(n, ref)) for n, ref in self._walk(True)]
+        return [(n, self._wrap(n, ref or 0)) for n, ref in self._walk(True)]
 
     def sweep_idle(self) -> int:
         """One idle-eviction sweep; the number of breakers it removed."""

@@ -13,7 +13,7 @@ import functools
 import inspect
 import time
 from ctypes import byref, c_uint64, c_void_p
-from typing import Any, Callable, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union
 
 from . import _ffi
 from ._clock import Clock
@@ -70,7 +70,7 @@ class RetryPolicy(Managed):
         max_delay: Seconds = 10,
         max_attempts: int = 3,
     ) -> None:
-        self._opts = dict(
+        self._opts: Dict[str, Any] = dict(
             backoff=backoff,
             base=base,
             multiplier=multiplier,
