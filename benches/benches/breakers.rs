@@ -38,7 +38,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use circuit_benches::{
-    per_thread, take_concurrency_report, CONCURRENCY_FILE_ENV, MAX_ATTEMPTS, MIN_CONCURRENCY,
+    per_thread, take_concurrency_report, take_sample_scores, CONCURRENCY_FILE_ENV, MAX_ATTEMPTS,
+    MIN_CONCURRENCY,
 };
 use circuit_core::{Breaker, Clock, Config, MonotonicClock, Outcome, Recorded, State};
 use criterion::measurement::WallTime;
@@ -381,12 +382,14 @@ where
                 report.low_concurrency, report.samples, report.retries
             );
         }
+        let scores = take_sample_scores();
         if let Some(path) = std::env::var_os(CONCURRENCY_FILE_ENV) {
+            let lines: String = scores.iter().map(|s| s.to_line(&id)).collect();
             let written = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&path)
-                .and_then(|mut f| f.write_all(report.to_line(&id).as_bytes()));
+                .and_then(|mut f| f.write_all(lines.as_bytes()));
             if let Err(e) = written {
                 eprintln!("cannot write {}: {e}", path.to_string_lossy());
             }

@@ -374,6 +374,9 @@ pub struct Measurement {
     /// For multi-thread benchmarks: share of samples whose threads ran
     /// together (see `per_thread`).
     pub together: Option<f64>,
+    /// Too few samples ran together for the figure to describe contention:
+    /// the budget is not judged.
+    pub unreliable: bool,
 }
 
 /// Budgets checked and missed in one table.
@@ -383,6 +386,8 @@ pub struct Summary {
     pub checked: usize,
     /// Rows that missed their budget.
     pub missed: usize,
+    /// Rows not judged because their threads seldom ran together.
+    pub unreliable: usize,
 }
 
 /// Renders the table (Markdown) for one run.
@@ -419,6 +424,13 @@ pub fn render(run: &BTreeMap<String, Measurement>) -> (String, Summary) {
             .map_or("-".to_string(), |t| format!("{:.0}%", t * 100.0));
         let (budget, verdict) = match &budget {
             None => ("-".to_string(), String::new()),
+            Some(b) if m.unreliable => {
+                summary.unreliable += 1;
+                (
+                    b.text.to_string(),
+                    "n/a (threads seldom ran together)".to_string(),
+                )
+            }
             Some(b) => {
                 let v = check(b, value, floor, peer.map(|p| p.1), ns);
                 summary.checked += usize::from(v != Verdict::NotMeasured);
@@ -506,6 +518,7 @@ mod tests {
             ns,
             median: ns + 1.0,
             together: None,
+            unreliable: false,
         };
         let mut run: BTreeMap<String, Measurement> = [
             (FLOOR_LOAD, m(1.0)),
@@ -524,14 +537,24 @@ mod tests {
                 ..m(40.0)
             },
         );
+        run.insert(
+            "closed_threads/circuit_consecutive/2".to_string(),
+            Measurement {
+                together: Some(0.05),
+                unreliable: true,
+                ..m(1.0)
+            },
+        );
         let (table, summary) = render(&run);
         assert_eq!(
             summary,
             Summary {
                 checked: 1,
-                missed: 1
+                missed: 1,
+                unreliable: 1,
             }
         );
+        assert!(table.contains("| 5% | <=0.33x fastest peer, 2 threads | n/a (threads seldom"));
         assert!(table.contains(
             "| closed/circuit_consecutive | 7.00 | 8.00 | 2.33 | 0.70 (recloser 10.0) | - |"
         ));

@@ -6,13 +6,15 @@
 //! holds the parts that are not criterion glue:
 //!
 //! - [`per_thread`]: the multi-thread harness used with criterion's
-//!   `iter_custom`, which reports time per operation per thread;
+//!   `iter_custom`, which reports time per operation per thread and scores
+//!   each sample by how concurrently its threads really ran;
 //! - [`budget`]: the budgets and the rows of the table that `bench-table`
 //!   prints from criterion's `estimates.json` files.
 
 pub mod budget;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A sample counts as concurrent when every thread was on a CPU for at
@@ -39,41 +41,45 @@ pub struct ConcurrencyReport {
     pub low_concurrency: u64,
 }
 
-impl ConcurrencyReport {
-    /// Share of samples that ran at [`MIN_CONCURRENCY`] or better.
-    pub fn together(&self) -> f64 {
-        if self.samples == 0 {
-            1.0
-        } else {
-            1.0 - self.low_concurrency as f64 / self.samples as f64
-        }
-    }
+/// One sample returned by [`per_thread`]: its wall time in nanoseconds,
+/// exactly as criterion records it in `sample.json`, and how concurrently
+/// its threads ran (0 to 1; see [`MIN_CONCURRENCY`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleScore {
+    /// Wall time of the sample, nanoseconds.
+    pub wall_ns: u64,
+    /// Concurrency score of the sample.
+    pub score: f64,
+}
 
-    /// One line of the report file: `id samples retries low_concurrency`.
+impl SampleScore {
+    /// One line of the samples file: `id wall_ns score`, tab-separated.
     pub fn to_line(&self, id: &str) -> String {
-        format!(
-            "{id}\t{}\t{}\t{}\n",
-            self.samples, self.retries, self.low_concurrency
-        )
+        format!("{id}\t{}\t{:.4}\n", self.wall_ns, self.score)
     }
 
-    /// Parses a line written by [`ConcurrencyReport::to_line`].
-    pub fn parse_line(line: &str) -> Option<(String, ConcurrencyReport)> {
+    /// Parses a line written by [`SampleScore::to_line`].
+    pub fn parse_line(line: &str) -> Option<(String, SampleScore)> {
         let mut f = line.trim_end().split('\t');
         let id = f.next()?.to_string();
-        let mut n = || f.next()?.parse().ok();
-        let r = ConcurrencyReport {
-            samples: n()?,
-            retries: n()?,
-            low_concurrency: n()?,
-        };
-        Some((id, r))
+        let wall_ns = f.next()?.parse().ok()?;
+        let score = f.next()?.parse().ok()?;
+        Some((id, SampleScore { wall_ns, score }))
     }
 }
 
-/// Name of the file, beside criterion's results, where the bench binary
-/// appends one [`ConcurrencyReport`] line per multi-thread benchmark when
-/// the environment variable of the same name gives its path.
+static SAMPLE_LOG: Mutex<Vec<SampleScore>> = Mutex::new(Vec::new());
+
+/// Takes the scores of the samples [`per_thread`] returned since the last
+/// call (warm-up included: `bench-table` matches them to criterion's
+/// samples by wall time).
+pub fn take_sample_scores() -> Vec<SampleScore> {
+    std::mem::take(&mut *SAMPLE_LOG.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The environment variable naming the file where the bench binary appends
+/// one [`SampleScore`] line per multi-thread sample; `ci/bench.sh` points
+/// it at `concurrency.tsv` beside criterion's results.
 pub const CONCURRENCY_FILE_ENV: &str = "CIRCUIT_BENCH_CONCURRENCY";
 
 /// Takes and resets the counters of [`per_thread`].
@@ -136,6 +142,13 @@ where
         }
     }
     let (score, wall) = best.expect("at least one attempt");
+    SAMPLE_LOG
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(SampleScore {
+            wall_ns: u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX),
+            score,
+        });
     SAMPLES.fetch_add(1, Ordering::Relaxed);
     if score < MIN_CONCURRENCY {
         LOW_CONCURRENCY.fetch_add(1, Ordering::Relaxed);
@@ -249,19 +262,17 @@ mod tests {
     }
 
     #[test]
-    fn report_lines_round_trip() {
-        let r = ConcurrencyReport {
-            samples: 120,
-            retries: 7,
-            low_concurrency: 30,
+    fn sample_lines_round_trip() {
+        let r = SampleScore {
+            wall_ns: 123_456,
+            score: 0.75,
         };
         let line = r.to_line("closed_threads/x/2");
         assert_eq!(
-            ConcurrencyReport::parse_line(&line),
+            SampleScore::parse_line(&line),
             Some(("closed_threads/x/2".to_string(), r))
         );
-        assert_eq!(r.together(), 0.75);
-        assert_eq!(ConcurrencyReport::parse_line("junk"), None);
+        assert_eq!(SampleScore::parse_line("junk"), None);
     }
 
     #[test]

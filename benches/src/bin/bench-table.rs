@@ -5,7 +5,8 @@
 //! Reads every `<bench>/new/benchmark.json` (for the benchmark's full id)
 //! and `<bench>/new/sample.json` (criterion's raw samples) under
 //! `CRITERION_DIR` (default `target/criterion`), and `concurrency.tsv`
-//! there when the bench run wrote one. Prints one Markdown table: ns/op, the
+//! there when the bench run wrote one (the concurrency score of every
+//! multi-thread sample, matched to criterion's samples by wall time). Prints one Markdown table: ns/op, the
 //! ratio to the floor, the ratio to the relevant or fastest peer, and each
 //! budget's verdict. With `--strict` it exits 1 when a budget is missed.
 //!
@@ -15,18 +16,21 @@
 //! two benchmarks more fairly than the median or the mean; the median is
 //! printed beside it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use circuit_benches::budget::{self, Measurement};
-use circuit_benches::ConcurrencyReport;
+use circuit_benches::{SampleScore, MIN_CONCURRENCY};
 use serde_json::Value;
 
 /// Percentile of the per-sample means used for ns/op.
 const PERCENTILE: f64 = 0.10;
 
-fn collect(dir: &Path, out: &mut BTreeMap<String, Measurement>) -> std::io::Result<()> {
+/// Fewest samples that ran together for a multi-thread row to be judged.
+const MIN_TOGETHER: usize = 10;
+
+fn collect(dir: &Path, out: &mut Vec<Samples>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if !path.is_dir() {
@@ -34,9 +38,7 @@ fn collect(dir: &Path, out: &mut BTreeMap<String, Measurement>) -> std::io::Resu
         }
         if path.file_name().is_some_and(|n| n == "new") {
             match read_one(&path) {
-                Some((id, m)) => {
-                    out.insert(id, m);
-                }
+                Some(s) => out.push(s),
                 None => eprintln!("bench-table: skipping unreadable {}", path.display()),
             }
         } else {
@@ -60,39 +62,75 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     v[i.min(v.len() - 1)]
 }
 
-fn read_one(new: &Path) -> Option<(String, Measurement)> {
+/// A benchmark's samples: per-sample means and the wall time criterion
+/// recorded for each (to match the harness's concurrency scores).
+struct Samples {
+    id: String,
+    /// (mean ns per iteration, sample wall time ns)
+    samples: Vec<(f64, u64)>,
+}
+
+fn read_one(new: &Path) -> Option<Samples> {
     let bench = read_json(&new.join("benchmark.json"))?;
     let sample = read_json(&new.join("sample.json"))?;
     let id = bench.get("full_id")?.as_str()?.to_string();
     let iters = numbers(sample.get("iters")?)?;
     let times = numbers(sample.get("times")?)?;
-    let mut means: Vec<f64> = iters
+    let samples: Vec<(f64, u64)> = iters
         .iter()
         .zip(&times)
         .filter(|(n, _)| **n > 0.0)
-        .map(|(n, t)| t / n)
+        .map(|(n, t)| (t / n, *t as u64))
         .collect();
-    if means.is_empty() {
-        return None;
-    }
-    means.sort_by(f64::total_cmp);
-    let m = Measurement {
-        ns: quantile(&means, PERCENTILE),
-        median: quantile(&means, 0.5),
-        together: None,
-    };
-    Some((id, m))
+    (!samples.is_empty()).then_some(Samples { id, samples })
 }
 
-fn read_concurrency(dir: &Path, run: &mut BTreeMap<String, Measurement>) {
-    let Ok(text) = std::fs::read_to_string(dir.join("concurrency.tsv")) else {
-        return;
+/// Percentile and median of `means` (not empty).
+fn summarise(mut means: Vec<f64>) -> (f64, f64) {
+    means.sort_by(f64::total_cmp);
+    (quantile(&means, PERCENTILE), quantile(&means, 0.5))
+}
+
+/// The figures of one benchmark. For a multi-thread benchmark with scores,
+/// only the samples whose threads ran together count; with fewer than
+/// [`MIN_TOGETHER`] of them, all samples count and the row is unreliable.
+fn measure(s: &Samples, scores: Option<&HashMap<u64, f64>>) -> Measurement {
+    let all: Vec<f64> = s.samples.iter().map(|&(m, _)| m).collect();
+    let Some(scores) = scores else {
+        let (ns, median) = summarise(all);
+        return Measurement {
+            ns,
+            median,
+            together: None,
+            unreliable: false,
+        };
     };
-    for (id, report) in text.lines().filter_map(ConcurrencyReport::parse_line) {
-        if let Some(m) = run.get_mut(&id) {
-            m.together = Some(report.together());
+    let together: Vec<f64> = s
+        .samples
+        .iter()
+        .filter(|(_, wall)| scores.get(wall).is_some_and(|&sc| sc >= MIN_CONCURRENCY))
+        .map(|&(m, _)| m)
+        .collect();
+    let share = together.len() as f64 / s.samples.len() as f64;
+    let unreliable = together.len() < MIN_TOGETHER;
+    let (ns, median) = summarise(if unreliable { all } else { together });
+    Measurement {
+        ns,
+        median,
+        together: Some(share),
+        unreliable,
+    }
+}
+
+/// Scores per benchmark id, keyed by sample wall time.
+fn read_scores(dir: &Path) -> HashMap<String, HashMap<u64, f64>> {
+    let mut out: HashMap<String, HashMap<u64, f64>> = HashMap::new();
+    if let Ok(text) = std::fs::read_to_string(dir.join("concurrency.tsv")) {
+        for (id, s) in text.lines().filter_map(SampleScore::parse_line) {
+            out.entry(id).or_default().insert(s.wall_ns, s.score);
         }
     }
+    out
 }
 
 fn main() -> ExitCode {
@@ -108,27 +146,34 @@ fn main() -> ExitCode {
             _ => dir = PathBuf::from(arg),
         }
     }
-    let mut run = BTreeMap::new();
-    if let Err(e) = collect(&dir, &mut run) {
+    let mut found = Vec::new();
+    if let Err(e) = collect(&dir, &mut found) {
         eprintln!("bench-table: cannot read {}: {e}", dir.display());
         return ExitCode::from(2);
     }
-    if run.is_empty() {
+    if found.is_empty() {
         eprintln!("bench-table: no criterion results under {}", dir.display());
         return ExitCode::from(2);
     }
-    read_concurrency(&dir, &mut run);
+    let scores = read_scores(&dir);
+    let run: BTreeMap<String, Measurement> = found
+        .iter()
+        .map(|s| (s.id.clone(), measure(s, scores.get(&s.id))))
+        .collect();
     let (table, summary) = budget::render(&run);
     print!("{table}");
     println!(
-        "ns/op = p{:.0} of per-sample means, median beside it; *_threads rows: per op per \
-         thread, 'ran together' = share of samples whose threads both ran >= {:.0}% of the time",
+        "ns/op = p{:.0} of per-sample means, median beside it. *_threads rows: per op per \
+         thread, from the samples whose threads ran together ('ran together': share of \
+         samples where every thread ran >= {:.0}% of the time, side by side); below {} such \
+         samples a row is not judged.",
         PERCENTILE * 100.0,
-        circuit_benches::MIN_CONCURRENCY * 100.0
+        MIN_CONCURRENCY * 100.0,
+        MIN_TOGETHER
     );
     println!(
-        "budgets: {} checked, {} missed",
-        summary.checked, summary.missed
+        "budgets: {} checked, {} missed, {} not judged (threads seldom ran together)",
+        summary.checked, summary.missed, summary.unreliable
     );
     if strict && summary.missed > 0 {
         ExitCode::FAILURE
