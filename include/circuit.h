@@ -142,6 +142,22 @@
 #define CIRCUIT_WORD_GENERATION_SHIFT 32
 
 /**
+ * `circuit_sync_stats.state`: subscribed, reconciled, writes accepted.
+ */
+#define CIRCUIT_SYNC_CONNECTED 0
+
+/**
+ * `circuit_sync_stats.state`: deciding alone (Redis unreachable, refusing
+ * writes, or the subscription failed); catches up when Redis is back.
+ */
+#define CIRCUIT_SYNC_DEGRADED 1
+
+/**
+ * `circuit_sync_stats.state`: stopped by `circuit_sync_stop`.
+ */
+#define CIRCUIT_SYNC_STOPPED 2
+
+/**
  * How the nominal retry delay grows (`circuit_retry_policy_new`).
  */
 enum circuit_backoff
@@ -572,6 +588,16 @@ typedef struct circuit_retry_budget circuit_retry_budget;
 typedef struct circuit_retry_policy circuit_retry_policy;
 
 /**
+ * A fleet sync worker attached to one registry: it publishes the
+ * registry's transitions to Redis and applies the other instances' (see
+ * `circuit_sync_start`).
+ *
+ * Thread safety: every function taking a `const circuit_sync *` is safe to
+ * call concurrently from any number of threads.
+ */
+typedef struct circuit_sync circuit_sync;
+
+/**
  * Proof that a call was admitted, returned by `circuit_breaker_acquire`
  * and handed back, by value, to `circuit_breaker_record`. A plain value:
  * copy it freely, never free it. It names the breaker generation it was
@@ -742,6 +768,60 @@ typedef void (*circuit_event_callback)(void *userdata, const struct circuit_even
  * listener, when no call of its callback can still be running or start.
  */
 typedef void (*circuit_userdata_free)(void *userdata);
+
+/**
+ * A snapshot of a sync worker's status and counters, filled by
+ * `circuit_sync_status`.
+ *
+ * Forward compatible like `circuit_metrics`: set `struct_size` to
+ * `sizeof(circuit_sync_stats)` before the call; the library fills at most
+ * that many bytes and writes back how many it filled.
+ */
+typedef struct circuit_sync_stats {
+  /**
+   * In: size of the caller's struct in bytes. Out: bytes filled.
+   */
+  uint32_t struct_size;
+  /**
+   * `CIRCUIT_SYNC_CONNECTED`, `CIRCUIT_SYNC_DEGRADED` or
+   * `CIRCUIT_SYNC_STOPPED`.
+   */
+  uint32_t state;
+  /**
+   * Local transitions and operator actions written to Redis.
+   */
+  uint64_t published;
+  /**
+   * Remote states applied to local breakers.
+   */
+  uint64_t applied;
+  /**
+   * Notices not newer than what was already applied.
+   */
+  uint64_t stale_ignored;
+  /**
+   * Notices and records that failed validation.
+   */
+  uint64_t malformed_ignored;
+  /**
+   * Notices about breakers not registered here (never created from a
+   * message).
+   */
+  uint64_t unknown_ignored;
+  /**
+   * Writes the server refused (stale version, running open window,
+   * operator override) whose record was adopted instead.
+   */
+  uint64_t refused;
+  /**
+   * Reconnects after a lost connection.
+   */
+  uint64_t reconnects;
+  /**
+   * Local transitions waiting to be written.
+   */
+  uint64_t pending;
+} circuit_sync_stats;
 
 /**
  * A breaker's recent call latencies (`circuit_breaker_latency`), from a
@@ -1913,6 +1993,96 @@ circuit_result circuit_retry_next(const struct circuit_retry_policy *policy,
                                   uint64_t prev_delay_ns,
                                   uint64_t seed,
                                   uint64_t *out_delay_ns);
+
+/**
+ * Starts fleet sync for `registry`: a worker thread and a subscriber
+ * thread that share the registry's transitions through Redis at `url`
+ * (UTF-8, `url_len` bytes: `redis://[user[:password]@]host[:port][/db]`,
+ * or several such URLs separated by commas for a Redis Cluster) in the
+ * fleet namespace `namespace` (`[A-Za-z0-9._-]{1,64}`), with the library's
+ * defaults (reconcile every 30 s, 250 ms subscriber read timeout, 1 s
+ * command timeout, reconnects backing off from 100 ms to 5 s).
+ *
+ * Returns at once: an unreachable Redis is not an error (the status is
+ * DEGRADED until it answers, and breakers decide alone meanwhile); a bad
+ * URL or namespace is `CIRCUIT_RESULT_INVALID_CONFIG` (the last error
+ * never contains the password). The call path of the registry's breakers
+ * is unchanged. On success `*out_sync` receives the worker, owned by the
+ * caller (`circuit_sync_free`); it keeps the registry alive.
+ *
+ * After `fork()`, the child's first transition (or
+ * `circuit_sync_status` call) starts a fresh worker with its own
+ * connections; the parent's are never used by the child.
+ *
+ * # Safety
+ * `registry` must be a live registry; `url` and `namespace` must point to
+ * `url_len` and `namespace_len` readable bytes; `out_sync` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_sync_start(const struct circuit_registry *registry,
+                                  const char *url,
+                                  size_t url_len,
+                                  const char *namespace_,
+                                  size_t namespace_len,
+                                  struct circuit_sync **out_sync);
+
+/**
+ * Stops the worker: unregisters it from the registry and joins its
+ * threads (bounded by about one command timeout plus the subscriber read
+ * timeout). Local breakers keep their states. The handle stays valid (its
+ * status reads STOPPED) until `circuit_sync_free`. Idempotent.
+ *
+ * # Safety
+ * `sync` must be a live sync handle.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_sync_stop(const struct circuit_sync *sync);
+
+/**
+ * Stops the worker (as `circuit_sync_stop`) and frees the handle.
+ * `circuit_sync_free(NULL)` does nothing.
+ *
+ * # Safety
+ * `sync` must be NULL or a live sync handle, not used afterwards.
+ *
+ * Thread safety: no other thread may be using this handle.
+ */
+void circuit_sync_free(struct circuit_sync *sync);
+
+/**
+ * Fills `*status` with the worker's state and counters. Set
+ * `status->struct_size = sizeof(circuit_sync_stats)` first (see
+ * `circuit_sync_stats`); a `struct_size` below `CIRCUIT_STRUCT_MIN_SIZE`
+ * or not a multiple of 8 is `CIRCUIT_RESULT_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `sync` must be a live sync handle; `status` must point to at least
+ * `status->struct_size` writable bytes, aligned for `circuit_sync_stats`.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_sync_status(const struct circuit_sync *sync,
+                                   struct circuit_sync_stats *status);
+
+/**
+ * Copies the worker's last error (for example why it is DEGRADED; never
+ * a password) into `buf` under the required-length protocol; the empty
+ * string when there was none. This is the worker's own error, not the
+ * calling thread's last error, which this function leaves untouched
+ * unless its arguments are wrong.
+ *
+ * # Safety
+ * `sync` must be a live sync handle; `buf` NULL (with `len` 0) or valid
+ * for `len` bytes; `out_len` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_sync_last_error(const struct circuit_sync *sync,
+                                       char *buf,
+                                       size_t len,
+                                       size_t *out_len);
 
 /**
  * Fills `*latency` with the breaker's recent latencies (the last one to

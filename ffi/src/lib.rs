@@ -38,6 +38,7 @@ pub mod fast;
 pub mod registry;
 pub mod result;
 pub mod retry;
+pub mod sync;
 pub mod timeout;
 
 pub use breaker::{

@@ -1,0 +1,395 @@
+//! Fleet sync through Redis (`circuit-sync`): start a worker for a
+//! registry, read its status, stop it. The worker runs on threads of its
+//! own; nothing here is on the call path.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use ::circuit_sync::{RegistryOwner, Sync, SyncConfig, SyncError, SyncHandle, SyncStatus};
+use circuit_core::Registry;
+
+use crate::boundary::{
+    arg_out, arg_ref, arg_str, fail, ffi_boundary, fill_sized, struct_size, write_text, SizeTagged,
+};
+use crate::registry::{circuit_registry, FfiRegistry};
+use crate::result::circuit_result;
+
+impl RegistryOwner for FfiRegistry {
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// A fleet sync worker attached to one registry: it publishes the
+/// registry's transitions to Redis and applies the other instances' (see
+/// `circuit_sync_start`).
+///
+/// Thread safety: every function taking a `const circuit_sync *` is safe to
+/// call concurrently from any number of threads.
+#[derive(Debug)]
+pub struct circuit_sync {
+    _opaque: [u8; 0],
+}
+
+/// `circuit_sync_stats.state`: subscribed, reconciled, writes accepted.
+pub const CIRCUIT_SYNC_CONNECTED: u32 = 0;
+/// `circuit_sync_stats.state`: deciding alone (Redis unreachable, refusing
+/// writes, or the subscription failed); catches up when Redis is back.
+pub const CIRCUIT_SYNC_DEGRADED: u32 = 1;
+/// `circuit_sync_stats.state`: stopped by `circuit_sync_stop`.
+pub const CIRCUIT_SYNC_STOPPED: u32 = 2;
+
+/// A snapshot of a sync worker's status and counters, filled by
+/// `circuit_sync_status`.
+///
+/// Forward compatible like `circuit_metrics`: set `struct_size` to
+/// `sizeof(circuit_sync_stats)` before the call; the library fills at most
+/// that many bytes and writes back how many it filled.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct circuit_sync_stats {
+    /// In: size of the caller's struct in bytes. Out: bytes filled.
+    pub struct_size: u32,
+    /// `CIRCUIT_SYNC_CONNECTED`, `CIRCUIT_SYNC_DEGRADED` or
+    /// `CIRCUIT_SYNC_STOPPED`.
+    pub state: u32,
+    /// Local transitions and operator actions written to Redis.
+    pub published: u64,
+    /// Remote states applied to local breakers.
+    pub applied: u64,
+    /// Notices not newer than what was already applied.
+    pub stale_ignored: u64,
+    /// Notices and records that failed validation.
+    pub malformed_ignored: u64,
+    /// Notices about breakers not registered here (never created from a
+    /// message).
+    pub unknown_ignored: u64,
+    /// Writes the server refused (stale version, running open window,
+    /// operator override) whose record was adopted instead.
+    pub refused: u64,
+    /// Reconnects after a lost connection.
+    pub reconnects: u64,
+    /// Local transitions waiting to be written.
+    pub pending: u64,
+}
+
+impl SizeTagged for circuit_sync_stats {
+    fn set_struct_size(&mut self, size: u32) {
+        self.struct_size = size;
+    }
+}
+
+fn sync_error(e: SyncError) -> circuit_result {
+    match e {
+        SyncError::Config(_) => fail(circuit_result::InvalidConfig, e),
+        SyncError::Redis(_) => fail(circuit_result::InvalidArgument, e),
+    }
+}
+
+/// Starts fleet sync for `registry`: a worker thread and a subscriber
+/// thread that share the registry's transitions through Redis at `url`
+/// (UTF-8, `url_len` bytes: `redis://[user[:password]@]host[:port][/db]`,
+/// or several such URLs separated by commas for a Redis Cluster) in the
+/// fleet namespace `namespace` (`[A-Za-z0-9._-]{1,64}`), with the library's
+/// defaults (reconcile every 30 s, 250 ms subscriber read timeout, 1 s
+/// command timeout, reconnects backing off from 100 ms to 5 s).
+///
+/// Returns at once: an unreachable Redis is not an error (the status is
+/// DEGRADED until it answers, and breakers decide alone meanwhile); a bad
+/// URL or namespace is `CIRCUIT_RESULT_INVALID_CONFIG` (the last error
+/// never contains the password). The call path of the registry's breakers
+/// is unchanged. On success `*out_sync` receives the worker, owned by the
+/// caller (`circuit_sync_free`); it keeps the registry alive.
+///
+/// After `fork()`, the child's first transition (or
+/// `circuit_sync_status` call) starts a fresh worker with its own
+/// connections; the parent's are never used by the child.
+///
+/// # Safety
+/// `registry` must be a live registry; `url` and `namespace` must point to
+/// `url_len` and `namespace_len` readable bytes; `out_sync` a valid pointer.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_sync_start(
+    registry: *const circuit_registry,
+    url: *const c_char,
+    url_len: usize,
+    namespace: *const c_char,
+    namespace_len: usize,
+    out_sync: *mut *mut circuit_sync,
+) -> circuit_result {
+    ffi_boundary! {
+        let _checked = arg_ref!(registry as FfiRegistry);
+        let url = arg_str!(url, url_len);
+        let namespace = arg_str!(namespace, namespace_len);
+        let out = arg_out!(out_sync);
+        let raw = registry.cast::<FfiRegistry>();
+        // SAFETY: `registry` is a live handle, i.e. a pointer from
+        // `Arc::into_raw` in `circuit_registry_new` (contract; non-NULL
+        // checked above). Taking one more strong reference for the worker
+        // leaves the caller's reference untouched.
+        let owner: Arc<FfiRegistry> = unsafe {
+            Arc::increment_strong_count(raw);
+            Arc::from_raw(raw)
+        };
+        match Sync::start_owned(owner, SyncConfig::new(url, namespace)) {
+            Ok(handle) => {
+                out.write(Box::into_raw(Box::new(handle)).cast());
+                circuit_result::Ok
+            }
+            Err(e) => sync_error(e),
+        }
+    }
+}
+
+/// Stops the worker: unregisters it from the registry and joins its
+/// threads (bounded by about one command timeout plus the subscriber read
+/// timeout). Local breakers keep their states. The handle stays valid (its
+/// status reads STOPPED) until `circuit_sync_free`. Idempotent.
+///
+/// # Safety
+/// `sync` must be a live sync handle.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_sync_stop(sync: *const circuit_sync) -> circuit_result {
+    ffi_boundary! {
+        let handle = arg_ref!(sync as SyncHandle);
+        handle.stop();
+        circuit_result::Ok
+    }
+}
+
+/// Stops the worker (as `circuit_sync_stop`) and frees the handle.
+/// `circuit_sync_free(NULL)` does nothing.
+///
+/// # Safety
+/// `sync` must be NULL or a live sync handle, not used afterwards.
+///
+/// Thread safety: no other thread may be using this handle.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_sync_free(sync: *mut circuit_sync) {
+    ffi_boundary! {
+        if !sync.is_null() {
+            // SAFETY: by contract a pointer from `Box::into_raw` in
+            // `circuit_sync_start`, freed once; dropping the handle stops it.
+            drop(unsafe { Box::from_raw(sync.cast::<SyncHandle>()) });
+        }
+    }
+}
+
+/// Fills `*status` with the worker's state and counters. Set
+/// `status->struct_size = sizeof(circuit_sync_stats)` first (see
+/// `circuit_sync_stats`); a `struct_size` below `CIRCUIT_STRUCT_MIN_SIZE`
+/// or not a multiple of 8 is `CIRCUIT_RESULT_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `sync` must be a live sync handle; `status` must point to at least
+/// `status->struct_size` writable bytes, aligned for `circuit_sync_stats`.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_sync_status(
+    sync: *const circuit_sync,
+    status: *mut circuit_sync_stats,
+) -> circuit_result {
+    ffi_boundary! {
+        let handle = arg_ref!(sync as SyncHandle);
+        let out = arg_out!(status);
+        let n = match struct_size(&out, "status") {
+            Ok(n) => n,
+            Err(code) => return code,
+        };
+        let s = handle.status();
+        let full = circuit_sync_stats {
+            struct_size: 0,
+            state: match s.status {
+                SyncStatus::Connected => CIRCUIT_SYNC_CONNECTED,
+                SyncStatus::Degraded => CIRCUIT_SYNC_DEGRADED,
+                SyncStatus::Stopped => CIRCUIT_SYNC_STOPPED,
+            },
+            published: s.published,
+            applied: s.applied,
+            stale_ignored: s.stale_ignored,
+            malformed_ignored: s.malformed_ignored,
+            unknown_ignored: s.unknown_ignored,
+            refused: s.refused,
+            reconnects: s.reconnects,
+            pending: s.pending,
+        };
+        fill_sized(out, full, n);
+        circuit_result::Ok
+    }
+}
+
+/// Copies the worker's last error (for example why it is DEGRADED; never
+/// a password) into `buf` under the required-length protocol; the empty
+/// string when there was none. This is the worker's own error, not the
+/// calling thread's last error, which this function leaves untouched
+/// unless its arguments are wrong.
+///
+/// # Safety
+/// `sync` must be a live sync handle; `buf` NULL (with `len` 0) or valid
+/// for `len` bytes; `out_len` a valid pointer.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_sync_last_error(
+    sync: *const circuit_sync,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> circuit_result {
+    ffi_boundary! {
+        let handle = arg_ref!(sync as SyncHandle);
+        let out_len = arg_out!(out_len);
+        let text = handle.status().last_error.unwrap_or_default();
+        // SAFETY: `buf` is NULL or valid for `len` bytes (contract).
+        unsafe { write_text(&text, buf, len, out_len) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{circuit_registry_free, circuit_registry_new};
+    use std::time::{Duration, Instant};
+
+    fn registry() -> *const circuit_registry {
+        let mut r = std::ptr::null();
+        // SAFETY: NULL config and clock select the defaults; `r` is valid.
+        let rc = unsafe { circuit_registry_new(std::ptr::null(), 0, 0, std::ptr::null(), &mut r) };
+        assert_eq!(rc, circuit_result::Ok);
+        r
+    }
+
+    fn start(
+        reg: *const circuit_registry,
+        url: &str,
+        ns: &str,
+    ) -> (circuit_result, *mut circuit_sync) {
+        let mut s = std::ptr::null_mut();
+        // SAFETY: live registry, valid strings with their lengths, valid out.
+        let rc = unsafe {
+            circuit_sync_start(
+                reg,
+                url.as_ptr().cast(),
+                url.len(),
+                ns.as_ptr().cast(),
+                ns.len(),
+                &mut s,
+            )
+        };
+        (rc, s)
+    }
+
+    fn status(s: *const circuit_sync) -> circuit_sync_stats {
+        let mut st = circuit_sync_stats {
+            struct_size: std::mem::size_of::<circuit_sync_stats>() as u32,
+            ..Default::default()
+        };
+        // SAFETY: live handle, a full-size struct.
+        let rc = unsafe { circuit_sync_status(s, &mut st) };
+        assert_eq!(rc, circuit_result::Ok);
+        st
+    }
+
+    #[test]
+    fn unreachable_redis_degrades_and_stop_is_bounded() {
+        let reg = registry();
+        let (rc, s) = start(reg, "redis://127.0.0.1:1", "ffi");
+        assert_eq!(rc, circuit_result::Ok);
+        // The caller may free its registry reference: the worker holds one.
+        // SAFETY: the caller's reference, released once.
+        unsafe { circuit_registry_free(reg) };
+        let t = Instant::now();
+        while status(s).state != CIRCUIT_SYNC_DEGRADED {
+            assert!(t.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut len = 0usize;
+        // SAFETY: asks for the length only.
+        let rc = unsafe { circuit_sync_last_error(s, std::ptr::null_mut(), 0, &mut len) };
+        assert_eq!(rc, circuit_result::BufferTooSmall);
+        assert!(len > 0);
+        let mut buf = vec![0u8; len + 1];
+        // SAFETY: a buffer of `len + 1` bytes.
+        let rc =
+            unsafe { circuit_sync_last_error(s, buf.as_mut_ptr().cast(), buf.len(), &mut len) };
+        assert_eq!(rc, circuit_result::Ok);
+        let t = Instant::now();
+        // SAFETY: live handle.
+        assert_eq!(unsafe { circuit_sync_stop(s) }, circuit_result::Ok);
+        assert!(t.elapsed() < Duration::from_secs(3));
+        assert_eq!(status(s).state, CIRCUIT_SYNC_STOPPED);
+        // SAFETY: stopping twice is allowed; then freed once.
+        unsafe {
+            assert_eq!(circuit_sync_stop(s), circuit_result::Ok);
+            circuit_sync_free(s);
+            circuit_sync_free(std::ptr::null_mut());
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_errors_without_secrets() {
+        let reg = registry();
+        let (rc, s) = start(reg, "nope://u:hunter2@h", "ffi");
+        assert_eq!(rc, circuit_result::InvalidConfig);
+        assert!(s.is_null());
+        let msg = crate::boundary::last_error();
+        assert!(
+            !msg.contains("hunter2") && msg.contains("INVALID_CONFIG"),
+            "{msg}"
+        );
+        let (rc, _) = start(reg, "redis://127.0.0.1:1", "bad namespace");
+        assert_eq!(rc, circuit_result::InvalidConfig);
+        let (rc, _) = start(std::ptr::null(), "redis://127.0.0.1:1", "ffi");
+        assert_eq!(rc, circuit_result::NullArgument);
+        let bad = [0xffu8, 0xfe];
+        let mut out = std::ptr::null_mut();
+        // SAFETY: live registry; `bad` is 2 readable bytes.
+        let rc =
+            unsafe { circuit_sync_start(reg, bad.as_ptr().cast(), 2, c"ns".as_ptr(), 2, &mut out) };
+        assert_eq!(rc, circuit_result::InvalidUtf8);
+        // SAFETY: NULL handles and outputs are refused, not dereferenced.
+        unsafe {
+            assert_eq!(
+                circuit_sync_stop(std::ptr::null()),
+                circuit_result::NullArgument
+            );
+            assert_eq!(
+                circuit_sync_status(std::ptr::null(), std::ptr::null_mut()),
+                circuit_result::NullArgument
+            );
+            circuit_registry_free(reg);
+        }
+    }
+
+    #[test]
+    fn a_short_struct_size_is_honoured() {
+        let reg = registry();
+        let (_, s) = start(reg, "redis://127.0.0.1:1", "ffi");
+        let mut st = circuit_sync_stats {
+            struct_size: 8,
+            state: 99,
+            published: 77,
+            ..Default::default()
+        };
+        // SAFETY: live handle; only 8 bytes are filled.
+        let rc = unsafe { circuit_sync_status(s, &mut st) };
+        assert_eq!(rc, circuit_result::Ok);
+        assert_eq!(st.struct_size, 8);
+        assert_ne!(st.state, 99);
+        assert_eq!(st.published, 77, "bytes past struct_size were written");
+        st.struct_size = 12;
+        // SAFETY: as above; 12 is refused (not a multiple of 8).
+        let rc = unsafe { circuit_sync_status(s, &mut st) };
+        assert_eq!(rc, circuit_result::InvalidArgument);
+        // SAFETY: freed once, after the caller's registry reference.
+        unsafe {
+            circuit_registry_free(reg);
+            circuit_sync_free(s);
+        }
+    }
+}
