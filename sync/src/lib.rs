@@ -394,7 +394,7 @@ struct Threads {
 }
 
 struct Inner {
-    registry: Arc<Registry>,
+    registry: Reg,
     cfg: SyncConfig,
     ns: Namespace,
     endpoint: conn::Endpoint,
@@ -402,6 +402,31 @@ struct Inner {
     listener: Mutex<Option<ListenerId>>,
     threads: Mutex<Option<Threads>>,
     shared: ArcSwapOption<Shared>,
+}
+
+/// What a sync worker needs from its owner: the registry. Implemented for
+/// [`Registry`] itself; a type that owns a registry (the C ABI's registry
+/// handle) implements it to share that registry without copying it.
+pub trait RegistryOwner: Send + std::marker::Sync + 'static {
+    /// The registry whose breakers are synced.
+    fn registry(&self) -> &Registry;
+}
+
+impl RegistryOwner for Registry {
+    fn registry(&self) -> &Registry {
+        self
+    }
+}
+
+/// A shared registry, whoever owns it.
+#[derive(Clone)]
+pub(crate) struct Reg(Arc<dyn RegistryOwner>);
+
+impl std::ops::Deref for Reg {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        self.0.registry()
+    }
 }
 
 /// Starts sync workers.
@@ -414,6 +439,16 @@ impl Sync {
     /// is made by the worker (the status is `Degraded` until it is up), so
     /// an unreachable Redis is not an error here, a bad URL or namespace is.
     pub fn start(registry: Arc<Registry>, cfg: SyncConfig) -> Result<SyncHandle, SyncError> {
+        Sync::start_owned(registry, cfg)
+    }
+
+    /// As [`Sync::start`], for a registry held by another owner; the handle
+    /// keeps `owner` alive until it is stopped and dropped.
+    pub fn start_owned(
+        owner: Arc<dyn RegistryOwner>,
+        cfg: SyncConfig,
+    ) -> Result<SyncHandle, SyncError> {
+        let registry = Reg(owner);
         cfg.validate()?;
         let ns = Namespace::new(&cfg.namespace)?;
         let endpoint = conn::Endpoint::parse(&cfg.url, cfg.cluster)?;

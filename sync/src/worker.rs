@@ -31,14 +31,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use circuit_core::{Breaker, Reason, Registry, State, Transition};
+use circuit_core::{Breaker, Reason, State, Transition};
 
 use crate::conn::{describe, CommandConn, Endpoint};
 use crate::keys::{encode_name, Namespace};
 use crate::notice::Notice;
 use crate::script::{AutoState, ForceMode, Read, Record, Version, WriteReply, WriteStatus};
 use crate::store::{Limits, Scripts, WriteOp};
-use crate::{Backoff, Event, Rng, Shared, SyncConfig, SyncStatus};
+use crate::{Backoff, Event, Reg, Rng, Shared, SyncConfig, SyncStatus};
 
 /// Longest wait for events in one loop turn (also bounds how late a stop
 /// request is seen).
@@ -166,7 +166,7 @@ impl Bucket {
 }
 
 pub(crate) struct Worker {
-    registry: Arc<Registry>,
+    registry: Reg,
     cfg: SyncConfig,
     ns: Namespace,
     endpoint: Endpoint,
@@ -206,7 +206,7 @@ fn is_connection_error(e: &redis::RedisError) -> bool {
 impl Worker {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        registry: Arc<Registry>,
+        registry: Reg,
         cfg: SyncConfig,
         ns: Namespace,
         endpoint: Endpoint,
