@@ -39,7 +39,11 @@ fn main() {
                 calls += 1;
                 match breaker.acquire() {
                     Ok(permit) => {
-                        let outcome = if healthy { Outcome::Success } else { Outcome::Failure };
+                        let outcome = if healthy {
+                            Outcome::Success
+                        } else {
+                            Outcome::Failure
+                        };
                         breaker.record(permit, outcome, Duration::from_millis(20));
                     }
                     Err(_) => fallbacks += 1,

@@ -36,7 +36,9 @@ fn main() {
             .expect("under the cap");
     }
     let after = rss_bytes();
-    let b = registry.get("tenant-000000/GET /v1/offers").expect("exists");
+    let b = registry
+        .get("tenant-000000/GET /v1/offers")
+        .expect("exists");
     println!(
         "breakers={count} rss_delta_mb={:.1} bytes_per_breaker={} breaker_struct_bytes={}",
         (after - before) as f64 / (1024.0 * 1024.0),

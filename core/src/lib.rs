@@ -96,19 +96,19 @@ pub mod fast_path {
     pub const GENERATION_SHIFT: u32 = crate::state::GENERATION.shift;
 }
 
+pub mod adaptive;
 mod breaker;
 mod call;
 pub mod clock;
 pub mod config;
 pub mod events;
 mod ewma;
-pub mod implementation;
 pub mod histogram;
-pub mod retry;
-pub mod adaptive;
+pub mod implementation;
 mod metrics;
 pub mod prometheus;
 pub mod registry;
+pub mod retry;
 mod rng;
 mod state;
 mod sync;

@@ -303,11 +303,13 @@ fn counters_conserve_through_many_trips_and_recoveries() {
     assert_eq!(total.attempts, THREADS as u64 * ops());
     let m = rig.breaker.metrics();
     let to = |s: State| m.transitions_to[s.index()];
-    // The run really tripped and recovered, many times.
-    assert!(to(State::Open) >= 100, "{m:?}");
-    assert!(to(State::HalfOpen) >= 100, "{m:?}");
-    assert!(to(State::Closed) >= 50, "{m:?}");
-    assert!(total.probes >= 100 && total.rejected > 0, "{total:?}");
+    // The run really tripped and recovered, many times (100 times at the
+    // default size; proportionally fewer when CIRCUIT_STRESS_OPS shrinks it).
+    let many = (ops() / 7_500).max(2);
+    assert!(to(State::Open) >= many, "{m:?}");
+    assert!(to(State::HalfOpen) >= many, "{m:?}");
+    assert!(to(State::Closed) >= many / 2, "{m:?}");
+    assert!(total.probes >= many && total.rejected > 0, "{total:?}");
     assert_eq!(total.not_recorded, 0);
 }
 

@@ -504,7 +504,11 @@ pub fn ffi_calls(data: &[u8]) {
                 }
                 AbiOp::StateParse { bytes } => {
                     let mut s = 0u32;
-                    defined(circuit_state_parse(bytes.as_ptr().cast(), bytes.len(), &mut s));
+                    defined(circuit_state_parse(
+                        bytes.as_ptr().cast(),
+                        bytes.len(),
+                        &mut s,
+                    ));
                 }
                 AbiOp::ResultStr { code } => assert!(!circuit_result_str(code).is_null()),
                 AbiOp::LastError { len } => {
