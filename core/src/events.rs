@@ -6,6 +6,10 @@
 //! listener that reads or even changes the breaker cannot deadlock. Adding or
 //! removing a listener copies the (short) list.
 //!
+//! Listeners are called in the order they were added; a breaker's own
+//! listeners run before its registry's. Wrappers rely on this (a queue added
+//! before a wake-up callback is filled before the callback runs).
+//!
 //! [`EventQueue`] is itself a listener: a fixed-capacity lock-free queue
 //! (`crossbeam_queue::ArrayQueue`) that hosts poll. When it is full the event
 //! is dropped and counted; pushing never blocks and never allocates.

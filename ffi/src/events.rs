@@ -256,7 +256,9 @@ fn remove_listener(target: Target<'_>, id: u64) -> circuit_result {
 /// adding or removing listeners). A transition it causes invokes the
 /// callbacks again, nested, on the same thread. It must not unwind (no C++
 /// exception or longjmp out of it) and should return quickly: it delays the
-/// caller of the call that made the transition.
+/// caller of the call that made the transition. Listeners (callbacks and
+/// event queues alike) are called in the order they were added; a
+/// breaker's own listeners run before those of its registry.
 ///
 /// Ownership: the library keeps `userdata` until it calls the finalizer;
 /// the finalizer runs on the thread that drops the listener (the remover,
