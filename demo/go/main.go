@@ -176,7 +176,6 @@ func (s *service) status() map[string]interface{} {
 	events := append([]eventRec{}, s.events...)
 	s.mu.Unlock()
 	rej, cerr := s.coldRejected.Load(), s.coldError.Load()
-	enabled, st := s.sync.status()
 	return map[string]interface{}{
 		"instance": s.opt.instance, "language": "Go", "pid": os.Getpid(), "breaker": "partner",
 		"state": m.State.String(), "generation": m.Generation,
@@ -186,7 +185,7 @@ func (s *service) status() map[string]interface{} {
 		"successes": m.Successes, "failures": m.Failures, "timeouts": m.Timeouts, "slow": m.Slow,
 		"rejected": m.Rejected(), "transitions_to": trans,
 		"config": configEcho(s.opt),
-		"sync":   map[string]interface{}{"enabled": enabled, "status": st},
+		"sync":   s.sync.status(),
 		"events": events,
 	}
 }
