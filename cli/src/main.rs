@@ -28,6 +28,10 @@ struct Cli {
     /// Treat a single URL as a cluster seed.
     #[arg(long)]
     cluster: bool,
+    /// For rediss:// URLs: a PEM file with the CA certificate(s) to trust
+    /// instead of the system's roots.
+    #[arg(long, env = "CIRCUIT_REDIS_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
     /// Machine-readable output (one JSON document, or one per line for
     /// `watch`).
     #[arg(long)]
@@ -106,8 +110,15 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, SyncError> {
+    let tls_ca = match &cli.tls_ca {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            SyncError::Config(format!("cannot read --tls-ca {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
     let options = FleetOptions {
         cluster: cli.cluster,
+        tls_ca,
         timeout: cli.timeout,
         ..FleetOptions::default()
     };

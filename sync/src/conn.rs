@@ -13,6 +13,36 @@ pub(crate) struct Endpoint {
     urls: Vec<String>,
     cluster: bool,
     redacted: String,
+    /// PEM CA certificate(s) for `rediss://` (otherwise the system roots).
+    tls_ca: Option<Vec<u8>>,
+}
+
+/// `rediss://` needs a rustls crypto provider; install ring's as the
+/// process default unless the host already installed one.
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+impl Endpoint {
+    fn client(&self, url: &str) -> Result<redis::Client, String> {
+        let tls = url.starts_with("rediss://");
+        if tls {
+            ensure_crypto_provider();
+        }
+        match &self.tls_ca {
+            Some(ca) if tls => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+            _ => redis::Client::open(url),
+        }
+        .map_err(|e| describe(&e))
+    }
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -57,10 +87,15 @@ pub fn redact_url(url: &str) -> String {
 
 impl Endpoint {
     /// Parses `url`: `redis://[user[:password]@]host[:port][/db]`,
-    /// `rediss://...` when built with TLS, or several URLs separated by
+    /// `rediss://...` (TLS; `tls_ca` is the PEM CA to trust instead of the
+    /// system's roots), or several URLs separated by
     /// commas (a cluster's seed nodes). `cluster` forces cluster mode for a
     /// single seed.
-    pub(crate) fn parse(url: &str, cluster: bool) -> Result<Endpoint, SyncError> {
+    pub(crate) fn parse(
+        url: &str,
+        cluster: bool,
+        tls_ca: Option<Vec<u8>>,
+    ) -> Result<Endpoint, SyncError> {
         let redacted = redact_url(url);
         let urls: Vec<String> = url
             .split(',')
@@ -79,6 +114,7 @@ impl Endpoint {
             cluster: cluster || urls.len() > 1,
             urls,
             redacted,
+            tls_ca,
         })
     }
 
@@ -96,12 +132,20 @@ impl Endpoint {
     /// every reply.
     pub(crate) fn command(&self, connect: Duration, io: Duration) -> Result<CommandConn, String> {
         if self.cluster {
-            let client = redis::cluster::ClusterClient::builder(self.urls.clone())
+            let mut builder = redis::cluster::ClusterClient::builder(self.urls.clone())
                 .connection_timeout(connect)
                 .response_timeout(io)
-                .retries(1)
-                .build()
-                .map_err(|e| describe(&e))?;
+                .retries(1);
+            if self.urls.iter().any(|u| u.starts_with("rediss://")) {
+                ensure_crypto_provider();
+                if let Some(ca) = &self.tls_ca {
+                    builder = builder.certs(redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(ca.clone()),
+                    });
+                }
+            }
+            let client = builder.build().map_err(|e| describe(&e))?;
             let con = client.get_connection().map_err(|e| describe(&e))?;
             Ok(Box::new(con))
         } else {
@@ -120,7 +164,7 @@ impl Endpoint {
         connect: Duration,
     ) -> Result<redis::Connection, String> {
         let url = &self.urls[attempt % self.urls.len()];
-        let client = redis::Client::open(url.as_str()).map_err(|e| describe(&e))?;
+        let client = self.client(url)?;
         client
             .get_connection_with_timeout(connect)
             .map_err(|e| describe(&e))
@@ -161,10 +205,10 @@ mod tests {
 
     #[test]
     fn bad_urls_are_config_errors_without_secrets() {
-        let e = Endpoint::parse("http://u:topsecret@h", false).unwrap_err();
+        let e = Endpoint::parse("http://u:topsecret@h", false, None).unwrap_err();
         assert!(!e.to_string().contains("topsecret"), "{e}");
-        assert!(Endpoint::parse("", false).is_err());
-        let ep = Endpoint::parse("redis://127.0.0.1:1,redis://127.0.0.1:2", false).unwrap();
+        assert!(Endpoint::parse("", false, None).is_err());
+        let ep = Endpoint::parse("redis://127.0.0.1:1,redis://127.0.0.1:2", false, None).unwrap();
         assert!(ep.is_cluster());
     }
 }

@@ -90,6 +90,9 @@ pub struct SyncConfig {
     pub namespace: String,
     /// Treat a single URL as a cluster seed.
     pub cluster: bool,
+    /// For `rediss://`: PEM certificate(s) of the CA to trust instead of the
+    /// system's roots.
+    pub tls_ca: Option<Vec<u8>>,
     /// Reconcile every local breaker's record this often (default 30 s).
     pub reconcile_every: Duration,
     /// Spread of the reconcile period, as a fraction (default 0.2: ±20%).
@@ -143,6 +146,7 @@ impl SyncConfig {
             url: url.into(),
             namespace: namespace.into(),
             cluster: false,
+            tls_ca: None,
             reconcile_every: Duration::from_secs(30),
             reconcile_jitter: 0.2,
             origin: None,
@@ -451,7 +455,7 @@ impl Sync {
         let registry = Reg(owner);
         cfg.validate()?;
         let ns = Namespace::new(&cfg.namespace)?;
-        let endpoint = conn::Endpoint::parse(&cfg.url, cfg.cluster)?;
+        let endpoint = conn::Endpoint::parse(&cfg.url, cfg.cluster, cfg.tls_ca.clone())?;
         let inner = Arc::new_cyclic(|weak| Inner {
             registry,
             cfg,

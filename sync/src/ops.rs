@@ -18,6 +18,9 @@ use crate::SyncError;
 pub struct FleetOptions {
     /// Treat a single URL as a cluster seed.
     pub cluster: bool,
+    /// For `rediss://`: PEM CA certificate(s) to trust instead of the
+    /// system's roots.
+    pub tls_ca: Option<Vec<u8>>,
     /// Connect and reply timeout.
     pub timeout: Duration,
     /// Longest override duration written (must match the fleet's
@@ -33,6 +36,7 @@ impl Default for FleetOptions {
     fn default() -> Self {
         FleetOptions {
             cluster: false,
+            tls_ca: None,
             timeout: Duration::from_secs(2),
             max_open: Duration::from_secs(3600),
             reconcile_every: Duration::from_secs(30),
@@ -98,7 +102,7 @@ impl Fleet {
     /// Connects to `url` (one URL, or cluster seeds separated by commas).
     pub fn connect_with(url: &str, namespace: &str, o: FleetOptions) -> Result<Fleet, SyncError> {
         let ns = Namespace::new(namespace)?;
-        let endpoint = Endpoint::parse(url, o.cluster)?;
+        let endpoint = Endpoint::parse(url, o.cluster, o.tls_ca.clone())?;
         let conn = endpoint.command(o.timeout, o.timeout).map_err(|e| {
             SyncError::Redis(format!("cannot connect to {}: {e}", endpoint.redacted()))
         })?;

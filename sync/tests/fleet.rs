@@ -565,3 +565,39 @@ fn a_three_node_cluster_works() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].name, "db");
 }
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn tls_with_a_custom_ca_works_and_an_untrusted_server_degrades() {
+    let redis = RedisServer::start_tls();
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"));
+    let ca = std::fs::read(redis.tls_ca.as_ref().unwrap()).unwrap();
+    let a = instance(&url, "tls", |c| c.tls_ca = Some(ca.clone()));
+    let b = instance(&url, "tls", |c| c.tls_ca = Some(ca.clone()));
+    for i in [&a, &b] {
+        i.registry.get_or_create("db").unwrap();
+        i.connected();
+    }
+    a.trip("db");
+    assert!(wait_until(Duration::from_secs(3), || b.state("db")
+        == Some(State::Open)));
+    let mut fleet = Fleet::connect_with(
+        &url,
+        "tls",
+        FleetOptions {
+            tls_ca: Some(ca.clone()),
+            ..FleetOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(fleet.get("db").unwrap().1.unwrap().state, AutoState::Open);
+    // Without the CA the server's certificate is not trusted: degraded,
+    // with the reason, never connected in the clear.
+    let c = instance(&url, "tls", |_| {});
+    std::thread::sleep(Duration::from_millis(800));
+    let s = c.handle.status();
+    assert_eq!(s.status, SyncStatus::Degraded);
+    assert!(s.last_error.is_some(), "{s:?}");
+    eprintln!("untrusted: {:?}", s.last_error);
+}

@@ -60,6 +60,8 @@ pub struct RedisServer {
     child: Option<Child>,
     dir: PathBuf,
     extra: Vec<String>,
+    /// TLS only (`--port 0 --tls-port`): the CA's PEM file.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl RedisServer {
@@ -74,6 +76,49 @@ impl RedisServer {
             child: None,
             dir: scratch_dir(&port.to_string()),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls_ca: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// A TLS-only server with a CA and a leaf certificate for 127.0.0.1
+    /// generated here by `openssl`.
+    pub fn start_tls() -> RedisServer {
+        let port = free_port(false);
+        let dir = scratch_dir(&format!("tls{port}"));
+        let sh = r#"set -e
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=circuit-test-ca 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' > san.ext
+openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile san.ext 2>/dev/null
+"#;
+        let ok = Command::new("sh")
+            .args(["-c", sh])
+            .current_dir(&dir)
+            .status()
+            .expect("openssl")
+            .success();
+        assert!(ok, "certificate generation failed");
+        let f = |n: &str| dir.join(n).to_string_lossy().into_owned();
+        let extra = vec![
+            "--tls-port".to_string(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            f("server.crt"),
+            "--tls-key-file".into(),
+            f("server.key"),
+            "--tls-ca-cert-file".into(),
+            f("ca.crt"),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ];
+        let mut s = RedisServer {
+            port,
+            child: None,
+            tls_ca: Some(dir.join("ca.crt")),
+            dir,
+            extra,
         };
         s.spawn();
         s
@@ -81,8 +126,13 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.join("redis.log")).expect("log");
+        let plain_port = if self.tls_ca.is_some() {
+            "0".to_string()
+        } else {
+            self.port.to_string()
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--port", &plain_port, "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--enable-debug-command", "local"])
             .arg("--dir")
@@ -101,7 +151,12 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls_ca.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn ping(&self) -> bool {
@@ -110,11 +165,12 @@ impl RedisServer {
 
     /// Runs `redis-cli -p PORT args...` (5 s limit); `None` on failure.
     pub fn cli_try(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("timeout")
-            .args(["5", "redis-cli", "-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .ok()?;
+        let mut cmd = Command::new("timeout");
+        cmd.args(["5", "redis-cli", "-p", &self.port.to_string()]);
+        if let Some(ca) = &self.tls_ca {
+            cmd.arg("--tls").arg("--cacert").arg(ca);
+        }
+        let out = cmd.args(args).output().ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
