@@ -12,6 +12,12 @@ cd "$(dirname "$0")/.."
 for tool in redis-server redis-cli; do
   command -v "$tool" >/dev/null || { echo "redis.sh: $tool not installed (run ci/deps.sh)"; exit 1; }
 done
+# The TLS test makes its CA and certificate with the openssl CLI.
+if ! command -v openssl >/dev/null; then
+  echo "redis.sh: apt-get install openssl"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq openssl >/dev/null
+fi
 
 start=$(date +%s)
 cargo test -p circuit-sync -p circuit-cli --release -- --include-ignored

@@ -835,3 +835,147 @@ fn apply_to(b: &Breaker, r: &Remote, max_open: Duration) -> bool {
             }
         }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use circuit_core::{Config, ManualClock, Outcome, Override, Registry, RegistryOptions};
+
+    fn registry(clock: Arc<ManualClock>) -> Registry {
+        let defaults = Config::builder()
+            .consecutive_failures(Some(1))
+            .open_duration(Duration::from_secs(10))
+            .max_open_duration(Duration::from_secs(60))
+            .jitter(0.0)
+            .build()
+            .unwrap();
+        Registry::with_clock(
+            RegistryOptions {
+                defaults,
+                ..RegistryOptions::default()
+            },
+            clock,
+        )
+    }
+
+    fn remote(
+        state: AutoState,
+        open_ms: u64,
+        force: Option<(ForceMode, Option<Duration>)>,
+    ) -> Remote {
+        Remote {
+            version: Version { epoch: 1, ver: 1 },
+            state,
+            open_remaining: Duration::from_millis(open_ms),
+            force,
+        }
+    }
+
+    const MAX: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn a_remote_open_sets_the_local_deadline_from_the_remaining_time() {
+        let clock = Arc::new(ManualClock::new(1_000_000_000));
+        let r = registry(clock.clone());
+        let b = r.get_or_create("x").unwrap();
+        assert!(apply_to(&b, &remote(AutoState::Open, 2_000, None), MAX));
+        assert_eq!(b.state(), State::Open);
+        assert_eq!(b.open_deadline(), Some(1_000_000_000 + 2_000_000_000));
+        // The same record again changes nothing.
+        assert!(!apply_to(&b, &remote(AutoState::Open, 2_000, None), MAX));
+        // Clamped to the sync maximum (and the breaker's own).
+        let c = r.get_or_create("y").unwrap();
+        apply_to(
+            &c,
+            &remote(AutoState::Open, 10_000_000, None),
+            Duration::from_secs(5),
+        );
+        assert_eq!(c.open_deadline(), Some(1_000_000_000 + 5_000_000_000));
+    }
+
+    #[test]
+    fn a_later_failure_never_extends_the_fleet_window() {
+        let clock = Arc::new(ManualClock::new(0));
+        let r = registry(clock.clone());
+        let b = r.get_or_create("x").unwrap();
+        let p = b.acquire().unwrap();
+        b.record(p, Outcome::Failure, Duration::ZERO); // local: open 10 s
+        assert_eq!(b.open_deadline(), Some(10_000_000_000));
+        // The fleet's window ends in 3 s: adopted.
+        assert!(apply_to(&b, &remote(AutoState::Open, 3_000, None), MAX));
+        assert_eq!(b.open_deadline(), Some(3_000_000_000));
+        // A longer remote window does not extend it.
+        assert!(!apply_to(&b, &remote(AutoState::Open, 9_000, None), MAX));
+        assert_eq!(b.open_deadline(), Some(3_000_000_000));
+        // An expired fleet window lets the breaker probe now.
+        clock.advance(Duration::from_secs(1));
+        assert!(apply_to(&b, &remote(AutoState::Open, 0, None), MAX));
+        assert!(b.acquire().is_ok());
+        assert_eq!(b.state(), State::HalfOpen);
+    }
+
+    #[test]
+    fn overrides_apply_with_their_expiry_and_clear_to_closed() {
+        let clock = Arc::new(ManualClock::new(0));
+        let r = registry(clock.clone());
+        let b = r.get_or_create("x").unwrap();
+        let f = Some((ForceMode::Open, Some(Duration::from_secs(5))));
+        assert!(apply_to(&b, &remote(AutoState::Closed, 0, f), MAX));
+        assert_eq!(b.state(), State::ForcedOpen);
+        assert_eq!(b.override_deadline(), Some(5_000_000_000));
+        // A record without the override (cleared by an operator): CLOSED.
+        assert!(apply_to(&b, &remote(AutoState::Closed, 0, None), MAX));
+        assert_eq!(b.state(), State::Closed);
+        // Cleared, then the fleet opened: both applied.
+        b.force(Override::ForcedClosed, None);
+        assert!(apply_to(&b, &remote(AutoState::Open, 1_000, None), MAX));
+        assert_eq!(b.state(), State::Open);
+    }
+
+    #[test]
+    fn half_open_and_closed_follow_only_from_matching_states() {
+        let clock = Arc::new(ManualClock::new(0));
+        let r = registry(clock.clone());
+        let b = r.get_or_create("x").unwrap();
+        // A CLOSED breaker does not start probing because another did.
+        assert!(!apply_to(&b, &remote(AutoState::HalfOpen, 0, None), MAX));
+        assert_eq!(b.state(), State::Closed);
+        apply_to(&b, &remote(AutoState::Open, 1_000, None), MAX);
+        assert!(apply_to(&b, &remote(AutoState::HalfOpen, 0, None), MAX));
+        assert_eq!(b.state(), State::HalfOpen);
+        assert!(apply_to(&b, &remote(AutoState::Closed, 0, None), MAX));
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn which_transitions_are_published() {
+        let t = |to, reason| Transition {
+            from: State::Closed,
+            to,
+            generation: 1,
+            reason,
+            at: 0,
+            open_for: 0,
+        };
+        assert_eq!(
+            Kind::of(&t(State::Open, Reason::ConsecutiveFailures)),
+            Some(Kind::Auto(AutoState::Open))
+        );
+        assert_eq!(Kind::of(&t(State::Open, Reason::Remote)), None);
+        assert_eq!(Kind::of(&t(State::Closed, Reason::OverrideExpired)), None);
+        assert_eq!(
+            Kind::of(&t(State::HalfOpen, Reason::ProbeLeaseExpired)),
+            None
+        );
+        assert_eq!(
+            Kind::of(&t(State::Closed, Reason::Reset)),
+            Some(Kind::Clear)
+        );
+        assert_eq!(
+            Kind::of(&t(State::ForcedClosed, Reason::OverrideSet)),
+            Some(Kind::Force(ForceMode::Closed))
+        );
+        assert!(Kind::Auto(AutoState::Open).urgent());
+        assert!(!Kind::Auto(AutoState::Closed).urgent());
+    }
+}
