@@ -3,6 +3,7 @@
 # runs demo/run.py (a flaky partner, offer services in C, Python and Go, and
 # Redis fleet sync when redis-server is installed). Arguments go to run.py:
 #   bash ci/demo.sh --duration 30 --keep-running --no-redis
+# `bash ci/demo.sh --build-only` builds and stops there (ci/demo-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -22,7 +23,7 @@ ln -sf libcircuit.so "$build/lib/libcircuit.so.0"
 
 echo "demo: building the C service (cc)"
 cc -std=c11 -O2 -Wall -Wextra -pthread -I"$root/include" demo/c/offer_service.c \
-  -L"$build/lib" -lcircuit -Wl,-rpath,"$build/lib" -ldl -o "$build/offer_service_c"
+  -L"$build/lib" -lcircuit -Wl,-rpath,"$build/lib" -o "$build/offer_service_c"
 
 echo "demo: building the Go service (go build)"
 (
@@ -35,4 +36,7 @@ echo "demo: building the Go service (go build)"
     go build -tags circuit_shared -o "$build/offer_service_go" .
 )
 
+if [ "${1:-}" = "--build-only" ]; then
+  exit 0
+fi
 exec python3 demo/run.py "$@"

@@ -114,22 +114,37 @@ class Child:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self) -> None:
+    def signal(self, sig: int) -> None:
         if self.proc.poll() is None:
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, sig)
             except ProcessLookupError:
                 pass
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(3)
+
+    def stop(self) -> None:
+        stop_all([self])
+
+
+def stop_all(children: List[Child], grace: float = 3.0) -> None:
+    """SIGTERM to every child's process group, SIGKILL to what is left
+    after ``grace`` seconds; then close the logs."""
+    for ch in children:
+        ch.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for ch in children:
         try:
-            self.log.close()
+            ch.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for ch in children:
+        if ch.proc.poll() is None:
+            ch.signal(signal.SIGKILL)
+            try:
+                ch.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            ch.log.close()
         except OSError:
             pass
 
@@ -521,16 +536,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         if f.endswith((".prom", ".log")) or f == "summary.json":
             os.unlink(os.path.join(args.out, f))
 
-    children: List[Child] = []
-    loads: Dict[str, Load] = {}
-    observer: Optional[Observer] = None
+    procs = Processes()
 
     def on_term(*_: Any) -> None:
-        raise SystemExit(130)
+        raise SystemExit(143)
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
     try:
-        return run(args, children, loads, lambda o: setattr(holder, "observer", o))
+        return run(args, procs)
     except StartError as e:
         print(f"\ndemo: {e}", file=sys.stderr)
         return 2
@@ -538,25 +552,37 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("\ndemo: interrupted; stopping everything", file=sys.stderr)
         return 130
     finally:
-        for l in loads.values():
+        procs.shutdown()
+
+
+class Processes:
+    """Everything the run started, stopped in reverse order at exit (also
+    after Ctrl-C, SIGTERM or an error)."""
+
+    def __init__(self) -> None:
+        self.children: List[Child] = []
+        self.loads: Dict[str, Load] = {}
+        self.observer: Optional[Observer] = None
+
+    def shutdown(self) -> None:
+        # Nothing interrupts the cleanup: a second Ctrl-C or SIGTERM waits.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        for l in self.loads.values():
             l.stopping.set()
-        obs = getattr(holder, "observer", None)
-        if obs is not None:
-            obs.stopping.set()
-        for ch in reversed(children):
-            ch.stop()
-        for l in loads.values():
+        if self.observer is not None:
+            self.observer.stopping.set()
+        # The services first (their sync workers write to Redis as they stop),
+        # then the partner and Redis.
+        services = [ch for ch in self.children if ch.name not in ("partner", "redis")]
+        stop_all(services)
+        stop_all([ch for ch in self.children if ch not in services])
+        for l in self.loads.values():
             l.stop()
 
 
-class _Holder:
-    observer: Optional[Observer] = None
-
-
-holder = _Holder()
-
-
-def run(args: argparse.Namespace, children: List[Child], loads: Dict[str, Load], keep_observer: Any) -> int:
+def run(args: argparse.Namespace, procs: Processes) -> int:
+    children, loads = procs.children, procs.loads
     build = os.path.abspath(args.build)
     lib = os.path.join(build, "lib", "libcircuit.so")
     c_bin = os.path.join(build, "offer_service_c")
@@ -614,8 +640,7 @@ def run(args: argparse.Namespace, children: List[Child], loads: Dict[str, Load],
     for name, ch in started.items():
         services[name] = ch.wait_ready(60)
 
-    observer = Observer(services, partner_url)
-    keep_observer(observer)
+    observer = procs.observer = Observer(services, partner_url)
     observer.poll_once()
     latest, _ = observer.get()
     configs = {name: s.get("config") for name, s in latest.items()}

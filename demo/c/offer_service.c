@@ -11,16 +11,15 @@
  * through the breaker named "partner" of a registry, configured like the
  * Python and Go services (demo/README.md). With --redis the registry's
  * breakers are shared with the other instances through the library's fleet
- * sync (looked up at run time, see sync_start below).
+ * sync (circuit_sync_start).
  *
  * Prints "READY http://127.0.0.1:PORT" when it listens.
  *
  * Build (ci/demo.sh does): cc -std=c11 -O2 -pthread -Iinclude offer_service.c
- *     -Ldemo/.build/lib -lcircuit -Wl,-rpath,demo/.build/lib -ldl */
+ *     -Ldemo/.build/lib -lcircuit -Wl,-rpath,demo/.build/lib */
 #define _GNU_SOURCE
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -179,111 +178,65 @@ static void on_transition(void *userdata, const circuit_event *ev) {
   pthread_mutex_unlock(&events_lock);
 }
 
-/* ---- fleet sync (looked up at run time) ---------------------------------- */
+/* ---- fleet sync --------------------------------------------------------- */
 
-/* circuit_sync_start/status/last_error/stop/free are looked up with dlsym,
- * so this program builds and runs against a library without them (sync is
- * then reported unavailable). The declarations mirror the library's; the
- * status struct is size-tagged, so a shorter one is filled only as far as
- * it goes. */
-typedef struct {
-  uint32_t struct_size;
-  uint32_t state; /* 0 connected, 1 degraded, 2 stopped */
-  uint64_t published, applied, stale_ignored, malformed_ignored, unknown_ignored, refused,
-      reconnects, pending;
-} demo_sync_status;
-
-typedef uint32_t (*sync_start_fn)(const circuit_registry *, const char *, size_t, const char *,
-                                  size_t, void **);
-typedef uint32_t (*sync_status_fn)(const void *, demo_sync_status *);
-typedef uint32_t (*sync_last_error_fn)(const void *, char *, size_t, size_t *);
-typedef uint32_t (*sync_stop_fn)(const void *);
-typedef void (*sync_free_fn)(void *);
-
-static struct {
-  void *handle;
-  sync_status_fn status;
-  sync_last_error_fn last_error;
-  sync_stop_fn stop;
-  sync_free_fn free;
-} fleet;
-
+static circuit_sync *fleet;
 static char sync_off_reason[160] = "off";
-static int sync_enabled;
 
-static void *sym(const char *name) {
-  void *p;
-  *(void **)(&p) = dlsym(RTLD_DEFAULT, name);
-  return p;
-}
-
+/* Shares the registry's breakers with the other instances through Redis:
+ * the library's worker threads publish this registry's transitions and
+ * apply the others' (reason "remote"). Never on the call path. */
 static void sync_start(void) {
   if (!opt.redis[0]) return;
-  sync_start_fn start;
-  *(void **)(&start) = sym("circuit_sync_start");
-  *(void **)(&fleet.status) = sym("circuit_sync_status");
-  *(void **)(&fleet.last_error) = sym("circuit_sync_last_error");
-  *(void **)(&fleet.stop) = sym("circuit_sync_stop");
-  *(void **)(&fleet.free) = sym("circuit_sync_free");
-  if (!start || !fleet.status || !fleet.stop || !fleet.free) {
-    snprintf(sync_off_reason, sizeof sync_off_reason,
-             "unavailable: the library has no sync ABI");
-    return;
-  }
-  uint32_t rc = start(registry, opt.redis, strlen(opt.redis), opt.namespace_,
-                      strlen(opt.namespace_), &fleet.handle);
+  circuit_result rc = circuit_sync_start(registry, opt.redis, strlen(opt.redis), opt.namespace_,
+                                         strlen(opt.namespace_), &fleet);
   if (rc != CIRCUIT_RESULT_OK) {
     char msg[128];
     size_t len;
     if (circuit_last_error(msg, sizeof msg, &len) != CIRCUIT_RESULT_OK) strcpy(msg, "?");
     snprintf(sync_off_reason, sizeof sync_off_reason, "failed: %s", msg);
     fprintf(stderr, "offer_service_c: circuit_sync_start: %s\n", msg);
-    fleet.handle = NULL;
-    return;
+    fleet = NULL;
   }
-  sync_enabled = 1;
 }
 
-/* "connected", "degraded: <why>", "stopped", or why sync is off. */
-static void sync_status(char *out, size_t n) {
-  if (!fleet.handle) {
-    snprintf(out, n, "%s", sync_off_reason);
-    return;
-  }
-  demo_sync_status st;
+/* Appends the sync object of /offer/circuit: "connected", "degraded: <why>",
+ * "stopped", or why sync is off; and the worker's counters. */
+static void sync_json(buf *b) {
+  circuit_sync_stats st;
   memset(&st, 0, sizeof st);
   st.struct_size = sizeof st;
-  if (fleet.status(fleet.handle, &st) != CIRCUIT_RESULT_OK) {
-    snprintf(out, n, "status failed");
+  if (!fleet) {
+    bprintf(b, "{\"enabled\":false,\"status\":");
+    bjson(b, sync_off_reason);
+    bprintf(b, "}");
     return;
   }
-  if (st.state == 0) {
-    snprintf(out, n, "connected");
-  } else if (st.state == 1) {
-    char why[128] = "";
+  if (circuit_sync_status(fleet, &st) != CIRCUIT_RESULT_OK) {
+    bprintf(b, "{\"enabled\":true,\"status\":\"status failed\"}");
+    return;
+  }
+  char text[256] = "stopped";
+  if (st.state == CIRCUIT_SYNC_CONNECTED) {
+    snprintf(text, sizeof text, "connected");
+  } else if (st.state == CIRCUIT_SYNC_DEGRADED) {
+    char why[192] = "";
     size_t len = 0;
-    if (!fleet.last_error || fleet.last_error(fleet.handle, why, sizeof why, &len) != 0) why[0] = 0;
-    snprintf(out, n, "degraded%s%s", why[0] ? ": " : "", why);
-  } else {
-    snprintf(out, n, "stopped");
+    if (circuit_sync_last_error(fleet, why, sizeof why, &len) != CIRCUIT_RESULT_OK) why[0] = 0;
+    snprintf(text, sizeof text, "degraded%s%s", why[0] ? ": " : "", why);
   }
-}
-
-static void sync_counts(buf *b) {
-  demo_sync_status st;
-  memset(&st, 0, sizeof st);
-  st.struct_size = sizeof st;
-  if (!fleet.handle || fleet.status(fleet.handle, &st) != CIRCUIT_RESULT_OK) return;
-  bprintf(b, ",\"published\":%llu,\"applied\":%llu,\"refused\":%llu,\"reconnects\":%llu",
+  bprintf(b, "{\"enabled\":true,\"status\":");
+  bjson(b, text);
+  bprintf(b, ",\"published\":%llu,\"applied\":%llu,\"refused\":%llu,\"reconnects\":%llu}",
           (unsigned long long)st.published, (unsigned long long)st.applied,
           (unsigned long long)st.refused, (unsigned long long)st.reconnects);
 }
 
 static void sync_stop(void) {
-  if (!fleet.handle) return;
-  fleet.stop(fleet.handle);
-  fleet.free(fleet.handle);
-  fleet.handle = NULL;
+  if (!fleet) return;
+  circuit_sync_stop(fleet); /* joins the worker's threads, bounded */
+  circuit_sync_free(fleet);
+  fleet = NULL;
 }
 
 /* ---- the partner call --------------------------------------------------- */
@@ -458,12 +411,9 @@ static void handle_circuit(int fd) {
           "\"half_open_successes\":2,\"probe_lease_ms\":%u,\"latency_histogram_ms\":10000,"
           "\"timeout_ms\":%u},",
           opt.slow_ms, opt.open_ms, 2 * opt.open_ms, opt.timeout_ms + 1000, opt.timeout_ms);
-  char sync_text[256];
-  sync_status(sync_text, sizeof sync_text);
-  bprintf(&b, "\"sync\":{\"enabled\":%s,\"status\":", sync_enabled ? "true" : "false");
-  bjson(&b, sync_text);
-  sync_counts(&b);
-  bprintf(&b, "},\"events\":[");
+  bprintf(&b, "\"sync\":");
+  sync_json(&b);
+  bprintf(&b, ",\"events\":[");
   pthread_mutex_lock(&events_lock);
   size_t first = events_total > MAX_EVENTS ? events_total - MAX_EVENTS : 0;
   for (size_t i = first; i < events_total; i++) {

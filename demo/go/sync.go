@@ -5,70 +5,40 @@ package main
 //
 // Package circuit does not wrap the sync functions (yet), so this calls
 // circuit_sync_start / _status / _last_error / _stop / _free of the same
-// libcircuit.so through cgo. They are looked up with dlsym, so the program
-// builds and runs against a library without them (sync is then reported
-// unavailable). circuit_sync_start needs the registry's C handle, which
+// libcircuit.so through cgo (ci/demo.sh links the binding with -tags
+// circuit_shared). circuit_sync_start needs the registry's C handle, which
 // package circuit keeps unexported: registryHandle reads it by reflection,
 // checking the layout it expects and refusing (sync unavailable) when the
 // binding changed. Replace all this with the binding's own API once it has
 // one.
 
-// #cgo LDFLAGS: -ldl
-// #define _GNU_SOURCE
-// #include <dlfcn.h>
-// #include <stdint.h>
-// #include <stdio.h>
+// #cgo CFLAGS: -I${SRCDIR}/../../include
+// #cgo LDFLAGS: -lcircuit
 // #include <stdlib.h>
 // #include <string.h>
+// #include "circuit.h"
 //
-// typedef struct {
-//   uint32_t struct_size;
-//   uint32_t state; /* 0 connected, 1 degraded, 2 stopped */
-//   uint64_t published, applied, stale_ignored, malformed_ignored, unknown_ignored, refused,
-//       reconnects, pending;
-// } demo_sync_status;
-//
-// typedef uint32_t (*sync_start_fn)(const void *, const char *, size_t, const char *, size_t, void **);
-// typedef uint32_t (*sync_status_fn)(const void *, demo_sync_status *);
-// typedef uint32_t (*sync_last_error_fn)(const void *, char *, size_t, size_t *);
-// typedef uint32_t (*sync_stop_fn)(const void *);
-// typedef void (*sync_free_fn)(void *);
-// typedef uint32_t (*last_error_fn)(char *, size_t, size_t *);
-//
-// static void *demo_sym(const char *name) { return dlsym(RTLD_DEFAULT, name); }
-//
-// static int demo_sync_available(void) {
-//   return demo_sym("circuit_sync_start") && demo_sym("circuit_sync_status") &&
-//          demo_sym("circuit_sync_stop") && demo_sym("circuit_sync_free");
-// }
-//
-// static uint32_t demo_sync_start(const void *reg, const char *url, const char *ns, void **out,
-//                                 char *err, size_t err_len) {
-//   sync_start_fn start = (sync_start_fn)demo_sym("circuit_sync_start");
-//   uint32_t rc = start(reg, url, strlen(url), ns, strlen(ns), out);
-//   if (rc != 0) {
-//     last_error_fn le = (last_error_fn)demo_sym("circuit_last_error");
-//     size_t n = 0;
-//     if (!le || le(err, err_len, &n) != 0) snprintf(err, err_len, "code %u", rc);
-//   }
+// static circuit_result demo_sync_start(const void *reg, const char *url, const char *ns,
+//                                       circuit_sync **out, char *err, size_t err_len) {
+//   size_t n = 0;
+//   circuit_result rc = circuit_sync_start((const circuit_registry *)reg, url, strlen(url), ns,
+//                                          strlen(ns), out);
+//   if (rc != CIRCUIT_RESULT_OK && circuit_last_error(err, err_len, &n) != CIRCUIT_RESULT_OK)
+//     err[0] = 0;
 //   return rc;
 // }
 //
-// static uint32_t demo_sync_read(const void *h, demo_sync_status *st, char *why, size_t why_len) {
-//   sync_status_fn status = (sync_status_fn)demo_sym("circuit_sync_status");
-//   sync_last_error_fn le = (sync_last_error_fn)demo_sym("circuit_sync_last_error");
+// static circuit_result demo_sync_read(const circuit_sync *h, circuit_sync_stats *st, char *why,
+//                                      size_t why_len) {
 //   size_t n = 0;
 //   memset(st, 0, sizeof *st);
 //   st->struct_size = sizeof *st;
 //   why[0] = 0;
-//   uint32_t rc = status(h, st);
-//   if (rc == 0 && st->state == 1 && (!le || le(h, why, why_len, &n) != 0)) why[0] = 0;
+//   circuit_result rc = circuit_sync_status(h, st);
+//   if (rc == CIRCUIT_RESULT_OK && st->state == CIRCUIT_SYNC_DEGRADED &&
+//       circuit_sync_last_error(h, why, why_len, &n) != CIRCUIT_RESULT_OK)
+//     why[0] = 0;
 //   return rc;
-// }
-//
-// static void demo_sync_stop(void *h) {
-//   ((sync_stop_fn)demo_sym("circuit_sync_stop"))(h);
-//   ((sync_free_fn)demo_sym("circuit_sync_free"))(h);
 // }
 import "C"
 
@@ -99,7 +69,7 @@ func (n noSync) stop() {}
 
 type abiSync struct {
 	mu       sync.Mutex
-	handle   unsafe.Pointer // nil after stop
+	handle   *C.circuit_sync // nil after stop
 	registry *circuit.Registry
 }
 
@@ -109,13 +79,15 @@ func (s *abiSync) status() map[string]interface{} {
 	if s.handle == nil {
 		return map[string]interface{}{"enabled": true, "status": "stopped"}
 	}
-	var st C.demo_sync_status
+	var st C.circuit_sync_stats
 	why := make([]byte, 256)
 	if C.demo_sync_read(s.handle, &st, (*C.char)(unsafe.Pointer(&why[0])), C.size_t(len(why))) != 0 {
 		return map[string]interface{}{"enabled": true, "status": "status failed"}
 	}
-	text := map[C.uint32_t]string{0: "connected", 1: "degraded", 2: "stopped"}[st.state]
-	if w := C.GoString((*C.char)(unsafe.Pointer(&why[0]))); st.state == 1 && w != "" {
+	text := map[C.uint32_t]string{
+		C.CIRCUIT_SYNC_CONNECTED: "connected", C.CIRCUIT_SYNC_DEGRADED: "degraded", C.CIRCUIT_SYNC_STOPPED: "stopped",
+	}[st.state]
+	if w := C.GoString((*C.char)(unsafe.Pointer(&why[0]))); st.state == C.CIRCUIT_SYNC_DEGRADED && w != "" {
 		text += ": " + w
 	}
 	return map[string]interface{}{
@@ -128,7 +100,8 @@ func (s *abiSync) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.handle != nil {
-		C.demo_sync_stop(s.handle)
+		C.circuit_sync_stop(s.handle) // joins the worker's threads, bounded
+		C.circuit_sync_free(s.handle)
 		s.handle = nil
 	}
 }
@@ -166,9 +139,6 @@ func startSync(reg *circuit.Registry, url, namespace, instance string) fleetSync
 	if url == "" {
 		return noSync("off")
 	}
-	if C.demo_sync_available() == 0 {
-		return noSync("unavailable: the library has no sync ABI")
-	}
 	h, err := registryHandle(reg)
 	if err != nil {
 		return noSync("unavailable: " + err.Error())
@@ -177,7 +147,7 @@ func startSync(reg *circuit.Registry, url, namespace, instance string) fleetSync
 	defer C.free(unsafe.Pointer(curl))
 	defer C.free(unsafe.Pointer(cns))
 	msg := make([]byte, 512)
-	var out unsafe.Pointer
+	var out *C.circuit_sync
 	if rc := C.demo_sync_start(h, curl, cns, &out, (*C.char)(unsafe.Pointer(&msg[0])), C.size_t(len(msg))); rc != 0 {
 		return noSync("failed: " + C.GoString((*C.char)(unsafe.Pointer(&msg[0]))))
 	}
