@@ -103,11 +103,15 @@ const TIME_WINDOW: Budget = Budget {
     max_vs_peer: None,
     max_vs_other: None,
 };
+/// "One atomic load and a branch, no clock read" is a property of the code;
+/// its timing proxy: cheaper than the floor, which an RMW (about a
+/// `fetch_add`) or a clock read (at least a coarse one) on top of the load
+/// would exceed.
 const ACQUIRE_ONLY: Budget = Budget {
-    text: "load+branch, no clock: < fetch_add (proxy)",
-    max_vs_floor: None,
+    text: "load+branch, no clock read: <=1x floor (proxy)",
+    max_vs_floor: Some(1.0),
     max_vs_peer: None,
-    max_vs_other: Some((FLOOR_FETCH_ADD, 1.0, "fetch_add")),
+    max_vs_other: None,
 };
 const REJECTED: Budget = Budget {
     text: "<=0.5x fastest peer",
@@ -308,43 +312,54 @@ pub fn peer_of(reference: Reference, ns: &BTreeMap<String, f64>) -> Option<(&'st
     }
 }
 
+/// True when `reference` names a benchmark whose threads seldom ran
+/// together: then the peer (or the fastest of the peers) is not known.
+fn reference_unreliable(reference: Reference, run: &BTreeMap<String, Measurement>) -> bool {
+    let bad = |id: &str| run.get(id).is_some_and(|m| m.unreliable);
+    match reference {
+        Reference::None => false,
+        Reference::One(id) => bad(id),
+        Reference::Fastest(ids) => ids.iter().any(|id| bad(id)),
+    }
+}
+
 /// The floor of this run: atomic load + uncontended `fetch_add`.
 pub fn floor(ns: &BTreeMap<String, f64>) -> Option<f64> {
     Some(ns.get(FLOOR_LOAD)? + ns.get(FLOOR_FETCH_ADD)?)
 }
 
-/// Checks one budget against one run.
+/// Checks one budget. `peer` and `other` are the reference figures, `None`
+/// when missing or not trustworthy. A limit that misses is a miss even when
+/// another limit cannot be judged; PASS needs every limit judged.
 pub fn check(
     budget: &Budget,
     value: f64,
     floor: Option<f64>,
     peer: Option<f64>,
-    ns: &BTreeMap<String, f64>,
+    other: Option<f64>,
 ) -> Verdict {
     let mut missed = Vec::new();
-    let mut limit = |max: Option<f64>, base: Option<f64>, name: &'static str| -> bool {
-        match (max, base) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(max), Some(base)) => {
-                if value > max * base {
-                    missed.push(name);
-                }
-                true
+    let mut measured = true;
+    let mut limit = |max: Option<f64>, base: Option<f64>, name: &'static str| match (max, base) {
+        (None, _) => {}
+        (Some(_), None) => measured = false,
+        (Some(max), Some(base)) => {
+            if value > max * base {
+                missed.push(name);
             }
         }
     };
-    let mut measured = limit(budget.max_vs_floor, floor, "floor");
-    measured &= limit(budget.max_vs_peer, peer, "peer");
-    if let Some((id, max, name)) = budget.max_vs_other {
-        measured &= limit(Some(max), ns.get(id).copied(), name);
+    limit(budget.max_vs_floor, floor, "floor");
+    limit(budget.max_vs_peer, peer, "peer");
+    if let Some((_, max, name)) = budget.max_vs_other {
+        limit(Some(max), other, name);
     }
-    if !measured {
-        Verdict::NotMeasured
-    } else if missed.is_empty() {
+    if !missed.is_empty() {
+        Verdict::Miss(missed)
+    } else if measured {
         Verdict::Pass
     } else {
-        Verdict::Miss(missed)
+        Verdict::NotMeasured
     }
 }
 
@@ -382,11 +397,12 @@ pub struct Measurement {
 /// Budgets checked and missed in one table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
-    /// Rows whose budget had every figure it needs.
+    /// Rows judged PASS or MISS.
     pub checked: usize,
     /// Rows that missed their budget.
     pub missed: usize,
-    /// Rows not judged because their threads seldom ran together.
+    /// Rows not judged: a figure they need is missing, or comes from
+    /// threads that seldom ran together.
     pub unreliable: usize,
 }
 
@@ -424,17 +440,30 @@ pub fn render(run: &BTreeMap<String, Measurement>) -> (String, Summary) {
             .map_or("-".to_string(), |t| format!("{:.0}%", t * 100.0));
         let (budget, verdict) = match &budget {
             None => ("-".to_string(), String::new()),
-            Some(b) if m.unreliable => {
-                summary.unreliable += 1;
-                (
-                    b.text.to_string(),
-                    "n/a (threads seldom ran together)".to_string(),
-                )
-            }
             Some(b) => {
-                let v = check(b, value, floor, peer.map(|p| p.1), ns);
-                summary.checked += usize::from(v != Verdict::NotMeasured);
-                summary.missed += usize::from(matches!(v, Verdict::Miss(_)));
+                // The row's own figure must be trustworthy; so must each
+                // reference a limit compares it with.
+                let v = if m.unreliable {
+                    Verdict::NotMeasured
+                } else {
+                    let peer = peer
+                        .filter(|_| !reference_unreliable(reference, run))
+                        .map(|p| p.1);
+                    let other = b
+                        .max_vs_other
+                        .and_then(|(id, _, _)| run.get(id))
+                        .filter(|o| !o.unreliable)
+                        .map(|o| o.ns);
+                    check(b, value, floor, peer, other)
+                };
+                match v {
+                    Verdict::Pass => summary.checked += 1,
+                    Verdict::Miss(_) => {
+                        summary.checked += 1;
+                        summary.missed += 1;
+                    }
+                    Verdict::NotMeasured => summary.unreliable += 1,
+                }
                 (b.text.to_string(), v.to_string())
             }
         };
@@ -499,16 +528,32 @@ mod tests {
         let peer = peer_of(Reference::Fastest(CLOSED_PEERS), &ns);
         assert_eq!(peer, Some(("closed/recloser", 10.0)));
         let p = peer.map(|p| p.1);
-        assert_eq!(check(&CONSECUTIVE, 5.0, f, p, &ns), Verdict::Pass);
+        assert_eq!(check(&CONSECUTIVE, 5.0, f, p, None), Verdict::Pass);
         assert_eq!(
-            check(&CONSECUTIVE, 6.5, f, p, &ns),
+            check(&CONSECUTIVE, 6.5, f, p, None),
             Verdict::Miss(vec!["floor", "peer"])
         );
-        assert_eq!(check(&CONSECUTIVE, 5.0, None, p, &ns), Verdict::NotMeasured);
-        assert_eq!(check(&ACQUIRE_ONLY, 1.5, f, None, &ns), Verdict::Pass);
         assert_eq!(
-            check(&ACQUIRE_ONLY, 2.5, f, None, &ns),
-            Verdict::Miss(vec!["fetch_add"])
+            check(&CONSECUTIVE, 5.0, None, p, None),
+            Verdict::NotMeasured
+        );
+        // A judged limit that misses is a miss even when another is unknown.
+        assert_eq!(
+            check(&CONSECUTIVE, 7.0, None, p, None),
+            Verdict::Miss(vec!["peer"])
+        );
+        assert_eq!(check(&ACQUIRE_ONLY, 2.5, f, None, None), Verdict::Pass);
+        assert_eq!(
+            check(&ACQUIRE_ONLY, 3.5, f, None, None),
+            Verdict::Miss(vec!["floor"])
+        );
+        assert_eq!(
+            check(&REJECTED_2, 1.0, f, Some(10.0), None),
+            Verdict::NotMeasured
+        );
+        assert_eq!(
+            check(&REJECTED_2, 3.0, f, None, Some(1.0)),
+            Verdict::Miss(vec!["1t"])
         );
     }
 
@@ -554,7 +599,27 @@ mod tests {
                 unreliable: 1,
             }
         );
-        assert!(table.contains("| 5% | <=0.33x fastest peer, 2 threads | n/a (threads seldom"));
+        assert!(table.contains("| 5% | <=0.33x fastest peer, 2 threads | n/a |"));
+
+        // A reliable row whose fastest-peer candidate is unreliable is not judged.
+        run.insert(
+            "closed_threads/circuit_consecutive/2".to_string(),
+            Measurement {
+                together: Some(1.0),
+                ..m(1.0)
+            },
+        );
+        run.insert(
+            "closed_threads/failsafe_consecutive/2".to_string(),
+            Measurement {
+                together: Some(0.0),
+                unreliable: true,
+                ..m(30.0)
+            },
+        );
+        let (table, summary) = render(&run);
+        assert_eq!(summary.unreliable, 1);
+        assert!(table.contains("| 100% | <=0.33x fastest peer, 2 threads | n/a |"));
         assert!(table.contains(
             "| closed/circuit_consecutive | 7.00 | 8.00 | 2.33 | 0.70 (recloser 10.0) | - |"
         ));

@@ -166,13 +166,14 @@ fn main() -> ExitCode {
         "ns/op = p{:.0} of per-sample means, median beside it. *_threads rows: per op per \
          thread, from the samples whose threads ran together ('ran together': share of \
          samples where every thread ran >= {:.0}% of the time, side by side); below {} such \
-         samples a row is not judged.",
+         samples a row is not judged. n/a: a figure the budget needs is missing or comes \
+         from threads that seldom ran together.",
         PERCENTILE * 100.0,
         MIN_CONCURRENCY * 100.0,
         MIN_TOGETHER
     );
     println!(
-        "budgets: {} checked, {} missed, {} not judged (threads seldom ran together)",
+        "budgets: {} judged, {} missed, {} n/a",
         summary.checked, summary.missed, summary.unreliable
     );
     if strict && summary.missed > 0 {
