@@ -34,6 +34,7 @@ from ._errors import (
 )
 from ._events import Event, EventQueue, Listener, Reason
 from ._registry import Registry
+from ._sync import FleetSync, SyncState, SyncStatus
 from ._retry import Retry, RetryBudget, RetryPolicy
 from ._timeout import AdaptiveTimeout, Latency
 from ._types import Metrics, Outcome, Seconds, State
@@ -59,6 +60,9 @@ __all__ = [
     "AdaptiveTimeout",
     "Event",
     "EventQueue",
+    "FleetSync",
+    "SyncState",
+    "SyncStatus",
     "Latency",
     "Listener",
     "Reason",

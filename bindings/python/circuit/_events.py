@@ -22,6 +22,7 @@ import ctypes
 import enum
 import itertools
 import logging
+import os
 import threading
 from ctypes import byref, c_size_t, c_uint64, c_void_p, sizeof
 from dataclasses import dataclass
@@ -143,6 +144,15 @@ def _on_free(userdata: Optional[int]) -> None:
         _listeners.pop(userdata or 0, None)
     except BaseException:  # never unwind into C
         pass
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _register(fn: Callable[[Event], object]) -> int:

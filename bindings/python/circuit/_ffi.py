@@ -117,6 +117,10 @@ JITTER_EQUAL = 2
 JITTER_DECORRELATED = 3
 JITTER_PLUS_MINUS = 4
 
+SYNC_CONNECTED = 0
+SYNC_DEGRADED = 1
+SYNC_STOPPED = 2
+
 # The `with` form keeps one integer per admitted call: the state word on the
 # fast path, `generation << 32 | flags` on the slow path. Reading it back as
 # `(p >> 32, p & PERMIT_PROBE)` is right for both only because a fast-path
@@ -182,6 +186,21 @@ class circuit_latency(Structure):
         ("p95_ns", c_uint64),
         ("p99_ns", c_uint64),
         ("p999_ns", c_uint64),
+    ]
+
+
+class circuit_sync_stats(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("state", c_uint32),
+        ("published", c_uint64),
+        ("applied", c_uint64),
+        ("stale_ignored", c_uint64),
+        ("malformed_ignored", c_uint64),
+        ("unknown_ignored", c_uint64),
+        ("refused", c_uint64),
+        ("reconnects", c_uint64),
+        ("pending", c_uint64),
     ]
 
 
@@ -411,6 +430,20 @@ FUNCTIONS: Tuple[Tuple[str, Any, Sequence[Any], str, bool], ...] = (
         HOLD,
         False,
     ),
+    # fleet sync: start spawns threads, stop and free join them (and the
+    # worker may be delivering events to Python listeners meanwhile), so
+    # the GIL is released.
+    (
+        "circuit_sync_start",
+        c_uint32,
+        (c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, _voidpp),
+        RELEASE,
+        False,
+    ),
+    ("circuit_sync_stop", c_uint32, (c_void_p,), RELEASE, False),
+    ("circuit_sync_free", None, (c_void_p,), RELEASE, False),
+    ("circuit_sync_status", c_uint32, (c_void_p, POINTER(circuit_sync_stats)), HOLD, False),
+    ("circuit_sync_last_error", c_uint32, (c_void_p, c_void_p, c_size_t, _sizep), HOLD, False),
 )
 
 

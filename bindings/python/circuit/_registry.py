@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import weakref
 from ctypes import byref, c_size_t, c_void_p
@@ -27,6 +28,20 @@ def _name_arg(name: str) -> bytes:
             f"a breaker name must be 1 to {_ffi.NAME_MAX_LEN} bytes of UTF-8 (got {len(raw)})"
         )
     return raw
+
+
+_live: "weakref.WeakSet[Registry]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at the fork stays held for ever in the
+    # child (that thread does not exist there): give every registry a new one.
+    for r in list(_live):
+        r._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Registry(Managed):
@@ -85,6 +100,7 @@ class Registry(Managed):
         self._wrappers: "weakref.WeakValueDictionary[str, Breaker]" = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
         self._kw = {"exclude": exclude, "failure_if": failure_if, "clock": clock}
+        _live.add(self)
         try:
             out = c_void_p()
             rc = _ffi.lib.registry_new(
@@ -263,6 +279,18 @@ class Registry(Managed):
         """Decorator form of ``add_listener``."""
         fn.listener = self.add_listener(fn)  # type: ignore[attr-defined]
         return fn
+
+    def sync(self, url: str, namespace: str) -> Any:
+        """Starts fleet sync of this registry through Redis at ``url``
+        (``redis://[user[:password]@]host[:port][/db]``, or several such URLs
+        separated by commas for a cluster) in the fleet namespace
+        ``namespace`` (``[A-Za-z0-9._-]{1,64}``). Returns a running
+        ``FleetSync``; an unreachable Redis is not an error (its state is
+        DEGRADED until Redis answers). A bad URL or namespace raises
+        ``ConfigError`` (never showing the password)."""
+        from ._sync import FleetSync
+
+        return FleetSync(self, url, namespace)
 
     def events(self, capacity: int = 1024) -> Any:
         """A queue receiving the transitions of every breaker of the registry."""

@@ -155,3 +155,41 @@ def test_multiprocessing_fork_context():
     assert got == ("closed", 2)
     assert _SHARED.metrics().successes == 1
     _SHARED.close()
+
+
+def test_fork_while_a_registry_lock_is_held():
+    """Locks the binding keeps (a registry's wrapper cache, the listener
+    token counter) are renewed in the child: a fork while another thread
+    holds one does not deadlock the child."""
+    import signal
+
+    from circuit import _events
+
+    r = circuit.Registry(consecutive_failures=1)
+    r["before"]
+    held = threading.Event()
+    release = threading.Event()
+
+    def holder():
+        with r._lock, _events._lock:
+            held.set()
+            release.wait()
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait()
+
+    def child():
+        signal.alarm(20)  # a deadlock would end the child with SIGALRM
+        b = r["after"]
+        l = b.add_listener(lambda e: None)
+        l.remove()
+        return {"names": r.names()}
+
+    try:
+        out = _in_child(child)
+    finally:
+        release.set()
+        t.join()
+    assert out == {"names": ["after", "before"]}
+    r.close()

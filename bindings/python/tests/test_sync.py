@@ -1,0 +1,123 @@
+"""Fleet sync through a real redis-server on a free loopback port: two
+registries in the same namespace (two "instances") share a transition."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+import circuit
+from circuit import Reason, State, SyncState
+
+from conftest import Boom, fail
+
+redis_server = shutil.which("redis-server")
+pytestmark = pytest.mark.skipif(redis_server is None, reason="redis-server not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    port = free_port()
+    d = tmp_path_factory.mktemp("redis")
+    p = subprocess.Popen(
+        [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(d)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        def up():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2) as c:
+                    c.sendall(b"PING\r\n")
+                    return c.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+
+        assert wait_for(up), "redis-server did not start"
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def test_a_transition_on_one_instance_reaches_the_other(redis_url):
+    ns = f"py-{time.monotonic_ns()}"
+    a = circuit.Registry(consecutive_failures=3, jitter=0)
+    b = circuit.Registry(consecutive_failures=3, jitter=0)
+    pa, pb = a["partner"], b["partner"]  # B must know the name: never created from a message
+    seen = []
+    b.add_listener(seen.append)
+    sa, sb = a.sync(redis_url, ns), b.sync(redis_url, ns)
+    try:
+        assert wait_for(lambda: sa.state is SyncState.CONNECTED and sb.state is SyncState.CONNECTED)
+        for _ in range(3):
+            with pytest.raises(Boom):
+                pa.call(fail)
+        assert pa.state is State.OPEN
+        assert wait_for(lambda: pb.state is State.OPEN), sb.status()
+        with pytest.raises(circuit.CircuitOpenError):
+            pb.call(lambda: None)
+        assert wait_for(lambda: sa.status().published >= 1 and sb.status().applied >= 1)
+        assert wait_for(
+            lambda: any(e.reason is Reason.REMOTE and e.to_state is State.OPEN for e in seen)
+        ), seen
+        assert "FleetSync('redis://127.0.0.1:" in repr(sa)
+    finally:
+        sa.stop()
+        assert sa.state is SyncState.STOPPED
+        sa.close()
+        sa.close()
+        sb.close()
+        a.close()
+        b.close()
+    with pytest.raises(circuit.ClosedError):
+        sa.status()
+
+
+def test_unreachable_redis_is_degraded_and_hides_the_password():
+    r = circuit.Registry()
+    port = free_port()  # nothing listens there
+    s = r.sync(f"redis://user:s3cr3t@127.0.0.1:{port}", "ns")
+    try:
+        assert wait_for(lambda: s.state is SyncState.DEGRADED and s.last_error != "")
+        assert "s3cr3t" not in s.last_error and "s3cr3t" not in repr(s)
+        b = r["x"]
+        with b:  # the call path does not wait for Redis
+            pass
+    finally:
+        s.close()
+        r.close()
+
+
+@pytest.mark.parametrize(
+    "url, ns",
+    [("http://127.0.0.1:1", "ns"), ("redis://127.0.0.1:1", "bad namespace!"), ("redis://x:pw@", "")],
+)
+def test_bad_url_or_namespace(url, ns):
+    r = circuit.Registry()
+    with pytest.raises(circuit.ConfigError) as e:
+        r.sync(url, ns)
+    assert "pw@" not in str(e.value)
+    with pytest.raises(TypeError):
+        r.sync(1, "ns")
+    r.close()
