@@ -9,12 +9,14 @@ layouts below match the header.
 CDLL or PyDLL
 -------------
 Every function is called through a ``PyDLL`` handle: the GIL stays held during
-the call. Measured on the 2-core development machine (CPython 3.11, min of
-many runs, ns per call): ``circuit_abi_version()`` 64-78 through PyDLL against
-160-172 through CDLL; ``circuit_breaker_record_parts`` about 180-220 against
-330-490. Releasing and re-taking the GIL costs more than the calls themselves
-(they are lock-free and finish in nanoseconds), and under threads it adds a
-GIL hand-off per call. Nothing in the library blocks, so holding the GIL
+the call. Measured by ``bench.py`` (one run, 2-core machine, CPython 3.11, ns
+per call, 1 thread / per call per thread with 2 threads):
+``circuit_abi_version()`` 65 / 160 through PyDLL against 88 / 209 through
+CDLL; ``circuit_breaker_record_parts`` 196 / 428 against 223 / 484 (earlier
+single measurements on a busier machine: 64-78 against 160-172). Releasing
+and re-taking the GIL costs more than the call itself (the calls are
+lock-free and finish in nanoseconds), and under threads it adds a GIL
+hand-off per call. Nothing in the library blocks, so holding the GIL
 cannot stall other threads for long. A function that could run long (for
 example rendering a large registry) is marked ``RELEASE`` in the table and is
 called through a ``CDLL`` handle instead, so other threads run meanwhile.
