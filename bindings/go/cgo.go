@@ -170,6 +170,11 @@ const (
 	codeRetryExhausted      = uint32(C.CIRCUIT_RESULT_RETRY_EXHAUSTED)
 	codeBudgetExhausted     = uint32(C.CIRCUIT_RESULT_BUDGET_EXHAUSTED)
 	codeEmpty               = uint32(C.CIRCUIT_RESULT_EMPTY)
+	codeBufferTooSmall      = uint32(C.CIRCUIT_RESULT_BUFFER_TOO_SMALL)
+
+	syncConnected = uint32(C.CIRCUIT_SYNC_CONNECTED)
+	syncDegraded  = uint32(C.CIRCUIT_SYNC_DEGRADED)
+	syncStopped   = uint32(C.CIRCUIT_SYNC_STOPPED)
 
 	backoffNone        = uint32(C.CIRCUIT_BACKOFF_NONE)
 	backoffConstant    = uint32(C.CIRCUIT_BACKOFF_CONSTANT)
@@ -1050,3 +1055,90 @@ func (b *budgetRef) balance() (balance, calls, retries uint64) {
 	runtime.KeepAlive(b)
 	return uint64(bal), uint64(c), uint64(r)
 }
+
+// syncRef owns a C fleet-sync worker, stopped and freed by Close or, as a
+// backstop, by its finalizer (see Sync).
+type syncRef struct {
+	ptr *C.circuit_sync
+}
+
+// abi: circuit_sync_start circuit_sync_free
+func (r *registryRef) startSync(url, namespace string) (*syncRef, error) {
+	const op = "circuit.Registry.Sync"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	u, un := cname(url)
+	defer C.free(unsafe.Pointer(u))
+	ns, nn := cname(namespace)
+	defer C.free(unsafe.Pointer(ns))
+	var s *C.circuit_sync
+	rc := uint32(C.circuit_sync_start(r.ptr, u, un, ns, nn, &s))
+	runtime.KeepAlive(r)
+	if rc != codeOK {
+		return nil, coldError(op, rc)
+	}
+	ref := &syncRef{ptr: s}
+	runtime.SetFinalizer(ref, func(s *syncRef) { C.circuit_sync_free(s.ptr) })
+	return ref, nil
+}
+
+// abi: circuit_sync_stop
+func (s *syncRef) stop() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	rc := uint32(C.circuit_sync_stop(s.ptr))
+	runtime.KeepAlive(s)
+	return coldError("circuit.Sync.Stop", rc)
+}
+
+// abi: circuit_sync_status
+func (s *syncRef) status() (SyncStats, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var st C.circuit_sync_stats
+	st.struct_size = C.uint32_t(unsafe.Sizeof(st))
+	rc := uint32(C.circuit_sync_status(s.ptr, &st))
+	runtime.KeepAlive(s)
+	if rc != codeOK {
+		return SyncStats{}, coldError("circuit.Sync.Status", rc)
+	}
+	return SyncStats{
+		State:            SyncState(st.state),
+		Published:        uint64(st.published),
+		Applied:          uint64(st.applied),
+		StaleIgnored:     uint64(st.stale_ignored),
+		MalformedIgnored: uint64(st.malformed_ignored),
+		UnknownIgnored:   uint64(st.unknown_ignored),
+		Refused:          uint64(st.refused),
+		Reconnects:       uint64(st.reconnects),
+		Pending:          uint64(st.pending),
+	}, nil
+}
+
+// abi: circuit_sync_last_error
+func (s *syncRef) lastError() (string, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var n C.size_t
+	rc := uint32(C.circuit_sync_last_error(s.ptr, nil, 0, &n))
+	if rc == codeOK {
+		runtime.KeepAlive(s)
+		return "", nil
+	}
+	if rc != codeBufferTooSmall {
+		runtime.KeepAlive(s)
+		return "", coldError("circuit.Sync.LastError", rc)
+	}
+	buf := (*C.char)(C.malloc(n + 1))
+	defer C.free(unsafe.Pointer(buf))
+	rc = uint32(C.circuit_sync_last_error(s.ptr, buf, n+1, &n))
+	runtime.KeepAlive(s)
+	if rc != codeOK {
+		return "", coldError("circuit.Sync.LastError", rc)
+	}
+	return C.GoStringN(buf, C.int(n)), nil
+}
+
+// freeSync releases a stopped worker's handle (Close; the finalizer does
+// the same for a Sync never closed).
+func freeSync(s *syncRef) { C.circuit_sync_free(s.ptr) }

@@ -234,13 +234,11 @@ pub fn render(breakers: &[(Arc<str>, Arc<Breaker>)]) -> String {
     out
 }
 
+/// `# HELP` and `# TYPE` name the samples themselves, `_total` included, as
+/// the 0.0.4 text format requires (OpenMetrics would drop the suffix).
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let base = name
-        .strip_suffix("_total")
-        .filter(|_| kind == "counter")
-        .unwrap_or(name);
-    let _ = writeln!(out, "# HELP {base} {help}");
-    let _ = writeln!(out, "# TYPE {base} {kind}");
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 fn labels(out: &mut String, metric: &str, breaker: &str, extra: &[(&str, &str)]) {
@@ -298,9 +296,8 @@ mod tests {
         assert!(b.acquire().is_err());
         let text = render_registry(&r);
         for f in FAMILIES {
-            let base = f.strip_suffix("_total").unwrap_or(f);
             assert!(
-                text.contains(&format!("# TYPE {base} ")),
+                text.contains(&format!("# TYPE {f} ")),
                 "{f} missing TYPE"
             );
             let sample = match f {

@@ -608,7 +608,7 @@ static void test_prometheus(void) {
   CHECK_RC(circuit_registry_render_prometheus(r, text, len + 1, &len2), CIRCUIT_RESULT_OK);
   CHECK(len2 == len && strlen(text) == len);
   CHECK(strstr(text, "circuit_calls_total{name=\"api\",outcome=\"success\"} 9\n") != NULL);
-  CHECK(strstr(text, "# TYPE circuit_calls counter\n") != NULL);
+  CHECK(strstr(text, "# TYPE circuit_calls_total counter\n") != NULL);
   CHECK(strstr(text, "# TYPE circuit_state gauge\n") != NULL);
   CHECK(strstr(text, "circuit_state{name=\"api\",state=\"closed\"} 1\n") != NULL);
   CHECK(strstr(text, "name=\"a\\\"b\\\\c\\nd\"") != NULL); /* escaped label value */

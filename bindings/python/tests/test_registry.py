@@ -192,12 +192,6 @@ def test_prometheus_text(registry):
     assert state[("payments", "open")] == 1 and state[("payments", "closed")] == 0
 
 
-@pytest.mark.xfail(
-    reason="core/src/prometheus.rs: `# TYPE circuit_calls counter` announces samples named "
-    "circuit_calls_total; text format 0.0.4 wants the TYPE line to name the samples "
-    "(`# TYPE circuit_calls_total counter`), so strict parsers type them as untyped",
-    strict=False,
-)
 def test_prometheus_type_lines_name_their_samples(registry):
     with registry["a"]:
         pass

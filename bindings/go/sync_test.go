@@ -1,0 +1,169 @@
+package circuit
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startRedis runs a throwaway redis-server on a free loopback port and
+// returns its URL; the server is killed when the test ends.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server is not installed (ci/deps.sh installs it)")
+		}
+		t.Skip("redis-server is not installed")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_, _ = cmd.Process.Wait()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			fmt.Fprint(c, "PING\r\n")
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "+PONG") {
+				return "redis://" + addr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server did not answer PING within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestSyncSharesATripAcrossRegistries(t *testing.T) {
+	url := startRedis(t)
+	cfg := RegistryConfig{Defaults: Config{ConsecutiveFailures: 1, OpenDuration: time.Minute}}
+	var regs [2]*Registry
+	var syncs [2]*Sync
+	var breakers [2]*Breaker
+	for i := range regs {
+		r, err := NewRegistry(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		b, err := r.Breaker("partner")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := r.Sync(url, "gotest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		regs[i], syncs[i], breakers[i] = r, s, b
+	}
+	for i, s := range syncs {
+		waitFor(t, fmt.Sprintf("instance %d to connect", i), func() bool {
+			st, err := s.Status()
+			return err == nil && st.State == SyncConnected
+		})
+	}
+	p, err := breakers[0].Allow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Done(Failure, time.Millisecond)
+	if st, _ := breakers[0].State(); st != StateOpen {
+		t.Fatalf("local breaker is %v after a failure with ConsecutiveFailures 1", st)
+	}
+	waitFor(t, "the trip to reach the other instance", func() bool {
+		st, err := breakers[1].State()
+		return err == nil && st == StateOpen
+	})
+	if err := breakers[1].Execute(context.Background(), func(context.Context) error { return nil }); !errors.Is(err, ErrOpen) {
+		t.Fatalf("the other instance admitted a call: %v", err)
+	}
+	st, err := syncs[1].Status()
+	if err != nil || st.Applied == 0 {
+		t.Fatalf("status %+v, %v: want an applied remote state", st, err)
+	}
+	if err := syncs[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := syncs[0].Status(); st.State != SyncStopped {
+		t.Fatalf("state after Stop: %v", st.State)
+	}
+	if err := syncs[0].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := syncs[0].Status(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Status after Close: %v", err)
+	}
+	if err := syncs[0].Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestSyncRefusesBadURLsAndDegradesWhenUnreachable(t *testing.T) {
+	r, err := NewRegistry(RegistryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.Sync("http://user:secret@127.0.0.1:1", "ns"); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("bad scheme: %v", err)
+	} else if strings.Contains(err.Error(), "secret") {
+		t.Fatalf("the error shows the password: %v", err)
+	}
+	if _, err := r.Sync("redis://127.0.0.1:1", "bad namespace!"); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("bad namespace: %v", err)
+	}
+	// Port 1 on loopback: nothing listens, so the worker degrades, and the
+	// breakers keep working.
+	s, err := r.Sync("redis://127.0.0.1:1", "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waitFor(t, "the worker to report DEGRADED with a reason", func() bool {
+		st, err := s.Status()
+		msg, err2 := s.LastError()
+		return err == nil && err2 == nil && st.State == SyncDegraded && msg != ""
+	})
+	b, err := r.Breaker("dep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Execute(context.Background(), func(context.Context) error { return nil }); err != nil {
+		t.Fatalf("a degraded sync must not affect calls: %v", err)
+	}
+}
