@@ -14,8 +14,13 @@ demo: deps
 test: deps
 	@bash ci/test.sh
 
+# Every benchmark table: Rust peers, the C ABI, Go, Python (ratios inside
+# each run; see README "Benchmarks").
 bench: deps
 	@bash ci/bench.sh
+	@bash ci/bench-c.sh
+	@bash ci/bench-go.sh
+	@bash ci/bench-python.sh
 
 header:
 	@bash ci/header.sh --update
