@@ -4,8 +4,9 @@
 # server"): separate instance processes, kill -9 / restart, SIGSTOP, hostile
 # messages, ACL users, a 3-node cluster, fork. Those tests are `#[ignore]`d
 # in the plain workspace run (ci/rust.sh) because they need redis-server and
-# redis-cli (ci/deps.sh installs them); here they run, on the same release
-# build, so nothing is compiled twice.
+# redis-cli (ci/deps.sh installs them); here they run. Selecting the test
+# targets with --workspace keeps ci/rust.sh's feature resolution, so after it
+# nothing is compiled again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,5 +21,5 @@ if ! command -v openssl >/dev/null; then
 fi
 
 start=$(date +%s)
-cargo test -p circuit-sync -p circuit-cli --release -- --include-ignored
+cargo test --workspace --release --test fleet --test fork --test cli -- --include-ignored
 echo "redis: $(redis-server --version | cut -d' ' -f3), $(( $(date +%s) - start ))s"
