@@ -37,12 +37,12 @@ KINDS = ("healthy", "failing", "slow", "recovering")
 
 def parse_phases(text: str, duration: float) -> List[Tuple[str, float, float]]:
     """``name:fraction,...`` -> [(name, start_s, end_s)], scaled to ``duration``."""
-    parts = []
+    parts: List[Tuple[str, float]] = []
     for item in text.split(","):
-        name, _, frac = item.strip().partition(":")
+        name, _, frac_text = item.strip().partition(":")
         if name not in KINDS:
             raise ValueError(f"unknown phase {name!r} (known: {', '.join(KINDS)})")
-        parts.append((name, float(frac)))
+        parts.append((name, float(frac_text)))
     total = sum(f for _, f in parts)
     if total <= 0:
         raise ValueError("phase fractions must add up to more than 0")
@@ -190,8 +190,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as e:
         ap.error(str(e))
     server = Server(("127.0.0.1", args.port), make_handler(Partner(phases, args)))
-    host, port = server.server_address[:2]
-    print(f"READY http://{host}:{port}", flush=True)
+    print(f"READY http://127.0.0.1:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

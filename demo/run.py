@@ -30,7 +30,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, IO, List, Optional, Tuple
@@ -202,14 +201,18 @@ def start_redis(log_dir: str) -> Tuple[Child, int]:
 # HTTP helpers
 
 
+# Everything is on loopback: never through an http_proxy from the environment.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http_get(url: str, timeout: float = 2.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+    with _opener.open(url, timeout=timeout) as r:
         return r.read()
 
 
 def http_json(url: str, timeout: float = 2.0, method: str = "GET") -> Any:
     req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-    with urllib.request.urlopen(req, timeout=timeout) as r:
+    with _opener.open(req, timeout=timeout) as r:
         return json.load(r)
 
 
@@ -390,9 +393,9 @@ class View:
             return phase
         return f"{phase} ({i + 1}/{n}, {100 * st.get('phase_progress', 0):.0f}%)"
 
-    def rows(self, latest: Dict[str, Dict[str, Any]], loads: Dict[str, "Load"], now_mono_ns: int) -> List[str]:
+    def rows(self, latest: Dict[str, Dict[str, Any]], now_mono_ns: int) -> List[str]:
         out = [
-            f"{'instance':<9}{'state':<11}{'fail%':>6}{'slow%':>6}{'window':>7}{'requests':>9}"
+            f"{'instance':<9}{'state':<11}{'fail%':>6}{'slow%':>6}{'p99 ms':>8}{'requests':>9}"
             f"{'partner':>8}{'fallbacks':>10}{'opens':>6}  {'sync':<10} last transition"
         ]
         for name, _lang in INSTANCES:
@@ -407,10 +410,12 @@ class View:
                 ago = max(0.0, (now_mono_ns - e["mono_ns"]) / 1e9)
                 last = f"{e['from']}->{e['to']} ({e['reason']}) {ago:.1f}s ago"
             sync = (s.get("sync") or {}).get("status", "?")
+            lat = s.get("latency_ms") or {}
+            p99 = f"{lat['p99']:.0f}" if lat.get("count") else "-"
             out.append(
                 f"{name:<9}{self.state(s.get('state', '?'))} "
                 f"{100 * s.get('failure_rate', 0):>5.0f}%{100 * s.get('slow_call_rate', 0):>5.0f}%"
-                f"{s.get('window_calls', 0):>7}{s.get('requests', 0):>9}{s.get('partner_ok', 0):>8}"
+                f"{p99:>8}{s.get('requests', 0):>9}{s.get('partner_ok', 0):>8}"
                 f"{s.get('fallbacks', 0):>10}{s.get('transitions_to', {}).get('open', 0):>6}  "
                 f"{sync[:10]:<10} {last}"
             )
@@ -427,7 +432,7 @@ class View:
                 f"partner {self.timeline(st)}  {self.c('1', self.phase_text(st))}",
                 "         h healthy  F failing (errors)  S slow (> slow-call threshold)  r recovering",
                 "",
-                *self.rows(latest, loads, now_ns),
+                *self.rows(latest, now_ns),
                 "",
                 f"load: {self.rate:g} req/s per instance, in flight {flight}"
                 + ("" if final else "    (Ctrl-C stops)"),
@@ -450,8 +455,10 @@ class View:
         parts = []
         for name, _ in INSTANCES:
             s = latest.get(name) or {}
+            lat = s.get("latency_ms") or {}
+            p99 = f"{lat['p99']:.0f}ms" if lat.get("count") else "-"
             parts.append(
-                f"{name} {s.get('state', '?')} fail {100 * s.get('failure_rate', 0):.0f}% "
+                f"{name} {s.get('state', '?')} fail {100 * s.get('failure_rate', 0):.0f}% p99 {p99} "
                 f"req {s.get('requests', 0)} fb {s.get('fallbacks', 0)} opens "
                 f"{s.get('transitions_to', {}).get('open', 0)}"
             )
@@ -504,6 +511,12 @@ def episodes(events: Dict[str, List[Dict[str, Any]]], gap_ns: int) -> List[Dict[
     return out
 
 
+def shown(path: str) -> str:
+    """``path`` relative to the working directory when below it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def median(xs: List[float]) -> float:
     xs = sorted(xs)
     n = len(xs)
@@ -541,6 +554,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     def on_term(*_: Any) -> None:
         raise SystemExit(143)
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, on_term)
     try:
@@ -806,6 +820,15 @@ def summarize(args: argparse.Namespace, latest: Dict[str, Dict[str, Any]], st: D
                 reasons[e["reason"]] = reasons.get(e["reason"], 0) + 1
         print(f"  {name:<8} " + (", ".join(f"{r} {k}" for r, k in sorted(reasons.items())) or "none"))
 
+    if sync_on:
+        print()
+        print("sync workers (local transitions written to Redis / remote ones applied here):")
+        for name, _ in INSTANCES:
+            sy = (latest.get(name) or {}).get("sync") or {}
+            print(f"  {name:<8} {sy.get('status', '?')}: published {sy.get('published', '?')}, "
+                  f"applied {sy.get('applied', '?')}, refused {sy.get('refused', '?')}, "
+                  f"reconnects {sy.get('reconnects', '?')}")
+
     # Propagation: first OPEN of an episode to each other instance's OPEN.
     print()
     eps = episodes(events, gap_ns=int(0.8 * open_ms * 1e6))
@@ -865,9 +888,9 @@ def summarize(args: argparse.Namespace, latest: Dict[str, Dict[str, Any]], st: D
 
     print()
     print(f"{redis_note}")
-    print(f"Prometheus text of each instance: " + ", ".join(
-        os.path.relpath(os.path.join(args.out, f"{n}.prom")) for n, _ in INSTANCES))
-    print(f"logs: {os.path.relpath(args.out)}/*.log")
+    print("Prometheus text of each instance: " + ", ".join(
+        shown(os.path.join(os.path.abspath(args.out), f"{n}.prom")) for n, _ in INSTANCES))
+    print(f"logs: {shown(os.path.abspath(args.out))}/*.log")
     client = {n: l.snapshot() for n, l in loads.items()}
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump({"rows": rows, "events": events, "phases": phases, "t0_mono_ns": t0, "sync": sync_on,

@@ -404,11 +404,21 @@ static void handle_circuit(int fd) {
   for (uint32_t s = 0; s < CIRCUIT_STATE_COUNT; s++)
     bprintf(&b, "%s\"%s\":%llu", s ? "," : "", circuit_state_str(s),
             (unsigned long long)m.transitions_to[s]);
+  bprintf(&b, "},\"latency_ms\":");
+  circuit_latency lat;
+  memset(&lat, 0, sizeof lat);
+  lat.struct_size = sizeof lat;
+  if (circuit_breaker_latency(partner, &lat) == CIRCUIT_RESULT_OK)
+    bprintf(&b, "{\"count\":%llu,\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
+            (unsigned long long)lat.count, (double)lat.p50_ns / 1e6, (double)lat.p99_ns / 1e6,
+            (double)lat.max_ns / 1e6);
+  else
+    bprintf(&b, "null");
   bprintf(&b,
-          "},\"config\":{\"consecutive_failures\":5,\"failure_rate\":0.5,\"slow_call_rate\":0.5,"
+          ",\"config\":{\"consecutive_failures\":5,\"failure_rate\":0.5,\"slow_call_rate\":0.5,"
           "\"slow_call_ms\":%u,\"minimum_calls\":10,\"count_window\":20,\"open_ms\":%u,"
           "\"max_open_ms\":%u,\"backoff_multiplier\":2.0,\"jitter\":0.1,\"half_open_probes\":2,"
-          "\"half_open_successes\":2,\"probe_lease_ms\":%u,\"latency_histogram_ms\":10000,"
+          "\"half_open_successes\":2,\"probe_lease_ms\":%u,\"latency_histogram_ms\":2000,"
           "\"timeout_ms\":%u},",
           opt.slow_ms, opt.open_ms, 2 * opt.open_ms, opt.timeout_ms + 1000, opt.timeout_ms);
   bprintf(&b, "\"sync\":");
@@ -558,7 +568,7 @@ static void make_registry(void) {
   check(circuit_config_builder_set_half_open_successes(cb, 2), "probe successes");
   check(circuit_config_builder_set_probe_lease(cb, (uint64_t)(opt.timeout_ms + 1000) * MS),
         "probe lease");
-  check(circuit_config_builder_set_latency_histogram(cb, 10000 * MS), "latency histogram");
+  check(circuit_config_builder_set_latency_histogram(cb, 2000 * MS), "latency histogram");
   check(circuit_config_builder_build(cb, &cfg), "config");
   circuit_config_builder_free(cb);
 

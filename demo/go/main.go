@@ -63,7 +63,7 @@ func partnerConfig(o options) circuit.Config {
 		HalfOpenProbes:      2,
 		HalfOpenSuccesses:   2,
 		ProbeLease:          time.Duration(o.timeoutMS+1000) * time.Millisecond,
-		LatencyHistogram:    10 * time.Second,
+		LatencyHistogram:    2 * time.Second,
 	}
 }
 
@@ -73,7 +73,7 @@ func configEcho(o options) map[string]interface{} {
 		"slow_call_ms": o.slowMS, "minimum_calls": 10, "count_window": 20,
 		"open_ms": o.openMS, "max_open_ms": 2 * o.openMS, "backoff_multiplier": 2.0,
 		"jitter": 0.1, "half_open_probes": 2, "half_open_successes": 2,
-		"probe_lease_ms": o.timeoutMS + 1000, "latency_histogram_ms": 10000,
+		"probe_lease_ms": o.timeoutMS + 1000, "latency_histogram_ms": 2000,
 		"timeout_ms": o.timeoutMS,
 	}
 }
@@ -91,7 +91,7 @@ type service struct {
 	registry *circuit.Registry
 	breaker  *circuit.Breaker
 	client   *http.Client
-	sync     fleetSync
+	sync     *fleetSync
 
 	requests, partnerOK, coldRejected, coldError atomic.Uint64
 
@@ -172,6 +172,11 @@ func (s *service) status() map[string]interface{} {
 	for st := circuit.State(0); st < circuit.StateCount; st++ {
 		trans[st.String()] = m.TransitionsTo[st]
 	}
+	var latency interface{}
+	if l, err := s.breaker.Latency(); err == nil {
+		ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+		latency = map[string]interface{}{"count": l.Count, "p50": ms(l.P50), "p99": ms(l.P99), "max": ms(l.Max)}
+	}
 	s.mu.Lock()
 	events := append([]eventRec{}, s.events...)
 	s.mu.Unlock()
@@ -183,7 +188,7 @@ func (s *service) status() map[string]interface{} {
 		"requests": s.requests.Load(), "partner_ok": s.partnerOK.Load(),
 		"fallbacks": rej + cerr, "fallbacks_rejected": rej, "fallbacks_error": cerr,
 		"successes": m.Successes, "failures": m.Failures, "timeouts": m.Timeouts, "slow": m.Slow,
-		"rejected": m.Rejected(), "transitions_to": trans,
+		"rejected": m.Rejected(), "transitions_to": trans, "latency_ms": latency,
 		"config": configEcho(s.opt),
 		"sync":   s.sync.status(),
 		"events": events,
@@ -270,7 +275,7 @@ func main() {
 		client:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 	}
 	go s.watch(ev, monoOffset())
-	s.sync = startSync(reg, o.redis, o.namespace, o.instance)
+	s.sync = startSync(reg, o.redis, o.namespace)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/offer", func(w http.ResponseWriter, r *http.Request) {

@@ -23,7 +23,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,12 +30,12 @@ from typing import Any, Dict, List, Optional
 
 import circuit
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import fleet_sync  # noqa: E402  (demo/python/fleet_sync.py)
-
 COLD_OFFER = "free delivery on your next order"
 LANGUAGE = "Python"
 MAX_EVENTS = 256
+
+# The partner is on loopback: never through an http_proxy from the environment.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def breaker_config(open_ms: int, slow_ms: int, timeout_ms: int) -> Dict[str, Any]:
@@ -55,7 +54,7 @@ def breaker_config(open_ms: int, slow_ms: int, timeout_ms: int) -> Dict[str, Any
         "half_open_probes": 2,
         "half_open_successes": 2,
         "probe_lease": (timeout_ms + 1000) / 1000,
-        "latency_histogram": 10.0,
+        "latency_histogram": 2.0,
     }
 
 
@@ -75,7 +74,7 @@ def config_echo(open_ms: int, slow_ms: int, timeout_ms: int) -> Dict[str, Any]:
         "half_open_probes": 2,
         "half_open_successes": 2,
         "probe_lease_ms": timeout_ms + 1000,
-        "latency_histogram_ms": 10000,
+        "latency_histogram_ms": 2000,
         "timeout_ms": timeout_ms,
     }
 
@@ -97,7 +96,17 @@ class OfferService:
         self.mono_offset = min(time.monotonic_ns() - clk.now_ns() for _ in range(5))
         clk.close()
         self.registry.add_listener(self._on_transition)
-        self.sync = fleet_sync.start(self.registry, args.redis, args.namespace, self.instance)
+        # Fleet sync: the library's worker threads publish this registry's
+        # transitions to Redis and apply the other instances' (reason
+        # "remote"). Never on the call path.
+        self.sync: Optional[circuit.FleetSync] = None
+        self.sync_error = "off"
+        if args.redis:
+            try:
+                self.sync = self.registry.sync(args.redis, args.namespace)
+            except circuit.CircuitError as e:
+                self.sync_error = f"failed: {e}"
+                print(f"offer_service.py: fleet sync: {e}", file=sys.stderr, flush=True)
 
     def _on_transition(self, ev: Any) -> None:
         # Runs on the thread that made the transition; keep it short.
@@ -119,7 +128,7 @@ class OfferService:
 
     def _fetch(self, user: str) -> Dict[str, Any]:
         q = urllib.parse.urlencode({"user": user, "from": self.instance})
-        with urllib.request.urlopen(f"{self.args.partner}?{q}", timeout=self.timeout) as r:
+        with _opener.open(f"{self.args.partner}?{q}", timeout=self.timeout) as r:
             return json.load(r)
 
     def offer(self, user: str) -> Dict[str, Any]:
@@ -139,6 +148,7 @@ class OfferService:
 
     def status(self) -> Dict[str, Any]:
         m = self.breaker.metrics()
+        lat = self.breaker.latency()
         with self.lock:
             counts = dict(self.counts)
             events = list(self.events)
@@ -163,10 +173,22 @@ class OfferService:
             "slow": m.slow,
             "rejected": m.rejected,
             "transitions_to": {s.label: n for s, n in m.transitions_to.items()},
+            "latency_ms": None if lat is None else
+            {"count": lat.count, "p50": lat.p50 * 1e3, "p99": lat.p99 * 1e3, "max": lat.max * 1e3},
             "config": config_echo(self.args.open_ms, self.args.slow_ms, self.args.timeout_ms),
-            "sync": self.sync.status(),
+            "sync": self.sync_status(),
             "events": events,
         }
+
+    def sync_status(self) -> Dict[str, Any]:
+        if self.sync is None:
+            return {"enabled": False, "status": self.sync_error}
+        st = self.sync.status()
+        text = st.state.name.lower()
+        if st.state == circuit.SyncState.DEGRADED and self.sync.last_error:
+            text += ": " + self.sync.last_error
+        return {"enabled": True, "status": text, "published": st.published, "applied": st.applied,
+                "refused": st.refused, "reconnects": st.reconnects}
 
     def metrics_text(self) -> str:
         text = self.registry.prometheus()
@@ -182,7 +204,8 @@ class OfferService:
         return text + "\n".join(lines) + "\n"
 
     def close(self) -> None:
-        self.sync.stop()
+        if self.sync is not None:
+            self.sync.close()  # stops the worker (bounded), then frees it
 
 
 def make_handler(service: OfferService) -> type:
@@ -238,8 +261,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     service = OfferService(args)
     server = Server(("127.0.0.1", args.port), make_handler(service))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    host, port = server.server_address[:2]
-    print(f"READY http://{host}:{port}", flush=True)
+    print(f"READY http://127.0.0.1:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
