@@ -349,6 +349,26 @@ STATE_STYLE = {
 PHASE_LETTER = {"healthy": "h", "failing": "F", "slow": "S", "recovering": "r"}
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def clip(line: str, width: int) -> str:
+    """``line`` cut to ``width`` visible characters (escape sequences kept),
+    so that no line wraps and the redraw stays in place."""
+    out, shown, i = [], 0, 0
+    while i < len(line):
+        m = ANSI.match(line, i)
+        if m:
+            out.append(m.group())
+            i = m.end()
+            continue
+        if shown < width:
+            out.append(line[i])
+            shown += 1
+        i += 1
+    return "".join(out)
+
+
 class View:
     def __init__(self, tty: bool, duration: float, redis_note: str, rate: float) -> None:
         self.tty = tty
@@ -437,11 +457,12 @@ class View:
                 f"load: {self.rate:g} req/s per instance, in flight {flight}"
                 + ("" if final else "    (Ctrl-C stops)"),
             ]
+            width = shutil.get_terminal_size((120, 24)).columns
             buf = ""
             if self.lines_drawn:
                 buf += f"\x1b[{self.lines_drawn}F"
             for l in lines:
-                buf += l + "\x1b[K\n"
+                buf += clip(l, width - 1) + "\x1b[K\n"
             buf += "\x1b[J"
             sys.stdout.write(buf)
             sys.stdout.flush()
@@ -775,7 +796,7 @@ def summarize(args: argparse.Namespace, latest: Dict[str, Dict[str, Any]], st: D
 
     print()
     print("summary (counts from each service's /metrics; transitions from its events)")
-    hdr = (f"{'instance':<9}{'requests':>9}{'partner':>8}{'fallbacks':>10}{'rejected':>9}{'failed':>7}"
+    hdr = (f"{'instance':<9}{'requests':>9}{'partner':>8}{'fallbacks':>10}{'rejected':>9}{'errors':>7}"
            f"{'success':>8}{'failure':>8}{'timeout':>8}{'slow':>6}  {'->open':>6}{'->half':>7}{'->closed':>9}"
            f"{'remote':>7}  final")
     print(hdr)
@@ -808,7 +829,9 @@ def summarize(args: argparse.Namespace, latest: Dict[str, Dict[str, Any]], st: D
               f"{row['timeout']:>8.0f}{row['slow']:>6.0f}  {row['to_open']:>6.0f}{row['to_half_open']:>7.0f}"
               f"{row['to_closed']:>9.0f}{row['remote']:>7}  {row['final']}")
     print("  fallbacks = rejected (breaker open: cold offer at once, partner not called)"
-          " + failed (partner called, failed or timed out)")
+          " + errors (partner called: failed or timed out)")
+    print("  success/failure/timeout/slow: outcomes the breaker recorded; ->open/->half/->closed:"
+          " transitions; remote: applied from another instance")
 
     # Trip reasons, per instance.
     print()
