@@ -53,13 +53,17 @@ class StartError(Exception):
 # child processes
 
 
+_prctl: Optional[Any] = None
+try:  # resolved once here: the child, between fork and exec, only calls it
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    pass
+
+
 def _die_with_parent() -> None:
     """preexec_fn: the child gets SIGKILL if this process dies (even by SIGKILL)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    if _prctl is not None:
+        _prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 class Child:
@@ -565,10 +569,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not 1 <= args.rate <= 200:
         ap.error("--rate must be between 1 and 200")
 
+    # Only the files a run writes are replaced (the directory may hold others).
     os.makedirs(args.out, exist_ok=True)
-    for f in os.listdir(args.out):
-        if f.endswith((".prom", ".log")) or f == "summary.json":
+    names = [n for n, _ in INSTANCES]
+    for f in ([f"{n}.prom" for n in names] + [f"{n}.log" for n in names + ["partner", "redis"]]
+              + ["summary.json"]):
+        try:
             os.unlink(os.path.join(args.out, f))
+        except FileNotFoundError:
+            pass
 
     procs = Processes()
 
@@ -676,8 +685,13 @@ def run(args: argparse.Namespace, procs: Processes) -> int:
         services[name] = ch.wait_ready(60)
 
     observer = procs.observer = Observer(services, partner_url)
-    observer.poll_once()
-    latest, _ = observer.get()
+    deadline = time.monotonic() + 20
+    while True:  # a busy machine may be slow to answer the first time
+        observer.poll_once()
+        latest, _ = observer.get()
+        if len(latest) == len(INSTANCES) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     configs = {name: s.get("config") for name, s in latest.items()}
 
     def norm(c: Any) -> str:  # 2 and 2.0 are the same number
