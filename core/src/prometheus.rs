@@ -296,10 +296,7 @@ mod tests {
         assert!(b.acquire().is_err());
         let text = render_registry(&r);
         for f in FAMILIES {
-            assert!(
-                text.contains(&format!("# TYPE {f} ")),
-                "{f} missing TYPE"
-            );
+            assert!(text.contains(&format!("# TYPE {f} ")), "{f} missing TYPE");
             let sample = match f {
                 "circuit_call_duration_seconds" => "circuit_call_duration_seconds_count",
                 f => f,
