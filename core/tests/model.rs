@@ -538,7 +538,7 @@ impl Model {
         if outcome == Outcome::Ignored {
             return Recorded::Counted;
         }
-        let failed = outcome.is_failure();
+        let failed = is_failure(outcome);
         let slow = self.is_slow(outcome, nanos);
         let mut trip = None;
         if let Some(n) = self.spec.consecutive {
@@ -606,7 +606,7 @@ impl Model {
 
     fn record_probe(&mut self, outcome: Outcome, nanos: u64, retry_after: Option<u64>) -> Recorded {
         self.count(outcome, nanos);
-        let failed = outcome.is_failure() || self.is_slow(outcome, nanos);
+        let failed = is_failure(outcome) || self.is_slow(outcome, nanos);
         if outcome == Outcome::Ignored {
             self.inflight = self.inflight.saturating_sub(1);
             Recorded::Counted
@@ -650,6 +650,11 @@ impl Model {
     fn reset(&mut self) {
         self.enter_closed(Reason::Reset);
     }
+}
+
+/// B2: a timeout counts as a failure.
+fn is_failure(o: Outcome) -> bool {
+    matches!(o, Outcome::Failure | Outcome::Timeout)
 }
 
 fn is_override(s: State) -> bool {
