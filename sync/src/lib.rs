@@ -296,6 +296,78 @@ pub struct SyncStats {
     pub last_error: Option<String>,
 }
 
+impl SyncStats {
+    /// The status and counters in the Prometheus text exposition format,
+    /// labelled with `namespace` (append it to the registry's own text).
+    pub fn prometheus(&self, namespace: &Namespace) -> String {
+        let ns = namespace.as_str();
+        let mut out = String::new();
+        out.push_str("# HELP circuit_sync_status 1 for the sync worker's current status.\n");
+        out.push_str("# TYPE circuit_sync_status gauge\n");
+        for s in [
+            SyncStatus::Connected,
+            SyncStatus::Degraded,
+            SyncStatus::Stopped,
+        ] {
+            out.push_str(&format!(
+                "circuit_sync_status{{namespace=\"{ns}\",status=\"{}\"}} {}\n",
+                s.as_str(),
+                u8::from(s == self.status)
+            ));
+        }
+        let counters = [
+            (
+                "published",
+                self.published,
+                "Local transitions written to Redis.",
+            ),
+            (
+                "applied",
+                self.applied,
+                "Remote states applied to local breakers.",
+            ),
+            (
+                "stale_ignored",
+                self.stale_ignored,
+                "Notices older than what was applied.",
+            ),
+            (
+                "malformed_ignored",
+                self.malformed_ignored,
+                "Notices and records that failed validation.",
+            ),
+            (
+                "unknown_ignored",
+                self.unknown_ignored,
+                "Notices about breakers not registered here.",
+            ),
+            (
+                "refused",
+                self.refused,
+                "Writes refused by the script; its record was adopted.",
+            ),
+            (
+                "reconnects",
+                self.reconnects,
+                "Reconnects after a lost connection.",
+            ),
+            ("overflows", self.overflows, "Full-channel rescans."),
+        ];
+        for (name, v, help) in counters {
+            out.push_str(&format!(
+                "# HELP circuit_sync_{name}_total {help}\n# TYPE circuit_sync_{name}_total counter\n\
+                 circuit_sync_{name}_total{{namespace=\"{ns}\"}} {v}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP circuit_sync_pending Local transitions waiting to be written.\n\
+             # TYPE circuit_sync_pending gauge\ncircuit_sync_pending{{namespace=\"{ns}\"}} {}\n",
+            self.pending
+        ));
+        out
+    }
+}
+
 /// Counters shared by the threads; all `Relaxed` (statistics).
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -751,6 +823,10 @@ mod tests {
         let t = std::time::Instant::now();
         h.stop();
         assert!(t.elapsed() < Duration::from_secs(3));
-        assert_eq!(h.status().status, SyncStatus::Stopped);
+        let s = h.status();
+        assert_eq!(s.status, SyncStatus::Stopped);
+        let text = s.prometheus(h.namespace());
+        assert!(text.contains("circuit_sync_status{namespace=\"ns\",status=\"stopped\"} 1"));
+        assert!(text.contains("circuit_sync_published_total{namespace=\"ns\"} 0"));
     }
 }
