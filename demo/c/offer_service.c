@@ -106,8 +106,9 @@ static void buf_reserve(buf *b, size_t more) {
 
 static void bprintf(buf *b, const char *fmt, ...) {
   va_list ap;
+  char probe[1];
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  int n = vsnprintf(probe, sizeof probe, fmt, ap);
   va_end(ap);
   if (n < 0) return;
   buf_reserve(b, (size_t)n);
