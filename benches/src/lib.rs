@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// A sample counts as concurrent when every thread was on a CPU for at
-/// least this share of its timed span, and the threads' spans overlap for
-/// at least this share of the whole.
+/// A sample counts as concurrent when no thread was kept off a CPU by the
+/// scheduler (runnable but waiting) for more than `1 -` this share of the
+/// sample. Time a thread spends parked on a peer's lock is not waiting for
+/// a CPU: that is the contention being measured.
 pub const MIN_CONCURRENCY: f64 = 0.9;
 
 /// Attempts per sample before the best one is accepted anyway.
@@ -91,13 +92,13 @@ pub fn take_concurrency_report() -> ConcurrencyReport {
     }
 }
 
-/// One thread's timed span: wall clock start and end, and the CPU time the
-/// thread itself used in between.
+/// One thread's timed span: wall clock start and end, and how long in
+/// between the thread was runnable but kept off a CPU.
 #[derive(Debug, Clone, Copy)]
 struct Span {
     start: Instant,
     end: Instant,
-    cpu: Duration,
+    waited: Duration,
 }
 
 /// Runs `op` `iters` times on each of `threads` threads and returns the wall
@@ -116,8 +117,8 @@ struct Span {
 /// On a shared machine a thread can be descheduled, and then the other runs
 /// alone and uncontended, which would flatter a contended figure. So each
 /// sample checks that the threads really ran together (see
-/// [`MIN_CONCURRENCY`]; CPU time per thread from
-/// `CLOCK_THREAD_CPUTIME_ID` on Linux) and is retried otherwise, up to
+/// [`MIN_CONCURRENCY`]; run-queue delay per thread from
+/// `/proc/thread-self/schedstat` on Linux) and is retried otherwise, up to
 /// [`MAX_ATTEMPTS`]; the attempt that ran most concurrently is returned (it
 /// is chosen by concurrency, never by speed). [`take_concurrency_report`]
 /// tells how often that was needed.
@@ -168,11 +169,13 @@ where
                 let ready = &ready;
                 scope.spawn(move || {
                     let mut handle = make();
+                    // Read before the barrier: a thread descheduled between
+                    // the barrier and its first operation has waited too.
+                    let before = Waiting::now();
                     ready.fetch_add(1, Ordering::AcqRel);
                     while ready.load(Ordering::Acquire) < threads {
                         std::hint::spin_loop();
                     }
-                    let cpu = thread_cpu_time();
                     let start = Instant::now();
                     for _ in 0..iters {
                         op(&mut handle);
@@ -181,7 +184,7 @@ where
                     Span {
                         start,
                         end,
-                        cpu: thread_cpu_time().saturating_sub(cpu),
+                        waited: Waiting::now().since(&before),
                     }
                 })
             })
@@ -193,25 +196,59 @@ where
     })
 }
 
-/// The sample's concurrency score in `[0, 1]` and its wall time.
+/// The sample's concurrency score in `[0, 1]` and its wall time (first
+/// start to last end).
+///
+/// The score is the worst thread's share of the sample, from the first
+/// start to its own end, that it was not kept waiting for a CPU. A thread
+/// that finishes early because a peer's lock is unfair is not penalised
+/// (that is the library's behaviour); a thread that could not run is.
 fn assess(spans: &[Span]) -> (f64, Duration) {
     let first = spans.iter().map(|s| s.start).min().expect("a span");
     let last = spans.iter().map(|s| s.end).max().expect("a span");
-    let latest_start = spans.iter().map(|s| s.start).max().expect("a span");
-    let earliest_end = spans.iter().map(|s| s.end).min().expect("a span");
-    let wall = last - first;
-    if wall.is_zero() {
-        return (1.0, wall);
-    }
-    let overlap = earliest_end.saturating_duration_since(latest_start);
-    let mut score = overlap.as_secs_f64() / wall.as_secs_f64();
+    let mut score: f64 = 1.0;
     for s in spans {
-        let own = (s.end - s.start).as_secs_f64();
+        let own = (s.end - first).as_secs_f64();
         if own > 0.0 {
-            score = score.min(s.cpu.as_secs_f64() / own);
+            score = score.min(1.0 - s.waited.as_secs_f64() / own);
         }
     }
-    (score.clamp(0.0, 1.0), wall)
+    (score.clamp(0.0, 1.0), last - first)
+}
+
+/// What the calling thread can tell about its own scheduling.
+struct Waiting {
+    at: Instant,
+    /// Run-queue delay so far (`/proc/thread-self/schedstat`, second field).
+    run_delay: Option<Duration>,
+    /// CPU time so far, the fallback where schedstat is missing.
+    cpu: Duration,
+}
+
+impl Waiting {
+    fn now() -> Waiting {
+        Waiting {
+            at: Instant::now(),
+            run_delay: run_delay(),
+            cpu: thread_cpu_time(),
+        }
+    }
+
+    /// Time kept off a CPU since `before`. Without schedstat, all time not
+    /// on a CPU counts (parking included), which only makes the check
+    /// stricter.
+    fn since(&self, before: &Waiting) -> Duration {
+        match (before.run_delay, self.run_delay) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => (self.at - before.at).saturating_sub(self.cpu.saturating_sub(before.cpu)),
+        }
+    }
+}
+
+fn run_delay() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 /// CPU time the calling thread has used.
@@ -262,6 +299,16 @@ mod tests {
     }
 
     #[test]
+    fn schedstat_is_read_where_it_exists() {
+        if std::path::Path::new("/proc/thread-self/schedstat").exists() {
+            assert!(run_delay().is_some());
+        }
+        let before = Waiting::now();
+        let after = Waiting::now();
+        assert!(after.since(&before) <= after.at - before.at + Duration::from_millis(1));
+    }
+
+    #[test]
     fn sample_lines_round_trip() {
         let r = SampleScore {
             wall_ns: 123_456,
@@ -276,36 +323,21 @@ mod tests {
     }
 
     #[test]
-    fn spans_that_do_not_overlap_score_low() {
+    fn only_waiting_for_a_cpu_lowers_the_score() {
         let t = Instant::now();
         let ms = Duration::from_millis;
-        let apart = [
-            Span {
-                start: t,
-                end: t + ms(10),
-                cpu: ms(10),
-            },
-            Span {
-                start: t + ms(10),
-                end: t + ms(20),
-                cpu: ms(10),
-            },
-        ];
-        assert_eq!(assess(&apart), (0.0, ms(20)));
-        let together_but_preempted = [
-            Span {
-                start: t,
-                end: t + ms(10),
-                cpu: ms(10),
-            },
-            Span {
-                start: t,
-                end: t + ms(10),
-                cpu: ms(5),
-            },
-        ];
-        assert_eq!(assess(&together_but_preempted), (0.5, ms(10)));
-        let together = [together_but_preempted[0], together_but_preempted[0]];
-        assert_eq!(assess(&together), (1.0, ms(10)));
+        let span = |start, end, waited| Span {
+            start: t + ms(start),
+            end: t + ms(end),
+            waited: ms(waited),
+        };
+        // Serialised by an unfair lock: the second ran after the first, but
+        // was parked, not kept off a CPU.
+        assert_eq!(assess(&[span(0, 10, 0), span(0, 20, 0)]), (1.0, ms(20)));
+        // The second thread could not start: it waited for a CPU.
+        assert_eq!(assess(&[span(0, 10, 0), span(10, 20, 10)]), (0.5, ms(20)));
+        // Together, one preempted for half the time.
+        assert_eq!(assess(&[span(0, 10, 0), span(0, 10, 5)]), (0.5, ms(10)));
+        assert_eq!(assess(&[span(0, 10, 0), span(0, 10, 0)]), (1.0, ms(10)));
     }
 }

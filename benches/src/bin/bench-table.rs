@@ -165,12 +165,12 @@ fn main() -> ExitCode {
     println!(
         "ns/op = p{:.0} of per-sample means, median beside it. *_threads rows: per op per \
          thread, from the samples whose threads ran together ('ran together': share of \
-         samples where every thread ran >= {:.0}% of the time, side by side); below {} such \
-         samples a row is not judged. n/a: a figure the budget needs is missing or comes \
-         from threads that seldom ran together.",
+         samples in which no thread spent more than {:.0}% of the sample runnable but waiting \
+         for a CPU); below {} such samples a row is not judged (n/a), and \
+         '(noisy ref)' marks a verdict whose reference row is below that.",
         PERCENTILE * 100.0,
-        MIN_CONCURRENCY * 100.0,
-        MIN_TOGETHER
+        (1.0 - MIN_CONCURRENCY) * 100.0,
+        MIN_TOGETHER,
     );
     println!(
         "budgets: {} judged, {} missed, {} n/a",
