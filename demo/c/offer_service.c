@@ -233,11 +233,10 @@ static void sync_json(buf *b) {
           (unsigned long long)st.refused, (unsigned long long)st.reconnects);
 }
 
+/* Stops the worker (joins its threads, bounded). The handle is not freed:
+ * connection threads may still read its status (STOPPED) until exit. */
 static void sync_stop(void) {
-  if (!fleet) return;
-  circuit_sync_stop(fleet); /* joins the worker's threads, bounded */
-  circuit_sync_free(fleet);
-  fleet = NULL;
+  if (fleet) circuit_sync_stop(fleet);
 }
 
 /* ---- the partner call --------------------------------------------------- */
