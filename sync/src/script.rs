@@ -124,9 +124,6 @@ local rem = 0
 if state == 'open' then rem = untl - now end
 local frem = 0
 if force ~= '' then if fu == 0 then frem = -1 else frem = fu - now end end
-redis.call('PUBLISH', prefix .. 'ev', '{"v":1,"ns":"' .. ns .. '","k":"' .. enc ..
-  '","e":"' .. epoch .. '","n":' .. fmt(ver) .. ',"s":"' .. state .. '","r":' .. fmt(rem) ..
-  ',"f":"' .. force .. '","fr":' .. fmt(frem) .. ',"o":"' .. origin .. '"}')
 redis.call('HSET', key, 'epoch', epoch, 'ver', fmt(ver), 'state', state, 'until', fmt(untl),
   'force', force, 'force_until', fmt(fu), 'origin', origin, 'ts', fmt(now), 'name', name)
 local expires
@@ -140,6 +137,9 @@ else
 end
 redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. fmt(now))
 redis.call('ZADD', idx, expires, enc)
+redis.call('PUBLISH', prefix .. 'ev', '{"v":1,"ns":"' .. ns .. '","k":"' .. enc ..
+  '","e":"' .. epoch .. '","n":' .. fmt(ver) .. ',"s":"' .. state .. '","r":' .. fmt(rem) ..
+  ',"f":"' .. force .. '","fr":' .. fmt(frem) .. ',"o":"' .. origin .. '"}')
 return {'ok', fmt(now), epoch, fmt(ver), state, fmt(untl), force, fmt(fu), origin, fmt(now)}
 "#;
 

@@ -185,7 +185,11 @@ pub(crate) struct Worker {
     subscribed: bool,
     /// A full reconcile is owed (after (re)subscribe or reconnect).
     resync: bool,
-    server_trouble: bool,
+    /// The last read (reconcile) was refused by the server.
+    read_trouble: bool,
+    /// The last write was refused by the server (out of memory, read-only
+    /// replica, ACL); cleared by a successful write or when nothing waits.
+    write_trouble: bool,
     next_reconcile: Instant,
     tracked: HashMap<Arc<str>, Tracked>,
     by_enc: HashMap<String, Arc<str>>,
@@ -246,7 +250,8 @@ impl Worker {
             ever_connected: false,
             subscribed: false,
             resync: true,
-            server_trouble: false,
+            read_trouble: false,
+            write_trouble: false,
             next_reconcile: now + cfg.reconcile_every,
             tracked: HashMap::new(),
             by_enc: HashMap::new(),
@@ -291,7 +296,7 @@ impl Worker {
     fn wait_time(&self) -> Duration {
         let now = Instant::now();
         let mut until = now + TICK;
-        if self.conn.is_none() || self.server_trouble {
+        if self.conn.is_none() || self.read_trouble || self.write_trouble {
             until = until.min(self.retry_at.max(now));
         }
         if self.conn.is_some() && !self.resync {
@@ -419,7 +424,7 @@ impl Worker {
                 }
             }
         }
-        if self.server_trouble && now < self.retry_at {
+        if (self.read_trouble || self.write_trouble) && now < self.retry_at {
             return;
         }
         // SYNC.md reconnect order: subscribed, reconciled, then flushed.
@@ -438,7 +443,11 @@ impl Worker {
     }
 
     fn publish_status(&self) {
-        let ok = self.conn.is_some() && self.subscribed && !self.resync && !self.server_trouble;
+        let ok = self.conn.is_some()
+            && self.subscribed
+            && !self.resync
+            && !self.read_trouble
+            && !self.write_trouble;
         self.shared.set_status(if ok {
             SyncStatus::Connected
         } else {
@@ -449,22 +458,28 @@ impl Worker {
     /// Handles a failed call: a connection error drops the connection; a
     /// server error (out of memory, read-only replica, ACL) keeps it but
     /// backs off. Both leave the pending changes in place.
-    fn failed(&mut self, what: &str, e: &redis::RedisError) {
+    fn failed(&mut self, what: &str, write: bool, e: &redis::RedisError) {
         self.shared.error(format!("{what}: {}", describe(e)));
         if is_connection_error(e) {
             self.conn = None;
             self.resync = true;
+        } else if write {
+            self.write_trouble = true;
         } else {
-            self.server_trouble = true;
+            self.read_trouble = true;
         }
         self.retry_at = Instant::now() + self.backoff.next_delay();
     }
 
-    fn succeeded(&mut self) {
-        if self.server_trouble {
-            self.server_trouble = false;
+    fn succeeded(&mut self, write: bool) {
+        if write {
+            self.write_trouble = false;
+        } else {
+            self.read_trouble = false;
         }
-        self.backoff.reset();
+        if !self.read_trouble && !self.write_trouble {
+            self.backoff.reset();
+        }
     }
 
     // ----- reconciliation --------------------------------------------------
@@ -526,11 +541,11 @@ impl Worker {
         let (_, reads) = match self.scripts.read(&mut **conn, &self.ns, &refs) {
             Ok(r) => r,
             Err(e) => {
-                self.failed("reconcile", &e);
+                self.failed("reconcile", false, &e);
                 return Err(());
             }
         };
-        self.succeeded();
+        self.succeeded(false);
         for (name, read) in names.iter().zip(reads) {
             let record = match read {
                 Read::Found(r) => Some(r),
@@ -639,6 +654,8 @@ impl Worker {
     /// Writes every due pending change (all of them when `all`).
     fn flush(&mut self, all: bool) {
         if self.dirty.is_empty() {
+            // Nothing waits to be written: no write is being refused.
+            self.write_trouble = false;
             return;
         }
         let now = Instant::now();
@@ -654,7 +671,7 @@ impl Worker {
         // OPEN and operator actions first.
         due.sort();
         for (_, name) in due {
-            if self.conn.is_none() || self.server_trouble {
+            if self.conn.is_none() || (self.write_trouble && Instant::now() < self.retry_at) {
                 return;
             }
             if !self.bucket.take() {
@@ -725,11 +742,11 @@ impl Worker {
         let reply = match reply {
             Ok(r) => r,
             Err(e) => {
-                self.failed("write", &e);
+                self.failed("write", true, &e);
                 return;
             }
         };
-        self.succeeded();
+        self.succeeded(true);
         self.written(name, p, reply);
     }
 

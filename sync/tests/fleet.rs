@@ -601,3 +601,61 @@ fn tls_with_a_custom_ca_works_and_an_untrusted_server_degrades() {
     assert!(s.last_error.is_some(), "{s:?}");
     eprintln!("untrusted: {:?}", s.last_error);
 }
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn a_full_or_read_only_redis_degrades_keeps_local_state_and_catches_up() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = instance(&url, "full", |_| {});
+    let b = instance(&url, "full", |_| {});
+    let long = Config::builder()
+        .consecutive_failures(Some(3))
+        .open_duration(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    for i in [&a, &b] {
+        for n in ["m", "r"] {
+            i.registry.set_config(n, long.clone()).unwrap();
+            i.registry.get_or_create(n).unwrap();
+        }
+        i.connected();
+    }
+    // Out of memory: every script call is refused with OOM.
+    redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    redis.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    a.trip("m");
+    let ok = wait_until(Duration::from_secs(3), || {
+        let s = a.handle.status();
+        s.status == SyncStatus::Degraded && s.last_error.as_deref().unwrap_or("").contains("OOM")
+    });
+    assert!(ok, "{:?}", a.handle.status());
+    assert_eq!(a.state("m"), Some(State::Open), "local state lost");
+    assert_eq!(a.handle.status().pending, 1);
+    assert_eq!(b.state("m"), Some(State::Closed));
+    redis.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    assert!(wait_until(Duration::from_secs(5), || b.state("m") == Some(State::Open)));
+    // A read-only replica (its master unreachable): READONLY, same story.
+    redis.cli(&["REPLICAOF", "127.0.0.1", "1"]);
+    a.trip("r");
+    let ok = wait_until(Duration::from_secs(3), || {
+        let s = a.handle.status();
+        s.status == SyncStatus::Degraded
+            && s.last_error
+                .as_deref()
+                .unwrap_or("")
+                .to_lowercase()
+                .contains("read only")
+    });
+    assert!(ok, "{:?}", a.handle.status());
+    // Reads still work on the replica; the status stays degraded while the
+    // write waits.
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = a.handle.status();
+    assert_eq!((s.status, s.pending), (SyncStatus::Degraded, 1), "{s:?}");
+    redis.cli(&["REPLICAOF", "NO", "ONE"]);
+    assert!(wait_until(Duration::from_secs(5), || b.state("r") == Some(State::Open)));
+    assert!(wait_until(Duration::from_secs(3), || {
+        a.handle.status().status == SyncStatus::Connected
+    }));
+}
