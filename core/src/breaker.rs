@@ -543,6 +543,7 @@ impl Breaker {
 
     // ----- record ----------------------------------------------------------
 
+    #[inline]
     fn record_inner(
         &self,
         permit: Permit,
