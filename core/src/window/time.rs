@@ -20,7 +20,10 @@
 //! so a clock set back keeps working at once.
 //! A bucket counts at most 65,535 calls; past that it stops sampling, so its
 //! rates stay those of the first 65,535 calls in it rather than drifting.
-//! The sum covers buckets whose epoch is within the last `b` indexes.
+//! The sum covers buckets whose epoch is within the last `b` indexes and
+//! whose full rolled-at index (a second word per bucket, written once per
+//! roll) is too, so an idle gap of 2^16 bucket widths, where epochs repeat,
+//! never brings old samples back.
 //!
 //! The index is `now * recip >> 64` with `recip = floor(2^64 / width)`, which
 //! is monotone in `now` and at most one off floor division at a boundary: a
@@ -39,6 +42,13 @@ const FAIL_SHIFT: u32 = 16;
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
     buckets: Box<[AtomicU64]>,
+    /// The full bucket index at which each bucket was last rolled. The
+    /// 16-bit epoch in the bucket word repeats every 2^16 bucket widths;
+    /// this word tells a bucket written one such cycle ago (or more) from a
+    /// live one. Written only by the writer whose CAS rolled the bucket,
+    /// after that CAS: a reader that sees the new bucket before its index
+    /// skips it for that instant (it never counts a stale one).
+    rolled_at: Box<[AtomicU64]>,
     recip: u64,
     modulo: FastMod,
     count: u32,
@@ -49,6 +59,7 @@ impl TimeWindow {
         let width = (duration_to_nanos(duration) / u64::from(buckets)).max(1);
         TimeWindow {
             buckets: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+            rolled_at: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
             recip: u64::MAX / width,
             modulo: FastMod::new(buckets),
             count: buckets,
@@ -69,15 +80,23 @@ impl TimeWindow {
     pub(crate) fn record(&self, sample: Sample, now: Nanos) {
         let index = self.index(now);
         let epoch = index & FIELD;
-        let bucket = &self.buckets[self.modulo.rem(index as u32, self.count) as usize];
+        let slot = self.modulo.rem(index as u32, self.count) as usize;
+        let bucket = &self.buckets[slot];
+        let rolled_at = &self.rolled_at[slot];
         let add =
             (1 << CALLS_SHIFT) | (u64::from(sample.failed) << FAIL_SHIFT) | u64::from(sample.slow);
-        let _ = bucket.fetch_update(Relaxed, Relaxed, |w| {
+        let mut rolled = false;
+        let done = bucket.fetch_update(Relaxed, Relaxed, |w| {
             let calls = (w >> CALLS_SHIFT) & FIELD;
             let age = (epoch.wrapping_sub(w >> EPOCH_SHIFT) & FIELD) as u16 as i16;
             // age > 0: an older bucket; age <= -b: left by a clock that has
-            // since been set back. Either way, roll to a fresh bucket.
-            if calls == 0 || age > 0 || i32::from(age) <= -self.count_i32() {
+            // since been set back; a rolled-at index a window or more away:
+            // the same epoch, 2^16 bucket widths (or more) ago. Roll.
+            rolled = calls == 0
+                || age > 0
+                || i32::from(age) <= -self.count_i32()
+                || index.abs_diff(rolled_at.load(Relaxed)) >= u64::from(self.count);
+            if rolled {
                 Some((epoch << EPOCH_SHIFT) | add)
             } else if calls == FIELD {
                 None // full: stop sampling this bucket
@@ -85,17 +104,24 @@ impl TimeWindow {
                 Some(w + add) // same epoch, or a newer one: take the sample
             }
         });
+        if rolled && done.is_ok() {
+            rolled_at.store(index, Relaxed);
+        }
     }
 
     pub(crate) fn counts(&self, now: Nanos) -> WindowCounts {
-        let epoch = self.index(now) & FIELD;
+        let index = self.index(now);
+        let epoch = index & FIELD;
         let mut c = WindowCounts::default();
-        for b in self.buckets.iter() {
+        for (b, rolled_at) in self.buckets.iter().zip(self.rolled_at.iter()) {
             let w = b.load(Relaxed);
             let calls = (w >> CALLS_SHIFT) & FIELD;
             let age = (epoch.wrapping_sub(w >> EPOCH_SHIFT) & FIELD) as u16 as i16;
             // age < 0: written by a clock slightly ahead of ours; still live.
-            if calls > 0 && i32::from(age).abs() < self.count_i32() {
+            if calls > 0
+                && i32::from(age).abs() < self.count_i32()
+                && index.abs_diff(rolled_at.load(Relaxed)) < u64::from(self.count)
+            {
                 c.calls += calls;
                 c.failures += (w >> FAIL_SHIFT) & FIELD;
                 c.slow += w & FIELD;
@@ -105,13 +131,14 @@ impl TimeWindow {
     }
 
     pub(crate) fn clear(&self) {
-        for b in self.buckets.iter() {
+        for (b, r) in self.buckets.iter().zip(self.rolled_at.iter()) {
             b.store(0, Relaxed);
+            r.store(0, Relaxed);
         }
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.buckets.len() * core::mem::size_of::<AtomicU64>()
+        2 * self.buckets.len() * core::mem::size_of::<AtomicU64>()
     }
 }
 
