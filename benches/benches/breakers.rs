@@ -524,12 +524,41 @@ fn rejected_threads(c: &mut Criterion) {
     g.group.finish();
 }
 
+/// Registry lookups in a registry of 100,000 breakers (B9): an existing
+/// name (the lock-free read every protected call by name makes), and the
+/// same through `get_or_create`.
+fn registry(c: &mut Criterion) {
+    let mut g = c.benchmark_group("registry");
+    let r = circuit_core::Registry::new(circuit_core::RegistryOptions::default());
+    let names: Vec<String> = (0..100_000)
+        .map(|i| format!("tenant-{i:06}/GET /v1/offers"))
+        .collect();
+    for n in &names {
+        r.get_or_create(n).expect("under the cap");
+    }
+    let mut i = 0usize;
+    g.bench_function("get_100k", |b| {
+        b.iter(|| {
+            i = (i + 7919) % names.len();
+            black_box(r.get(black_box(&names[i])))
+        })
+    });
+    g.bench_function("get_or_create_existing_100k", |b| {
+        b.iter(|| {
+            i = (i + 7919) % names.len();
+            black_box(r.get_or_create(black_box(&names[i])).ok())
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     floor,
     closed,
     rejected,
     closed_threads,
-    rejected_threads
+    rejected_threads,
+    registry
 );
 criterion_main!(benches);
