@@ -11,7 +11,11 @@
 //! - `config_build`: any builder input either builds or names a field, and a
 //!   built config always yields a working breaker;
 //! - `ffi_calls`: any sequence of ABI calls, NULL pointers and unknown enum
-//!   values included, returns a defined result code and never unwinds.
+//!   values included, returns a defined result code and never unwinds;
+//! - `sync_notice`: any bytes on a namespace's channel (raw, or a notice of
+//!   the right shape with arbitrary field values) are rejected or yield a
+//!   notice whose every field is in range and whose key stays inside the
+//!   namespace; any breaker name encodes to a key of the allowed alphabet.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -521,5 +525,76 @@ pub fn ffi_calls(data: &[u8]) {
         circuit_breaker_free(breaker);
         circuit_config_builder_free(builder);
         circuit_clock_free(clock);
+    }
+}
+
+/// The fields of a fleet-sync notice, with arbitrary values, so inputs get
+/// past the JSON syntax check and exercise the range checks.
+#[derive(Arbitrary, Debug)]
+struct RawNotice {
+    v: u32,
+    foreign_ns: bool,
+    k: String,
+    e: String,
+    n: u64,
+    s: u8,
+    r: u64,
+    f: u8,
+    fr: i64,
+    o: String,
+    extra_field: bool,
+}
+
+/// Fleet-sync notice decoding and name encoding.
+pub fn sync_notice(data: &[u8]) {
+    use circuit_sync::notice::{parse, MAX_NOTICE_BYTES, MAX_NOTICE_MILLIS};
+    use circuit_sync::{encode_name, AutoState, Namespace};
+
+    let ns = Namespace::new("fuzz").expect("a valid namespace");
+    let check = |payload: &[u8]| {
+        if let Ok(n) = parse(payload, &ns) {
+            assert!(payload.len() <= MAX_NOTICE_BYTES);
+            assert!(ns.record_key(&n.enc).starts_with("cb:{fuzz}:b:"));
+            assert!(!n.enc.is_empty() && !n.enc.contains('{') && !n.enc.contains('}'));
+            assert!(n.open_remaining <= Duration::from_millis(MAX_NOTICE_MILLIS));
+            if n.state != AutoState::Open {
+                assert_eq!(n.open_remaining, Duration::ZERO);
+            }
+            if let Some((_, Some(left))) = n.force {
+                assert!(left > Duration::ZERO && left <= Duration::from_millis(MAX_NOTICE_MILLIS));
+            }
+            assert!(!n.origin.is_empty() && n.origin.len() <= 64);
+        }
+    };
+    check(data);
+    if let Ok(name) = std::str::from_utf8(data) {
+        let enc = encode_name(name);
+        assert!(!enc.is_empty() && enc.len() <= 128 || enc.starts_with("h:"));
+        assert!(enc
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b)));
+    }
+    let mut u = Unstructured::new(data);
+    if let Ok(w) = RawNotice::arbitrary(&mut u) {
+        let states = ["closed", "open", "half_open", "", "OPEN"];
+        let forces = ["", "open", "closed", "disabled", "metrics_only", "x"];
+        let mut json = format!(
+            r#"{{"v":{},"ns":{:?},"k":{:?},"e":{:?},"n":{},"s":{:?},"r":{},"f":{:?},"fr":{},"o":{:?}"#,
+            w.v % 3,
+            if w.foreign_ns { "other" } else { "fuzz" },
+            w.k,
+            w.e,
+            w.n,
+            states[usize::from(w.s) % states.len()],
+            w.r,
+            forces[usize::from(w.f) % forces.len()],
+            w.fr,
+            w.o,
+        );
+        if w.extra_field {
+            json.push_str(r#","x":1"#);
+        }
+        json.push('}');
+        check(json.as_bytes());
     }
 }

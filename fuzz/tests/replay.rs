@@ -7,10 +7,11 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 3] = [
+const TARGETS: [(&str, Target); 4] = [
     ("breaker_ops", circuit_fuzz::breaker_ops),
     ("config_build", circuit_fuzz::config_build),
     ("ffi_calls", circuit_fuzz::ffi_calls),
+    ("sync_notice", circuit_fuzz::sync_notice),
 ];
 
 #[test]
@@ -46,4 +47,20 @@ fn seeded_random_inputs() {
             target(&data);
         }
     }
+}
+
+#[test]
+fn the_stored_valid_notice_parses() {
+    // Keeps the sync_notice target's accepting path exercised: if the notice
+    // format changes, update regressions/sync_notice/valid_open.json.
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions/sync_notice/valid_open.json");
+    let data = std::fs::read(path).expect("stored notice");
+    let ns = circuit_sync::Namespace::new("fuzz").unwrap();
+    let notice = circuit_sync::notice::parse(&data, &ns).expect("a valid notice");
+    assert_eq!(notice.enc, "partner");
+    assert_eq!(
+        notice.open_remaining,
+        std::time::Duration::from_millis(5000)
+    );
 }
