@@ -555,6 +555,9 @@ impl Sync {
 impl Inner {
     fn spawn(&self) -> std::io::Result<()> {
         let shared = Arc::new(Shared::default());
+        // DEGRADED always carries a reason: until the first connection the
+        // reason is that there is none yet (a failed attempt replaces it).
+        shared.error("not connected to Redis yet");
         shared.set_status(SyncStatus::Degraded);
         let (tx, rx) = sync_channel(CHANNEL);
         let origin = self.cfg.origin();
