@@ -385,8 +385,25 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
 }
 
+/// The reason a worker is DEGRADED before its first connection; dropped on
+/// the first Connected (a real error is kept as the last error).
+pub(crate) const NOT_CONNECTED_YET: &str = "not connected to Redis yet";
+
 impl Shared {
     pub(crate) fn set_status(&self, s: SyncStatus) {
+        if s == SyncStatus::Connected {
+            let placeholder = self
+                .last_error
+                .load()
+                .as_deref()
+                .is_some_and(|e| e == NOT_CONNECTED_YET);
+            if placeholder {
+                // A failed attempt between the load and this store would be
+                // overwritten; the status is Connected by then, and the next
+                // failure records itself again.
+                self.last_error.store(None);
+            }
+        }
         self.status.store(s as u8, Ordering::Relaxed);
     }
 
@@ -557,7 +574,7 @@ impl Inner {
         let shared = Arc::new(Shared::default());
         // DEGRADED always carries a reason: until the first connection the
         // reason is that there is none yet (a failed attempt replaces it).
-        shared.error("not connected to Redis yet");
+        shared.error(NOT_CONNECTED_YET);
         shared.set_status(SyncStatus::Degraded);
         let (tx, rx) = sync_channel(CHANNEL);
         let origin = self.cfg.origin();
