@@ -81,8 +81,6 @@ pub struct Breaker {
     transitions: TransitionStats,
     hot: Hot,
     config: Arc<Config>,
-    /// Slow-call threshold in nanoseconds, `u64::MAX` when the policy is off.
-    slow_nanos: u64,
     env: Arc<Env>,
     name: Arc<str>,
     listeners: ListenerSet,
@@ -156,9 +154,6 @@ impl Breaker {
             latency: config
                 .latency_histogram
                 .map(|period| Box::new(LatencyHistogram::new(period, now))),
-            slow_nanos: config
-                .slow_call
-                .map_or(u64::MAX, |p| duration_to_nanos(p.duration)),
             config,
             env,
             name,
@@ -552,7 +547,7 @@ impl Breaker {
         retry_after: Option<Duration>,
     ) -> Recorded {
         // B12: clamp, so a saturated duration (`Duration::MAX`) stays below
-        // `slow_nanos`'s "policy off" value and is never counted as slow.
+        // `Config::slow_nanos`'s "policy off" value and is never counted as slow.
         let nanos = nanos.min(u64::MAX - 1);
         let s = self.control.word.load();
         if s.generation() != permit.generation {
@@ -591,7 +586,7 @@ impl Breaker {
     #[inline]
     fn count_outcome(&self, outcome: Outcome, nanos: u64) {
         if self.config.metrics {
-            let slow = outcome != Outcome::Ignored && nanos >= self.slow_nanos;
+            let slow = outcome != Outcome::Ignored && nanos >= self.config.slow_nanos;
             self.hot.counters.outcome(outcome, slow);
             // Neutral outcomes (cancellations) say nothing of the
             // dependency's latency.
@@ -615,7 +610,7 @@ impl Breaker {
             return Recorded::Counted;
         }
         let failed = outcome.is_failure();
-        let slow = nanos >= self.slow_nanos;
+        let slow = nanos >= self.config.slow_nanos;
         let mut trip = None;
 
         if let Some(threshold) = self.config.consecutive_failures {
@@ -699,7 +694,8 @@ impl Breaker {
         nanos: u64,
         retry_after: Option<Duration>,
     ) -> Recorded {
-        let slow_counts_as_failure = self.config.slow_call.is_some() && nanos >= self.slow_nanos;
+        let slow_counts_as_failure =
+            self.config.slow_call.is_some() && nanos >= self.config.slow_nanos;
         loop {
             let attempt = match outcome {
                 Outcome::Ignored => self

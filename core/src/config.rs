@@ -86,6 +86,10 @@ pub struct Config {
     pub(crate) seed: u64,
     /// The EWMA weight in Q0.32, derived by `build`.
     pub(crate) ewma_alpha_q32: u64,
+    /// Slow-call threshold in nanoseconds, `u64::MAX` when the policy is
+    /// off, derived by `build` (read on every record; kept here, shared by
+    /// every breaker of a config, rather than in each breaker).
+    pub(crate) slow_nanos: u64,
 }
 
 impl Default for Config {
@@ -119,6 +123,7 @@ impl Config {
                 latency_histogram: None,
                 seed: 0,
                 ewma_alpha_q32: 0,
+                slow_nanos: u64::MAX,
             },
         }
     }
@@ -423,6 +428,9 @@ impl ConfigBuilder {
             }
         }
         c.ewma_alpha_q32 = c.ewma.map_or(0, |e| crate::ewma::alpha_q32(e.alpha));
+        c.slow_nanos = c
+            .slow_call
+            .map_or(u64::MAX, |p| crate::clock::duration_to_nanos(p.duration));
         Ok(c)
     }
 }

@@ -41,14 +41,15 @@ const FAIL_SHIFT: u32 = 16;
 
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
-    buckets: Box<[AtomicU64]>,
-    /// The full bucket index at which each bucket was last rolled. The
-    /// 16-bit epoch in the bucket word repeats every 2^16 bucket widths;
-    /// this word tells a bucket written one such cycle ago (or more) from a
-    /// live one. Written only by the writer whose CAS rolled the bucket,
-    /// after that CAS: a reader that sees the new bucket before its index
-    /// skips it for that instant (it never counts a stale one).
-    rolled_at: Box<[AtomicU64]>,
+    /// `b` bucket words, then `b` rolled-at words: the full bucket index at
+    /// which each bucket was last rolled. The 16-bit epoch in a bucket word
+    /// repeats every 2^16 bucket widths; its rolled-at word tells a bucket
+    /// written one such cycle ago (or more) from a live one. A rolled-at
+    /// word is written only by the writer whose CAS rolled the bucket, after
+    /// that CAS: a reader that sees the new bucket before its index skips it
+    /// for that instant (it never counts a stale one). One allocation for
+    /// both keeps the window enum, which every breaker holds inline, small.
+    words: Box<[AtomicU64]>,
     recip: u64,
     modulo: FastMod,
     count: u32,
@@ -58,12 +59,21 @@ impl TimeWindow {
     pub(crate) fn new(duration: Duration, buckets: u32) -> Self {
         let width = (duration_to_nanos(duration) / u64::from(buckets)).max(1);
         TimeWindow {
-            buckets: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
-            rolled_at: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+            words: (0..2 * buckets).map(|_| AtomicU64::new(0)).collect(),
             recip: u64::MAX / width,
             modulo: FastMod::new(buckets),
             count: buckets,
         }
+    }
+
+    #[inline]
+    fn buckets(&self) -> &[AtomicU64] {
+        &self.words[..self.count as usize]
+    }
+
+    #[inline]
+    fn rolled_at(&self) -> &[AtomicU64] {
+        &self.words[self.count as usize..]
     }
 
     #[inline]
@@ -81,8 +91,8 @@ impl TimeWindow {
         let index = self.index(now);
         let epoch = index & FIELD;
         let slot = self.modulo.rem(index as u32, self.count) as usize;
-        let bucket = &self.buckets[slot];
-        let rolled_at = &self.rolled_at[slot];
+        let bucket = &self.buckets()[slot];
+        let rolled_at = &self.rolled_at()[slot];
         let add =
             (1 << CALLS_SHIFT) | (u64::from(sample.failed) << FAIL_SHIFT) | u64::from(sample.slow);
         let mut rolled = false;
@@ -113,7 +123,7 @@ impl TimeWindow {
         let index = self.index(now);
         let epoch = index & FIELD;
         let mut c = WindowCounts::default();
-        for (b, rolled_at) in self.buckets.iter().zip(self.rolled_at.iter()) {
+        for (b, rolled_at) in self.buckets().iter().zip(self.rolled_at()) {
             let w = b.load(Relaxed);
             let calls = (w >> CALLS_SHIFT) & FIELD;
             let age = (epoch.wrapping_sub(w >> EPOCH_SHIFT) & FIELD) as u16 as i16;
@@ -131,14 +141,13 @@ impl TimeWindow {
     }
 
     pub(crate) fn clear(&self) {
-        for (b, r) in self.buckets.iter().zip(self.rolled_at.iter()) {
-            b.store(0, Relaxed);
-            r.store(0, Relaxed);
+        for w in self.words.iter() {
+            w.store(0, Relaxed);
         }
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        2 * self.buckets.len() * core::mem::size_of::<AtomicU64>()
+        self.words.len() * core::mem::size_of::<AtomicU64>()
     }
 }
 
