@@ -870,6 +870,9 @@ impl Harness {
         let want = self
             .model
             .record(permit, outcome, nanos(dur), retry_after.map(nanos));
+        // An EWMA within the breaker's fixed-point tolerance of its threshold
+        // may go either way: discard the case before comparing.
+        prop_assume!(!self.model.ambiguous);
         prop_assert_eq!(got, want, "record({:?}, {:?}, {:?})", permit, outcome, dur);
         Ok(())
     }
