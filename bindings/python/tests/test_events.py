@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 
 import pytest
 
@@ -109,7 +110,10 @@ def test_listener_on_other_threads(make, clock):
 
     b.add_listener(record)
 
+    start = threading.Barrier(4)
+
     def worker():
+        start.wait()
         for _ in range(50):
             try:
                 with b:
@@ -117,15 +121,19 @@ def test_listener_on_other_threads(make, clock):
             except (Boom, circuit.CircuitOpenError):
                 pass
             clock.advance(1)
+            time.sleep(0)  # let the other workers in, so they win some transitions
 
     ts = [threading.Thread(target=worker) for _ in range(4)]
     for t in ts:
         t.start()
+    workers = {t.ident for t in ts}
     for t in ts:
         t.join()
     m = b.metrics()
     assert len(seen) == sum(m.transitions_to.values())
-    assert len({tid for tid, _ in seen}) > 1
+    tids = {tid for tid, _ in seen}
+    assert tids <= workers, "every callback runs on the thread that won its transition"
+    assert len(tids) > 1
 
 
 def test_bad_listener_is_a_type_error(make):
