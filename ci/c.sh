@@ -6,7 +6,7 @@
 #     -Wall -Wextra -Wpedantic -Werror, run under AddressSanitizer
 #     (LeakSanitizer on) and UndefinedBehaviorSanitizer; also clang -O2;
 #     each run must end with "N passed, 0 failed";
-#  3. the example bindings/c/examples/tcp_connect.c runs;
+#  3. the examples bindings/c/examples/*.c run (readme.c is the README's C block);
 #  4. `ci/install.sh` into a temporary prefix, then a C program built with
 #     `pkg-config --cflags --libs circuit` (shared and --static) runs.
 set -euo pipefail
@@ -85,11 +85,13 @@ for t in "${suites[@]}"; do
   fi
 done
 
-# ---- 3. the example ------------------------------------------------------------------
-cc -std=c11 "${warn[@]}" "${san[@]}" -Iinclude bindings/c/examples/tcp_connect.c \
-  -o "$stage/bin/tcp_connect" "${link[@]}"
-"$stage/bin/tcp_connect" | sed 's/^/  tcp_connect: /'
-[ "${PIPESTATUS[0]}" -eq 0 ] || fail "example tcp_connect failed"
+# ---- 3. the examples (readme.c is the README's C block) -----------------------------
+for ex in tcp_connect readme; do
+  cc -std=c11 "${warn[@]}" "${san[@]}" -Iinclude "bindings/c/examples/$ex.c" \
+    -o "$stage/bin/$ex" "${link[@]}"
+  "$stage/bin/$ex" | sed "s/^/  $ex: /"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || fail "example $ex failed"
+done
 
 # ---- 4. install + pkg-config -------------------------------------------------------
 prefix=$(mktemp -d)

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Formatting and clippy with warnings as errors, whole workspace.
+# Formatting and clippy with warnings as errors, whole workspace; README
+# code blocks equal to the examples that the tests build and run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# Every code block of every README is a region of a file the tests build.
+python3 ci/readme_snippets.py

@@ -370,10 +370,14 @@ fn record_json(name: &str, r: Option<&Record>, now: u64) -> Value {
     }
 }
 
+/// A Prometheus label value: the name as `circuit list` shows it (control
+/// characters escaped, so a hostile name cannot rewrite the terminal), then
+/// escaped as the text format requires. Both steps are injective, so two
+/// names never share a label.
 fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
+    display_name(v)
+        .replace('\\', "\\\\")
         .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 fn prometheus(ns: &str, entries: &[Entry], now: u64) -> String {

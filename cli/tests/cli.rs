@@ -145,6 +145,65 @@ fn overrides_from_the_cli_reach_every_instance() {
     assert!(text.contains(r"evil\u{1b}[2J\nname"), "{text}");
 }
 
+/// The text format's label unescaping (`\\`, `\"`, `\n`).
+fn unescape_label(v: &str) -> String {
+    let mut out = String::new();
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some(e @ ('\\' | '"')) => out.push(e),
+            other => panic!("invalid escape {other:?} in label {v:?}"),
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn metrics_escapes_control_bytes_in_names() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut fleet = Fleet::connect(&url, "shop").unwrap();
+    let hostile = "evil\x1b[2J\x07\r\"quoted\"\\back\nname";
+    fleet.force(hostile, ForceMode::Open, None).unwrap();
+    fleet.force("plain", ForceMode::Open, None).unwrap();
+
+    let (code, text, err) = circuit(&url, "shop", &["metrics"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "control bytes reach the terminal: {text:?}"
+    );
+    // The label is the name as `circuit list` shows it, escaped for the
+    // text format: parsed back, it reads as the escaped name.
+    let shown = hostile.escape_debug().to_string();
+    let sample = text
+        .lines()
+        .find(|l| l.starts_with("circuit_fleet_breaker_state{") && !l.contains("\"plain\""))
+        .unwrap_or_else(|| panic!("no state sample for the hostile name: {text}"));
+    let value = sample
+        .split_once("breaker=\"")
+        .and_then(|(_, rest)| rest.split_once("\",state="))
+        .map(|(v, _)| unescape_label(v))
+        .unwrap_or_else(|| panic!("no breaker label: {sample}"));
+    assert_eq!(value, shown, "{sample}");
+    assert!(text.contains(r#"breaker="plain",state="forced_open"} 1"#), "{text}");
+    // JSON keeps the raw name, escaped by JSON itself.
+    let m = json(&url, "shop", &["metrics"]);
+    let names: Vec<&str> = m["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&hostile), "{names:?}");
+}
+
 #[test]
 #[ignore = "starts redis-server: run by ci/redis.sh"]
 fn watch_is_bounded_by_count_and_time() {

@@ -1,0 +1,69 @@
+// Package readme holds the Go blocks of the READMEs as code that compiles
+// and runs: each block is the region between a `readme:begin NAME` and a
+// `readme:end NAME` comment, which ci/readme_snippets.py keeps equal to the
+// README, and readme_test.go drives it against the real library.
+package readme
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"example.invalid/circuit"
+)
+
+const coldOffer = "cold offer"
+
+// The partner and the price service the examples protect; the test sets
+// their behaviour.
+var (
+	callPartner func(ctx context.Context, user string) (string, error)
+	callPrices  func(ctx context.Context) (float64, error)
+	cachedPrice = func() float64 { return 9.99 }
+)
+
+// readme:begin quickstart
+func newPartner() (*circuit.Breaker, error) {
+	return circuit.New(circuit.Config{Name: "partner", ConsecutiveFailures: 3,
+		OpenDuration: 15 * time.Second}) // Close() it when done
+}
+
+func offer(ctx context.Context, partner *circuit.Breaker, user string) (string, error) {
+	var hot string
+	err := partner.Execute(ctx, func(ctx context.Context) (err error) {
+		hot, err = callPartner(ctx, user)
+		return err
+	})
+	if errors.Is(err, circuit.ErrOpen) {
+		return coldOffer, nil // err is a *circuit.RejectedError with RetryAfter
+	}
+	return hot, err
+}
+
+// readme:end quickstart
+
+// readme:begin prices
+var prices *circuit.Breaker
+
+func setup() (err error) {
+	prices, err = circuit.New(circuit.Config{Name: "prices", ConsecutiveFailures: 5, OpenDuration: 5 * time.Second})
+	return err // prices.Close() at shutdown
+}
+
+func price(ctx context.Context) (float64, error) {
+	var p float64
+	err := prices.Execute(ctx, func(ctx context.Context) (err error) {
+		p, err = callPrices(ctx)
+		return err
+	})
+	var rejected *circuit.RejectedError
+	switch {
+	case errors.As(err, &rejected): // not called: breaker open; rejected.RetryAfter says when to come back
+		return cachedPrice(), nil
+	case err != nil: // called and failed (counted by the breaker)
+		return cachedPrice(), nil
+	}
+	return p, nil
+}
+
+// readme:end prices

@@ -1,0 +1,27 @@
+"""The README examples run as written: each `examples/readme_*.py` holds a
+README block between its readme markers (ci/readme_snippets.py keeps them
+equal) and asserts what the README promises when run as a program."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize("name", ["readme_quickstart.py", "readme_tour.py"])
+def test_readme_example_runs(name: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "partner called" in done.stdout, done.stdout
