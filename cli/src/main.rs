@@ -375,9 +375,7 @@ fn record_json(name: &str, r: Option<&Record>, now: u64) -> Value {
 /// escaped as the text format requires. Both steps are injective, so two
 /// names never share a label.
 fn label(v: &str) -> String {
-    display_name(v)
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
+    display_name(v).replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 fn prometheus(ns: &str, entries: &[Entry], now: u64) -> String {

@@ -192,7 +192,10 @@ fn metrics_escapes_control_bytes_in_names() {
         .map(|(v, _)| unescape_label(v))
         .unwrap_or_else(|| panic!("no breaker label: {sample}"));
     assert_eq!(value, shown, "{sample}");
-    assert!(text.contains(r#"breaker="plain",state="forced_open"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"breaker="plain",state="forced_open"} 1"#),
+        "{text}"
+    );
     // JSON keeps the raw name, escaped by JSON itself.
     let m = json(&url, "shop", &["metrics"]);
     let names: Vec<&str> = m["records"]

@@ -27,10 +27,13 @@ fn run(url: &str) -> Result<(), SyncError> {
     let mut cfg = SyncConfig::new(url, "checkout");
     cfg.reconcile_every = Duration::from_secs(30);
     let sync = Sync::start(registry.clone(), cfg)?; // returns at once
+
     // ... the call path is unchanged ...
+
     let stats = sync.status(); // Connected / Degraded / Stopped + counters
     print!("{}", stats.prometheus(sync.namespace()));
     sync.stop(); // also on drop; bounded
+
     // readme:end start
     drop(registry);
     Ok(())
