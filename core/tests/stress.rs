@@ -454,8 +454,8 @@ fn sweep_never_evicts_a_held_breaker() {
     use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::time::Instant;
 
-    const HOSTS: usize = 3;
-    const NAMES: u64 = 8;
+    const HOSTS: usize = 4;
+    const NAMES: u64 = 4;
     let registry = Arc::new(Registry::with_clock(
         RegistryOptions {
             defaults: Config::builder()
