@@ -372,7 +372,10 @@ pub unsafe extern "C" fn circuit_breaker_free(breaker: *const circuit_breaker) {
         if !breaker.is_null() {
             // SAFETY: by contract `breaker` came from `Arc::into_raw` in
             // `circuit_breaker_new` (or a registry) and the caller gives up one reference.
-            unsafe { Arc::decrement_strong_count(breaker.cast::<Breaker>()) };
+            let owned = unsafe { Arc::from_raw(breaker.cast::<Breaker>()) };
+            // Inside a callback, the call that runs it may be borrowing this
+            // very breaker: then the reference is given back after it.
+            crate::boundary::release(owned);
         }
     }
 }

@@ -164,7 +164,7 @@ impl Listener for CListener {
         // SAFETY: the callback and `userdata` come from the caller, whose
         // contract makes them callable from any thread until the finalizer
         // runs; `event` outlives the call.
-        unsafe { (self.callback)(self.userdata, &event) }
+        crate::boundary::call_foreign(|| unsafe { (self.callback)(self.userdata, &event) })
     }
 }
 
@@ -177,7 +177,7 @@ impl Drop for CListener {
             // SAFETY: the caller's finalizer, called once with its own
             // `userdata`, after the last use of the callback (the core drops
             // a listener only when no emission holds it).
-            unsafe { finalize(self.userdata) }
+            crate::boundary::call_foreign(|| unsafe { finalize(self.userdata) })
         }
     }
 }

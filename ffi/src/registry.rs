@@ -119,7 +119,9 @@ pub unsafe extern "C" fn circuit_registry_free(registry: *const circuit_registry
             // SAFETY: by contract a pointer from `Arc::into_raw` in
             // `circuit_registry_new`, released once (event queues only hold
             // weak references).
-            unsafe { Arc::decrement_strong_count(registry.cast::<FfiRegistry>()) };
+            let owned = unsafe { Arc::from_raw(registry.cast::<FfiRegistry>()) };
+            // Deferred inside a callback, as for breakers.
+            crate::boundary::release(owned);
         }
     }
 }

@@ -307,6 +307,82 @@ static void test_callbacks(void) {
   circuit_clock_free(clock);
 }
 
+/* A listener that releases the last reference to the breaker it is told
+ * about (and, optionally, the registry that held it), from inside the
+ * transition. The call that made the transition must finish on a live
+ * breaker: the release takes effect when that call returns. A second
+ * listener, called after the first, reads the event's name. */
+typedef struct {
+  const circuit_breaker *b;      /* the reference to release, then NULL */
+  const circuit_registry *r;     /* released too when not NULL */
+  int calls, names_ok, finalized;
+} releaser;
+
+static void release_on_event(void *userdata, const circuit_event *e) {
+  releaser *x = (releaser *)userdata;
+  (void)e;
+  x->calls++;
+  if (x->r != NULL) {
+    circuit_registry_free(x->r);
+    x->r = NULL;
+  }
+  if (x->b != NULL) {
+    circuit_breaker_free(x->b);
+    x->b = NULL;
+  }
+}
+
+static void check_name_on_event(void *userdata, const circuit_event *e) {
+  releaser *x = (releaser *)userdata;
+  if (e->name_len == 6 && memcmp(e->name, "victim", 6) == 0 && e->name[6] == '\0') {
+    x->names_ok++;
+  }
+}
+
+static void finalize_releaser(void *userdata) { ((releaser *)userdata)->finalized++; }
+
+static void test_listener_releasing_its_breaker_is_safe(void) {
+  circuit_config *cfg = config_consecutive(1, SEC);
+  const circuit_breaker *b = NULL;
+  const circuit_registry *r = NULL;
+  releaser x;
+  circuit_permit p;
+  uint64_t id = 0;
+
+  /* A breaker whose only reference the listener releases. */
+  memset(&x, 0, sizeof x);
+  CHECK_RC(circuit_breaker_new_named(cfg, NULL, "victim", 6, &b), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_add_listener(b, release_on_event, &x, finalize_releaser, &id),
+           CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_add_listener(b, check_name_on_event, &x, NULL, &id), CIRCUIT_RESULT_OK);
+  x.b = b;
+  CHECK_RC(circuit_breaker_acquire(b, &p, NULL), CIRCUIT_RESULT_OK);
+  /* The trip runs both listeners; the first releases the breaker. */
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_OK);
+  CHECK(x.calls == 1 && x.b == NULL);
+  CHECK(x.names_ok == 1);
+  /* Destroyed once the record returned (LeakSanitizer checks the rest). */
+  CHECK(x.finalized == 1);
+
+  /* A registry breaker: the listener releases the handle and the registry,
+   * the last two references, while a registry listener is still to run. */
+  memset(&x, 0, sizeof x);
+  CHECK_RC(circuit_registry_new(cfg, 16, 0, NULL, &r), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_get_or_create(r, "victim", 6, &b), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_add_listener(b, release_on_event, &x, finalize_releaser, &id),
+           CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_add_listener(r, check_name_on_event, &x, finalize_releaser, &id),
+           CIRCUIT_RESULT_OK);
+  x.b = b;
+  x.r = r;
+  CHECK_RC(circuit_breaker_force(b, CIRCUIT_OVERRIDE_FORCED_OPEN, 0), CIRCUIT_RESULT_OK);
+  CHECK(x.calls == 1 && x.b == NULL && x.r == NULL);
+  CHECK(x.names_ok == 1);
+  CHECK(x.finalized == 2);
+
+  circuit_config_free(cfg);
+}
+
 /* Events under threads: every transition reaches the registry listener
  * exactly once. */
 typedef struct {
@@ -807,6 +883,7 @@ int main(void) {
   test_names();
   test_null_arguments();
   test_callbacks();
+  test_listener_releasing_its_breaker_is_safe();
   test_callbacks_under_threads();
   test_event_queue();
   test_registry();
