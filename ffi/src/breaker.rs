@@ -360,6 +360,15 @@ pub unsafe extern "C" fn circuit_breaker_retain(
 /// `circuit_breaker_free(NULL)` does nothing. Other holders of references
 /// are unaffected.
 ///
+/// Inside a callback (a listener or finalizer running on this thread) the
+/// release is deferred: the breaker stays alive until the outermost call of
+/// this library on this thread returns (the `record`, `force`... that ran
+/// the callback), which then releases the reference. So a listener may
+/// release the breaker it is told about, even its last reference: the
+/// transition, the other listeners and the call finish on a live breaker.
+/// On a thread the library runs itself (the fleet-sync worker) the deferred
+/// reference is released when that thread ends.
+///
 /// # Safety
 /// `breaker` must be NULL or a live breaker on which the caller holds a
 /// reference; the caller must not use that reference afterwards.

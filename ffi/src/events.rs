@@ -253,7 +253,9 @@ fn remove_listener(target: Target<'_>, id: u64) -> circuit_result {
 /// `acquire`, `record`, `force`, `reset`, ...), after the new state is
 /// published, holding no lock. It is reentrant: it may call any function of
 /// this library, this breaker's included (acquire, state, metrics, force,
-/// adding or removing listeners). A transition it causes invokes the
+/// adding or removing listeners, releasing a reference to it: a release
+/// inside a callback takes effect when the call that ran the callback
+/// returns, see `circuit_breaker_free`). A transition it causes invokes the
 /// callbacks again, nested, on the same thread. It must not unwind (no C++
 /// exception or longjmp out of it) and should return quickly: it delays the
 /// caller of the call that made the transition. Listeners (callbacks and
