@@ -179,6 +179,10 @@ impl Slot {
     /// A new reference, without the handshake (eviction off).
     fn clone_breaker(&self) -> Arc<Breaker> {
         let ptr = self.address() as *const Breaker;
+        // Under loom, a point where the model may switch threads: a lookup
+        // stalled between finding the entry and taking its reference.
+        #[cfg(circuit_loom)]
+        let _ = self.word.load(Ordering::Relaxed);
         // SAFETY: as in `breaker`: the slot's reference keeps the count at
         // least 1 while `&self` lives, so adding one and taking it is sound.
         unsafe {
