@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "circuit.h"
@@ -380,6 +381,103 @@ static void test_listener_releasing_its_breaker_is_safe(void) {
   CHECK(x.names_ok == 1);
   CHECK(x.finalized == 2);
 
+  circuit_config_free(cfg);
+}
+
+/* Idle eviction racing lookups through the ABI: host threads get breakers
+ * by name (four names, shared), hold the handle for a while, and check
+ * that every lookup of the name meanwhile returns that very breaker; a
+ * sweeper sweeps with the shortest idle limit the whole time. A handle is a
+ * reference: a held breaker must never be evicted (then a lookup would
+ * find nothing, or a new breaker under the same name). */
+typedef struct {
+  const circuit_registry *r;
+  int stop;                 /* set by main, read by the sweeper */
+  uint64_t seed;
+  uint64_t holds, wrong;    /* per host */
+  uint64_t evicted;         /* sweeper */
+} evict_race;
+
+static double seconds_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *evict_host(void *arg) {
+  evict_race *x = (evict_race *)arg;
+  uint64_t s = x->seed;
+  double until = seconds_now() + 1.0;
+  char name[8];
+  while (seconds_now() < until) {
+    const circuit_breaker *held = NULL;
+    size_t len;
+    int checks, i;
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    len = (size_t)snprintf(name, sizeof name, "n%u", (unsigned)(s % 4));
+    if (circuit_registry_get_or_create(x->r, name, len, &held) != CIRCUIT_RESULT_OK) {
+      x->wrong++;
+      continue;
+    }
+    x->holds++;
+    checks = (s >> 8) % 4 == 0 ? 1 + (int)((s >> 16) % 50) : 1;
+    for (i = 0; i < checks; i++) {
+      const circuit_breaker *again = NULL;
+      if (circuit_registry_get(x->r, name, len, &again) != CIRCUIT_RESULT_OK || again != held) {
+        x->wrong++;
+      }
+      circuit_breaker_free(again);
+    }
+    circuit_breaker_free(held);
+  }
+  return NULL;
+}
+
+static void *evict_sweeper(void *arg) {
+  evict_race *x = (evict_race *)arg;
+  while (!__atomic_load_n(&x->stop, __ATOMIC_RELAXED)) {
+    size_t n = 0;
+    if (circuit_registry_sweep_idle(x->r, &n) == CIRCUIT_RESULT_OK) x->evicted += n;
+  }
+  return NULL;
+}
+
+static void test_sweep_never_evicts_a_held_breaker(void) {
+  enum { HOSTS = 3 };
+  circuit_config *cfg = config_consecutive(5, SEC);
+  const circuit_registry *r = NULL;
+  evict_race hosts[HOSTS], sweep;
+  pthread_t th[HOSTS], sweeper;
+  uint64_t holds = 0, wrong = 0;
+  int i;
+
+  CHECK_RC(circuit_registry_new(cfg, 64, 1, NULL, &r), CIRCUIT_RESULT_OK);
+  memset(&sweep, 0, sizeof sweep);
+  sweep.r = r;
+  CHECK(pthread_create(&sweeper, NULL, evict_sweeper, &sweep) == 0);
+  for (i = 0; i < HOSTS; i++) {
+    memset(&hosts[i], 0, sizeof hosts[i]);
+    hosts[i].r = r;
+    hosts[i].seed = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
+    CHECK(pthread_create(&th[i], NULL, evict_host, &hosts[i]) == 0);
+  }
+  for (i = 0; i < HOSTS; i++) {
+    pthread_join(th[i], NULL);
+    holds += hosts[i].holds;
+    wrong += hosts[i].wrong;
+  }
+  __atomic_store_n(&sweep.stop, 1, __ATOMIC_RELAXED);
+  pthread_join(sweeper, NULL);
+  CHECK(wrong == 0);
+  if (wrong != 0) {
+    fprintf(stderr, "  %llu of %llu holds saw their breaker evicted or replaced\n",
+            (unsigned long long)wrong, (unsigned long long)holds);
+  }
+  CHECK(holds > 1000);
+  CHECK(sweep.evicted > 10); /* the race was run, not avoided */
+  circuit_registry_free(r);
   circuit_config_free(cfg);
 }
 
@@ -887,6 +985,7 @@ int main(void) {
   test_callbacks_under_threads();
   test_event_queue();
   test_registry();
+  test_sweep_never_evicts_a_held_breaker();
   test_prometheus();
   test_retry();
   test_latency();
