@@ -169,7 +169,17 @@ thread_local! {
     /// Callbacks into the host running on this thread (nested).
     static CALLBACK_DEPTH: Cell<usize> = const { Cell::new(0) };
     /// References released inside callbacks, not given back yet.
-    static PARKED: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+    static PARKED: RefCell<Parked> = const { RefCell::new(Parked(Vec::new())) };
+}
+
+/// A thread's parked references; when the thread ends they are given back
+/// and leave the shared count.
+struct Parked(Vec<Box<dyn Any>>);
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        PARKED_ANYWHERE.fetch_sub(self.0.len(), Relaxed);
+    }
 }
 
 /// References parked on any thread: a hint that lets every exported call
@@ -208,7 +218,7 @@ pub(crate) fn release<T: Any>(owned: T) {
     let _ = PARKED.try_with(|list| {
         if let Ok(mut list) = list.try_borrow_mut() {
             if let Some(o) = owned.take() {
-                list.push(Box::new(o));
+                list.0.push(Box::new(o));
                 PARKED_ANYWHERE.fetch_add(1, Relaxed);
             }
         }
@@ -233,14 +243,16 @@ fn give_back_parked() {
     }
     loop {
         let batch = PARKED
-            .try_with(|list| list.try_borrow_mut().map(|mut l| std::mem::take(&mut *l)))
+            .try_with(|list| {
+                list.try_borrow_mut()
+                    .map(|mut l| Parked(std::mem::take(&mut l.0)))
+            })
             .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        if batch.is_empty() {
+            .and_then(Result::ok);
+        // Dropping `batch` takes it off the shared count.
+        let Some(batch) = batch.filter(|b| !b.0.is_empty()) else {
             return;
-        }
-        PARKED_ANYWHERE.fetch_sub(batch.len(), Relaxed);
+        };
         // Dropping may run finalizers, which may release more: loop. A
         // panic in a destructor must not unwind into C.
         if let Err(payload) =
