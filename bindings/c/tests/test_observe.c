@@ -316,6 +316,7 @@ static void test_callbacks(void) {
 typedef struct {
   const circuit_breaker *b;      /* the reference to release, then NULL */
   const circuit_registry *r;     /* released too when not NULL */
+  const circuit_breaker *other;  /* called after the release (a nested call) */
   int calls, names_ok, finalized;
 } releaser;
 
@@ -331,6 +332,12 @@ static void release_on_event(void *userdata, const circuit_event *e) {
     circuit_breaker_free(x->b);
     x->b = NULL;
   }
+  if (x->other != NULL) {
+    /* A call nested in the callback returns before the one that ran it:
+     * the release must not take effect at its end. */
+    uint32_t s = 0;
+    circuit_breaker_state(x->other, &s);
+  }
 }
 
 static void check_name_on_event(void *userdata, const circuit_event *e) {
@@ -344,7 +351,7 @@ static void finalize_releaser(void *userdata) { ((releaser *)userdata)->finalize
 
 static void test_listener_releasing_its_breaker_is_safe(void) {
   circuit_config *cfg = config_consecutive(1, SEC);
-  const circuit_breaker *b = NULL;
+  const circuit_breaker *b = NULL, *other = NULL;
   const circuit_registry *r = NULL;
   releaser x;
   circuit_permit p;
@@ -352,6 +359,8 @@ static void test_listener_releasing_its_breaker_is_safe(void) {
 
   /* A breaker whose only reference the listener releases. */
   memset(&x, 0, sizeof x);
+  CHECK_RC(circuit_breaker_new(cfg, NULL, &other), CIRCUIT_RESULT_OK);
+  x.other = other;
   CHECK_RC(circuit_breaker_new_named(cfg, NULL, "victim", 6, &b), CIRCUIT_RESULT_OK);
   CHECK_RC(circuit_breaker_add_listener(b, release_on_event, &x, finalize_releaser, &id),
            CIRCUIT_RESULT_OK);
@@ -368,6 +377,7 @@ static void test_listener_releasing_its_breaker_is_safe(void) {
   /* A registry breaker: the listener releases the handle and the registry,
    * the last two references, while a registry listener is still to run. */
   memset(&x, 0, sizeof x);
+  x.other = other;
   CHECK_RC(circuit_registry_new(cfg, 16, 0, NULL, &r), CIRCUIT_RESULT_OK);
   CHECK_RC(circuit_registry_get_or_create(r, "victim", 6, &b), CIRCUIT_RESULT_OK);
   CHECK_RC(circuit_breaker_add_listener(b, release_on_event, &x, finalize_releaser, &id),
@@ -381,6 +391,7 @@ static void test_listener_releasing_its_breaker_is_safe(void) {
   CHECK(x.names_ok == 1);
   CHECK(x.finalized == 2);
 
+  circuit_breaker_free(other);
   circuit_config_free(cfg);
 }
 
