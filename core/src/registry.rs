@@ -168,12 +168,19 @@ impl Slot {
         unsafe { &*(self.address() as *const Breaker) }
     }
 
+    /// Calls `f` with the slot's own reference, lent as an `Arc` (`f` may
+    /// clone it).
+    fn lend<R>(&self, f: impl FnOnce(&Arc<Breaker>) -> R) -> R {
+        // SAFETY: as in `breaker`; `ManuallyDrop` leaves the slot's
+        // reference where it is, and it lives only during this call, while
+        // `&self` keeps the slot alive.
+        let arc = ManuallyDrop::new(unsafe { Arc::from_raw(self.address() as *const Breaker) });
+        f(&arc)
+    }
+
     /// Strong references: the slot's own, plus those of holders.
     fn strong_count(&self) -> usize {
-        // SAFETY: as in `breaker`; `ManuallyDrop` leaves the slot's
-        // reference where it is.
-        let arc = ManuallyDrop::new(unsafe { Arc::from_raw(self.address() as *const Breaker) });
-        Arc::strong_count(&arc)
+        self.lend(Arc::strong_count)
     }
 
     /// A new reference, without the handshake (eviction off).
@@ -392,7 +399,12 @@ impl Registry {
     /// out as by [`Registry::get`] (invariant 10), so `f` may keep a clone.
     pub fn for_each(&self, mut f: impl FnMut(&Arc<str>, &Arc<Breaker>)) {
         for (name, slot) in self.breakers.pin().iter() {
-            if let Ok(breaker) = self.hand_out(slot) {
+            if self.evict_after.is_none() {
+                // Nothing is evicted: lend the slot's own reference rather
+                // than touch the breaker's count (its cache line is the
+                // state word's).
+                slot.lend(|breaker| f(name, breaker));
+            } else if let Ok(breaker) = slot.hand_out() {
                 f(name, &breaker);
             }
         }
