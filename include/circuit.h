@@ -961,6 +961,15 @@ const struct circuit_breaker *circuit_breaker_retain(const struct circuit_breake
  * `circuit_breaker_free(NULL)` does nothing. Other holders of references
  * are unaffected.
  *
+ * Inside a callback (a listener or finalizer running on this thread) the
+ * release is deferred: the breaker stays alive until the outermost call of
+ * this library on this thread returns (the `record`, `force`... that ran
+ * the callback), which then releases the reference. So a listener may
+ * release the breaker it is told about, even its last reference: the
+ * transition, the other listeners and the call finish on a live breaker.
+ * On a thread the library runs itself (the fleet-sync worker) the deferred
+ * reference is released when that thread ends.
+ *
  * # Safety
  * `breaker` must be NULL or a live breaker on which the caller holds a
  * reference; the caller must not use that reference afterwards.
@@ -1426,7 +1435,9 @@ circuit_result circuit_config_builder_set_seed(struct circuit_config_builder *bu
  * `acquire`, `record`, `force`, `reset`, ...), after the new state is
  * published, holding no lock. It is reentrant: it may call any function of
  * this library, this breaker's included (acquire, state, metrics, force,
- * adding or removing listeners). A transition it causes invokes the
+ * adding or removing listeners, releasing a reference to it: a release
+ * inside a callback takes effect when the call that ran the callback
+ * returns, see `circuit_breaker_free`). A transition it causes invokes the
  * callbacks again, nested, on the same thread. It must not unwind (no C++
  * exception or longjmp out of it) and should return quickly: it delays the
  * caller of the call that made the transition. Listeners (callbacks and
@@ -1643,7 +1654,8 @@ circuit_result circuit_registry_new(const struct circuit_config *defaults,
 /**
  * Frees a registry: it stops listing its breakers, and its listeners are
  * finalized once no breaker references them. Breakers the caller still
- * holds keep working. `circuit_registry_free(NULL)` does nothing.
+ * holds keep working. `circuit_registry_free(NULL)` does nothing. Inside
+ * a callback the release is deferred as `circuit_breaker_free` describes.
  *
  * # Safety
  * `registry` must be NULL or a live registry, not used afterwards.

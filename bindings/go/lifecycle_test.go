@@ -149,3 +149,84 @@ func TestABICoverage(t *testing.T) {
 	}
 	t.Logf("%d header functions: %d wrapped, %d deliberately not", len(declared), len(declared)-len(notWrapped), len(notWrapped))
 }
+
+// closeOnFirstEvent receives s's events and, on the first one, calls
+// closeAll (which closes s too); it returns the events received.
+func closeOnFirstEvent(s *Events, closeAll func()) <-chan []Event {
+	out := make(chan []Event, 1)
+	go func() {
+		var seen []Event
+		for e := range s.C() {
+			seen = append(seen, e)
+			if len(seen) == 1 {
+				closeAll()
+			}
+		}
+		out <- seen
+	}()
+	return out
+}
+
+// A breaker closed by its own listener (the goroutine receiving its
+// events), while its trip is being delivered; then the same for a
+// registry breaker with its registry. The trip completes, later calls
+// return ErrClosed, and the library objects are released by the collector
+// without a crash.
+func TestListenerClosingItsBreakerIsSafe(t *testing.T) {
+	ctx := context.Background()
+	runtime.GC()
+	breakers, registries := liveBreakers.Load(), liveRegistries.Load()
+	func() {
+		b, err := New(Config{Name: "victim", ConsecutiveFailures: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := b.Events(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := closeOnFirstEvent(s, func() { _ = b.Close() })
+		if err := b.Execute(ctx, fail); err != errBoom {
+			t.Fatalf("the tripping call returned %v, want errBoom", err)
+		}
+		events := <-seen // the stream ends: Close closed it
+		if len(events) != 1 || events[0].To != StateOpen || events[0].Breaker != "victim" {
+			t.Fatalf("events %v, want the one trip to OPEN", events)
+		}
+		if err := b.Execute(ctx, succeed); err != ErrClosed {
+			t.Fatalf("Execute after Close = %v, want ErrClosed", err)
+		}
+		if _, err := b.State(); err != ErrClosed {
+			t.Fatalf("State after Close = %v, want ErrClosed", err)
+		}
+
+		reg, err := NewRegistry(RegistryConfig{Defaults: Config{ConsecutiveFailures: 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, err := reg.Breaker("victim")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := reg.Events(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = closeOnFirstEvent(rs, func() { _ = rb.Close(); _ = reg.Close() })
+		if err := rb.Execute(ctx, fail); err != errBoom {
+			t.Fatalf("the tripping call returned %v, want errBoom", err)
+		}
+		events = <-seen
+		if len(events) != 1 || events[0].To != StateOpen || events[0].Breaker != "victim" {
+			t.Fatalf("registry events %v, want the one trip to OPEN", events)
+		}
+		if err := rb.Execute(ctx, succeed); err != ErrClosed {
+			t.Fatalf("Execute after Close = %v, want ErrClosed", err)
+		}
+		if _, err := reg.Breaker("victim"); err != ErrClosed {
+			t.Fatalf("Registry.Breaker after Close = %v, want ErrClosed", err)
+		}
+	}()
+	waitReleased(t, "breakers", liveBreakers.Load, breakers)
+	waitReleased(t, "registries", liveRegistries.Load, registries)
+}

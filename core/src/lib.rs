@@ -71,6 +71,17 @@
 //!    changes nothing else (B6). Half-open probes hold a slot in the word
 //!    until they report or their lease expires; at most
 //!    `half_open_probes` are admitted per half-open generation.
+//! 10. **Eviction handshake** (registry, idle eviction). A registry entry
+//!     is one word: the breaker's `Arc` address and two flags, HANDED_OUT
+//!     and EVICTED. A lookup clones the breaker, then sets HANDED_OUT with an
+//!     AcqRel RMW and gives the clone back if it saw EVICTED. A sweep clears
+//!     HANDED_OUT with an AcqRel RMW, then reads the strong count, then
+//!     evicts with an AcqRel CAS from the bare address to EVICTED, only if
+//!     the count showed no holder. One word totally orders the three RMWs:
+//!     a hand-out after the clear fails the CAS; one before it synchronises
+//!     with it, so its clone is in the count; one after the CAS hands out
+//!     nothing. So a held breaker is never evicted and an evicted one never
+//!     handed out: one name, one breaker, while anyone holds it.
 
 #![cfg_attr(not(test), warn(missing_docs))]
 

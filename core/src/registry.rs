@@ -21,8 +21,14 @@
 //!    nothing but the registry, and recorded no call for the configured
 //!    number of consecutive sweeps after the first that saw them. Sweeps are
 //!    called by the host; the call path pays nothing for eviction.
+//! 5. One name, one breaker, while anyone holds it: idle eviction never
+//!    removes a breaker that a lookup (`get`, `get_or_create`, `for_each`,
+//!    `sorted`) has handed out and whose reference is still alive, and a
+//!    lookup never hands out a breaker that eviction removed. This is the
+//!    crate's invariant 10 (the eviction handshake on `Slot`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::{AtomicUsize, Ordering};
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use crate::breaker::Env;
@@ -103,10 +109,120 @@ impl Default for RegistryOptions {
 /// for a feature it may not use.
 type IdleLog = std::collections::HashMap<Arc<str>, (u64, u32)>;
 
+/// Low bit of a [`Slot`] word: a lookup handed the breaker out since the
+/// last sweep cleared the bit.
+const HANDED_OUT: usize = 1;
+/// Second bit of a [`Slot`] word: an idle sweep evicted the breaker. Final:
+/// never cleared, the breaker is never handed out again, and whoever sees it
+/// unlinks the entry.
+const EVICTED: usize = 2;
+const FLAGS: usize = HANDED_OUT | EVICTED;
+const _: () = assert!(std::mem::align_of::<Breaker>() > FLAGS);
+
+/// A map entry's value: one strong reference to a breaker, kept as the
+/// address `Arc::into_raw` gave (at least 8-aligned) with two flag bits in
+/// its low bits, so that the eviction handshake costs no memory per breaker
+/// (the entry stays the size of an `Arc`).
+///
+/// The eviction handshake (invariant 10): every lookup that hands the
+/// breaker out first clones it (`hand_out`), then sets `HANDED_OUT` with an
+/// AcqRel RMW on the word, and drops the clone if that RMW saw `EVICTED`. A
+/// sweep (sweeps are serialised) clears `HANDED_OUT` with an AcqRel RMW,
+/// then reads the strong count, and evicts only with a CAS from exactly the
+/// bare address (no flag) to `EVICTED`, and only if the count showed the
+/// map's own reference alone. The three RMWs act on one word, so they are
+/// totally ordered, and for any hand-out:
+/// - after the sweep's clear (and before its CAS): the CAS fails;
+/// - before the clear: it synchronises with the clear, so the clone happens
+///   before the count read, which includes it while it lives (or a later
+///   clone made from it: increments and decrements of one count are
+///   coherent, so a holder's clone of a clone keeps the count above 1);
+/// - after the CAS: it sees `EVICTED` and hands nothing out.
+///
+/// A lookup never waits for a sweep: one that sees `EVICTED` unlinks the
+/// entry itself (by address) and looks again.
+struct Slot {
+    word: AtomicUsize,
+}
+
+impl Slot {
+    fn new(breaker: Arc<Breaker>) -> Slot {
+        let address = Arc::into_raw(breaker) as usize;
+        debug_assert_eq!(address & FLAGS, 0);
+        Slot {
+            word: AtomicUsize::new(address),
+        }
+    }
+
+    /// The breaker's address. Those bits never change after the slot is
+    /// created (only the flags do), and the slot reached this thread through
+    /// the map's publication, so a relaxed load reads them.
+    fn address(&self) -> usize {
+        self.word.load(Ordering::Relaxed) & !FLAGS
+    }
+
+    /// The slot's own reference, borrowed.
+    fn breaker(&self) -> &Breaker {
+        // SAFETY: the slot owns one strong reference from `Arc::into_raw`
+        // until it is dropped, and `&self` keeps it from being dropped.
+        unsafe { &*(self.address() as *const Breaker) }
+    }
+
+    /// Calls `f` with the slot's own reference, lent as an `Arc` (`f` may
+    /// clone it).
+    fn lend<R>(&self, f: impl FnOnce(&Arc<Breaker>) -> R) -> R {
+        // SAFETY: as in `breaker`; `ManuallyDrop` leaves the slot's
+        // reference where it is, and it lives only during this call, while
+        // `&self` keeps the slot alive.
+        let arc = ManuallyDrop::new(unsafe { Arc::from_raw(self.address() as *const Breaker) });
+        f(&arc)
+    }
+
+    /// Strong references: the slot's own, plus those of holders.
+    fn strong_count(&self) -> usize {
+        self.lend(Arc::strong_count)
+    }
+
+    /// A new reference, without the handshake (eviction off).
+    fn clone_breaker(&self) -> Arc<Breaker> {
+        let ptr = self.address() as *const Breaker;
+        // Under loom, a point where the model may switch threads: a lookup
+        // stalled between finding the entry and taking its reference.
+        #[cfg(circuit_loom)]
+        let _ = self.word.load(Ordering::Relaxed);
+        // SAFETY: as in `breaker`: the slot's reference keeps the count at
+        // least 1 while `&self` lives, so adding one and taking it is sound.
+        unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        }
+    }
+
+    /// A new reference for a lookup (invariant 10), or the breaker's
+    /// address when it was evicted.
+    fn hand_out(&self) -> Result<Arc<Breaker>, usize> {
+        let breaker = self.clone_breaker();
+        // Invariant 10: the clone above, then this RMW.
+        let was = self.word.fetch_or(HANDED_OUT, Ordering::AcqRel);
+        if was & EVICTED == 0 {
+            Ok(breaker)
+        } else {
+            Err(was & !FLAGS)
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // SAFETY: the slot's own reference, given back once.
+        drop(unsafe { Arc::from_raw(self.address() as *const Breaker) });
+    }
+}
+
 /// A set of named breakers sharing a clock and listeners. All methods take
 /// `&self` and are safe from any thread.
 pub struct Registry {
-    breakers: papaya::HashMap<Arc<str>, Arc<Breaker>>,
+    breakers: papaya::HashMap<Arc<str>, Slot>,
     configs: papaya::HashMap<Arc<str>, Arc<Config>>,
     defaults: Arc<Config>,
     env: Arc<Env>,
@@ -179,7 +295,36 @@ impl Registry {
 
     /// The breaker named `name`, if it exists. Lock-free.
     pub fn get(&self, name: &str) -> Option<Arc<Breaker>> {
-        self.breakers.pin().get(name).cloned()
+        let map = self.breakers.pin();
+        loop {
+            match self.hand_out(map.get(name)?) {
+                Ok(b) => return Some(b),
+                Err(evicted) => self.unlink(name, evicted),
+            }
+        }
+    }
+
+    /// A reference to the slot's breaker for a lookup; with eviction on,
+    /// through the handshake of invariant 10.
+    #[inline]
+    fn hand_out(&self, slot: &Slot) -> Result<Arc<Breaker>, usize> {
+        if self.evict_after.is_none() {
+            // No sweep ever evicts: nothing to shake hands with.
+            Ok(slot.clone_breaker())
+        } else {
+            slot.hand_out()
+        }
+    }
+
+    /// Removes the entry `name` if it still holds the evicted breaker at
+    /// `address` (a lookup that met an eviction finishes it; invariant 10).
+    #[cold]
+    fn unlink(&self, name: &str, address: usize) {
+        let map = self.breakers.pin();
+        if let Ok(Some(_)) = map.remove_if(name, |_, slot| slot.address() == address) {
+            // Invariant 1 (of this module).
+            self.len.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// The breaker named `name`, created from its config (or the defaults)
@@ -189,26 +334,34 @@ impl Registry {
             return Ok(b);
         }
         check_name(name)?;
-        // Invariant 1: reserve a place first.
-        if self.len.fetch_add(1, Ordering::AcqRel) >= self.max {
-            self.len.fetch_sub(1, Ordering::AcqRel);
-            return Err(RegistryError::LimitReached { max: self.max });
-        }
         let key: Arc<str> = Arc::from(name);
-        let config = self
-            .configs
-            .pin()
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| self.defaults.clone());
-        let breaker = Arc::new(Breaker::shared(key.clone(), config, self.env.clone()));
-        let map = self.breakers.pin();
-        match map.try_insert(key, breaker.clone()) {
-            Ok(_) => Ok(breaker),
-            Err(lost) => {
-                // Invariant 2: someone else created it first.
+        loop {
+            // Invariant 1: reserve a place first.
+            if self.len.fetch_add(1, Ordering::AcqRel) >= self.max {
                 self.len.fetch_sub(1, Ordering::AcqRel);
-                Ok(lost.current.clone())
+                return Err(RegistryError::LimitReached { max: self.max });
+            }
+            let config = self
+                .configs
+                .pin()
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| self.defaults.clone());
+            let breaker = Arc::new(Breaker::shared(key.clone(), config, self.env.clone()));
+            let map = self.breakers.pin();
+            // The reference returned is taken before the slot is published,
+            // so any sweep that finds the slot counts it (invariant 10).
+            match map.try_insert(key.clone(), Slot::new(breaker.clone())) {
+                Ok(_) => return Ok(breaker),
+                Err(lost) => {
+                    // Invariant 2: someone else created it first.
+                    self.len.fetch_sub(1, Ordering::AcqRel);
+                    match self.hand_out(lost.current) {
+                        Ok(b) => return Ok(b),
+                        // Evicted meanwhile: finish that and try again.
+                        Err(evicted) => self.unlink(name, evicted),
+                    }
+                }
             }
         }
     }
@@ -216,11 +369,14 @@ impl Registry {
     /// Removes `name`; false when absent. Holders of the breaker keep a
     /// working breaker that the registry no longer lists.
     pub fn remove(&self, name: &str) -> bool {
-        let removed = self.breakers.pin().remove(name).is_some();
-        if removed {
-            self.len.fetch_sub(1, Ordering::AcqRel);
+        match self.breakers.pin().remove(name) {
+            Some(slot) => {
+                self.len.fetch_sub(1, Ordering::AcqRel);
+                // An evicted entry that no one had unlinked yet was absent.
+                slot.word.load(Ordering::Relaxed) & EVICTED == 0
+            }
+            None => false,
         }
-        removed
     }
 
     /// Breakers registered now.
@@ -239,10 +395,18 @@ impl Registry {
     }
 
     /// Calls `f` for every breaker, in no particular order. Breakers added or
-    /// removed meanwhile may or may not be visited.
+    /// removed meanwhile may or may not be visited. Each breaker is handed
+    /// out as by [`Registry::get`] (invariant 10), so `f` may keep a clone.
     pub fn for_each(&self, mut f: impl FnMut(&Arc<str>, &Arc<Breaker>)) {
-        for (name, breaker) in self.breakers.pin().iter() {
-            f(name, breaker);
+        for (name, slot) in self.breakers.pin().iter() {
+            if self.evict_after.is_none() {
+                // Nothing is evicted: lend the slot's own reference rather
+                // than touch the breaker's count (its cache line is the
+                // state word's).
+                slot.lend(|breaker| f(name, breaker));
+            } else if let Ok(breaker) = slot.hand_out() {
+                f(name, &breaker);
+            }
         }
     }
 
@@ -271,10 +435,10 @@ impl Registry {
         Ok(q)
     }
 
-    /// One idle-eviction sweep (invariant 4); returns how many breakers it
-    /// removed. Does nothing unless `evict_after_idle_sweeps` is set. Sweeps
-    /// are serialised by a mutex that only sweeps take: the call path and
-    /// lookups never touch it.
+    /// One idle-eviction sweep (invariants 4 and 5); returns how many
+    /// breakers it evicted. Does nothing unless `evict_after_idle_sweeps` is
+    /// set. Sweeps are serialised by a mutex that only sweeps take: the call
+    /// path and lookups never touch it.
     pub fn sweep_idle(&self) -> usize {
         let Some(limit) = self.evict_after else {
             return 0;
@@ -283,30 +447,48 @@ impl Registry {
         let map = self.breakers.pin();
         let mut seen = IdleLog::with_capacity(log.len());
         let mut doomed = Vec::new();
-        for (name, b) in map.iter() {
+        for (name, slot) in map.iter() {
+            // Invariant 10: clear the mark before reading the count; every
+            // hand-out before this RMW is in the counts read below.
+            let was = slot.word.fetch_and(!HANDED_OUT, Ordering::AcqRel);
+            if was & EVICTED != 0 {
+                continue;
+            }
+            let b = slot.breaker();
             let recorded = b.metrics().recorded();
             let (before, sweeps) = log.get(name).copied().unwrap_or((u64::MAX, 0));
-            let idle =
-                recorded == before && b.state() == State::Closed && Arc::strong_count(b) == 1;
+            let idle = recorded == before && b.state() == State::Closed && slot.strong_count() == 1;
             let sweeps = if idle { sweeps + 1 } else { 0 };
             if sweeps >= limit {
-                doomed.push(name.clone());
+                doomed.push((name, slot));
             } else {
                 seen.insert(name.clone(), (recorded, sweeps));
             }
         }
         *log = seen;
-        let mut removed = 0;
-        for name in doomed {
-            // Re-check at removal: a host may have taken a reference since
-            // the scan.
-            let gone = map.remove_if(&name, |_, b| Arc::strong_count(b) == 1);
-            if matches!(gone, Ok(Some(_))) {
-                self.len.fetch_sub(1, Ordering::AcqRel);
-                removed += 1;
+        let mut evicted = 0;
+        for (name, slot) in doomed {
+            // Invariant 10: the count again (a holder may have cloned from a
+            // holder since the scan), then the eviction itself, which fails
+            // if any lookup handed the breaker out since this sweep cleared
+            // the mark.
+            let address = slot.address();
+            if slot.strong_count() == 1
+                && slot
+                    .word
+                    .compare_exchange(
+                        address,
+                        address | EVICTED,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            {
+                evicted += 1;
+                self.unlink(name, address);
             }
         }
-        removed
+        evicted
     }
 }
 

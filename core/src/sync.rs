@@ -6,10 +6,10 @@
 //! The cfg is namespaced because RUSTFLAGS reach every crate in the build.
 
 #[cfg(not(circuit_loom))]
-pub(crate) use portable_atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use portable_atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(circuit_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Spin-loop hint for CAS retry loops; loom needs to be told to yield.
 #[inline]

@@ -440,3 +440,121 @@ fn count_window_counts_equal_its_slots_after_contended_writes() {
     }
     assert_eq!(b.metrics().recorded(), recorded.load(SeqCst));
 }
+
+/// Idle eviction racing lookups (registry invariant 5, core invariant 10).
+/// Host threads look breakers up by name (a few names, shared), hold them
+/// for a microsecond to a few milliseconds, and while holding check that
+/// every lookup of the name returns that very breaker and that the trips
+/// they record on it are in the registry's view of it; a sweeper sweeps
+/// with the shortest idle limit the whole time. A held breaker must never be
+/// evicted, and one name must never mean two breakers while either is held.
+#[test]
+fn sweep_never_evicts_a_held_breaker() {
+    use circuit_core::{Registry, RegistryOptions};
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    use std::time::Instant;
+
+    const HOSTS: usize = 4;
+    const NAMES: u64 = 4;
+    let registry = Arc::new(Registry::with_clock(
+        RegistryOptions {
+            defaults: Config::builder()
+                .consecutive_failures(Some(1))
+                .build()
+                .unwrap(),
+            max_breakers: 64,
+            evict_after_idle_sweeps: Some(1),
+        },
+        Arc::new(ManualClock::new(START)),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let evicted = Arc::new(AtomicUsize::new(0));
+    let sweeper = {
+        let (registry, stop, evicted) = (registry.clone(), stop.clone(), evicted.clone());
+        thread::spawn(move || {
+            while !stop.load(SeqCst) {
+                evicted.fetch_add(registry.sweep_idle(), SeqCst);
+            }
+        })
+    };
+    let run_for = Duration::from_millis(if cfg!(debug_assertions) { 800 } else { 1_500 });
+    let hosts: Vec<_> = (0..HOSTS as u64)
+        .map(|t| {
+            let registry = registry.clone();
+            thread::spawn(move || {
+                let mut rng = Rng::new(t + 1);
+                let started = Instant::now();
+                let (mut holds, mut checks) = (0u64, 0u64);
+                while started.elapsed() < run_for {
+                    let name = format!("n{}", rng.next() % NAMES);
+                    let held = registry.get_or_create(&name).unwrap();
+                    holds += 1;
+                    // Now and then a trip while held: it must show in the
+                    // registry's view of the breaker.
+                    let trips = held.metrics().transitions_total();
+                    let tripped = rng.chance(20)
+                        && held.acquire().is_ok_and(|p| {
+                            held.record(p, Outcome::Failure, Duration::ZERO)
+                                == Recorded::Transitioned(State::Open)
+                        });
+                    let hold = match rng.next() % 100 {
+                        0..=1 => Duration::from_millis(1 + rng.next() % 2),
+                        2..=31 => Duration::from_micros(1 + rng.next() % 50),
+                        _ => Duration::ZERO,
+                    };
+                    let until = Instant::now() + hold;
+                    loop {
+                        let again = registry.get(&name);
+                        checks += 1;
+                        assert!(
+                            again.as_ref().is_some_and(|b| Arc::ptr_eq(b, &held)),
+                            "`{name}`: a lookup while the breaker is held returned {}",
+                            if again.is_some() { "another breaker" } else { "nothing (evicted)" }
+                        );
+                        if tripped {
+                            assert!(
+                                again.unwrap().metrics().transitions_total() > trips,
+                                "`{name}`: the trip recorded on the held breaker is not in the registry's"
+                            );
+                        }
+                        if Instant::now() >= until {
+                            break;
+                        }
+                        thread::yield_now();
+                    }
+                    let listed = registry
+                        .sorted()
+                        .into_iter()
+                        .filter(|(n, _)| **n == *name)
+                        .map(|(_, b)| b)
+                        .collect::<Vec<_>>();
+                    assert!(
+                        listed.len() == 1 && Arc::ptr_eq(&listed[0], &held),
+                        "`{name}`: the registry does not list the held breaker"
+                    );
+                    drop(listed);
+                    if tripped {
+                        // Back to CLOSED, so that it can go idle again.
+                        held.reset();
+                    }
+                    drop(held);
+                }
+                (holds, checks)
+            })
+        })
+        .collect();
+    let mut holds = 0;
+    for h in hosts {
+        let (n, _) = h.join().expect("a host thread failed");
+        holds += n;
+    }
+    stop.store(true, SeqCst);
+    sweeper.join().unwrap();
+    let evicted = evicted.load(SeqCst);
+    assert!(holds > 1_000, "too few lookups to mean anything: {holds}");
+    assert!(
+        evicted > 100,
+        "too few evictions to mean anything: {evicted}"
+    );
+    eprintln!("sweep_never_evicts_a_held_breaker: {holds} holds, {evicted} evictions");
+}

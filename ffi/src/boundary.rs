@@ -24,16 +24,22 @@
 //!   (never trust an enum from C).
 //! - [`arg_str!`] takes a pointer and a length and validates UTF-8.
 //! - [`fail`] sets the thread-local last error and returns a code.
+//! - [`call_foreign`] wraps every call into the host's code (listener
+//!   callbacks, finalizers), and [`release`] is how a handle's reference is
+//!   given back: a release made inside a callback is deferred until the
+//!   outermost library call on that thread returns (see "Releases inside
+//!   callbacks" below).
 //!
 //! The macros are written so that cbindgen, which does not expand macros,
 //! still sees every exported signature: only function bodies are wrapped.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
 use std::fmt::Display;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use crate::result::circuit_result;
 
@@ -138,16 +144,139 @@ pub(crate) fn caught_panic<T: Boundary>(payload: Box<dyn Any + Send>) -> T {
     T::on_panic()
 }
 
+// ----- Releases inside callbacks -------------------------------------------
+//
+// A callback runs inside a library call that borrows the object it was
+// called about (`circuit_breaker_record(b, ...)` holds `&Breaker` for its
+// whole duration, and the core's transition goes on reading the breaker
+// after the listeners return). If the callback releases the last reference
+// to that object, freeing it at once would leave the library call running
+// on freed memory. So a release made while a callback runs on this thread
+// is deferred: the reference is parked in a thread-local list and given
+// back when the outermost library call on this thread returns (its
+// `ffi_boundary!` epilogue), when nothing of the library borrows anything
+// any more. A thread runs the host's code inside a library call only
+// through `call_foreign`, so a depth of 0 there means no library frame is
+// below. The call path pays one relaxed load of a global counter that is
+// zero unless a release is parked somewhere; the thread-local state is only
+// touched by callbacks and releases.
+//
+// A thread that the library runs itself (the fleet-sync worker) makes no
+// exported call: what its callbacks release is given back when the thread
+// ends (the list's destructor).
+
+thread_local! {
+    /// Callbacks into the host running on this thread (nested).
+    static CALLBACK_DEPTH: Cell<usize> = const { Cell::new(0) };
+    /// References released inside callbacks, not given back yet.
+    static PARKED: RefCell<Parked> = const { RefCell::new(Parked(Vec::new())) };
+}
+
+/// A thread's parked references; when the thread ends they are given back
+/// and leave the shared count.
+struct Parked(Vec<Box<dyn Any>>);
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        PARKED_ANYWHERE.fetch_sub(self.0.len(), Relaxed);
+    }
+}
+
+/// References parked on any thread: a hint that lets every exported call
+/// check one shared word instead of its thread's list. Each thread reads its
+/// own increments in program order; other threads at worst look at their
+/// own (empty) list once, so relaxed suffices.
+static PARKED_ANYWHERE: AtomicUsize = AtomicUsize::new(0);
+
+fn callback_depth() -> usize {
+    CALLBACK_DEPTH.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Calls into the host's code (a callback or a finalizer). Every such call
+/// goes through here, so that releases it makes are deferred.
+pub(crate) fn call_foreign<R>(f: impl FnOnce() -> R) -> R {
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            let _ = CALLBACK_DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+    let entered = CALLBACK_DEPTH.try_with(|d| d.set(d.get() + 1)).is_ok();
+    let _leave = entered.then_some(Leave);
+    f()
+}
+
+/// Gives back one reference (`owned`, e.g. an `Arc` rebuilt from a handle):
+/// at once outside callbacks, otherwise when the outermost library call on
+/// this thread returns.
+pub(crate) fn release<T: Any>(owned: T) {
+    if callback_depth() == 0 {
+        drop(owned);
+        return;
+    }
+    let mut owned = Some(owned);
+    let _ = PARKED.try_with(|list| {
+        if let Ok(mut list) = list.try_borrow_mut() {
+            if let Some(o) = owned.take() {
+                list.0.push(Box::new(o));
+                PARKED_ANYWHERE.fetch_add(1, Relaxed);
+            }
+        }
+    });
+    // The list is gone (the thread is ending inside a callback): keeping
+    // the reference forever is safe, freeing it now might not be.
+    std::mem::forget(owned);
+}
+
+/// The epilogue of every exported function (see `ffi_boundary!`).
+#[inline(always)]
+pub(crate) fn after_call() {
+    if PARKED_ANYWHERE.load(Relaxed) != 0 {
+        give_back_parked();
+    }
+}
+
+#[cold]
+fn give_back_parked() {
+    if callback_depth() != 0 {
+        return; // a nested call: the outermost one gives them back
+    }
+    loop {
+        let batch = PARKED
+            .try_with(|list| {
+                list.try_borrow_mut()
+                    .map(|mut l| Parked(std::mem::take(&mut l.0)))
+            })
+            .ok()
+            .and_then(Result::ok);
+        // Dropping `batch` takes it off the shared count.
+        let Some(batch) = batch.filter(|b| !b.0.is_empty()) else {
+            return;
+        };
+        // Dropping may run finalizers, which may release more: loop. A
+        // panic in a destructor must not unwind into C.
+        if let Err(payload) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(batch)))
+        {
+            std::mem::forget(payload);
+        }
+    }
+}
+
 /// Runs an exported function's body, turning a panic into the function's
 /// defined value (see [`Boundary`]). `return` inside the body returns from
-/// the exported function.
+/// the exported function. Afterwards, with nothing borrowed any more, it
+/// gives back references that callbacks released during the call (see
+/// [`release`]).
 macro_rules! ffi_boundary {
-    ($($body:tt)*) => {
-        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| { $($body)* })) {
+    ($($body:tt)*) => {{
+        let value = match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| { $($body)* })) {
             Ok(value) => value,
             Err(payload) => $crate::boundary::caught_panic(payload),
-        }
-    };
+        };
+        $crate::boundary::after_call();
+        value
+    }};
 }
 pub(crate) use ffi_boundary;
 

@@ -360,6 +360,15 @@ pub unsafe extern "C" fn circuit_breaker_retain(
 /// `circuit_breaker_free(NULL)` does nothing. Other holders of references
 /// are unaffected.
 ///
+/// Inside a callback (a listener or finalizer running on this thread) the
+/// release is deferred: the breaker stays alive until the outermost call of
+/// this library on this thread returns (the `record`, `force`... that ran
+/// the callback), which then releases the reference. So a listener may
+/// release the breaker it is told about, even its last reference: the
+/// transition, the other listeners and the call finish on a live breaker.
+/// On a thread the library runs itself (the fleet-sync worker) the deferred
+/// reference is released when that thread ends.
+///
 /// # Safety
 /// `breaker` must be NULL or a live breaker on which the caller holds a
 /// reference; the caller must not use that reference afterwards.
@@ -372,7 +381,10 @@ pub unsafe extern "C" fn circuit_breaker_free(breaker: *const circuit_breaker) {
         if !breaker.is_null() {
             // SAFETY: by contract `breaker` came from `Arc::into_raw` in
             // `circuit_breaker_new` (or a registry) and the caller gives up one reference.
-            unsafe { Arc::decrement_strong_count(breaker.cast::<Breaker>()) };
+            let owned = unsafe { Arc::from_raw(breaker.cast::<Breaker>()) };
+            // Inside a callback, the call that runs it may be borrowing this
+            // very breaker: then the reference is given back after it.
+            crate::boundary::release(owned);
         }
     }
 }

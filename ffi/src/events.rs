@@ -164,7 +164,7 @@ impl Listener for CListener {
         // SAFETY: the callback and `userdata` come from the caller, whose
         // contract makes them callable from any thread until the finalizer
         // runs; `event` outlives the call.
-        unsafe { (self.callback)(self.userdata, &event) }
+        crate::boundary::call_foreign(|| unsafe { (self.callback)(self.userdata, &event) })
     }
 }
 
@@ -177,7 +177,7 @@ impl Drop for CListener {
             // SAFETY: the caller's finalizer, called once with its own
             // `userdata`, after the last use of the callback (the core drops
             // a listener only when no emission holds it).
-            unsafe { finalize(self.userdata) }
+            crate::boundary::call_foreign(|| unsafe { finalize(self.userdata) })
         }
     }
 }
@@ -253,7 +253,9 @@ fn remove_listener(target: Target<'_>, id: u64) -> circuit_result {
 /// `acquire`, `record`, `force`, `reset`, ...), after the new state is
 /// published, holding no lock. It is reentrant: it may call any function of
 /// this library, this breaker's included (acquire, state, metrics, force,
-/// adding or removing listeners). A transition it causes invokes the
+/// adding or removing listeners, releasing a reference to it: a release
+/// inside a callback takes effect when the call that ran the callback
+/// returns, see `circuit_breaker_free`). A transition it causes invokes the
 /// callbacks again, nested, on the same thread. It must not unwind (no C++
 /// exception or longjmp out of it) and should return quickly: it delays the
 /// caller of the call that made the transition. Listeners (callbacks and

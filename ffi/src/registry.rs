@@ -106,7 +106,8 @@ pub unsafe extern "C" fn circuit_registry_new(
 
 /// Frees a registry: it stops listing its breakers, and its listeners are
 /// finalized once no breaker references them. Breakers the caller still
-/// holds keep working. `circuit_registry_free(NULL)` does nothing.
+/// holds keep working. `circuit_registry_free(NULL)` does nothing. Inside
+/// a callback the release is deferred as `circuit_breaker_free` describes.
 ///
 /// # Safety
 /// `registry` must be NULL or a live registry, not used afterwards.
@@ -119,7 +120,9 @@ pub unsafe extern "C" fn circuit_registry_free(registry: *const circuit_registry
             // SAFETY: by contract a pointer from `Arc::into_raw` in
             // `circuit_registry_new`, released once (event queues only hold
             // weak references).
-            unsafe { Arc::decrement_strong_count(registry.cast::<FfiRegistry>()) };
+            let owned = unsafe { Arc::from_raw(registry.cast::<FfiRegistry>()) };
+            // Deferred inside a callback, as for breakers.
+            crate::boundary::release(owned);
         }
     }
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 #include "circuit.h"
@@ -305,6 +306,190 @@ static void test_callbacks(void) {
   circuit_breaker_free(other);
   circuit_config_free(cfg);
   circuit_clock_free(clock);
+}
+
+/* A listener that releases the last reference to the breaker it is told
+ * about (and, optionally, the registry that held it), from inside the
+ * transition. The call that made the transition must finish on a live
+ * breaker: the release takes effect when that call returns. A second
+ * listener, called after the first, reads the event's name. */
+typedef struct {
+  const circuit_breaker *b;      /* the reference to release, then NULL */
+  const circuit_registry *r;     /* released too when not NULL */
+  const circuit_breaker *other;  /* called after the release (a nested call) */
+  int calls, names_ok, finalized;
+} releaser;
+
+static void release_on_event(void *userdata, const circuit_event *e) {
+  releaser *x = (releaser *)userdata;
+  (void)e;
+  x->calls++;
+  if (x->r != NULL) {
+    circuit_registry_free(x->r);
+    x->r = NULL;
+  }
+  if (x->b != NULL) {
+    circuit_breaker_free(x->b);
+    x->b = NULL;
+  }
+  if (x->other != NULL) {
+    /* A call nested in the callback returns before the one that ran it:
+     * the release must not take effect at its end. */
+    uint32_t s = 0;
+    circuit_breaker_state(x->other, &s);
+  }
+}
+
+static void check_name_on_event(void *userdata, const circuit_event *e) {
+  releaser *x = (releaser *)userdata;
+  if (e->name_len == 6 && memcmp(e->name, "victim", 6) == 0 && e->name[6] == '\0') {
+    x->names_ok++;
+  }
+}
+
+static void finalize_releaser(void *userdata) { ((releaser *)userdata)->finalized++; }
+
+static void test_listener_releasing_its_breaker_is_safe(void) {
+  circuit_config *cfg = config_consecutive(1, SEC);
+  const circuit_breaker *b = NULL, *other = NULL;
+  const circuit_registry *r = NULL;
+  releaser x;
+  circuit_permit p;
+  uint64_t id = 0;
+
+  /* A breaker whose only reference the listener releases. */
+  memset(&x, 0, sizeof x);
+  CHECK_RC(circuit_breaker_new(cfg, NULL, &other), CIRCUIT_RESULT_OK);
+  x.other = other;
+  CHECK_RC(circuit_breaker_new_named(cfg, NULL, "victim", 6, &b), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_add_listener(b, release_on_event, &x, finalize_releaser, &id),
+           CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_add_listener(b, check_name_on_event, &x, NULL, &id), CIRCUIT_RESULT_OK);
+  x.b = b;
+  CHECK_RC(circuit_breaker_acquire(b, &p, NULL), CIRCUIT_RESULT_OK);
+  /* The trip runs both listeners; the first releases the breaker. */
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_OK);
+  CHECK(x.calls == 1 && x.b == NULL);
+  CHECK(x.names_ok == 1);
+  /* Destroyed once the record returned (LeakSanitizer checks the rest). */
+  CHECK(x.finalized == 1);
+
+  /* A registry breaker: the listener releases the handle and the registry,
+   * the last two references, while a registry listener is still to run. */
+  memset(&x, 0, sizeof x);
+  x.other = other;
+  CHECK_RC(circuit_registry_new(cfg, 16, 0, NULL, &r), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_get_or_create(r, "victim", 6, &b), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_add_listener(b, release_on_event, &x, finalize_releaser, &id),
+           CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_add_listener(r, check_name_on_event, &x, finalize_releaser, &id),
+           CIRCUIT_RESULT_OK);
+  x.b = b;
+  x.r = r;
+  CHECK_RC(circuit_breaker_force(b, CIRCUIT_OVERRIDE_FORCED_OPEN, 0), CIRCUIT_RESULT_OK);
+  CHECK(x.calls == 1 && x.b == NULL && x.r == NULL);
+  CHECK(x.names_ok == 1);
+  CHECK(x.finalized == 2);
+
+  circuit_breaker_free(other);
+  circuit_config_free(cfg);
+}
+
+/* Idle eviction racing lookups through the ABI: host threads get breakers
+ * by name (four names, shared), hold the handle for a while, and check
+ * that every lookup of the name meanwhile returns that very breaker; a
+ * sweeper sweeps with the shortest idle limit the whole time. A handle is a
+ * reference: a held breaker must never be evicted (then a lookup would
+ * find nothing, or a new breaker under the same name). */
+typedef struct {
+  const circuit_registry *r;
+  int stop;                 /* set by main, read by the sweeper */
+  uint64_t seed;
+  uint64_t holds, wrong;    /* per host */
+  uint64_t evicted;         /* sweeper */
+} evict_race;
+
+static double seconds_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *evict_host(void *arg) {
+  evict_race *x = (evict_race *)arg;
+  uint64_t s = x->seed;
+  double until = seconds_now() + 1.0;
+  char name[8];
+  while (seconds_now() < until) {
+    const circuit_breaker *held = NULL;
+    size_t len;
+    int checks, i;
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    len = (size_t)snprintf(name, sizeof name, "n%u", (unsigned)(s % 4));
+    if (circuit_registry_get_or_create(x->r, name, len, &held) != CIRCUIT_RESULT_OK) {
+      x->wrong++;
+      continue;
+    }
+    x->holds++;
+    checks = (s >> 8) % 4 == 0 ? 1 + (int)((s >> 16) % 50) : 1;
+    for (i = 0; i < checks; i++) {
+      const circuit_breaker *again = NULL;
+      if (circuit_registry_get(x->r, name, len, &again) != CIRCUIT_RESULT_OK || again != held) {
+        x->wrong++;
+      }
+      circuit_breaker_free(again);
+    }
+    circuit_breaker_free(held);
+  }
+  return NULL;
+}
+
+static void *evict_sweeper(void *arg) {
+  evict_race *x = (evict_race *)arg;
+  while (!__atomic_load_n(&x->stop, __ATOMIC_RELAXED)) {
+    size_t n = 0;
+    if (circuit_registry_sweep_idle(x->r, &n) == CIRCUIT_RESULT_OK) x->evicted += n;
+  }
+  return NULL;
+}
+
+static void test_sweep_never_evicts_a_held_breaker(void) {
+  enum { HOSTS = 3 };
+  circuit_config *cfg = config_consecutive(5, SEC);
+  const circuit_registry *r = NULL;
+  evict_race hosts[HOSTS], sweep;
+  pthread_t th[HOSTS], sweeper;
+  uint64_t holds = 0, wrong = 0;
+  int i;
+
+  CHECK_RC(circuit_registry_new(cfg, 64, 1, NULL, &r), CIRCUIT_RESULT_OK);
+  memset(&sweep, 0, sizeof sweep);
+  sweep.r = r;
+  CHECK(pthread_create(&sweeper, NULL, evict_sweeper, &sweep) == 0);
+  for (i = 0; i < HOSTS; i++) {
+    memset(&hosts[i], 0, sizeof hosts[i]);
+    hosts[i].r = r;
+    hosts[i].seed = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
+    CHECK(pthread_create(&th[i], NULL, evict_host, &hosts[i]) == 0);
+  }
+  for (i = 0; i < HOSTS; i++) {
+    pthread_join(th[i], NULL);
+    holds += hosts[i].holds;
+    wrong += hosts[i].wrong;
+  }
+  __atomic_store_n(&sweep.stop, 1, __ATOMIC_RELAXED);
+  pthread_join(sweeper, NULL);
+  CHECK(wrong == 0);
+  if (wrong != 0) {
+    fprintf(stderr, "  %llu of %llu holds saw their breaker evicted or replaced\n",
+            (unsigned long long)wrong, (unsigned long long)holds);
+  }
+  CHECK(holds > 1000);
+  CHECK(sweep.evicted > 10); /* the race was run, not avoided */
+  circuit_registry_free(r);
+  circuit_config_free(cfg);
 }
 
 /* Events under threads: every transition reaches the registry listener
@@ -807,9 +992,11 @@ int main(void) {
   test_names();
   test_null_arguments();
   test_callbacks();
+  test_listener_releasing_its_breaker_is_safe();
   test_callbacks_under_threads();
   test_event_queue();
   test_registry();
+  test_sweep_never_evicts_a_held_breaker();
   test_prometheus();
   test_retry();
   test_latency();

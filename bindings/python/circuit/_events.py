@@ -13,7 +13,9 @@ Listeners run on the thread that made the transition (inside ``acquire``,
 ``record``, ``force_open``... of any thread, or a library thread such as the
 fleet-sync worker), after the new state is published. ctypes takes the GIL
 for them (``PyGILState_Ensure``, re-entrant), so they may call back into any
-breaker, including the one that is transitioning.
+breaker, including the one that is transitioning. A listener may even
+``close()`` that breaker (or its registry): the library keeps it alive until
+the call that made the transition returns, then releases it.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -81,6 +84,80 @@ def test_listener_may_call_back_into_the_breaker(make):
     assert b.state is State.FORCED_CLOSED
     assert states[0] == (State.OPEN, 1)
     assert reentrant.listener.remove()
+
+
+# Listeners that close the breaker they are told about (its last
+# reference), and the registry holding it, from inside the transition.
+_CLOSE_IN_LISTENER = r"""
+import circuit
+
+
+class Boom(Exception):
+    pass
+
+
+def fail():
+    raise Boom("dependency failed")
+
+
+seen = []
+b = circuit.Breaker(name="victim", consecutive_failures=1, jitter=0)
+b.add_listener(lambda e: b.close())
+b.add_listener(lambda e: seen.append((e.name, e.to_state)))
+try:
+    b.call(fail)
+except Boom:
+    pass  # the call's own exception: the trip completed
+assert seen == [("victim", circuit.State.OPEN)], seen
+assert b.closed
+for use in (lambda: b.state, b.acquire, lambda: b.call(lambda: 1), b.reset):
+    try:
+        use()
+    except circuit.ClosedError:
+        pass
+    else:
+        raise AssertionError("a closed breaker was still usable")
+
+r = circuit.Registry(consecutive_failures=1, jitter=0)
+rb = r.breaker("victim")
+
+
+def close_both(e):
+    rb.close()
+    r.close()
+
+
+rb.add_listener(close_both)
+r.add_listener(lambda e: seen.append((e.name, e.to_state)))
+rb.force_open()
+assert seen[1:] == [("victim", circuit.State.FORCED_OPEN)], seen
+assert rb.closed and r.closed
+try:
+    r.breaker("victim")
+except circuit.ClosedError:
+    pass
+else:
+    raise AssertionError("a closed registry was still usable")
+print("survived")
+"""
+
+
+def test_listener_closing_its_breaker_is_safe():
+    # In this interpreter, for the behaviour...
+    exec(compile(_CLOSE_IN_LISTENER, "close_in_listener", "exec"), {})
+    # ...and in a fresh one whose malloc overwrites freed memory (no
+    # per-thread cache, fill byte set), so that a breaker freed while its
+    # transition still runs crashes instead of being read back unchanged.
+    env = dict(os.environ, MALLOC_PERTURB_="165", GLIBC_TUNABLES="glibc.malloc.tcache_count=0")
+    r = subprocess.run(
+        [sys.executable, "-c", _CLOSE_IN_LISTENER],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, f"exit status {r.returncode}\n{r.stderr}"
+    assert r.stdout.strip() == "survived"
 
 
 def test_listener_references_are_released(make):

@@ -6,5 +6,6 @@
 mod common;
 mod half_open;
 mod overrides;
+mod registry;
 mod transitions;
 mod window;
