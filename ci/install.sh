@@ -25,7 +25,6 @@ fi
 
 # The version of the package (workspace.package.version in Cargo.toml).
 version=$(awk -F'"' '/^\[workspace.package\]/{s=1;next} /^\[/{s=0} s && /^version *=/{print $2; exit}' Cargo.toml)
-url=$(awk -F'"' '/^\[workspace.package\]/{s=1;next} /^\[/{s=0} s && /^repository *=/{print $2; exit}' Cargo.toml)
 major="${version%%.*}"
 [ -n "$version" ] || { echo "install: no version in Cargo.toml" >&2; exit 1; }
 soname=$(readelf -d "$so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
@@ -44,7 +43,7 @@ ln -sfn "libcircuit.so.$version" "$dest/lib/libcircuit.so.$major"
 ln -sfn "libcircuit.so.$major" "$dest/lib/libcircuit.so"
 install -m 0644 "$a" "$dest/lib/libcircuit.a"
 install -m 0644 include/circuit.h "$dest/include/circuit.h"
-sed -e "s|@PREFIX@|$prefix|g" -e "s|@VERSION@|$version|g" -e "s|@URL@|$url|g" \
+sed -e "s|@PREFIX@|$prefix|g" -e "s|@VERSION@|$version|g" \
     -e "s|@LIBS_PRIVATE@|$libs_private|g" ffi/circuit.pc.in > "$dest/lib/pkgconfig/circuit.pc"
 chmod 0644 "$dest/lib/pkgconfig/circuit.pc"
 
