@@ -167,3 +167,11 @@ func TestSyncRefusesBadURLsAndDegradesWhenUnreachable(t *testing.T) {
 		t.Fatalf("a degraded sync must not affect calls: %v", err)
 	}
 }
+
+// The library the tests link (target/release, or the installed full
+// library) has fleet sync; the slim one (`make install SLIM=1`) would not.
+func TestSyncAvailableInTheFullLibrary(t *testing.T) {
+	if !SyncAvailable() {
+		t.Fatal("SyncAvailable() = false for the full library")
+	}
+}

@@ -93,6 +93,10 @@ RESULT_PANIC = 12
 RESULT_RETRY_EXHAUSTED = 13
 RESULT_BUDGET_EXHAUSTED = 14
 RESULT_EMPTY = 15
+RESULT_NOT_BUILT = 16
+
+#: ``circuit_features()`` bit: fleet sync is built in (not in the slim library).
+FEATURE_SYNC = 1
 
 REASON_CONSECUTIVE_FAILURES = 0
 REASON_FAILURE_RATE = 1
@@ -228,6 +232,7 @@ _sizep = POINTER(c_size_t)
 FUNCTIONS: Tuple[Tuple[str, Any, Sequence[Any], str, bool], ...] = (
     ("circuit_abi_version", c_uint32, (), HOLD, True),
     ("circuit_version", c_char_p, (), HOLD, True),
+    ("circuit_features", c_uint32, (), HOLD, False),
     ("circuit_result_str", c_char_p, (c_uint32,), HOLD, True),
     ("circuit_last_error", c_uint32, (c_void_p, c_size_t, POINTER(c_size_t)), HOLD, True),
     # breakers
@@ -667,3 +672,11 @@ def pointer(out: c_void_p) -> int:
 def version() -> str:
     """The loaded library's version string."""
     return lib.version().decode()
+
+
+def features() -> int:
+    """The loaded library's ``CIRCUIT_FEATURE_*`` bits (0 for a library
+    older than ``circuit_features``)."""
+    if "circuit_features" in lib.missing:
+        return 0
+    return int(lib.features())

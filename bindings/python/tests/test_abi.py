@@ -232,6 +232,14 @@ def test_result_codes_have_names():
     assert _ffi.result_name(9999) == "CIRCUIT_RESULT_UNKNOWN"
 
 
+def test_features_report_what_the_library_has():
+    bits = _ffi.features()
+    assert bits & ~_ffi.FEATURE_SYNC == 0, hex(bits)
+    # The library under test (the wheel's, or $CIRCUIT_LIBRARY) is the full
+    # one unless CIRCUIT_EXPECT_SLIM says otherwise.
+    assert circuit.sync_available() == (os.environ.get("CIRCUIT_EXPECT_SLIM") != "1")
+
+
 def test_versions():
     assert circuit.ABI_VERSION == _ffi.lib.abi_version() == 1
     assert re.match(r"^\d+\.\d+\.\d+", circuit.library_version())
