@@ -568,7 +568,7 @@ def _package_version() -> str:
     try:
         from importlib.metadata import version as v
 
-        return v("circuit")
+        return v("libcircuit")
     except Exception:
         return "unknown"
 
@@ -585,10 +585,16 @@ def candidates(
     if explicit:
         return [(f"${LIBRARY_ENV}", explicit)]
     here = package_dir if package_dir is not None else os.path.dirname(os.path.abspath(__file__))
-    out = []
-    bundled = os.path.join(here, "libcircuit.so")
-    if os.path.exists(bundled):
-        out.append(("bundled", bundled))
+    out: List[Tuple[str, str]] = []
+    # A copy placed by hand (libcircuit.so), then the one a wheel carries
+    # (libcircuit.abi3.so: the build gives it the extension suffix).
+    bundled = [os.path.join(here, "libcircuit.so")]
+    bundled += sorted(
+        os.path.join(here, f)
+        for f in os.listdir(here)
+        if f.startswith("libcircuit.") and f.endswith(".so") and f != "libcircuit.so"
+    )
+    out.extend(("bundled", path) for path in bundled if os.path.isfile(path))
     found = ctypes.util.find_library("circuit")
     if found:
         out.append(("find_library", found))
@@ -633,7 +639,8 @@ def last_error() -> str:
 
 
 def result_name(code: int) -> str:
-    return lib.result_str(code).decode()
+    name: bytes = lib.result_str(code)
+    return name.decode()
 
 
 _EXCEPTIONS = {
@@ -671,7 +678,8 @@ def pointer(out: c_void_p) -> int:
 
 def version() -> str:
     """The loaded library's version string."""
-    return lib.version().decode()
+    v: bytes = lib.version()
+    return v.decode()
 
 
 def features() -> int:

@@ -240,6 +240,22 @@ def test_features_report_what_the_library_has():
     assert circuit.sync_available() == (os.environ.get("CIRCUIT_EXPECT_SLIM") != "1")
 
 
+def test_the_installed_package_carries_its_library():
+    """ci/python.sh runs the suite against the wheel installed in a fresh
+    virtual environment (CIRCUIT_EXPECT_INSTALLED names it), without
+    CIRCUIT_LIBRARY: the package imported must be that one, and the library
+    loaded the one inside it."""
+    venv = os.environ.get("CIRCUIT_EXPECT_INSTALLED")
+    if not venv:
+        pytest.skip("not run against an installed wheel")
+    assert "CIRCUIT_LIBRARY" not in os.environ
+    assert circuit.__file__.startswith(venv), circuit.__file__
+    lib = circuit.library_path()
+    assert os.path.dirname(lib) == os.path.dirname(circuit.__file__), lib
+    assert os.path.basename(lib).startswith("libcircuit.") and lib.endswith(".so"), lib
+    assert _ffi.candidates()[0] == ("bundled", lib)
+
+
 def test_versions():
     assert circuit.ABI_VERSION == _ffi.lib.abi_version() == 1
     assert re.match(r"^\d+\.\d+\.\d+", circuit.library_version())
