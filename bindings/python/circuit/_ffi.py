@@ -614,7 +614,9 @@ def load(env: Optional[Dict[str, str]] = None, package_dir: Optional[str] = None
             # is reported as is: loading another one would hide the mismatch.
             tried.append(f"  {how}: {e}")
     raise LibraryError(
-        "libcircuit.so not found. Build it with `cargo build --release -p circuit-ffi` "
+        "libcircuit.so not found. Install the package as a wheel, which carries it "
+        "(`pip install ./bindings/python` builds one), or build it with "
+        "`cargo build --release -p circuit-ffi` "
         f"and set {LIBRARY_ENV}=/path/to/libcircuit.so, copy it into the installed "
         "package folder, or install it on the loader path (`make install`). Tried:\n"
         + "\n".join(tried)
