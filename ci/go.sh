@@ -77,7 +77,15 @@ bash "$root/ci/install.sh" "$prefix" >/dev/null
 export CGO_CPPFLAGS="-DCIRCUIT_GO_PREFIX=$prefix"
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib" \
   go test -tags circuit_pkgconfig -count=1 -run "$smoke" . >/dev/null
-echo "go: -tags circuit_pkgconfig (make install, pkg-config circuit): ok"
+# The slim library (make install SLIM=1): same package, no fleet sync.
+slim_prefix="$outside-slim"
+mkdir "$slim_prefix"
+trap 'rm -rf "$log" "$prefix" "$outside" "$slim_prefix"' EXIT
+SLIM=1 bash "$root/ci/install.sh" "$slim_prefix" >/dev/null
+CGO_CPPFLAGS="-DCIRCUIT_GO_PREFIX=$slim_prefix" CIRCUIT_EXPECT_SLIM=1 \
+  PKG_CONFIG_PATH="$slim_prefix/lib/pkgconfig" LD_LIBRARY_PATH="$slim_prefix/lib" \
+  go test -tags circuit_pkgconfig -count=1 -run "$smoke|TestSyncAvailableMatchesTheLibrary" . >/dev/null
+echo "go: -tags circuit_pkgconfig (make install, pkg-config circuit; full and SLIM=1): ok"
 
 # ---- 4. the example ---------------------------------------------------------------
 go build -o "$log.flaky" ./examples/flaky

@@ -12,6 +12,9 @@
 #     bindings/python/tests (where the source package is not importable),
 #     with CIRCUIT_LIBRARY unset: the installed package must load the
 #     library it carries (test_abi checks it was the one imported).
+#  5. the ABI tests against the slim library (circuit-ffi without `sync`,
+#     as `make install SLIM=1` installs it) through CIRCUIT_LIBRARY: it has
+#     no CIRCUIT_FEATURE_SYNC and Registry.sync raises NOT_BUILT.
 #
 #   bash ci/python.sh            # everything
 #   bash ci/python.sh -k fork    # extra arguments go to pytest
@@ -79,4 +82,12 @@ set -e
 # pytest prints its summary line ("N passed in Ns") last; exit 5 means no
 # test ran, which is a failure here.
 if [ "$rc" -eq 5 ]; then echo "python: no test ran" >&2; exit 1; fi
-exit "$rc"
+[ "$rc" -eq 0 ] || exit "$rc"
+
+# ---- 5. the slim library ------------------------------------------------------------
+if [ $# -eq 0 ]; then
+  CARGO_TARGET_DIR="$target_dir/slim" cargo build --release --quiet -p circuit-ffi --no-default-features
+  CIRCUIT_LIBRARY="$target_dir/slim/release/libcircuit.so" CIRCUIT_EXPECT_SLIM=1 CIRCUIT_EXPECT_INSTALLED= \
+    "$py" -m pytest -p no:cacheprovider -q -k 'features or slim' test_abi.py | tail -n1 | sed 's/^/python: slim library: /'
+  [ "${PIPESTATUS[0]}" -eq 0 ] || fail "the ABI tests against the slim library failed"
+fi

@@ -240,6 +240,18 @@ def test_features_report_what_the_library_has():
     assert circuit.sync_available() == (os.environ.get("CIRCUIT_EXPECT_SLIM") != "1")
 
 
+def test_sync_in_the_slim_library_raises_not_built():
+    """ci/python.sh also runs this against the slim library (make install
+    SLIM=1), with CIRCUIT_EXPECT_SLIM=1."""
+    if os.environ.get("CIRCUIT_EXPECT_SLIM") != "1":
+        pytest.skip("the library under test is the full one")
+    r = circuit.Registry()
+    with pytest.raises(circuit.CircuitError) as e:
+        r.sync("redis://127.0.0.1:1", "slim")
+    assert e.value.code == _ffi.RESULT_NOT_BUILT
+    assert "without fleet sync" in str(e.value)
+
+
 def test_the_installed_package_carries_its_library():
     """ci/python.sh runs the suite against the wheel installed in a fresh
     virtual environment (CIRCUIT_EXPECT_INSTALLED names it), without
