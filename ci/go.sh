@@ -5,7 +5,12 @@
 #  3. the same package linked against libcircuit.so (-tags circuit_shared)
 #     and against an installed library found by pkg-config
 #     (-tags circuit_pkgconfig), a short smoke run each;
-#  4. the example examples/flaky, bounded by a timeout.
+#  4. the example examples/flaky, bounded by a timeout;
+#  5. outside the repository: a new module in a temporary directory uses a
+#     copy of bindings/go through a `replace` directive and builds
+#     examples/installed with -tags circuit_pkgconfig against the library
+#     `ci/install.sh` put in a temporary prefix (GOPROXY=off), then runs it;
+#     the binary must name no path of the source tree.
 # Standard library only: no module proxy is needed or used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,14 +67,52 @@ if [ "$target_dir" = "$root/target" ]; then
   echo "go: -tags circuit_shared (target/release/libcircuit.so): ok"
 fi
 prefix=$(mktemp -d)
+outside=$(mktemp -d)
+trap 'rm -rf "$log" "$prefix" "$outside"' EXIT
 bash "$root/ci/install.sh" "$prefix" >/dev/null
+# Go (1.19 at least) leaves pkg-config's output out of its build cache key:
+# a package built against an earlier temporary prefix would be reused with
+# that prefix's -L. A define naming the prefix (unused by the code) keys the
+# cache to it; the flags themselves still come from pkg-config.
+export CGO_CPPFLAGS="-DCIRCUIT_GO_PREFIX=$prefix"
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig" LD_LIBRARY_PATH="$prefix/lib" \
   go test -tags circuit_pkgconfig -count=1 -run "$smoke" . >/dev/null
-rm -rf "$prefix"
-echo "go: -tags circuit_pkgconfig (make install, pkg-config circuit): ok"
+# The slim library (make install SLIM=1): same package, no fleet sync.
+slim_prefix="$outside-slim"
+mkdir "$slim_prefix"
+trap 'rm -rf "$log" "$prefix" "$outside" "$slim_prefix"' EXIT
+SLIM=1 bash "$root/ci/install.sh" "$slim_prefix" >/dev/null
+CGO_CPPFLAGS="-DCIRCUIT_GO_PREFIX=$slim_prefix" CIRCUIT_EXPECT_SLIM=1 \
+  PKG_CONFIG_PATH="$slim_prefix/lib/pkgconfig" LD_LIBRARY_PATH="$slim_prefix/lib" \
+  go test -tags circuit_pkgconfig -count=1 -run "$smoke|TestSyncAvailableMatchesTheLibrary" . >/dev/null
+echo "go: -tags circuit_pkgconfig (make install, pkg-config circuit; full and SLIM=1): ok"
 
 # ---- 4. the example ---------------------------------------------------------------
 go build -o "$log.flaky" ./examples/flaky
 timeout 60 "$log.flaky" -duration 2s | sed 's/^/  /'
 rm -f "$log.flaky"
 echo "go: examples/flaky: ok"
+
+# ---- 5. a program outside the repository ------------------------------------------
+# What a user does (README "Go outside this repository"): copy the package
+# into their tree, require it under its module path and `replace` it with
+# the copy; link the installed library through pkg-config.
+cp -r "$root/bindings/go" "$outside/circuit"
+mkdir "$outside/app"
+cp "$root/bindings/go/examples/installed/main.go" "$outside/app/main.go"
+(
+  cd "$outside/app"
+  go mod init example.com/app >/dev/null 2>&1
+  go mod edit -require=example.invalid/circuit@v0.0.0 -replace=example.invalid/circuit=../circuit
+  GOFLAGS=-mod=mod PKG_CONFIG_PATH="$prefix/lib/pkgconfig" CGO_LDFLAGS= \
+    go build -tags circuit_pkgconfig -o app .
+  if strings app | grep -F "$root" >/dev/null; then
+    echo "go: the program built outside the repository names $root" >&2; exit 1
+  fi
+  libs=$(LD_LIBRARY_PATH="$prefix/lib" ldd app)
+  grep -qF "libcircuit.so.0 => $prefix/lib/" <<<"$libs" \
+    || { echo "go: the program does not load the installed libcircuit: $libs" >&2; exit 1; }
+  LD_LIBRARY_PATH="$prefix/lib" ./app | sed 's/^/  /'
+  [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "go: the program outside the repository failed" >&2; exit 1; }
+)
+echo "go: a module outside the repository (replace => a copy of bindings/go) built against the installed library: ok"

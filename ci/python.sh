@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# The Python binding (bindings/python): build libcircuit.so, install the
-# package into this machine's python, run its pytest suite against the real
-# library (tests parse include/circuit.h, compile a fake library with cc,
-# fork, and serve HTTP on loopback).
+# The Python package (bindings/python, distribution `libcircuit`, import
+# `circuit`) as users get it:
+#  1. build the wheel with its own backend (setuptools-rust compiles
+#     circuit-ffi with cargo into target/, the workspace's target directory,
+#     so only circuit-ffi itself is rebuilt) and repair it with auditwheel
+#     into a manylinux wheel; it must carry a platform tag and the library;
+#  2. install it into a fresh virtual environment with the test
+#     dependencies (pytest, prometheus_client) from PyPI;
+#  3. `mypy --strict` on the package (config in pyproject.toml);
+#  4. the whole pytest suite with that environment's python, from
+#     bindings/python/tests (where the source package is not importable),
+#     with CIRCUIT_LIBRARY unset: the installed package must load the
+#     library it carries (test_abi checks it was the one imported).
+#  5. the ABI tests against the slim library (circuit-ffi without `sync`,
+#     as `make install SLIM=1` installs it) through CIRCUIT_LIBRARY: it has
+#     no CIRCUIT_FEATURE_SYNC and Registry.sync raises NOT_BUILT.
 #
 #   bash ci/python.sh            # everything
 #   bash ci/python.sh -k fork    # extra arguments go to pytest
@@ -10,35 +22,72 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
+fail() { echo "python: $*" >&2; exit 1; }
+
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
-cargo build --release --quiet -p circuit-ffi
-so="$target_dir/release/libcircuit.so"
-[ -f "$so" ] || { echo "python: $so was not built" >&2; exit 1; }
+work="$target_dir/python"
+rm -rf "$work"
+mkdir -p "$work/raw" "$work/dist"
+pipq=(--quiet --disable-pip-version-check)
 
-python3 -c 'import pytest' 2>/dev/null || {
-  echo "python: pytest missing (ci/deps.sh installs it)" >&2; exit 1; }
-PIP_ROOT_USER_ACTION=ignore python3 -m pip install --quiet --disable-pip-version-check ./bindings/python
+python3 -m auditwheel --version >/dev/null 2>&1 || fail "auditwheel missing (ci/deps.sh installs it)"
+python3 -m mypy --version >/dev/null 2>&1 || fail "mypy missing (ci/deps.sh installs it)"
 
-# Type hints (the package ships py.typed): checked when mypy is installed.
-if python3 -m mypy --version >/dev/null 2>&1; then
-  (cd bindings/python && python3 -m mypy --ignore-missing-imports --no-error-summary circuit) \
-    || { echo "python: mypy found errors" >&2; exit 1; }
-  echo "python: mypy: no issues"
-fi
+# ---- 1. the wheel ------------------------------------------------------------------
+start=$(date +%s)
+CARGO_TARGET_DIR="$target_dir" PIP_ROOT_USER_ACTION=ignore \
+  python3 -m pip wheel "${pipq[@]}" --no-deps --wheel-dir "$work/raw" ./bindings/python >"$work/build.log" 2>&1 \
+  || { cat "$work/build.log"; fail "building the wheel failed"; }
+raw=$(ls "$work"/raw/libcircuit-*.whl)
+python3 -m auditwheel repair --wheel-dir "$work/dist" "$raw" >"$work/auditwheel.log" 2>&1 \
+  || { cat "$work/auditwheel.log"; fail "auditwheel repair failed"; }
+whl=$(ls "$work"/dist/libcircuit-*.whl)
+name=$(basename "$whl")
+case "$name" in
+  *-none-any.whl|*-linux_*.whl) fail "$name has no manylinux platform tag" ;;
+  *manylinux*) ;;
+  *) fail "$name: unexpected tag" ;;
+esac
+contents=$(python3 -m zipfile -l "$whl")
+grep -Eq '^circuit/libcircuit\.[a-z0-9_.-]*so ' <<<"$contents" || fail "$name does not carry circuit/libcircuit*.so"
+grep -q '^circuit/py.typed ' <<<"$contents" || fail "$name does not carry circuit/py.typed"
+echo "python: built $name in $(( $(date +%s) - start ))s"
 
+# ---- 2. a fresh virtual environment --------------------------------------------------
+python3 -m venv "$work/venv"
+py="$work/venv/bin/python"
+PIP_ROOT_USER_ACTION=ignore "$py" -m pip install "${pipq[@]}" pytest prometheus_client "$whl"
+unset CIRCUIT_LIBRARY
+where=$(cd "$work" && "$py" -c 'import circuit; print(circuit.__file__); print(circuit.library_path()); print(circuit.library_version())')
+{ read -r pkg; read -r lib; read -r ver; } <<<"$where"
+case "$pkg" in "$work/venv/"*) ;; *) fail "imported circuit from $pkg, not the virtual environment" ;; esac
+case "$lib" in "$(dirname "$pkg")/libcircuit"*) ;; *) fail "the installed package loaded $lib, not the library it carries" ;; esac
+echo "python: installed into a fresh venv: import circuit -> $pkg, libcircuit $ver from $(basename "$lib")"
+
+# ---- 3. types -----------------------------------------------------------------------
+(cd bindings/python && python3 -m mypy --no-error-summary) || fail "mypy --strict found errors"
+echo "python: mypy --strict: no issues"
+
+# ---- 4. the suite against the installed wheel ----------------------------------------
 # From bindings/python/tests (rootdir bindings/python, by its pyproject):
-# `python3 -m pytest` puts the current folder on sys.path, and from
-# bindings/python that would import the source folder instead of the
-# installed package this script just installed.
+# neither the current folder nor the test folder holds a `circuit` package.
 cd bindings/python/tests
-export CIRCUIT_LIBRARY="$so"
 export CIRCUIT_HEADER="$root/include/circuit.h"
+export CIRCUIT_EXPECT_INSTALLED="$work/venv/"
 set +e
-python3 -m pytest -p no:cacheprovider "$@" .
+"$py" -m pytest -p no:cacheprovider "$@" .
 rc=$?
 set -e
 # pytest prints its summary line ("N passed in Ns") last; exit 5 means no
 # test ran, which is a failure here.
 if [ "$rc" -eq 5 ]; then echo "python: no test ran" >&2; exit 1; fi
-exit "$rc"
+[ "$rc" -eq 0 ] || exit "$rc"
+
+# ---- 5. the slim library ------------------------------------------------------------
+if [ $# -eq 0 ]; then
+  CARGO_TARGET_DIR="$target_dir/slim" cargo build --release --quiet -p circuit-ffi --no-default-features
+  CIRCUIT_LIBRARY="$target_dir/slim/release/libcircuit.so" CIRCUIT_EXPECT_SLIM=1 CIRCUIT_EXPECT_INSTALLED= \
+    "$py" -m pytest -p no:cacheprovider -q -k 'features or slim' test_abi.py | tail -n1 | sed 's/^/python: slim library: /'
+  [ "${PIPESTATUS[0]}" -eq 0 ] || fail "the ABI tests against the slim library failed"
+fi

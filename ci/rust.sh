@@ -5,3 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --release --quiet
+# The slim C ABI library (circuit-ffi without `sync`), in its own target
+# directory so that it never replaces the full target/release/libcircuit.so.
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/slim" \
+  cargo test --release --quiet -p circuit-ffi --no-default-features --lib

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stages=(lint rust loom)
-for s in header c python go redis fuzz tsan demo-test; do
+for s in header package c python go redis fuzz tsan demo-test; do
   [ -f "ci/$s.sh" ] && stages+=("$s")
 done
 

@@ -103,6 +103,13 @@
 #define CIRCUIT_ABI_VERSION 1
 
 /**
+ * `circuit_features()` bit: fleet sync through Redis (`circuit_sync_*`)
+ * is built in. Without it those functions return
+ * `CIRCUIT_RESULT_NOT_BUILT` (the slim library).
+ */
+#define CIRCUIT_FEATURE_SYNC 1
+
+/**
  * Number of states; the length of the per-state arrays in
  * `circuit_metrics`.
  */
@@ -430,6 +437,11 @@ enum circuit_result
    * Polling: there is nothing to return (empty queue, end of iteration).
    */
   CIRCUIT_RESULT_EMPTY = 15,
+  /**
+   * This library was built without the feature the function needs (the
+   * slim library has no fleet sync: see `circuit_features`).
+   */
+  CIRCUIT_RESULT_NOT_BUILT = 16,
 };
 #ifndef __cplusplus
 typedef uint32_t circuit_result;
@@ -879,6 +891,16 @@ typedef struct circuit_latency {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * The optional parts built into the loaded library, as a bitmask of
+ * `CIRCUIT_FEATURE_*` (bits not defined here are zero). Every function is
+ * exported by every build; a function whose feature is missing returns
+ * `CIRCUIT_RESULT_NOT_BUILT`.
+ *
+ * Thread safety: safe from any thread.
+ */
+uint32_t circuit_features(void);
 
 /**
  * The binary interface version of the loaded library. Compare it with
@@ -2016,6 +2038,10 @@ circuit_result circuit_retry_next(const struct circuit_retry_policy *policy,
  * fleet namespace `namespace` (`[A-Za-z0-9._-]{1,64}`), with the library's
  * defaults (reconcile every 30 s, 250 ms subscriber read timeout, 1 s
  * command timeout, reconnects backing off from 100 ms to 5 s).
+ *
+ * In a library built without fleet sync (the slim library, see
+ * `circuit_features`) this returns `CIRCUIT_RESULT_NOT_BUILT` once the
+ * arguments are checked, and writes nothing.
  *
  * Returns at once: an unreachable Redis is not an error (the status is
  * DEGRADED until it answers, and breakers decide alone meanwhile); a bad

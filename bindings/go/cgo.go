@@ -268,6 +268,15 @@ func init() {
 	}
 }
 
+// abi: circuit_features
+
+// SyncAvailable reports whether the loaded libcircuit has fleet sync built
+// in. The slim library (`make install SLIM=1`) does not: Registry.Sync then
+// fails with an *Error whose Code is CIRCUIT_RESULT_NOT_BUILT.
+func SyncAvailable() bool {
+	return uint32(C.circuit_features())&uint32(C.CIRCUIT_FEATURE_SYNC) != 0
+}
+
 // LibraryVersion returns the version of the loaded libcircuit, for
 // example "0.1.0".
 func LibraryVersion() string { return C.GoString(C.circuit_version()) }

@@ -167,3 +167,28 @@ func TestSyncRefusesBadURLsAndDegradesWhenUnreachable(t *testing.T) {
 		t.Fatalf("a degraded sync must not affect calls: %v", err)
 	}
 }
+
+// The library the tests link (target/release, or the installed full
+// library) has fleet sync; ci/go.sh also runs this against the slim one
+// (`make install SLIM=1`) with CIRCUIT_EXPECT_SLIM=1, where Sync fails
+// with CIRCUIT_RESULT_NOT_BUILT.
+func TestSyncAvailableMatchesTheLibrary(t *testing.T) {
+	slim := os.Getenv("CIRCUIT_EXPECT_SLIM") == "1"
+	if SyncAvailable() == slim {
+		t.Fatalf("SyncAvailable() = %v, but the library under test is the %s one",
+			SyncAvailable(), map[bool]string{true: "slim", false: "full"}[slim])
+	}
+	if !slim {
+		return
+	}
+	r, err := NewRegistry(RegistryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s, err := r.Sync("redis://127.0.0.1:1", "slim")
+	var e *Error
+	if s != nil || !errors.As(err, &e) || e.Code.String() != "CIRCUIT_RESULT_NOT_BUILT" {
+		t.Fatalf("Sync on the slim library: %v, %v", s, err)
+	}
+}

@@ -92,6 +92,26 @@ const VERSION_CSTR: &CStr =
         Err(_) => panic!("the package version contains a NUL"),
     };
 
+/// `circuit_features()` bit: fleet sync through Redis (`circuit_sync_*`)
+/// is built in. Without it those functions return
+/// `CIRCUIT_RESULT_NOT_BUILT` (the slim library).
+pub const CIRCUIT_FEATURE_SYNC: u32 = 1;
+
+/// The optional parts built into the loaded library, as a bitmask of
+/// `CIRCUIT_FEATURE_*` (bits not defined here are zero). Every function is
+/// exported by every build; a function whose feature is missing returns
+/// `CIRCUIT_RESULT_NOT_BUILT`.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub extern "C" fn circuit_features() -> u32 {
+    let mut bits = 0;
+    if cfg!(feature = "sync") {
+        bits |= CIRCUIT_FEATURE_SYNC;
+    }
+    bits
+}
+
 /// The binary interface version of the loaded library. Compare it with
 /// `CIRCUIT_ABI_VERSION` when loading the library and refuse a mismatch.
 ///
@@ -122,6 +142,17 @@ mod tests {
         let numeric =
             format!("{CIRCUIT_VERSION_MAJOR}.{CIRCUIT_VERSION_MINOR}.{CIRCUIT_VERSION_PATCH}");
         assert!(v.to_str().unwrap().starts_with(&numeric));
+    }
+
+    #[test]
+    fn features_name_what_was_built_in() {
+        let bits = circuit_features();
+        assert_eq!(
+            bits & !CIRCUIT_FEATURE_SYNC,
+            0,
+            "undefined bits set: {bits:#x}"
+        );
+        assert_eq!(bits & CIRCUIT_FEATURE_SYNC != 0, cfg!(feature = "sync"));
     }
 
     #[test]

@@ -52,11 +52,14 @@ pub enum circuit_result {
     BudgetExhausted = 14,
     /// Polling: there is nothing to return (empty queue, end of iteration).
     Empty = 15,
+    /// This library was built without the feature the function needs (the
+    /// slim library has no fleet sync: see `circuit_features`).
+    NotBuilt = 16,
 }
 
 impl circuit_result {
     /// Every code, indexed by discriminant.
-    pub const ALL: [circuit_result; 16] = [
+    pub const ALL: [circuit_result; 17] = [
         circuit_result::Ok,
         circuit_result::NullArgument,
         circuit_result::InvalidArgument,
@@ -73,6 +76,7 @@ impl circuit_result {
         circuit_result::RetryExhausted,
         circuit_result::BudgetExhausted,
         circuit_result::Empty,
+        circuit_result::NotBuilt,
     ];
 
     /// Converts a code received from C.
@@ -99,6 +103,7 @@ impl circuit_result {
             circuit_result::RetryExhausted => c"CIRCUIT_RESULT_RETRY_EXHAUSTED",
             circuit_result::BudgetExhausted => c"CIRCUIT_RESULT_BUDGET_EXHAUSTED",
             circuit_result::Empty => c"CIRCUIT_RESULT_EMPTY",
+            circuit_result::NotBuilt => c"CIRCUIT_RESULT_NOT_BUILT",
         }
     }
 
@@ -172,7 +177,7 @@ mod tests {
             assert_eq!(circuit_result::from_u32(i as u32), Some(*r));
             assert!(r.name().starts_with("CIRCUIT_RESULT_"));
         }
-        assert_eq!(circuit_result::from_u32(16), None);
+        assert_eq!(circuit_result::from_u32(17), None);
         assert_eq!(circuit_result::from_u32(u32::MAX), None);
     }
 }

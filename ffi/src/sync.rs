@@ -1,23 +1,44 @@
 //! Fleet sync through Redis (`circuit-sync`): start a worker for a
 //! registry, read its status, stop it. The worker runs on threads of its
 //! own; nothing here is on the call path.
+//!
+//! Without the `sync` feature (the slim library) the same functions are
+//! exported with the same signatures: they check their arguments as usual,
+//! then return `CIRCUIT_RESULT_NOT_BUILT`. The header is the same for both
+//! builds.
 
 use std::ffi::c_char;
+#[cfg(feature = "sync")]
 use std::sync::Arc;
 
+#[cfg(feature = "sync")]
 use ::circuit_sync::{RegistryOwner, Sync, SyncConfig, SyncError, SyncHandle, SyncStatus};
+#[cfg(feature = "sync")]
 use circuit_core::Registry;
 
-use crate::boundary::{
-    arg_out, arg_ref, arg_str, fail, ffi_boundary, fill_sized, struct_size, write_text, SizeTagged,
-};
+use crate::boundary::{arg_out, arg_ref, arg_str, fail, ffi_boundary, SizeTagged};
+#[cfg(feature = "sync")]
+use crate::boundary::{fill_sized, struct_size, write_text};
 use crate::registry::{circuit_registry, FfiRegistry};
 use crate::result::circuit_result;
 
+#[cfg(feature = "sync")]
 impl RegistryOwner for FfiRegistry {
     fn registry(&self) -> &Registry {
         &self.registry
     }
+}
+
+/// The answer of every sync function in a library built without `sync`.
+#[cfg(not(feature = "sync"))]
+fn not_built(function: &str) -> circuit_result {
+    fail(
+        circuit_result::NotBuilt,
+        format_args!(
+            "{function}: this libcircuit was built without fleet sync (the slim \
+             library; circuit_features() lacks CIRCUIT_FEATURE_SYNC)"
+        ),
+    )
 }
 
 /// A fleet sync worker attached to one registry: it publishes the
@@ -79,6 +100,7 @@ impl SizeTagged for circuit_sync_stats {
     }
 }
 
+#[cfg(feature = "sync")]
 fn sync_error(e: SyncError) -> circuit_result {
     match e {
         SyncError::Config(_) => fail(circuit_result::InvalidConfig, e),
@@ -93,6 +115,10 @@ fn sync_error(e: SyncError) -> circuit_result {
 /// fleet namespace `namespace` (`[A-Za-z0-9._-]{1,64}`), with the library's
 /// defaults (reconcile every 30 s, 250 ms subscriber read timeout, 1 s
 /// command timeout, reconnects backing off from 100 ms to 5 s).
+///
+/// In a library built without fleet sync (the slim library, see
+/// `circuit_features`) this returns `CIRCUIT_RESULT_NOT_BUILT` once the
+/// arguments are checked, and writes nothing.
 ///
 /// Returns at once: an unreachable Redis is not an error (the status is
 /// DEGRADED until it answers, and breakers decide alone meanwhile); a bad
@@ -124,6 +150,13 @@ pub unsafe extern "C" fn circuit_sync_start(
         let url = arg_str!(url, url_len);
         let namespace = arg_str!(namespace, namespace_len);
         let out = arg_out!(out_sync);
+        #[cfg(not(feature = "sync"))]
+        {
+            let _ = (url, namespace, out);
+            not_built("circuit_sync_start")
+        }
+        #[cfg(feature = "sync")]
+        {
         let raw = registry.cast::<FfiRegistry>();
         // SAFETY: `registry` is a live handle, i.e. a pointer from
         // `Arc::into_raw` in `circuit_registry_new` (contract; non-NULL
@@ -140,6 +173,7 @@ pub unsafe extern "C" fn circuit_sync_start(
             }
             Err(e) => sync_error(e),
         }
+        }
     }
 }
 
@@ -155,9 +189,20 @@ pub unsafe extern "C" fn circuit_sync_start(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_sync_stop(sync: *const circuit_sync) -> circuit_result {
     ffi_boundary! {
+        #[cfg(not(feature = "sync"))]
+        let handle = arg_ref!(sync);
+        #[cfg(feature = "sync")]
         let handle = arg_ref!(sync as SyncHandle);
-        handle.stop();
-        circuit_result::Ok
+        #[cfg(not(feature = "sync"))]
+        {
+            let _ = handle;
+            not_built("circuit_sync_stop")
+        }
+        #[cfg(feature = "sync")]
+        {
+            handle.stop();
+            circuit_result::Ok
+        }
     }
 }
 
@@ -171,6 +216,10 @@ pub unsafe extern "C" fn circuit_sync_stop(sync: *const circuit_sync) -> circuit
 #[no_mangle]
 pub unsafe extern "C" fn circuit_sync_free(sync: *mut circuit_sync) {
     ffi_boundary! {
+        // The slim library never creates a worker: only NULL can come back.
+        #[cfg(not(feature = "sync"))]
+        let _ = sync;
+        #[cfg(feature = "sync")]
         if !sync.is_null() {
             // SAFETY: by contract a pointer from `Box::into_raw` in
             // `circuit_sync_start`, freed once; dropping the handle stops it.
@@ -195,8 +244,18 @@ pub unsafe extern "C" fn circuit_sync_status(
     status: *mut circuit_sync_stats,
 ) -> circuit_result {
     ffi_boundary! {
+        #[cfg(not(feature = "sync"))]
+        let handle = arg_ref!(sync);
+        #[cfg(feature = "sync")]
         let handle = arg_ref!(sync as SyncHandle);
         let out = arg_out!(status);
+        #[cfg(not(feature = "sync"))]
+        {
+            let _ = (handle, out);
+            not_built("circuit_sync_status")
+        }
+        #[cfg(feature = "sync")]
+        {
         let n = match struct_size(&out, "status") {
             Ok(n) => n,
             Err(code) => return code,
@@ -220,6 +279,7 @@ pub unsafe extern "C" fn circuit_sync_status(
         };
         fill_sized(out, full, n);
         circuit_result::Ok
+        }
     }
 }
 
@@ -242,15 +302,26 @@ pub unsafe extern "C" fn circuit_sync_last_error(
     out_len: *mut usize,
 ) -> circuit_result {
     ffi_boundary! {
+        #[cfg(not(feature = "sync"))]
+        let handle = arg_ref!(sync);
+        #[cfg(feature = "sync")]
         let handle = arg_ref!(sync as SyncHandle);
         let out_len = arg_out!(out_len);
-        let text = handle.status().last_error.unwrap_or_default();
-        // SAFETY: `buf` is NULL or valid for `len` bytes (contract).
-        unsafe { write_text(&text, buf, len, out_len) }
+        #[cfg(not(feature = "sync"))]
+        {
+            let _ = (handle, buf, len, out_len);
+            not_built("circuit_sync_last_error")
+        }
+        #[cfg(feature = "sync")]
+        {
+            let text = handle.status().last_error.unwrap_or_default();
+            // SAFETY: `buf` is NULL or valid for `len` bytes (contract).
+            unsafe { write_text(&text, buf, len, out_len) }
+        }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sync"))]
 mod tests {
     use super::*;
     use crate::registry::{circuit_registry_free, circuit_registry_new};
@@ -390,6 +461,69 @@ mod tests {
         unsafe {
             circuit_registry_free(reg);
             circuit_sync_free(s);
+        }
+    }
+}
+
+#[cfg(all(test, not(feature = "sync")))]
+mod slim_tests {
+    use super::*;
+    use crate::registry::{circuit_registry_free, circuit_registry_new};
+
+    #[test]
+    fn the_slim_library_answers_not_built_and_writes_nothing() {
+        assert_eq!(crate::circuit_features() & crate::CIRCUIT_FEATURE_SYNC, 0);
+        let mut reg = std::ptr::null();
+        // SAFETY: NULL config and clock select the defaults; `reg` is valid.
+        let rc =
+            unsafe { circuit_registry_new(std::ptr::null(), 0, 0, std::ptr::null(), &mut reg) };
+        assert_eq!(rc, circuit_result::Ok);
+        let url = "redis://127.0.0.1:1";
+        let mut s = std::ptr::null_mut();
+        // SAFETY: live registry, valid strings with their lengths, valid out.
+        let rc = unsafe {
+            circuit_sync_start(
+                reg,
+                url.as_ptr().cast(),
+                url.len(),
+                c"ns".as_ptr(),
+                2,
+                &mut s,
+            )
+        };
+        assert_eq!(rc, circuit_result::NotBuilt);
+        assert!(s.is_null(), "an output was written");
+        let msg = crate::boundary::last_error();
+        assert!(
+            msg.starts_with("CIRCUIT_RESULT_NOT_BUILT") && msg.contains("without fleet sync"),
+            "{msg}"
+        );
+        // Arguments are still checked first; NULL handles are refused.
+        // SAFETY: NULL pointers are refused, not dereferenced.
+        unsafe {
+            let mut out = std::ptr::null_mut();
+            assert_eq!(
+                circuit_sync_start(
+                    std::ptr::null(),
+                    url.as_ptr().cast(),
+                    url.len(),
+                    c"ns".as_ptr(),
+                    2,
+                    &mut out
+                ),
+                circuit_result::NullArgument
+            );
+            assert_eq!(
+                circuit_sync_stop(std::ptr::null()),
+                circuit_result::NullArgument
+            );
+            let mut st = circuit_sync_stats::default();
+            assert_eq!(
+                circuit_sync_status(std::ptr::null(), &mut st),
+                circuit_result::NullArgument
+            );
+            circuit_sync_free(std::ptr::null_mut());
+            circuit_registry_free(reg);
         }
     }
 }

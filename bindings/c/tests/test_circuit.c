@@ -145,6 +145,7 @@ static void test_result_names(void) {
       "CIRCUIT_RESULT_RETRY_EXHAUSTED",
       "CIRCUIT_RESULT_BUDGET_EXHAUSTED",
       "CIRCUIT_RESULT_EMPTY",
+      "CIRCUIT_RESULT_NOT_BUILT",
   };
   uint32_t i;
   /* The discriminants are part of the ABI. */

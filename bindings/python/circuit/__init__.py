@@ -50,6 +50,13 @@ def library_version() -> str:
     return _ffi.version()
 
 
+def sync_available() -> bool:
+    """Whether the loaded library has fleet sync (the slim library does not:
+    ``Registry.sync`` then raises ``CircuitError`` with
+    ``CIRCUIT_RESULT_NOT_BUILT``)."""
+    return bool(_ffi.features() & _ffi.FEATURE_SYNC)
+
+
 def library_path() -> str:
     """The path the library was loaded from."""
     return _ffi.lib.path
@@ -92,4 +99,5 @@ __all__ = [
     "State",
     "library_path",
     "library_version",
+    "sync_available",
 ]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ctypes import byref, c_void_p
-from typing import Any, Dict
+from typing import Any, Dict, Iterator, Tuple
 
 from . import _ffi
-from ._errors import ConfigError
+from ._errors import CircuitError, ConfigError
 from ._managed import Managed
 from ._types import Seconds, to_float, to_ns, to_u32
 
@@ -76,7 +76,7 @@ class Config(Managed):
             if rc != _ffi.RESULT_OK:
                 raise _ffi.error(rc, "invalid combination of options")
             self._ptr = out.value
-        except _ffi.CircuitError as e:
+        except CircuitError as e:
             if isinstance(e, ConfigError):
                 raise
             raise ConfigError(str(e), e.code) from None
@@ -108,7 +108,7 @@ class Config(Managed):
         return hash(tuple(sorted((k, repr(v)) for k, v in self._options.items())))
 
 
-def _calls(o: Dict[str, Any]):
+def _calls(o: Dict[str, Any]) -> Iterator[Tuple[Any, Tuple[Any, ...], Tuple[str, ...]]]:
     """The builder calls for the given options: (setter, args, option names)."""
     lib = _ffi.lib
     E = ConfigError

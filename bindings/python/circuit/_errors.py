@@ -9,7 +9,7 @@ working.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional, Tuple
 
 __all__ = [
     "CircuitError",
@@ -87,7 +87,7 @@ class CircuitOpenError(CircuitError):
     def __repr__(self) -> str:
         return f"CircuitOpenError({str(self)!r})"
 
-    def __reduce__(self):  # keep the exception picklable (multiprocessing)
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:  # keep the exception picklable (multiprocessing)
         return (type(self), (self.reason, self.retry_after, self.breaker, self.code))
 
 

@@ -93,6 +93,10 @@ RESULT_PANIC = 12
 RESULT_RETRY_EXHAUSTED = 13
 RESULT_BUDGET_EXHAUSTED = 14
 RESULT_EMPTY = 15
+RESULT_NOT_BUILT = 16
+
+#: ``circuit_features()`` bit: fleet sync is built in (not in the slim library).
+FEATURE_SYNC = 1
 
 REASON_CONSECUTIVE_FAILURES = 0
 REASON_FAILURE_RATE = 1
@@ -228,6 +232,7 @@ _sizep = POINTER(c_size_t)
 FUNCTIONS: Tuple[Tuple[str, Any, Sequence[Any], str, bool], ...] = (
     ("circuit_abi_version", c_uint32, (), HOLD, True),
     ("circuit_version", c_char_p, (), HOLD, True),
+    ("circuit_features", c_uint32, (), HOLD, False),
     ("circuit_result_str", c_char_p, (c_uint32,), HOLD, True),
     ("circuit_last_error", c_uint32, (c_void_p, c_size_t, POINTER(c_size_t)), HOLD, True),
     # breakers
@@ -563,7 +568,7 @@ def _package_version() -> str:
     try:
         from importlib.metadata import version as v
 
-        return v("circuit")
+        return v("libcircuit")
     except Exception:
         return "unknown"
 
@@ -580,10 +585,16 @@ def candidates(
     if explicit:
         return [(f"${LIBRARY_ENV}", explicit)]
     here = package_dir if package_dir is not None else os.path.dirname(os.path.abspath(__file__))
-    out = []
-    bundled = os.path.join(here, "libcircuit.so")
-    if os.path.exists(bundled):
-        out.append(("bundled", bundled))
+    out: List[Tuple[str, str]] = []
+    # A copy placed by hand (libcircuit.so), then the one a wheel carries
+    # (libcircuit.abi3.so: the build gives it the extension suffix).
+    bundled = [os.path.join(here, "libcircuit.so")]
+    bundled += sorted(
+        os.path.join(here, f)
+        for f in os.listdir(here)
+        if f.startswith("libcircuit.") and f.endswith(".so") and f != "libcircuit.so"
+    )
+    out.extend(("bundled", path) for path in bundled if os.path.isfile(path))
     found = ctypes.util.find_library("circuit")
     if found:
         out.append(("find_library", found))
@@ -603,7 +614,9 @@ def load(env: Optional[Dict[str, str]] = None, package_dir: Optional[str] = None
             # is reported as is: loading another one would hide the mismatch.
             tried.append(f"  {how}: {e}")
     raise LibraryError(
-        "libcircuit.so not found. Build it with `cargo build --release -p circuit-ffi` "
+        "libcircuit.so not found. Install the package as a wheel, which carries it "
+        "(`pip install ./bindings/python` builds one), or build it with "
+        "`cargo build --release -p circuit-ffi` "
         f"and set {LIBRARY_ENV}=/path/to/libcircuit.so, copy it into the installed "
         "package folder, or install it on the loader path (`make install`). Tried:\n"
         + "\n".join(tried)
@@ -628,7 +641,8 @@ def last_error() -> str:
 
 
 def result_name(code: int) -> str:
-    return lib.result_str(code).decode()
+    name: bytes = lib.result_str(code)
+    return name.decode()
 
 
 _EXCEPTIONS = {
@@ -666,4 +680,13 @@ def pointer(out: c_void_p) -> int:
 
 def version() -> str:
     """The loaded library's version string."""
-    return lib.version().decode()
+    v: bytes = lib.version()
+    return v.decode()
+
+
+def features() -> int:
+    """The loaded library's ``CIRCUIT_FEATURE_*`` bits (0 for a library
+    older than ``circuit_features``)."""
+    if "circuit_features" in lib.missing:
+        return 0
+    return int(lib.features())

@@ -13,7 +13,7 @@ import functools
 import inspect
 import time
 from ctypes import byref, c_uint64, c_void_p
-from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union, cast
 
 from . import _ffi
 from ._clock import Clock
@@ -39,11 +39,11 @@ _JITTER = {
 }
 
 
-def _code(table: dict, value: str, what: str) -> int:
+def _code(table: Dict[str, int], value: str, what: str) -> int:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be one of {sorted(table)}, not {type(value).__name__}")
     try:
-        return table[value]
+        return int(table[value])
     except KeyError:
         raise InvalidArgumentError(f"unknown {what} {value!r}; one of {sorted(table)}") from None
 
@@ -100,7 +100,7 @@ class RetryPolicy(Managed):
 
     @property
     def max_attempts(self) -> int:
-        return self._opts["max_attempts"]
+        return int(self._opts["max_attempts"])
 
     def delay(self, attempt: int, previous: Seconds = 0, seed: Optional[int] = None) -> Optional[float]:
         """The pause in seconds after ``attempt`` failed attempts (1 after the
@@ -183,7 +183,7 @@ class RetryBudget(Managed):
 
 def _seed(seed: Optional[int]) -> int:
     if seed is None:
-        return _ffi.lib.random_seed()
+        return int(_ffi.lib.random_seed())
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, not {type(seed).__name__}")
     if not 0 <= seed <= _ffi.U64_MAX:
@@ -226,6 +226,7 @@ class Retry:
         self.policy = policy if policy is not None else RetryPolicy()
         self.budget = budget
         self.breaker = breaker
+        self._retryable: Callable[[BaseException], bool]
         if isinstance(retry_on, type) or isinstance(retry_on, tuple):
             types = retry_on if isinstance(retry_on, tuple) else (retry_on,)
             self._retryable = lambda e: isinstance(e, types)
@@ -265,7 +266,7 @@ class Retry:
             attempt += 1
             try:
                 if self.breaker is not None:
-                    return self.breaker.call(fn, *args, **kwargs)
+                    return cast(T, self.breaker.call(fn, *args, **kwargs))
                 return fn(*args, **kwargs)
             except BaseException as e:
                 delay = self._next(attempt, prev, seed, e)

@@ -232,6 +232,42 @@ def test_result_codes_have_names():
     assert _ffi.result_name(9999) == "CIRCUIT_RESULT_UNKNOWN"
 
 
+def test_features_report_what_the_library_has():
+    bits = _ffi.features()
+    assert bits & ~_ffi.FEATURE_SYNC == 0, hex(bits)
+    # The library under test (the wheel's, or $CIRCUIT_LIBRARY) is the full
+    # one unless CIRCUIT_EXPECT_SLIM says otherwise.
+    assert circuit.sync_available() == (os.environ.get("CIRCUIT_EXPECT_SLIM") != "1")
+
+
+def test_sync_in_the_slim_library_raises_not_built():
+    """ci/python.sh also runs this against the slim library (make install
+    SLIM=1), with CIRCUIT_EXPECT_SLIM=1."""
+    if os.environ.get("CIRCUIT_EXPECT_SLIM") != "1":
+        pytest.skip("the library under test is the full one")
+    r = circuit.Registry()
+    with pytest.raises(circuit.CircuitError) as e:
+        r.sync("redis://127.0.0.1:1", "slim")
+    assert e.value.code == _ffi.RESULT_NOT_BUILT
+    assert "without fleet sync" in str(e.value)
+
+
+def test_the_installed_package_carries_its_library():
+    """ci/python.sh runs the suite against the wheel installed in a fresh
+    virtual environment (CIRCUIT_EXPECT_INSTALLED names it), without
+    CIRCUIT_LIBRARY: the package imported must be that one, and the library
+    loaded the one inside it."""
+    venv = os.environ.get("CIRCUIT_EXPECT_INSTALLED")
+    if not venv:
+        pytest.skip("not run against an installed wheel")
+    assert "CIRCUIT_LIBRARY" not in os.environ
+    assert circuit.__file__.startswith(venv), circuit.__file__
+    lib = circuit.library_path()
+    assert os.path.dirname(lib) == os.path.dirname(circuit.__file__), lib
+    assert os.path.basename(lib).startswith("libcircuit.") and lib.endswith(".so"), lib
+    assert _ffi.candidates()[0] == ("bundled", lib)
+
+
 def test_versions():
     assert circuit.ABI_VERSION == _ffi.lib.abi_version() == 1
     assert re.match(r"^\d+\.\d+\.\d+", circuit.library_version())
