@@ -40,14 +40,30 @@ pub(crate) struct Env {
     pub(crate) parent: Option<Arc<ListenerSet>>,
     /// Mixed into jitter so breakers and processes draw apart.
     pub(crate) salt: u64,
+    /// What deadline stamps are relative to (`state::Stamp`): the clock's
+    /// reading when this environment was created, less a whole number of
+    /// microseconds (at most [`STAMP_SLACK`]), so that a clock set back a
+    /// little before it still gets exact deadlines and a breaker behaves as
+    /// one whose clock started at zero.
+    pub(crate) stamp_base: Nanos,
 }
+
+/// How far before the first reading a stamp base starts (2^45 us, 1.1
+/// years): a clock set back further than that before a breaker's creation
+/// has its deadlines delayed to the base (invariant 7); one that runs
+/// longer than 2^47 us - this (3.3 years) past it gets deadlines rounded up
+/// to the millisecond. Either way, any `u64` reading works.
+const STAMP_SLACK: Nanos = (1 << 45) * 1000;
 
 impl Env {
     pub(crate) fn new(clock: Arc<dyn Clock>, parent: Option<Arc<ListenerSet>>) -> Arc<Env> {
+        let origin = clock.now();
+        let stamp_base = origin - origin.min(STAMP_SLACK) / 1000 * 1000;
         Arc::new(Env {
             clock,
             parent,
             salt: rng::fresh_seed(),
+            stamp_base,
         })
     }
 }
@@ -310,7 +326,8 @@ impl Breaker {
     pub fn open_deadline(&self) -> Option<Nanos> {
         let s = self.control.word.load();
         let stamp = self.control.deadline.load();
-        (s.state() == State::Open && stamp.belongs_to(s.generation())).then(|| stamp.deadline())
+        (s.state() == State::Open && stamp.belongs_to(s.generation()))
+            .then(|| self.deadline_of(stamp))
     }
 
     /// The expiry (clock nanoseconds) of the current override, or `None`
@@ -321,7 +338,7 @@ impl Breaker {
         let s = self.control.word.load();
         let stamp = self.control.deadline.load();
         (s.override_mode().is_some() && stamp.belongs_to(s.generation()) && !stamp.is_never())
-            .then(|| stamp.deadline())
+            .then(|| self.deadline_of(stamp))
     }
 
     /// Fleet sync: while OPEN, brings the open deadline forward to
@@ -343,7 +360,7 @@ impl Breaker {
             .clock
             .now()
             .saturating_add(duration_to_nanos(remaining));
-        if target >= stamp.deadline() {
+        if target >= self.deadline_of(stamp) {
             return false;
         }
         self.transition(s, s.to_open(s.streak()), Reason::Remote, Some(remaining))
@@ -411,7 +428,7 @@ impl Breaker {
                 }
                 let stamp = self.control.deadline.load();
                 let retry_after = (stamp.belongs_to(s.generation()) && !stamp.is_never())
-                    .then(|| remaining(stamp.deadline(), self.env.clock.coarse_now()));
+                    .then(|| remaining(self.deadline_of(stamp), self.env.clock.coarse_now()));
                 return Err(self.reject(RejectReason::ForcedOpen, retry_after));
             }
             match s.phase() {
@@ -432,8 +449,9 @@ impl Breaker {
                         return Err(self.reject(RejectReason::Open, Some(d)));
                     }
                     let now = self.env.clock.coarse_now();
-                    if now < stamp.deadline() {
-                        let left = remaining(stamp.deadline(), now);
+                    let deadline = self.deadline_of(stamp);
+                    if now < deadline {
+                        let left = remaining(deadline, now);
                         return Err(self.reject(RejectReason::Open, Some(left)));
                     }
                     // B5: exactly one thread moves OPEN -> HALF_OPEN and it
@@ -472,7 +490,7 @@ impl Breaker {
                         }
                     }
                     let now = self.env.clock.coarse_now();
-                    if stamp.belongs_to(s.generation()) && now >= stamp.deadline() {
+                    if stamp.belongs_to(s.generation()) && now >= self.deadline_of(stamp) {
                         // Every slot is held past its lease: free them all by
                         // moving to a new half-open generation (late probes
                         // become stale), keeping the successes, and take the
@@ -488,7 +506,7 @@ impl Breaker {
                     }
                     let retry_after = stamp
                         .belongs_to(s.generation())
-                        .then(|| remaining(stamp.deadline(), now));
+                        .then(|| remaining(self.deadline_of(stamp), now));
                     return Err(self.reject(RejectReason::HalfOpenFull, retry_after));
                 }
             }
@@ -513,9 +531,12 @@ impl Breaker {
             .coarse_now()
             .saturating_add(duration_to_nanos(self.config.probe_lease));
         let word = &self.control.word;
-        self.control
-            .deadline
-            .raise(word, generation, Stamp::new(generation, deadline));
+        self.control.deadline.raise(
+            word,
+            generation,
+            self.stamp(generation, deadline),
+            self.env.stamp_base,
+        );
     }
 
     /// If `s` has an override whose expiry has passed, transitions to CLOSED
@@ -528,7 +549,7 @@ impl Breaker {
         if !stamp.belongs_to(s.generation()) || stamp.is_never() {
             return s;
         }
-        if self.env.clock.coarse_now() < stamp.deadline() {
+        if self.env.clock.coarse_now() < self.deadline_of(stamp) {
             return s;
         }
         match self.transition(s, s.to_closed(0), Reason::OverrideExpired, None) {
@@ -630,7 +651,11 @@ impl Breaker {
             // Rates are evaluated only when this outcome could raise one
             // (invariant 6): a success only lowers them.
             let evaluate = failed || slow;
-            let counts = window.record(Sample { failed, slow }, &*self.env.clock, evaluate);
+            let counts = window.record(
+                Sample { failed, slow },
+                || self.env.clock.coarse_now(),
+                evaluate,
+            );
             if evaluate && trip.is_none() {
                 trip = self.window_trip(&counts);
             }
@@ -766,13 +791,13 @@ impl Breaker {
                     // if its stamp is not written yet: invariant 4).
                     _ if reason == Reason::ShadowTrip => {
                         let old = self.control.deadline.load();
-                        if old.belongs_to(from.generation()) {
-                            Stamp::new(generation, old.deadline())
+                        if old.belongs_to(from.generation()) && !old.is_never() {
+                            self.stamp(generation, self.deadline_of(old))
                         } else {
                             Stamp::never(generation)
                         }
                     }
-                    Some(d) => Stamp::new(generation, now.saturating_add(duration_to_nanos(d))),
+                    Some(d) => self.stamp(generation, now.saturating_add(duration_to_nanos(d))),
                     None => Stamp::never(generation),
                 };
                 self.control
@@ -782,7 +807,7 @@ impl Breaker {
             (None, Phase::Open) => {
                 open_for = self.open_duration(to.streak(), requested);
                 let deadline = now.saturating_add(open_for);
-                let stamp = Stamp::new(generation, deadline);
+                let stamp = self.stamp(generation, deadline);
                 self.control
                     .deadline
                     .store(&self.control.word, generation, stamp);
@@ -790,7 +815,7 @@ impl Breaker {
             (None, Phase::HalfOpen) => {
                 let lease = duration_to_nanos(self.config.probe_lease);
                 let deadline = now.saturating_add(lease);
-                let stamp = Stamp::new(generation, deadline);
+                let stamp = self.stamp(generation, deadline);
                 self.control
                     .deadline
                     .store(&self.control.word, generation, stamp);
@@ -823,6 +848,18 @@ impl Breaker {
             }
         }
         Ok(to)
+    }
+
+    /// The stamp of `deadline` for `generation` (relative to the stamp base).
+    #[inline]
+    fn stamp(&self, generation: u32, deadline: Nanos) -> Stamp {
+        Stamp::new(generation, deadline, self.env.stamp_base)
+    }
+
+    /// A stamp's deadline in clock nanoseconds.
+    #[inline]
+    fn deadline_of(&self, stamp: Stamp) -> Nanos {
+        stamp.deadline(self.env.stamp_base)
     }
 
     fn clear_statistics(&self) {
