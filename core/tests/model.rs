@@ -195,7 +195,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         1 => Just(1_764_990_000_123_456_789u64),
         1 => Just(u64::MAX - 1_000_000_000_000),
         1 => Just(u64::MAX - 20 * MS),
-        2 => (0u64..u64::MAX - (1 << 48)),
+        2 => 0u64..u64::MAX - (1 << 48),
     ];
     (policies, window, timing, probes, origin).prop_map(
         |(
