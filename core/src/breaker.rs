@@ -12,7 +12,7 @@ use crate::ewma::Ewma;
 use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
 use crate::rng;
-use crate::state::{Override, Phase, Snapshot, Stamp, StampCell, State, StateCell};
+use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
 use crate::sync::{spin_hint, AtomicU64, Ordering::Relaxed};
 use crate::transition::{Reason, Transition};
 use crate::window::{Sample, Window, WindowCounts};
@@ -102,6 +102,9 @@ pub struct Breaker {
     listeners: ListenerSet,
     window: Option<Window>,
     latency: Option<Box<LatencyHistogram>>,
+    /// Probe tickets of the current half-open generation (invariant 10).
+    /// Written only by probes, so it sits in the read-mostly tail.
+    probes: ProbeLedger,
 }
 
 const _: () = {
@@ -174,6 +177,7 @@ impl Breaker {
             env,
             name,
             listeners: ListenerSet::default(),
+            probes: ProbeLedger::new(),
         }
     }
 
@@ -209,7 +213,7 @@ impl Breaker {
     pub fn acquire(&self) -> Result<Permit, Rejected> {
         let s = self.control.word.load();
         if s.on_fast_path() {
-            return Ok(Permit::new(s.generation(), false));
+            return Ok(Permit::new(s.generation()));
         }
         self.acquire_slow(s)
     }
@@ -424,7 +428,7 @@ impl Breaker {
                     continue;
                 }
                 if mode != Override::ForcedOpen {
-                    return Ok(Permit::new(s.generation(), false));
+                    return Ok(Permit::new(s.generation()));
                 }
                 let stamp = self.control.deadline.load();
                 let retry_after = (stamp.belongs_to(s.generation()) && !stamp.is_never())
@@ -432,7 +436,7 @@ impl Breaker {
                 return Err(self.reject(RejectReason::ForcedOpen, retry_after));
             }
             match s.phase() {
-                Phase::Closed => return Ok(Permit::new(s.generation(), false)),
+                Phase::Closed => return Ok(Permit::new(s.generation())),
                 Phase::Open => {
                     let stamp = self.control.deadline.load();
                     if !stamp.belongs_to(s.generation()) {
@@ -458,7 +462,9 @@ impl Breaker {
                     // takes the first probe slot in the same CAS.
                     let next = s.to_half_open(1, 0);
                     match self.transition(s, next, Reason::OpenDeadlinePassed, None) {
-                        Ok(n) => return Ok(Permit::new(n.generation(), true)),
+                        // Ticket 0: the probe the transition admits itself
+                        // (invariant 10).
+                        Ok(n) => return Ok(Permit::probe(n.generation(), 0, self.probe_tag())),
                         Err(cur) => s = cur,
                     }
                 }
@@ -470,8 +476,10 @@ impl Breaker {
                             .compare_exchange(s, s.with_probe_admitted())
                         {
                             Ok(_) => {
-                                self.extend_lease(s.generation());
-                                return Ok(Permit::new(s.generation(), true));
+                                let generation = s.generation();
+                                self.extend_lease(generation);
+                                let ticket = self.probes.issue(&self.control.word, generation);
+                                return Ok(Permit::probe(generation, ticket, self.probe_tag()));
                             }
                             Err(cur) => {
                                 s = cur;
@@ -497,7 +505,7 @@ impl Breaker {
                         // first slot ourselves.
                         let next = s.to_half_open(1, s.success());
                         match self.transition(s, next, Reason::ProbeLeaseExpired, None) {
-                            Ok(n) => return Ok(Permit::new(n.generation(), true)),
+                            Ok(n) => return Ok(Permit::probe(n.generation(), 0, self.probe_tag())),
                             Err(cur) => {
                                 s = cur;
                                 continue;
@@ -511,6 +519,12 @@ impl Breaker {
                 }
             }
         }
+    }
+
+    /// The tag this breaker's probes carry: a probe reported to another
+    /// breaker (whose generation happens to match) is stale.
+    fn probe_tag(&self) -> u16 {
+        rng::tag16(self.env.salt, self.name.as_bytes())
     }
 
     fn reject(&self, reason: RejectReason, retry_after: Option<Duration>) -> Rejected {
@@ -719,6 +733,16 @@ impl Breaker {
         nanos: u64,
         retry_after: Option<Duration>,
     ) -> Recorded {
+        // Invariant 10: only the first report of a ticket, of this
+        // breaker's probe, goes on; a second record of the same permit
+        // changes nothing (B5).
+        if permit.tag() != self.probe_tag()
+            || !self
+                .probes
+                .claim(&self.control.word, permit.generation, permit.ticket())
+        {
+            return self.stale();
+        }
         let slow_counts_as_failure =
             self.config.slow_call.is_some() && nanos >= self.config.slow_nanos;
         loop {

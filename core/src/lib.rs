@@ -71,6 +71,15 @@
 //!    changes nothing else (B6). Half-open probes hold a slot in the word
 //!    until they report or their lease expires; at most
 //!    `half_open_probes` are admitted per half-open generation.
+//! 10. **Probe tickets.** Each probe of a half-open generation carries a
+//!     ticket, distinct within the generation (`state::ProbeLedger`); a
+//!     probe's report first claims its ticket in the ledger, and only the
+//!     first claim of a ticket goes on to change the word, so a permit
+//!     reported twice counts once (B5: K successes are K distinct probes).
+//!     The ledger belongs to one generation at a time and is reset, as stamps
+//!     are written, only while the word is still in that generation; its
+//!     RMWs are AcqRel so that the word load inside them sees any later
+//!     transition whose ledger they read.
 
 #![cfg_attr(not(test), warn(missing_docs))]
 

@@ -480,6 +480,111 @@ impl StampCell {
     }
 }
 
+/// Probe tickets of the current half-open generation (invariant 10): which
+/// tickets were issued and which have reported, so that each probe counts
+/// once (B5: K successes come from K distinct probes).
+///
+/// ```text
+///  63          48 47      40 39                                        0
+/// +--------------+----------+-------------------------------------------+
+/// |    gen16     |  issued  |        reported (one bit per ticket)      |
+/// +--------------+----------+-------------------------------------------+
+/// ```
+///
+/// A ledger whose tag is not the generation's is the empty ledger of that
+/// generation with ticket 0 issued: ticket 0 is the probe admitted by the
+/// transition into HALF_OPEN itself (in its CAS), so its winner never has
+/// to write here before others may. Whoever touches the ledger first in a
+/// generation writes that empty ledger, only while the state word is still
+/// in the generation (checked inside the CAS loop, as for stamps), so a late
+/// thread never resets a newer generation's ledger.
+///
+/// [`PROBE_TICKETS`] tickets are tracked per generation; a probe admitted
+/// after them (more than 40 probes, or more than 40 - P neutral reports, in
+/// one half-open generation) gets [`UNTRACKED`] and its reports are not
+/// checked for duplicates.
+#[derive(Debug)]
+pub(crate) struct ProbeLedger(AtomicU64);
+
+/// Tickets tracked per half-open generation.
+pub(crate) const PROBE_TICKETS: u32 = 40;
+/// The ticket of a probe admitted after the tracked ones.
+pub(crate) const UNTRACKED: u32 = 0xFF;
+const LEDGER_TAG_SHIFT: u32 = 48;
+const LEDGER_ISSUED_SHIFT: u32 = 40;
+const LEDGER_REPORTED: u64 = (1 << PROBE_TICKETS) - 1;
+
+impl ProbeLedger {
+    pub(crate) fn new() -> Self {
+        // Tagged for no generation a new breaker is in (see `StampCell::new`).
+        ProbeLedger(AtomicU64::new(0xFFFF << LEDGER_TAG_SHIFT))
+    }
+
+    fn empty(generation: u32) -> u64 {
+        (u64::from(generation as u16) << LEDGER_TAG_SHIFT) | (1 << LEDGER_ISSUED_SHIFT)
+    }
+
+    /// The ledger as it stands for `generation`, or `None` when the state
+    /// word has left that generation.
+    #[inline]
+    fn current(word: &StateCell, generation: u32, cur: u64) -> Option<u64> {
+        if (cur >> LEDGER_TAG_SHIFT) as u16 == generation as u16 {
+            Some(cur)
+        } else if word.load().generation() == generation {
+            Some(Self::empty(generation))
+        } else {
+            None
+        }
+    }
+
+    /// Issues the next ticket of `generation` to a probe whose slot the
+    /// caller has just taken in the word. `UNTRACKED` once the tracked
+    /// tickets are used up, or when the word has moved on (the permit is
+    /// stale anyway).
+    pub(crate) fn issue(&self, word: &StateCell, generation: u32) -> u32 {
+        let mut ticket = UNTRACKED;
+        // AcqRel/Acquire as `StampCell::store`: the word load inside sees
+        // the transition of any later generation whose ledger we read
+        // (invariant 10).
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                ticket = UNTRACKED;
+                let cur = Self::current(word, generation, cur)?;
+                let issued = ((cur >> LEDGER_ISSUED_SHIFT) & 0xFF) as u32;
+                if issued >= PROBE_TICKETS {
+                    return None;
+                }
+                ticket = issued;
+                Some(cur + (1 << LEDGER_ISSUED_SHIFT))
+            });
+        ticket
+    }
+
+    /// Marks `ticket` of `generation` as reported. True for the first report
+    /// of an issued ticket (and for every report of an untracked one);
+    /// false for a second report, a ticket never issued, or a generation
+    /// the word has left: that report must change nothing.
+    pub(crate) fn claim(&self, word: &StateCell, generation: u32, ticket: u32) -> bool {
+        if ticket == UNTRACKED {
+            return true;
+        }
+        if ticket >= PROBE_TICKETS {
+            return false;
+        }
+        let bit = 1u64 << ticket;
+        // Invariant 10: this RMW is the one place where two reports of one
+        // ticket meet; exactly one of them sets the bit.
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                let cur = Self::current(word, generation, cur)?;
+                let issued = ((cur >> LEDGER_ISSUED_SHIFT) & 0xFF) as u32;
+                (ticket < issued && cur & LEDGER_REPORTED & bit == 0).then_some(cur | bit)
+            })
+            .is_ok()
+    }
+}
+
 #[cfg(all(test, not(circuit_loom)))]
 mod tests {
     use super::*;

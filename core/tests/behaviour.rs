@@ -1242,3 +1242,115 @@ fn b12_a_clock_at_the_end_of_time_still_trips_and_expires() {
     assert_eq!(b.override_deadline(), Some(u64::MAX));
     assert_eq!(b.state(), State::Closed, "expired at the end of time");
 }
+
+// ----- B5: a probe counts once ------------------------------------------------
+
+/// Trips a breaker of `half_open_config` and lets its open deadline pass.
+fn to_half_open(b: &Breaker, clock: &ManualClock) {
+    trip(b);
+    clock.advance(ms(10));
+}
+
+#[test]
+fn half_open_probe_recorded_twice_counts_once() {
+    let (b, clock, _) = manual(half_open_config(3, 3).build().unwrap(), START);
+    to_half_open(&b, &clock);
+    let probe = b.acquire().unwrap();
+    assert!(probe.is_probe());
+    assert_eq!(b.record(probe, Success, ms(1)), Recorded::Counted);
+    assert_eq!(b.record(probe, Success, ms(1)), Recorded::Stale);
+    assert_eq!(b.record(probe, Success, ms(1)), Recorded::Stale);
+    assert_eq!(
+        b.state(),
+        State::HalfOpen,
+        "one probe is not three successes"
+    );
+    // A duplicate failure changes nothing either.
+    assert_eq!(b.record(probe, Failure, ms(1)), Recorded::Stale);
+    assert_eq!(b.state(), State::HalfOpen);
+    // Two more distinct probes close it (B5), each counted once.
+    let (p2, p3) = (b.acquire().unwrap(), b.acquire().unwrap());
+    assert_eq!(b.record(p2, Success, ms(1)), Recorded::Counted);
+    assert_eq!(b.record(p2, Success, ms(1)), Recorded::Stale);
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(
+        b.record(p3, Success, ms(1)),
+        Recorded::Transitioned(State::Closed)
+    );
+    let m = b.metrics();
+    assert_eq!(m.stale, 4);
+    assert_eq!(m.outcomes[Success as usize], 3);
+}
+
+#[test]
+fn half_open_probe_released_as_neutral_then_recorded_again_changes_nothing() {
+    let (b, clock, _) = manual(half_open_config(1, 1).build().unwrap(), START);
+    to_half_open(&b, &clock);
+    let first = b.acquire().unwrap();
+    assert_eq!(b.record(first, Ignored, ms(1)), Recorded::Counted);
+    let second = b.acquire().unwrap();
+    // The first probe's permit again: its slot is someone else's now.
+    assert_eq!(b.record(first, Success, ms(1)), Recorded::Stale);
+    assert_eq!(b.record(first, Ignored, ms(1)), Recorded::Stale);
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(
+        b.acquire().unwrap_err().reason,
+        RejectReason::HalfOpenFull,
+        "the second probe still holds the only slot"
+    );
+    assert_eq!(
+        b.record(second, Success, ms(1)),
+        Recorded::Transitioned(State::Closed)
+    );
+}
+
+#[test]
+fn half_open_neutral_probe_recorded_twice_frees_one_slot() {
+    let (b, clock, _) = manual(half_open_config(2, 2).build().unwrap(), START);
+    to_half_open(&b, &clock);
+    let (a, _held) = (b.acquire().unwrap(), b.acquire().unwrap());
+    assert_eq!(b.record(a, Ignored, ms(1)), Recorded::Counted);
+    assert_eq!(b.record(a, Ignored, ms(1)), Recorded::Stale);
+    b.acquire().expect("the freed slot");
+    assert_eq!(
+        b.acquire().unwrap_err().reason,
+        RejectReason::HalfOpenFull,
+        "never more than P probes admitted (B5)"
+    );
+}
+
+#[test]
+fn half_open_probe_of_another_breaker_is_stale() {
+    let (a, clock_a, _) = manual(half_open_config(2, 1).build().unwrap(), START);
+    let (b, clock_b, _) = manual(half_open_config(2, 2).build().unwrap(), START);
+    to_half_open(&a, &clock_a);
+    to_half_open(&b, &clock_b);
+    assert_eq!(a.generation(), b.generation());
+    let foreign = a.acquire().unwrap();
+    let own = b.acquire().unwrap();
+    assert_eq!(b.record(foreign, Success, ms(1)), Recorded::Stale);
+    assert_eq!(b.record(foreign, Failure, ms(1)), Recorded::Stale);
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(b.record(own, Success, ms(1)), Recorded::Counted);
+    assert_eq!(
+        a.record(foreign, Success, ms(1)),
+        Recorded::Transitioned(State::Closed)
+    );
+}
+
+#[test]
+fn half_open_tickets_past_the_tracked_ones_still_work() {
+    // 41 neutral probes in one half-open generation use up the tracked
+    // tickets; later probes are admitted and counted as before.
+    let (b, clock, _) = manual(half_open_config(1, 1).build().unwrap(), START);
+    to_half_open(&b, &clock);
+    for _ in 0..45 {
+        let p = b.acquire().unwrap();
+        assert_eq!(b.record(p, Ignored, ms(1)), Recorded::Counted);
+    }
+    let p = b.acquire().unwrap();
+    assert_eq!(
+        b.record(p, Success, ms(1)),
+        Recorded::Transitioned(State::Closed)
+    );
+}

@@ -286,6 +286,10 @@ struct Model {
     nanos_in_state: [u64; 7],
     entered_at: u64,
     events: Vec<Transition>,
+    /// Flags of the probes issued in this generation, and of those that
+    /// have reported.
+    issued_probes: Vec<u32>,
+    reported_probes: Vec<u32>,
 }
 
 impl Model {
@@ -316,6 +320,8 @@ impl Model {
             nanos_in_state: [0; 7],
             entered_at: now,
             events: Vec::new(),
+            issued_probes: Vec::new(),
+            reported_probes: Vec::new(),
         }
     }
 
@@ -327,6 +333,8 @@ impl Model {
         let from = self.state;
         self.state = to;
         self.generation = self.generation.wrapping_add(1);
+        self.issued_probes.clear();
+        self.reported_probes.clear();
         if is_closed_or_override(from) || is_closed_or_override(to) {
             self.consecutive = 0;
             self.count_window.clear();
@@ -514,7 +522,21 @@ impl Model {
                 Recorded::Counted
             }
             State::Disabled => Recorded::NotRecorded,
-            State::HalfOpen if permit.is_probe() => self.record_probe(outcome, nanos, retry_after),
+            State::HalfOpen if permit.is_probe() => {
+                // B5, invariant 10: a probe counts once, and only a probe
+                // this breaker issued in this generation counts at all (an
+                // untracked ticket, past the 40th of a generation, is not
+                // checked for repeats).
+                let flags = permit.into_raw().1;
+                let untracked = (flags >> 8) & 0xFF == 0xFF;
+                if !self.issued_probes.contains(&flags)
+                    || (!untracked && self.reported_probes.contains(&flags))
+                {
+                    return self.stale();
+                }
+                self.reported_probes.push(flags);
+                self.record_probe(outcome, nanos, retry_after)
+            }
             // No permit of this generation could have been issued.
             _ => self.stale(),
         }
@@ -922,6 +944,9 @@ impl Harness {
                 match (got, want) {
                     (Ok(p), Ok((generation, probe))) => {
                         prop_assert_eq!((p.generation(), p.is_probe()), (generation, probe));
+                        if probe {
+                            self.model.issued_probes.push(p.into_raw().1);
+                        }
                         self.issued.push(p);
                         self.outstanding.push(p);
                     }

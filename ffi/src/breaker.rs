@@ -753,7 +753,7 @@ mod tests {
         assert_eq!(override_from_u32(5), None);
         assert_eq!(
             CIRCUIT_PERMIT_PROBE,
-            Permit::from_raw(0, u32::MAX).into_raw().1
+            Permit::from_raw(0, u32::MAX).into_raw().1 & CIRCUIT_PERMIT_PROBE
         );
     }
 }

@@ -52,6 +52,15 @@ pub(crate) struct Sample {
     pub(crate) slow: bool,
 }
 
+/// A byte with one valid value, in the padding of `CountWindow`: its 255
+/// invalid values let `Option<Window>` keep its tag there, so a breaker
+/// does not pay eight bytes for the `Option` (DESIGN.md section 6, memory).
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+pub(crate) enum Niche {
+    Only = 0,
+}
+
 /// The configured window.
 #[derive(Debug)]
 pub(crate) enum Window {
