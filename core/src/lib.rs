@@ -62,8 +62,13 @@
 //!    A record that checked its generation just before a transition may
 //!    still land its sample after the winner cleared the statistics: at
 //!    most one sample per thread caught mid-record, never a transition.
-//! 7. **Time** is the clock's `u64` nanoseconds; all arithmetic saturates, so
-//!    a clock set backwards only delays deadlines, and nothing panics.
+//! 7. **Time** is the clock's `u64` nanoseconds, from any origin; all
+//!    arithmetic saturates, so a clock set backwards only delays deadlines,
+//!    a deadline past the end of time is reached at `u64::MAX` (it is
+//!    "never" only for an override without expiry), and nothing panics.
+//!    Stamps hold deadlines relative to a base taken when the breaker's
+//!    environment is created (`state::Stamp`), and time windows index
+//!    buckets by exact `u64` division, so no clock value is narrowed.
 //! 8. **Counters** are `Relaxed` 64-bit `fetch_add`s on cache lines apart from
 //!    the state word; a snapshot reads each counter once.
 //! 9. **Generations and permits.** A permit carries the generation it was
