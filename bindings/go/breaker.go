@@ -80,15 +80,20 @@ func (b *Breaker) load(op string) (*breakerRef, error) {
 
 // Permit is proof that a call was admitted by Allow: make the call, then
 // report how it ended, once, with Done. A Permit is a small value; copy it
-// freely. The zero Permit is invalid (Done returns ErrInvalidArgument).
+// freely: the copies share one report. The zero Permit is invalid (Done
+// returns ErrInvalidArgument).
 //
 // Goroutine safety: Done may be called from any goroutine, not
-// necessarily the one that called Allow. Each permit should be reported
-// exactly once: a second report counts a second outcome.
+// necessarily the one that called Allow. Done (or DoneRetryAfter) reports
+// at most once per Allow: a second call, on the Permit or any copy of it,
+// records nothing and returns an error matching ErrInvalidArgument. (The
+// library cannot tell a CLOSED permit reported twice from two calls; a
+// half-open probe reported twice it counts as stale.)
 type Permit struct {
 	b          *Breaker
 	generation uint32
 	flags      uint32
+	reported   *atomic.Bool // shared by copies; set by the first Done
 }
 
 // Probe reports whether the permit is a half-open probe.
@@ -113,13 +118,13 @@ func (b *Breaker) Allow() (Permit, error) {
 		return Permit{}, ErrClosed
 	}
 	if w := atomic.LoadUint64(r.word); w&fastMask == 0 {
-		return Permit{b: b, generation: uint32(w >> generationShift)}, nil
+		return Permit{b: b, generation: uint32(w >> generationShift), reported: new(atomic.Bool)}, nil
 	}
 	rc, gen, flags, retryAfter := r.acquire()
 	if rc != codeOK {
 		return Permit{}, b.rejection(rc, retryAfter)
 	}
-	return Permit{b: b, generation: gen, flags: flags}, nil
+	return Permit{b: b, generation: gen, flags: flags, reported: new(atomic.Bool)}, nil
 }
 
 // rejection is the error of an acquire that did not admit.
@@ -151,7 +156,8 @@ func (b *Breaker) rejection(rc uint32, retryAfter uint64) error {
 // generation since Allow (an override, a reset or a transition: the
 // outcome was counted as stale and changed nothing else; not a failure);
 // an error matching ErrInvalidArgument for an unknown outcome, a negative
-// duration or a zero Permit (nothing is recorded); ErrClosed after Close.
+// duration, a zero Permit, or a Permit already reported (nothing is
+// recorded); ErrClosed after Close.
 func (p Permit) Done(outcome Outcome, duration time.Duration) error {
 	return p.done("circuit.Permit.Done", outcome, duration, -1)
 }
@@ -168,7 +174,7 @@ func (p Permit) DoneRetryAfter(outcome Outcome, duration, retryAfter time.Durati
 }
 
 func (p Permit) done(op string, outcome Outcome, duration, retryAfter time.Duration) error {
-	if p.b == nil {
+	if p.b == nil || p.reported == nil {
 		return argError(op, "zero Permit (not returned by Allow)")
 	}
 	if outcome > Ignored {
@@ -180,6 +186,9 @@ func (p Permit) done(op string, outcome Outcome, duration, retryAfter time.Durat
 	r := p.b.ref.Load()
 	if r == nil {
 		return ErrClosed
+	}
+	if !p.reported.CompareAndSwap(false, true) {
+		return argError(op, "Permit already reported (Done works once per Allow)")
 	}
 	var rc uint32
 	if retryAfter < 0 {

@@ -3,6 +3,8 @@ package circuit
 import (
 	"context"
 	"errors"
+	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -385,4 +387,99 @@ func TestExecuteTimesCallsWhenSlowCallsAreWatched(t *testing.T) {
 	mustState(t, b, StateClosed)
 	_ = b.Execute(context.Background(), slow)
 	mustState(t, b, StateOpen)
+}
+
+// Issue 13, item 4: Done reports once per Allow, copies included; a
+// half-open probe reported twice through the library counts once.
+func TestPermitDoneWorksOnce(t *testing.T) {
+	b, clk := newTest(t, Config{ConsecutiveFailures: 3, OpenDuration: time.Second, HalfOpenProbes: 3, HalfOpenSuccesses: 3})
+	p, err := b.Allow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := p
+	if err := p.Done(Failure, time.Millisecond); err != nil {
+		t.Fatalf("first Done: %v", err)
+	}
+	for _, again := range []Permit{p, copied} {
+		if err := again.Done(Failure, time.Millisecond); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("second Done = %v, want ErrInvalidArgument", err)
+		}
+		if err := again.DoneRetryAfter(Failure, time.Millisecond, time.Second); !errors.Is(err, ErrInvalidArgument) {
+			t.Fatalf("DoneRetryAfter after Done = %v, want ErrInvalidArgument", err)
+		}
+	}
+	mustState(t, b, StateClosed) // one permit is one failure, not three
+	if m := mustMetrics(t, b); m.Failures != 1 || m.Stale != 0 {
+		t.Fatalf("metrics = %+v, want 1 failure, 0 stale", m)
+	}
+
+	// A probe: the library refuses a second report of the same ticket, even
+	// from a hand-made copy that bypasses Done's guard.
+	for i := 0; i < 2; i++ {
+		p, _ := b.Allow()
+		_ = p.Done(Failure, time.Millisecond)
+	}
+	mustState(t, b, StateOpen)
+	if err := clk.Advance(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	probe, err := b.Allow()
+	if err != nil || !probe.Probe() {
+		t.Fatalf("Allow = %+v, %v; want a probe", probe, err)
+	}
+	forged := Permit{b: b, generation: probe.generation, flags: probe.flags, reported: new(atomic.Bool)}
+	if err := probe.Done(Success, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if err := forged.Done(Success, time.Millisecond); !errors.Is(err, ErrStale) {
+		t.Fatalf("a probe reported twice = %v, want ErrStale", err)
+	}
+	mustState(t, b, StateHalfOpen)
+}
+
+// Issue 13, item 3: a manual clock far from zero (wall-clock nanoseconds,
+// the end of the old 48-bit microsecond stamp, the largest time.Duration)
+// keeps deadlines: a tripped breaker refuses, a 1 s force-open ends.
+func TestManualClockAtALargeOrigin(t *testing.T) {
+	for _, origin := range []time.Duration{
+		time.Duration(time.Now().UnixNano()),
+		time.Duration(1<<48) * time.Microsecond,
+		time.Duration(math.MaxInt64) - time.Hour,
+	} {
+		clk := NewManualClock()
+		if err := clk.Set(origin); err != nil {
+			t.Fatal(err)
+		}
+		b, err := New(Config{Clock: clk, Jitter: -1, ConsecutiveFailures: 1, OpenDuration: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := b.Allow()
+		_ = p.Done(Failure, time.Millisecond)
+		_, err = b.Allow()
+		if re := mustReject(t, err, ErrOpen); re.RetryAfter != time.Second {
+			t.Fatalf("origin %v: RetryAfter = %v, want 1s", origin, re.RetryAfter)
+		}
+		_ = clk.Advance(time.Second - 1)
+		_, err = b.Allow()
+		mustReject(t, err, ErrOpen)
+		_ = clk.Advance(1)
+		probe, err := b.Allow()
+		if err != nil || !probe.Probe() {
+			t.Fatalf("origin %v: Allow after the deadline = %+v, %v", origin, probe, err)
+		}
+		if err := probe.Done(Success, time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		mustState(t, b, StateClosed)
+		if err := b.ForceOpen(time.Second); err != nil {
+			t.Fatal(err)
+		}
+		mustState(t, b, StateForcedOpen)
+		_ = clk.Advance(time.Minute)
+		mustState(t, b, StateClosed)
+		_ = b.Close()
+		_ = clk.Close()
+	}
 }

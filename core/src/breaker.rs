@@ -12,7 +12,7 @@ use crate::ewma::Ewma;
 use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
 use crate::rng;
-use crate::state::{Override, Phase, Snapshot, Stamp, StampCell, State, StateCell};
+use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
 use crate::sync::{spin_hint, AtomicU64, Ordering::Relaxed};
 use crate::transition::{Reason, Transition};
 use crate::window::{Sample, Window, WindowCounts};
@@ -40,14 +40,30 @@ pub(crate) struct Env {
     pub(crate) parent: Option<Arc<ListenerSet>>,
     /// Mixed into jitter so breakers and processes draw apart.
     pub(crate) salt: u64,
+    /// What deadline stamps are relative to (`state::Stamp`): the clock's
+    /// reading when this environment was created, less a whole number of
+    /// microseconds (at most [`STAMP_SLACK`]), so that a clock set back a
+    /// little before it still gets exact deadlines and a breaker behaves as
+    /// one whose clock started at zero.
+    pub(crate) stamp_base: Nanos,
 }
+
+/// How far before the first reading a stamp base starts (2^45 us, 1.1
+/// years): a clock set back further than that before a breaker's creation
+/// has its deadlines delayed to the base (invariant 7); one that runs
+/// longer than 2^47 us - this (3.3 years) past it gets deadlines rounded up
+/// to the millisecond. Either way, any `u64` reading works.
+const STAMP_SLACK: Nanos = (1 << 45) * 1000;
 
 impl Env {
     pub(crate) fn new(clock: Arc<dyn Clock>, parent: Option<Arc<ListenerSet>>) -> Arc<Env> {
+        let origin = clock.now();
+        let stamp_base = origin - origin.min(STAMP_SLACK) / 1000 * 1000;
         Arc::new(Env {
             clock,
             parent,
             salt: rng::fresh_seed(),
+            stamp_base,
         })
     }
 }
@@ -86,6 +102,9 @@ pub struct Breaker {
     listeners: ListenerSet,
     window: Option<Window>,
     latency: Option<Box<LatencyHistogram>>,
+    /// Probe tickets of the current half-open generation (invariant 11).
+    /// Written only by probes, so it sits in the read-mostly tail.
+    probes: ProbeLedger,
 }
 
 const _: () = {
@@ -158,6 +177,7 @@ impl Breaker {
             env,
             name,
             listeners: ListenerSet::default(),
+            probes: ProbeLedger::new(),
         }
     }
 
@@ -193,7 +213,7 @@ impl Breaker {
     pub fn acquire(&self) -> Result<Permit, Rejected> {
         let s = self.control.word.load();
         if s.on_fast_path() {
-            return Ok(Permit::new(s.generation(), false));
+            return Ok(Permit::new(s.generation()));
         }
         self.acquire_slow(s)
     }
@@ -310,7 +330,8 @@ impl Breaker {
     pub fn open_deadline(&self) -> Option<Nanos> {
         let s = self.control.word.load();
         let stamp = self.control.deadline.load();
-        (s.state() == State::Open && stamp.belongs_to(s.generation())).then(|| stamp.deadline())
+        (s.state() == State::Open && stamp.belongs_to(s.generation()))
+            .then(|| self.deadline_of(stamp))
     }
 
     /// The expiry (clock nanoseconds) of the current override, or `None`
@@ -321,7 +342,7 @@ impl Breaker {
         let s = self.control.word.load();
         let stamp = self.control.deadline.load();
         (s.override_mode().is_some() && stamp.belongs_to(s.generation()) && !stamp.is_never())
-            .then(|| stamp.deadline())
+            .then(|| self.deadline_of(stamp))
     }
 
     /// Fleet sync: while OPEN, brings the open deadline forward to
@@ -343,7 +364,7 @@ impl Breaker {
             .clock
             .now()
             .saturating_add(duration_to_nanos(remaining));
-        if target >= stamp.deadline() {
+        if target >= self.deadline_of(stamp) {
             return false;
         }
         self.transition(s, s.to_open(s.streak()), Reason::Remote, Some(remaining))
@@ -407,15 +428,15 @@ impl Breaker {
                     continue;
                 }
                 if mode != Override::ForcedOpen {
-                    return Ok(Permit::new(s.generation(), false));
+                    return Ok(Permit::new(s.generation()));
                 }
                 let stamp = self.control.deadline.load();
                 let retry_after = (stamp.belongs_to(s.generation()) && !stamp.is_never())
-                    .then(|| remaining(stamp.deadline(), self.env.clock.coarse_now()));
+                    .then(|| remaining(self.deadline_of(stamp), self.env.clock.coarse_now()));
                 return Err(self.reject(RejectReason::ForcedOpen, retry_after));
             }
             match s.phase() {
-                Phase::Closed => return Ok(Permit::new(s.generation(), false)),
+                Phase::Closed => return Ok(Permit::new(s.generation())),
                 Phase::Open => {
                     let stamp = self.control.deadline.load();
                     if !stamp.belongs_to(s.generation()) {
@@ -432,15 +453,18 @@ impl Breaker {
                         return Err(self.reject(RejectReason::Open, Some(d)));
                     }
                     let now = self.env.clock.coarse_now();
-                    if now < stamp.deadline() {
-                        let left = remaining(stamp.deadline(), now);
+                    let deadline = self.deadline_of(stamp);
+                    if now < deadline {
+                        let left = remaining(deadline, now);
                         return Err(self.reject(RejectReason::Open, Some(left)));
                     }
                     // B5: exactly one thread moves OPEN -> HALF_OPEN and it
                     // takes the first probe slot in the same CAS.
                     let next = s.to_half_open(1, 0);
                     match self.transition(s, next, Reason::OpenDeadlinePassed, None) {
-                        Ok(n) => return Ok(Permit::new(n.generation(), true)),
+                        // Ticket 0: the probe the transition admits itself
+                        // (invariant 11).
+                        Ok(n) => return Ok(Permit::probe(n.generation(), 0, self.probe_tag())),
                         Err(cur) => s = cur,
                     }
                 }
@@ -452,8 +476,10 @@ impl Breaker {
                             .compare_exchange(s, s.with_probe_admitted())
                         {
                             Ok(_) => {
-                                self.extend_lease(s.generation());
-                                return Ok(Permit::new(s.generation(), true));
+                                let generation = s.generation();
+                                self.extend_lease(generation);
+                                let ticket = self.probes.issue(&self.control.word, generation);
+                                return Ok(Permit::probe(generation, ticket, self.probe_tag()));
                             }
                             Err(cur) => {
                                 s = cur;
@@ -472,14 +498,14 @@ impl Breaker {
                         }
                     }
                     let now = self.env.clock.coarse_now();
-                    if stamp.belongs_to(s.generation()) && now >= stamp.deadline() {
+                    if stamp.belongs_to(s.generation()) && now >= self.deadline_of(stamp) {
                         // Every slot is held past its lease: free them all by
                         // moving to a new half-open generation (late probes
                         // become stale), keeping the successes, and take the
                         // first slot ourselves.
                         let next = s.to_half_open(1, s.success());
                         match self.transition(s, next, Reason::ProbeLeaseExpired, None) {
-                            Ok(n) => return Ok(Permit::new(n.generation(), true)),
+                            Ok(n) => return Ok(Permit::probe(n.generation(), 0, self.probe_tag())),
                             Err(cur) => {
                                 s = cur;
                                 continue;
@@ -488,11 +514,17 @@ impl Breaker {
                     }
                     let retry_after = stamp
                         .belongs_to(s.generation())
-                        .then(|| remaining(stamp.deadline(), now));
+                        .then(|| remaining(self.deadline_of(stamp), now));
                     return Err(self.reject(RejectReason::HalfOpenFull, retry_after));
                 }
             }
         }
+    }
+
+    /// The tag this breaker's probes carry: a probe reported to another
+    /// breaker (whose generation happens to match) is stale.
+    fn probe_tag(&self) -> u16 {
+        rng::tag16(self.env.salt, self.name.as_bytes())
     }
 
     fn reject(&self, reason: RejectReason, retry_after: Option<Duration>) -> Rejected {
@@ -513,9 +545,12 @@ impl Breaker {
             .coarse_now()
             .saturating_add(duration_to_nanos(self.config.probe_lease));
         let word = &self.control.word;
-        self.control
-            .deadline
-            .raise(word, generation, Stamp::new(generation, deadline));
+        self.control.deadline.raise(
+            word,
+            generation,
+            self.stamp(generation, deadline),
+            self.env.stamp_base,
+        );
     }
 
     /// If `s` has an override whose expiry has passed, transitions to CLOSED
@@ -528,7 +563,7 @@ impl Breaker {
         if !stamp.belongs_to(s.generation()) || stamp.is_never() {
             return s;
         }
-        if self.env.clock.coarse_now() < stamp.deadline() {
+        if self.env.clock.coarse_now() < self.deadline_of(stamp) {
             return s;
         }
         match self.transition(s, s.to_closed(0), Reason::OverrideExpired, None) {
@@ -630,7 +665,11 @@ impl Breaker {
             // Rates are evaluated only when this outcome could raise one
             // (invariant 6): a success only lowers them.
             let evaluate = failed || slow;
-            let counts = window.record(Sample { failed, slow }, &*self.env.clock, evaluate);
+            let counts = window.record(
+                Sample { failed, slow },
+                || self.env.clock.coarse_now(),
+                evaluate,
+            );
             if evaluate && trip.is_none() {
                 trip = self.window_trip(&counts);
             }
@@ -694,6 +733,16 @@ impl Breaker {
         nanos: u64,
         retry_after: Option<Duration>,
     ) -> Recorded {
+        // Invariant 11: only the first report of a ticket, of this
+        // breaker's probe, goes on; a second record of the same permit
+        // changes nothing (B5).
+        if permit.tag() != self.probe_tag()
+            || !self
+                .probes
+                .claim(&self.control.word, permit.generation, permit.ticket())
+        {
+            return self.stale();
+        }
         let slow_counts_as_failure =
             self.config.slow_call.is_some() && nanos >= self.config.slow_nanos;
         loop {
@@ -766,13 +815,13 @@ impl Breaker {
                     // if its stamp is not written yet: invariant 4).
                     _ if reason == Reason::ShadowTrip => {
                         let old = self.control.deadline.load();
-                        if old.belongs_to(from.generation()) {
-                            Stamp::new(generation, old.deadline())
+                        if old.belongs_to(from.generation()) && !old.is_never() {
+                            self.stamp(generation, self.deadline_of(old))
                         } else {
                             Stamp::never(generation)
                         }
                     }
-                    Some(d) => Stamp::new(generation, now.saturating_add(duration_to_nanos(d))),
+                    Some(d) => self.stamp(generation, now.saturating_add(duration_to_nanos(d))),
                     None => Stamp::never(generation),
                 };
                 self.control
@@ -782,7 +831,7 @@ impl Breaker {
             (None, Phase::Open) => {
                 open_for = self.open_duration(to.streak(), requested);
                 let deadline = now.saturating_add(open_for);
-                let stamp = Stamp::new(generation, deadline);
+                let stamp = self.stamp(generation, deadline);
                 self.control
                     .deadline
                     .store(&self.control.word, generation, stamp);
@@ -790,7 +839,7 @@ impl Breaker {
             (None, Phase::HalfOpen) => {
                 let lease = duration_to_nanos(self.config.probe_lease);
                 let deadline = now.saturating_add(lease);
-                let stamp = Stamp::new(generation, deadline);
+                let stamp = self.stamp(generation, deadline);
                 self.control
                     .deadline
                     .store(&self.control.word, generation, stamp);
@@ -823,6 +872,18 @@ impl Breaker {
             }
         }
         Ok(to)
+    }
+
+    /// The stamp of `deadline` for `generation` (relative to the stamp base).
+    #[inline]
+    fn stamp(&self, generation: u32, deadline: Nanos) -> Stamp {
+        Stamp::new(generation, deadline, self.env.stamp_base)
+    }
+
+    /// A stamp's deadline in clock nanoseconds.
+    #[inline]
+    fn deadline_of(&self, stamp: Stamp) -> Nanos {
+        stamp.deadline(self.env.stamp_base)
     }
 
     fn clear_statistics(&self) {

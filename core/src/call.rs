@@ -4,8 +4,19 @@
 use std::time::Duration;
 
 /// Proof that a call was admitted. Small and `Copy`: it crosses the C ABI by
-/// value. It carries the generation it was issued under (B6) and whether it
-/// is a half-open probe.
+/// value. It carries the generation it was issued under (B6) and flags:
+///
+/// | bits  | meaning                                                        |
+/// |-------|----------------------------------------------------------------|
+/// | 0     | half-open probe                                                |
+/// | 8-15  | a probe's ticket in its generation (invariant 11)              |
+/// | 16-31 | a probe's breaker tag: a probe reported to another breaker is stale |
+///
+/// A permit must be recorded exactly once. A probe recorded again counts as
+/// stale and changes nothing (its ticket is already claimed); a CLOSED
+/// permit carries nothing to tell a second record from a new call, so the
+/// bindings make a second record impossible and the C header states the
+/// contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Permit {
     pub(crate) generation: u32,
@@ -14,11 +25,28 @@ pub struct Permit {
 
 impl Permit {
     pub(crate) const PROBE: u32 = 1;
+    const TICKET_SHIFT: u32 = 8;
+    const TAG_SHIFT: u32 = 16;
+    /// Every flag bit that means something; the rest are dropped.
+    const KNOWN: u32 = Permit::PROBE | 0xFFFF_FF00;
 
-    pub(crate) fn new(generation: u32, probe: bool) -> Permit {
+    /// A CLOSED (or override) permit: flags 0, as the closed fast path of a
+    /// binding builds it.
+    #[inline]
+    pub(crate) fn new(generation: u32) -> Permit {
         Permit {
             generation,
-            flags: if probe { Permit::PROBE } else { 0 },
+            flags: 0,
+        }
+    }
+
+    /// A half-open probe with its ticket and its breaker's tag.
+    pub(crate) fn probe(generation: u32, ticket: u32, tag: u16) -> Permit {
+        Permit {
+            generation,
+            flags: Permit::PROBE
+                | ((ticket & 0xFF) << Permit::TICKET_SHIFT)
+                | (u32::from(tag) << Permit::TAG_SHIFT),
         }
     }
 
@@ -32,18 +60,30 @@ impl Permit {
         self.flags & Permit::PROBE != 0
     }
 
+    /// A probe's ticket (meaningless for other permits).
+    pub(crate) fn ticket(&self) -> u32 {
+        (self.flags >> Permit::TICKET_SHIFT) & 0xFF
+    }
+
+    /// A probe's breaker tag (meaningless for other permits).
+    pub(crate) fn tag(&self) -> u16 {
+        (self.flags >> Permit::TAG_SHIFT) as u16
+    }
+
     /// Raw parts, for the C ABI.
     pub fn into_raw(self) -> (u32, u32) {
         (self.generation, self.flags)
     }
 
-    /// Rebuilds a permit from raw parts handed back by a host. Unknown flag
-    /// bits are dropped; a forged permit can at worst be recorded as stale or
-    /// as an ordinary call of the generation it names.
+    /// Rebuilds a permit from raw parts handed back by a host. Flag bits
+    /// that mean nothing are dropped; a forged permit can at worst be
+    /// recorded as stale or as an ordinary call of the generation it names
+    /// (a forged probe also needs an issued, unreported ticket and the
+    /// breaker's tag).
     pub fn from_raw(generation: u32, flags: u32) -> Permit {
         Permit {
             generation,
-            flags: flags & Permit::PROBE,
+            flags: flags & Permit::KNOWN,
         }
     }
 }

@@ -308,7 +308,9 @@ impl LatencyHistogram {
         let period = self.epoch.period;
         let e = word.load(Ordering::Acquire);
         let start = e & START_MASK;
-        if e & ROTATING != 0 || now < start.saturating_add(period) {
+        // Subtracting, not adding: a start within a period of `u64::MAX`
+        // still rotates.
+        if e & ROTATING != 0 || now.saturating_sub(start) < period {
             return false;
         }
         // H1: one winner per generation. Relaxed on failure: the loser does

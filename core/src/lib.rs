@@ -62,8 +62,13 @@
 //!    A record that checked its generation just before a transition may
 //!    still land its sample after the winner cleared the statistics: at
 //!    most one sample per thread caught mid-record, never a transition.
-//! 7. **Time** is the clock's `u64` nanoseconds; all arithmetic saturates, so
-//!    a clock set backwards only delays deadlines, and nothing panics.
+//! 7. **Time** is the clock's `u64` nanoseconds, from any origin; all
+//!    arithmetic saturates, so a clock set backwards only delays deadlines,
+//!    a deadline past the end of time is reached at `u64::MAX` (it is
+//!    "never" only for an override without expiry), and nothing panics.
+//!    Stamps hold deadlines relative to a base taken when the breaker's
+//!    environment is created (`state::Stamp`), and time windows index
+//!    buckets by exact `u64` division, so no clock value is narrowed.
 //! 8. **Counters** are `Relaxed` 64-bit `fetch_add`s on cache lines apart from
 //!    the state word; a snapshot reads each counter once.
 //! 9. **Generations and permits.** A permit carries the generation it was
@@ -82,6 +87,15 @@
 //!     with it, so its clone is in the count; one after the CAS hands out
 //!     nothing. So a held breaker is never evicted and an evicted one never
 //!     handed out: one name, one breaker, while anyone holds it.
+//! 11. **Probe tickets.** Each probe of a half-open generation carries a
+//!     ticket, distinct within the generation (`state::ProbeLedger`); a
+//!     probe's report first claims its ticket in the ledger, and only the
+//!     first claim of a ticket goes on to change the word, so a permit
+//!     reported twice counts once (B5: K successes are K distinct probes).
+//!     The ledger belongs to one generation at a time and is reset, as stamps
+//!     are written, only while the word is still in that generation; its
+//!     RMWs are AcqRel so that the word load inside them sees any later
+//!     transition whose ledger they read.
 
 #![cfg_attr(not(test), warn(missing_docs))]
 

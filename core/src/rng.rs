@@ -21,6 +21,17 @@ pub(crate) fn unit_f64(seed: u64, n: u32) -> f64 {
     (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// A nonzero 16-bit tag of `bytes` under `seed` (a breaker's probe tag: its name
+/// under its environment's salt).
+pub(crate) fn tag16(seed: u64, bytes: &[u8]) -> u16 {
+    let h = bytes.iter().fold(seed ^ 0xCBF2_9CE4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+    });
+    // Never 0: a permit whose tag bits are clear (forged, or a CLOSED
+    // permit with the probe bit set) is never this breaker's probe.
+    ((mix(h) >> 48) as u16).max(1)
+}
+
 fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -344,18 +344,55 @@ impl StateCell {
 }
 
 /// A deadline tied to the generation whose winner wrote it (invariant 4):
-/// `gen16 << 48 | micros48`. Microseconds since the clock's origin saturate
-/// at 2^48 - 1 (8.9 years); [`Stamp::NEVER`] is that saturated value.
+/// `gen16 << 48 | time48`, where `time48` is the deadline relative to the
+/// breaker's stamp base (`Env::stamp_base`, a clock reading taken when the
+/// breaker's environment was created, see there), in one of two units:
+///
+/// - bit 47 clear: microseconds past the base (exact for the first 2^47 us,
+///   4.46 years);
+/// - bit 47 set: the low 47 bits are milliseconds past the base (2^47 ms
+///   is more than any `u64` of nanoseconds, so every deadline a clock can
+///   express fits, rounded up to the millisecond);
+/// - all 48 bits set: [`Stamp::NEVER`] (no deadline), which the millisecond
+///   form never reaches (its largest value is `u64::MAX / 10^6` ms).
+///
+/// Why relative to a base and not the clock's zero: a clock may start
+/// anywhere in `u64` (a manual clock at wall-clock nanoseconds, 2^60 and
+/// beyond), and 48 bits of absolute microseconds end at 2^48 us (8.9 years
+/// after the clock's zero): past that, every deadline used to saturate to
+/// "never", so a tripped breaker admitted at once and overrides never
+/// expired. Relative to a base near the breaker's first clock reading, the
+/// stamp keeps microsecond precision for years of uptime whatever the
+/// clock's origin, and the breaker behaves exactly as one on a clock
+/// starting at zero (the base keeps the breaker's offset a whole number of
+/// microseconds). Widening the stamp instead would mean two words (a
+/// generation tag and a full `u64`), which a reader cannot load together
+/// without a 128-bit atomic or a second protocol. Readers compare absolute
+/// nanoseconds (`base + offset`, saturating at `u64::MAX`, which a clock can
+/// reach: a deadline past the end of time is reached at its end, it does
+/// not become "never").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stamp(pub(crate) u64);
 
 const STAMP_TIME_BITS: u32 = 48;
 const STAMP_TIME_MAX: u64 = (1 << STAMP_TIME_BITS) - 1;
+/// Bit of the time part that selects the millisecond form.
+const STAMP_COARSE: u64 = 1 << (STAMP_TIME_BITS - 1);
 
 impl Stamp {
-    pub(crate) fn new(generation: u32, deadline: Nanos) -> Stamp {
-        let micros = deadline.div_ceil(1000).min(STAMP_TIME_MAX);
-        Stamp((u64::from(generation as u16) << STAMP_TIME_BITS) | micros)
+    /// The stamp of `deadline` (clock nanoseconds) for `generation`, relative
+    /// to `base`. A deadline before the base (a clock set back past it)
+    /// reads back as the base: later, never earlier (invariant 7).
+    pub(crate) fn new(generation: u32, deadline: Nanos, base: Nanos) -> Stamp {
+        let offset = deadline.saturating_sub(base);
+        let micros = offset.div_ceil(1000);
+        let time = if micros < STAMP_COARSE {
+            micros
+        } else {
+            STAMP_COARSE | offset.div_ceil(1_000_000)
+        };
+        debug_assert!(time < STAMP_TIME_MAX);
+        Stamp((u64::from(generation as u16) << STAMP_TIME_BITS) | time)
     }
 
     pub(crate) fn never(generation: u32) -> Stamp {
@@ -373,10 +410,20 @@ impl Stamp {
         self.0 & STAMP_TIME_MAX == STAMP_TIME_MAX
     }
 
-    /// The deadline in nanoseconds (saturating).
+    /// The deadline in clock nanoseconds, for the `base` it was written
+    /// with (saturating at `u64::MAX`; `u64::MAX` for [`Stamp::never`]).
     #[inline]
-    pub(crate) fn deadline(self) -> Nanos {
-        (self.0 & STAMP_TIME_MAX).saturating_mul(1000)
+    pub(crate) fn deadline(self, base: Nanos) -> Nanos {
+        let time = self.0 & STAMP_TIME_MAX;
+        if self.is_never() {
+            return Nanos::MAX;
+        }
+        let offset = if time & STAMP_COARSE == 0 {
+            time * 1000
+        } else {
+            (time & !STAMP_COARSE).saturating_mul(1_000_000)
+        };
+        base.saturating_add(offset)
     }
 }
 
@@ -419,17 +466,122 @@ impl StampCell {
     /// As [`StampCell::store`], unless the cell already holds a later
     /// deadline for the same generation (half-open leases: the youngest grant
     /// wins).
-    pub(crate) fn raise(&self, word: &StateCell, generation: u32, stamp: Stamp) {
+    pub(crate) fn raise(&self, word: &StateCell, generation: u32, stamp: Stamp, base: Nanos) {
         let _ = self
             .0
             .fetch_update(Ordering::Release, Ordering::Acquire, |cur| {
                 let cur = Stamp(cur);
-                if cur.belongs_to(generation) && cur.deadline() >= stamp.deadline() {
+                if cur.belongs_to(generation) && cur.deadline(base) >= stamp.deadline(base) {
                     None
                 } else {
                     (word.load().generation() == generation).then_some(stamp.0)
                 }
             });
+    }
+}
+
+/// Probe tickets of the current half-open generation (invariant 11): which
+/// tickets were issued and which have reported, so that each probe counts
+/// once (B5: K successes come from K distinct probes).
+///
+/// ```text
+///  63          48 47      40 39                                        0
+/// +--------------+----------+-------------------------------------------+
+/// |    gen16     |  issued  |        reported (one bit per ticket)      |
+/// +--------------+----------+-------------------------------------------+
+/// ```
+///
+/// A ledger whose tag is not the generation's is the empty ledger of that
+/// generation with ticket 0 issued: ticket 0 is the probe admitted by the
+/// transition into HALF_OPEN itself (in its CAS), so its winner never has
+/// to write here before others may. Whoever touches the ledger first in a
+/// generation writes that empty ledger, only while the state word is still
+/// in the generation (checked inside the CAS loop, as for stamps), so a late
+/// thread never resets a newer generation's ledger.
+///
+/// [`PROBE_TICKETS`] tickets are tracked per generation; a probe admitted
+/// after them (more than 40 probes, or more than 40 - P neutral reports, in
+/// one half-open generation) gets [`UNTRACKED`] and its reports are not
+/// checked for duplicates.
+#[derive(Debug)]
+pub(crate) struct ProbeLedger(AtomicU64);
+
+/// Tickets tracked per half-open generation.
+pub(crate) const PROBE_TICKETS: u32 = 40;
+/// The ticket of a probe admitted after the tracked ones.
+pub(crate) const UNTRACKED: u32 = 0xFF;
+const LEDGER_TAG_SHIFT: u32 = 48;
+const LEDGER_ISSUED_SHIFT: u32 = 40;
+const LEDGER_REPORTED: u64 = (1 << PROBE_TICKETS) - 1;
+
+impl ProbeLedger {
+    pub(crate) fn new() -> Self {
+        // Tagged for no generation a new breaker is in (see `StampCell::new`).
+        ProbeLedger(AtomicU64::new(0xFFFF << LEDGER_TAG_SHIFT))
+    }
+
+    fn empty(generation: u32) -> u64 {
+        (u64::from(generation as u16) << LEDGER_TAG_SHIFT) | (1 << LEDGER_ISSUED_SHIFT)
+    }
+
+    /// The ledger as it stands for `generation`, or `None` when the state
+    /// word has left that generation.
+    #[inline]
+    fn current(word: &StateCell, generation: u32, cur: u64) -> Option<u64> {
+        if (cur >> LEDGER_TAG_SHIFT) as u16 == generation as u16 {
+            Some(cur)
+        } else if word.load().generation() == generation {
+            Some(Self::empty(generation))
+        } else {
+            None
+        }
+    }
+
+    /// Issues the next ticket of `generation` to a probe whose slot the
+    /// caller has just taken in the word. `UNTRACKED` once the tracked
+    /// tickets are used up, or when the word has moved on (the permit is
+    /// stale anyway).
+    pub(crate) fn issue(&self, word: &StateCell, generation: u32) -> u32 {
+        let mut ticket = UNTRACKED;
+        // AcqRel/Acquire as `StampCell::store`: the word load inside sees
+        // the transition of any later generation whose ledger we read
+        // (invariant 11).
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                ticket = UNTRACKED;
+                let cur = Self::current(word, generation, cur)?;
+                let issued = ((cur >> LEDGER_ISSUED_SHIFT) & 0xFF) as u32;
+                if issued >= PROBE_TICKETS {
+                    return None;
+                }
+                ticket = issued;
+                Some(cur + (1 << LEDGER_ISSUED_SHIFT))
+            });
+        ticket
+    }
+
+    /// Marks `ticket` of `generation` as reported. True for the first report
+    /// of an issued ticket (and for every report of an untracked one);
+    /// false for a second report, a ticket never issued, or a generation
+    /// the word has left: that report must change nothing.
+    pub(crate) fn claim(&self, word: &StateCell, generation: u32, ticket: u32) -> bool {
+        if ticket == UNTRACKED {
+            return true;
+        }
+        if ticket >= PROBE_TICKETS {
+            return false;
+        }
+        let bit = 1u64 << ticket;
+        // Invariant 11: this RMW is the one place where two reports of one
+        // ticket meet; exactly one of them sets the bit.
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                let cur = Self::current(word, generation, cur)?;
+                let issued = ((cur >> LEDGER_ISSUED_SHIFT) & 0xFF) as u32;
+                (ticket < issued && cur & LEDGER_REPORTED & bit == 0).then_some(cur | bit)
+            })
+            .is_ok()
     }
 }
 
@@ -490,12 +642,55 @@ mod tests {
 
         #[test]
         fn stamps_round_trip(gen in any::<u32>(), deadline in 0u64..(1u64 << 58)) {
-            let s = Stamp::new(gen, deadline);
+            let s = Stamp::new(gen, deadline, 0);
             prop_assert!(s.belongs_to(gen));
             prop_assert!(!s.belongs_to(gen.wrapping_add(1)));
-            let expect = deadline.div_ceil(1000).min(STAMP_TIME_MAX) * 1000;
-            prop_assert_eq!(s.deadline(), expect);
-            prop_assert!(s.deadline() >= deadline.min(STAMP_TIME_MAX * 1000));
+            prop_assert!(!s.is_never());
+            let expect = if deadline.div_ceil(1000) < STAMP_COARSE {
+                deadline.div_ceil(1000) * 1000
+            } else {
+                deadline.div_ceil(1_000_000) * 1_000_000
+            };
+            prop_assert_eq!(s.deadline(0), expect);
+            prop_assert!(s.deadline(0) >= deadline);
         }
+
+        /// Any base and any deadline: never "never", never early, at most a
+        /// millisecond late, and exact to the microsecond for offsets below
+        /// 2^47 us.
+        #[test]
+        fn stamps_hold_every_clock_value(
+            gen in any::<u32>(), base in any::<u64>(), offset in any::<u64>(), small in any::<bool>(),
+        ) {
+            let offset = if small { offset % (1u64 << 56) } else { offset };
+            let deadline = base.saturating_add(offset);
+            let s = Stamp::new(gen, deadline, base);
+            prop_assert!(!s.is_never());
+            let back = s.deadline(base);
+            prop_assert!(back >= deadline, "{} < {}", back, deadline);
+            prop_assert!(back - deadline < 1_000_000 || back == u64::MAX);
+            if (deadline - base).div_ceil(1000) < STAMP_COARSE && back != u64::MAX {
+                prop_assert_eq!(back - base, (deadline - base).div_ceil(1000) * 1000);
+            }
+            // Re-stamping what was read (a shadow trip keeps its expiry)
+            // changes nothing, or, where reading saturated at the end of
+            // time, never makes it earlier than the deadline.
+            let again = Stamp::new(gen, back, base).deadline(base);
+            if back == u64::MAX {
+                prop_assert!(again >= deadline);
+            } else {
+                prop_assert_eq!(again, back);
+            }
+        }
+    }
+
+    #[test]
+    fn a_deadline_before_the_base_reads_as_the_base() {
+        let s = Stamp::new(1, 5, 1_000_000);
+        assert_eq!(s.deadline(1_000_000), 1_000_000);
+        assert_eq!(Stamp::never(1).deadline(7), u64::MAX);
+        let end = Stamp::new(1, u64::MAX, u64::MAX - 10);
+        assert_eq!(end.deadline(u64::MAX - 10), u64::MAX);
+        assert!(!end.is_never());
     }
 }

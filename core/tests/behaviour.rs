@@ -1089,3 +1089,268 @@ fn b12_listeners_may_call_back_into_the_breaker() {
     assert_eq!(seen, [State::Open, State::Closed]);
     assert_eq!(b.metrics().transitions_to.iter().sum::<u64>(), 2);
 }
+
+// ----- B12: any clock origin ------------------------------------------------
+
+/// What a scenario observed, with every clock value taken relative to the
+/// clock's start, so runs from different origins compare.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Admitted { probe: bool },
+    Rejected(RejectReason, Option<Duration>),
+    Recorded(Recorded),
+    State(State),
+    OpenDeadline(Option<u64>),
+    OverrideDeadline(Option<u64>),
+    Event(State, State, Reason, u64, u64),
+}
+
+/// Trip, open, half-open (a failed probe, a re-open with backoff, a probe
+/// lease that expires, probes that close), then a force-open with an expiry
+/// and a forced-closed with one, on a manual clock starting at `origin`.
+fn origin_scenario(origin: u64) -> Vec<Seen> {
+    let config = quiet()
+        .consecutive_failures(Some(3))
+        .open_duration(Duration::from_secs(1))
+        .max_open_duration(Duration::from_secs(4))
+        .backoff_multiplier(2.0)
+        .half_open_probes(2)
+        .half_open_successes(2)
+        .probe_lease(ms(300))
+        .build()
+        .unwrap();
+    let (b, clock, log) = manual(config, origin);
+    let mut seen = Vec::new();
+    let rel = |t: u64| t - origin;
+    let acquire = |seen: &mut Vec<Seen>| -> Option<Permit> {
+        match b.acquire() {
+            Ok(p) => {
+                seen.push(Seen::Admitted {
+                    probe: p.is_probe(),
+                });
+                Some(p)
+            }
+            Err(r) => {
+                seen.push(Seen::Rejected(r.reason, r.retry_after));
+                None
+            }
+        }
+    };
+    let record = |seen: &mut Vec<Seen>, p: Option<Permit>, o: Outcome| {
+        if let Some(p) = p {
+            seen.push(Seen::Recorded(b.record(p, o, ms(1))));
+        }
+    };
+    let look = |seen: &mut Vec<Seen>| {
+        seen.push(Seen::State(b.state()));
+        seen.push(Seen::OpenDeadline(b.open_deadline().map(rel)));
+        seen.push(Seen::OverrideDeadline(b.override_deadline().map(rel)));
+        for t in log.take() {
+            seen.push(Seen::Event(t.from, t.to, t.reason, rel(t.at), t.open_for));
+        }
+    };
+    for _ in 0..3 {
+        let p = acquire(&mut seen);
+        record(&mut seen, p, Failure);
+    }
+    look(&mut seen);
+    // OPEN: the next call is refused, to the nanosecond.
+    acquire(&mut seen);
+    clock.advance(Duration::from_nanos(999_999_999));
+    acquire(&mut seen);
+    clock.advance(Duration::from_nanos(1));
+    let probe = acquire(&mut seen);
+    look(&mut seen);
+    record(&mut seen, probe, Failure);
+    look(&mut seen);
+    // Re-opened for 2 s.
+    clock.advance(Duration::from_millis(1999));
+    acquire(&mut seen);
+    clock.advance(ms(1));
+    let first = acquire(&mut seen);
+    let _held = acquire(&mut seen);
+    acquire(&mut seen);
+    clock.advance(ms(300));
+    // Both leases expired: a new half-open generation.
+    let second = acquire(&mut seen);
+    record(&mut seen, first, Success);
+    look(&mut seen);
+    let third = acquire(&mut seen);
+    record(&mut seen, second, Success);
+    record(&mut seen, third, Success);
+    look(&mut seen);
+    // A 1 s force-open: refused for a second, CLOSED after it and a minute on.
+    b.force(Override::ForcedOpen, Some(Duration::from_secs(1)));
+    look(&mut seen);
+    acquire(&mut seen);
+    clock.advance(Duration::from_nanos(999_999_999));
+    acquire(&mut seen);
+    clock.advance(Duration::from_nanos(1));
+    look(&mut seen);
+    clock.advance(Duration::from_secs(60));
+    let p = acquire(&mut seen);
+    record(&mut seen, p, Success);
+    look(&mut seen);
+    b.force(Override::ForcedClosed, Some(ms(10)));
+    clock.advance(ms(10));
+    look(&mut seen);
+    seen
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..Default::default()
+    })]
+
+    /// B12: deadlines, leases and expiries behave the same whatever the
+    /// manual clock's origin: zero, past 2^40 ns, past 2^48 us (the old
+    /// stamp's end), wall-clock nanoseconds (`time.time_ns()`), near the end
+    /// of time, anywhere.
+    #[test]
+    fn b12_any_clock_origin_behaves_as_origin_zero(
+        origin in proptest::prop_oneof![
+            proptest::strategy::Just(1u64 << 40),
+            proptest::strategy::Just((1u64 << 48) * 1000),
+            proptest::strategy::Just((1u64 << 48) * 1000 - 500 * MS),
+            proptest::strategy::Just(1_764_990_000_123_456_789u64),
+            proptest::strategy::Just(u64::MAX - 1_000_000_000_000),
+            0u64..u64::MAX - 1_000_000_000_000,
+        ]
+    ) {
+        let want = origin_scenario(0);
+        // The scenario itself is what the behaviours say it is.
+        proptest::prop_assert!(want.contains(&Seen::Recorded(Recorded::Transitioned(State::Closed))));
+        proptest::prop_assert_eq!(origin_scenario(origin), want);
+    }
+}
+
+#[test]
+fn b12_a_clock_at_the_end_of_time_still_trips_and_expires() {
+    // The last second of a u64 clock: deadlines saturate at u64::MAX, which
+    // the clock reaches; nothing overflows and nothing becomes "never".
+    let (b, clock, _) = manual(
+        half_open_config(1, 1).build().unwrap(),
+        u64::MAX - 1_000_000_000,
+    );
+    trip(&b);
+    assert_eq!(b.acquire().unwrap_err().reason, RejectReason::Open);
+    clock.set(u64::MAX);
+    assert_eq!(call(&b, Success), Recorded::Transitioned(State::Closed));
+    b.force(Override::ForcedOpen, Some(Duration::from_secs(5)));
+    assert_eq!(b.override_deadline(), Some(u64::MAX));
+    assert_eq!(b.state(), State::Closed, "expired at the end of time");
+}
+
+// ----- B5: a probe counts once ------------------------------------------------
+
+/// Trips a breaker of `half_open_config` and lets its open deadline pass.
+fn to_half_open(b: &Breaker, clock: &ManualClock) {
+    trip(b);
+    clock.advance(ms(10));
+}
+
+#[test]
+fn half_open_probe_recorded_twice_counts_once() {
+    let (b, clock, _) = manual(half_open_config(3, 3).build().unwrap(), START);
+    to_half_open(&b, &clock);
+    let probe = b.acquire().unwrap();
+    assert!(probe.is_probe());
+    assert_eq!(b.record(probe, Success, ms(1)), Recorded::Counted);
+    assert_eq!(b.record(probe, Success, ms(1)), Recorded::Stale);
+    assert_eq!(b.record(probe, Success, ms(1)), Recorded::Stale);
+    assert_eq!(
+        b.state(),
+        State::HalfOpen,
+        "one probe is not three successes"
+    );
+    // A duplicate failure changes nothing either.
+    assert_eq!(b.record(probe, Failure, ms(1)), Recorded::Stale);
+    assert_eq!(b.state(), State::HalfOpen);
+    // Two more distinct probes close it (B5), each counted once.
+    let (p2, p3) = (b.acquire().unwrap(), b.acquire().unwrap());
+    assert_eq!(b.record(p2, Success, ms(1)), Recorded::Counted);
+    assert_eq!(b.record(p2, Success, ms(1)), Recorded::Stale);
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(
+        b.record(p3, Success, ms(1)),
+        Recorded::Transitioned(State::Closed)
+    );
+    let m = b.metrics();
+    assert_eq!(m.stale, 4);
+    assert_eq!(m.outcomes[Success as usize], 3);
+}
+
+#[test]
+fn half_open_probe_released_as_neutral_then_recorded_again_changes_nothing() {
+    let (b, clock, _) = manual(half_open_config(1, 1).build().unwrap(), START);
+    to_half_open(&b, &clock);
+    let first = b.acquire().unwrap();
+    assert_eq!(b.record(first, Ignored, ms(1)), Recorded::Counted);
+    let second = b.acquire().unwrap();
+    // The first probe's permit again: its slot is someone else's now.
+    assert_eq!(b.record(first, Success, ms(1)), Recorded::Stale);
+    assert_eq!(b.record(first, Ignored, ms(1)), Recorded::Stale);
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(
+        b.acquire().unwrap_err().reason,
+        RejectReason::HalfOpenFull,
+        "the second probe still holds the only slot"
+    );
+    assert_eq!(
+        b.record(second, Success, ms(1)),
+        Recorded::Transitioned(State::Closed)
+    );
+}
+
+#[test]
+fn half_open_neutral_probe_recorded_twice_frees_one_slot() {
+    let (b, clock, _) = manual(half_open_config(2, 2).build().unwrap(), START);
+    to_half_open(&b, &clock);
+    let (a, _held) = (b.acquire().unwrap(), b.acquire().unwrap());
+    assert_eq!(b.record(a, Ignored, ms(1)), Recorded::Counted);
+    assert_eq!(b.record(a, Ignored, ms(1)), Recorded::Stale);
+    b.acquire().expect("the freed slot");
+    assert_eq!(
+        b.acquire().unwrap_err().reason,
+        RejectReason::HalfOpenFull,
+        "never more than P probes admitted (B5)"
+    );
+}
+
+#[test]
+fn half_open_probe_of_another_breaker_is_stale() {
+    let (a, clock_a, _) = manual(half_open_config(2, 1).build().unwrap(), START);
+    let (b, clock_b, _) = manual(half_open_config(2, 2).build().unwrap(), START);
+    to_half_open(&a, &clock_a);
+    to_half_open(&b, &clock_b);
+    assert_eq!(a.generation(), b.generation());
+    let foreign = a.acquire().unwrap();
+    let own = b.acquire().unwrap();
+    assert_eq!(b.record(foreign, Success, ms(1)), Recorded::Stale);
+    assert_eq!(b.record(foreign, Failure, ms(1)), Recorded::Stale);
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(b.record(own, Success, ms(1)), Recorded::Counted);
+    assert_eq!(
+        a.record(foreign, Success, ms(1)),
+        Recorded::Transitioned(State::Closed)
+    );
+}
+
+#[test]
+fn half_open_tickets_past_the_tracked_ones_still_work() {
+    // 41 neutral probes in one half-open generation use up the tracked
+    // tickets; later probes are admitted and counted as before.
+    let (b, clock, _) = manual(half_open_config(1, 1).build().unwrap(), START);
+    to_half_open(&b, &clock);
+    for _ in 0..45 {
+        let p = b.acquire().unwrap();
+        assert_eq!(b.record(p, Ignored, ms(1)), Recorded::Counted);
+    }
+    let p = b.acquire().unwrap();
+    assert_eq!(
+        b.record(p, Success, ms(1)),
+        Recorded::Transitioned(State::Closed)
+    );
+}

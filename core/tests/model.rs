@@ -73,6 +73,11 @@ struct Spec {
     successes: u32,
     lease: u64,
     metrics: bool,
+    /// Where the clock starts, before the grid offset: anywhere in `u64`
+    /// (a manual clock at wall-clock nanoseconds, or near the end of time);
+    /// a whole number of buckets for a time window, so the grid stays off
+    /// bucket boundaries.
+    origin: u64,
 }
 
 impl Spec {
@@ -122,9 +127,16 @@ impl Spec {
     /// First clock reading.
     fn start(&self) -> u64 {
         match self.window {
-            WindowSpec::Time(w, _) => w / 8,
-            WindowSpec::Count(_) => MS / 8,
+            WindowSpec::Time(w, _) => self.origin / w * w + w / 8,
+            WindowSpec::Count(_) => self.origin + MS / 8,
         }
+    }
+
+    /// What the breaker's deadline stamps are relative to: its first clock
+    /// reading less whole microseconds, at most 2^45 us (`Env::stamp_base`).
+    fn stamp_base(&self) -> u64 {
+        let start = self.start();
+        start - start.min((1 << 45) * 1000) / 1000 * 1000
     }
 
     fn time_window(&self) -> bool {
@@ -173,12 +185,25 @@ fn spec() -> impl Strategy<Value = Spec> {
         1u64..=20,
     );
     let probes = (1u32..=4, 0u32..=4, prop::bool::weighted(0.9));
-    (policies, window, timing, probes).prop_map(
+    // Clock origins: zero, the edges of the old 48-bit microsecond stamp,
+    // wall-clock nanoseconds, the end of time, and anywhere else.
+    let origin = prop_oneof![
+        3 => Just(0u64),
+        1 => Just(1u64 << 40),
+        1 => Just((1u64 << 48) * 1000),
+        1 => Just((1u64 << 48) * 1000 - 3 * MS),
+        1 => Just(1_764_990_000_123_456_789u64),
+        1 => Just(u64::MAX - 1_000_000_000_000),
+        1 => Just(u64::MAX - 20 * MS),
+        2 => 0u64..u64::MAX - (1 << 48),
+    ];
+    (policies, window, timing, probes, origin).prop_map(
         |(
             (consecutive, failure_rate, slow, ewma, min_calls),
             window,
             (open, factor, multiplier, lease),
             (probes, successes, metrics),
+            origin,
         )| {
             let mut spec = Spec {
                 consecutive,
@@ -194,6 +219,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                 successes: successes % (probes + 1),
                 lease: lease * MS,
                 metrics,
+                origin,
             };
             if let WindowSpec::Count(n) = spec.window {
                 if spec.uses_window() {
@@ -207,13 +233,18 @@ fn spec() -> impl Strategy<Value = Spec> {
 
 // ----- the reference model ----------------------------------------------------
 
-/// Deadlines are kept in whole microseconds, rounded up, saturating at
-/// 2^48 - 1 microseconds, which as an override expiry means "never"
+/// Deadlines are kept relative to the stamp base, in whole microseconds
+/// rounded up below 2^47 us past it, in whole milliseconds beyond; read
+/// back they saturate at `u64::MAX`, which the clock can reach
 /// (`state::Stamp`, invariant 4).
-const STAMP_MAX: u64 = ((1 << 48) - 1) * 1000;
-
-fn stamp(t: u64) -> u64 {
-    t.div_ceil(1000).min(STAMP_MAX / 1000) * 1000
+fn stamp(base: u64, t: u64) -> u64 {
+    let offset = t.saturating_sub(base);
+    let back = if offset.div_ceil(1000) < 1 << 47 {
+        offset.div_ceil(1000) * 1000
+    } else {
+        offset.div_ceil(1_000_000).saturating_mul(1_000_000)
+    };
+    base.saturating_add(back)
 }
 
 fn state_index(s: State) -> usize {
@@ -255,6 +286,10 @@ struct Model {
     nanos_in_state: [u64; 7],
     entered_at: u64,
     events: Vec<Transition>,
+    /// Flags of the probes issued in this generation, and of those that
+    /// have reported.
+    issued_probes: Vec<u32>,
+    reported_probes: Vec<u32>,
 }
 
 impl Model {
@@ -285,6 +320,8 @@ impl Model {
             nanos_in_state: [0; 7],
             entered_at: now,
             events: Vec::new(),
+            issued_probes: Vec::new(),
+            reported_probes: Vec::new(),
         }
     }
 
@@ -296,6 +333,8 @@ impl Model {
         let from = self.state;
         self.state = to;
         self.generation = self.generation.wrapping_add(1);
+        self.issued_probes.clear();
+        self.reported_probes.clear();
         if is_closed_or_override(from) || is_closed_or_override(to) {
             self.consecutive = 0;
             self.count_window.clear();
@@ -342,14 +381,17 @@ impl Model {
         self.streak = streak.min(255);
         self.inflight = 0;
         self.successes = 0;
-        self.open_deadline = stamp(self.now.saturating_add(open_for));
+        self.open_deadline = stamp(self.spec.stamp_base(), self.now.saturating_add(open_for));
         self.transition(State::Open, reason, open_for);
     }
 
     fn enter_half_open(&mut self, inflight: u32, successes: u32, reason: Reason) {
         self.inflight = inflight;
         self.successes = successes;
-        self.lease_deadline = stamp(self.now.saturating_add(self.spec.lease));
+        self.lease_deadline = stamp(
+            self.spec.stamp_base(),
+            self.now.saturating_add(self.spec.lease),
+        );
         self.transition(State::HalfOpen, reason, 0);
     }
 
@@ -365,9 +407,8 @@ impl Model {
         self.streak = 0;
         self.inflight = 0;
         self.successes = 0;
-        self.override_deadline = expiry
-            .map(|d| stamp(self.now.saturating_add(d)))
-            .filter(|&d| d != STAMP_MAX);
+        self.override_deadline =
+            expiry.map(|d| stamp(self.spec.stamp_base(), self.now.saturating_add(d)));
         self.transition(to, Reason::OverrideSet, 0);
     }
 
@@ -422,7 +463,10 @@ impl Model {
             State::HalfOpen => {
                 if self.inflight + self.successes < self.spec.probes {
                     self.inflight += 1;
-                    let lease = stamp(self.now.saturating_add(self.spec.lease));
+                    let lease = stamp(
+                        self.spec.stamp_base(),
+                        self.now.saturating_add(self.spec.lease),
+                    );
                     self.lease_deadline = self.lease_deadline.max(lease);
                     Ok((self.generation, true))
                 } else if self.now >= self.lease_deadline {
@@ -478,7 +522,21 @@ impl Model {
                 Recorded::Counted
             }
             State::Disabled => Recorded::NotRecorded,
-            State::HalfOpen if permit.is_probe() => self.record_probe(outcome, nanos, retry_after),
+            State::HalfOpen if permit.is_probe() => {
+                // B5, invariant 11: a probe counts once, and only a probe
+                // this breaker issued in this generation counts at all (an
+                // untracked ticket, past the 40th of a generation, is not
+                // checked for repeats).
+                let flags = permit.into_raw().1;
+                let untracked = (flags >> 8) & 0xFF == 0xFF;
+                if !self.issued_probes.contains(&flags)
+                    || (!untracked && self.reported_probes.contains(&flags))
+                {
+                    return self.stale();
+                }
+                self.reported_probes.push(flags);
+                self.record_probe(outcome, nanos, retry_after)
+            }
             // No permit of this generation could have been issued.
             _ => self.stale(),
         }
@@ -886,6 +944,9 @@ impl Harness {
                 match (got, want) {
                     (Ok(p), Ok((generation, probe))) => {
                         prop_assert_eq!((p.generation(), p.is_probe()), (generation, probe));
+                        if probe {
+                            self.model.issued_probes.push(p.into_raw().1);
+                        }
                         self.issued.push(p);
                         self.outstanding.push(p);
                     }
@@ -946,7 +1007,7 @@ impl Harness {
                 let t = self.grid_at(deadline, offset);
                 // Forward only; and keep a time window's clock within
                 // 2^15 buckets of its start (bucket epochs are 16 bits).
-                let limit = self.spec.start() + 16_000 * 4 * tick;
+                let limit = self.spec.start().saturating_add(16_000 * 4 * tick);
                 if t > self.model.now && (t < limit || !self.spec.time_window()) {
                     self.set_clock(t);
                 }

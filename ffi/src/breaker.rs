@@ -111,13 +111,25 @@ pub(crate) fn state_code(s: State) -> u32 {
 /// and handed back, by value, to `circuit_breaker_record`. A plain value:
 /// copy it freely, never free it. It names the breaker generation it was
 /// issued under; recording it after the breaker moved on counts it as
-/// stale. Each permit should be recorded exactly once.
+/// stale.
+///
+/// Contract: record each permit exactly once, to the breaker that issued
+/// it, with `flags` passed back unchanged. A half-open probe recorded a
+/// second time, or recorded to another breaker, is detected: the record
+/// returns `CIRCUIT_RESULT_STALE` and changes nothing. A CLOSED permit
+/// carries nothing that tells a second record from a new call: recording
+/// it twice counts two outcomes (two failures toward a trip), and a CLOSED
+/// permit of another breaker counts there if the generations match. Both
+/// are caller errors the library cannot detect.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct circuit_permit {
     /// Generation the permit was issued under.
     pub generation: u32,
-    /// `CIRCUIT_PERMIT_PROBE` for a half-open probe; other bits are zero.
+    /// `CIRCUIT_PERMIT_PROBE` (bit 0) for a half-open probe; a probe also
+    /// carries its ticket (bits 8-15) and its breaker's tag (bits 16-31).
+    /// Opaque: pass it back unchanged. A permit from the closed fast path
+    /// (`circuit_breaker_state_word`) has flags 0.
     pub flags: u32,
 }
 
@@ -482,7 +494,8 @@ fn recorded(r: Recorded) -> circuit_result {
 /// `permit`, and how long it took in nanoseconds as measured by the caller.
 ///
 /// Returns `CIRCUIT_RESULT_OK` (counted; possibly a transition),
-/// `CIRCUIT_RESULT_STALE` (the permit is of an earlier generation: counted
+/// `CIRCUIT_RESULT_STALE` (the permit is of an earlier generation, or is a
+/// half-open probe already recorded or issued by another breaker: counted
 /// as stale only; not an error, the last error is untouched), or
 /// `CIRCUIT_RESULT_INVALID_ARGUMENT` for an unknown outcome, in which case
 /// nothing is recorded and the permit is still outstanding.
@@ -765,7 +778,7 @@ mod tests {
         assert_eq!(override_from_u32(5), None);
         assert_eq!(
             CIRCUIT_PERMIT_PROBE,
-            Permit::from_raw(0, u32::MAX).into_raw().1
+            Permit::from_raw(0, u32::MAX).into_raw().1 & CIRCUIT_PERMIT_PROBE
         );
     }
 }

@@ -670,6 +670,85 @@ static void test_trip_and_recovery(void) {
   circuit_clock_free(clock);
 }
 
+/* Issue 13, item 3: a manual clock far from zero (wall-clock nanoseconds,
+ * and the last hour of a uint64_t) keeps deadlines exact: a tripped breaker
+ * refuses the next call, and a 1 s force-open is over a minute later. */
+static void test_manual_clock_at_a_large_origin(void) {
+  static const uint64_t origins[] = {1764990000123456789ull, (1ull << 48) * 1000ull,
+                                     UINT64_MAX - 3600ull * SEC};
+  size_t i;
+  for (i = 0; i < sizeof origins / sizeof origins[0]; i++) {
+    circuit_clock *clock = circuit_clock_manual_new(origins[i]);
+    circuit_config *cfg = make_config(1, SEC, 1);
+    const circuit_breaker *b = make_breaker(cfg, clock);
+    circuit_permit p = admit(b), probe;
+    CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_OK);
+    CHECK(state_of(b) == CIRCUIT_STATE_OPEN);
+    CHECK(refuse(b, CIRCUIT_RESULT_REJECTED_OPEN) == SEC);
+    CHECK_RC(circuit_clock_advance(clock, SEC - 1), CIRCUIT_RESULT_OK);
+    CHECK(refuse(b, CIRCUIT_RESULT_REJECTED_OPEN) == 1);
+    CHECK_RC(circuit_clock_advance(clock, 1), CIRCUIT_RESULT_OK);
+    probe = admit(b);
+    CHECK((probe.flags & CIRCUIT_PERMIT_PROBE) != 0);
+    CHECK_RC(circuit_breaker_record(b, probe, CIRCUIT_OUTCOME_SUCCESS, MS), CIRCUIT_RESULT_OK);
+    CHECK(state_of(b) == CIRCUIT_STATE_CLOSED);
+
+    CHECK_RC(circuit_breaker_force(b, CIRCUIT_OVERRIDE_FORCED_OPEN, SEC), CIRCUIT_RESULT_OK);
+    CHECK(refuse(b, CIRCUIT_RESULT_REJECTED_FORCED_OPEN) == SEC);
+    CHECK_RC(circuit_clock_advance(clock, 60 * SEC), CIRCUIT_RESULT_OK);
+    CHECK(state_of(b) == CIRCUIT_STATE_CLOSED);
+    p = admit(b);
+    CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, MS), CIRCUIT_RESULT_OK);
+
+    circuit_breaker_free(b);
+    circuit_config_free(cfg);
+    circuit_clock_free(clock);
+  }
+}
+
+/* Issue 13, item 4: a half-open probe recorded three times counts once
+ * (B5: three successes are three probes), and a probe of another breaker
+ * with the same generation changes nothing. */
+static void test_probe_recorded_twice_is_stale(void) {
+  circuit_clock *clock = circuit_clock_manual_new(5 * SEC);
+  circuit_config *cfg = make_config(1, SEC, 3);
+  const circuit_breaker *a = make_breaker(cfg, clock), *b = make_breaker(cfg, clock);
+  circuit_permit p, probe, foreign, p2, p3;
+  circuit_metrics m;
+
+  p = admit(a);
+  CHECK_RC(circuit_breaker_record(a, p, CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_OK);
+  p = admit(b);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_clock_advance(clock, SEC), CIRCUIT_RESULT_OK);
+  foreign = admit(a);
+  probe = admit(b);
+  CHECK(foreign.generation == probe.generation);
+  CHECK((probe.flags & CIRCUIT_PERMIT_PROBE) != 0);
+  CHECK_RC(circuit_breaker_record(b, probe, CIRCUIT_OUTCOME_SUCCESS, MS), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_record(b, probe, CIRCUIT_OUTCOME_SUCCESS, MS), CIRCUIT_RESULT_STALE);
+  CHECK_RC(circuit_breaker_record_parts(b, probe.generation, probe.flags, CIRCUIT_OUTCOME_SUCCESS, MS),
+           CIRCUIT_RESULT_STALE);
+  CHECK_RC(circuit_breaker_record(b, foreign, CIRCUIT_OUTCOME_SUCCESS, MS), CIRCUIT_RESULT_STALE);
+  CHECK_RC(circuit_breaker_record(b, foreign, CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_STALE);
+  CHECK(state_of(b) == CIRCUIT_STATE_HALF_OPEN);
+  p2 = admit(b);
+  p3 = admit(b);
+  CHECK_RC(circuit_breaker_record(b, p2, CIRCUIT_OUTCOME_SUCCESS, MS), CIRCUIT_RESULT_OK);
+  CHECK(state_of(b) == CIRCUIT_STATE_HALF_OPEN);
+  CHECK_RC(circuit_breaker_record(b, p3, CIRCUIT_OUTCOME_SUCCESS, MS), CIRCUIT_RESULT_OK);
+  CHECK(state_of(b) == CIRCUIT_STATE_CLOSED);
+  m = metrics_of(b);
+  CHECK(m.stale == 4 && m.successes == 3);
+  CHECK_RC(circuit_breaker_record(a, foreign, CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_OK);
+  CHECK(state_of(a) == CIRCUIT_STATE_OPEN);
+
+  circuit_breaker_free(a);
+  circuit_breaker_free(b);
+  circuit_config_free(cfg);
+  circuit_clock_free(clock);
+}
+
 static void test_retry_after(void) {
   circuit_clock *clock = circuit_clock_manual_new(0);
   circuit_config *cfg = make_config(1, SEC, 1);
@@ -1019,6 +1098,8 @@ int main(void) {
   test_config();
   test_clocks();
   test_trip_and_recovery();
+  test_manual_clock_at_a_large_origin();
+  test_probe_recorded_twice_is_stale();
   test_retry_after();
   test_overrides();
   test_refcount();

@@ -20,7 +20,10 @@ generation would have to order, so the missing acquire barrier is harmless
 
 A permit travels as one int: the state word (fast path) or
 ``generation << 32 | flags`` (slow path); both read back as
-``(p >> 32, p & CIRCUIT_PERMIT_PROBE)`` (see the assertion in ``_ffi``).
+``(p >> 32, p & 0xFFFFFFFF)`` (see the assertion in ``_ffi``). Each form
+records its permit exactly once; a ``Permit`` object refuses a second
+``record`` (a half-open probe recorded twice would otherwise be refused by
+the library as stale, but a CLOSED permit recorded twice would count twice).
 
 Thread safety
 -------------
@@ -89,6 +92,7 @@ Exclude = Union[Type[BaseException], Callable[[BaseException], bool]]
 _SHORT = 1 << 31  # durations below this go through the raw record call
 _MASK = _ffi.WORD_FAST_MASK
 _PROBE = _ffi.PERMIT_PROBE
+_FLAGS = _ffi.U32_MAX  # a permit int's flags: its low 32 bits
 _SUCCESS = _ffi.OUTCOME_SUCCESS
 _FAILURE = _ffi.OUTCOME_FAILURE
 _TIMEOUT = _ffi.OUTCOME_TIMEOUT
@@ -143,16 +147,64 @@ _task_permits: "contextvars.ContextVar[Tuple[Any, ...]]" = contextvars.ContextVa
 )
 
 
-class Permit(NamedTuple):
+class Permit:
     """Proof that a call was admitted (``Breaker.acquire``); hand it back to
-    ``Breaker.record`` exactly once."""
+    ``Breaker.record`` exactly once: a second ``record`` of the same permit
+    raises ``InvalidArgumentError`` (a ``ValueError``) and records nothing.
+
+    ``generation`` and ``probe`` are what the library issued; ``flags`` the
+    raw ``circuit_permit.flags`` (a probe's ticket and breaker tag ride in
+    it). ``Permit(generation, probe, flags=None)`` builds one by hand, for
+    tests; ``record`` range-checks every field before it reaches the
+    library.
+    """
+
+    # `_once` holds one item until the permit is recorded: `list.pop` is one
+    # C call, so two threads recording one permit cannot both take it.
+    __slots__ = ("generation", "probe", "flags", "_once")
 
     generation: int
     probe: bool
+    flags: int
 
-    @property
-    def _packed(self) -> int:
-        return (self.generation << 32) | (_PROBE if self.probe else 0)
+    def __init__(self, generation: int, probe: bool = False, flags: Optional[int] = None) -> None:
+        self.generation = generation
+        self.probe = probe
+        self.flags = (_PROBE if probe is True else 0) if flags is None else flags
+        self._once = [True]
+
+    @classmethod
+    def _from_int(cls, p: int) -> "Permit":
+        return cls(p >> 32, bool(p & _PROBE), p & _FLAGS)
+
+    def _checked(self) -> Tuple[int, int]:
+        """``(generation, flags)`` for the library, or ``InvalidArgumentError``
+        (nothing recorded) for a field out of range or inconsistent."""
+        g, probe, f = self.generation, self.probe, self.flags
+        if isinstance(g, bool) or not isinstance(g, int) or not 0 <= g <= _ffi.U32_MAX:
+            raise InvalidArgumentError(
+                f"permit generation must be an int between 0 and {_ffi.U32_MAX} (got {g!r})"
+            )
+        if not isinstance(probe, bool):
+            raise InvalidArgumentError(f"permit probe must be a bool (got {probe!r})")
+        if isinstance(f, bool) or not isinstance(f, int) or not 0 <= f <= _ffi.U32_MAX:
+            raise InvalidArgumentError(
+                f"permit flags must be an int between 0 and {_ffi.U32_MAX} (got {f!r})"
+            )
+        if bool(f & _PROBE) != probe:
+            raise InvalidArgumentError(f"permit flags {f:#x} disagree with probe={probe}")
+        return g, f
+
+    def __repr__(self) -> str:
+        used = "" if self._once else ", recorded"
+        return f"Permit(generation={self.generation!r}, probe={self.probe!r}, flags={self.flags!r}{used})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Permit):
+            return NotImplemented
+        return (self.generation, self.probe, self.flags) == (other.generation, other.probe, other.flags)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class Breaker(Managed):
@@ -330,7 +382,7 @@ class Breaker(Managed):
         ``CircuitOpenError`` (do not make the call)."""
         w = self._word.value
         p = w if not w & _MASK else self._acquire_slow()
-        return Permit(p >> 32, bool(p & _PROBE))
+        return Permit._from_int(p)
 
     def try_acquire(self) -> Optional[Permit]:
         """As ``acquire``, but ``None`` instead of ``CircuitOpenError``."""
@@ -354,16 +406,22 @@ class Breaker(Managed):
         only)."""
         if not isinstance(permit, Permit):
             raise TypeError(f"permit must be a circuit.Permit, not {type(permit).__name__}")
+        g, f = permit._checked()
         o = _outcome_code(outcome)
         ns = to_ns(duration, "duration")
+        ra = None if retry_after is None else to_ns(retry_after, "retry_after")
         ptr = self._handle()
-        c = _ffi.circuit_permit(permit.generation, _PROBE if permit.probe else 0)
-        if retry_after is None:
+        try:
+            permit._once.pop()
+        except IndexError:
+            raise InvalidArgumentError(
+                f"{permit!r} was already recorded: record each permit exactly once"
+            ) from None
+        c = _ffi.circuit_permit(g, f)
+        if ra is None:
             rc = _ffi.lib.breaker_record(ptr, c, o, ns)
         else:
-            rc = _ffi.lib.breaker_record_retry_after(
-                ptr, c, o, ns, to_ns(retry_after, "retry_after")
-            )
+            rc = _ffi.lib.breaker_record_retry_after(ptr, c, o, ns, ra)
         if rc == _ffi.RESULT_STALE:
             return False
         _ffi.check(rc, "circuit_breaker_record")
@@ -404,7 +462,7 @@ class Breaker(Managed):
         ):
             _ffi.lib.breaker_record_retry_after(
                 self._bref,
-                _ffi.circuit_permit(p >> 32, p & _PROBE),
+                _ffi.circuit_permit(p >> 32, p & _FLAGS),
                 o,
                 d,
                 int(ra * 1e9),
@@ -422,12 +480,13 @@ class Breaker(Managed):
 
     def _record_long(self, p: int, o: int, d: int) -> None:
         # Any duration, through the declared (argtypes) function.
-        _ffi.lib.breaker_record_parts(self._bref, p >> 32, p & _PROBE, o, d)
+        _ffi.lib.breaker_record_parts(self._bref, p >> 32, p & _FLAGS, o, d)
 
     # ---- with / async with ----------------------------------------------
     def __enter__(self) -> "Breaker":
         # Per thread and breaker, a stack of permits as ints (the
-        # generation, or its complement for a half-open probe), paired with
+        # generation, or the complement of the whole permit for a half-open
+        # probe, whose flags carry its ticket), paired with
         # the start time when timed. A plain `_thread._local` (no subclass,
         # no __init__) is the cheapest per-thread lookup CPython offers.
         w = self._word.value
@@ -456,7 +515,7 @@ class Breaker(Managed):
         return False
 
     def _exit_slow(self, g: int, d: int, et: Any, ev: Any) -> None:
-        p = g << 32 if g >= 0 else (~g << 32) | _PROBE
+        p = g << 32 if g >= 0 else ~g
         if et is None:
             self._record_long(p, _SUCCESS, d)
         else:
@@ -464,7 +523,8 @@ class Breaker(Managed):
 
     def _acquire_slow_gen(self) -> int:
         p = self._acquire_slow()
-        return ~(p >> 32) if p & _PROBE else p >> 32
+        # A probe keeps its whole permit (its flags carry its ticket).
+        return ~p if p & _PROBE else p >> 32
 
     async def __aenter__(self) -> "Breaker":
         w = self._word.value
@@ -484,7 +544,7 @@ class Breaker(Managed):
         d = _pc() - e[2] if e[2] else 0
         if et is None:
             if d < _SHORT:
-                self._rec(self._bref, p >> 32, p & 1, 0, d)
+                self._rec(self._bref, p >> 32, p & _FLAGS, 0, d)
             else:
                 self._record_long(p, _SUCCESS, d)
             return False
@@ -513,7 +573,7 @@ class Breaker(Managed):
         if self._failure_if is not None:
             self._record_result(w, d, r)
         elif d < _SHORT:
-            self._rec(self._bref, w >> 32, w & 1, 0, d)
+            self._rec(self._bref, w >> 32, w & _FLAGS, 0, d)
         else:
             self._record_long(w, _SUCCESS, d)
         return r
@@ -545,7 +605,7 @@ class Breaker(Managed):
         if self._failure_if is not None:
             self._record_result(w, d, r)
         elif d < _SHORT:
-            self._rec(self._bref, w >> 32, w & 1, 0, d)
+            self._rec(self._bref, w >> 32, w & _FLAGS, 0, d)
         else:
             self._record_long(w, _SUCCESS, d)
         return r
@@ -824,7 +884,7 @@ def _wrap_sync(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Call
             if failure_if is not None:
                 breaker._record_result(w, d, r)
             elif d < 2147483648:
-                rec(breaker._bref, w >> 32, w & 1, 0, d)
+                rec(breaker._bref, w >> 32, w & _FLAGS, 0, d)
             else:
                 breaker._record_long(w, 0, d)
             return r
@@ -845,7 +905,7 @@ def _wrap_sync(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Call
             except BaseException as e:
                 breaker._record_exception(w, 0, e)
                 raise
-            rec(breaker._bref, w >> 32, w & 1, 0, 0)
+            rec(breaker._bref, w >> 32, w & _FLAGS, 0, 0)
             return r
 
     protected.breaker = breaker  # type: ignore[attr-defined]
@@ -878,7 +938,7 @@ def _wrap_async(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Cal
         if failure_if is not None:
             breaker._record_result(w, d, r)
         elif d < 2147483648:
-            rec(breaker._bref, w >> 32, w & 1, 0, d)
+            rec(breaker._bref, w >> 32, w & _FLAGS, 0, d)
         else:
             breaker._record_long(w, 0, d)
         return r

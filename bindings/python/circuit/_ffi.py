@@ -129,8 +129,9 @@ SYNC_STOPPED = 2
 
 # The `with` form keeps one integer per admitted call: the state word on the
 # fast path, `generation << 32 | flags` on the slow path. Reading it back as
-# `(p >> 32, p & PERMIT_PROBE)` is right for both only because a fast-path
-# word has every CIRCUIT_WORD_FAST_MASK bit clear, the probe bit included.
+# `(p >> 32, p & 0xFFFFFFFF)` is right for both only because a fast-path
+# word has every CIRCUIT_WORD_FAST_MASK bit clear, the probe bit included
+# (its other low bits are flags the library ignores in a non-probe permit).
 assert PERMIT_PROBE & WORD_FAST_MASK == PERMIT_PROBE
 
 U32_MAX = 0xFFFF_FFFF

@@ -605,3 +605,106 @@ def test_timed_with_form_measures_each_call(make, monkeypatch):
         with b:
             now[0] += 10**6  # fast, nested
     assert b.metrics().slow == 1 and b.metrics().successes == 2
+
+
+# ---- issue 13: clocks far from zero, permits recorded once -------------------------
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        "now",  # ManualClock(time.time()): wall-clock seconds, ~1.8e18 ns
+        2.0**48 / 1e6,  # the end of the old 48-bit microsecond stamp
+        (2**64 - 1) // 10**9 - 3600,  # the last hour of a u64 clock
+    ],
+)
+def test_manual_clock_at_wall_clock_time_keeps_deadlines(start):
+    import time
+
+    c = circuit.ManualClock(time.time() if start == "now" else start)
+    b = circuit.Breaker(consecutive_failures=1, open_duration=1, jitter=0, clock=c)
+    try:
+        trip(b, 1)
+        with pytest.raises(circuit.CircuitOpenError) as e:
+            b.call(ok)
+        assert e.value.retry_after == pytest.approx(1.0)
+        c.advance(0.999)
+        with pytest.raises(circuit.CircuitOpenError):
+            b.call(ok)
+        c.advance(0.001)
+        assert b.call(ok, 1) == 1  # the probe closes it
+        assert b.state is State.CLOSED
+        b.force_open(1)
+        assert b.state is State.FORCED_OPEN
+        c.advance(60)
+        assert b.state is State.CLOSED, "a 1 s force-open is over a minute later"
+        assert b.call(ok, 2) == 2
+    finally:
+        b.close()
+        c.close()
+
+
+def test_a_permit_recorded_twice_raises_and_records_nothing(make):
+    b = make(consecutive_failures=3)
+    p = b.acquire()
+    assert b.record(p, Outcome.FAILURE) is True
+    for _ in range(2):
+        with pytest.raises(circuit.InvalidArgumentError, match="already recorded"):
+            b.record(p, Outcome.FAILURE)
+    m = b.metrics()
+    assert (m.failures, m.stale) == (1, 0)
+    assert b.state is State.CLOSED, "one permit is one failure, not three"
+
+
+def test_a_half_open_probe_recorded_twice_counts_once(make, clock):
+    b = make(consecutive_failures=1, open_duration=1, half_open_probes=3, half_open_successes=3)
+    trip(b, 1)
+    clock.advance(1)
+    p = b.acquire()
+    assert p.probe
+    # A copy built by hand is a second record of the same probe: the library
+    # refuses it as stale.
+    copy = circuit.Permit(p.generation, p.probe, p.flags)
+    assert b.record(p, Outcome.SUCCESS) is True
+    assert b.record(copy, Outcome.SUCCESS) is False
+    assert b.state is State.HALF_OPEN
+    assert b.metrics().stale == 1
+
+
+def test_probes_of_the_with_form_keep_their_tickets(make, clock):
+    b = make(consecutive_failures=1, open_duration=1, half_open_probes=2, half_open_successes=2)
+    trip(b, 1)
+    clock.advance(1)
+    with b:
+        with b:
+            assert b.state is State.HALF_OPEN
+    assert b.state is State.CLOSED
+    assert b.metrics().stale == 0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        (2**40, False, None),
+        (-1, False, None),
+        (2**32, False, None),
+        (True, False, None),
+        (1.0, False, None),
+        (0, 1, None),
+        (0, False, 2**32),
+        (0, False, -1),
+        (0, True, 0),
+        (0, False, 1),
+    ],
+)
+def test_permit_fields_are_range_checked(make, fields):
+    b = make(consecutive_failures=1)
+    bad = circuit.Permit(*fields) if fields[2] is not None else circuit.Permit(*fields[:2])
+    with pytest.raises(ValueError):
+        b.record(bad, Outcome.FAILURE)
+    m = b.metrics()
+    assert (m.failures, m.stale, m.successes) == (0, 0, 0)
+    assert b.state is State.CLOSED
+    # Nothing was consumed: the bad permit can be fixed and recorded.
+    bad.generation, bad.probe, bad.flags = 0, False, 0
+    assert b.record(bad, Outcome.SUCCESS) is True

@@ -35,6 +35,7 @@ pub(crate) struct CountWindow {
     slots: Box<[AtomicU64]>,
     size: u32,
     modulo: FastMod,
+    _niche: super::Niche,
 }
 
 #[inline]
@@ -51,6 +52,7 @@ impl CountWindow {
             slots: (0..words).map(|_| AtomicU64::new(0)).collect(),
             size,
             modulo: FastMod::new(size),
+            _niche: super::Niche::Only,
         }
     }
 

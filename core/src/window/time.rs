@@ -25,9 +25,9 @@
 //! roll) is too, so an idle gap of 2^16 bucket widths, where epochs repeat,
 //! never brings old samples back.
 //!
-//! The index is `now * recip >> 64` with `recip = floor(2^64 / width)`, which
-//! is monotone in `now` and at most one off floor division at a boundary: a
-//! sample can land in the neighbouring bucket by a few nanoseconds.
+//! The index is `now / width`, computed as `now * recip >> 64` with
+//! `recip = floor(2^64 / width)` and one correction (exact floor division
+//! for every `u64` clock value, without a division instruction).
 
 use super::{FastMod, Sample, WindowCounts};
 use crate::clock::{duration_to_nanos, Nanos};
@@ -51,8 +51,9 @@ pub(crate) struct TimeWindow {
     /// both keeps the window enum, which every breaker holds inline, small.
     words: Box<[AtomicU64]>,
     recip: u64,
+    /// Bucket width in nanoseconds, to correct the reciprocal's quotient.
+    width: u64,
     modulo: FastMod,
-    count: u32,
 }
 
 impl TimeWindow {
@@ -61,36 +62,63 @@ impl TimeWindow {
         TimeWindow {
             words: (0..2 * buckets).map(|_| AtomicU64::new(0)).collect(),
             recip: u64::MAX / width,
+            width,
             modulo: FastMod::new(buckets),
-            count: buckets,
         }
+    }
+
+    /// The bucket count `b` (half the words; not stored, so the window
+    /// stays 40 bytes).
+    #[inline]
+    fn count(&self) -> u32 {
+        (self.words.len() / 2) as u32
     }
 
     #[inline]
     fn buckets(&self) -> &[AtomicU64] {
-        &self.words[..self.count as usize]
+        &self.words[..self.count() as usize]
     }
 
     #[inline]
     fn rolled_at(&self) -> &[AtomicU64] {
-        &self.words[self.count as usize..]
+        &self.words[self.count() as usize..]
     }
 
     #[inline]
     fn count_i32(&self) -> i32 {
-        self.count as i32
+        self.count() as i32
     }
 
+    /// `now / width`, exactly. The reciprocal's quotient is at most one
+    /// below it, and below only within `now / 2^64` of a width past a
+    /// boundary: rare for small clock values, nearly always near the end of
+    /// time (a manual clock at `u64::MAX - 10^12`), so it is corrected.
     #[inline]
     fn index(&self, now: Nanos) -> u64 {
-        ((u128::from(now) * u128::from(self.recip)) >> 64) as u64
+        let q = ((u128::from(now) * u128::from(self.recip)) >> 64) as u64;
+        if now - q * self.width >= self.width {
+            q + 1
+        } else {
+            q
+        }
+    }
+
+    /// `index mod b`. The index is a `u64` (a 1 ms bucket passes 2^32 after
+    /// 50 days); reducing its low 32 bits instead would break the `i mod b`
+    /// layout each time they wrap, putting two live buckets in one slot.
+    #[inline]
+    fn slot(&self, index: u64) -> usize {
+        match u32::try_from(index) {
+            Ok(i) => self.modulo.rem(i, self.count()) as usize,
+            Err(_) => (index % u64::from(self.count())) as usize,
+        }
     }
 
     #[inline]
     pub(crate) fn record(&self, sample: Sample, now: Nanos) {
         let index = self.index(now);
         let epoch = index & FIELD;
-        let slot = self.modulo.rem(index as u32, self.count) as usize;
+        let slot = self.slot(index);
         let bucket = &self.buckets()[slot];
         let rolled_at = &self.rolled_at()[slot];
         let add =
@@ -105,7 +133,7 @@ impl TimeWindow {
             rolled = calls == 0
                 || age > 0
                 || i32::from(age) <= -self.count_i32()
-                || index.abs_diff(rolled_at.load(Relaxed)) >= u64::from(self.count);
+                || index.abs_diff(rolled_at.load(Relaxed)) >= u64::from(self.count());
             if rolled {
                 Some((epoch << EPOCH_SHIFT) | add)
             } else if calls == FIELD {
@@ -130,7 +158,7 @@ impl TimeWindow {
             // age < 0: written by a clock slightly ahead of ours; still live.
             if calls > 0
                 && i32::from(age).abs() < self.count_i32()
-                && index.abs_diff(rolled_at.load(Relaxed)) < u64::from(self.count)
+                && index.abs_diff(rolled_at.load(Relaxed)) < u64::from(self.count())
             {
                 c.calls += calls;
                 c.failures += (w >> FAIL_SHIFT) & FIELD;
@@ -187,12 +215,51 @@ mod tests {
     }
 
     #[test]
-    fn index_is_floor_division_within_one() {
-        let w = TimeWindow::new(Duration::from_millis(1000), 10);
-        for now in [0u64, 1, 99 * MS, 100 * MS, 12_345_678_901, u64::MAX / 3] {
-            let exact = now / (100 * MS);
-            let got = w.index(now);
-            assert!(got == exact || got + 1 == exact, "{now}: {got} vs {exact}");
+    fn index_is_floor_division() {
+        for width in [1, 7, MS, 100 * MS, 3_000_000_007] {
+            let w = TimeWindow::new(Duration::from_nanos(width * 10), 10);
+            for now in [
+                0u64,
+                1,
+                99 * MS,
+                100 * MS,
+                12_345_678_901,
+                u64::MAX / 3,
+                1_764_990_000_123_456_789,
+                u64::MAX - 1_000_000_000_000,
+                u64::MAX - 1,
+                u64::MAX,
+            ] {
+                for now in [
+                    now,
+                    now / width * width,
+                    (now / width * width).saturating_sub(1),
+                ] {
+                    assert_eq!(w.index(now), now / width, "{now} / {width}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bucket_slots_stay_distinct_where_the_index_passes_2_pow_32() {
+        let width = MS;
+        let w = TimeWindow::new(Duration::from_nanos(width * 10), 10);
+        let first = (1u64 << 32) - 7;
+        for (k, index) in (first..first + 14).enumerate() {
+            w.record(
+                Sample {
+                    failed: true,
+                    slow: false,
+                },
+                index * width + width / 2,
+            );
+            let live = (k as u64 + 1).min(10);
+            assert_eq!(
+                w.counts(index * width + width / 2).calls,
+                live,
+                "index {index}"
+            );
         }
     }
 

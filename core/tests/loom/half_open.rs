@@ -319,3 +319,33 @@ fn stale_success_vs_two_acquirers() {
 fn stale_ignored_vs_two_acquirers() {
     stale_probe_vs_two_acquirers(Outcome::Ignored);
 }
+
+/// Invariant 11: one probe permit reported twice at once (P = K = 2),
+/// while a third thread takes the other slot: exactly one report counts,
+/// the other is stale, and one success is not two (the breaker stays
+/// HALF_OPEN until the second probe reports).
+#[test]
+fn one_probe_reported_twice_at_once_counts_once() {
+    model(|| {
+        let rig = rig(config()
+            .consecutive_failures(Some(1))
+            .half_open_probes(2)
+            .half_open_successes(2));
+        let p = rig.first_probe();
+        let reporters: Vec<_> = (0..2)
+            .map(|_| {
+                let rig = rig.clone();
+                thread::spawn(move || rig.breaker.record(p, Outcome::Success, MS))
+            })
+            .collect();
+        let second = rig.breaker.acquire().expect("the second slot");
+        let mut got: Vec<_> = reporters.into_iter().map(|t| t.join().unwrap()).collect();
+        got.sort_by_key(|r| format!("{r:?}"));
+        assert_eq!(got, [Recorded::Counted, Recorded::Stale]);
+        assert_eq!(rig.breaker.state(), State::HalfOpen);
+        assert_eq!(
+            rig.breaker.record(second, Outcome::Success, MS),
+            Recorded::Transitioned(State::Closed)
+        );
+    });
+}
