@@ -54,6 +54,7 @@ from time import perf_counter_ns as _pc
 from typing import (
     TYPE_CHECKING,
     Any,
+    Dict,
     List,
     Literal,
     Awaitable,
@@ -136,9 +137,10 @@ if _ffi.lib.raw_acquire is not None:
 else:  # pragma: no cover - other platforms: the declared function
 
     def _acquire(b: Any, permit: Any, retry: Any) -> int:
-        return _ffi.lib.breaker_acquire(
+        rc: int = _ffi.lib.breaker_acquire(
             b, ctypes.cast(permit, ctypes.POINTER(_ffi.circuit_permit)), retry
         )
+        return rc
 
 
 # Permits of the `async with` form: a per-task linked list, same entries.
@@ -355,9 +357,9 @@ class Breaker(Managed):
                 f"breaker {self._name!r} is closed" if self._name else "breaker is closed"
             )
         o = _out.bufs
-        rc = _acquire(self._bref, o[2], o[3])
+        rc: int = _acquire(self._bref, o[2], o[3])
         if rc == 0:
-            v = o[0].value
+            v: int = o[0].value
             # circuit_permit {uint32 generation; uint32 flags} read as one
             # little-endian uint64 (checked at import)
             return ((v & 0xFFFFFFFF) << 32) | (v >> 32)
@@ -594,7 +596,8 @@ class Breaker(Managed):
                 if fallback is None:
                     raise self._rejected(-w)
                 r = fallback(*args, **kwargs)
-                return await r if inspect.isawaitable(r) else r
+                answer: T = await r if inspect.isawaitable(r) else r
+                return answer
         t0 = _pc() if self._timed else 0
         try:
             r = await fn(*args, **kwargs)
@@ -655,7 +658,7 @@ class Breaker(Managed):
         return self._clock
 
     @property
-    def options(self) -> dict:
+    def options(self) -> Dict[str, Any]:
         """The configuration options this breaker was created with."""
         return dict(self._options)
 
@@ -797,7 +800,7 @@ def _split_exclude(
         items = [exclude]
     else:
         try:
-            items = list(exclude)  # type: ignore[arg-type]
+            items = list(exclude)
         except TypeError:
             raise TypeError(
                 "exclude must be an exception type, a predicate, or an iterable of them"
@@ -822,7 +825,7 @@ def _split_exclude(
 _DURATION_OPTIONS = frozenset({"slow_call_rate", "slow_call_duration", "latency_histogram"})
 
 
-def _needs_durations(options: dict) -> bool:
+def _needs_durations(options: Dict[str, Any]) -> bool:
     return any(k in _DURATION_OPTIONS for k in options)
 
 
@@ -842,9 +845,9 @@ def _outcome_code(outcome: Any) -> int:
     raise TypeError(f"outcome must be a circuit.Outcome, not {type(outcome).__name__}")
 
 
-def _unlink(head: tuple, owner: Breaker) -> Tuple[tuple, tuple]:
+def _unlink(head: Tuple[Any, ...], owner: Breaker) -> Tuple[Tuple[Any, ...], Tuple[Any, ...]]:
     """Removes ``owner``'s newest entry from a task's permit list."""
-    kept: List[tuple] = []
+    kept: List[Tuple[Any, ...]] = []
     node = head
     while node:
         e, node = node

@@ -60,20 +60,20 @@ class Reason(enum.IntEnum):
     @property
     def label(self) -> str:
         """The library's lower-case name (``"consecutive_failures"``...)."""
-        return _ffi.lib.reason_str(int(self)).decode()
+        return str(_ffi.lib.reason_str(int(self)).decode())
 
     def __str__(self) -> str:
         return self.label
 
 
-def _reason(code: int):
+def _reason(code: int) -> "Reason | int":
     try:
         return Reason(code)
     except ValueError:  # a newer library's reason: keep the code
         return code
 
 
-def _state(code: int):
+def _state(code: int) -> "State | int":
     try:
         return State(code)
     except ValueError:
@@ -85,15 +85,17 @@ class Event:
     """One transition of a breaker."""
 
     name: str  #: the breaker's name ("" for an unnamed breaker)
-    from_state: State
-    to_state: State
-    reason: Reason
+    from_state: "State | int"  #: an int only for a code newer than this package
+    to_state: "State | int"
+    reason: "Reason | int"
     generation: int  #: generation after the transition
     at: float  #: the breaker's clock, seconds
     open_for: Optional[float]  #: for a transition to OPEN, the open duration chosen
 
     def as_dict(self) -> Dict[str, object]:
-        label = lambda x: x.label if hasattr(x, "label") else x  # noqa: E731
+        def label(x: object) -> object:
+            return x.label if isinstance(x, (State, Reason)) else x
+
         return {
             "name": self.name,
             "from": label(self.from_state),
@@ -126,8 +128,8 @@ _tokens = itertools.count(1)  # userdata 0 would be NULL
 _lock = threading.Lock()
 
 
-@_ffi.circuit_event_callback
-def _on_event(userdata: Optional[int], event: "ctypes._Pointer") -> None:
+@_ffi.circuit_event_callback  # type: ignore[untyped-decorator]
+def _on_event(userdata: Optional[int], event: "ctypes._Pointer[_ffi.circuit_event]") -> None:
     try:
         fn = _listeners.get(userdata or 0)
         if fn is None:
@@ -140,7 +142,7 @@ def _on_event(userdata: Optional[int], event: "ctypes._Pointer") -> None:
             pass
 
 
-@_ffi.circuit_userdata_free
+@_ffi.circuit_userdata_free  # type: ignore[untyped-decorator]
 def _on_free(userdata: Optional[int]) -> None:
     try:
         _listeners.pop(userdata or 0, None)
@@ -203,7 +205,9 @@ class Listener:
         self.remove()
 
 
-def add_listener(owner: Managed, add, remove, fn: Callable[[Event], object]) -> Listener:
+def add_listener(
+    owner: Managed, add: Callable[..., int], remove: Callable[..., int], fn: Callable[[Event], object]
+) -> Listener:
     token = _register(fn)
     out = c_uint64()
     rc = add(owner._handle(), _on_event, token, _on_free, byref(out))
@@ -270,7 +274,7 @@ class EventQueue(Managed):
         return n.value
 
 
-def new_queue(owner: Managed, make, capacity: int) -> EventQueue:
+def new_queue(owner: Managed, make: Callable[..., int], capacity: int) -> EventQueue:
     if isinstance(capacity, bool) or not isinstance(capacity, int):
         raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
     if capacity < 0:

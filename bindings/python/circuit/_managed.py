@@ -23,7 +23,7 @@ class Managed:
         ptr = getattr(self, "_ptr", None)
         if ptr is None:
             raise ClosedError(f"{type(self).__name__} is closed")
-        return ptr
+        return int(ptr)
 
     @property
     def closed(self) -> bool:

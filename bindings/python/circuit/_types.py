@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import math
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ class State(enum.IntEnum):
     @property
     def label(self) -> str:
         """The library's lower-case name (``"half_open"``...)."""
-        return _ffi.lib.state_str(int(self)).decode()
+        return str(_ffi.lib.state_str(int(self)).decode())
 
     @classmethod
     def parse(cls, name: str) -> "State":
@@ -39,8 +40,8 @@ class State(enum.IntEnum):
         if not isinstance(name, str):
             raise TypeError(f"state name must be a str, not {type(name).__name__}")
         raw = name.encode("utf-8", "surrogatepass")
-        out = _ffi.c_uint32()
-        rc = _ffi.lib.state_parse(raw, len(raw), _ffi.ctypes.byref(out))
+        out = ctypes.c_uint32()
+        rc = _ffi.lib.state_parse(raw, len(raw), ctypes.byref(out))
         _ffi.check(rc, f"unknown state name {name!r}")
         return cls(out.value)
 
