@@ -10,7 +10,7 @@ use redis::{ConnectionLike, Script, Value};
 use crate::keys::{encode_name, Namespace};
 use crate::script::{
     parse_any, parse_fields, parse_write_reply, split_read_reply, AutoState, ForceMode, Read,
-    Record, Version, WriteReply, READ_LUA, WRITE_LUA,
+    Record, Version, WriteReply, MAX_MILLIS, MAX_WINDOW_MS, READ_LUA, WRITE_LUA,
 };
 
 /// Keys per read-script call (one short script run per batch).
@@ -116,14 +116,14 @@ impl Scripts {
             .arg(name)
             .arg(&enc)
             .arg(arg)
-            .arg(dur.min(crate::script::MAX_MILLIS))
+            .arg(dur.min(MAX_MILLIS))
             .arg(expect.epoch)
             .arg(expect.ver)
             .arg(origin)
-            .arg(limits.max_ms.max(1))
-            .arg(limits.ttl_ms.max(1))
+            .arg(limits.max_ms.clamp(1, MAX_WINDOW_MS))
+            .arg(limits.ttl_ms.clamp(1, MAX_WINDOW_MS))
             .arg(ns.as_str())
-            .arg(limits.grace_ms)
+            .arg(limits.grace_ms.min(MAX_WINDOW_MS))
             .invoke(con)?;
         parse_write_reply(&v)
             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Parse, "write script", e)))
