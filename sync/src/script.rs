@@ -61,7 +61,8 @@
 
 use std::time::Duration;
 
-use redis::Value;
+/// The values Redis replies with (what the parsers here take).
+pub use redis::Value;
 
 use crate::keys::valid_origin;
 
@@ -82,6 +83,10 @@ pub const MAX_MILLIS: u64 = 999_999_999_999_999;
 /// Longest open window, override or TTL the write script sets, in
 /// milliseconds (one year, the longest duration a notice may carry).
 pub const MAX_WINDOW_MS: u64 = crate::notice::MAX_NOTICE_MILLIS;
+
+// Lua numbers are doubles: every integer the script computes with (a
+// version plus one, a time plus a window) must stay exact.
+const _: () = assert!(MAX_VERSION < (1 << 53) && MAX_MILLIS + MAX_WINDOW_MS < (1 << 53));
 
 /// The write script (rules in the module docs). `MAXVER` and `MAXWIN` are
 /// [`MAX_VERSION`] and [`MAX_WINDOW_MS`] (a unit test checks); 15 digits is
@@ -436,8 +441,10 @@ fn millis(b: &[u8]) -> Option<u64> {
 }
 
 /// Validates the fields of one record (in [`FIELDS`] order) against the
-/// expected raw `name`, with `now_ms` the server time of the read.
-pub(crate) fn parse_fields(fields: &[Value], name: &str, now_ms: u64) -> Read {
+/// expected raw `name`, with `now_ms` the server time of the read. A record
+/// is [`Read::Found`] only when every field is exactly what the write script
+/// writes (module docs, rule 3): nothing is rounded, trimmed or defaulted.
+pub fn parse_fields(fields: &[Value], name: &str, now_ms: u64) -> Read {
     if fields.len() != FIELDS.len() {
         return Read::Corrupt;
     }
@@ -465,7 +472,9 @@ fn parse_present(fields: &[Value], name: Option<&str>, now_ms: u64) -> Option<Re
     let until_ms = millis(f(3)?)?;
     let force_raw = f(4)?;
     let force_until_ms = millis(f(5)?)?;
-    let origin = std::str::from_utf8(f(6)?).ok().filter(|o| valid_origin(o))?;
+    let origin = std::str::from_utf8(f(6)?)
+        .ok()
+        .filter(|o| valid_origin(o))?;
     let ts_ms = millis(f(7)?)?;
     let stored_name = f(8)?;
     if let Some(n) = name {
@@ -549,7 +558,7 @@ pub struct WriteReply {
 /// Parses the write script's reply. `Err` carries a description of a reply
 /// that does not have the expected shape (including `bad` argument
 /// rejections).
-pub(crate) fn parse_write_reply(v: &Value) -> Result<WriteReply, String> {
+pub fn parse_write_reply(v: &Value) -> Result<WriteReply, String> {
     let Value::Array(items) = v else {
         return Err(format!("unexpected reply {v:?}"));
     };
@@ -591,6 +600,21 @@ pub(crate) fn parse_write_reply(v: &Value) -> Result<WriteReply, String> {
         record,
         repaired,
     })
+}
+
+/// Parses the read script's reply for the records of `names` (raw names, in
+/// `KEYS` order): the server time of the read (Unix ms) and one result per
+/// name. `None` when the reply does not have that shape. Each record is
+/// validated on its own: a malformed one reads as [`Read::Corrupt`] and
+/// changes nothing about the others.
+pub fn parse_read_reply(v: Value, names: &[&str]) -> Option<(u64, Vec<Read>)> {
+    let (now, recs) = split_read_reply(v, names.len())?;
+    let reads = recs
+        .iter()
+        .zip(names)
+        .map(|(f, name)| parse_fields(f, name, now))
+        .collect();
+    Some((now, reads))
 }
 
 /// Splits the read script's reply into the server time (Unix ms) and one
@@ -767,9 +791,6 @@ mod tests {
         assert_eq!(r.until_ms, MAX_MILLIS);
         f[1] = bulk("1000000000000000");
         assert_eq!(parse_fields(&f, "db", now), Read::Corrupt);
-        // Both fit exactly in a double, so the script's arithmetic on them
-        // is exact.
-        assert!(MAX_VERSION < (1 << 53) && MAX_MILLIS + MAX_WINDOW_MS < (1 << 53));
     }
 
     #[test]

@@ -857,7 +857,10 @@ impl Worker {
             .write(&mut **conn, &self.ns, name, op, &self.origin, self.limits);
         let reply = match reply {
             Ok(r) => r,
-            Err(e) if is_connection_error(&e) || e.code().is_some_and(|c| GLOBAL_ERRORS.contains(&c)) => {
+            Err(e)
+                if is_connection_error(&e)
+                    || e.code().is_some_and(|c| GLOBAL_ERRORS.contains(&c)) =>
+            {
                 self.failed("write", true, &e);
                 return;
             }

@@ -662,9 +662,11 @@ fn a_full_or_read_only_redis_degrades_keeps_local_state_and_catches_up() {
 
 // ----- hostile records and notices (issue 13, items 5-8) -------------------
 
-/// The fields of a valid record of `name`, with `changes` applied (a field
-/// changed to `None` is left out).
-fn record_fields(name: &str, changes: &[(&str, Option<&str>)]) -> Vec<(String, String)> {
+/// A field and its new value (`None`: left out).
+type Change<'a> = (&'a str, Option<&'a str>);
+
+/// The fields of a valid record of `name`, with `changes` applied.
+fn record_fields(name: &str, changes: &[Change]) -> Vec<(String, String)> {
     let mut fields: Vec<(String, Option<String>)> = [
         ("epoch", "1700000000000123"),
         ("ver", "3"),
@@ -710,8 +712,7 @@ fn notice_json(ns: &str, enc: &str, epoch: &str, n: u64, body: &str) -> String {
 fn open_left_ms(i: &Instance, name: &str) -> Option<u64> {
     let b = i.registry.get(name)?;
     let now = i.registry.clock().now();
-    b.open_deadline()
-        .map(|d| d.saturating_sub(now) / 1_000_000)
+    b.open_deadline().map(|d| d.saturating_sub(now) / 1_000_000)
 }
 
 #[test]
@@ -768,7 +769,7 @@ fn planted_malformed_records_of_every_kind_are_repaired_by_the_write_script() {
     let redis = RedisServer::start();
     let url = redis.url();
     let huge = "x".repeat(100_000);
-    let cases: Vec<(&str, Vec<(&str, Option<&str>)>)> = vec![
+    let cases: Vec<(&str, Vec<Change>)> = vec![
         ("ts=bogus", vec![("ts", Some("bogus"))]),
         ("ver=1e19", vec![("ver", Some("1e19"))]),
         ("ver=1.5", vec![("ver", Some("1.5"))]),
@@ -787,7 +788,10 @@ fn planted_malformed_records_of_every_kind_are_repaired_by_the_write_script() {
         ("force_until=nan", vec![("force_until", Some("nan"))]),
         ("ts=-5", vec![("ts", Some("-5"))]),
         ("epoch=0", vec![("epoch", Some("0"))]),
-        ("epoch=22 digits", vec![("epoch", Some("9999999999999999999999"))]),
+        (
+            "epoch=22 digits",
+            vec![("epoch", Some("9999999999999999999999"))],
+        ),
         ("state=opened", vec![("state", Some("opened"))]),
         ("force=sideways", vec![("force", Some("sideways"))]),
         ("origin='a b'", vec![("origin", Some("a b"))]),
@@ -806,7 +810,12 @@ fn planted_malformed_records_of_every_kind_are_repaired_by_the_write_script() {
     }
     inst.connected();
     for (i, (_, changes)) in cases.iter().enumerate() {
-        plant(&redis, "table", &names[i], &record_fields(&names[i], changes));
+        plant(
+            &redis,
+            "table",
+            &names[i],
+            &record_fields(&names[i], changes),
+        );
     }
     // Keys of the wrong type, and a namespace index of the wrong type.
     let k = cases.len();
@@ -886,7 +895,11 @@ fn fractional_or_huge_version_is_refused_not_adopted() {
             .is_ok_and(|(_, r)| r.is_some_and(|r| r.state == AutoState::Open))
     });
     assert!(ok, "{:?} {:?}", fleet.get("frac"), a.handle.status());
-    assert_eq!(a.state("frac"), Some(State::Open), "the garbage was adopted");
+    assert_eq!(
+        a.state("frac"),
+        Some(State::Open),
+        "the garbage was adopted"
+    );
     assert!(wait_until(Duration::from_secs(2), || b.state("frac")
         == Some(State::Open)));
     // ver=2^53-1: the version used to freeze at 2^53 (Lua doubles), so every
@@ -903,7 +916,9 @@ fn fractional_or_huge_version_is_refused_not_adopted() {
     let v1 = fleet.get("big").unwrap().1.unwrap().version;
     assert_eq!(v1.ver, 1, "{v1:?}");
     a.registry.get("big").unwrap().reset();
-    let ok = wait_until(Duration::from_secs(2), || b.state("big") == Some(State::Closed));
+    let ok = wait_until(Duration::from_secs(2), || {
+        b.state("big") == Some(State::Closed)
+    });
     assert!(ok, "the reset never propagated: {:?}", fleet.get("big"));
     assert!(fleet.get("big").unwrap().1.unwrap().version > v1);
     // At the largest version the next write starts a new incarnation.
@@ -957,7 +972,13 @@ fn notice_without_record_changes_nothing() {
         notice_json("forged", "db", "1700000000000123", 5, open),
         notice_json("forged", "db", "1700000000000123", 6, forced),
         // Newer than the real record, claiming another state.
-        notice_json("forged", "kept", &kept.epoch.to_string(), kept.ver + 1, open),
+        notice_json(
+            "forged",
+            "kept",
+            &kept.epoch.to_string(),
+            kept.ver + 1,
+            open,
+        ),
         notice_json("forged", "kept", "9999999999999999999", 1, forced),
     ] {
         assert_eq!(fleet.publish_raw(m.as_bytes()).unwrap(), 1);
@@ -996,10 +1017,14 @@ fn forged_huge_epoch_notice_does_not_hide_real_notices() {
     // The real trip's notice (a far smaller epoch) must still be followed,
     // long before the next reconcile (30 s).
     a.trip("db");
-    let ok = wait_until(Duration::from_secs(2), || b.state("db") == Some(State::Open));
+    let ok = wait_until(Duration::from_secs(2), || {
+        b.state("db") == Some(State::Open)
+    });
     assert!(ok, "B dropped the real notice: {:?}", b.handle.status());
     a.registry.get("db").unwrap().reset();
-    let ok = wait_until(Duration::from_secs(2), || b.state("db") == Some(State::Closed));
+    let ok = wait_until(Duration::from_secs(2), || {
+        b.state("db") == Some(State::Closed)
+    });
     assert!(ok, "B dropped the real reset: {:?}", b.handle.status());
 }
 
@@ -1086,7 +1111,12 @@ fn partition_trips_converge_on_earliest_deadline() {
             .iter()
             .all(|i| open_left_ms(i, "db").is_some_and(|l| l < 3100))
     });
-    assert!(ok, "{:?} {:?}", open_left_ms(&a, "db"), open_left_ms(&b, "db"));
+    assert!(
+        ok,
+        "{:?} {:?}",
+        open_left_ms(&a, "db"),
+        open_left_ms(&b, "db")
+    );
     // ... and a later one loses to the local, earlier deadline.
     let version = fleet.get("db").unwrap().1.unwrap().version;
     let now = fleet.server_time_ms().unwrap();
