@@ -219,13 +219,20 @@ return {'ok', fmt(now), fmt(repaired), epoch, fmt(ver), state, fmt(untl), force,
 /// The read script: server `TIME` and the fields of every key in `KEYS`, in
 /// one round trip on the node that owns the namespace's slot (so the time
 /// and the records come from the same server, also in a cluster). A key of
-/// the wrong type reads as `false` (corrupt) instead of failing the batch.
+/// the wrong type, or a record with a field longer than any valid one (1024
+/// bytes, the longest name), reads as `false` (corrupt) instead of failing
+/// the batch or filling the reply.
 pub const READ_LUA: &str = r#"
 local t = redis.call('TIME')
 local out = {t[1], t[2]}
 for i = 1, #KEYS do
   local ok, f = pcall(redis.call, 'HMGET', KEYS[i], 'epoch', 'ver', 'state', 'until', 'force',
     'force_until', 'origin', 'ts', 'name')
+  if ok then
+    for j = 1, 9 do
+      if f[j] and #f[j] > 1024 then ok = false end
+    end
+  end
   if ok then out[i + 2] = f else out[i + 2] = false end
 end
 return out
@@ -803,6 +810,7 @@ mod tests {
         assert_eq!(MAX_VERSION.to_string().len(), 15);
         assert_eq!(MAX_MILLIS.to_string().len(), 15);
         assert!(WRITE_LUA.contains("#s > 15"));
+        assert!(READ_LUA.contains(&format!("#f[j] > {MAX_FIELD_LEN}")));
     }
 
     #[test]
