@@ -1109,6 +1109,133 @@ mod tests {
         assert_eq!(b.state(), State::Closed);
     }
 
+    /// A command connection that answers every write script call with an
+    /// `ok` reply, except for keys containing `fail`, which get a reply
+    /// that does not parse (as a malformed record once caused).
+    struct FakeConn {
+        fail: &'static str,
+        written: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl redis::ConnectionLike for FakeConn {
+        fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+            use redis::Value;
+            let text = String::from_utf8_lossy(cmd);
+            let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+            if text.contains(self.fail) {
+                return Ok(Value::Array(vec![bulk("ok"), bulk("bogus")]));
+            }
+            let key = text
+                .split("\r\n")
+                .find(|l| l.starts_with("cb:{t}:b:"))
+                .unwrap_or_default();
+            self.written.lock().unwrap().push(key.to_owned());
+            let n = self.written.lock().unwrap().len().to_string();
+            let reply = [
+                "ok",
+                "1700000000000",
+                "0",
+                "1700000000000123",
+                &n,
+                "open",
+                "1700000010000",
+                "",
+                "0",
+                "me",
+                "1700000000000",
+            ];
+            Ok(Value::Array(reply.iter().map(|s| bulk(s)).collect()))
+        }
+
+        fn req_packed_commands(
+            &mut self,
+            _cmd: &[u8],
+            _offset: usize,
+            _count: usize,
+        ) -> redis::RedisResult<Vec<redis::Value>> {
+            Ok(Vec::new())
+        }
+
+        fn get_db(&self) -> i64 {
+            0
+        }
+
+        fn check_connection(&mut self) -> bool {
+            true
+        }
+
+        fn is_open(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_breaker_whose_write_keeps_failing_never_blocks_the_others() {
+        let clock = Arc::new(ManualClock::new(1_000_000_000));
+        let r = Arc::new(registry(clock.clone()));
+        let shared = Arc::new(Shared::default());
+        let (_tx, rx) = std::sync::mpsc::sync_channel(1);
+        let mut w = Worker::new(
+            Reg(r.clone()),
+            SyncConfig::new("redis://127.0.0.1:1", "t"),
+            Namespace::new("t").unwrap(),
+            Endpoint::parse("redis://127.0.0.1:1", false, None).unwrap(),
+            shared.clone(),
+            rx,
+            Arc::new(AtomicBool::new(false)),
+            "me".into(),
+        );
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        w.conn = Some(Box::new(FakeConn {
+            fail: "a-poison",
+            written: written.clone(),
+        }));
+        (w.subscribed, w.resync) = (true, false);
+        let trip = |w: &mut Worker, name: &str| {
+            let b = r.get_or_create(name).unwrap();
+            let p = b.acquire().unwrap();
+            b.record(p, Outcome::Failure, Duration::ZERO);
+            let t = Transition {
+                from: State::Closed,
+                to: State::Open,
+                generation: b.generation(),
+                reason: Reason::ConsecutiveFailures,
+                at: r.clock().now(),
+                open_for: 10_000_000_000,
+            };
+            w.local(b.name().clone(), &t);
+        };
+        // The failing breaker sorts first.
+        for n in ["a-poison", "b-other", "c-more"] {
+            trip(&mut w, n);
+        }
+        w.flush(false);
+        let keys = |w: &Arc<std::sync::Mutex<Vec<String>>>| w.lock().unwrap().clone();
+        assert_eq!(keys(&written), ["cb:{t}:b:b-other", "cb:{t}:b:c-more"]);
+        let poisoned = &w.tracked[&Arc::<str>::from("a-poison")];
+        assert_eq!(poisoned.failures, 1);
+        assert!(poisoned.pending.is_some() && poisoned.retry_at.is_some());
+        w.publish_status();
+        assert_eq!(shared.stats().status, SyncStatus::Degraded);
+        assert_eq!(shared.stats().pending, 1);
+        // Backing off: a later trip is written first, the failing one not
+        // retried before its time.
+        trip(&mut w, "d-late");
+        w.flush(false);
+        assert_eq!(keys(&written).last().unwrap(), "cb:{t}:b:d-late");
+        assert_eq!(w.tracked[&Arc::<str>::from("a-poison")].failures, 1);
+        // Once its time has come it is tried again, after the healthy ones.
+        w.tracked
+            .get_mut(&Arc::<str>::from("a-poison"))
+            .unwrap()
+            .retry_at = Some(Instant::now());
+        trip(&mut w, "e-last");
+        w.flush(false);
+        assert_eq!(keys(&written).last().unwrap(), "cb:{t}:b:e-last");
+        assert_eq!(w.tracked[&Arc::<str>::from("a-poison")].failures, 2);
+        assert!(shared.stats().last_error.unwrap().contains("a-poison"));
+    }
+
     #[test]
     fn which_transitions_are_published() {
         let t = |to, reason| Transition {
