@@ -53,7 +53,7 @@ func New(cfg Config) (*Breaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Breaker{name: cfg.Name, classify: cfg.Classify, timed: cfg.usesDurations(), streams: &streams{}}
+	b := &Breaker{name: cfg.Name, classify: cfg.Classify, timed: ref.needsDurations, streams: &streams{}}
 	b.ref.Store(ref)
 	return b, nil
 }

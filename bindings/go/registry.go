@@ -173,7 +173,7 @@ func (r *Registry) wrap(name string, br *breakerRef) *Breaker {
 	if !ok {
 		cfg = r.defaults
 	}
-	b := &Breaker{name: name, classify: cfg.Classify, timed: cfg.usesDurations(), streams: &streams{}}
+	b := &Breaker{name: name, classify: cfg.Classify, timed: br.needsDurations, streams: &streams{}}
 	b.ref.Store(br)
 	return b
 }

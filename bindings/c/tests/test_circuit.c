@@ -466,7 +466,7 @@ static void test_struct_sizes(void) {
 /* A breaker has one window: setting both is refused when building, in
  * either order, and the error names both fields (the same error Python and
  * Go report, from the same core builder). */
-static void test_config_both_windows_refused(void) {
+static void test_config_errors_match_every_host(void) {
   int order;
   for (order = 0; order < 2; order++) {
     circuit_config_builder *cb = circuit_config_builder_new();
@@ -479,8 +479,20 @@ static void test_config_both_windows_refused(void) {
       CHECK_RC(circuit_config_builder_set_count_window(cb, 50), CIRCUIT_RESULT_OK);
     }
     CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_INVALID_CONFIG);
-    CHECK_ERR_MENTIONS("count_window");
-    CHECK_ERR_MENTIONS("time_window");
+    CHECK_ERR_MENTIONS("count_window: count_window and time_window are exclusive: a breaker has one window");
+    CHECK(cfg == NULL);
+    circuit_config_builder_free(cb);
+  }
+  {
+    /* Two more of the bad configs every host's test shares. */
+    circuit_config_builder *cb = circuit_config_builder_new();
+    circuit_config *cfg = NULL;
+    CHECK_RC(circuit_config_builder_set_jitter(cb, 1.0), CIRCUIT_RESULT_INVALID_CONFIG);
+    CHECK_ERR_MENTIONS("jitter: 1 must be in [0, 1)");
+    CHECK_RC(circuit_config_builder_set_half_open_probes(cb, 2), CIRCUIT_RESULT_OK);
+    CHECK_RC(circuit_config_builder_set_half_open_successes(cb, 3), CIRCUIT_RESULT_OK);
+    CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_INVALID_CONFIG);
+    CHECK_ERR_MENTIONS("half_open_successes: 3 exceeds half_open_probes 2");
     CHECK(cfg == NULL);
     circuit_config_builder_free(cb);
   }
@@ -1152,7 +1164,7 @@ int main(void) {
   test_strings();
   test_struct_sizes();
   test_config();
-  test_config_both_windows_refused();
+  test_config_errors_match_every_host();
   test_needs_durations();
   test_clocks();
   test_trip_and_recovery();

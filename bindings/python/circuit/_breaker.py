@@ -291,7 +291,7 @@ class Breaker(Managed):
         elif options:
             config = own = config.replace(**options)
         self._options = config.options
-        self._timed = _needs_durations(self._options) if timed is None else bool(timed)
+        self._timed = bool(timed)
         try:
             out = c_void_p()
             clk = None if clock is None else clock._handle()
@@ -305,15 +305,23 @@ class Breaker(Managed):
         finally:
             if own is not None:
                 own.close()
-        self._adopt(_ffi.pointer(out))
+        self._adopt(_ffi.pointer(out), timed)
 
-    def _adopt(self, ptr: int) -> None:
-        """Takes ownership of one reference to breaker ``ptr``."""
+    def _adopt(self, ptr: int, timed: Optional[bool]) -> None:
+        """Takes ownership of one reference to breaker ``ptr``; ``timed=None``
+        asks the library whether it reads call durations."""
         word = c_void_p()
         rc = _ffi.lib.breaker_state_word(ptr, byref(word))
+        if rc == _ffi.RESULT_OK and timed is None:
+            try:
+                timed = _ffi.breaker_needs_durations(ptr)
+            except BaseException:
+                _ffi.lib.breaker_free(ptr)
+                raise
         if rc != _ffi.RESULT_OK:
             _ffi.lib.breaker_free(ptr)
             raise _ffi.error(rc, "circuit_breaker_state_word")
+        self._timed = bool(timed)
         self._ptr = ptr
         self._word = c_uint64.from_address(_ffi.pointer(word))
         self._bref = byref(c_char.from_address(ptr))
@@ -331,8 +339,7 @@ class Breaker(Managed):
         self._clock = kw.get("clock")
         self._exclude_types, self._exclude_preds = _split_exclude(kw.get("exclude", ()))
         self._failure_if = kw.get("failure_if")
-        self._timed = True if kw.get("timed") is None else bool(kw["timed"])
-        self._adopt(ptr)
+        self._adopt(ptr, kw.get("timed"))
         return self
 
     # ---- lifetime ---------------------------------------------------------
@@ -819,14 +826,6 @@ def _split_exclude(
                 f"exclude: expected an exception type or a predicate, not {type(x).__name__}"
             )
     return tuple(types), tuple(preds)
-
-
-#: Config options whose presence makes the library use call durations.
-_DURATION_OPTIONS = frozenset({"slow_call_rate", "slow_call_duration", "latency_histogram"})
-
-
-def _needs_durations(options: Dict[str, Any]) -> bool:
-    return any(k in _DURATION_OPTIONS for k in options)
 
 
 def _outcome_code(outcome: Any) -> int:

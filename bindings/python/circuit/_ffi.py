@@ -256,6 +256,7 @@ FUNCTIONS: Tuple[Tuple[str, Any, Sequence[Any], str, bool], ...] = (
     ("circuit_breaker_clear_override", c_uint32, (c_void_p,), HOLD, True),
     ("circuit_breaker_reset", c_uint32, (c_void_p,), HOLD, True),
     ("circuit_breaker_state_word", c_uint32, (c_void_p, _voidpp), HOLD, True),
+    ("circuit_breaker_needs_durations", c_uint32, (c_void_p, _u32p), HOLD, False),
     (
         "circuit_breaker_record_parts",
         c_uint32,
@@ -277,6 +278,7 @@ FUNCTIONS: Tuple[Tuple[str, Any, Sequence[Any], str, bool], ...] = (
     ("circuit_config_builder_free", None, (c_void_p,), HOLD, True),
     ("circuit_config_builder_build", c_uint32, (c_void_p, _voidpp), HOLD, True),
     ("circuit_config_free", None, (c_void_p,), HOLD, True),
+    ("circuit_config_needs_durations", c_uint32, (c_void_p, _u32p), HOLD, False),
     ("circuit_config_builder_set_consecutive_failures", c_uint32, (c_void_p, c_uint32), HOLD, True),
     ("circuit_config_builder_set_failure_rate", c_uint32, (c_void_p, c_double), HOLD, True),
     ("circuit_config_builder_set_slow_call", c_uint32, (c_void_p, c_double, c_uint64), HOLD, True),
@@ -677,6 +679,17 @@ def pointer(out: c_void_p) -> int:
     if not v:
         raise InternalError("the library returned OK with a NULL handle")
     return v
+
+
+def breaker_needs_durations(ptr: int) -> bool:
+    """Whether breaker ``ptr`` reads call durations (slow-call policy or
+    latency histogram): the library decides, not the options given. A
+    library older than the query is answered conservatively: yes."""
+    if "circuit_breaker_needs_durations" in lib.missing:
+        return True
+    needs = c_uint32(0)
+    check(lib.breaker_needs_durations(ptr, ctypes.byref(needs)), "circuit_breaker_needs_durations")
+    return needs.value != 0
 
 
 def version() -> str:
