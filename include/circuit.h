@@ -139,6 +139,11 @@
 #define CIRCUIT_NAME_MAX_LEN 1024
 
 /**
+ * Capacity the wrappers give an event queue when their user gives none.
+ */
+#define CIRCUIT_EVENT_QUEUE_DEFAULT_CAPACITY 1024
+
+/**
  * Bits of the state word that must all be zero for the closed fast path.
  */
 #define CIRCUIT_WORD_FAST_MASK 31

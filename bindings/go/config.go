@@ -151,7 +151,7 @@ type option struct {
 
 // options turns the non-zero fields into builder calls, in a fixed order.
 func (c *Config) options() ([]option, error) {
-	opts := make([]option, 0, 8)
+	opts := make([]option, 0, setLatencyHistogram+1) // at most one call per setter
 	count := func(field string, v int, s setter) error {
 		switch {
 		case v < 0:

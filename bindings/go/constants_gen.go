@@ -17,6 +17,7 @@ const (
 	cRetryAfterUnknown          = 18446744073709551615
 	cStructMinSize              = 8
 	cNameMaxLen                 = 1024
+	cEventQueueDefaultCapacity  = 1024
 	cWordFastMask               = 31
 	cWordGenerationShift        = 32
 	cSyncConnected              = 0

@@ -50,7 +50,7 @@ import ctypes
 import socket
 import sys
 import threading
-from ctypes import byref, c_char, c_int, c_uint32, c_uint64, c_void_p, sizeof
+from ctypes import byref, c_char, c_uint32, c_uint64, c_void_p, sizeof
 from time import perf_counter_ns as _pc
 from typing import (
     TYPE_CHECKING,
@@ -93,7 +93,7 @@ Exclude = Union[Type[BaseException], Callable[[BaseException], bool]]
 
 # Durations below this go through the raw record call, which passes them as
 # a C int (see `_ffi.Lib.raw_record_parts`).
-_SHORT = 1 << (8 * sizeof(c_int) - 1)
+_SHORT = (_ffi.U32_MAX >> 1) + 1  # INT32_MAX + 1
 _MASK = _ffi.WORD_FAST_MASK  # a state word with none of these bits set admits
 _GEN_SHIFT = _ffi.WORD_GENERATION_SHIFT  # a permit int's (and word's) generation
 _PROBE = _ffi.PERMIT_PROBE
@@ -133,7 +133,7 @@ class _OutBuffers(threading.local):
 
 
 _out = _OutBuffers()
-assert sizeof(_ffi.circuit_permit) == 8
+assert sizeof(_ffi.circuit_permit) == sizeof(c_uint64)
 if sys.byteorder != "little":  # pragma: no cover - the raw permit read assumes it
     raise ImportError("circuit's Python binding supports little-endian machines only")
 if _ffi.lib.raw_acquire is not None:
@@ -744,7 +744,7 @@ class Breaker(Managed):
         fn.listener = self.add_listener(fn)  # type: ignore[attr-defined]
         return fn
 
-    def events(self, capacity: int = 1024) -> "EventQueue":
+    def events(self, capacity: int = _ffi.EVENT_QUEUE_DEFAULT_CAPACITY) -> "EventQueue":
         """A queue receiving this breaker's transitions from now on (at most
         ``capacity`` waiting; more are dropped and counted)."""
         from . import _events

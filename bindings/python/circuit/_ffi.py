@@ -64,11 +64,11 @@ LIBRARY_ENV = "CIRCUIT_LIBRARY"
 # for both only because a fast-path word has every WORD_FAST_MASK bit clear,
 # the probe bit included (its other low bits are flags the library ignores
 # in a non-probe permit), and its generation where a permit int has it.
-assert PERMIT_PROBE & WORD_FAST_MASK == PERMIT_PROBE
-assert WORD_GENERATION_SHIFT == 8 * ctypes.sizeof(c_uint32)
-
 U32_MAX = 0xFFFF_FFFF
-U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+U64_MAX = (1 << 64) - 1
+
+assert PERMIT_PROBE & WORD_FAST_MASK == PERMIT_PROBE
+assert 1 << WORD_GENERATION_SHIFT == U32_MAX + 1
 
 
 # ---- the function table ------------------------------------------------------
@@ -266,7 +266,7 @@ class Lib:
 def _raw_passing_supported() -> bool:
     import platform
 
-    return sys.maxsize > 2**32 and platform.machine().lower() in (
+    return sys.maxsize > U32_MAX and platform.machine().lower() in (
         "x86_64",
         "amd64",
         "aarch64",

@@ -292,7 +292,7 @@ class Registry(Managed):
 
         return FleetSync(self, url, namespace)
 
-    def events(self, capacity: int = 1024) -> Any:
+    def events(self, capacity: int = _ffi.EVENT_QUEUE_DEFAULT_CAPACITY) -> Any:
         """A queue receiving the transitions of every breaker of the registry."""
         from . import _events
 
