@@ -374,3 +374,14 @@ def test_bundled_copy_is_used_by_a_fresh_interpreter(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(pkg / "libcircuit.so")
+
+
+def test_generated_names_are_the_librarys():
+    # _cdefs.py is generated from the header's enum identifiers; the library
+    # prints the same names.
+    assert len(_ffi.STATE_NAMES) == _ffi.STATE_COUNT
+    for code, name in enumerate(_ffi.STATE_NAMES):
+        assert _ffi.lib.state_str(code).decode() == name
+    for code, name in enumerate(_ffi.REASON_NAMES):
+        assert _ffi.lib.reason_str(code).decode() == name
+    assert circuit.State.HALF_OPEN.label == _ffi.STATE_NAMES[_ffi.STATE_HALF_OPEN]
