@@ -51,7 +51,7 @@ class Header:
     """What the generators need from the header."""
 
     def __init__(self, text: str) -> None:
-        self.defines: List[Tuple[str, int]] = []
+        self.defines: List[Tuple[str, "int | float"]] = []
         self.enums: List[Tuple[str, List[Tuple[str, int]]]] = []
         self.structs: List[Tuple[str, List[Tuple[str, str, str]]]] = []
         self.callbacks: List[Tuple[str, str, List[str]]] = []
@@ -70,7 +70,10 @@ class Header:
                 mm = re.fullmatch(r"(CIRCUIT_\w+)\s*=\s*(\S+)", m)
                 if not mm:
                     raise SystemExit(f"gen_bindings: enum {name}: cannot read {m!r}")
-                out.append((mm.group(1), _value(mm.group(2), mm.group(1))))
+                v = _value(mm.group(2), mm.group(1))
+                if not isinstance(v, int):
+                    raise SystemExit(f"gen_bindings: enum member {mm.group(1)} is not an integer")
+                out.append((mm.group(1), v))
             self.enums.append((name, out))
         for name, fields in re.findall(
             r"typedef\s+struct\s+(circuit_\w+)\s*\{(.*?)\}\s*\1\s*;", body, flags=re.S
@@ -154,11 +157,15 @@ class Header:
         raise SystemExit(f"gen_bindings: no ctypes type for the C type {t!r}")
 
 
-def _value(v: str, name: str) -> int:
+def _value(v: str, name: str) -> "int | float":
     if v in _MACROS:
         return _MACROS[v]
     try:
         return int(v.rstrip("uUlL"), 0)
+    except ValueError:
+        pass
+    try:
+        return float(v)
     except ValueError:
         raise SystemExit(f"gen_bindings: {name} = {v!r} is not a number") from None
 
@@ -196,8 +203,12 @@ def _params(params: str) -> List[str]:
     return out
 
 
-def _py_int(v: int) -> str:
-    return f"0x{v:_X}" if v > 0xFFFF else str(v)
+def _py_int(v: "int | float") -> str:
+    if isinstance(v, float):
+        return repr(v)
+    if v > 0xFFFF and v & (v + 1) == 0:
+        return f"0x{v:_X}"  # an all-ones mask or maximum
+    return f"{v:_}"
 
 
 def python(h: Header) -> str:
@@ -276,7 +287,7 @@ def go(h: Header) -> str:
         "// C.CIRCUIT_* at compile time).",
         "const (",
     ]
-    rows = [(n, v) for n, v in h.defines if n != "CIRCUIT_H"]
+    rows: List[Tuple[str, "int | float"]] = [(n, v) for n, v in h.defines if n != "CIRCUIT_H"]
     for _, members in h.enums:
         rows += members
     width = max(len(_camel(n)) for n, _ in rows)

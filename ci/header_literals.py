@@ -15,7 +15,10 @@ like never trip it):
     CIRCUIT_RETRY_AFTER_UNKNOWN 2^64-1, ...), in any spelling (31, 0x1F,
     0b11111, 1_024), anywhere in code; except #defines that form an
     enumeration (two or more sharing a prefix, such as CIRCUIT_SYNC_* and
-    CIRCUIT_VERSION_*: small ordinals, like enum members);
+    CIRCUIT_VERSION_*: small ordinals, like enum members) and defaults
+    (CIRCUIT_*_DEFAULT_*: 100 samples or 1 s in nanoseconds are also a
+    percentage or a unit elsewhere; the wrappers use the generated
+    constants for them, which review, not this check, keeps so);
   - in a bitwise expression (an operand of &, |, ^, &^ or their assignment
     forms) also the flag #defines of value 1 (CIRCUIT_PERMIT_PROBE,
     CIRCUIT_FEATURE_*): `flags & 1` is the probe bit spelled as a number.
@@ -51,8 +54,12 @@ def header_values(h: Header) -> Tuple[Dict[int, str], Dict[int, str]]:
     anywhere: Dict[int, str] = {}
     bitwise: Dict[int, str] = {}
     for name, v in h.defines:
+        if not isinstance(v, int):
+            continue  # floats: only integer literals are looked for
         if prefixes[name.rsplit("_", 1)[0]] >= 2:
             continue  # an enumeration of #defines
+        if "_DEFAULT_" in name:
+            continue  # a default (100 samples, 1 s): plain numbers elsewhere too
         if v >= 2:
             anywhere.setdefault(v, name)
         elif v == 1 and re.match(r"CIRCUIT_(PERMIT|FEATURE)_", name):

@@ -170,6 +170,36 @@
 #define CIRCUIT_SYNC_STOPPED 2
 
 /**
+ * Default percentile of an adaptive-timeout rule (the wrappers' default).
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_PERCENTILE 95.0
+
+/**
+ * Default multiplier of an adaptive-timeout rule.
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_MULTIPLIER 1.2
+
+/**
+ * Default floor of an adaptive-timeout rule, in nanoseconds (1 ms).
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_FLOOR_NS 1000000
+
+/**
+ * Default ceiling of an adaptive-timeout rule, in nanoseconds (30 s).
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_CEILING_NS 30000000000
+
+/**
+ * Default base of an adaptive-timeout rule, in nanoseconds (1 s).
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_BASE_NS 1000000000
+
+/**
+ * Default sample count before an adaptive-timeout rule trusts the histogram.
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_MIN_SAMPLES 100
+
+/**
  * How the nominal retry delay grows (`circuit_retry_policy_new`).
  */
 enum circuit_backoff

@@ -23,6 +23,12 @@ const (
 	cSyncConnected              = 0
 	cSyncDegraded               = 1
 	cSyncStopped                = 2
+	cAdaptiveDefaultPercentile  = 95.0
+	cAdaptiveDefaultMultiplier  = 1.2
+	cAdaptiveDefaultFloorNs     = 1000000
+	cAdaptiveDefaultCeilingNs   = 30000000000
+	cAdaptiveDefaultBaseNs      = 1000000000
+	cAdaptiveDefaultMinSamples  = 100
 	cBackoffNone                = 0
 	cBackoffConstant            = 1
 	cBackoffExponential         = 2
