@@ -110,6 +110,8 @@ func TestTimedIsAskedOfTheLibrary(t *testing.T) {
 		{Config{FailureRate: 0.5, EWMAAlpha: 0.5, EWMAThreshold: 0.5}, false},
 		{Config{SlowCallRate: 0.5, SlowCallDuration: time.Second}, true},
 		{Config{LatencyHistogram: time.Second}, true},
+		// A duration without a rate: the policy is off, nothing is timed.
+		{Config{SlowCallDuration: time.Second}, false},
 	} {
 		b, err := New(tc.cfg)
 		if err != nil {
