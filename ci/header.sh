@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # include/circuit.h is generated from ffi/src by cbindgen (config:
-# ffi/cbindgen.toml) and committed.
-#   ci/header.sh           fail (and show the diff) when the committed header
-#                          differs from a fresh generation
-#   ci/header.sh --update  regenerate include/circuit.h (`make header`)
+# ffi/cbindgen.toml) and committed; so are the wrappers' restatements of it,
+# generated from the header by ci/gen_bindings.py:
+# bindings/python/circuit/_cdefs.py (ctypes declarations and constants) and
+# bindings/go/constants_gen.go (constants and names).
+#   ci/header.sh           fail (and show the diff) when a committed file
+#                          differs from a fresh generation, or when a wrapper
+#                          spells a header value as a number
+#                          (ci/header_literals.py says what is checked)
+#   ci/header.sh --update  regenerate the header and both files (`make header`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,26 +31,39 @@ if ! cbindgen --quiet --config ffi/cbindgen.toml \
   exit 1
 fi
 
+# The wrappers' files, from the fresh header.
+python3 ci/gen_bindings.py --header "$tmp/circuit.h" --out-dir "$tmp"
+generated="$header:circuit.h bindings/python/circuit/_cdefs.py:_cdefs.py bindings/go/constants_gen.go:constants_gen.go"
+
 case "${1:-}" in
   --update)
     mkdir -p include
-    if cmp -s "$tmp/circuit.h" "$header"; then
-      echo "header: $header is up to date"
-    else
-      cp "$tmp/circuit.h" "$header"
-      echo "header: wrote $header"
-    fi
+    for pair in $generated; do
+      file=${pair%%:*} fresh=$tmp/${pair#*:}
+      if cmp -s "$fresh" "$file"; then
+        echo "header: $file is up to date"
+      else
+        cp "$fresh" "$file"
+        echo "header: wrote $file"
+      fi
+    done
     ;;
   "")
-    if [ ! -f "$header" ]; then
-      echo "header: $header is missing; run \`make header\`" >&2
-      exit 1
-    fi
-    if ! diff -u "$header" "$tmp/circuit.h"; then
-      echo "header: $header differs from a fresh generation (diff above: committed -> fresh); run \`make header\` and commit it" >&2
-      exit 1
-    fi
-    echo "header: $header matches a fresh generation"
+    failed=0
+    for pair in $generated; do
+      file=${pair%%:*} fresh=$tmp/${pair#*:}
+      if [ ! -f "$file" ]; then
+        echo "header: $file is missing; run \`make header\`" >&2
+        failed=1
+      elif ! diff -u "$file" "$fresh"; then
+        echo "header: $file differs from a fresh generation (diff above: committed -> fresh); run \`make header\` and commit it" >&2
+        failed=1
+      else
+        echo "header: $file matches a fresh generation"
+      fi
+    done
+    python3 ci/header_literals.py || failed=1
+    exit "$failed"
     ;;
   *)
     echo "usage: ci/header.sh [--update]" >&2

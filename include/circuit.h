@@ -139,6 +139,11 @@
 #define CIRCUIT_NAME_MAX_LEN 1024
 
 /**
+ * Capacity the wrappers give an event queue when their user gives none.
+ */
+#define CIRCUIT_EVENT_QUEUE_DEFAULT_CAPACITY 1024
+
+/**
  * Bits of the state word that must all be zero for the closed fast path.
  */
 #define CIRCUIT_WORD_FAST_MASK 31
@@ -163,6 +168,36 @@
  * `circuit_sync_stats.state`: stopped by `circuit_sync_stop`.
  */
 #define CIRCUIT_SYNC_STOPPED 2
+
+/**
+ * Default percentile of an adaptive-timeout rule (the wrappers' default).
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_PERCENTILE 95.0
+
+/**
+ * Default multiplier of an adaptive-timeout rule.
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_MULTIPLIER 1.2
+
+/**
+ * Default floor of an adaptive-timeout rule, in nanoseconds (1 ms).
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_FLOOR_NS 1000000
+
+/**
+ * Default ceiling of an adaptive-timeout rule, in nanoseconds (30 s).
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_CEILING_NS 30000000000
+
+/**
+ * Default base of an adaptive-timeout rule, in nanoseconds (1 s).
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_BASE_NS 1000000000
+
+/**
+ * Default sample count before an adaptive-timeout rule trusts the histogram.
+ */
+#define CIRCUIT_ADAPTIVE_DEFAULT_MIN_SAMPLES 100
 
 /**
  * How the nominal retry delay grows (`circuit_retry_policy_new`).
@@ -1097,6 +1132,20 @@ circuit_result circuit_breaker_generation(const struct circuit_breaker *breaker,
                                           uint32_t *out_generation);
 
 /**
+ * Writes 1 to `*out_needs` when the breaker reads call durations (its
+ * config has the slow-call policy or the latency histogram), else 0: a
+ * host that measures durations only for the library skips the clock reads
+ * when this is 0 and records a duration of 0.
+ *
+ * # Safety
+ * `breaker` must be a live breaker, `out_needs` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_breaker_needs_durations(const struct circuit_breaker *breaker,
+                                               uint32_t *out_needs);
+
+/**
  * Fills `*metrics` with a snapshot of the breaker's counters. Set
  * `metrics->struct_size = sizeof(circuit_metrics)` first: the library
  * fills at most that many bytes and writes back how many it filled (see
@@ -1284,6 +1333,20 @@ circuit_result circuit_config_builder_build(const struct circuit_config_builder 
 void circuit_config_free(struct circuit_config *config);
 
 /**
+ * Writes 1 to `*out_needs` when breakers of this config read call
+ * durations (the slow-call policy or the latency histogram), else 0. A host
+ * that measures a call's duration only for the library asks this rather
+ * than deciding by option names; 0 means durations may be passed as 0.
+ *
+ * # Safety
+ * `config` must be a live config, `out_needs` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_config_needs_durations(const struct circuit_config *config,
+                                              uint32_t *out_needs);
+
+/**
  * Trip after `n` consecutive failures (TIMEOUT counts as a failure);
  * `n = 0` turns this policy off. Default 5.
  *
@@ -1339,7 +1402,9 @@ circuit_result circuit_config_builder_set_minimum_calls(struct circuit_config_bu
 
 /**
  * Rate policies read the last `size` outcomes (1 to 1,048,576). Default:
- * a count window of 100.
+ * a count window of 100. A breaker has one window: a builder on which both
+ * this and `circuit_config_builder_set_time_window` were called fails to
+ * build with `CIRCUIT_RESULT_INVALID_CONFIG`, the last error naming both.
  *
  * # Safety
  * `builder` must be a live builder not used concurrently.
@@ -1348,8 +1413,9 @@ circuit_result circuit_config_builder_set_count_window(struct circuit_config_bui
                                                        uint32_t size);
 
 /**
- * Rate policies read `buckets` buckets (1 to 1024, each at least 1 ms)
- * covering `duration_ns`.
+ * Rate policies read `buckets` buckets (1 to 1024, each at least 1 ms;
+ * 0 = the default, 10) covering `duration_ns`. Exclusive with
+ * `circuit_config_builder_set_count_window` (checked by `_build`).
  *
  * # Safety
  * `builder` must be a live builder not used concurrently.

@@ -9,8 +9,8 @@ import (
 // latencies into a recommended call timeout (DESIGN.md B11):
 // clamp(Percentile latency x Multiplier, Floor, Ceiling) once the
 // histogram holds MinSamples samples, Base before. Zero fields take the
-// library's defaults: p95 x 1.2 within [1 ms, 30 s], 1 s before 100
-// samples.
+// library's defaults (CIRCUIT_ADAPTIVE_DEFAULT_* in the header): p95 x 1.2
+// within [1 ms, 30 s], 1 s before 100 samples.
 type AdaptiveTimeoutConfig struct {
 	Percentile float64       // in [0, 100]; 0: 95
 	Multiplier float64       // in (0, 1000]; 0: 1.2
@@ -49,26 +49,27 @@ func NewAdaptiveTimeout(cfg AdaptiveTimeoutConfig) (*AdaptiveTimeout, error) {
 		}
 		return v, nil
 	}
-	floor, err := defd("Floor", cfg.Floor, time.Millisecond)
+	floor, err := defd("Floor", cfg.Floor, cAdaptiveDefaultFloorNs)
 	if err != nil {
 		return nil, err
 	}
-	ceiling, err := defd("Ceiling", cfg.Ceiling, 30*time.Second)
+	ceiling, err := defd("Ceiling", cfg.Ceiling, cAdaptiveDefaultCeilingNs)
 	if err != nil {
 		return nil, err
 	}
-	base, err := defd("Base", cfg.Base, time.Second)
+	base, err := defd("Base", cfg.Base, cAdaptiveDefaultBaseNs)
 	if err != nil {
 		return nil, err
 	}
-	var min uint64 = 100
+	var min uint64 = cAdaptiveDefaultMinSamples
 	switch {
 	case cfg.MinSamples < 0:
 		min = 0
 	case cfg.MinSamples > 0:
 		min = uint64(cfg.MinSamples)
 	}
-	ref, err := newAdaptiveRef(def(cfg.Percentile, 95), def(cfg.Multiplier, 1.2), floor, ceiling, base, min)
+	ref, err := newAdaptiveRef(def(cfg.Percentile, cAdaptiveDefaultPercentile), def(cfg.Multiplier, cAdaptiveDefaultMultiplier),
+		floor, ceiling, base, min)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func TestInvalidConfigs(t *testing.T) {
 		{"window too large", Config{CountWindow: 1 << 21}, "CountWindow"},
 		{"count above uint32", Config{CountWindow: math.MaxUint32 + 1}, "CountWindow"},
 		{"negative window", Config{CountWindow: -5}, "CountWindow"},
-		{"both windows", Config{CountWindow: 10, TimeWindow: time.Second}, "CountWindow"},
+		{"both windows", Config{CountWindow: 10, TimeWindow: time.Second}, "count_window and time_window"},
 		{"buckets without a time window", Config{TimeWindowBuckets: 4}, "TimeWindowBuckets"},
 		{"negative time window", Config{TimeWindow: -time.Second}, "TimeWindow"},
 		{"too many buckets", Config{TimeWindow: time.Hour, TimeWindowBuckets: 5000}, "TimeWindow"},
@@ -65,6 +65,62 @@ func TestInvalidConfigs(t *testing.T) {
 				t.Fatalf("message %q does not name %s", err, tc.field)
 			}
 		})
+	}
+}
+
+// The same bad configs as the core's, C's and Python's tests
+// (test_config_errors_match_every_host, test_same_bad_config_same_error),
+// refused by the one builder in the core with the same message: the
+// wrapper adds no rule of its own.
+func TestSameBadConfigSameErrorAsEveryHost(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{CountWindow: 50, TimeWindow: 10 * time.Second},
+			"count_window: count_window and time_window are exclusive: a breaker has one window"},
+		{Config{Jitter: 1}, "jitter: 1 must be in [0, 1)"},
+		{Config{HalfOpenProbes: 2, HalfOpenSuccesses: 3}, "half_open_successes: 3 exceeds half_open_probes 2"},
+	} {
+		b, err := New(tc.cfg)
+		if err == nil {
+			_ = b.Close()
+			t.Fatalf("New(%+v) succeeded", tc.cfg)
+		}
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("New(%+v) = %v, want ErrInvalidConfig with %q", tc.cfg, err, tc.want)
+		}
+	}
+	// A time window alone builds, its bucket count the library's default.
+	b, err := New(Config{TimeWindow: 10 * time.Second, FailureRate: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Close()
+}
+
+// Whether Execute times calls is the library's answer, not a guess from
+// the Config's fields.
+func TestTimedIsAskedOfTheLibrary(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want bool
+	}{
+		{Config{}, false},
+		{Config{FailureRate: 0.5, EWMAAlpha: 0.5, EWMAThreshold: 0.5}, false},
+		{Config{SlowCallRate: 0.5, SlowCallDuration: time.Second}, true},
+		{Config{LatencyHistogram: time.Second}, true},
+		// A duration without a rate: the policy is off, nothing is timed.
+		{Config{SlowCallDuration: time.Second}, false},
+	} {
+		b, err := New(tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.timed != tc.want {
+			t.Errorf("New(%+v).timed = %v, want %v", tc.cfg, b.timed, tc.want)
+		}
+		_ = b.Close()
 	}
 }
 

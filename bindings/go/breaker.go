@@ -53,7 +53,7 @@ func New(cfg Config) (*Breaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Breaker{name: cfg.Name, classify: cfg.Classify, timed: cfg.usesDurations(), streams: &streams{}}
+	b := &Breaker{name: cfg.Name, classify: cfg.Classify, timed: ref.needsDurations, streams: &streams{}}
 	b.ref.Store(ref)
 	return b, nil
 }
@@ -97,7 +97,7 @@ type Permit struct {
 }
 
 // Probe reports whether the permit is a half-open probe.
-func (p Permit) Probe() bool { return p.flags&1 != 0 }
+func (p Permit) Probe() bool { return p.flags&cPermitProbe != 0 }
 
 // Generation returns the breaker generation the permit was issued under.
 func (p Permit) Generation() uint32 { return p.generation }

@@ -295,6 +295,9 @@ type breakerRef struct {
 	ptr  *C.circuit_breaker
 	addr C.uintptr_t // ptr as an integer, for the call path
 	word *uint64     // the breaker's state word, C memory, read atomically
+	// needsDurations: the library reads call durations (asked of it once,
+	// circuit_breaker_needs_durations); Execute times calls only then.
+	needsDurations bool
 }
 
 // newBreakerRef builds a config from opts and a breaker from it.
@@ -337,14 +340,22 @@ func newBreakerRef(name string, opts []option, clk *clockRef) (*breakerRef, erro
 }
 
 // wrapBreaker takes ownership of one reference to b.
+//
+// abi: circuit_breaker_needs_durations
 func wrapBreaker(op string, b *C.circuit_breaker) (*breakerRef, error) {
 	var word *C.uint64_t
-	if rc := uint32(C.circuit_breaker_state_word(b, &word)); rc != codeOK {
+	rc := uint32(C.circuit_breaker_state_word(b, &word))
+	var needs C.uint32_t
+	if rc == codeOK {
+		rc = uint32(C.circuit_breaker_needs_durations(b, &needs))
+	}
+	if rc != codeOK {
 		err := coldError(op, rc)
 		C.circuit_breaker_free(b)
 		return nil, err
 	}
-	ref := &breakerRef{ptr: b, addr: C.uintptr_t(uintptr(unsafe.Pointer(b))), word: (*uint64)(unsafe.Pointer(word))}
+	ref := &breakerRef{ptr: b, addr: C.uintptr_t(uintptr(unsafe.Pointer(b))), word: (*uint64)(unsafe.Pointer(word)),
+		needsDurations: needs != 0}
 	liveBreakers.Add(1)
 	runtime.SetFinalizer(ref, (*breakerRef).release)
 	return ref, nil

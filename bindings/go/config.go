@@ -53,8 +53,9 @@ type Config struct {
 
 	// TimeWindow makes rate policies read TimeWindowBuckets buckets
 	// (1 to 1024, each at least 1 ms) covering TimeWindow instead of a
-	// count window. 0: no time window (the default). TimeWindowBuckets 0:
-	// 10 buckets.
+	// count window; setting both CountWindow and TimeWindow is an error
+	// naming both. 0: no time window (the default). TimeWindowBuckets 0:
+	// the library's default, 10 buckets.
 	TimeWindow        time.Duration
 	TimeWindowBuckets int
 
@@ -115,12 +116,6 @@ type Config struct {
 	Classify func(err error) Outcome
 }
 
-// usesDurations reports whether the library reads call durations: only
-// slow-call detection and the latency histogram do.
-func (c *Config) usesDurations() bool {
-	return c.SlowCallRate != 0 || c.SlowCallDuration != 0 || c.LatencyHistogram != 0
-}
-
 // setter names one circuit_config_builder_set_* function.
 type setter uint8
 
@@ -156,7 +151,7 @@ type option struct {
 
 // options turns the non-zero fields into builder calls, in a fixed order.
 func (c *Config) options() ([]option, error) {
-	opts := make([]option, 0, 8)
+	opts := make([]option, 0, setLatencyHistogram+1) // at most one call per setter
 	count := func(field string, v int, s setter) error {
 		switch {
 		case v < 0:
@@ -202,9 +197,6 @@ func (c *Config) options() ([]option, error) {
 	if err := count("MinimumCalls", c.MinimumCalls, setMinimumCalls); err != nil {
 		return nil, err
 	}
-	if c.CountWindow != 0 && (c.TimeWindow != 0 || c.TimeWindowBuckets != 0) {
-		return nil, configError("Config.CountWindow and Config.TimeWindow are both set; choose one window")
-	}
 	if err := count("CountWindow", c.CountWindow, setCountWindow); err != nil {
 		return nil, err
 	}
@@ -214,10 +206,8 @@ func (c *Config) options() ([]option, error) {
 	case c.TimeWindow == 0 && c.TimeWindowBuckets != 0:
 		return nil, configError("Config.TimeWindowBuckets is set without Config.TimeWindow")
 	case c.TimeWindow > 0:
+		// 0 buckets reaches the library, whose default applies.
 		buckets := c.TimeWindowBuckets
-		if buckets == 0 {
-			buckets = 10
-		}
 		if buckets < 0 || uint64(buckets) > math.MaxUint32 {
 			return nil, configError("Config.TimeWindowBuckets is out of range (%d)", c.TimeWindowBuckets)
 		}

@@ -8,7 +8,7 @@ import (
 )
 
 // DefaultEventCapacity is the queue capacity Events uses for capacity 0.
-const DefaultEventCapacity = 256
+const DefaultEventCapacity = cEventQueueDefaultCapacity // the library's
 
 // Events delivers the transitions of a breaker (Breaker.Events) or of
 // every breaker of a registry (Registry.Events) on a channel, in the order

@@ -173,7 +173,7 @@ func (r *Registry) wrap(name string, br *breakerRef) *Breaker {
 	if !ok {
 		cfg = r.defaults
 	}
-	b := &Breaker{name: name, classify: cfg.Classify, timed: cfg.usesDurations(), streams: &streams{}}
+	b := &Breaker{name: name, classify: cfg.Classify, timed: br.needsDurations, streams: &streams{}}
 	b.ref.Store(br)
 	return b
 }
@@ -265,7 +265,7 @@ func (r *Registry) AppendPrometheus(dst []byte) ([]byte, error) {
 	// into dst's free capacity when it is enough for the last text's size,
 	// into a new buffer otherwise.
 	hint := int(r.sizeHint.Load())
-	want := hint + hint/8 + 256
+	want := hint + hint>>3 + 256 // an eighth more, and some
 	tail := dst[len(dst):]
 	if cap(tail) < want {
 		tail = make([]byte, 0, want)

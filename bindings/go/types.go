@@ -12,22 +12,20 @@ type State uint32
 
 // The states (DESIGN.md B1).
 const (
-	StateClosed       State = 0 // calls pass; outcomes are counted
-	StateOpen         State = 1 // calls are refused until the open deadline
-	StateHalfOpen     State = 2 // a bounded number of probe calls test recovery
-	StateForcedOpen   State = 3 // override: every call is refused
-	StateForcedClosed State = 4 // override: every call is admitted and counted; never trips
-	StateDisabled     State = 5 // override: every call is admitted; nothing is recorded
-	StateMetricsOnly  State = 6 // override: every call is admitted; trips are a dry run (events only)
+	StateClosed       State = cStateClosed       // calls pass; outcomes are counted
+	StateOpen         State = cStateOpen         // calls are refused until the open deadline
+	StateHalfOpen     State = cStateHalfOpen     // a bounded number of probe calls test recovery
+	StateForcedOpen   State = cStateForcedOpen   // override: every call is refused
+	StateForcedClosed State = cStateForcedClosed // override: every call is admitted and counted; never trips
+	StateDisabled     State = cStateDisabled     // override: every call is admitted; nothing is recorded
+	StateMetricsOnly  State = cStateMetricsOnly  // override: every call is admitted; trips are a dry run (events only)
 )
 
 // StateCount is the number of states: the length of the per-state arrays
 // in Metrics.
-const StateCount = 7
+const StateCount = cStateCount
 
-var stateNames = [StateCount]string{
-	"closed", "open", "half_open", "forced_open", "forced_closed", "disabled", "metrics_only",
-}
+var stateNames = [StateCount]string(cStateNames)
 
 // String returns the state's lower-case name as the C library prints it
 // ("closed", "open", "half_open", "forced_open", "forced_closed",
@@ -56,14 +54,14 @@ type Outcome uint32
 // The outcomes (DESIGN.md B2).
 const (
 	// Success: the dependency answered well.
-	Success Outcome = 0
+	Success Outcome = cOutcomeSuccess
 	// Failure: the dependency failed.
-	Failure Outcome = 1
+	Failure Outcome = cOutcomeFailure
 	// Timeout: the call timed out; counts as a failure.
-	Timeout Outcome = 2
+	Timeout Outcome = cOutcomeTimeout
 	// Ignored: neutral (cancellation, a client error); frees a half-open
 	// probe slot and counts only in its own metric.
-	Ignored Outcome = 3
+	Ignored Outcome = cOutcomeIgnored
 )
 
 // String returns "success", "failure", "timeout", "ignored" or "unknown".
@@ -128,20 +126,20 @@ type Reason uint32
 
 // The reasons.
 const (
-	ReasonConsecutiveFailures Reason = 0  // consecutive failures reached the threshold
-	ReasonFailureRate         Reason = 1  // the window's failure rate reached the threshold
-	ReasonSlowCallRate        Reason = 2  // the window's slow-call rate reached the threshold
-	ReasonEWMAFailureRate     Reason = 3  // the EWMA failure rate reached the threshold
-	ReasonProbeFailed         Reason = 4  // a half-open probe failed (or was slow)
-	ReasonProbesSucceeded     Reason = 5  // enough half-open probes succeeded
-	ReasonOpenDeadlinePassed  Reason = 6  // the open deadline passed and a call arrived
-	ReasonProbeLeaseExpired   Reason = 7  // every probe slot was held past its lease
-	ReasonOverrideSet         Reason = 8  // an operator set an override
-	ReasonOverrideCleared     Reason = 9  // an operator cleared the override
-	ReasonOverrideExpired     Reason = 10 // the override's expiry passed
-	ReasonReset               Reason = 11 // an operator reset the breaker
-	ReasonShadowTrip          Reason = 12 // METRICS_ONLY: a policy would have tripped (dry run)
-	ReasonRemote              Reason = 13 // applied from another instance (fleet sync)
+	ReasonConsecutiveFailures Reason = cReasonConsecutiveFailures // consecutive failures reached the threshold
+	ReasonFailureRate         Reason = cReasonFailureRate         // the window's failure rate reached the threshold
+	ReasonSlowCallRate        Reason = cReasonSlowCallRate        // the window's slow-call rate reached the threshold
+	ReasonEWMAFailureRate     Reason = cReasonEwmaFailureRate     // the EWMA failure rate reached the threshold
+	ReasonProbeFailed         Reason = cReasonProbeFailed         // a half-open probe failed (or was slow)
+	ReasonProbesSucceeded     Reason = cReasonProbesSucceeded     // enough half-open probes succeeded
+	ReasonOpenDeadlinePassed  Reason = cReasonOpenDeadlinePassed  // the open deadline passed and a call arrived
+	ReasonProbeLeaseExpired   Reason = cReasonProbeLeaseExpired   // every probe slot was held past its lease
+	ReasonOverrideSet         Reason = cReasonOverrideSet         // an operator set an override
+	ReasonOverrideCleared     Reason = cReasonOverrideCleared     // an operator cleared the override
+	ReasonOverrideExpired     Reason = cReasonOverrideExpired     // the override's expiry passed
+	ReasonReset               Reason = cReasonReset               // an operator reset the breaker
+	ReasonShadowTrip          Reason = cReasonShadowTrip          // METRICS_ONLY: a policy would have tripped (dry run)
+	ReasonRemote              Reason = cReasonRemote              // applied from another instance (fleet sync)
 )
 
 // String returns the reason's lower-case name as the C library prints it

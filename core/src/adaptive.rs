@@ -54,18 +54,31 @@ impl Default for AdaptiveTimeout {
     }
 }
 
+/// Default percentile read (p95).
+pub const DEFAULT_PERCENTILE: f64 = 95.0;
+/// Default factor applied to the percentile.
+pub const DEFAULT_MULTIPLIER: f64 = 1.2;
+/// Default smallest recommendation.
+pub const DEFAULT_FLOOR: Duration = Duration::from_millis(1);
+/// Default largest recommendation.
+pub const DEFAULT_CEILING: Duration = Duration::from_secs(30);
+/// Default recommendation before `min_samples` samples.
+pub const DEFAULT_BASE: Duration = Duration::from_secs(1);
+/// Default number of samples before the histogram is trusted.
+pub const DEFAULT_MIN_SAMPLES: u64 = 100;
+
 impl AdaptiveTimeout {
     /// A builder holding the defaults: p95 x 1.2 in [1 ms, 30 s], base 1 s
     /// until 100 samples.
     pub fn builder() -> AdaptiveTimeoutBuilder {
         AdaptiveTimeoutBuilder {
             rule: AdaptiveTimeout {
-                percentile: 95.0,
-                multiplier: 1.2,
-                floor: Duration::from_millis(1),
-                ceiling: Duration::from_secs(30),
-                base: Duration::from_secs(1),
-                min_samples: 100,
+                percentile: DEFAULT_PERCENTILE,
+                multiplier: DEFAULT_MULTIPLIER,
+                floor: DEFAULT_FLOOR,
+                ceiling: DEFAULT_CEILING,
+                base: DEFAULT_BASE,
+                min_samples: DEFAULT_MIN_SAMPLES,
             },
         }
     }

@@ -23,6 +23,9 @@ pub const MIN_BUCKET_WIDTH: Duration = Duration::from_millis(1);
 /// Largest half-open probe count (fits the 8-bit `inflight` field).
 pub const MAX_PROBES: u32 = 255;
 
+/// Buckets of a time window when the host gives none (0 through the C ABI).
+pub const DEFAULT_TIME_WINDOW_BUCKETS: u32 = 10;
+
 /// Which window the rate policies read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowKind {
@@ -125,6 +128,8 @@ impl Config {
                 ewma_alpha_q32: 0,
                 slow_nanos: u64::MAX,
             },
+            count_window_set: false,
+            time_window_set: false,
         }
     }
 
@@ -196,6 +201,12 @@ impl Config {
     pub(crate) fn uses_window(&self) -> bool {
         self.failure_rate.is_some() || self.slow_call.is_some()
     }
+    /// True when a breaker of this config reads call durations (the slow-call
+    /// policy or the latency histogram): a host that measures durations only
+    /// for the library asks this instead of deciding by option names.
+    pub fn needs_durations(&self) -> bool {
+        self.slow_call.is_some() || self.latency_histogram.is_some()
+    }
 }
 
 /// Why a configuration was refused.
@@ -227,6 +238,11 @@ fn err(field: &'static str, reason: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone)]
 pub struct ConfigBuilder {
     config: Config,
+    /// Whether `count_window` was called: with `time_window` also called,
+    /// `build` refuses the pair rather than letting the last setter win.
+    count_window_set: bool,
+    /// Whether `time_window` was called.
+    time_window_set: bool,
 }
 
 impl ConfigBuilder {
@@ -259,14 +275,19 @@ impl ConfigBuilder {
         self.config.minimum_calls = n;
         self
     }
-    /// Use a count window of the last `size` outcomes.
+    /// Use a count window of the last `size` outcomes. A breaker has one
+    /// window: `build` refuses a builder on which `time_window` was also
+    /// called.
     pub fn count_window(mut self, size: u32) -> Self {
         self.config.window = WindowKind::Count { size };
+        self.count_window_set = true;
         self
     }
-    /// Use a time window of `buckets` buckets covering `duration`.
+    /// Use a time window of `buckets` buckets covering `duration`. `build`
+    /// refuses a builder on which `count_window` was also called.
     pub fn time_window(mut self, duration: Duration, buckets: u32) -> Self {
         self.config.window = WindowKind::Time { duration, buckets };
+        self.time_window_set = true;
         self
     }
     /// Base open duration.
@@ -325,6 +346,12 @@ impl ConfigBuilder {
 
     /// Checks every field and returns the config, or the first error found.
     pub fn build(self) -> Result<Config, ConfigError> {
+        if self.count_window_set && self.time_window_set {
+            return Err(err(
+                "count_window",
+                "count_window and time_window are exclusive: a breaker has one window",
+            ));
+        }
         let mut c = self.config;
         if c.consecutive_failures == Some(0) {
             return Err(err("consecutive_failures", "must be at least 1"));
@@ -466,6 +493,47 @@ mod tests {
     }
 
     #[test]
+    fn both_windows_are_refused_naming_both_fields_in_either_order() {
+        let one = Config::builder()
+            .count_window(50)
+            .time_window(Duration::from_secs(10), 10);
+        let other = Config::builder()
+            .time_window(Duration::from_secs(10), 10)
+            .count_window(50);
+        for b in [one, other] {
+            let e = b.build().expect_err("both windows");
+            assert_eq!(e.field, "count_window");
+            let text = e.to_string();
+            assert!(
+                text.contains("count_window") && text.contains("time_window"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn needs_durations_follows_the_policies_that_read_them() {
+        let d = Duration::from_millis(100);
+        assert!(!Config::default().needs_durations());
+        assert!(!Config::builder()
+            .failure_rate(Some(0.5))
+            .ewma(Some((0.5, 0.5)))
+            .build()
+            .unwrap()
+            .needs_durations());
+        assert!(Config::builder()
+            .slow_call(Some((0.5, d)))
+            .build()
+            .unwrap()
+            .needs_durations());
+        assert!(Config::builder()
+            .latency_histogram(Some(Duration::from_secs(1)))
+            .build()
+            .unwrap()
+            .needs_durations());
+    }
+
+    #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(ConfigBuilder, &str)> = vec![
             (
@@ -537,6 +605,12 @@ mod tests {
             (
                 Config::builder().latency_histogram(Some(Duration::from_secs(7200))),
                 "latency_histogram",
+            ),
+            (
+                Config::builder()
+                    .time_window(Duration::from_secs(10), 10)
+                    .count_window(50),
+                "count_window",
             ),
         ];
         for (builder, field) in cases {

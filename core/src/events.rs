@@ -115,6 +115,10 @@ pub struct EventQueue {
 /// Largest queue a host may ask for.
 pub const MAX_EVENT_QUEUE: usize = 1 << 20;
 
+/// Capacity of an event queue whose host's user gives none (the wrappers'
+/// default, published in the header as `CIRCUIT_EVENT_QUEUE_DEFAULT_CAPACITY`).
+pub const DEFAULT_EVENT_QUEUE: usize = 1024;
+
 impl EventQueue {
     /// A queue holding up to `capacity` events (1..=[`MAX_EVENT_QUEUE`]).
     pub fn new(capacity: usize) -> Result<EventQueue, crate::ConfigError> {

@@ -590,6 +590,28 @@ pub unsafe extern "C" fn circuit_breaker_generation(
     }
 }
 
+/// Writes 1 to `*out_needs` when the breaker reads call durations (its
+/// config has the slow-call policy or the latency histogram), else 0: a
+/// host that measures durations only for the library skips the clock reads
+/// when this is 0 and records a duration of 0.
+///
+/// # Safety
+/// `breaker` must be a live breaker, `out_needs` a valid pointer.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_breaker_needs_durations(
+    breaker: *const circuit_breaker,
+    out_needs: *mut u32,
+) -> circuit_result {
+    ffi_boundary! {
+        let b = arg_ref!(breaker as Breaker);
+        let out_needs = arg_out!(out_needs);
+        out_needs.write(u32::from(b.config().needs_durations()));
+        circuit_result::Ok
+    }
+}
+
 /// Fills `*metrics` with a snapshot of the breaker's counters. Set
 /// `metrics->struct_size = sizeof(circuit_metrics)` first: the library
 /// fills at most that many bytes and writes back how many it filled (see

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use circuit_core::config::{MAX_DURATION, MAX_PROBES};
+use circuit_core::config::{DEFAULT_TIME_WINDOW_BUCKETS, MAX_DURATION, MAX_PROBES};
 use circuit_core::{Config, ConfigBuilder, ConfigError};
 
 use crate::boundary::{arg_mut, arg_out, arg_ref, fail, ffi_boundary};
@@ -136,6 +136,28 @@ pub unsafe extern "C" fn circuit_config_free(config: *mut circuit_config) {
     }
 }
 
+/// Writes 1 to `*out_needs` when breakers of this config read call
+/// durations (the slow-call policy or the latency histogram), else 0. A host
+/// that measures a call's duration only for the library asks this rather
+/// than deciding by option names; 0 means durations may be passed as 0.
+///
+/// # Safety
+/// `config` must be a live config, `out_needs` a valid pointer.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_needs_durations(
+    config: *const circuit_config,
+    out_needs: *mut u32,
+) -> circuit_result {
+    ffi_boundary! {
+        let config = arg_ref!(config);
+        let out_needs = arg_out!(out_needs);
+        out_needs.write(u32::from(config.config.needs_durations()));
+        circuit_result::Ok
+    }
+}
+
 // One `_set_*` function per option, each taking the builder first, then
 // its value(s), and returning `CIRCUIT_RESULT_INVALID_CONFIG` (reason in
 // the last error) for a value no configuration could accept. They are
@@ -233,7 +255,9 @@ pub unsafe extern "C" fn circuit_config_builder_set_minimum_calls(
 }
 
 /// Rate policies read the last `size` outcomes (1 to 1,048,576). Default:
-/// a count window of 100.
+/// a count window of 100. A breaker has one window: a builder on which both
+/// this and `circuit_config_builder_set_time_window` were called fails to
+/// build with `CIRCUIT_RESULT_INVALID_CONFIG`, the last error naming both.
 ///
 /// # Safety
 /// `builder` must be a live builder not used concurrently.
@@ -248,8 +272,9 @@ pub unsafe extern "C" fn circuit_config_builder_set_count_window(
     }
 }
 
-/// Rate policies read `buckets` buckets (1 to 1024, each at least 1 ms)
-/// covering `duration_ns`.
+/// Rate policies read `buckets` buckets (1 to 1024, each at least 1 ms;
+/// 0 = the default, 10) covering `duration_ns`. Exclusive with
+/// `circuit_config_builder_set_count_window` (checked by `_build`).
 ///
 /// # Safety
 /// `builder` must be a live builder not used concurrently.
@@ -261,6 +286,7 @@ pub unsafe extern "C" fn circuit_config_builder_set_time_window(
 ) -> circuit_result {
     ffi_boundary! {
         let builder = arg_mut!(builder);
+        let buckets = if buckets == 0 { DEFAULT_TIME_WINDOW_BUCKETS } else { buckets };
         set(builder, "time_window", |b| b.time_window(nanos(duration_ns), buckets))
     }
 }
@@ -512,6 +538,34 @@ mod tests {
                 assert_eq!((*out).config, Config::default());
                 circuit_config_free(out);
             }
+        });
+    }
+
+    #[test]
+    fn both_windows_fail_to_build_naming_both_fields() {
+        with_builder(|b| {
+            // SAFETY: `b` is live; `out` is a valid pointer.
+            unsafe {
+                assert_eq!(
+                    circuit_config_builder_set_count_window(b, 50),
+                    circuit_result::Ok
+                );
+                assert_eq!(
+                    circuit_config_builder_set_time_window(b, 10_000_000_000, 0),
+                    circuit_result::Ok
+                );
+                let mut out = std::ptr::null_mut();
+                assert_eq!(
+                    circuit_config_builder_build(b, &mut out),
+                    circuit_result::InvalidConfig
+                );
+                assert!(out.is_null());
+            }
+            let text = crate::boundary::last_error();
+            assert!(
+                text.contains("count_window") && text.contains("time_window"),
+                "{text}"
+            );
         });
     }
 

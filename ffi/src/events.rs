@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_void};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
+use circuit_core::events::DEFAULT_EVENT_QUEUE;
 use circuit_core::registry::MAX_NAME_LEN;
 use circuit_core::{Breaker, Event, EventQueue, Listener, ListenerId, Reason, Transition};
 
@@ -19,6 +20,10 @@ use crate::result::circuit_result;
 /// Longest breaker name in bytes (registry names; events carry them).
 pub const CIRCUIT_NAME_MAX_LEN: usize = 1024;
 const _: () = assert!(CIRCUIT_NAME_MAX_LEN == MAX_NAME_LEN);
+
+/// Capacity the wrappers give an event queue when their user gives none.
+pub const CIRCUIT_EVENT_QUEUE_DEFAULT_CAPACITY: usize = 1024;
+const _: () = assert!(CIRCUIT_EVENT_QUEUE_DEFAULT_CAPACITY == DEFAULT_EVENT_QUEUE);
 
 /// Why a transition happened (`circuit_event.reason`).
 #[repr(u32)]

@@ -9,6 +9,28 @@ use crate::boundary::{arg_out, arg_ref, fail, ffi_boundary, fill_sized, struct_s
 use crate::breaker::circuit_breaker;
 use crate::result::circuit_result;
 
+/// Default percentile of an adaptive-timeout rule (the wrappers' default).
+pub const CIRCUIT_ADAPTIVE_DEFAULT_PERCENTILE: f64 = 95.0;
+/// Default multiplier of an adaptive-timeout rule.
+pub const CIRCUIT_ADAPTIVE_DEFAULT_MULTIPLIER: f64 = 1.2;
+/// Default floor of an adaptive-timeout rule, in nanoseconds (1 ms).
+pub const CIRCUIT_ADAPTIVE_DEFAULT_FLOOR_NS: u64 = 1_000_000;
+/// Default ceiling of an adaptive-timeout rule, in nanoseconds (30 s).
+pub const CIRCUIT_ADAPTIVE_DEFAULT_CEILING_NS: u64 = 30_000_000_000;
+/// Default base of an adaptive-timeout rule, in nanoseconds (1 s).
+pub const CIRCUIT_ADAPTIVE_DEFAULT_BASE_NS: u64 = 1_000_000_000;
+/// Default sample count before an adaptive-timeout rule trusts the histogram.
+pub const CIRCUIT_ADAPTIVE_DEFAULT_MIN_SAMPLES: u64 = 100;
+const _: () = {
+    use circuit_core::adaptive as core;
+    assert!(CIRCUIT_ADAPTIVE_DEFAULT_FLOOR_NS == core::DEFAULT_FLOOR.as_nanos() as u64);
+    assert!(CIRCUIT_ADAPTIVE_DEFAULT_CEILING_NS == core::DEFAULT_CEILING.as_nanos() as u64);
+    assert!(CIRCUIT_ADAPTIVE_DEFAULT_BASE_NS == core::DEFAULT_BASE.as_nanos() as u64);
+    assert!(CIRCUIT_ADAPTIVE_DEFAULT_MIN_SAMPLES == core::DEFAULT_MIN_SAMPLES);
+    assert!(CIRCUIT_ADAPTIVE_DEFAULT_PERCENTILE.to_bits() == core::DEFAULT_PERCENTILE.to_bits());
+    assert!(CIRCUIT_ADAPTIVE_DEFAULT_MULTIPLIER.to_bits() == core::DEFAULT_MULTIPLIER.to_bits());
+};
+
 /// A breaker's recent call latencies (`circuit_breaker_latency`), from a
 /// histogram with at most 1/16 relative error above 1 us. Size-tagged: set
 /// `struct_size` first (see `circuit_metrics`). With no samples, every

@@ -463,6 +463,75 @@ static void test_struct_sizes(void) {
 
 /* ---------- config validation ---------------------------------------------- */
 
+/* A breaker has one window: setting both is refused when building, in
+ * either order, and the error names both fields (the same error Python and
+ * Go report, from the same core builder). */
+static void test_config_errors_match_every_host(void) {
+  int order;
+  for (order = 0; order < 2; order++) {
+    circuit_config_builder *cb = circuit_config_builder_new();
+    circuit_config *cfg = NULL;
+    if (order == 0) {
+      CHECK_RC(circuit_config_builder_set_count_window(cb, 50), CIRCUIT_RESULT_OK);
+      CHECK_RC(circuit_config_builder_set_time_window(cb, 10 * SEC, 0), CIRCUIT_RESULT_OK);
+    } else {
+      CHECK_RC(circuit_config_builder_set_time_window(cb, 10 * SEC, 0), CIRCUIT_RESULT_OK);
+      CHECK_RC(circuit_config_builder_set_count_window(cb, 50), CIRCUIT_RESULT_OK);
+    }
+    CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_INVALID_CONFIG);
+    CHECK_ERR_MENTIONS("count_window: count_window and time_window are exclusive: a breaker has one window");
+    CHECK(cfg == NULL);
+    circuit_config_builder_free(cb);
+  }
+  {
+    /* Two more of the bad configs every host's test shares. */
+    circuit_config_builder *cb = circuit_config_builder_new();
+    circuit_config *cfg = NULL;
+    CHECK_RC(circuit_config_builder_set_jitter(cb, 1.0), CIRCUIT_RESULT_INVALID_CONFIG);
+    CHECK_ERR_MENTIONS("jitter: 1 must be in [0, 1)");
+    CHECK_RC(circuit_config_builder_set_half_open_probes(cb, 2), CIRCUIT_RESULT_OK);
+    CHECK_RC(circuit_config_builder_set_half_open_successes(cb, 3), CIRCUIT_RESULT_OK);
+    CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_INVALID_CONFIG);
+    CHECK_ERR_MENTIONS("half_open_successes: 3 exceeds half_open_probes 2");
+    CHECK(cfg == NULL);
+    circuit_config_builder_free(cb);
+  }
+  {
+    /* A time window alone builds; 0 buckets takes the library's default. */
+    circuit_config_builder *cb = circuit_config_builder_new();
+    circuit_config *cfg = NULL;
+    CHECK_RC(circuit_config_builder_set_time_window(cb, 10 * SEC, 0), CIRCUIT_RESULT_OK);
+    CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_OK);
+    circuit_config_free(cfg);
+    circuit_config_builder_free(cb);
+  }
+}
+
+/* Whether the library reads call durations is a question to the library. */
+static void test_needs_durations(void) {
+  circuit_config_builder *cb = circuit_config_builder_new();
+  circuit_config *cfg = NULL;
+  const circuit_breaker *b;
+  uint32_t needs = 7;
+  CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_needs_durations(cfg, &needs), CIRCUIT_RESULT_OK);
+  CHECK(needs == 0);
+  circuit_config_free(cfg);
+  CHECK_RC(circuit_config_builder_set_slow_call(cb, 0.5, 100 * MS), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_needs_durations(cfg, &needs), CIRCUIT_RESULT_OK);
+  CHECK(needs == 1);
+  b = make_breaker(cfg, NULL);
+  needs = 7;
+  CHECK_RC(circuit_breaker_needs_durations(b, &needs), CIRCUIT_RESULT_OK);
+  CHECK(needs == 1);
+  CHECK_RC(circuit_breaker_needs_durations(b, NULL), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_config_needs_durations(NULL, &needs), CIRCUIT_RESULT_NULL_ARGUMENT);
+  circuit_breaker_free(b);
+  circuit_config_free(cfg);
+  circuit_config_builder_free(cb);
+}
+
 static void test_config(void) {
   circuit_config_builder *cb = circuit_config_builder_new();
   circuit_config *cfg = NULL;
@@ -483,7 +552,7 @@ static void test_config(void) {
   CHECK_RC(circuit_config_builder_set_count_window(cb, 0), CIRCUIT_RESULT_INVALID_CONFIG);
   CHECK_RC(circuit_config_builder_set_count_window(cb, UINT32_MAX), CIRCUIT_RESULT_INVALID_CONFIG);
   CHECK_ERR_MENTIONS("count_window");
-  CHECK_RC(circuit_config_builder_set_time_window(cb, SEC, 0), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_RC(circuit_config_builder_set_time_window(cb, SEC, 1025), CIRCUIT_RESULT_INVALID_CONFIG);
   CHECK_RC(circuit_config_builder_set_time_window(cb, 10 * MS, 1000), CIRCUIT_RESULT_INVALID_CONFIG);
   CHECK_ERR_MENTIONS("time_window");
   CHECK_RC(circuit_config_builder_set_open_duration(cb, 0), CIRCUIT_RESULT_INVALID_CONFIG);
@@ -524,7 +593,6 @@ static void test_config(void) {
   CHECK_RC(circuit_config_builder_set_minimum_calls(cb, 10), CIRCUIT_RESULT_OK);
   CHECK_RC(circuit_config_builder_set_slow_call(cb, 0.8, 100 * MS), CIRCUIT_RESULT_OK);
   CHECK_RC(circuit_config_builder_set_ewma(cb, 0.2, 0.9), CIRCUIT_RESULT_OK);
-  CHECK_RC(circuit_config_builder_set_time_window(cb, 10 * SEC, 10), CIRCUIT_RESULT_OK);
   CHECK_RC(circuit_config_builder_set_metrics(cb, 1), CIRCUIT_RESULT_OK);
   CHECK_RC(circuit_config_builder_set_probe_lease(cb, 5 * SEC), CIRCUIT_RESULT_OK);
   CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_OK);
@@ -1096,6 +1164,8 @@ int main(void) {
   test_strings();
   test_struct_sizes();
   test_config();
+  test_config_errors_match_every_host();
+  test_needs_durations();
   test_clocks();
   test_trip_and_recovery();
   test_manual_clock_at_a_large_origin();

@@ -18,9 +18,10 @@ every 64-bit target; the binding reads nothing else that the word's
 generation would have to order, so the missing acquire barrier is harmless
 (the core's record path does its own atomics).
 
-A permit travels as one int: the state word (fast path) or
-``generation << 32 | flags`` (slow path); both read back as
-``(p >> 32, p & 0xFFFFFFFF)`` (see the assertion in ``_ffi``). Each form
+A permit travels as one int, in every form: the state word (fast path) or
+``generation << WORD_GENERATION_SHIFT | flags`` (slow path); both read back
+as ``(p >> WORD_GENERATION_SHIFT, p & U32_MAX)`` (see the assertion in
+``_ffi``). Each form
 records its permit exactly once; a ``Permit`` object refuses a second
 ``record`` (a half-open probe recorded twice would otherwise be refused by
 the library as stale, but a CLOSED permit recorded twice would count twice).
@@ -90,10 +91,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: exceptions count as IGNORED (neither success nor failure).
 Exclude = Union[Type[BaseException], Callable[[BaseException], bool]]
 
-_SHORT = 1 << 31  # durations below this go through the raw record call
-_MASK = _ffi.WORD_FAST_MASK
+# Durations below this go through the raw record call, which passes them as
+# a C int (see `_ffi.Lib.raw_record_parts`).
+_SHORT = (_ffi.U32_MAX >> 1) + 1  # INT32_MAX + 1
+_MASK = _ffi.WORD_FAST_MASK  # a state word with none of these bits set admits
+_GEN_SHIFT = _ffi.WORD_GENERATION_SHIFT  # a permit int's (and word's) generation
 _PROBE = _ffi.PERMIT_PROBE
-_FLAGS = _ffi.U32_MAX  # a permit int's flags: its low 32 bits
+_FLAGS = _ffi.U32_MAX  # a permit int's flags: the bits below its generation
 _SUCCESS = _ffi.OUTCOME_SUCCESS
 _FAILURE = _ffi.OUTCOME_FAILURE
 _TIMEOUT = _ffi.OUTCOME_TIMEOUT
@@ -129,7 +133,7 @@ class _OutBuffers(threading.local):
 
 
 _out = _OutBuffers()
-assert sizeof(_ffi.circuit_permit) == 8
+assert sizeof(_ffi.circuit_permit) == sizeof(c_uint64)
 if sys.byteorder != "little":  # pragma: no cover - the raw permit read assumes it
     raise ImportError("circuit's Python binding supports little-endian machines only")
 if _ffi.lib.raw_acquire is not None:
@@ -177,7 +181,7 @@ class Permit:
 
     @classmethod
     def _from_int(cls, p: int) -> "Permit":
-        return cls(p >> 32, bool(p & _PROBE), p & _FLAGS)
+        return cls(p >> _GEN_SHIFT, bool(p & _PROBE), p & _FLAGS)
 
     def _checked(self) -> Tuple[int, int]:
         """``(generation, flags)`` for the library, or ``InvalidArgumentError``
@@ -291,7 +295,7 @@ class Breaker(Managed):
         elif options:
             config = own = config.replace(**options)
         self._options = config.options
-        self._timed = _needs_durations(self._options) if timed is None else bool(timed)
+        self._timed = bool(timed)
         try:
             out = c_void_p()
             clk = None if clock is None else clock._handle()
@@ -305,15 +309,23 @@ class Breaker(Managed):
         finally:
             if own is not None:
                 own.close()
-        self._adopt(_ffi.pointer(out))
+        self._adopt(_ffi.pointer(out), timed)
 
-    def _adopt(self, ptr: int) -> None:
-        """Takes ownership of one reference to breaker ``ptr``."""
+    def _adopt(self, ptr: int, timed: Optional[bool]) -> None:
+        """Takes ownership of one reference to breaker ``ptr``; ``timed=None``
+        asks the library whether it reads call durations."""
         word = c_void_p()
         rc = _ffi.lib.breaker_state_word(ptr, byref(word))
+        if rc == _ffi.RESULT_OK and timed is None:
+            try:
+                timed = _ffi.breaker_needs_durations(ptr)
+            except BaseException:
+                _ffi.lib.breaker_free(ptr)
+                raise
         if rc != _ffi.RESULT_OK:
             _ffi.lib.breaker_free(ptr)
             raise _ffi.error(rc, "circuit_breaker_state_word")
+        self._timed = bool(timed)
         self._ptr = ptr
         self._word = c_uint64.from_address(_ffi.pointer(word))
         self._bref = byref(c_char.from_address(ptr))
@@ -331,8 +343,7 @@ class Breaker(Managed):
         self._clock = kw.get("clock")
         self._exclude_types, self._exclude_preds = _split_exclude(kw.get("exclude", ()))
         self._failure_if = kw.get("failure_if")
-        self._timed = True if kw.get("timed") is None else bool(kw["timed"])
-        self._adopt(ptr)
+        self._adopt(ptr, kw.get("timed"))
         return self
 
     # ---- lifetime ---------------------------------------------------------
@@ -361,8 +372,9 @@ class Breaker(Managed):
         if rc == 0:
             v: int = o[0].value
             # circuit_permit {uint32 generation; uint32 flags} read as one
-            # little-endian uint64 (checked at import)
-            return ((v & 0xFFFFFFFF) << 32) | (v >> 32)
+            # little-endian uint64 (checked at import): generation in the
+            # low half, flags in the high half; swapped into a permit int.
+            return ((v & _FLAGS) << _GEN_SHIFT) | (v >> _GEN_SHIFT)
         if rc in _REJECTIONS:
             return -rc
         raise _ffi.error(rc, "circuit_breaker_acquire")
@@ -464,7 +476,7 @@ class Breaker(Managed):
         ):
             _ffi.lib.breaker_record_retry_after(
                 self._bref,
-                _ffi.circuit_permit(p >> 32, p & _FLAGS),
+                _ffi.circuit_permit(p >> _GEN_SHIFT, p & _FLAGS),
                 o,
                 d,
                 int(ra * 1e9),
@@ -482,18 +494,18 @@ class Breaker(Managed):
 
     def _record_long(self, p: int, o: int, d: int) -> None:
         # Any duration, through the declared (argtypes) function.
-        _ffi.lib.breaker_record_parts(self._bref, p >> 32, p & _FLAGS, o, d)
+        _ffi.lib.breaker_record_parts(self._bref, p >> _GEN_SHIFT, p & _FLAGS, o, d)
 
     # ---- with / async with ----------------------------------------------
     def __enter__(self) -> "Breaker":
-        # Per thread and breaker, a stack of permits as ints (the
-        # generation, or the complement of the whole permit for a half-open
-        # probe, whose flags carry its ticket), paired with
-        # the start time when timed. A plain `_thread._local` (no subclass,
-        # no __init__) is the cheapest per-thread lookup CPython offers.
+        # Per thread and breaker, a stack of permit ints (the one encoding
+        # every form uses), paired with the start time when timed. A plain
+        # `_thread._local` (no subclass, no __init__) is the cheapest
+        # per-thread lookup CPython offers.
         w = self._word.value
-        g = w >> 32 if not w & 31 else self._acquire_slow_gen()
-        e: Any = (g, _pc()) if self._timed else g
+        if w & _MASK:
+            w = self._acquire_slow()
+        e: Any = (w, _pc()) if self._timed else w
         try:
             self._tl.s.append(e)
         except AttributeError:
@@ -502,31 +514,22 @@ class Breaker(Managed):
 
     def __exit__(self, et: Any, ev: Any, tb: Any) -> "Literal[False]":  # type: ignore[override]
         try:
-            g = self._tl.s.pop()
+            p = self._tl.s.pop()
         except (AttributeError, IndexError):
             raise RuntimeError("Breaker.__exit__ without a matching __enter__ in this thread") from None
         if self._timed:
-            g, t0 = g
+            p, t0 = p
             d = _pc() - t0
         else:
             d = 0
-        if et is None and g >= 0 and d < 2147483648:
-            self._rec(self._bref, g, 0, 0, d)
-            return False
-        self._exit_slow(g, d, et, ev)
-        return False
-
-    def _exit_slow(self, g: int, d: int, et: Any, ev: Any) -> None:
-        p = g << 32 if g >= 0 else ~g
         if et is None:
-            self._record_long(p, _SUCCESS, d)
+            if d < _SHORT:
+                self._rec(self._bref, p >> _GEN_SHIFT, p & _FLAGS, _SUCCESS, d)
+            else:
+                self._record_long(p, _SUCCESS, d)
         else:
             self._record_exception(p, d, ev if ev is not None else et())
-
-    def _acquire_slow_gen(self) -> int:
-        p = self._acquire_slow()
-        # A probe keeps its whole permit (its flags carry its ticket).
-        return ~p if p & _PROBE else p >> 32
+        return False
 
     async def __aenter__(self) -> "Breaker":
         w = self._word.value
@@ -546,7 +549,7 @@ class Breaker(Managed):
         d = _pc() - e[2] if e[2] else 0
         if et is None:
             if d < _SHORT:
-                self._rec(self._bref, p >> 32, p & _FLAGS, 0, d)
+                self._rec(self._bref, p >> _GEN_SHIFT, p & _FLAGS, _SUCCESS, d)
             else:
                 self._record_long(p, _SUCCESS, d)
             return False
@@ -575,7 +578,7 @@ class Breaker(Managed):
         if self._failure_if is not None:
             self._record_result(w, d, r)
         elif d < _SHORT:
-            self._rec(self._bref, w >> 32, w & _FLAGS, 0, d)
+            self._rec(self._bref, w >> _GEN_SHIFT, w & _FLAGS, _SUCCESS, d)
         else:
             self._record_long(w, _SUCCESS, d)
         return r
@@ -608,7 +611,7 @@ class Breaker(Managed):
         if self._failure_if is not None:
             self._record_result(w, d, r)
         elif d < _SHORT:
-            self._rec(self._bref, w >> 32, w & _FLAGS, 0, d)
+            self._rec(self._bref, w >> _GEN_SHIFT, w & _FLAGS, _SUCCESS, d)
         else:
             self._record_long(w, _SUCCESS, d)
         return r
@@ -741,7 +744,7 @@ class Breaker(Managed):
         fn.listener = self.add_listener(fn)  # type: ignore[attr-defined]
         return fn
 
-    def events(self, capacity: int = 1024) -> "EventQueue":
+    def events(self, capacity: int = _ffi.EVENT_QUEUE_DEFAULT_CAPACITY) -> "EventQueue":
         """A queue receiving this breaker's transitions from now on (at most
         ``capacity`` waiting; more are dropped and counted)."""
         from . import _events
@@ -821,14 +824,6 @@ def _split_exclude(
     return tuple(types), tuple(preds)
 
 
-#: Config options whose presence makes the library use call durations.
-_DURATION_OPTIONS = frozenset({"slow_call_rate", "slow_call_duration", "latency_histogram"})
-
-
-def _needs_durations(options: Dict[str, Any]) -> bool:
-    return any(k in _DURATION_OPTIONS for k in options)
-
-
 def _outcome_code(outcome: Any) -> int:
     if isinstance(outcome, Outcome):
         return int(outcome)
@@ -871,7 +866,7 @@ def _wrap_sync(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Call
         @functools.wraps(fn)
         def protected(*args: Any, **kwargs: Any) -> Any:
             w = breaker._word.value
-            if w & 31:
+            if w & _MASK:
                 w = breaker._admit()
                 if w < 0:
                     if fallback is None:
@@ -886,10 +881,10 @@ def _wrap_sync(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Call
             d = pc() - t0
             if failure_if is not None:
                 breaker._record_result(w, d, r)
-            elif d < 2147483648:
-                rec(breaker._bref, w >> 32, w & _FLAGS, 0, d)
+            elif d < _SHORT:
+                rec(breaker._bref, w >> _GEN_SHIFT, w & _FLAGS, _SUCCESS, d)
             else:
-                breaker._record_long(w, 0, d)
+                breaker._record_long(w, _SUCCESS, d)
             return r
 
     else:
@@ -897,7 +892,7 @@ def _wrap_sync(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Call
         @functools.wraps(fn)
         def protected(*args: Any, **kwargs: Any) -> Any:
             w = breaker._word.value
-            if w & 31:
+            if w & _MASK:
                 w = breaker._admit()
                 if w < 0:
                     if fallback is None:
@@ -908,7 +903,7 @@ def _wrap_sync(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Call
             except BaseException as e:
                 breaker._record_exception(w, 0, e)
                 raise
-            rec(breaker._bref, w >> 32, w & _FLAGS, 0, 0)
+            rec(breaker._bref, w >> _GEN_SHIFT, w & _FLAGS, _SUCCESS, 0)
             return r
 
     protected.breaker = breaker  # type: ignore[attr-defined]
@@ -924,7 +919,7 @@ def _wrap_async(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Cal
     @functools.wraps(fn)
     async def protected(*args: Any, **kwargs: Any) -> Any:
         w = breaker._word.value
-        if w & 31:
+        if w & _MASK:
             w = breaker._admit()
             if w < 0:
                 if fallback is None:
@@ -940,10 +935,10 @@ def _wrap_async(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Cal
         d = pc() - t0 if t0 else 0
         if failure_if is not None:
             breaker._record_result(w, d, r)
-        elif d < 2147483648:
-            rec(breaker._bref, w >> 32, w & _FLAGS, 0, d)
+        elif d < _SHORT:
+            rec(breaker._bref, w >> _GEN_SHIFT, w & _FLAGS, _SUCCESS, d)
         else:
-            breaker._record_long(w, 0, d)
+            breaker._record_long(w, _SUCCESS, d)
         return r
 
     protected.breaker = breaker  # type: ignore[attr-defined]

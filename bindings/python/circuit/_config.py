@@ -143,8 +143,6 @@ def _calls(o: Dict[str, Any]) -> Iterator[Tuple[Any, Tuple[Any, ...], Tuple[str,
             (to_float(o["ewma_alpha"], "ewma_alpha"), to_float(o["ewma_threshold"], "ewma_threshold")),
             ("ewma_alpha", "ewma_threshold"),
         )
-    if "count_window" in o and "time_window" in o:
-        raise E("count_window and time_window are exclusive: a breaker has one window")
     if "count_window" in o:
         yield (
             lib.config_builder_set_count_window,
@@ -158,7 +156,8 @@ def _calls(o: Dict[str, Any]) -> Iterator[Tuple[Any, Tuple[Any, ...], Tuple[str,
             lib.config_builder_set_time_window,
             (
                 to_ns(o["time_window"], "time_window", E),
-                to_u32(o.get("time_window_buckets", 10), "time_window_buckets", E),
+                # 0: the library's default bucket count.
+                to_u32(o.get("time_window_buckets", 0), "time_window_buckets", E),
             ),
             ("time_window", "time_window_buckets"),
         )

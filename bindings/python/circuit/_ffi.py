@@ -1,10 +1,13 @@
 """The C ABI of ``libcircuit``: loading, the ABI version check, and one table
 declaring ``argtypes``/``restype`` for every function of ``include/circuit.h``.
 
-Nothing else in the package calls ``ctypes`` on a symbol that is not declared
-here. ``tests/test_abi.py`` parses the header and checks that this table
-covers every function with matching types, and that the constants and struct
-layouts below match the header.
+The declarations themselves (constants, structs, callback types, prototypes)
+are generated from the header into ``_cdefs`` by ``ci/gen_bindings.py`` and
+re-exported here; this module adds how each function is called (GIL held or
+released, required or a compatible addition). Nothing else in the package
+calls ``ctypes`` on a symbol that is not declared here.
+``tests/test_abi.py`` parses the header independently and checks this table
+and the struct layouts against it.
 
 CDLL or PyDLL
 -------------
@@ -30,18 +33,11 @@ import ctypes
 import ctypes.util
 import os
 import sys
-from ctypes import (
-    POINTER,
-    Structure,
-    c_char_p,
-    c_double,
-    c_size_t,
-    c_uint32,
-    c_uint64,
-    c_void_p,
-)
+from ctypes import c_size_t, c_uint32, c_void_p
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from . import _cdefs
+from ._cdefs import *  # noqa: F401,F403 - the header's declarations, re-exported
 from ._errors import (
     CircuitError,
     ConfigError,
@@ -52,407 +48,120 @@ from ._errors import (
     NotFoundError,
 )
 
-#: The ``CIRCUIT_ABI_VERSION`` this binding was written for.
-ABI_VERSION = 1
+#: The ``CIRCUIT_ABI_VERSION`` this binding was written for (the header's).
+ABI_VERSION = _cdefs.ABI_VERSION
 
 #: Environment variable naming the library file to load.
 LIBRARY_ENV = "CIRCUIT_LIBRARY"
 
-# ---- constants of include/circuit.h (checked by tests/test_abi.py) ----------
-STATE_COUNT = 7
-PERMIT_PROBE = 1
-RETRY_AFTER_UNKNOWN = 0xFFFF_FFFF_FFFF_FFFF
-STRUCT_MIN_SIZE = 8
-NAME_MAX_LEN = 1024
-WORD_FAST_MASK = 0x1F
-WORD_GENERATION_SHIFT = 32
-
-OUTCOME_SUCCESS = 0
-OUTCOME_FAILURE = 1
-OUTCOME_TIMEOUT = 2
-OUTCOME_IGNORED = 3
-
-OVERRIDE_FORCED_OPEN = 1
-OVERRIDE_FORCED_CLOSED = 2
-OVERRIDE_DISABLED = 3
-OVERRIDE_METRICS_ONLY = 4
-
-RESULT_OK = 0
-RESULT_NULL_ARGUMENT = 1
-RESULT_INVALID_ARGUMENT = 2
-RESULT_INVALID_CONFIG = 3
-RESULT_INVALID_UTF8 = 4
-RESULT_REJECTED_OPEN = 5
-RESULT_REJECTED_FORCED_OPEN = 6
-RESULT_REJECTED_HALF_OPEN_FULL = 7
-RESULT_STALE = 8
-RESULT_BUFFER_TOO_SMALL = 9
-RESULT_NOT_FOUND = 10
-RESULT_LIMIT_EXCEEDED = 11
-RESULT_PANIC = 12
-RESULT_RETRY_EXHAUSTED = 13
-RESULT_BUDGET_EXHAUSTED = 14
-RESULT_EMPTY = 15
-RESULT_NOT_BUILT = 16
-
-#: ``circuit_features()`` bit: fleet sync is built in (not in the slim library).
-FEATURE_SYNC = 1
-
-REASON_CONSECUTIVE_FAILURES = 0
-REASON_FAILURE_RATE = 1
-REASON_SLOW_CALL_RATE = 2
-REASON_EWMA_FAILURE_RATE = 3
-REASON_PROBE_FAILED = 4
-REASON_PROBES_SUCCEEDED = 5
-REASON_OPEN_DEADLINE_PASSED = 6
-REASON_PROBE_LEASE_EXPIRED = 7
-REASON_OVERRIDE_SET = 8
-REASON_OVERRIDE_CLEARED = 9
-REASON_OVERRIDE_EXPIRED = 10
-REASON_RESET = 11
-REASON_SHADOW_TRIP = 12
-REASON_REMOTE = 13
-
-BACKOFF_NONE = 0
-BACKOFF_CONSTANT = 1
-BACKOFF_EXPONENTIAL = 2
-
-JITTER_NONE = 0
-JITTER_FULL = 1
-JITTER_EQUAL = 2
-JITTER_DECORRELATED = 3
-JITTER_PLUS_MINUS = 4
-
-SYNC_CONNECTED = 0
-SYNC_DEGRADED = 1
-SYNC_STOPPED = 2
+# The constants, structs, callback types and function prototypes of
+# include/circuit.h are generated into `_cdefs` (ci/gen_bindings.py) and
+# re-exported here: `_ffi.RESULT_OK`, `_ffi.circuit_permit`, ...
 
 # The `with` form keeps one integer per admitted call: the state word on the
-# fast path, `generation << 32 | flags` on the slow path. Reading it back as
-# `(p >> 32, p & 0xFFFFFFFF)` is right for both only because a fast-path
-# word has every CIRCUIT_WORD_FAST_MASK bit clear, the probe bit included
-# (its other low bits are flags the library ignores in a non-probe permit).
-assert PERMIT_PROBE & WORD_FAST_MASK == PERMIT_PROBE
-
+# fast path, `generation << WORD_GENERATION_SHIFT | flags` on the slow path.
+# Reading it back as `(p >> WORD_GENERATION_SHIFT, p & U32_MAX)` is right
+# for both only because a fast-path word has every WORD_FAST_MASK bit clear,
+# the probe bit included (its other low bits are flags the library ignores
+# in a non-probe permit), and its generation where a permit int has it.
 U32_MAX = 0xFFFF_FFFF
-U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+U64_MAX = (1 << 64) - 1
 
-
-class circuit_permit(Structure):
-    _fields_ = [("generation", c_uint32), ("flags", c_uint32)]
-
-
-class circuit_metrics(Structure):
-    _fields_ = [
-        ("struct_size", c_uint32),
-        ("state", c_uint32),
-        ("generation", c_uint32),
-        ("reserved", c_uint32),
-        ("successes", c_uint64),
-        ("failures", c_uint64),
-        ("timeouts", c_uint64),
-        ("ignored", c_uint64),
-        ("slow", c_uint64),
-        ("stale", c_uint64),
-        ("rejected_open", c_uint64),
-        ("rejected_forced_open", c_uint64),
-        ("rejected_half_open_full", c_uint64),
-        ("transitions_to", c_uint64 * STATE_COUNT),
-        ("nanos_in_state", c_uint64 * STATE_COUNT),
-        ("failure_rate", c_double),
-        ("slow_call_rate", c_double),
-        ("window_calls", c_uint64),
-    ]
-
-
-class circuit_event(Structure):
-    _fields_ = [
-        ("struct_size", c_uint32),
-        ("from", c_uint32),
-        ("to", c_uint32),
-        ("reason", c_uint32),
-        ("generation", c_uint32),
-        ("reserved", c_uint32),
-        ("at_ns", c_uint64),
-        ("open_for_ns", c_uint64),
-        ("name", c_void_p),  # const char *, NUL-terminated, name_len bytes
-        ("name_len", c_size_t),
-    ]
-
-
-class circuit_latency(Structure):
-    _fields_ = [
-        ("struct_size", c_uint32),
-        ("reserved", c_uint32),
-        ("count", c_uint64),
-        ("sum_ns", c_uint64),
-        ("min_ns", c_uint64),
-        ("max_ns", c_uint64),
-        ("p50_ns", c_uint64),
-        ("p90_ns", c_uint64),
-        ("p95_ns", c_uint64),
-        ("p99_ns", c_uint64),
-        ("p999_ns", c_uint64),
-    ]
-
-
-class circuit_sync_stats(Structure):
-    _fields_ = [
-        ("struct_size", c_uint32),
-        ("state", c_uint32),
-        ("published", c_uint64),
-        ("applied", c_uint64),
-        ("stale_ignored", c_uint64),
-        ("malformed_ignored", c_uint64),
-        ("unknown_ignored", c_uint64),
-        ("refused", c_uint64),
-        ("reconnects", c_uint64),
-        ("pending", c_uint64),
-    ]
-
-
-#: `circuit_event_callback`: (userdata, const circuit_event *) -> void
-circuit_event_callback = ctypes.CFUNCTYPE(None, c_void_p, POINTER(circuit_event))
-#: `circuit_userdata_free`: (userdata) -> void
-circuit_userdata_free = ctypes.CFUNCTYPE(None, c_void_p)
+assert PERMIT_PROBE & WORD_FAST_MASK == PERMIT_PROBE
+assert 1 << WORD_GENERATION_SHIFT == U32_MAX + 1
 
 
 # ---- the function table ------------------------------------------------------
 HOLD = "hold"  # PyDLL: the GIL stays held (short, lock-free calls)
 RELEASE = "release"  # CDLL: the GIL is released (calls that may run long)
 
-_u32p = POINTER(c_uint32)
-_u64p = POINTER(c_uint64)
-_voidpp = POINTER(c_void_p)
-_sizep = POINTER(c_size_t)
-
-# circuit-abi-table: every function of include/circuit.h, once.
-# (name, restype, argtypes, gil, required)
-# `required=False` marks functions a library of the same ABI version may lack
-# (compatible additions); using one that is missing raises LibraryError.
-FUNCTIONS: Tuple[Tuple[str, Any, Sequence[Any], str, bool], ...] = (
-    ("circuit_abi_version", c_uint32, (), HOLD, True),
-    ("circuit_version", c_char_p, (), HOLD, True),
-    ("circuit_features", c_uint32, (), HOLD, False),
-    ("circuit_result_str", c_char_p, (c_uint32,), HOLD, True),
-    ("circuit_last_error", c_uint32, (c_void_p, c_size_t, POINTER(c_size_t)), HOLD, True),
-    # breakers
-    ("circuit_breaker_new", c_uint32, (c_void_p, c_void_p, _voidpp), HOLD, True),
-    ("circuit_breaker_retain", c_void_p, (c_void_p,), HOLD, True),
-    ("circuit_breaker_free", None, (c_void_p,), RELEASE, True),  # may run finalizers
-    ("circuit_breaker_acquire", c_uint32, (c_void_p, POINTER(circuit_permit), _u64p), HOLD, True),
-    ("circuit_breaker_record", c_uint32, (c_void_p, circuit_permit, c_uint32, c_uint64), HOLD, True),
-    (
-        "circuit_breaker_record_retry_after",
-        c_uint32,
-        (c_void_p, circuit_permit, c_uint32, c_uint64, c_uint64),
-        HOLD,
-        True,
-    ),
-    ("circuit_breaker_state", c_uint32, (c_void_p, _u32p), HOLD, True),
-    ("circuit_breaker_generation", c_uint32, (c_void_p, _u32p), HOLD, True),
-    ("circuit_breaker_metrics", c_uint32, (c_void_p, POINTER(circuit_metrics)), HOLD, True),
-    ("circuit_breaker_force", c_uint32, (c_void_p, c_uint32, c_uint64), HOLD, True),
-    ("circuit_breaker_clear_override", c_uint32, (c_void_p,), HOLD, True),
-    ("circuit_breaker_reset", c_uint32, (c_void_p,), HOLD, True),
-    ("circuit_breaker_state_word", c_uint32, (c_void_p, _voidpp), HOLD, True),
-    (
-        "circuit_breaker_record_parts",
-        c_uint32,
-        (c_void_p, c_uint32, c_uint32, c_uint32, c_uint64),
-        HOLD,
-        True,
-    ),
-    ("circuit_state_str", c_char_p, (c_uint32,), HOLD, True),
-    ("circuit_state_parse", c_uint32, (c_char_p, c_size_t, _u32p), HOLD, True),
-    # clocks
-    ("circuit_clock_manual_new", c_void_p, (c_uint64,), HOLD, True),
-    ("circuit_clock_monotonic_new", c_void_p, (), HOLD, True),
-    ("circuit_clock_free", None, (c_void_p,), HOLD, True),
-    ("circuit_clock_now", c_uint32, (c_void_p, _u64p), HOLD, True),
-    ("circuit_clock_advance", c_uint32, (c_void_p, c_uint64), HOLD, True),
-    ("circuit_clock_set", c_uint32, (c_void_p, c_uint64), HOLD, True),
-    # configuration
-    ("circuit_config_builder_new", c_void_p, (), HOLD, True),
-    ("circuit_config_builder_free", None, (c_void_p,), HOLD, True),
-    ("circuit_config_builder_build", c_uint32, (c_void_p, _voidpp), HOLD, True),
-    ("circuit_config_free", None, (c_void_p,), HOLD, True),
-    ("circuit_config_builder_set_consecutive_failures", c_uint32, (c_void_p, c_uint32), HOLD, True),
-    ("circuit_config_builder_set_failure_rate", c_uint32, (c_void_p, c_double), HOLD, True),
-    ("circuit_config_builder_set_slow_call", c_uint32, (c_void_p, c_double, c_uint64), HOLD, True),
-    ("circuit_config_builder_set_ewma", c_uint32, (c_void_p, c_double, c_double), HOLD, True),
-    ("circuit_config_builder_set_minimum_calls", c_uint32, (c_void_p, c_uint32), HOLD, True),
-    ("circuit_config_builder_set_count_window", c_uint32, (c_void_p, c_uint32), HOLD, True),
-    ("circuit_config_builder_set_time_window", c_uint32, (c_void_p, c_uint64, c_uint32), HOLD, True),
-    ("circuit_config_builder_set_open_duration", c_uint32, (c_void_p, c_uint64), HOLD, True),
-    ("circuit_config_builder_set_max_open_duration", c_uint32, (c_void_p, c_uint64), HOLD, True),
-    ("circuit_config_builder_set_backoff_multiplier", c_uint32, (c_void_p, c_double), HOLD, True),
-    ("circuit_config_builder_set_jitter", c_uint32, (c_void_p, c_double), HOLD, True),
-    ("circuit_config_builder_set_half_open_probes", c_uint32, (c_void_p, c_uint32), HOLD, True),
-    ("circuit_config_builder_set_half_open_successes", c_uint32, (c_void_p, c_uint32), HOLD, True),
-    ("circuit_config_builder_set_probe_lease", c_uint32, (c_void_p, c_uint64), HOLD, True),
-    ("circuit_config_builder_set_metrics", c_uint32, (c_void_p, c_uint32), HOLD, True),
-    ("circuit_config_builder_set_seed", c_uint32, (c_void_p, c_uint64), HOLD, True),
-    (
-        "circuit_config_builder_set_latency_histogram",
-        c_uint32,
-        (c_void_p, c_uint64),
-        HOLD,
-        False,
-    ),
-    # named breakers
-    (
-        "circuit_breaker_new_named",
-        c_uint32,
-        (c_void_p, c_void_p, c_char_p, c_size_t, _voidpp),
-        HOLD,
-        False,
-    ),
-    ("circuit_breaker_name", c_uint32, (c_void_p, c_void_p, c_size_t, _sizep), HOLD, False),
-    # events. Adding and removing listeners, and releasing what holds them,
-    # may run finalizers and wait on the library's listener bookkeeping:
-    # the GIL is released so that a callback arriving on another thread can
-    # take it meanwhile.
-    (
+#: Functions called with the GIL released: freeing a breaker or registry may
+#: run finalizers; adding and removing listeners, and releasing what holds
+#: them, may wait on the library's listener bookkeeping (a callback arriving
+#: on another thread must be able to take the GIL meanwhile); sweeping,
+#: iterating and rendering a registry may be long; fleet sync's start spawns
+#: threads, stop and free join them (the worker may be delivering events to
+#: Python listeners meanwhile).
+_RELEASE = frozenset(
+    {
+        "circuit_breaker_free",
         "circuit_breaker_add_listener",
-        c_uint32,
-        (c_void_p, circuit_event_callback, c_void_p, circuit_userdata_free, _u64p),
-        RELEASE,
-        False,
-    ),
-    ("circuit_breaker_remove_listener", c_uint32, (c_void_p, c_uint64), RELEASE, False),
-    (
+        "circuit_breaker_remove_listener",
         "circuit_registry_add_listener",
-        c_uint32,
-        (c_void_p, circuit_event_callback, c_void_p, circuit_userdata_free, _u64p),
-        RELEASE,
-        False,
-    ),
-    ("circuit_registry_remove_listener", c_uint32, (c_void_p, c_uint64), RELEASE, False),
-    ("circuit_breaker_event_queue_new", c_uint32, (c_void_p, c_size_t, _voidpp), HOLD, False),
-    ("circuit_registry_event_queue_new", c_uint32, (c_void_p, c_size_t, _voidpp), HOLD, False),
-    ("circuit_event_queue_free", None, (c_void_p,), HOLD, False),
-    (
-        "circuit_event_queue_poll",
-        c_uint32,
-        (c_void_p, POINTER(circuit_event), c_void_p, c_size_t, _sizep),
-        HOLD,
-        False,
-    ),
-    ("circuit_event_queue_len", c_uint32, (c_void_p, _sizep), HOLD, False),
-    ("circuit_event_queue_dropped", c_uint32, (c_void_p, _u64p), HOLD, False),
-    ("circuit_reason_str", c_char_p, (c_uint32,), HOLD, False),
-    # registries
-    (
-        "circuit_registry_new",
-        c_uint32,
-        (c_void_p, c_uint64, c_uint32, c_void_p, _voidpp),
-        HOLD,
-        False,
-    ),
-    ("circuit_registry_free", None, (c_void_p,), RELEASE, False),
-    (
-        "circuit_registry_set_config",
-        c_uint32,
-        (c_void_p, c_char_p, c_size_t, c_void_p),
-        HOLD,
-        False,
-    ),
-    (
-        "circuit_registry_get_or_create",
-        c_uint32,
-        (c_void_p, c_char_p, c_size_t, _voidpp),
-        HOLD,
-        False,
-    ),
-    ("circuit_registry_get", c_uint32, (c_void_p, c_char_p, c_size_t, _voidpp), HOLD, False),
-    ("circuit_registry_remove", c_uint32, (c_void_p, c_char_p, c_size_t), HOLD, False),
-    ("circuit_registry_len", c_uint32, (c_void_p, _sizep), HOLD, False),
-    ("circuit_registry_sweep_idle", c_uint32, (c_void_p, _sizep), RELEASE, False),
-    ("circuit_registry_iter_new", c_uint32, (c_void_p, _voidpp), RELEASE, False),
-    (
-        "circuit_registry_iter_next",
-        c_uint32,
-        (c_void_p, POINTER(c_void_p), _sizep, _voidpp),
-        HOLD,
-        False,
-    ),
-    ("circuit_registry_iter_free", None, (c_void_p,), RELEASE, False),
-    (
+        "circuit_registry_remove_listener",
+        "circuit_registry_free",
+        "circuit_registry_sweep_idle",
+        "circuit_registry_iter_new",
+        "circuit_registry_iter_free",
         "circuit_registry_render_prometheus",
-        c_uint32,
-        (c_void_p, c_void_p, c_size_t, _sizep),
-        RELEASE,
-        False,
-    ),
-    # retries
-    (
-        "circuit_retry_policy_new",
-        c_uint32,
-        (c_uint32, c_uint64, c_double, c_uint32, c_double, c_uint64, c_uint32, _voidpp),
-        HOLD,
-        False,
-    ),
-    ("circuit_retry_policy_free", None, (c_void_p,), HOLD, False),
-    (
-        "circuit_retry_policy_delay",
-        c_uint32,
-        (c_void_p, c_uint32, c_uint64, c_uint64, _u64p),
-        HOLD,
-        False,
-    ),
-    ("circuit_random_seed", c_uint64, (), HOLD, False),
-    (
-        "circuit_retry_budget_new",
-        c_uint32,
-        (c_double, c_double, c_uint64, c_uint32, c_void_p, _voidpp),
-        HOLD,
-        False,
-    ),
-    ("circuit_retry_budget_free", None, (c_void_p,), HOLD, False),
-    ("circuit_retry_budget_record_call", c_uint32, (c_void_p,), HOLD, False),
-    ("circuit_retry_budget_try_retry", c_uint32, (c_void_p,), HOLD, False),
-    ("circuit_retry_budget_balance", c_uint32, (c_void_p, _u64p, _u64p, _u64p), HOLD, False),
-    (
-        "circuit_retry_next",
-        c_uint32,
-        (c_void_p, c_void_p, c_uint32, c_uint64, c_uint64, _u64p),
-        HOLD,
-        False,
-    ),
-    # latency and adaptive timeouts
-    ("circuit_breaker_latency", c_uint32, (c_void_p, POINTER(circuit_latency)), HOLD, False),
-    ("circuit_breaker_latency_percentile", c_uint32, (c_void_p, c_double, _u64p), HOLD, False),
-    (
-        "circuit_adaptive_timeout_new",
-        c_uint32,
-        (c_double, c_double, c_uint64, c_uint64, c_uint64, c_uint64, _voidpp),
-        HOLD,
-        False,
-    ),
-    ("circuit_adaptive_timeout_free", None, (c_void_p,), HOLD, False),
-    (
-        "circuit_breaker_recommended_timeout",
-        c_uint32,
-        (c_void_p, c_void_p, _u64p),
-        HOLD,
-        False,
-    ),
-    # fleet sync: start spawns threads, stop and free join them (and the
-    # worker may be delivering events to Python listeners meanwhile), so
-    # the GIL is released.
-    (
         "circuit_sync_start",
-        c_uint32,
-        (c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, _voidpp),
-        RELEASE,
-        False,
-    ),
-    ("circuit_sync_stop", c_uint32, (c_void_p,), RELEASE, False),
-    ("circuit_sync_free", None, (c_void_p,), RELEASE, False),
-    ("circuit_sync_status", c_uint32, (c_void_p, POINTER(circuit_sync_stats)), HOLD, False),
-    ("circuit_sync_last_error", c_uint32, (c_void_p, c_void_p, c_size_t, _sizep), HOLD, False),
+        "circuit_sync_stop",
+        "circuit_sync_free",
+    }
 )
+
+#: Functions every library of this ABI version exports; the others are
+#: compatible additions a library of the same ABI version may lack (using
+#: one that is missing raises LibraryError).
+_REQUIRED = frozenset(
+    {
+        "circuit_abi_version",
+        "circuit_version",
+        "circuit_result_str",
+        "circuit_last_error",
+        "circuit_breaker_new",
+        "circuit_breaker_retain",
+        "circuit_breaker_free",
+        "circuit_breaker_acquire",
+        "circuit_breaker_record",
+        "circuit_breaker_record_retry_after",
+        "circuit_breaker_state",
+        "circuit_breaker_generation",
+        "circuit_breaker_metrics",
+        "circuit_breaker_force",
+        "circuit_breaker_clear_override",
+        "circuit_breaker_reset",
+        "circuit_breaker_state_word",
+        "circuit_breaker_record_parts",
+        "circuit_state_str",
+        "circuit_state_parse",
+        "circuit_clock_manual_new",
+        "circuit_clock_monotonic_new",
+        "circuit_clock_free",
+        "circuit_clock_now",
+        "circuit_clock_advance",
+        "circuit_clock_set",
+        "circuit_config_builder_new",
+        "circuit_config_builder_free",
+        "circuit_config_builder_build",
+        "circuit_config_free",
+        "circuit_config_builder_set_consecutive_failures",
+        "circuit_config_builder_set_failure_rate",
+        "circuit_config_builder_set_slow_call",
+        "circuit_config_builder_set_ewma",
+        "circuit_config_builder_set_minimum_calls",
+        "circuit_config_builder_set_count_window",
+        "circuit_config_builder_set_time_window",
+        "circuit_config_builder_set_open_duration",
+        "circuit_config_builder_set_max_open_duration",
+        "circuit_config_builder_set_backoff_multiplier",
+        "circuit_config_builder_set_jitter",
+        "circuit_config_builder_set_half_open_probes",
+        "circuit_config_builder_set_half_open_successes",
+        "circuit_config_builder_set_probe_lease",
+        "circuit_config_builder_set_metrics",
+        "circuit_config_builder_set_seed",
+    }
+)
+
+# circuit-abi-table: every function of include/circuit.h, once (generated
+# prototypes), with how this binding calls it.
+# (name, restype, argtypes, gil, required)
+FUNCTIONS: Tuple[Tuple[str, Any, Sequence[Any], str, bool], ...] = tuple(
+    (name, restype, argtypes, RELEASE if name in _RELEASE else HOLD, name in _REQUIRED)
+    for name, restype, argtypes in _cdefs.PROTOTYPES
+)
+assert _RELEASE | _REQUIRED <= {row[0] for row in FUNCTIONS}
 
 
 class _LoadFailed(LibraryError):
@@ -557,7 +266,7 @@ class Lib:
 def _raw_passing_supported() -> bool:
     import platform
 
-    return sys.maxsize > 2**32 and platform.machine().lower() in (
+    return sys.maxsize > U32_MAX and platform.machine().lower() in (
         "x86_64",
         "amd64",
         "aarch64",
@@ -677,6 +386,17 @@ def pointer(out: c_void_p) -> int:
     if not v:
         raise InternalError("the library returned OK with a NULL handle")
     return v
+
+
+def breaker_needs_durations(ptr: int) -> bool:
+    """Whether breaker ``ptr`` reads call durations (slow-call policy or
+    latency histogram): the library decides, not the options given. A
+    library older than the query is answered conservatively: yes."""
+    if "circuit_breaker_needs_durations" in lib.missing:
+        return True
+    needs = c_uint32(0)
+    check(lib.breaker_needs_durations(ptr, ctypes.byref(needs)), "circuit_breaker_needs_durations")
+    return needs.value != 0
 
 
 def version() -> str:

@@ -10,7 +10,7 @@ from ctypes import byref, c_size_t, c_void_p
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _ffi
-from ._breaker import Breaker, _needs_durations, _split_exclude
+from ._breaker import Breaker, _split_exclude
 from ._clock import Clock
 from ._config import Config
 from ._errors import ConfigError, InvalidArgumentError
@@ -153,7 +153,7 @@ class Registry(Managed):
                 return cached
             options = self._configs.get(name, self._defaults)
             b = Breaker._from_reference(
-                ptr, name, timed=_needs_durations(options), options=options, **self._kw
+                ptr, name, options=options, **self._kw
             )
             self._wrappers[name] = b
             return b
@@ -292,7 +292,7 @@ class Registry(Managed):
 
         return FleetSync(self, url, namespace)
 
-    def events(self, capacity: int = 1024) -> Any:
+    def events(self, capacity: int = _ffi.EVENT_QUEUE_DEFAULT_CAPACITY) -> Any:
         """A queue receiving the transitions of every breaker of the registry."""
         from . import _events
 

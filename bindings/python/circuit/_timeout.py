@@ -54,12 +54,12 @@ class AdaptiveTimeout(Managed):
 
     def __init__(
         self,
-        percentile: float = 95,
-        multiplier: float = 1.2,
-        floor: Seconds = 0.001,
-        ceiling: Seconds = 30,
-        base: Seconds = 1,
-        min_samples: int = 100,
+        percentile: float = _ffi.ADAPTIVE_DEFAULT_PERCENTILE,
+        multiplier: float = _ffi.ADAPTIVE_DEFAULT_MULTIPLIER,
+        floor: Seconds = _ffi.ADAPTIVE_DEFAULT_FLOOR_NS / 1e9,
+        ceiling: Seconds = _ffi.ADAPTIVE_DEFAULT_CEILING_NS / 1e9,
+        base: Seconds = _ffi.ADAPTIVE_DEFAULT_BASE_NS / 1e9,
+        min_samples: int = _ffi.ADAPTIVE_DEFAULT_MIN_SAMPLES,
     ) -> None:
         from ._errors import ConfigError
 

@@ -21,13 +21,13 @@ Seconds = Union[int, float, timedelta]
 class State(enum.IntEnum):
     """What a breaker reports as its state (the override if one is set)."""
 
-    CLOSED = 0
-    OPEN = 1
-    HALF_OPEN = 2
-    FORCED_OPEN = 3
-    FORCED_CLOSED = 4
-    DISABLED = 5
-    METRICS_ONLY = 6
+    CLOSED = _ffi.STATE_CLOSED
+    OPEN = _ffi.STATE_OPEN
+    HALF_OPEN = _ffi.STATE_HALF_OPEN
+    FORCED_OPEN = _ffi.STATE_FORCED_OPEN
+    FORCED_CLOSED = _ffi.STATE_FORCED_CLOSED
+    DISABLED = _ffi.STATE_DISABLED
+    METRICS_ONLY = _ffi.STATE_METRICS_ONLY
 
     @property
     def label(self) -> str:

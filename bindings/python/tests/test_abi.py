@@ -204,7 +204,8 @@ def test_constants_match_the_header(header_text):
         if value == "UINT64_MAX":
             value = str(2**64 - 1)
         if hasattr(_ffi, py):
-            assert getattr(_ffi, py) == int(value, 0), cname
+            want = float(value) if "." in value else int(value, 0)
+            assert getattr(_ffi, py) == want, cname
             checked += 1
         elif py.startswith(("RESULT_", "OUTCOME_", "OVERRIDE_")):
             pytest.fail(f"{cname} is not known to circuit/_ffi.py")
@@ -374,3 +375,32 @@ def test_bundled_copy_is_used_by_a_fresh_interpreter(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(pkg / "libcircuit.so")
+
+
+def test_generated_names_are_the_librarys():
+    # _cdefs.py is generated from the header's enum identifiers; the library
+    # prints the same names.
+    assert len(_ffi.STATE_NAMES) == _ffi.STATE_COUNT
+    for code, name in enumerate(_ffi.STATE_NAMES):
+        assert _ffi.lib.state_str(code).decode() == name
+    for code, name in enumerate(_ffi.REASON_NAMES):
+        assert _ffi.lib.reason_str(code).decode() == name
+    assert circuit.State.HALF_OPEN.label == _ffi.STATE_NAMES[_ffi.STATE_HALF_OPEN]
+
+
+def test_wrapper_defaults_are_the_librarys():
+    # The adaptive-timeout defaults come from the header; the library's own
+    # rule (NULL) recommends what AdaptiveTimeout() does.
+    rule = circuit.AdaptiveTimeout()
+    assert rule._args == (
+        _ffi.ADAPTIVE_DEFAULT_PERCENTILE,
+        _ffi.ADAPTIVE_DEFAULT_MULTIPLIER,
+        _ffi.ADAPTIVE_DEFAULT_FLOOR_NS,
+        _ffi.ADAPTIVE_DEFAULT_CEILING_NS,
+        _ffi.ADAPTIVE_DEFAULT_BASE_NS,
+        _ffi.ADAPTIVE_DEFAULT_MIN_SAMPLES,
+    )
+    b = circuit.Breaker(latency_histogram=1)
+    assert b.recommended_timeout(rule) == b.recommended_timeout()
+    rule.close()
+    b.close()

@@ -60,7 +60,7 @@ def test_every_option_is_accepted():
         ({"half_open_probes": 2, "half_open_successes": 3}, "half_open_successes"),
         ({"count_window": 5, "minimum_calls": 10, "failure_rate": 0.5}, "minimum_calls"),
         ({"ewma_alpha": 0, "ewma_threshold": 0.5}, "ewma"),
-        ({"time_window": 10, "time_window_buckets": 0}, "time_window"),
+        ({"time_window": 10, "time_window_buckets": 1025}, "time_window"),
     ],
 )
 def test_library_refuses_with_a_reason_naming_the_option(kw, fragment):
@@ -107,6 +107,56 @@ def test_out_of_range_values_are_config_errors(kw):
 def test_wrong_types_are_type_errors(kw):
     with pytest.raises(TypeError):
         circuit.Config(**kw)
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (
+            {"count_window": 50, "time_window": 10},
+            "count_window: count_window and time_window are exclusive: a breaker has one window",
+        ),
+        ({"jitter": 1.0}, "jitter: 1 must be in [0, 1)"),
+        (
+            {"half_open_probes": 2, "half_open_successes": 3},
+            "half_open_successes: 3 exceeds half_open_probes 2",
+        ),
+    ],
+)
+def test_same_bad_config_same_error(kw, message):
+    """The bad configs of the core's, C's and Go's tests, refused by the one
+    builder in the core with the same message: the wrapper adds no rule."""
+    with pytest.raises(circuit.ConfigError) as e:
+        circuit.Config(**kw)
+    assert message in str(e.value)
+    assert e.value.code == 3
+
+
+def test_time_window_buckets_default_in_the_library():
+    # Not given, the bucket count is the library's (0 through the ABI).
+    circuit.Config(time_window=10, failure_rate=0.5)
+    circuit.Config(time_window=10, time_window_buckets=0, failure_rate=0.5)
+
+
+@pytest.mark.parametrize(
+    "kw, timed",
+    [
+        ({}, False),
+        ({"failure_rate": 0.5, "ewma_alpha": 0.5, "ewma_threshold": 0.5}, False),
+        ({"slow_call_rate": 0.5, "slow_call_duration": 1}, True),
+        ({"latency_histogram": 1}, True),
+        # Given but off: the library reads no durations.
+        ({"slow_call_rate": 0, "slow_call_duration": 1}, False),
+        ({"latency_histogram": 0}, False),
+    ],
+)
+def test_timed_is_asked_of_the_library(kw, timed):
+    b = circuit.Breaker(**kw)
+    assert b.timed is timed
+    r = circuit.Registry(circuit.Config(**kw))
+    assert r.breaker("x").timed is timed
+    b.close()
+    r.close()
 
 
 @pytest.mark.parametrize(
