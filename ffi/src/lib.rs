@@ -12,6 +12,9 @@
 //! - [`boundary`](crate::boundary): the one place with the boundary's safety
 //!   (panic catching, NULL checks, enum and string conversion, last error,
 //!   output pointers, the required-length protocol);
+//! - [`handle`](crate::handle): typed handles: each handle type names its
+//!   Rust value and its ownership (shared `Arc` or boxed `Box`), and every
+//!   cast, retain and free goes through it;
 //! - `result`: `circuit_result`, `circuit_result_str`, `circuit_last_error`;
 //! - `config`, `clock`, `breaker`: the handles and the call protocol;
 //! - `events`: callbacks (with finalizers) and pollable event queues;
@@ -35,6 +38,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod fast;
+pub mod handle;
 pub mod registry;
 pub mod result;
 pub mod retry;
