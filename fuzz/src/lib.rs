@@ -16,6 +16,13 @@
 //!   the right shape with arbitrary field values) are rejected or yield a
 //!   notice whose every field is in range and whose key stays inside the
 //!   namespace; any breaker name encodes to a key of the allowed alphabet.
+//! - `sync_record`: any stored record (valid ones with fields replaced by
+//!   arbitrary bytes, numbers in every notation, wrong reply types, missing
+//!   fields) in a batch read, a write-script reply or a notice is either
+//!   refused or parsed to exactly what was stored, every field in range
+//!   (never a rounded, trimmed or defaulted value); a malformed record in a
+//!   batch leaves the result of every other record of the batch unchanged;
+//!   what a worker keeps of a notice is only a key and an in-range version.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -596,5 +603,252 @@ pub fn sync_notice(data: &[u8]) {
         }
         json.push('}');
         check(json.as_bytes());
+    }
+}
+
+/// A replacement for one stored field.
+#[derive(Arbitrary, Debug)]
+enum RawField {
+    Bytes(Vec<u8>),
+    Decimal(u64),
+    Float(f64),
+    Signed(i64),
+    /// `n` nines: the digit-count boundaries.
+    Nines(u8),
+    /// `n` with a leading zero, sign, space or exponent.
+    Decorated(u8, u32),
+    Nil,
+    Int(i64),
+    Array,
+    Huge(u16),
+}
+
+impl RawField {
+    fn value(&self) -> circuit_sync::script::Value {
+        use circuit_sync::script::Value;
+        let bulk = |s: String| Value::BulkString(s.into_bytes());
+        match self {
+            RawField::Bytes(b) => Value::BulkString(b.clone()),
+            RawField::Decimal(n) => bulk(n.to_string()),
+            RawField::Float(f) => bulk(f.to_string()),
+            RawField::Signed(n) => bulk(n.to_string()),
+            RawField::Nines(n) => bulk("9".repeat(usize::from(*n % 24))),
+            RawField::Decorated(how, n) => bulk(match how % 6 {
+                0 => format!("0{n}"),
+                1 => format!("+{n}"),
+                2 => format!(" {n}"),
+                3 => format!("{n}e0"),
+                4 => format!("{n}.0"),
+                _ => format!("0x{n:x}"),
+            }),
+            RawField::Nil => Value::Nil,
+            RawField::Int(n) => Value::Int(*n),
+            RawField::Array => Value::Array(vec![Value::Nil]),
+            RawField::Huge(n) => Value::BulkString(vec![b'7'; usize::from(*n) * 4]),
+        }
+    }
+}
+
+/// A valid record, drawn from in-range values, and edits to it.
+#[derive(Arbitrary, Debug)]
+struct RawStored {
+    epoch: u64,
+    ver: u64,
+    state: u8,
+    until: u64,
+    force: u8,
+    force_until: u64,
+    ts: u64,
+    edits: Vec<(u8, RawField)>,
+}
+
+const STATES: [&str; 3] = ["closed", "open", "half_open"];
+const FORCES: [&str; 5] = ["", "open", "closed", "disabled", "metrics_only"];
+
+impl RawStored {
+    /// The valid record's fields (in `script::FIELDS` order) for `name`.
+    fn valid(&self, name: &str) -> Vec<String> {
+        use circuit_sync::script::{MAX_MILLIS, MAX_VERSION};
+        vec![
+            (self.epoch % 9_999_999_999_999_999_999 + 1).to_string(),
+            (self.ver % MAX_VERSION + 1).to_string(),
+            STATES[usize::from(self.state) % 3].to_string(),
+            (self.until % (MAX_MILLIS + 1)).to_string(),
+            FORCES[usize::from(self.force) % 5].to_string(),
+            (self.force_until % (MAX_MILLIS + 1)).to_string(),
+            "node-1:42".to_string(),
+            (self.ts % (MAX_MILLIS + 1)).to_string(),
+            name.to_string(),
+        ]
+    }
+
+    /// The valid record with the edits applied.
+    fn edited(&self, name: &str) -> Vec<circuit_sync::script::Value> {
+        use circuit_sync::script::Value;
+        let mut f: Vec<Value> = self
+            .valid(name)
+            .into_iter()
+            .map(|s| Value::BulkString(s.into_bytes()))
+            .collect();
+        for (i, edit) in self.edits.iter().take(4) {
+            f[usize::from(*i) % 9] = edit.value();
+        }
+        f
+    }
+}
+
+/// A record that was accepted holds exactly the stored bytes, every field
+/// in range.
+fn accepted_exactly(r: &circuit_sync::Record, stored: &[circuit_sync::script::Value], now: u64) {
+    use circuit_sync::script::{Value, MAX_MILLIS, MAX_VERSION};
+    let text = |i: usize| match &stored[i] {
+        Value::BulkString(b) => b.clone(),
+        Value::SimpleString(s) => s.clone().into_bytes(),
+        other => panic!("accepted a {other:?} as field {i}"),
+    };
+    assert!(r.version.epoch > 0);
+    assert!((1..=MAX_VERSION).contains(&r.version.ver), "{r:?}");
+    assert!(r.until_ms <= MAX_MILLIS && r.force_until_ms <= MAX_MILLIS && r.ts_ms <= MAX_MILLIS);
+    assert_eq!(text(0), r.version.epoch.to_string().into_bytes());
+    assert_eq!(text(1), r.version.ver.to_string().into_bytes());
+    assert_eq!(text(2), r.state.as_str().as_bytes());
+    assert_eq!(text(3), r.until_ms.to_string().into_bytes());
+    assert!(FORCES.iter().any(|f| f.as_bytes() == text(4)));
+    assert_eq!(text(5), r.force_until_ms.to_string().into_bytes());
+    assert_eq!(text(6), r.origin.as_bytes());
+    assert!(!r.origin.is_empty() && r.origin.len() <= 64);
+    assert!(r
+        .origin
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b)));
+    assert_eq!(text(7), r.ts_ms.to_string().into_bytes());
+    assert_eq!(r.now_ms, now);
+    if r.state == circuit_sync::AutoState::Open {
+        assert_eq!(
+            r.open_remaining,
+            Duration::from_millis(r.until_ms.saturating_sub(now))
+        );
+    } else {
+        assert_eq!(r.open_remaining, Duration::ZERO);
+    }
+    match r.force {
+        None => assert!(text(4).is_empty() || (r.force_until_ms > 0 && r.force_until_ms <= now)),
+        Some((m, left)) => {
+            assert_eq!(m.as_str().as_bytes(), text(4));
+            match left {
+                None => assert_eq!(r.force_until_ms, 0),
+                Some(d) => assert_eq!(d, Duration::from_millis(r.force_until_ms - now)),
+            }
+        }
+    }
+}
+
+/// Stored records, batch reads, write replies and notices built from them.
+pub fn sync_record(data: &[u8]) {
+    use circuit_sync::notice::parse;
+    use circuit_sync::script::{parse_fields, parse_read_reply, parse_write_reply, Read, Value};
+    use circuit_sync::Namespace;
+
+    let mut u = Unstructured::new(data);
+    let Ok(now) = u.int_in_range(0u64..=4_000_000_000_000) else {
+        return;
+    };
+    let Ok(records) = Vec::<RawStored>::arbitrary(&mut u) else {
+        return;
+    };
+    let records: Vec<RawStored> = records.into_iter().take(6).collect();
+    if records.is_empty() {
+        return;
+    }
+    let names: Vec<String> = (0..records.len()).map(|i| format!("b{i}")).collect();
+    let stored: Vec<Vec<Value>> = records
+        .iter()
+        .zip(&names)
+        .map(|(r, n)| r.edited(n))
+        .collect();
+    // Each record on its own.
+    let alone: Vec<Read> = stored
+        .iter()
+        .zip(&names)
+        .map(|(f, n)| parse_fields(f, n, now))
+        .collect();
+    for ((read, f), (raw, n)) in alone.iter().zip(&stored).zip(records.iter().zip(&names)) {
+        match read {
+            Read::Found(r) => accepted_exactly(r, f, now),
+            Read::Missing => assert!(f.iter().all(|v| *v == Value::Nil)),
+            Read::Corrupt => {
+                // An unedited record is valid: only edits make one corrupt.
+                assert!(!raw.edits.is_empty(), "a valid record of {n} refused");
+            }
+        }
+    }
+    // In one batch, with a key of the wrong type (`false`) mixed in: every
+    // record reads as it does alone.
+    let wrong = u.int_in_range(0..=records.len()).unwrap_or(0);
+    let mut items = vec![
+        Value::BulkString((now / 1000).to_string().into_bytes()),
+        Value::BulkString(((now % 1000) * 1000).to_string().into_bytes()),
+    ];
+    let mut batch_names: Vec<&str> = Vec::new();
+    for (i, (f, n)) in stored.iter().zip(&names).enumerate() {
+        if i == wrong {
+            items.push(Value::Boolean(false));
+            batch_names.push("wrong-type");
+        }
+        items.push(Value::Array(f.clone()));
+        batch_names.push(n);
+    }
+    if wrong == records.len() {
+        items.push(Value::Int(0));
+        batch_names.push("wrong-type");
+    }
+    let (t, reads) =
+        parse_read_reply(Value::Array(items), &batch_names).expect("a well-shaped reply");
+    assert_eq!(t, now);
+    let mut it = reads.into_iter();
+    for (i, expected) in alone.iter().enumerate() {
+        if i == wrong {
+            assert_eq!(it.next(), Some(Read::Corrupt));
+        }
+        assert_eq!(
+            it.next().as_ref(),
+            Some(expected),
+            "record {i} changed in a batch"
+        );
+    }
+    // The write script's reply carrying the first record.
+    let mut reply = vec![
+        Value::BulkString(b"running".to_vec()),
+        Value::BulkString(now.to_string().into_bytes()),
+        Value::BulkString(b"0".to_vec()),
+    ];
+    reply.extend(stored[0][..8].iter().cloned());
+    if let Ok(w) = parse_write_reply(&Value::Array(reply)) {
+        let rec = w.record.expect("a reply with fields has a record");
+        accepted_exactly(&rec, &stored[0], now);
+        if let Read::Found(alone) = &alone[0] {
+            assert_eq!(&rec, alone);
+        }
+    } else {
+        assert!(!matches!(alone[0], Read::Found(_)), "a valid reply refused");
+    }
+    // A notice claiming the first record's values: at most a hint with an
+    // in-range version.
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    let ns = Namespace::new("fuzz").expect("a valid namespace");
+    let json = format!(
+        r#"{{"v":1,"ns":"fuzz","k":"b0","e":{:?},"n":{},"s":{:?},"r":0,"f":"","fr":0,"o":"x"}}"#,
+        text(&stored[0][0]),
+        text(&stored[0][1]),
+        text(&stored[0][2]),
+    );
+    if let Ok(n) = parse(json.as_bytes(), &ns) {
+        let h = n.hint();
+        assert_eq!(h.enc, "b0");
+        assert!((1..=circuit_sync::script::MAX_VERSION).contains(&h.version.ver));
+        assert!(h.version.epoch > 0);
     }
 }

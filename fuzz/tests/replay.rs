@@ -7,11 +7,12 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 4] = [
+const TARGETS: [(&str, Target); 5] = [
     ("breaker_ops", circuit_fuzz::breaker_ops),
     ("config_build", circuit_fuzz::config_build),
     ("ffi_calls", circuit_fuzz::ffi_calls),
     ("sync_notice", circuit_fuzz::sync_notice),
+    ("sync_record", circuit_fuzz::sync_record),
 ];
 
 #[test]

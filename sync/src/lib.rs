@@ -35,8 +35,9 @@
 //!   breakers are added, and keeps the status and counters.
 //! - **Subscriber** (one thread): owns the pub/sub connection to
 //!   `cb:{<ns>}:ev` (read timeout ~250 ms, `PING` after silence), validates
-//!   notices (size cap before parsing, strict fields) and hands them to the
-//!   worker.
+//!   notices (size cap before parsing, strict fields) and hands the worker
+//!   only their key and version: a notice is a hint to read the record,
+//!   never a state (anyone who may publish can forge one).
 //! - **Degraded mode**: when Redis cannot be reached, writes are refused, or
 //!   the subscription fails (an ACL without the channel), the status is
 //!   [`SyncStatus::Degraded`], local transitions wait in their coalescing
@@ -280,6 +281,8 @@ pub struct SyncStats {
     pub stale_ignored: u64,
     /// Notices and records that failed validation.
     pub malformed_ignored: u64,
+    /// Malformed records (or index keys) the write script found and replaced.
+    pub repaired: u64,
     /// Notices about breakers not registered here (never created from a
     /// message).
     pub unknown_ignored: u64,
@@ -337,6 +340,11 @@ impl SyncStats {
                 "Notices and records that failed validation.",
             ),
             (
+                "repaired",
+                self.repaired,
+                "Malformed records the write script replaced.",
+            ),
+            (
                 "unknown_ignored",
                 self.unknown_ignored,
                 "Notices about breakers not registered here.",
@@ -376,6 +384,7 @@ pub(crate) struct Shared {
     pub(crate) applied: AtomicU64,
     pub(crate) stale_ignored: AtomicU64,
     pub(crate) malformed_ignored: AtomicU64,
+    pub(crate) repaired: AtomicU64,
     pub(crate) unknown_ignored: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) reconnects: AtomicU64,
@@ -423,6 +432,7 @@ impl Shared {
             applied: r(&self.applied),
             stale_ignored: r(&self.stale_ignored),
             malformed_ignored: r(&self.malformed_ignored),
+            repaired: r(&self.repaired),
             unknown_ignored: r(&self.unknown_ignored),
             refused: r(&self.refused),
             reconnects: r(&self.reconnects),
@@ -437,8 +447,8 @@ impl Shared {
 pub(crate) enum Event {
     /// A local transition (never a remote one).
     Local(Arc<str>, Transition),
-    /// A validated notice.
-    Notice(notice::Notice),
+    /// What a validated notice names: a record to read (never a state).
+    Hint(notice::Hint),
     /// The subscriber is subscribed (again).
     Subscribed,
     /// The subscriber lost its connection.

@@ -20,13 +20,22 @@
 //! Anything else (another size, unknown or duplicate fields, another version
 //! or namespace, out-of-range integers) is rejected and counted as
 //! malformed.
+//!
+//! **A notice is only a hint.** Anyone who may publish on the channel can
+//! forge one, so a worker never takes state from a notice: it keeps only
+//! the key and the version ([`Notice::hint`]) and, unless that version is
+//! one it has already applied or an older one of the same incarnation,
+//! reads the record itself (the hints of one turn in one batched read) and
+//! applies what the read returns, validated like any record. Versions in
+//! notices never enter the worker's staleness filter, which holds only
+//! versions of records it read or wrote.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::keys::{is_encoded, valid_origin, Namespace};
-use crate::script::{parse_u64, AutoState, ForceMode, Version, MAX_MILLIS, PROTOCOL_VERSION};
+use crate::script::{parse_u64, AutoState, ForceMode, Version, MAX_VERSION, PROTOCOL_VERSION};
 
 /// Notices larger than this are rejected unread (the largest valid one is
 /// about 330 bytes).
@@ -70,6 +79,27 @@ pub struct Notice {
     pub origin: String,
 }
 
+/// What a worker keeps of a notice: which record to read, and the version
+/// the notice claims (used only to skip a read the worker knows is
+/// useless).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    /// Encoded breaker name.
+    pub enc: String,
+    /// The claimed version.
+    pub version: Version,
+}
+
+impl Notice {
+    /// The hint in this notice (everything else is display only).
+    pub fn hint(&self) -> Hint {
+        Hint {
+            enc: self.enc.clone(),
+            version: self.version,
+        }
+    }
+}
+
 /// Why a notice was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
@@ -103,7 +133,7 @@ pub fn parse(payload: &[u8], ns: &Namespace) -> Result<Notice, Rejection> {
     let epoch = parse_u64(w.e.as_bytes())
         .filter(|&e| e > 0)
         .ok_or(Rejection::Range)?;
-    if w.n == 0 || w.n > MAX_MILLIS {
+    if w.n == 0 || w.n > MAX_VERSION {
         return Err(Rejection::Range);
     }
     let state = AutoState::parse(w.s.as_bytes()).ok_or(Rejection::Range)?;

@@ -5,26 +5,45 @@
 //! (the `redis` crate's `Script` reloads it on `NOSCRIPT`). Its rules, in
 //! the order it applies them:
 //!
-//! 1. **Arguments are checked**: numbers parse, the namespace, origin and
-//!    encoded name have their shapes, the keys are exactly
-//!    `cb:{ns}:b:<enc>` and `cb:{ns}:idx`, and `enc` is the encoding of the
-//!    raw name (the script recomputes the SHA-1), so no caller can write
-//!    outside its namespace or under another name's key. Names and keys
-//!    travel only in `KEYS`/`ARGV`.
+//! 1. **Arguments are checked**: numbers are canonical decimal integers of
+//!    at most 15 digits, the namespace, origin and encoded name have their
+//!    shapes, the keys are exactly `cb:{ns}:b:<enc>` and `cb:{ns}:idx`, and
+//!    `enc` is the encoding of the raw name (the script recomputes the
+//!    SHA-1), so no caller can write outside its namespace or under another
+//!    name's key. Names and keys travel only in `KEYS`/`ARGV`. Durations are
+//!    clamped to [`MAX_WINDOW_MS`].
 //! 2. **The clock is the server's**: `TIME`, in milliseconds. No host clock
 //!    crosses the network.
-//! 3. **A corrupt record** (unparsable fields, wrong type) is deleted and the
-//!    write starts a new incarnation. A record whose stored `name` differs
-//!    (a digest collision) is refused: `collision`.
+//! 3. **The stored record is untrusted**: every field is checked exactly as
+//!    the Rust parser checks it ([`parse_fields`]): `epoch` a decimal of 1 to
+//!    19 digits without a leading zero; `ver` an integer in
+//!    `1..=`[`MAX_VERSION`] written as such (no sign, fraction, exponent or
+//!    leading zero); `until`, `force_until` and `ts` integers in
+//!    `0..=`[`MAX_MILLIS`]; `state` and `force` from their lists; `origin`
+//!    an origin (`[A-Za-z0-9._:-]{1,64}`); `name` at most 1024 bytes and
+//!    encoding to the key's `enc`. A record that fails any check (or a key
+//!    of another type) is **malformed**: it is deleted and the write starts a
+//!    new incarnation; the reply says so (`repaired`, counted by the
+//!    workers). So a planted record can neither stall a writer (every reply
+//!    parses) nor be adopted. A valid record whose stored `name` differs but
+//!    encodes to the same key (a digest collision) is refused: `collision`.
+//!    An index key of the wrong type is replaced the same way.
 //! 4. **An expired override** (`force_until <= now`) counts as none.
 //! 5. **Automatic transitions** (`auto`): refused with `override` while an
-//!    override is live (operators win); an OPEN is refused with `running`
-//!    while the record's open window is still running ("the first failure
-//!    defines the expiry": nothing extends it), and a HALF_OPEN too while
-//!    more than `grace` milliseconds of it are left; then compare-and-set:
-//!    the caller's `(epoch, ver)` must equal the record's (`0, 0` for a
-//!    missing record), else `stale`. The open duration is clamped to
-//!    `max_ms`.
+//!    override is live (operators win). An **open episode** is a record
+//!    with `state = open` and `until > now` (server time): the running open
+//!    window, from the write that opened it until `until` passes or another
+//!    state is written. An automatic OPEN during an episode belongs to it
+//!    (whatever version it was decided on: instances that tripped during a
+//!    partition decided on an older one) and may only bring `until` forward:
+//!    a deadline earlier than `until` replaces it (the first failure sets
+//!    the expiry, so the fleet converges on the earliest deadline of the
+//!    episode whatever order the writes arrive in), a later or equal one is
+//!    refused with `running`. A HALF_OPEN is refused with `running` while
+//!    more than `grace` milliseconds of the episode are left. Everything
+//!    else is compare-and-set: the caller's `(epoch, ver)` must equal the
+//!    record's (`0, 0` for a missing record), else `stale`. The open
+//!    duration is clamped to `max_ms`.
 //! 6. **Operator actions** (`force` with a mode and an optional duration,
 //!    `clear`) always apply and land the automatic state in CLOSED (leaving
 //!    an override returns to a fresh CLOSED, as in the core).
@@ -33,92 +52,142 @@
 //!    microseconds when it creates the key, writes all fields, sets the TTL
 //!    to `ttl + the longest running window` (or removes it for an override
 //!    without expiry), records the name in the namespace index, and
-//!    publishes a notice on `cb:{ns}:ev`. The notice is published first: if
-//!    the caller may not publish (ACL), nothing is written.
-//! 8. **Every reply** carries the server time and the record as it is after
-//!    the call, so a refused caller can adopt it at once.
+//!    publishes a notice on `cb:{ns}:ev`. **At [`MAX_VERSION`]** the next
+//!    write starts a new incarnation (a new `epoch`, `ver = 1`), so versions
+//!    never leave the range where Lua's doubles are exact.
+//! 8. **Every reply** carries the server time, whether a malformed record
+//!    was repaired, and the record as it is after the call, so a refused
+//!    caller can adopt it at once.
 
 use std::time::Duration;
 
-use redis::Value;
+/// The values Redis replies with (what the parsers here take).
+pub use redis::Value;
+
+use crate::keys::valid_origin;
 
 /// Version of the script protocol and of the notices; notices of any other
 /// version are rejected.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// The write script (rules in the module docs).
+/// Largest record version (`ver`): 15 decimal digits, far below 2^53, where
+/// Lua numbers (doubles) stop being exact. A stored version above it is
+/// malformed; a write to a record at it starts a new incarnation.
+pub const MAX_VERSION: u64 = 999_999_999_999_999;
+
+/// Largest time in a record (`until`, `force_until`, `ts`, Unix
+/// milliseconds): 15 decimal digits (about the year 33658). Anything larger
+/// is malformed.
+pub const MAX_MILLIS: u64 = 999_999_999_999_999;
+
+/// Longest open window, override or TTL the write script sets, in
+/// milliseconds (one year, the longest duration a notice may carry).
+pub const MAX_WINDOW_MS: u64 = crate::notice::MAX_NOTICE_MILLIS;
+
+// Lua numbers are doubles: every integer the script computes with (a
+// version plus one, a time plus a window) must stay exact.
+const _: () = assert!(MAX_VERSION < (1 << 53) && MAX_MILLIS + MAX_WINDOW_MS < (1 << 53));
+
+/// The write script (rules in the module docs). `MAXVER` and `MAXWIN` are
+/// [`MAX_VERSION`] and [`MAX_WINDOW_MS`] (a unit test checks); 15 digits is
+/// [`MAX_MILLIS`].
 pub const WRITE_LUA: &str = r#"
 local key, idx = KEYS[1], KEYS[2]
 local op, name, enc, arg = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local dur, xe, xv = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
-local origin, maxms, ttl, ns = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
-local grace = tonumber(ARGV[12])
+local xe, origin, ns = ARGV[6], ARGV[8], ARGV[11]
+local MAXVER, MAXWIN, MAXNAME = 999999999999999, 31536000000, 1024
 local function fmt(n) return string.format('%d', n) end
 local function bad(why) return {'bad', why} end
-if not (dur and xv and maxms and ttl and grace) or dur < 0 or maxms < 1 or ttl < 1 then
+local function uint(s)
+  if type(s) ~= 'string' or #s < 1 or #s > 15 then return nil end
+  if s ~= '0' and not string.find(s, '^[1-9]%d*$') then return nil end
+  return tonumber(s)
+end
+local function epochok(s)
+  return type(s) == 'string' and #s <= 19 and string.find(s, '^[1-9]%d*$') ~= nil
+end
+local function originok(s)
+  return type(s) == 'string' and #s >= 1 and #s <= 64 and string.find(s, '^[%w%._:%-]+$') ~= nil
+end
+local function encode(n)
+  if #n >= 1 and #n <= 128 and string.find(n, '^[%w%._%-]+$') then return n end
+  return 'h:' .. redis.sha1hex(n)
+end
+local states = {closed = true, open = true, half_open = true}
+local modes = {open = true, closed = true, disabled = true, metrics_only = true}
+local dur, xv, maxms = uint(ARGV[5]), uint(ARGV[7]), uint(ARGV[9])
+local ttl, grace = uint(ARGV[10]), uint(ARGV[12])
+if not (dur and xv and maxms and ttl and grace) or maxms < 1 or ttl < 1
+    or not (xe == '0' or epochok(xe)) then
   return bad('number')
 end
+maxms, ttl = math.min(maxms, MAXWIN), math.min(ttl, MAXWIN)
 if #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then return bad('namespace') end
-if #origin > 64 or not string.find(origin, '^[%w%._:%-]+$') then return bad('origin') end
+if not originok(origin) then return bad('origin') end
 local prefix = 'cb:{' .. ns .. '}:'
 if key ~= prefix .. 'b:' .. enc or idx ~= prefix .. 'idx' then return bad('keys') end
-if #name <= 128 and string.find(name, '^[%w%._%-]+$') then
-  if enc ~= name then return bad('encoding') end
-elseif enc ~= 'h:' .. redis.sha1hex(name) then
-  return bad('encoding')
+if #name > MAXNAME or encode(name) ~= enc then return bad('encoding') end
+if op == 'auto' then
+  if not states[arg] then return bad('state') end
+elseif op == 'force' then
+  if not modes[arg] then return bad('mode') end
+elseif op ~= 'clear' then
+  return bad('op')
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local states = {closed = true, open = true, half_open = true}
-local modes = {open = true, closed = true, disabled = true, metrics_only = true}
+local repaired = 0
+local exists = false
+local epoch, ver, state, untl, force, fu, rorigin, rts = '0', 0, 'closed', 0, '', 0, '', '0'
 local ok, f = pcall(redis.call, 'HMGET', key, 'epoch', 'ver', 'state', 'until', 'force',
   'force_until', 'origin', 'ts', 'name')
-local exists = ok and f[1] ~= false
-local epoch, ver, state, untl, force, fu = '0', 0, 'closed', 0, '', 0
-if exists then
-  epoch, ver, state = f[1], tonumber(f[2]), f[3]
-  untl, force, fu = tonumber(f[4]), f[5], tonumber(f[6])
-  local valid = string.find(epoch, '^[1-9]%d*$') and #epoch <= 19 and ver and ver >= 1
-    and states[state] and untl and untl >= 0 and fu and fu >= 0
-    and (force == '' or modes[force]) and f[9]
-  if not valid then
+local present = not ok
+if ok then
+  for i = 1, 9 do if f[i] then present = true end end
+end
+if present then
+  local v, u, fuu
+  if ok then v, u, fuu = uint(f[2]), uint(f[4]), uint(f[6]) end
+  if ok and epochok(f[1]) and v and v >= 1 and v <= MAXVER and states[f[3]] and u
+      and (f[5] == '' or modes[f[5]]) and fuu and originok(f[7]) and uint(f[8])
+      and type(f[9]) == 'string' and #f[9] <= MAXNAME and encode(f[9]) == enc then
+    if f[9] ~= name then return {'collision', fmt(now), '0'} end
+    exists = true
+    epoch, ver, state, untl, force, fu, rorigin, rts = f[1], v, f[3], u, f[5], fuu, f[7], f[8]
+  else
     redis.call('DEL', key)
-    exists = false
-    epoch, ver, state, untl, force, fu = '0', 0, 'closed', 0, '', 0
-  elseif f[9] ~= name then
-    return {'collision', fmt(now)}
+    repaired = 1
   end
-elseif not ok then
-  redis.call('DEL', key)
 end
 if force ~= '' and fu > 0 and fu <= now then force = ''; fu = 0 end
 local function reply(status)
-  if not exists then return {status, fmt(now)} end
-  return {status, fmt(now), epoch, fmt(ver), state, fmt(untl), force, fmt(fu),
-    f[7] or '', f[8] or ''}
+  if not exists then return {status, fmt(now), fmt(repaired)} end
+  return {status, fmt(now), fmt(repaired), epoch, fmt(ver), state, fmt(untl), force, fmt(fu),
+    rorigin, rts}
 end
 if op == 'auto' then
-  if not states[arg] then return bad('state') end
   if force ~= '' then return reply('override') end
-  if exists and state == 'open' and untl > now then
-    if arg == 'open' or (arg == 'half_open' and untl - now > grace) then
-      return reply('running')
-    end
+  local running = exists and state == 'open' and untl > now
+  local want = now + math.min(dur, maxms)
+  if running and arg == 'open' then
+    if want >= untl then return reply('running') end
+  else
+    if running and arg == 'half_open' and untl - now > grace then return reply('running') end
+    if epoch ~= xe or ver ~= xv then return reply('stale') end
   end
-  if epoch ~= xe or ver ~= xv then return reply('stale') end
   state = arg
-  if arg == 'open' then untl = now + math.min(dur, maxms) else untl = 0 end
+  if arg == 'open' then untl = want else untl = 0 end
 elseif op == 'force' then
-  if not modes[arg] then return bad('mode') end
   force = arg
   if dur > 0 then fu = now + math.min(dur, maxms) else fu = 0 end
   state = 'closed'; untl = 0
-elseif op == 'clear' then
-  force = ''; fu = 0; state = 'closed'; untl = 0
 else
-  return bad('op')
+  force = ''; fu = 0; state = 'closed'; untl = 0
 end
-if not exists then epoch = t[1] .. string.format('%06d', tonumber(t[2])) end
+if not exists or ver >= MAXVER then
+  epoch = t[1] .. string.format('%06d', tonumber(t[2]))
+  ver = 0
+end
 ver = ver + 1
 local rem = 0
 if state == 'open' then rem = untl - now end
@@ -135,24 +204,35 @@ else
   redis.call('PEXPIRE', key, fmt(life))
   expires = fmt(now + life)
 end
-redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. fmt(now))
+if not pcall(redis.call, 'ZREMRANGEBYSCORE', idx, '-inf', '(' .. fmt(now)) then
+  redis.call('DEL', idx)
+  repaired = 1
+end
 redis.call('ZADD', idx, expires, enc)
 redis.call('PUBLISH', prefix .. 'ev', '{"v":1,"ns":"' .. ns .. '","k":"' .. enc ..
   '","e":"' .. epoch .. '","n":' .. fmt(ver) .. ',"s":"' .. state .. '","r":' .. fmt(rem) ..
   ',"f":"' .. force .. '","fr":' .. fmt(frem) .. ',"o":"' .. origin .. '"}')
-return {'ok', fmt(now), epoch, fmt(ver), state, fmt(untl), force, fmt(fu), origin, fmt(now)}
+return {'ok', fmt(now), fmt(repaired), epoch, fmt(ver), state, fmt(untl), force, fmt(fu),
+  origin, fmt(now)}
 "#;
 
 /// The read script: server `TIME` and the fields of every key in `KEYS`, in
 /// one round trip on the node that owns the namespace's slot (so the time
 /// and the records come from the same server, also in a cluster). A key of
-/// the wrong type reads as `false` (corrupt) instead of failing the batch.
+/// the wrong type, or a record with a field longer than any valid one (1024
+/// bytes, the longest name), reads as `false` (corrupt) instead of failing
+/// the batch or filling the reply.
 pub const READ_LUA: &str = r#"
 local t = redis.call('TIME')
 local out = {t[1], t[2]}
 for i = 1, #KEYS do
   local ok, f = pcall(redis.call, 'HMGET', KEYS[i], 'epoch', 'ver', 'state', 'until', 'force',
     'force_until', 'origin', 'ts', 'name')
+  if ok then
+    for j = 1, 9 do
+      if f[j] and #f[j] > 1024 then ok = false end
+    end
+  end
   if ok then out[i + 2] = f else out[i + 2] = false end
 end
 return out
@@ -174,10 +254,6 @@ pub const FIELDS: [&str; 9] = [
 /// Largest accepted field value (the raw name may be up to
 /// `circuit_core::registry::MAX_NAME_LEN` bytes; everything else is short).
 const MAX_FIELD_LEN: usize = circuit_core::registry::MAX_NAME_LEN;
-
-/// Largest accepted time or duration in milliseconds (about 285 years of
-/// Unix time): anything larger is corrupt.
-pub(crate) const MAX_MILLIS: u64 = 1 << 53;
 
 /// The automatic state kept in a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -372,8 +448,10 @@ fn millis(b: &[u8]) -> Option<u64> {
 }
 
 /// Validates the fields of one record (in [`FIELDS`] order) against the
-/// expected raw `name`, with `now_ms` the server time of the read.
-pub(crate) fn parse_fields(fields: &[Value], name: &str, now_ms: u64) -> Read {
+/// expected raw `name`, with `now_ms` the server time of the read. A record
+/// is [`Read::Found`] only when every field is exactly what the write script
+/// writes (module docs, rule 3): nothing is rounded, trimmed or defaulted.
+pub fn parse_fields(fields: &[Value], name: &str, now_ms: u64) -> Read {
     if fields.len() != FIELDS.len() {
         return Read::Corrupt;
     }
@@ -396,12 +474,14 @@ pub(crate) fn parse_any(fields: &[Value], now_ms: u64) -> Option<(String, Record
 fn parse_present(fields: &[Value], name: Option<&str>, now_ms: u64) -> Option<Record> {
     let f = |i: usize| bytes(&fields[i]);
     let epoch = parse_u64(f(0)?).filter(|&e| e > 0)?;
-    let ver = parse_u64(f(1)?).filter(|&v| (1..=MAX_MILLIS).contains(&v))?;
+    let ver = parse_u64(f(1)?).filter(|&v| (1..=MAX_VERSION).contains(&v))?;
     let state = AutoState::parse(f(2)?)?;
     let until_ms = millis(f(3)?)?;
     let force_raw = f(4)?;
     let force_until_ms = millis(f(5)?)?;
-    let origin = std::str::from_utf8(f(6)?).ok()?;
+    let origin = std::str::from_utf8(f(6)?)
+        .ok()
+        .filter(|o| valid_origin(o))?;
     let ts_ms = millis(f(7)?)?;
     let stored_name = f(8)?;
     if let Some(n) = name {
@@ -477,12 +557,15 @@ pub struct WriteReply {
     pub now_ms: u64,
     /// The record now.
     pub record: Option<Record>,
+    /// The stored record (or the namespace index) was malformed and the
+    /// script replaced it.
+    pub repaired: bool,
 }
 
 /// Parses the write script's reply. `Err` carries a description of a reply
 /// that does not have the expected shape (including `bad` argument
 /// rejections).
-pub(crate) fn parse_write_reply(v: &Value) -> Result<WriteReply, String> {
+pub fn parse_write_reply(v: &Value) -> Result<WriteReply, String> {
     let Value::Array(items) = v else {
         return Err(format!("unexpected reply {v:?}"));
     };
@@ -502,12 +585,17 @@ pub(crate) fn parse_write_reply(v: &Value) -> Result<WriteReply, String> {
     let now_ms = text(1)
         .and_then(millis)
         .ok_or("reply without server time")?;
-    let record = if items.len() == 2 {
+    let repaired = match text(2) {
+        Some(b"0") => false,
+        Some(b"1") => true,
+        _ => return Err("reply without the repair flag".into()),
+    };
+    let record = if items.len() == 3 {
         None
-    } else if items.len() == 10 {
+    } else if items.len() == 11 {
         // Reply fields: epoch ver state until force force_until origin ts;
         // the name is the caller's.
-        let mut fields: Vec<Value> = items[2..10].to_vec();
+        let mut fields: Vec<Value> = items[3..11].to_vec();
         fields.push(Value::BulkString(Vec::new()));
         Some(parse_present(&fields, None, now_ms).ok_or("reply with a corrupt record")?)
     } else {
@@ -517,7 +605,23 @@ pub(crate) fn parse_write_reply(v: &Value) -> Result<WriteReply, String> {
         status,
         now_ms,
         record,
+        repaired,
     })
+}
+
+/// Parses the read script's reply for the records of `names` (raw names, in
+/// `KEYS` order): the server time of the read (Unix ms) and one result per
+/// name. `None` when the reply does not have that shape. Each record is
+/// validated on its own: a malformed one reads as [`Read::Corrupt`] and
+/// changes nothing about the others.
+pub fn parse_read_reply(v: Value, names: &[&str]) -> Option<(u64, Vec<Read>)> {
+    let (now, recs) = split_read_reply(v, names.len())?;
+    let reads = recs
+        .iter()
+        .zip(names)
+        .map(|(f, name)| parse_fields(f, name, now))
+        .collect();
+    Some((now, reads))
 }
 
 /// Splits the read script's reply into the server time (Unix ms) and one
@@ -586,6 +690,14 @@ mod tests {
             (3, "99999999999999999999"),
             (4, "sideways"),
             (5, "01"),
+            (1, "1.5"),
+            (1, "1e19"),
+            (1, "9007199254740991"),
+            (1, "1000000000000000"),
+            (3, "9007199254741002"),
+            (7, "bogus"),
+            (6, "a b"),
+            (6, ""),
         ] {
             let mut f = good.clone();
             f[i] = bulk(bad);
@@ -638,6 +750,7 @@ mod tests {
         let v = Value::Array(vec![
             bulk("running"),
             bulk("1700000000000"),
+            bulk("0"),
             bulk("1700000000000123"),
             bulk("3"),
             bulk("open"),
@@ -649,15 +762,55 @@ mod tests {
         ]);
         let r = parse_write_reply(&v).unwrap();
         assert_eq!(r.status, WriteStatus::Running);
+        assert!(!r.repaired);
         assert_eq!(
             r.record.unwrap().open_remaining,
             Duration::from_millis(1000)
         );
         let v = Value::Array(vec![bulk("bad"), bulk("origin")]);
         assert!(parse_write_reply(&v).unwrap_err().contains("origin"));
-        let v = Value::Array(vec![bulk("stale"), bulk("5")]);
-        assert_eq!(parse_write_reply(&v).unwrap().record, None);
+        let v = Value::Array(vec![bulk("stale"), bulk("5"), bulk("1")]);
+        let r = parse_write_reply(&v).unwrap();
+        assert_eq!(r.record, None);
+        assert!(r.repaired);
+        assert!(parse_write_reply(&Value::Array(vec![bulk("stale"), bulk("5")])).is_err());
         assert!(parse_write_reply(&Value::Nil).is_err());
+    }
+
+    #[test]
+    fn versions_and_times_are_bounded_integers() {
+        let now = 1_700_000_000_000;
+        let mut f = rec([
+            "1700000000000123",
+            "999999999999999",
+            "closed",
+            "999999999999999",
+            "",
+            "0",
+            "node-1",
+            "999999999999999",
+            "db",
+        ]);
+        let Read::Found(r) = parse_fields(&f, "db", now) else {
+            panic!()
+        };
+        assert_eq!(r.version.ver, MAX_VERSION);
+        assert_eq!(r.until_ms, MAX_MILLIS);
+        f[1] = bulk("1000000000000000");
+        assert_eq!(parse_fields(&f, "db", now), Read::Corrupt);
+    }
+
+    #[test]
+    fn the_script_uses_the_same_bounds() {
+        assert!(WRITE_LUA.contains(&format!(
+            "local MAXVER, MAXWIN, MAXNAME = {MAX_VERSION}, {MAX_WINDOW_MS}, {}",
+            circuit_core::registry::MAX_NAME_LEN
+        )));
+        // 15 digits: the largest version and time.
+        assert_eq!(MAX_VERSION.to_string().len(), 15);
+        assert_eq!(MAX_MILLIS.to_string().len(), 15);
+        assert!(WRITE_LUA.contains("#s > 15"));
+        assert!(READ_LUA.contains(&format!("#f[j] > {MAX_FIELD_LEN}")));
     }
 
     #[test]

@@ -9,9 +9,17 @@ use redis::{ConnectionLike, Script, Value};
 
 use crate::keys::{encode_name, Namespace};
 use crate::script::{
-    parse_any, parse_fields, parse_write_reply, split_read_reply, AutoState, ForceMode, Read,
-    Record, Version, WriteReply, READ_LUA, WRITE_LUA,
+    parse_any, parse_read_reply, parse_write_reply, split_read_reply, AutoState, ForceMode, Read,
+    Record, Version, WriteReply, MAX_MILLIS, MAX_WINDOW_MS, READ_LUA, WRITE_LUA,
 };
+
+fn bad_read_reply() -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Parse,
+        "read script",
+        "unexpected reply shape".to_owned(),
+    ))
+}
 
 /// Keys per read-script call (one short script run per batch).
 pub(crate) const READ_BATCH: usize = 200;
@@ -116,14 +124,14 @@ impl Scripts {
             .arg(name)
             .arg(&enc)
             .arg(arg)
-            .arg(dur.min(crate::script::MAX_MILLIS))
+            .arg(dur.min(MAX_MILLIS))
             .arg(expect.epoch)
             .arg(expect.ver)
             .arg(origin)
-            .arg(limits.max_ms.max(1))
-            .arg(limits.ttl_ms.max(1))
+            .arg(limits.max_ms.clamp(1, MAX_WINDOW_MS))
+            .arg(limits.ttl_ms.clamp(1, MAX_WINDOW_MS))
             .arg(ns.as_str())
-            .arg(limits.grace_ms)
+            .arg(limits.grace_ms.min(MAX_WINDOW_MS))
             .invoke(con)?;
         parse_write_reply(&v)
             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Parse, "write script", e)))
@@ -140,13 +148,10 @@ impl Scripts {
         let mut out = Vec::with_capacity(names.len());
         let mut now = 0;
         for chunk in names.chunks(READ_BATCH) {
-            let (t, recs) = self.read_raw(con, ns, chunk.iter().map(|n| encode_name(n)))?;
+            let v = self.invoke_read(con, ns, chunk.iter().map(|n| encode_name(n)))?;
+            let (t, reads) = parse_read_reply(v, chunk).ok_or_else(bad_read_reply)?;
             now = t;
-            out.extend(
-                recs.iter()
-                    .zip(chunk)
-                    .map(|(f, name)| parse_fields(f, name, t)),
-            );
+            out.extend(reads);
         }
         if names.is_empty() {
             now = self.read_raw(con, ns, std::iter::empty())?.0;
@@ -179,25 +184,27 @@ impl Scripts {
         Ok((now, out))
     }
 
-    fn read_raw(
+    fn invoke_read(
         &self,
         con: &mut dyn ConnectionLike,
         ns: &Namespace,
         encs: impl Iterator<Item = String>,
-    ) -> redis::RedisResult<(u64, Vec<Vec<Value>>)> {
+    ) -> redis::RedisResult<Value> {
         let mut inv = self.read.prepare_invoke();
-        let mut n = 0;
         for enc in encs {
             inv.key(ns.record_key(&enc));
-            n += 1;
         }
-        let v: Value = inv.invoke(con)?;
-        split_read_reply(v, n).ok_or_else(|| {
-            redis::RedisError::from((
-                redis::ErrorKind::Parse,
-                "read script",
-                "unexpected reply shape".to_owned(),
-            ))
-        })
+        inv.invoke(con)
+    }
+
+    fn read_raw(
+        &self,
+        con: &mut dyn ConnectionLike,
+        ns: &Namespace,
+        encs: impl ExactSizeIterator<Item = String>,
+    ) -> redis::RedisResult<(u64, Vec<Vec<Value>>)> {
+        let n = encs.len();
+        let v = self.invoke_read(con, ns, encs)?;
+        split_read_reply(v, n).ok_or_else(bad_read_reply)
     }
 }

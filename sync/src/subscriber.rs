@@ -94,7 +94,7 @@ impl Subscriber {
                     }
                     match notice::parse(msg.get_payload_bytes(), &self.ns) {
                         Ok(n) => {
-                            if self.tx.send(Event::Notice(n)).is_err() {
+                            if self.tx.send(Event::Hint(n.hint())).is_err() {
                                 return Ok(());
                             }
                         }

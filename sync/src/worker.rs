@@ -4,9 +4,16 @@
 //! wrote (`known`), and at most one pending local change (`pending`, the
 //! latest wins). Rules:
 //!
-//! 1. A notice or record is applied only when its `(epoch, ver)` is newer
-//!    than `known` (a record read directly is the current one, so any other
-//!    version counts); older ones are counted as stale and ignored.
+//! 1. State comes only from records read from (or returned by) Redis, after
+//!    validation, never from a notice: a notice is a hint to read the
+//!    record. A notice whose version is `known` or an older one of the same
+//!    incarnation is counted as stale and causes nothing; any other notice
+//!    (a newer version, another epoch, a forgery) queues a read of the
+//!    record, and the hints gathered in one turn are read in one batch
+//!    before anything is written. `known` holds only versions of records
+//!    read or written, so no notice can hide later ones. A record read
+//!    directly is the current one, so any version other than `known` is
+//!    applied.
 //! 2. While a breaker has a pending local change, remote states for it are
 //!    deferred, not applied: the pending write decides. If the write is
 //!    refused, the record in the reply (the current one) is applied; if the
@@ -24,6 +31,20 @@
 //!    from the local state.
 //! 6. Nothing is ever created in the registry: notices for names not
 //!    registered here are counted and dropped.
+//! 7. One breaker never blocks the others: a write that fails for a reason
+//!    of its own (a reply that does not parse, a script error, an argument
+//!    refused) backs that breaker off alone (full jitter, doubling from
+//!    `backoff_min` to `backoff_max`) and the flush goes on with the rest;
+//!    failing breakers are written after the healthy ones. Only a lost
+//!    connection, or a server that refuses every write (out of memory,
+//!    read-only, no permission, loading), stops the flush.
+//! 8. Every instance follows the record's open deadline: a record applied
+//!    while the local breaker is OPEN brings the local deadline forward, and
+//!    each reconcile compares the local deadline of an OPEN breaker with its
+//!    record's running episode: a local deadline later than the record's
+//!    (by more than [`DEADLINE_TOLERANCE`]) is brought forward to it; an
+//!    earlier one is the episode's earliest deadline, so it is written (the
+//!    script keeps the earlier deadline) and the others follow.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +56,7 @@ use circuit_core::{Breaker, Reason, State, Transition};
 
 use crate::conn::{describe, CommandConn, Endpoint};
 use crate::keys::{encode_name, Namespace};
-use crate::notice::Notice;
+use crate::notice::Hint;
 use crate::script::{AutoState, ForceMode, Read, Record, Version, WriteReply, WriteStatus};
 use crate::store::{Limits, Scripts, WriteOp};
 use crate::{Backoff, Event, Reg, Rng, Shared, SyncConfig, SyncStatus};
@@ -47,24 +68,31 @@ const TICK: Duration = Duration::from_millis(250);
 /// Events handled per turn before the worker writes what is pending.
 const DRAIN: usize = 4096;
 
-/// A remote state, from a notice or a record.
+/// A local open deadline this close to the record's counts as the same
+/// (the conversion through server time is off by the read's latency).
+pub(crate) const DEADLINE_TOLERANCE: Duration = Duration::from_millis(50);
+
+/// Server errors that refuse every write, not just one breaker's.
+const GLOBAL_ERRORS: [&str; 10] = [
+    "OOM",
+    "READONLY",
+    "NOPERM",
+    "LOADING",
+    "BUSY",
+    "MASTERDOWN",
+    "CLUSTERDOWN",
+    "TRYAGAIN",
+    "MISCONF",
+    "NOREPLICAS",
+];
+
+/// A remote state, from a validated record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Remote {
     version: Version,
     state: AutoState,
     open_remaining: Duration,
     force: Option<(ForceMode, Option<Duration>)>,
-}
-
-impl From<&Notice> for Remote {
-    fn from(n: &Notice) -> Remote {
-        Remote {
-            version: n.version,
-            state: n.state,
-            open_remaining: n.open_remaining,
-            force: n.force,
-        }
-    }
 }
 
 impl From<&Record> for Remote {
@@ -131,6 +159,8 @@ struct Pending {
     queued: Instant,
     /// The version the change was decided on.
     base: Option<Version>,
+    /// No (further) retry of a stale OPEN: set after the one retry, and for
+    /// deadline repairs, which only ever bring a running window forward.
     retried: bool,
 }
 
@@ -140,6 +170,10 @@ struct Tracked {
     known: Option<Version>,
     pending: Option<Pending>,
     deferred: Option<Remote>,
+    /// Consecutive failed writes of the pending change (rule 7).
+    failures: u32,
+    /// Not written again before this (rule 7).
+    retry_at: Option<Instant>,
 }
 
 /// The token bucket on top of all writes.
@@ -187,9 +221,12 @@ pub(crate) struct Worker {
     resync: bool,
     /// The last read (reconcile) was refused by the server.
     read_trouble: bool,
-    /// The last write was refused by the server (out of memory, read-only
-    /// replica, ACL); cleared by a successful write or when nothing waits.
+    /// The server refused a write for a reason that holds for every write
+    /// (out of memory, read-only replica, ACL); cleared by a successful
+    /// write or when nothing waits.
     write_trouble: bool,
+    /// Breakers named by notices since the last read (rule 1).
+    hinted: HashSet<Arc<str>>,
     next_reconcile: Instant,
     tracked: HashMap<Arc<str>, Tracked>,
     by_enc: HashMap<String, Arc<str>>,
@@ -252,6 +289,7 @@ impl Worker {
             resync: true,
             read_trouble: false,
             write_trouble: false,
+            hinted: HashSet::new(),
             next_reconcile: now + cfg.reconcile_every,
             tracked: HashMap::new(),
             by_enc: HashMap::new(),
@@ -296,24 +334,44 @@ impl Worker {
     fn wait_time(&self) -> Duration {
         let now = Instant::now();
         let mut until = now + TICK;
-        if self.conn.is_none() || self.read_trouble || self.write_trouble {
+        let blocked = self.conn.is_none() || self.read_trouble || self.write_trouble;
+        if blocked {
             until = until.min(self.retry_at.max(now));
         }
         if self.conn.is_some() && !self.resync {
             until = until.min(self.next_reconcile);
         }
-        for name in &self.dirty {
-            if let Some(p) = self.tracked.get(name).and_then(|t| t.pending) {
-                until = until.min(p.queued + self.cfg.coalesce);
+        if !blocked && self.subscribed {
+            if !self.hinted.is_empty() {
+                return Duration::ZERO;
+            }
+            for name in &self.dirty {
+                if let Some(tr) = self.tracked.get(name) {
+                    if let Some(p) = tr.pending {
+                        until = until.min(self.due_at(tr, &p));
+                    }
+                }
             }
         }
         until.saturating_duration_since(now)
     }
 
+    /// When a pending change may be written: at once for OPEN and operator
+    /// actions, after the linger for the rest, not before its own retry
+    /// time after a failure (rule 7).
+    fn due_at(&self, tr: &Tracked, p: &Pending) -> Instant {
+        let at = if p.kind.urgent() {
+            p.queued
+        } else {
+            p.queued + self.cfg.coalesce
+        };
+        tr.retry_at.map_or(at, |r| r.max(at))
+    }
+
     fn handle(&mut self, ev: Event) {
         match ev {
             Event::Local(name, t) => self.local(name, &t),
-            Event::Notice(n) => self.notice(&n),
+            Event::Hint(h) => self.hint(&h),
             Event::Subscribed => {
                 self.subscribed = true;
                 self.resync = true;
@@ -334,6 +392,8 @@ impl Worker {
                     known: None,
                     pending: None,
                     deferred: None,
+                    failures: 0,
+                    retry_at: None,
                 },
             );
         }
@@ -361,30 +421,39 @@ impl Worker {
         self.dirty.insert(name);
     }
 
-    fn notice(&mut self, n: &Notice) {
-        let name = match self.by_enc.get(&n.enc) {
+    /// A notice: at most a read of the record (rule 1).
+    fn hint(&mut self, h: &Hint) {
+        let name = match self.by_enc.get(&h.enc) {
             Some(name) => name.clone(),
-            None => match self.registry.get(&n.enc) {
+            None => match self.registry.get(&h.enc) {
                 // A plain name registered since the last scan.
-                Some(b) if encode_name(b.name()) == n.enc => b.name().clone(),
+                Some(b) if encode_name(b.name()) == h.enc => b.name().clone(),
                 _ => {
                     Shared::bump(&self.shared.unknown_ignored);
                     return;
                 }
             },
         };
-        let remote = Remote::from(n);
         let tr = self.track(&name);
-        if tr.known.is_some_and(|k| remote.version <= k) {
+        let seen = tr
+            .known
+            .is_some_and(|k| k.epoch == h.version.epoch && h.version.ver <= k.ver);
+        if seen {
             Shared::bump(&self.shared.stale_ignored);
             return;
         }
-        if tr.pending.is_some() {
-            tr.deferred = Some(remote);
-            return;
+        self.hinted.insert(name);
+    }
+
+    /// Reads the records the notices of this turn named, in one batch.
+    fn read_hinted(&mut self) -> Result<(), ()> {
+        let names: Vec<Arc<str>> = std::mem::take(&mut self.hinted).into_iter().collect();
+        let r = self.reconcile(&names, false);
+        if r.is_err() && self.conn.is_some() {
+            // A refused read: try again after the back-off.
+            self.hinted.extend(names);
         }
-        tr.known = Some(remote.version);
-        self.apply(&name, &remote);
+        r
     }
 
     /// Makes the local breaker follow `r` (with `Reason::Remote`).
@@ -439,15 +508,23 @@ impl Worker {
         } else if now >= self.next_reconcile && self.reconcile_all(false).is_err() {
             return;
         }
+        if !self.hinted.is_empty() && self.read_hinted().is_err() {
+            return;
+        }
         self.flush(false);
     }
 
     fn publish_status(&self) {
+        let failing = self
+            .dirty
+            .iter()
+            .any(|n| self.tracked.get(n).is_some_and(|t| t.failures > 0));
         let ok = self.conn.is_some()
             && self.subscribed
             && !self.resync
             && !self.read_trouble
-            && !self.write_trouble;
+            && !self.write_trouble
+            && !failing;
         self.shared.set_status(if ok {
             SyncStatus::Connected
         } else {
@@ -528,6 +605,10 @@ impl Worker {
             self.track(n);
         }
         let r = self.reconcile(&names, after_subscribe);
+        if r.is_ok() {
+            // Every record was just read: the hints are answered.
+            self.hinted.clear();
+        }
         let jitter = 1.0 + self.cfg.reconcile_jitter * (2.0 * self.rng.unit() - 1.0);
         self.next_reconcile = Instant::now() + self.cfg.reconcile_every.mul_f64(jitter);
         r
@@ -582,6 +663,8 @@ impl Worker {
                     tr.known = Some(r.version);
                     let remote = Remote::from(r);
                     self.apply(name, &remote);
+                } else {
+                    self.align_deadline(name, &b, r);
                 }
             }
             (None, None) => {
@@ -590,6 +673,32 @@ impl Worker {
                 if lost {
                     self.republish(name, &b);
                 }
+            }
+        }
+    }
+
+    /// Rule 8: the record is the one already applied; if its open episode
+    /// and the local OPEN disagree on the deadline, the earlier one wins.
+    fn align_deadline(&mut self, name: &Arc<str>, b: &Breaker, r: &Record) {
+        if r.force.is_some() || r.state != AutoState::Open || r.open_remaining.is_zero() {
+            return;
+        }
+        let Some(deadline) = b.open_deadline() else {
+            return;
+        };
+        let now = self.registry.clock().now();
+        let local = Duration::from_nanos(deadline.saturating_sub(now));
+        let fleet = r.open_remaining.min(self.cfg.max_open);
+        if local > fleet + DEADLINE_TOLERANCE {
+            if b.shorten_open(fleet) {
+                Shared::bump(&self.shared.applied);
+            }
+        } else if fleet > local + DEADLINE_TOLERANCE && !local.is_zero() {
+            let known = self.tracked.get(name).and_then(|t| t.known);
+            self.republish(name, b);
+            if let Some(p) = self.tracked.get_mut(name).and_then(|t| t.pending.as_mut()) {
+                p.base = known;
+                p.retried = true;
             }
         }
     }
@@ -659,18 +768,23 @@ impl Worker {
             return;
         }
         let now = Instant::now();
-        let mut due: Vec<(bool, Arc<str>)> = self
+        let mut due: Vec<(bool, bool, Arc<str>)> = self
             .dirty
             .iter()
             .filter_map(|n| {
-                let p = self.tracked.get(n)?.pending?;
-                let ready = all || p.kind.urgent() || now >= p.queued + self.cfg.coalesce;
-                ready.then(|| (!p.kind.urgent(), n.clone()))
+                let tr = self.tracked.get(n)?;
+                let p = tr.pending?;
+                let ready = if all {
+                    tr.retry_at.is_none_or(|r| now >= r)
+                } else {
+                    now >= self.due_at(tr, &p)
+                };
+                ready.then(|| (tr.failures > 0, !p.kind.urgent(), n.clone()))
             })
             .collect();
-        // OPEN and operator actions first.
+        // Healthy before failing (rule 7); OPEN and operator actions first.
         due.sort();
-        for (_, name) in due {
+        for (_, _, name) in due {
             if self.conn.is_none() || (self.write_trouble && Instant::now() < self.retry_at) {
                 return;
             }
@@ -686,6 +800,8 @@ impl Worker {
             if tr.pending.take().is_some() {
                 self.shared.pending.fetch_sub(1, Ordering::Relaxed);
             }
+            tr.failures = 0;
+            tr.retry_at = None;
         }
         self.dirty.remove(name);
     }
@@ -741,13 +857,42 @@ impl Worker {
             .write(&mut **conn, &self.ns, name, op, &self.origin, self.limits);
         let reply = match reply {
             Ok(r) => r,
-            Err(e) => {
+            Err(e)
+                if is_connection_error(&e)
+                    || e.code().is_some_and(|c| GLOBAL_ERRORS.contains(&c)) =>
+            {
                 self.failed("write", true, &e);
+                return;
+            }
+            Err(e) => {
+                self.failed_one(name, &e);
                 return;
             }
         };
         self.succeeded(true);
+        if reply.repaired {
+            Shared::bump(&self.shared.repaired);
+        }
+        if let Some(tr) = self.tracked.get_mut(name) {
+            tr.failures = 0;
+            tr.retry_at = None;
+        }
         self.written(name, p, reply);
+    }
+
+    /// Rule 7: a write that failed for a reason of this breaker's own backs
+    /// off this breaker only.
+    fn failed_one(&mut self, name: &Arc<str>, e: &redis::RedisError) {
+        self.shared
+            .error(format!("write of breaker {name:?}: {}", describe(e)));
+        let (min, max) = (self.cfg.backoff_min, self.cfg.backoff_max);
+        let unit = self.rng.unit();
+        if let Some(tr) = self.tracked.get_mut(name) {
+            let ceiling = min.saturating_mul(1u32 << tr.failures.min(16)).min(max);
+            tr.failures = tr.failures.saturating_add(1);
+            // Full jitter, but never sooner than the minimum.
+            tr.retry_at = Some(Instant::now() + ceiling.mul_f64(unit).max(min));
+        }
     }
 
     fn written(&mut self, name: &Arc<str>, p: Pending, reply: WriteReply) {
@@ -962,6 +1107,133 @@ mod tests {
         assert_eq!(b.state(), State::HalfOpen);
         assert!(apply_to(&b, &remote(AutoState::Closed, 0, None), MAX));
         assert_eq!(b.state(), State::Closed);
+    }
+
+    /// A command connection that answers every write script call with an
+    /// `ok` reply, except for keys containing `fail`, which get a reply
+    /// that does not parse (as a malformed record once caused).
+    struct FakeConn {
+        fail: &'static str,
+        written: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl redis::ConnectionLike for FakeConn {
+        fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+            use redis::Value;
+            let text = String::from_utf8_lossy(cmd);
+            let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+            if text.contains(self.fail) {
+                return Ok(Value::Array(vec![bulk("ok"), bulk("bogus")]));
+            }
+            let key = text
+                .split("\r\n")
+                .find(|l| l.starts_with("cb:{t}:b:"))
+                .unwrap_or_default();
+            self.written.lock().unwrap().push(key.to_owned());
+            let n = self.written.lock().unwrap().len().to_string();
+            let reply = [
+                "ok",
+                "1700000000000",
+                "0",
+                "1700000000000123",
+                &n,
+                "open",
+                "1700000010000",
+                "",
+                "0",
+                "me",
+                "1700000000000",
+            ];
+            Ok(Value::Array(reply.iter().map(|s| bulk(s)).collect()))
+        }
+
+        fn req_packed_commands(
+            &mut self,
+            _cmd: &[u8],
+            _offset: usize,
+            _count: usize,
+        ) -> redis::RedisResult<Vec<redis::Value>> {
+            Ok(Vec::new())
+        }
+
+        fn get_db(&self) -> i64 {
+            0
+        }
+
+        fn check_connection(&mut self) -> bool {
+            true
+        }
+
+        fn is_open(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_breaker_whose_write_keeps_failing_never_blocks_the_others() {
+        let clock = Arc::new(ManualClock::new(1_000_000_000));
+        let r = Arc::new(registry(clock.clone()));
+        let shared = Arc::new(Shared::default());
+        let (_tx, rx) = std::sync::mpsc::sync_channel(1);
+        let mut w = Worker::new(
+            Reg(r.clone()),
+            SyncConfig::new("redis://127.0.0.1:1", "t"),
+            Namespace::new("t").unwrap(),
+            Endpoint::parse("redis://127.0.0.1:1", false, None).unwrap(),
+            shared.clone(),
+            rx,
+            Arc::new(AtomicBool::new(false)),
+            "me".into(),
+        );
+        let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+        w.conn = Some(Box::new(FakeConn {
+            fail: "a-poison",
+            written: written.clone(),
+        }));
+        (w.subscribed, w.resync) = (true, false);
+        let trip = |w: &mut Worker, name: &str| {
+            let b = r.get_or_create(name).unwrap();
+            let p = b.acquire().unwrap();
+            b.record(p, Outcome::Failure, Duration::ZERO);
+            let t = Transition {
+                from: State::Closed,
+                to: State::Open,
+                generation: b.generation(),
+                reason: Reason::ConsecutiveFailures,
+                at: r.clock().now(),
+                open_for: 10_000_000_000,
+            };
+            w.local(b.name().clone(), &t);
+        };
+        // The failing breaker sorts first.
+        for n in ["a-poison", "b-other", "c-more"] {
+            trip(&mut w, n);
+        }
+        w.flush(false);
+        let keys = |w: &Arc<std::sync::Mutex<Vec<String>>>| w.lock().unwrap().clone();
+        assert_eq!(keys(&written), ["cb:{t}:b:b-other", "cb:{t}:b:c-more"]);
+        let poisoned = &w.tracked[&Arc::<str>::from("a-poison")];
+        assert_eq!(poisoned.failures, 1);
+        assert!(poisoned.pending.is_some() && poisoned.retry_at.is_some());
+        w.publish_status();
+        assert_eq!(shared.stats().status, SyncStatus::Degraded);
+        assert_eq!(shared.stats().pending, 1);
+        // Backing off: a later trip is written first, the failing one not
+        // retried before its time.
+        trip(&mut w, "d-late");
+        w.flush(false);
+        assert_eq!(keys(&written).last().unwrap(), "cb:{t}:b:d-late");
+        assert_eq!(w.tracked[&Arc::<str>::from("a-poison")].failures, 1);
+        // Once its time has come it is tried again, after the healthy ones.
+        w.tracked
+            .get_mut(&Arc::<str>::from("a-poison"))
+            .unwrap()
+            .retry_at = Some(Instant::now());
+        trip(&mut w, "e-last");
+        w.flush(false);
+        assert_eq!(keys(&written).last().unwrap(), "cb:{t}:b:e-last");
+        assert_eq!(w.tracked[&Arc::<str>::from("a-poison")].failures, 2);
+        assert!(shared.stats().last_error.unwrap().contains("a-poison"));
     }
 
     #[test]

@@ -659,3 +659,470 @@ fn a_full_or_read_only_redis_degrades_keeps_local_state_and_catches_up() {
         a.handle.status().status == SyncStatus::Connected
     }));
 }
+
+// ----- hostile records and notices (issue 13, items 5-8) -------------------
+
+/// A field and its new value (`None`: left out).
+type Change<'a> = (&'a str, Option<&'a str>);
+
+/// The fields of a valid record of `name`, with `changes` applied.
+fn record_fields(name: &str, changes: &[Change]) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, Option<String>)> = [
+        ("epoch", "1700000000000123"),
+        ("ver", "3"),
+        ("state", "closed"),
+        ("until", "0"),
+        ("force", ""),
+        ("force_until", "0"),
+        ("origin", "planted"),
+        ("ts", "1700000000000"),
+        ("name", name),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+    .collect();
+    for (k, v) in changes {
+        let slot = fields.iter_mut().find(|(f, _)| f == k).expect("a field");
+        slot.1 = v.map(str::to_owned);
+    }
+    fields
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+}
+
+/// Replaces the record of `name` in `ns` with the given hash fields.
+fn plant(redis: &RedisServer, ns: &str, name: &str, fields: &[(String, String)]) {
+    let key = format!("cb:{{{ns}}}:b:{name}");
+    redis.cli(&["DEL", &key]);
+    let mut args = vec!["HSET".to_string(), key];
+    for (k, v) in fields {
+        args.push(k.clone());
+        args.push(v.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    redis.cli(&args);
+}
+
+fn notice_json(ns: &str, enc: &str, epoch: &str, n: u64, body: &str) -> String {
+    format!(r#"{{"v":1,"ns":"{ns}","k":"{enc}","e":"{epoch}","n":{n},{body},"o":"forger"}}"#)
+}
+
+/// Milliseconds left in the local breaker's open window.
+fn open_left_ms(i: &Instance, name: &str) -> Option<u64> {
+    let b = i.registry.get(name)?;
+    let now = i.registry.clock().now();
+    b.open_deadline().map(|d| d.saturating_sub(now) / 1_000_000)
+}
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn planted_malformed_record_is_repaired_and_never_blocks_other_breakers() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let inst = instance(&url, "poison", |c| c.origin = Some("poison-a".into()));
+    // The poisoned breaker sorts first, so it used to be retried first.
+    for n in ["a-poison", "b-other"] {
+        inst.registry.get_or_create(n).unwrap();
+    }
+    inst.connected();
+    plant(
+        &redis,
+        "poison",
+        "a-poison",
+        &record_fields("a-poison", &[("ts", Some("bogus"))]),
+    );
+    inst.trip("a-poison");
+    inst.trip("b-other");
+    let mut fleet = Fleet::connect(&url, "poison").unwrap();
+    let published = |fleet: &mut Fleet, name: &str| {
+        fleet
+            .get(name)
+            .is_ok_and(|(_, r)| r.is_some_and(|r| r.state == AutoState::Open))
+    };
+    assert!(
+        wait_until(Duration::from_secs(3), || published(&mut fleet, "b-other")),
+        "another breaker's trip was never published: {:?}",
+        inst.handle.status()
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || published(&mut fleet, "a-poison")),
+        "the planted record was not replaced: {:?} {:?}",
+        fleet.get("a-poison"),
+        inst.handle.status()
+    );
+    // A new incarnation, written by this instance.
+    let rec = fleet.get("a-poison").unwrap().1.unwrap();
+    assert_eq!((rec.version.ver, rec.origin.as_str()), (1, "poison-a"));
+    assert_ne!(rec.version.epoch, 1_700_000_000_000_123);
+    let ok = wait_until(Duration::from_secs(3), || {
+        let s = inst.handle.status();
+        s.status == SyncStatus::Connected && s.pending == 0 && s.repaired >= 1
+    });
+    assert!(ok, "{:?}", inst.handle.status());
+    assert_eq!(inst.state("a-poison"), Some(State::Open));
+}
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn planted_malformed_records_of_every_kind_are_repaired_by_the_write_script() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let huge = "x".repeat(100_000);
+    let cases: Vec<(&str, Vec<Change>)> = vec![
+        ("ts=bogus", vec![("ts", Some("bogus"))]),
+        ("ver=1e19", vec![("ver", Some("1e19"))]),
+        ("ver=1.5", vec![("ver", Some("1.5"))]),
+        ("ver=2^53-1", vec![("ver", Some("9007199254740991"))]),
+        ("ver=10^15", vec![("ver", Some("1000000000000000"))]),
+        ("ver=0", vec![("ver", Some("0"))]),
+        ("ver=-1", vec![("ver", Some("-1"))]),
+        ("ver=0x10", vec![("ver", Some("0x10"))]),
+        ("ver=' 3'", vec![("ver", Some(" 3"))]),
+        ("ver=03", vec![("ver", Some("03"))]),
+        (
+            "until=2^53+10",
+            vec![("state", Some("open")), ("until", Some("9007199254741002"))],
+        ),
+        ("until=1e3", vec![("until", Some("1e3"))]),
+        ("force_until=nan", vec![("force_until", Some("nan"))]),
+        ("ts=-5", vec![("ts", Some("-5"))]),
+        ("epoch=0", vec![("epoch", Some("0"))]),
+        (
+            "epoch=22 digits",
+            vec![("epoch", Some("9999999999999999999999"))],
+        ),
+        ("state=opened", vec![("state", Some("opened"))]),
+        ("force=sideways", vec![("force", Some("sideways"))]),
+        ("origin='a b'", vec![("origin", Some("a b"))]),
+        ("origin=huge", vec![("origin", Some(huge.as_str()))]),
+        ("name=another", vec![("name", Some("another"))]),
+        ("name=huge", vec![("name", Some(huge.as_str()))]),
+        ("no ver", vec![("ver", None)]),
+        ("no ts, no origin", vec![("ts", None), ("origin", None)]),
+        ("no epoch", vec![("epoch", None)]),
+        ("no name", vec![("name", None)]),
+    ];
+    let inst = instance(&url, "table", |_| {});
+    let names: Vec<String> = (0..cases.len() + 3).map(|i| format!("m{i:02}")).collect();
+    for n in &names {
+        inst.registry.get_or_create(n).unwrap();
+    }
+    inst.connected();
+    for (i, (_, changes)) in cases.iter().enumerate() {
+        plant(
+            &redis,
+            "table",
+            &names[i],
+            &record_fields(&names[i], changes),
+        );
+    }
+    // Keys of the wrong type, and a namespace index of the wrong type.
+    let k = cases.len();
+    redis.cli(&["SET", &format!("cb:{{table}}:b:{}", names[k]), "x"]);
+    redis.cli(&["RPUSH", &format!("cb:{{table}}:b:{}", names[k + 1]), "x"]);
+    redis.cli(&["SADD", &format!("cb:{{table}}:b:{}", names[k + 2]), "x"]);
+    redis.cli(&["SET", "cb:{table}:idx", &huge]);
+    for n in &names {
+        inst.trip(n);
+    }
+    let mut fleet = Fleet::connect(&url, "table").unwrap();
+    let label = |i: usize| cases.get(i).map_or("wrong type", |c| c.0).to_owned();
+    for (i, n) in names.iter().enumerate() {
+        let ok = wait_until(Duration::from_secs(5), || {
+            fleet.get(n).is_ok_and(|(_, r)| {
+                r.is_some_and(|r| r.state == AutoState::Open && r.version.ver == 1)
+            })
+        });
+        assert!(
+            ok,
+            "{}: {:?} {:?}",
+            label(i),
+            fleet.get(n),
+            inst.handle.status()
+        );
+        assert_eq!(inst.state(n), Some(State::Open), "{}", label(i));
+    }
+    let ok = wait_until(Duration::from_secs(3), || {
+        let s = inst.handle.status();
+        s.status == SyncStatus::Connected && s.pending == 0
+    });
+    let s = inst.handle.status();
+    assert!(ok, "{s:?}");
+    assert!(s.repaired >= names.len() as u64, "{s:?}");
+    assert_eq!(s.published, names.len() as u64, "{s:?}");
+    // The index works again, so the operator listing sees every breaker.
+    assert_eq!(fleet.list().unwrap().1.len(), names.len());
+    // The operator path repairs too, and says so.
+    plant(
+        &redis,
+        "table",
+        "cli-x",
+        &record_fields("cli-x", &[("ver", Some("1.5"))]),
+    );
+    let r = fleet.force("cli-x", ForceMode::Open, None).unwrap();
+    assert!(r.repaired && r.status == WriteStatus::Ok, "{r:?}");
+    assert_eq!(r.record.unwrap().version.ver, 1);
+}
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn fractional_or_huge_version_is_refused_not_adopted() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let slow = |c: &mut SyncConfig| c.reconcile_every = Duration::from_secs(30);
+    let a = instance(&url, "vers", |_| {});
+    let b = instance(&url, "vers", slow);
+    for i in [&a, &b] {
+        for n in ["frac", "big"] {
+            i.registry.get_or_create(n).unwrap();
+        }
+        i.connected();
+    }
+    let mut fleet = Fleet::connect(&url, "vers").unwrap();
+    // ver=1.5: both compare-and-set attempts used to be stale and the
+    // planted CLOSED was adopted by the breaker that had just tripped.
+    plant(
+        &redis,
+        "vers",
+        "frac",
+        &record_fields("frac", &[("ver", Some("1.5"))]),
+    );
+    a.trip("frac");
+    let ok = wait_until(Duration::from_secs(3), || {
+        fleet
+            .get("frac")
+            .is_ok_and(|(_, r)| r.is_some_and(|r| r.state == AutoState::Open))
+    });
+    assert!(ok, "{:?} {:?}", fleet.get("frac"), a.handle.status());
+    assert_eq!(
+        a.state("frac"),
+        Some(State::Open),
+        "the garbage was adopted"
+    );
+    assert!(wait_until(Duration::from_secs(2), || b.state("frac")
+        == Some(State::Open)));
+    // ver=2^53-1: the version used to freeze at 2^53 (Lua doubles), so every
+    // later notice was stale and a reset never reached B.
+    plant(
+        &redis,
+        "vers",
+        "big",
+        &record_fields("big", &[("ver", Some("9007199254740991"))]),
+    );
+    a.trip("big");
+    assert!(wait_until(Duration::from_secs(2), || b.state("big")
+        == Some(State::Open)));
+    let v1 = fleet.get("big").unwrap().1.unwrap().version;
+    assert_eq!(v1.ver, 1, "{v1:?}");
+    a.registry.get("big").unwrap().reset();
+    let ok = wait_until(Duration::from_secs(2), || {
+        b.state("big") == Some(State::Closed)
+    });
+    assert!(ok, "the reset never propagated: {:?}", fleet.get("big"));
+    assert!(fleet.get("big").unwrap().1.unwrap().version > v1);
+    // At the largest version the next write starts a new incarnation.
+    plant(
+        &redis,
+        "vers",
+        "edge",
+        &record_fields("edge", &[("ver", Some("999999999999999"))]),
+    );
+    let before = fleet.get("edge").unwrap().1.unwrap();
+    assert_eq!(before.version.ver, circuit_sync::script::MAX_VERSION);
+    let r = fleet.force("edge", ForceMode::Open, None).unwrap();
+    let after = r.record.unwrap();
+    assert!(!r.repaired);
+    assert_eq!(after.version.ver, 1);
+    assert_ne!(after.version.epoch, before.version.epoch);
+}
+
+/// Publishes a real change of `marker` and waits until `inst` has applied
+/// it: every notice published before it has been handled by then.
+fn barrier(fleet: &mut Fleet, inst: &Instance, marker: &str, mode: ForceMode) {
+    fleet.force(marker, mode, None).unwrap();
+    let ok = wait_until(Duration::from_secs(3), || {
+        inst.state(marker) == Some(mode.to_state())
+    });
+    assert!(ok, "the marker change never arrived");
+}
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn notice_without_record_changes_nothing() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let inst = instance(&url, "forged", |c| {
+        c.reconcile_every = Duration::from_secs(30)
+    });
+    for n in ["db", "kept", "marker"] {
+        inst.registry.get_or_create(n).unwrap();
+    }
+    inst.connected();
+    let mut fleet = Fleet::connect(&url, "forged").unwrap();
+    // A real record: forced closed.
+    fleet.force("kept", ForceMode::Closed, None).unwrap();
+    assert!(wait_until(Duration::from_secs(2), || inst.state("kept")
+        == Some(State::ForcedClosed)));
+    let kept = fleet.get("kept").unwrap().1.unwrap().version;
+    let open = r#""s":"open","r":60000,"f":"","fr":0"#;
+    let forced = r#""s":"closed","r":0,"f":"open","fr":-1"#;
+    for m in [
+        // No record behind these at all.
+        notice_json("forged", "db", "1700000000000123", 5, open),
+        notice_json("forged", "db", "1700000000000123", 6, forced),
+        // Newer than the real record, claiming another state.
+        notice_json(
+            "forged",
+            "kept",
+            &kept.epoch.to_string(),
+            kept.ver + 1,
+            open,
+        ),
+        notice_json("forged", "kept", "9999999999999999999", 1, forced),
+    ] {
+        assert_eq!(fleet.publish_raw(m.as_bytes()).unwrap(), 1);
+    }
+    barrier(&mut fleet, &inst, "marker", ForceMode::Open);
+    assert_eq!(inst.state("db"), Some(State::Closed));
+    assert_eq!(inst.state("kept"), Some(State::ForcedClosed));
+    assert_eq!(fleet.get("db").unwrap().1, None, "a forged notice wrote");
+}
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn forged_huge_epoch_notice_does_not_hide_real_notices() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = instance(&url, "epoch", |_| {});
+    let b = instance(&url, "epoch", |c| {
+        c.reconcile_every = Duration::from_secs(30)
+    });
+    for i in [&a, &b] {
+        for n in ["db", "marker"] {
+            i.registry.get_or_create(n).unwrap();
+        }
+        i.connected();
+    }
+    let mut fleet = Fleet::connect(&url, "epoch").unwrap();
+    let forged = notice_json(
+        "epoch",
+        "db",
+        "9999999999999999999",
+        1,
+        r#""s":"closed","r":0,"f":"","fr":0"#,
+    );
+    assert_eq!(fleet.publish_raw(forged.as_bytes()).unwrap(), 2);
+    barrier(&mut fleet, &b, "marker", ForceMode::Open);
+    // The real trip's notice (a far smaller epoch) must still be followed,
+    // long before the next reconcile (30 s).
+    a.trip("db");
+    let ok = wait_until(Duration::from_secs(2), || {
+        b.state("db") == Some(State::Open)
+    });
+    assert!(ok, "B dropped the real notice: {:?}", b.handle.status());
+    a.registry.get("db").unwrap().reset();
+    let ok = wait_until(Duration::from_secs(2), || {
+        b.state("db") == Some(State::Closed)
+    });
+    assert!(ok, "B dropped the real reset: {:?}", b.handle.status());
+}
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn partition_trips_converge_on_earliest_deadline() {
+    let redis = RedisServer::start();
+    for u in ["a", "b"] {
+        redis.cli(&["ACL", "SETUSER", u, "on", ">pw", "~*", "&*", "+@all"]);
+    }
+    let url = |u: &str| format!("redis://{u}:pw@127.0.0.1:{}", redis.port);
+    let long = Config::builder()
+        .consecutive_failures(Some(3))
+        .open_duration(Duration::from_secs(10))
+        .jitter(0.0)
+        .build()
+        .unwrap();
+    let mk = |u: &'static str| {
+        instance(&url(u), "part", |c| {
+            c.origin = Some(u.into());
+            c.reconcile_every = Duration::from_millis(500);
+        })
+    };
+    let (a, b) = (mk("a"), mk("b"));
+    for i in [&a, &b] {
+        i.registry.set_config("db", long.clone()).unwrap();
+        i.registry.get_or_create("db").unwrap();
+        i.connected();
+    }
+    // The partition: neither instance reaches Redis.
+    for u in ["a", "b"] {
+        redis.cli(&["ACL", "SETUSER", u, "off"]);
+        redis.cli(&["CLIENT", "KILL", "USER", u]);
+    }
+    for i in [&a, &b] {
+        let ok = wait_until(Duration::from_secs(3), || {
+            i.handle.status().status == SyncStatus::Degraded
+        });
+        assert!(ok);
+    }
+    a.trip("db");
+    std::thread::sleep(Duration::from_secs(1));
+    b.trip("db");
+    // B (the later deadline) reaches Redis first and publishes.
+    redis.cli(&["ACL", "SETUSER", "b", "on"]);
+    let mut fleet = Fleet::connect(&redis.url(), "part").unwrap();
+    let ok = wait_until(Duration::from_secs(5), || {
+        fleet
+            .get("db")
+            .is_ok_and(|(_, r)| r.is_some_and(|r| r.origin == "b"))
+    });
+    assert!(ok, "{:?}", b.handle.status());
+    redis.cli(&["ACL", "SETUSER", "a", "on"]);
+    // One record, the earliest deadline (A's), on both instances.
+    let converged = |fleet: &mut Fleet| {
+        let Ok((_, Some(rec))) = fleet.get("db") else {
+            return false;
+        };
+        let fleet_left = rec.open_remaining.as_millis() as u64;
+        let (Some(la), Some(lb)) = (open_left_ms(&a, "db"), open_left_ms(&b, "db")) else {
+            return false;
+        };
+        la.abs_diff(lb) < 100 && la.abs_diff(fleet_left) < 100
+    };
+    let ok = wait_until(Duration::from_secs(5), || converged(&mut fleet));
+    assert!(
+        ok,
+        "no convergence: A {:?} ms, B {:?} ms, record {:?}",
+        open_left_ms(&a, "db"),
+        open_left_ms(&b, "db"),
+        fleet.get("db")
+    );
+    let rec = fleet.get("db").unwrap().1.unwrap();
+    assert_eq!(rec.origin, "a", "the earlier deadline did not win");
+    assert!(rec.open_remaining < Duration::from_millis(9_500), "{rec:?}");
+    // Reconcile repairs a local deadline that differs from the record's,
+    // even without a new version (no notice): a record edited in place to
+    // an earlier deadline is followed ...
+    let now = fleet.server_time_ms().unwrap();
+    let key = "cb:{part}:b:db";
+    redis.cli(&["HSET", key, "until", &(now + 3000).to_string()]);
+    let ok = wait_until(Duration::from_secs(3), || {
+        [&a, &b]
+            .iter()
+            .all(|i| open_left_ms(i, "db").is_some_and(|l| l < 3100))
+    });
+    assert!(
+        ok,
+        "{:?} {:?}",
+        open_left_ms(&a, "db"),
+        open_left_ms(&b, "db")
+    );
+    // ... and a later one loses to the local, earlier deadline.
+    let version = fleet.get("db").unwrap().1.unwrap().version;
+    let now = fleet.server_time_ms().unwrap();
+    redis.cli(&["HSET", key, "until", &(now + 8000).to_string()]);
+    let ok = wait_until(Duration::from_secs(3), || converged(&mut fleet));
+    assert!(ok, "{:?}", fleet.get("db"));
+    let rec = fleet.get("db").unwrap().1.unwrap();
+    assert!(rec.version > version && rec.open_remaining < Duration::from_millis(3100));
+}
