@@ -10,7 +10,7 @@
 use std::ffi::c_char;
 
 #[cfg(feature = "sync")]
-use ::circuit_sync::{RegistryOwner, Sync, SyncConfig, SyncError, SyncHandle, SyncStatus};
+use ::circuit_sync::{FleetSync, RegistryOwner, SyncConfig, SyncError, SyncHandle, SyncStatus};
 #[cfg(feature = "sync")]
 use circuit_core::Registry;
 
@@ -180,7 +180,7 @@ pub unsafe extern "C" fn circuit_sync_start(
         let Some(owner) = (unsafe { clone_shared(registry) }) else {
             return null_argument("registry");
         };
-        match Sync::start_owned(owner, SyncConfig::new(url, namespace)) {
+        match FleetSync::start_owned(owner, SyncConfig::new(url, namespace)) {
             Ok(handle) => {
                 out.write(new_boxed(handle));
                 circuit_result::Ok
