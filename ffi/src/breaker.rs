@@ -414,6 +414,7 @@ pub unsafe extern "C" fn circuit_breaker_acquire(
         // SAFETY: `state_word_ptr` is the address of the breaker's live
         // `AtomicU64` state word, valid while `b` is borrowed; it is only
         // read, atomically.
+        // Acquire: crate rule 1 (core invariants 2 and 3).
         let word = unsafe { std::sync::atomic::AtomicU64::from_ptr(b.state_word_ptr().cast_mut()) }
             .load(std::sync::atomic::Ordering::Acquire);
         if word & circuit_core::fast_path::MASK == 0 {

@@ -104,6 +104,7 @@ mod tests {
                 circuit_breaker_state_word(b, ptr::null_mut()),
                 circuit_result::NullArgument
             );
+            // Acquire: crate rule 1, as a wrapper reads the word.
             let w = std::sync::atomic::AtomicU64::from_ptr(word.cast_mut())
                 .load(std::sync::atomic::Ordering::Acquire);
             assert_eq!(w & CIRCUIT_WORD_FAST_MASK, 0);

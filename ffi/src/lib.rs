@@ -26,6 +26,21 @@
 //!
 //! The crate is also an `rlib` so that Rust tests and benchmarks can call
 //! the exported functions directly.
+//!
+//! ## Memory ordering rules
+//!
+//! Every atomic ordering in this crate cites one of these (the core's own
+//! are its numbered invariants, in `circuit_core`'s crate docs).
+//!
+//! 1. **The state word is read with Acquire**, as the core reads it: a
+//!    thread that sees generation `g` sees every write the winner of `g`
+//!    made before its CAS (core invariant 3), and a CLOSED word with no
+//!    override admits at once (core invariant 2). This crate only reads
+//!    the word (`circuit_breaker_acquire`'s fast path, the tests of
+//!    `circuit_breaker_state_word`); it never writes it.
+//! 2. **Everything else is Relaxed**: counters and ids that only need to
+//!    be distinct (registry ids) and hints that guard no other memory (the
+//!    count of releases parked by callbacks, see `boundary`).
 
 // C names for C types: the header is the interface.
 #![allow(non_camel_case_types)]

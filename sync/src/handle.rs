@@ -197,6 +197,7 @@ impl Inner {
     /// here; their sockets are the parent's) and start fresh ones.
     fn restart_after_fork(&self) {
         let me = std::process::id();
+        // Relaxed load, AcqRel CAS: crate rules 1 and 2.
         let was = self.port.pid.load(Ordering::Relaxed);
         if was == me
             || self

@@ -54,6 +54,23 @@
 //!
 //! The record, the scripts and their rules are described in [`script`]; the
 //! notices in [`notice`].
+//!
+//! ## Memory ordering rules
+//!
+//! Every atomic ordering in this crate cites one of these (the breakers'
+//! own are the core's numbered invariants).
+//!
+//! 1. **Counters, status and flags are Relaxed** (`Shared`'s counters and
+//!    status, the listener's overflow flag, the stop flag, the process id
+//!    a thread compares with its own): they are statistics and hints. What
+//!    a thread acts on travels through the channel to the worker or under a
+//!    mutex, which synchronise by themselves; a flag seen late only delays
+//!    a rescan or a stop by one loop.
+//! 2. **The owning process id changes by one AcqRel CAS**
+//!    (`Inner::restart_after_fork`): in a forked child exactly one thread
+//!    wins it and restarts the threads; a thread that sees the new id also
+//!    sees everything its winner did before the CAS, so no thread acts on
+//!    the parent's id once the child's is visible.
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
