@@ -15,7 +15,7 @@ use crate::boundary::{
 };
 use crate::clock::{circuit_clock, time_source};
 use crate::config::circuit_config;
-use crate::handle::{free_shared, new_shared, retain, Handle, Shared};
+use crate::handle::{free_shared, handle_of, new_shared, retain};
 use crate::result::circuit_result;
 
 /// Number of states; the length of the per-state arrays in
@@ -242,10 +242,7 @@ pub struct circuit_breaker {
     _opaque: [u8; 0],
 }
 
-impl Handle for circuit_breaker {
-    type Rust = Breaker;
-    type Ownership = Shared;
-}
+handle_of!(circuit_breaker => Shared Breaker);
 
 /// Creates a breaker from `config`, reading time from `clock`, or from the
 /// process's monotonic clock when `clock` is NULL. On success `*out_breaker`

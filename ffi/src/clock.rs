@@ -7,7 +7,7 @@ use std::time::Duration;
 use circuit_core::{Clock, ManualClock, MonotonicClock};
 
 use crate::boundary::{arg_out, arg_ref, fail, ffi_boundary};
-use crate::handle::{free_boxed, new_boxed, Boxed, Handle};
+use crate::handle::{free_boxed, handle_of, new_boxed};
 use crate::result::circuit_result;
 
 /// A time source for breakers: a manual clock (`circuit_clock_manual_new`)
@@ -22,10 +22,7 @@ pub struct circuit_clock {
     _opaque: [u8; 0],
 }
 
-impl Handle for circuit_clock {
-    type Rust = FfiClock;
-    type Ownership = Boxed;
-}
+handle_of!(circuit_clock => Boxed FfiClock);
 
 /// The clock behind a `circuit_clock` handle.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use circuit_core::config::{MAX_DURATION, MAX_PROBES};
 use circuit_core::{Config, ConfigBuilder, ConfigError};
 
 use crate::boundary::{arg_mut, arg_out, arg_ref, fail, ffi_boundary};
-use crate::handle::{free_boxed, new_boxed, Boxed, Handle};
+use crate::handle::{free_boxed, handle_of, new_boxed};
 use crate::result::circuit_result;
 
 /// Collects configuration options; `circuit_config_builder_build` checks
@@ -20,10 +20,7 @@ pub struct circuit_config_builder {
     _opaque: [u8; 0],
 }
 
-impl Handle for circuit_config_builder {
-    type Rust = FfiConfigBuilder;
-    type Ownership = Boxed;
-}
+handle_of!(circuit_config_builder => Boxed FfiConfigBuilder);
 
 /// The builder behind a `circuit_config_builder` handle.
 #[derive(Debug)]
@@ -42,10 +39,7 @@ pub struct circuit_config {
     _opaque: [u8; 0],
 }
 
-impl Handle for circuit_config {
-    type Rust = FfiConfig;
-    type Ownership = Boxed;
-}
+handle_of!(circuit_config => Boxed FfiConfig);
 
 /// The config behind a `circuit_config` handle.
 #[derive(Debug)]

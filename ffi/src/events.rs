@@ -13,7 +13,7 @@ use crate::boundary::{
     SizeTagged,
 };
 use crate::breaker::{circuit_breaker, state_code};
-use crate::handle::{clone_shared, free_boxed, new_boxed, Boxed, Handle};
+use crate::handle::{clone_shared, free_boxed, handle_of, new_boxed};
 use crate::registry::{circuit_registry, FfiRegistry};
 use crate::result::circuit_result;
 
@@ -363,10 +363,7 @@ pub struct circuit_event_queue {
     _opaque: [u8; 0],
 }
 
-impl Handle for circuit_event_queue {
-    type Rust = FfiQueue;
-    type Ownership = Boxed;
-}
+handle_of!(circuit_event_queue => Boxed FfiQueue);
 
 enum Source {
     Breaker(Weak<Breaker>),

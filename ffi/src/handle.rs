@@ -89,6 +89,18 @@ pub trait Handle {
     type Ownership: Ownership;
 }
 
+/// States a handle type's [`Handle`] implementation in one line, under its
+/// declaration: `handle_of!(circuit_clock => Boxed FfiClock);`.
+macro_rules! handle_of {
+    ($name:ty => $ownership:ident $rust:ty) => {
+        impl $crate::handle::Handle for $name {
+            type Rust = $rust;
+            type Ownership = $crate::handle::$ownership;
+        }
+    };
+}
+pub(crate) use handle_of;
+
 fn cast<H: Handle>(ptr: *const H) -> *const H::Rust {
     ptr.cast()
 }

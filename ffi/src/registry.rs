@@ -15,9 +15,7 @@ use crate::boundary::{
 use crate::breaker::circuit_breaker;
 use crate::clock::{circuit_clock, time_source};
 use crate::config::circuit_config;
-use crate::handle::{
-    free_boxed, free_shared, lend, new_boxed, new_shared, share, Boxed, Handle, Shared,
-};
+use crate::handle::{free_boxed, free_shared, handle_of, lend, new_boxed, new_shared, share};
 use crate::result::circuit_result;
 
 /// A set of named breakers sharing a clock, per-name configs over defaults,
@@ -35,10 +33,7 @@ pub struct circuit_registry {
     _opaque: [u8; 0],
 }
 
-impl Handle for circuit_registry {
-    type Rust = FfiRegistry;
-    type Ownership = Shared;
-}
+handle_of!(circuit_registry => Shared FfiRegistry);
 
 /// The registry behind a `circuit_registry` handle.
 pub struct FfiRegistry {
@@ -300,10 +295,7 @@ pub struct circuit_registry_iter {
     _opaque: [u8; 0],
 }
 
-impl Handle for circuit_registry_iter {
-    type Rust = FfiIter;
-    type Ownership = Boxed;
-}
+handle_of!(circuit_registry_iter => Boxed FfiIter);
 
 /// The snapshot behind a `circuit_registry_iter` handle.
 pub struct FfiIter {

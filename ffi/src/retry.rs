@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::boundary::{arg_enum, arg_out, arg_out_opt, arg_ref, arg_ref_opt, fail, ffi_boundary};
 use crate::clock::{circuit_clock, time_source};
-use crate::handle::{free_boxed, new_boxed, Boxed, Handle};
+use crate::handle::{free_boxed, handle_of, new_boxed};
 use crate::result::circuit_result;
 
 /// How the nominal retry delay grows (`circuit_retry_policy_new`).
@@ -64,10 +64,7 @@ pub struct circuit_retry_policy {
     _opaque: [u8; 0],
 }
 
-impl Handle for circuit_retry_policy {
-    type Rust = FfiRetryPolicy;
-    type Ownership = Boxed;
-}
+handle_of!(circuit_retry_policy => Boxed FfiRetryPolicy);
 
 /// The policy behind a `circuit_retry_policy` handle.
 #[derive(Debug)]
@@ -85,10 +82,7 @@ pub struct circuit_retry_budget {
     _opaque: [u8; 0],
 }
 
-impl Handle for circuit_retry_budget {
-    type Rust = FfiRetryBudget;
-    type Ownership = Boxed;
-}
+handle_of!(circuit_retry_budget => Boxed FfiRetryBudget);
 
 /// The budget behind a `circuit_retry_budget` handle, with its time source.
 #[derive(Debug)]

@@ -64,10 +64,13 @@ impl Handle for circuit_sync {
     type Ownership = Boxed;
 }
 
-/// What a `circuit_sync` handle points to in the slim library: nothing can.
+/// What a `circuit_sync` handle points to in the slim library, which never
+/// creates one: a zero-sized value, so that a reference made from any
+/// non-NULL pointer the host passes is still a valid Rust reference (the
+/// call then answers `CIRCUIT_RESULT_NOT_BUILT` without reading it).
 #[cfg(not(feature = "sync"))]
 #[derive(Debug)]
-pub enum NotBuilt {}
+pub struct NotBuilt(());
 
 /// `circuit_sync_stats.state`: subscribed, reconciled, writes accepted.
 pub const CIRCUIT_SYNC_CONNECTED: u32 = 0;
@@ -321,6 +324,29 @@ pub unsafe extern "C" fn circuit_sync_last_error(
     }
 }
 
+/// `circuit_sync_start` from Rust strings, for the tests of both builds.
+#[cfg(test)]
+fn test_start(
+    reg: *const circuit_registry,
+    url: &str,
+    ns: &str,
+) -> (circuit_result, *mut circuit_sync) {
+    let mut s = std::ptr::null_mut();
+    // SAFETY: a live registry (or NULL, refused), valid strings with their
+    // lengths, a valid out pointer.
+    let rc = unsafe {
+        circuit_sync_start(
+            reg,
+            url.as_ptr().cast(),
+            url.len(),
+            ns.as_ptr().cast(),
+            ns.len(),
+            &mut s,
+        )
+    };
+    (rc, s)
+}
+
 #[cfg(all(test, feature = "sync"))]
 mod tests {
     use super::*;
@@ -335,25 +361,7 @@ mod tests {
         r
     }
 
-    fn start(
-        reg: *const circuit_registry,
-        url: &str,
-        ns: &str,
-    ) -> (circuit_result, *mut circuit_sync) {
-        let mut s = std::ptr::null_mut();
-        // SAFETY: live registry, valid strings with their lengths, valid out.
-        let rc = unsafe {
-            circuit_sync_start(
-                reg,
-                url.as_ptr().cast(),
-                url.len(),
-                ns.as_ptr().cast(),
-                ns.len(),
-                &mut s,
-            )
-        };
-        (rc, s)
-    }
+    use super::test_start as start;
 
     fn status(s: *const circuit_sync) -> circuit_sync_stats {
         let mut st = circuit_sync_stats {
@@ -479,18 +487,7 @@ mod slim_tests {
             unsafe { circuit_registry_new(std::ptr::null(), 0, 0, std::ptr::null(), &mut reg) };
         assert_eq!(rc, circuit_result::Ok);
         let url = "redis://127.0.0.1:1";
-        let mut s = std::ptr::null_mut();
-        // SAFETY: live registry, valid strings with their lengths, valid out.
-        let rc = unsafe {
-            circuit_sync_start(
-                reg,
-                url.as_ptr().cast(),
-                url.len(),
-                c"ns".as_ptr(),
-                2,
-                &mut s,
-            )
-        };
+        let (rc, s) = super::test_start(reg, url, "ns");
         assert_eq!(rc, circuit_result::NotBuilt);
         assert!(s.is_null(), "an output was written");
         let msg = crate::boundary::last_error();

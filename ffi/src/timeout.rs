@@ -8,7 +8,7 @@ use crate::boundary::{
     arg_out, arg_ref, arg_ref_opt, fail, ffi_boundary, fill_sized, struct_size, SizeTagged,
 };
 use crate::breaker::circuit_breaker;
-use crate::handle::{free_boxed, new_boxed, Boxed, Handle};
+use crate::handle::{free_boxed, handle_of, new_boxed};
 use crate::result::circuit_result;
 
 /// A breaker's recent call latencies (`circuit_breaker_latency`), from a
@@ -147,10 +147,7 @@ pub struct circuit_adaptive_timeout {
     _opaque: [u8; 0],
 }
 
-impl Handle for circuit_adaptive_timeout {
-    type Rust = FfiAdaptiveTimeout;
-    type Ownership = Boxed;
-}
+handle_of!(circuit_adaptive_timeout => Boxed FfiAdaptiveTimeout);
 
 /// The rule behind a `circuit_adaptive_timeout` handle.
 #[derive(Debug)]
