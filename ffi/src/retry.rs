@@ -64,13 +64,7 @@ pub struct circuit_retry_policy {
     _opaque: [u8; 0],
 }
 
-handle_of!(circuit_retry_policy => Boxed FfiRetryPolicy);
-
-/// The policy behind a `circuit_retry_policy` handle.
-#[derive(Debug)]
-pub struct FfiRetryPolicy {
-    policy: RetryPolicy,
-}
+handle_of!(circuit_retry_policy => Boxed RetryPolicy);
 
 /// A retry budget (retries allowed as a fraction of recent calls, plus a
 /// minimum rate), so retries cannot multiply an outage. Lock-free.
@@ -167,7 +161,7 @@ pub unsafe extern "C" fn circuit_retry_policy_new(
             .build();
         match built {
             Ok(policy) => {
-                out.write(new_boxed(FfiRetryPolicy { policy }));
+                out.write(new_boxed(policy));
                 circuit_result::Ok
             }
             Err(e) => fail(circuit_result::InvalidConfig, e),
@@ -230,7 +224,7 @@ pub unsafe extern "C" fn circuit_retry_policy_delay(
     ffi_boundary! {
         let p = arg_ref!(policy);
         let out = arg_out!(out_delay_ns);
-        match delay(&p.policy, attempt, prev_delay_ns, seed) {
+        match delay(p, attempt, prev_delay_ns, seed) {
             Some(ns) => {
                 out.write(ns);
                 circuit_result::Ok
@@ -402,7 +396,7 @@ pub unsafe extern "C" fn circuit_retry_next(
     ffi_boundary! {
         let p = arg_ref!(policy);
         let out = arg_out!(out_delay_ns);
-        if attempt >= p.policy.max_attempts() {
+        if attempt >= p.max_attempts() {
             return circuit_result::RetryExhausted;
         }
         if let Some(b) = arg_ref_opt!(budget) {
@@ -410,7 +404,7 @@ pub unsafe extern "C" fn circuit_retry_next(
                 return circuit_result::BudgetExhausted;
             }
         }
-        match delay(&p.policy, attempt, prev_delay_ns, seed) {
+        match delay(p, attempt, prev_delay_ns, seed) {
             Some(ns) => {
                 out.write(ns);
                 circuit_result::Ok

@@ -147,13 +147,7 @@ pub struct circuit_adaptive_timeout {
     _opaque: [u8; 0],
 }
 
-handle_of!(circuit_adaptive_timeout => Boxed FfiAdaptiveTimeout);
-
-/// The rule behind a `circuit_adaptive_timeout` handle.
-#[derive(Debug)]
-pub struct FfiAdaptiveTimeout {
-    rule: AdaptiveTimeout,
-}
+handle_of!(circuit_adaptive_timeout => Boxed AdaptiveTimeout);
 
 /// Creates an adaptive-timeout rule: `percentile` in [0, 100] (95 = p95),
 /// `multiplier` in (0, 1000], `floor_ns` <= `base_ns` <= `ceiling_ns`, each
@@ -191,7 +185,7 @@ pub unsafe extern "C" fn circuit_adaptive_timeout_new(
             .build();
         match built {
             Ok(rule) => {
-                out.write(new_boxed(FfiAdaptiveTimeout { rule }));
+                out.write(new_boxed(rule));
                 circuit_result::Ok
             }
             Err(e) => fail(circuit_result::InvalidConfig, e),
@@ -232,7 +226,7 @@ pub unsafe extern "C" fn circuit_breaker_recommended_timeout(
         let out = arg_out!(out_timeout_ns);
         let default_rule;
         let rule = match arg_ref_opt!(rule) {
-            Some(r) => &r.rule,
+            Some(r) => r,
             None => {
                 default_rule = AdaptiveTimeout::default();
                 &default_rule
