@@ -50,7 +50,7 @@
 //! }
 //! ```
 //!
-//! Releasing a shared handle goes through [`crate::boundary::release`], so a
+//! Releasing a shared handle goes through `boundary::release`, so a
 //! release made inside a callback is deferred until the outermost library
 //! call returns (see "Releases inside callbacks" in `boundary`).
 

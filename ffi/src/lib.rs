@@ -12,7 +12,7 @@
 //! - [`boundary`](crate::boundary): the one place with the boundary's safety
 //!   (panic catching, NULL checks, enum and string conversion, last error,
 //!   output pointers, the required-length protocol);
-//! - [`handle`](crate::handle): typed handles: each handle type names its
+//! - [`handle`]: typed handles: each handle type names its
 //!   Rust value and its ownership (shared `Arc` or boxed `Box`), and every
 //!   cast, retain and free goes through it;
 //! - `result`: `circuit_result`, `circuit_result_str`, `circuit_last_error`;

@@ -1,7 +1,7 @@
 //! # circuit-sync
 //!
 //! Fleet-wide breaker state through Redis (SYNC.md; DESIGN.md section 7).
-//! A [`Registry`]'s breakers decide admission locally and never wait for
+//! A [`Registry`](circuit_core::Registry)'s breakers decide admission locally and never wait for
 //! Redis; this crate shares their transitions with the other instances of a
 //! service and applies theirs, from threads of its own:
 //!

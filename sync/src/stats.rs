@@ -16,7 +16,7 @@ pub enum SyncStatus {
     /// Deciding alone: Redis unreachable, refusing writes, or the
     /// subscription failed; catching up when it returns.
     Degraded = 1,
-    /// Stopped by [`SyncHandle::stop`].
+    /// Stopped by [`SyncHandle::stop`](crate::SyncHandle::stop).
     Stopped = 2,
 }
 
