@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use circuit_core::{Config, Outcome, Registry, RegistryOptions, State};
-use circuit_sync::{Fleet, ForceMode, Sync, SyncConfig, SyncHandle, SyncStatus};
+use circuit_sync::{Fleet, FleetSync, ForceMode, SyncConfig, SyncHandle, SyncStatus};
 use serde_json::Value;
 use support::{wait_until, RedisServer};
 
@@ -55,7 +55,7 @@ fn instance(url: &str, ns: &str) -> Instance {
     }));
     let mut cfg = SyncConfig::new(url, ns);
     cfg.reconcile_every = Duration::from_secs(1);
-    let handle = Sync::start(registry.clone(), cfg).unwrap();
+    let handle = FleetSync::start(registry.clone(), cfg).unwrap();
     Instance { registry, handle }
 }
 

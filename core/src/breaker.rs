@@ -10,10 +10,10 @@ use crate::config::Config;
 use crate::events::{Listener, ListenerId, ListenerSet};
 use crate::ewma::Ewma;
 use crate::histogram::{HistogramSnapshot, LatencyHistogram};
+use crate::loom_shim::{spin_hint, AtomicU64, Ordering::Relaxed};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
 use crate::rng;
 use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
-use crate::sync::{spin_hint, AtomicU64, Ordering::Relaxed};
 use crate::transition::{Reason, Transition};
 use crate::window::{Sample, Window, WindowCounts};
 

@@ -13,7 +13,7 @@
 //! read of a tick-updated value, a few nanoseconds, resolution one kernel
 //! tick, typically 1-4 ms).
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::loom_shim::{AtomicU64, Ordering};
 use core::fmt;
 use std::time::Duration;
 

@@ -14,10 +14,11 @@
 //! (`crossbeam_queue::ArrayQueue`) that hosts poll. When it is full the event
 //! is dropped and counted; pushing never blocks and never allocates.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+
+use crate::loom_shim::{process_wide, AtomicU64, Ordering::Relaxed};
 use crossbeam_queue::ArrayQueue;
 
 use crate::transition::Transition;
@@ -55,7 +56,7 @@ impl std::fmt::Debug for ListenerSet {
     }
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_ID: process_wide::AtomicU64 = process_wide::AtomicU64::new(1);
 
 impl ListenerSet {
     pub(crate) fn add(&self, listener: Arc<dyn Listener>) -> ListenerId {

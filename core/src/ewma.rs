@@ -4,7 +4,7 @@
 //! statistic, and the trip it may cause is decided by the state CAS
 //! (invariant 6).
 
-use crate::sync::{AtomicU64, Ordering::Relaxed};
+use crate::loom_shim::{AtomicU64, Ordering::Relaxed};
 
 const ONE: u64 = 1 << 32;
 

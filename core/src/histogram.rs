@@ -106,7 +106,7 @@
 //! `fetch_min`/`fetch_max` only when the sample is a new extreme.
 
 use crate::clock::{duration_to_nanos, Nanos};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::loom_shim::{AtomicU32, AtomicU64, Ordering};
 use core::fmt;
 use std::time::Duration;
 

@@ -29,9 +29,13 @@
 //! 1. **One state word.** Phase, override, half-open probe counts, re-open
 //!    streak and generation live in one `AtomicU64` (`state::StateCell`);
 //!    reserved bits are zero. Nothing else decides admission.
+//!    *Implemented by* `StateCell` and `Snapshot` in `core/src/state.rs`
+//!    (the `Field` layout and the `to_*` / `with_probe_*` word builders).
 //! 2. **Closed fast path.** `acquire` loads the word once; if phase is CLOSED
 //!    and no override is set, it admits with no further memory access and
 //!    no clock read.
+//!    *Implemented by* `Breaker::acquire` (`core/src/breaker.rs`) with
+//!    `Snapshot::on_fast_path`; everything else is `Breaker::acquire_slow`.
 //! 3. **Transitions are single CAS operations** on the word that also
 //!    increment the generation; exactly one thread wins each. Only the
 //!    winner performs a transition's side effects (deadline stamp, clearing
@@ -39,6 +43,11 @@
 //!    published first. The CAS is AcqRel, state loads are Acquire: a thread
 //!    that sees generation `g` sees every write the winner of `g` made before
 //!    its CAS.
+//!    *Implemented by* `Breaker::transition` (`core/src/breaker.rs`), the
+//!    only caller of `StateCell::compare_exchange` that changes the phase
+//!    or override; its callers are `acquire_slow`, `record_closed`,
+//!    `record_probe`, `expire_override`, `force`, `clear_override`, `reset`,
+//!    `apply_remote` and `shorten_open`.
 //! 4. **Stamped deadline.** Each generation has at most one deadline: the
 //!    open deadline in OPEN, the probe lease in HALF_OPEN, the expiry under
 //!    an override. One word holds it, tagged with the low 16 bits of its
@@ -50,8 +59,15 @@
 //!    generation re-reads the state word: if it moved on, it starts over;
 //!    if not, the winner has not written yet and the reader takes the
 //!    conservative reading (still open, not expired).
+//!    *Implemented by* `Stamp` and `StampCell::store` / `StampCell::raise`
+//!    (`core/src/state.rs`), written from `Breaker::transition` and
+//!    `Breaker::extend_lease`, read in `Breaker::acquire_slow`,
+//!    `open_deadline` and `override_deadline`.
 //! 5. **Overrides** sit above the phase. Setting one bumps the generation;
 //!    leaving one (clear, expiry, reset) always lands in a fresh CLOSED.
+//!    *Implemented by* `Breaker::force`, `Breaker::clear_override`,
+//!    `Breaker::reset` and `Breaker::expire_override` (`core/src/breaker.rs`)
+//!    with `Snapshot::to_override` / `Snapshot::to_closed`.
 //! 6. **Statistics are statistics.** Window slots and counts, the
 //!    consecutive-failure counter and the EWMA word are `Relaxed` and each is
 //!    updated by a single RMW; they never guard other memory. The winner of
@@ -62,6 +78,10 @@
 //!    A record that checked its generation just before a transition may
 //!    still land its sample after the winner cleared the statistics: at
 //!    most one sample per thread caught mid-record, never a transition.
+//!    *Implemented by* `Window::record` (`core/src/window/`), `Ewma::record`
+//!    (`core/src/ewma.rs`), `Breaker::record_closed` and
+//!    `Breaker::window_trip` (evaluation), `Breaker::clear_statistics`
+//!    (called by `Breaker::transition`).
 //! 7. **Time** is the clock's `u64` nanoseconds, from any origin; all
 //!    arithmetic saturates, so a clock set backwards only delays deadlines,
 //!    a deadline past the end of time is reached at `u64::MAX` (it is
@@ -69,13 +89,22 @@
 //!    Stamps hold deadlines relative to a base taken when the breaker's
 //!    environment is created (`state::Stamp`), and time windows index
 //!    buckets by exact `u64` division, so no clock value is narrowed.
+//!    *Implemented by* `Stamp::new` / `Stamp::deadline` (`core/src/state.rs`),
+//!    `Env::new` (the stamp base, `core/src/breaker.rs`), `TimeWindow::index`
+//!    (`core/src/window/time.rs`) and `clock::duration_to_nanos`.
 //! 8. **Counters** are `Relaxed` 64-bit `fetch_add`s on cache lines apart from
 //!    the state word; a snapshot reads each counter once.
+//!    *Implemented by* `CallCounters` and `TransitionStats`
+//!    (`core/src/metrics.rs`), read by `metrics::snapshot`; the layout is
+//!    `Breaker`'s `Hot`/`Control` split (`core/src/breaker.rs`).
 //! 9. **Generations and permits.** A permit carries the generation it was
 //!    issued under; `record` with any other generation counts as stale and
 //!    changes nothing else (B6). Half-open probes hold a slot in the word
 //!    until they report or their lease expires; at most
 //!    `half_open_probes` are admitted per half-open generation.
+//!    *Implemented by* `Breaker::record_inner` (the generation check, then
+//!    `Breaker::stale`) and the HALF_OPEN branch of `Breaker::acquire_slow`
+//!    (`Snapshot::with_probe_admitted`), in `core/src/breaker.rs`.
 //! 10. **Eviction handshake** (registry, idle eviction). A registry entry
 //!     is one word: the breaker's `Arc` address and two flags, HANDED_OUT
 //!     and EVICTED. A lookup clones the breaker, then sets HANDED_OUT with an
@@ -87,6 +116,9 @@
 //!     with it, so its clone is in the count; one after the CAS hands out
 //!     nothing. So a held breaker is never evicted and an evicted one never
 //!     handed out: one name, one breaker, while anyone holds it.
+//!     *Implemented by* `Slot::hand_out` (via `Registry::hand_out`, used by
+//!     `Registry::get` and `get_or_create`, and by `Registry::for_each`) and
+//!     `Registry::sweep_idle`, in `core/src/registry.rs`.
 //! 11. **Probe tickets.** Each probe of a half-open generation carries a
 //!     ticket, distinct within the generation (`state::ProbeLedger`); a
 //!     probe's report first claims its ticket in the ledger, and only the
@@ -96,6 +128,49 @@
 //!     are written, only while the word is still in that generation; its
 //!     RMWs are AcqRel so that the word load inside them sees any later
 //!     transition whose ledger they read.
+//!     *Implemented by* `ProbeLedger::issue` / `ProbeLedger::claim`
+//!     (`core/src/state.rs`), called from `Breaker::acquire_slow` and
+//!     `Breaker::record_probe` (`core/src/breaker.rs`).
+//!
+//! ## Behaviours
+//!
+//! The numbered behaviours of the design (B1-B12, the README's Behaviour
+//! table), and where each is implemented:
+//!
+//! - **B1** states and overrides: `Breaker::force`, `clear_override`,
+//!   `reset`, `expire_override` and the override branch of
+//!   `Breaker::acquire_slow` (`core/src/breaker.rs`); `Snapshot::state`
+//!   (`core/src/state.rs`) names the state.
+//! - **B2** trip conditions: `Breaker::record_closed` and
+//!   `Breaker::window_trip`, with `Ewma::record` (`core/src/ewma.rs`) and
+//!   `Outcome::is_failure` (`core/src/call.rs`).
+//! - **B3** windows: `Window` (`core/src/window/mod.rs`) over `CountWindow`
+//!   (`window/count.rs`) or `TimeWindow` (`window/time.rs`); emptied on
+//!   entering CLOSED by `Breaker::clear_statistics`.
+//! - **B4** open duration: `Breaker::open_duration`, stamped once per
+//!   generation by `Breaker::transition`.
+//! - **B5** half-open: `Breaker::acquire_slow` (OPEN -> HALF_OPEN, probe
+//!   admission, lease expiry), `Breaker::extend_lease`,
+//!   `Breaker::record_probe`, `ProbeLedger`.
+//! - **B6** generations: the `Snapshot::to_*` builders bump the generation;
+//!   `Breaker::record_inner` sends an older permit to `Breaker::stale`.
+//! - **B7** events: `Breaker::transition` (after its CAS) calls
+//!   `ListenerSet::emit` (`core/src/events.rs`); `EventQueue` is the
+//!   pollable, counted-overflow listener.
+//! - **B8** metrics: `CallCounters`, `TransitionStats`, `metrics::snapshot`
+//!   (`core/src/metrics.rs`), `Breaker::metrics`, `LatencyHistogram`
+//!   (`core/src/histogram.rs`), `prometheus::render_registry`.
+//! - **B9** registry: `Registry::get_or_create`, `set_config`, `get`,
+//!   `for_each` / `sorted`, `sweep_idle` (`core/src/registry.rs`).
+//! - **B10** retry: `RetryPolicy::delay`, `RetryBudget::try_retry`,
+//!   `Retrier::run` and `is_rejected` (the `retry` module).
+//! - **B11** adaptive timeout: `AdaptiveTimeout::recommend`
+//!   (`core/src/adaptive.rs`), `Breaker::recommended_timeout`.
+//! - **B12** bad input: `ConfigBuilder::build` (`core/src/config.rs`) and
+//!   the other builders' `build`; saturating time in
+//!   `clock::duration_to_nanos` and `Stamp`; across the C ABI, the
+//!   argument checks of `ffi/src/boundary.rs` and the typed handles of
+//!   `ffi/src/handle.rs`.
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
@@ -130,13 +205,13 @@ pub mod events;
 mod ewma;
 pub mod histogram;
 pub mod implementation;
+mod loom_shim;
 mod metrics;
 pub mod prometheus;
 pub mod registry;
 pub mod retry;
 mod rng;
 mod state;
-mod sync;
 mod transition;
 pub mod window;
 

@@ -13,8 +13,8 @@
 
 use crate::call::{Outcome, RejectReason};
 use crate::clock::Nanos;
+use crate::loom_shim::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::state::State;
-use crate::sync::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 const STATES: usize = State::ALL.len();
 

@@ -27,7 +27,7 @@
 //!    lookup never hands out a breaker that eviction removed. This is the
 //!    crate's invariant 10 (the eviction handshake on `Slot`).
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::loom_shim::{AtomicUsize, Ordering};
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 

@@ -98,7 +98,7 @@
 use crate::call::{Outcome, Rejected};
 use crate::clock::{duration_to_nanos, Clock, ManualClock, Nanos};
 use crate::config::{ConfigError, MAX_DURATION, MIN_BUCKET_WIDTH};
-use crate::sync::{spin_hint, AtomicU64, Ordering::Relaxed};
+use crate::loom_shim::{spin_hint, AtomicU64, Ordering::Relaxed};
 use crate::Breaker;
 use core::fmt;
 use std::any::Any;
@@ -144,12 +144,13 @@ impl SplitMix64 {
     /// (from the standard library's per-process random hash keys), so that
     /// clients do not jitter in step.
     pub fn from_entropy() -> SplitMix64 {
+        use crate::loom_shim::{process_wide, Ordering::Relaxed};
         use std::hash::{BuildHasher, Hasher};
-        // std atomics on purpose (as in `rng.rs`): a process-wide static
-        // outside any loom model. Relaxed: only uniqueness matters.
-        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        // A process-wide static outside any loom model (as in `rng.rs`).
+        // Relaxed: only uniqueness matters.
+        static CALLS: process_wide::AtomicU64 = process_wide::AtomicU64::new(0);
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        h.write_u64(CALLS.fetch_add(1, Relaxed));
         SplitMix64::new(h.finish())
     }
 

@@ -7,8 +7,9 @@ const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// A seed distinct per call in this process, for breakers without one.
 pub(crate) fn fresh_seed() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(GAMMA, std::sync::atomic::Ordering::Relaxed);
+    use crate::loom_shim::{process_wide::AtomicU64, Ordering::Relaxed};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(GAMMA, Relaxed);
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -29,7 +29,7 @@
 //! been written can tell (invariant 4).
 
 use crate::clock::Nanos;
-use crate::sync::{AtomicU64, Ordering};
+use crate::loom_shim::{AtomicU64, Ordering};
 
 /// One bit field of the state word.
 #[derive(Debug, Clone, Copy)]

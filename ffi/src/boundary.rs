@@ -17,9 +17,10 @@
 //! - [`ffi_boundary!`] runs the body under `catch_unwind`; a panic becomes
 //!   `CIRCUIT_RESULT_PANIC` (or the function's defined value, see
 //!   [`Boundary`]) plus a last-error message. No panic unwinds into C.
-//! - [`arg_ref!`] / [`arg_out!`] are the NULL checks: a NULL required
-//!   pointer returns `CIRCUIT_RESULT_NULL_ARGUMENT` and names the argument
-//!   in the last error.
+//! - [`arg_ref!`] / [`arg_mut!`] / [`arg_out!`] are the NULL checks: a
+//!   NULL required pointer returns `CIRCUIT_RESULT_NULL_ARGUMENT` and names
+//!   the argument in the last error. `arg_ref!`/`arg_mut!` take handles
+//!   only, typed by [`crate::handle`].
 //! - [`arg_enum!`] converts a `uint32_t` from C, refusing unknown values
 //!   (never trust an enum from C).
 //! - [`arg_str!`] takes a pointer and a length and validates UTF-8.
@@ -280,25 +281,16 @@ macro_rules! ffi_boundary {
 }
 pub(crate) use ffi_boundary;
 
-/// `&T` from a required `*const T` argument, or return
+/// The value behind a required handle argument (see [`crate::handle`]:
+/// its type comes from the handle's type), or return
 /// `CIRCUIT_RESULT_NULL_ARGUMENT` naming the argument.
 macro_rules! arg_ref {
-    // A handle whose C type is an opaque marker for a Rust type (the pointer
-    // came from `Arc::into_raw` / `Box::into_raw` of that type).
-    ($ptr:ident as $ty:ty) => {
-        // SAFETY: as below; the handle's contract makes it point to a live
-        // `$ty` (handles are created by casting a pointer to one).
-        match unsafe { $ptr.cast::<$ty>().as_ref() } {
-            Some(r) => r,
-            None => return $crate::boundary::null_argument(stringify!($ptr)),
-        }
-    };
     ($ptr:ident) => {
         // SAFETY: every exported function's contract (the header's
-        // conventions) requires a non-NULL pointer argument to point to a
-        // live object of its type, created by this library for handles,
-        // for the duration of the call; NULL is checked here.
-        match unsafe { $ptr.as_ref() } {
+        // conventions) requires a non-NULL handle argument to be a live
+        // handle of its type created by this library, for the duration of
+        // the call; NULL is checked here.
+        match unsafe { $crate::handle::as_ref($ptr) } {
             Some(r) => r,
             None => return $crate::boundary::null_argument(stringify!($ptr)),
         }
@@ -306,21 +298,23 @@ macro_rules! arg_ref {
 }
 pub(crate) use arg_ref;
 
-/// `&mut T` from a required `*mut T` argument (builders), or return
-/// `CIRCUIT_RESULT_NULL_ARGUMENT`.
-macro_rules! arg_mut {
-    ($ptr:ident as $ty:ty) => {
-        // SAFETY: as for `arg_ref!(ptr as T)` and `arg_mut!(ptr)`.
-        match unsafe { $ptr.cast::<$ty>().as_mut() } {
-            Some(r) => r,
-            None => return $crate::boundary::null_argument(stringify!($ptr)),
-        }
+/// The value behind an optional handle argument (NULL = `None`).
+macro_rules! arg_ref_opt {
+    ($ptr:ident) => {
+        // SAFETY: as for `arg_ref!`; NULL maps to `None`.
+        unsafe { $crate::handle::as_ref($ptr) }
     };
+}
+pub(crate) use arg_ref_opt;
+
+/// The value behind a required boxed handle taken as `*mut` (builders,
+/// iterators), mutably, or return `CIRCUIT_RESULT_NULL_ARGUMENT`.
+macro_rules! arg_mut {
     ($ptr:ident) => {
         // SAFETY: as for `arg_ref!`; in addition the contract of every
         // function taking a `*mut` receiver forbids concurrent use of that
         // object, so this is the only reference for the call's duration.
-        match unsafe { $ptr.as_mut() } {
+        match unsafe { $crate::handle::as_mut($ptr) } {
             Some(r) => r,
             None => return $crate::boundary::null_argument(stringify!($ptr)),
         }

@@ -6,17 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use circuit_core::clock::duration_to_nanos;
-use circuit_core::{
-    Breaker, Clock, MonotonicClock, Outcome, Override, Permit, RejectReason, State,
-};
+use circuit_core::{Breaker, Outcome, Override, Permit, RejectReason, State};
 use circuit_core::{MetricsSnapshot, Recorded};
 
 use crate::boundary::{
-    arg_enum, arg_out, arg_out_opt, arg_ref, arg_str, fail, ffi_boundary, fill_sized, static_cstr,
-    struct_size, write_text, SizeTagged,
+    arg_enum, arg_out, arg_out_opt, arg_ref, arg_ref_opt, arg_str, fail, ffi_boundary, fill_sized,
+    static_cstr, struct_size, write_text, SizeTagged,
 };
-use crate::clock::circuit_clock;
+use crate::clock::{circuit_clock, time_source};
 use crate::config::circuit_config;
+use crate::handle::{free_shared, handle_of, new_shared, retain};
 use crate::result::circuit_result;
 
 /// Number of states; the length of the per-state arrays in
@@ -235,20 +234,15 @@ impl circuit_metrics {
 /// after releasing one's last reference to it, or a pointer this library did
 /// not create, is outside the contract (undefined behaviour; nothing can
 /// detect it reliably).
-// On the Rust side a handle is an `Arc<Breaker>` turned into a raw pointer:
-// breakers from `circuit_breaker_new` and from a registry are the same kind
-// of handle, and a call reaches the breaker with one pointer.
+// On the Rust side a handle is an `Arc<Breaker>`: breakers from
+// `circuit_breaker_new` and from a registry are the same kind of handle,
+// and a call reaches the breaker with one pointer.
 #[derive(Debug)]
 pub struct circuit_breaker {
     _opaque: [u8; 0],
 }
 
-impl circuit_breaker {
-    /// Hands one reference to C.
-    pub(crate) fn into_raw(breaker: Arc<Breaker>) -> *const circuit_breaker {
-        Arc::into_raw(breaker).cast()
-    }
-}
+handle_of!(circuit_breaker => Shared Breaker);
 
 /// Creates a breaker from `config`, reading time from `clock`, or from the
 /// process's monotonic clock when `clock` is NULL. On success `*out_breaker`
@@ -271,13 +265,9 @@ pub unsafe extern "C" fn circuit_breaker_new(
     ffi_boundary! {
         let config = arg_ref!(config);
         let out_breaker = arg_out!(out_breaker);
-        // SAFETY: `clock` is NULL or a live clock by this function's contract.
-        let source: Arc<dyn Clock> = match unsafe { clock.as_ref() } {
-            Some(c) => c.source(),
-            None => Arc::new(MonotonicClock::new()),
-        };
+        let source = time_source(arg_ref_opt!(clock));
         let breaker = Breaker::with_clock(config.config.clone(), source);
-        out_breaker.write(circuit_breaker::into_raw(Arc::new(breaker)));
+        out_breaker.write(new_shared(breaker));
         circuit_result::Ok
     }
 }
@@ -311,13 +301,9 @@ pub unsafe extern "C" fn circuit_breaker_new_named(
                 ),
             );
         }
-        // SAFETY: `clock` is NULL or a live clock by this function's contract.
-        let source: Arc<dyn Clock> = match unsafe { clock.as_ref() } {
-            Some(c) => c.source(),
-            None => Arc::new(MonotonicClock::new()),
-        };
+        let source = time_source(arg_ref_opt!(clock));
         let breaker = Breaker::named(Arc::from(name), config.config.clone(), source);
-        out_breaker.write(circuit_breaker::into_raw(Arc::new(breaker)));
+        out_breaker.write(new_shared(breaker));
         circuit_result::Ok
     }
 }
@@ -338,7 +324,7 @@ pub unsafe extern "C" fn circuit_breaker_name(
     out_len: *mut usize,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out_len = arg_out!(out_len);
         // SAFETY: `buf`/`len` are passed on under this function's contract.
         unsafe { write_text(b.name(), buf, len, out_len) }
@@ -358,12 +344,9 @@ pub unsafe extern "C" fn circuit_breaker_retain(
     breaker: *const circuit_breaker,
 ) -> *const circuit_breaker {
     ffi_boundary! {
-        if !breaker.is_null() {
-            // SAFETY: by contract `breaker` came from `Arc::into_raw` in
-            // `circuit_breaker_new` (or a registry) and the caller holds a reference, so the
-            // count is at least 1.
-            unsafe { Arc::increment_strong_count(breaker.cast::<Breaker>()) };
-        }
+        // SAFETY: by contract `breaker` is NULL or a live breaker on which
+        // the caller holds a reference.
+        unsafe { retain(breaker) };
         breaker
     }
 }
@@ -390,14 +373,10 @@ pub unsafe extern "C" fn circuit_breaker_retain(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_breaker_free(breaker: *const circuit_breaker) {
     ffi_boundary! {
-        if !breaker.is_null() {
-            // SAFETY: by contract `breaker` came from `Arc::into_raw` in
-            // `circuit_breaker_new` (or a registry) and the caller gives up one reference.
-            let owned = unsafe { Arc::from_raw(breaker.cast::<Breaker>()) };
-            // Inside a callback, the call that runs it may be borrowing this
-            // very breaker: then the reference is given back after it.
-            crate::boundary::release(owned);
-        }
+        // SAFETY: by contract `breaker` is NULL or a live breaker whose
+        // reference the caller gives up; inside a callback the release is
+        // deferred (see `handle::free_shared`).
+        unsafe { free_shared(breaker) };
     }
 }
 
@@ -423,7 +402,7 @@ pub unsafe extern "C" fn circuit_breaker_acquire(
     out_retry_after_ns: *mut u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out_permit = arg_out!(out_permit);
         // The closed fast path through the core's published contract
         // (`circuit_core::fast_path`): the very check `Breaker::acquire`
@@ -432,6 +411,7 @@ pub unsafe extern "C" fn circuit_breaker_acquire(
         // SAFETY: `state_word_ptr` is the address of the breaker's live
         // `AtomicU64` state word, valid while `b` is borrowed; it is only
         // read, atomically.
+        // Acquire: crate rule 1 (core invariants 2 and 3).
         let word = unsafe { std::sync::atomic::AtomicU64::from_ptr(b.state_word_ptr().cast_mut()) }
             .load(std::sync::atomic::Ordering::Acquire);
         if word & circuit_core::fast_path::MASK == 0 {
@@ -512,7 +492,7 @@ pub unsafe extern "C" fn circuit_breaker_record(
     duration_ns: u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let outcome = arg_enum!(Outcome::from_u32, outcome);
         let permit = Permit::from_raw(permit.generation, permit.flags);
         recorded(b.record(permit, outcome, Duration::from_nanos(duration_ns)))
@@ -537,7 +517,7 @@ pub unsafe extern "C" fn circuit_breaker_record_retry_after(
     retry_after_ns: u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let outcome = arg_enum!(Outcome::from_u32, outcome);
         let permit = Permit::from_raw(permit.generation, permit.flags);
         recorded(b.record_with_retry_after(
@@ -563,7 +543,7 @@ pub unsafe extern "C" fn circuit_breaker_state(
     out_state: *mut u32,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out_state = arg_out!(out_state);
         out_state.write(state_code(b.state()));
         circuit_result::Ok
@@ -583,7 +563,7 @@ pub unsafe extern "C" fn circuit_breaker_generation(
     out_generation: *mut u32,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out_generation = arg_out!(out_generation);
         out_generation.write(b.generation());
         circuit_result::Ok
@@ -630,7 +610,7 @@ pub unsafe extern "C" fn circuit_breaker_metrics(
     metrics: *mut circuit_metrics,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out = arg_out!(metrics);
         let n = match struct_size(&out, "metrics") {
             Ok(n) => n,
@@ -658,7 +638,7 @@ pub unsafe extern "C" fn circuit_breaker_force(
     duration_ns: u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let mode = arg_enum!(override_from_u32, mode);
         let expiry = (duration_ns != 0).then(|| Duration::from_nanos(duration_ns));
         b.force(mode, expiry);
@@ -678,7 +658,7 @@ pub unsafe extern "C" fn circuit_breaker_clear_override(
     breaker: *const circuit_breaker,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         if b.clear_override() {
             circuit_result::Ok
         } else {
@@ -697,7 +677,7 @@ pub unsafe extern "C" fn circuit_breaker_clear_override(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_breaker_reset(breaker: *const circuit_breaker) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         b.reset();
         circuit_result::Ok
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use circuit_core::{Clock, ManualClock, MonotonicClock};
 
 use crate::boundary::{arg_out, arg_ref, fail, ffi_boundary};
+use crate::handle::{free_boxed, handle_of, new_boxed};
 use crate::result::circuit_result;
 
 /// A time source for breakers: a manual clock (`circuit_clock_manual_new`)
@@ -18,35 +19,49 @@ use crate::result::circuit_result;
 /// from any thread.
 #[derive(Debug)]
 pub struct circuit_clock {
-    kind: ClockKind,
+    _opaque: [u8; 0],
 }
 
+handle_of!(circuit_clock => Boxed FfiClock);
+
+/// The clock behind a `circuit_clock` handle.
 #[derive(Debug)]
-enum ClockKind {
+pub enum FfiClock {
+    /// Moved by the host.
     Manual(Arc<ManualClock>),
+    /// The process's monotonic clock.
     Monotonic,
 }
 
-impl circuit_clock {
+/// The time source for an optional clock argument: the clock's, or the
+/// process's monotonic clock when none was given.
+pub(crate) fn time_source(clock: Option<&FfiClock>) -> Arc<dyn Clock> {
+    match clock {
+        Some(c) => c.source(),
+        None => Arc::new(MonotonicClock::new()),
+    }
+}
+
+impl FfiClock {
     /// The time source a breaker should hold.
     pub(crate) fn source(&self) -> Arc<dyn Clock> {
-        match &self.kind {
-            ClockKind::Manual(c) => c.clone(),
-            ClockKind::Monotonic => Arc::new(MonotonicClock::new()),
+        match self {
+            FfiClock::Manual(c) => c.clone(),
+            FfiClock::Monotonic => Arc::new(MonotonicClock::new()),
         }
     }
 
     fn now(&self) -> u64 {
-        match &self.kind {
-            ClockKind::Manual(c) => c.now(),
-            ClockKind::Monotonic => MonotonicClock::new().now(),
+        match self {
+            FfiClock::Manual(c) => c.now(),
+            FfiClock::Monotonic => MonotonicClock::new().now(),
         }
     }
 
     fn manual(&self) -> Option<&ManualClock> {
-        match &self.kind {
-            ClockKind::Manual(c) => Some(c),
-            ClockKind::Monotonic => None,
+        match self {
+            FfiClock::Manual(c) => Some(c),
+            FfiClock::Monotonic => None,
         }
     }
 }
@@ -60,9 +75,7 @@ impl circuit_clock {
 #[no_mangle]
 pub extern "C" fn circuit_clock_manual_new(start_ns: u64) -> *mut circuit_clock {
     ffi_boundary! {
-        Box::into_raw(Box::new(circuit_clock {
-            kind: ClockKind::Manual(Arc::new(ManualClock::new(start_ns))),
-        }))
+        new_boxed(FfiClock::Manual(Arc::new(ManualClock::new(start_ns))))
     }
 }
 
@@ -76,9 +89,7 @@ pub extern "C" fn circuit_clock_manual_new(start_ns: u64) -> *mut circuit_clock 
 #[no_mangle]
 pub extern "C" fn circuit_clock_monotonic_new() -> *mut circuit_clock {
     ffi_boundary! {
-        Box::into_raw(Box::new(circuit_clock {
-            kind: ClockKind::Monotonic,
-        }))
+        new_boxed(FfiClock::Monotonic)
     }
 }
 
@@ -95,11 +106,9 @@ pub extern "C" fn circuit_clock_monotonic_new() -> *mut circuit_clock {
 #[no_mangle]
 pub unsafe extern "C" fn circuit_clock_free(clock: *mut circuit_clock) {
     ffi_boundary! {
-        if !clock.is_null() {
-            // SAFETY: non-NULL, and by contract a pointer from
-            // `Box::into_raw` in one of the constructors above, freed once.
-            drop(unsafe { Box::from_raw(clock) });
-        }
+        // SAFETY: by contract NULL or a clock from one of the constructors
+        // above, freed once.
+        unsafe { free_boxed(clock) };
     }
 }
 

@@ -7,6 +7,7 @@ use circuit_core::config::{DEFAULT_TIME_WINDOW_BUCKETS, MAX_DURATION, MAX_PROBES
 use circuit_core::{Config, ConfigBuilder, ConfigError};
 
 use crate::boundary::{arg_mut, arg_out, arg_ref, fail, ffi_boundary};
+use crate::handle::{free_boxed, handle_of, new_boxed};
 use crate::result::circuit_result;
 
 /// Collects configuration options; `circuit_config_builder_build` checks
@@ -16,6 +17,14 @@ use crate::result::circuit_result;
 /// non-const pointer); use one builder from one thread at a time.
 #[derive(Debug)]
 pub struct circuit_config_builder {
+    _opaque: [u8; 0],
+}
+
+handle_of!(circuit_config_builder => Boxed FfiConfigBuilder);
+
+/// The builder behind a `circuit_config_builder` handle.
+#[derive(Debug)]
+pub struct FfiConfigBuilder {
     builder: ConfigBuilder,
 }
 
@@ -27,6 +36,14 @@ pub struct circuit_config_builder {
 /// any thread.
 #[derive(Debug)]
 pub struct circuit_config {
+    _opaque: [u8; 0],
+}
+
+handle_of!(circuit_config => Boxed FfiConfig);
+
+/// The config behind a `circuit_config` handle.
+#[derive(Debug)]
+pub struct FfiConfig {
     pub(crate) config: Config,
 }
 
@@ -43,7 +60,7 @@ fn permissive() -> ConfigBuilder {
 /// `set` is tried on a permissive base, and an error about `field` refuses
 /// the value now. Relations between fields are checked by `_build`.
 fn set(
-    b: &mut circuit_config_builder,
+    b: &mut FfiConfigBuilder,
     field: &'static str,
     set: impl Fn(ConfigBuilder) -> ConfigBuilder,
 ) -> circuit_result {
@@ -74,9 +91,9 @@ fn nanos(ns: u64) -> Duration {
 #[no_mangle]
 pub extern "C" fn circuit_config_builder_new() -> *mut circuit_config_builder {
     ffi_boundary! {
-        Box::into_raw(Box::new(circuit_config_builder {
+        new_boxed(FfiConfigBuilder {
             builder: Config::builder(),
-        }))
+        })
     }
 }
 
@@ -87,11 +104,9 @@ pub extern "C" fn circuit_config_builder_new() -> *mut circuit_config_builder {
 #[no_mangle]
 pub unsafe extern "C" fn circuit_config_builder_free(builder: *mut circuit_config_builder) {
     ffi_boundary! {
-        if !builder.is_null() {
-            // SAFETY: by contract a pointer from `Box::into_raw` in
-            // `circuit_config_builder_new`, freed once.
-            drop(unsafe { Box::from_raw(builder) });
-        }
+        // SAFETY: by contract NULL or a builder from
+        // `circuit_config_builder_new`, freed once.
+        unsafe { free_boxed(builder) };
     }
 }
 
@@ -112,7 +127,7 @@ pub unsafe extern "C" fn circuit_config_builder_build(
         let out_config = arg_out!(out_config);
         match builder.builder.clone().build() {
             Ok(config) => {
-                out_config.write(Box::into_raw(Box::new(circuit_config { config })));
+                out_config.write(new_boxed(FfiConfig { config }));
                 circuit_result::Ok
             }
             Err(e) => config_error(&e),
@@ -128,11 +143,9 @@ pub unsafe extern "C" fn circuit_config_builder_build(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_config_free(config: *mut circuit_config) {
     ffi_boundary! {
-        if !config.is_null() {
-            // SAFETY: by contract a pointer from `Box::into_raw` in
-            // `circuit_config_builder_build`, freed once.
-            drop(unsafe { Box::from_raw(config) });
-        }
+        // SAFETY: by contract NULL or a config from
+        // `circuit_config_builder_build`, freed once.
+        unsafe { free_boxed(config) };
     }
 }
 
@@ -535,7 +548,10 @@ mod tests {
                     circuit_config_builder_build(b, &mut out),
                     circuit_result::Ok
                 );
-                assert_eq!((*out).config, Config::default());
+                assert_eq!(
+                    crate::handle::as_ref(out).unwrap().config,
+                    Config::default()
+                );
                 circuit_config_free(out);
             }
         });
@@ -593,7 +609,10 @@ mod tests {
                     circuit_config_builder_build(b, &mut out),
                     circuit_result::Ok
                 );
-                assert_eq!((*out).config.open_duration(), Duration::from_secs(120));
+                assert_eq!(
+                    crate::handle::as_ref(out).unwrap().config.open_duration(),
+                    Duration::from_secs(120)
+                );
                 circuit_config_free(out);
             }
         });

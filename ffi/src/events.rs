@@ -14,6 +14,7 @@ use crate::boundary::{
     SizeTagged,
 };
 use crate::breaker::{circuit_breaker, state_code};
+use crate::handle::{clone_shared, free_boxed, handle_of, new_boxed};
 use crate::registry::{circuit_registry, FfiRegistry};
 use crate::result::circuit_result;
 
@@ -288,7 +289,7 @@ pub unsafe extern "C" fn circuit_breaker_add_listener(
     out_listener_id: *mut u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out = arg_out!(out_listener_id);
         add_listener(Target::Breaker(b), callback, userdata, finalizer, out)
     }
@@ -309,7 +310,7 @@ pub unsafe extern "C" fn circuit_breaker_remove_listener(
     listener_id: u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         remove_listener(Target::Breaker(b), listener_id)
     }
 }
@@ -330,7 +331,7 @@ pub unsafe extern "C" fn circuit_registry_add_listener(
     out_listener_id: *mut u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let r = arg_ref!(registry as FfiRegistry);
+        let r = arg_ref!(registry);
         let out = arg_out!(out_listener_id);
         add_listener(Target::Registry(r), callback, userdata, finalizer, out)
     }
@@ -348,7 +349,7 @@ pub unsafe extern "C" fn circuit_registry_remove_listener(
     listener_id: u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let r = arg_ref!(registry as FfiRegistry);
+        let r = arg_ref!(registry);
         remove_listener(Target::Registry(r), listener_id)
     }
 }
@@ -367,18 +368,27 @@ pub struct circuit_event_queue {
     _opaque: [u8; 0],
 }
 
+handle_of!(circuit_event_queue => Boxed FfiQueue);
+
 enum Source {
     Breaker(Weak<Breaker>),
     Registry(Weak<FfiRegistry>),
 }
 
-struct FfiQueue {
+/// The queue behind a `circuit_event_queue` handle.
+pub struct FfiQueue {
     queue: Arc<EventQueue>,
     source: Source,
     id: ListenerId,
     /// An event whose name did not fit the caller's buffer, returned first
     /// by the next poll.
     pending: Mutex<Option<Event>>,
+}
+
+impl std::fmt::Debug for FfiQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfiQueue").finish_non_exhaustive()
+    }
 }
 
 impl Drop for FfiQueue {
@@ -397,6 +407,11 @@ impl Drop for FfiQueue {
             }
         }
     }
+}
+
+/// A weak reference from a strong one taken for the purpose (dropped here).
+fn downgrade<T>(strong: Option<Arc<T>>) -> Weak<T> {
+    strong.as_ref().map_or_else(Weak::new, Arc::downgrade)
 }
 
 fn new_queue(capacity: usize) -> Result<Arc<EventQueue>, circuit_result> {
@@ -420,31 +435,22 @@ pub unsafe extern "C" fn circuit_breaker_event_queue_new(
     out_queue: *mut *mut circuit_event_queue,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out = arg_out!(out_queue);
         let queue = match new_queue(capacity) {
             Ok(q) => q,
             Err(code) => return code,
         };
-        // SAFETY: `breaker` is a live handle, i.e. a pointer from
-        // `Arc::into_raw` on which the caller holds a reference; taking one
-        // more for the duration of `downgrade` keeps the count balanced.
-        let weak = unsafe {
-            let ptr = breaker.cast::<Breaker>();
-            Arc::increment_strong_count(ptr);
-            let arc = Arc::from_raw(ptr);
-            Arc::downgrade(&arc)
-        };
+        // SAFETY: `breaker` is a live handle on which the caller holds a
+        // reference (contract; non-NULL checked above).
+        let weak = downgrade(unsafe { clone_shared(breaker) });
         let id = b.add_listener(queue.clone());
-        out.write(
-            Box::into_raw(Box::new(FfiQueue {
-                queue,
-                source: Source::Breaker(weak),
-                id,
-                pending: Mutex::new(None),
-            }))
-            .cast(),
-        );
+        out.write(new_boxed(FfiQueue {
+            queue,
+            source: Source::Breaker(weak),
+            id,
+            pending: Mutex::new(None),
+        }));
         circuit_result::Ok
     }
 }
@@ -463,30 +469,21 @@ pub unsafe extern "C" fn circuit_registry_event_queue_new(
     out_queue: *mut *mut circuit_event_queue,
 ) -> circuit_result {
     ffi_boundary! {
-        let r = arg_ref!(registry as FfiRegistry);
+        let r = arg_ref!(registry);
         let out = arg_out!(out_queue);
         let queue = match new_queue(capacity) {
             Ok(q) => q,
             Err(code) => return code,
         };
-        // SAFETY: as in `circuit_breaker_event_queue_new`: registry handles
-        // are `Arc::into_raw` pointers on which the caller holds a reference.
-        let weak = unsafe {
-            let ptr = registry.cast::<FfiRegistry>();
-            Arc::increment_strong_count(ptr);
-            let arc = Arc::from_raw(ptr);
-            Arc::downgrade(&arc)
-        };
+        // SAFETY: as in `circuit_breaker_event_queue_new`.
+        let weak = downgrade(unsafe { clone_shared(registry) });
         let id = r.registry.add_listener(queue.clone());
-        out.write(
-            Box::into_raw(Box::new(FfiQueue {
-                queue,
-                source: Source::Registry(weak),
-                id,
-                pending: Mutex::new(None),
-            }))
-            .cast(),
-        );
+        out.write(new_boxed(FfiQueue {
+            queue,
+            source: Source::Registry(weak),
+            id,
+            pending: Mutex::new(None),
+        }));
         circuit_result::Ok
     }
 }
@@ -501,11 +498,9 @@ pub unsafe extern "C" fn circuit_registry_event_queue_new(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_event_queue_free(queue: *mut circuit_event_queue) {
     ffi_boundary! {
-        if !queue.is_null() {
-            // SAFETY: by contract a pointer from `Box::into_raw` of an
-            // `FfiQueue` in one of the constructors above, freed once.
-            drop(unsafe { Box::from_raw(queue.cast::<FfiQueue>()) });
-        }
+        // SAFETY: by contract NULL or a queue from one of the constructors
+        // above, freed once.
+        unsafe { free_boxed(queue) };
     }
 }
 
@@ -534,7 +529,7 @@ pub unsafe extern "C" fn circuit_event_queue_poll(
     out_name_len: *mut usize,
 ) -> circuit_result {
     ffi_boundary! {
-        let q = arg_ref!(queue as FfiQueue);
+        let q = arg_ref!(queue);
         let out_event = arg_out!(out_event);
         let out_name_len = arg_out!(out_name_len);
         if name_buf.is_null() && name_buf_len != 0 {
@@ -579,7 +574,7 @@ pub unsafe extern "C" fn circuit_event_queue_len(
     out_len: *mut usize,
 ) -> circuit_result {
     ffi_boundary! {
-        let q = arg_ref!(queue as FfiQueue);
+        let q = arg_ref!(queue);
         let out = arg_out!(out_len);
         let pending = usize::from(q.pending.lock().unwrap_or_else(|e| e.into_inner()).is_some());
         out.write(q.queue.len() + pending);
@@ -600,7 +595,7 @@ pub unsafe extern "C" fn circuit_event_queue_dropped(
     out_dropped: *mut u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let q = arg_ref!(queue as FfiQueue);
+        let q = arg_ref!(queue);
         let out = arg_out!(out_dropped);
         out.write(q.queue.dropped());
         circuit_result::Ok

@@ -12,7 +12,6 @@
 //! protected call.
 
 use crate::boundary::{arg_out, arg_ref, ffi_boundary};
-use circuit_core::Breaker;
 
 use crate::breaker::{circuit_breaker, circuit_breaker_record, circuit_permit};
 use crate::result::circuit_result;
@@ -47,7 +46,7 @@ pub unsafe extern "C" fn circuit_breaker_state_word(
     out_word: *mut *const u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out_word = arg_out!(out_word);
         out_word.write(b.state_word_ptr());
         circuit_result::Ok
@@ -105,6 +104,7 @@ mod tests {
                 circuit_breaker_state_word(b, ptr::null_mut()),
                 circuit_result::NullArgument
             );
+            // Acquire: crate rule 1, as a wrapper reads the word.
             let w = std::sync::atomic::AtomicU64::from_ptr(word.cast_mut())
                 .load(std::sync::atomic::Ordering::Acquire);
             assert_eq!(w & CIRCUIT_WORD_FAST_MASK, 0);

@@ -12,6 +12,9 @@
 //! - [`boundary`](crate::boundary): the one place with the boundary's safety
 //!   (panic catching, NULL checks, enum and string conversion, last error,
 //!   output pointers, the required-length protocol);
+//! - [`handle`]: typed handles: each handle type names its
+//!   Rust value and its ownership (shared `Arc` or boxed `Box`), and every
+//!   cast, retain and free goes through it;
 //! - `result`: `circuit_result`, `circuit_result_str`, `circuit_last_error`;
 //! - `config`, `clock`, `breaker`: the handles and the call protocol;
 //! - `events`: callbacks (with finalizers) and pollable event queues;
@@ -23,6 +26,21 @@
 //!
 //! The crate is also an `rlib` so that Rust tests and benchmarks can call
 //! the exported functions directly.
+//!
+//! ## Memory ordering rules
+//!
+//! Every atomic ordering in this crate cites one of these (the core's own
+//! are its numbered invariants, in `circuit_core`'s crate docs).
+//!
+//! 1. **The state word is read with Acquire**, as the core reads it: a
+//!    thread that sees generation `g` sees every write the winner of `g`
+//!    made before its CAS (core invariant 3), and a CLOSED word with no
+//!    override admits at once (core invariant 2). This crate only reads
+//!    the word (`circuit_breaker_acquire`'s fast path, the tests of
+//!    `circuit_breaker_state_word`); it never writes it.
+//! 2. **Everything else is Relaxed**: counters and ids that only need to
+//!    be distinct (registry ids) and hints that guard no other memory (the
+//!    count of releases parked by callbacks, see `boundary`).
 
 // C names for C types: the header is the interface.
 #![allow(non_camel_case_types)]
@@ -35,6 +53,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod fast;
+pub mod handle;
 pub mod registry;
 pub mod result;
 pub mod retry;

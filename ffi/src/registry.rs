@@ -7,16 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use circuit_core::registry::DEFAULT_MAX_BREAKERS;
-use circuit_core::{
-    Breaker, Clock, Config, MonotonicClock, Registry, RegistryError, RegistryOptions,
-};
+use circuit_core::{Breaker, Config, Registry, RegistryError, RegistryOptions};
 
 use crate::boundary::{
-    arg_mut, arg_out, arg_out_opt, arg_ref, arg_str, fail, ffi_boundary, write_text,
+    arg_mut, arg_out, arg_out_opt, arg_ref, arg_ref_opt, arg_str, fail, ffi_boundary, write_text,
 };
 use crate::breaker::circuit_breaker;
-use crate::clock::circuit_clock;
+use crate::clock::{circuit_clock, time_source};
 use crate::config::circuit_config;
+use crate::handle::{free_boxed, free_shared, handle_of, lend, new_boxed, new_shared, share};
 use crate::result::circuit_result;
 
 /// A set of named breakers sharing a clock, per-name configs over defaults,
@@ -34,12 +33,19 @@ pub struct circuit_registry {
     _opaque: [u8; 0],
 }
 
-/// The registry behind a `circuit_registry` handle (an `Arc<FfiRegistry>`
-/// turned into a raw pointer).
-pub(crate) struct FfiRegistry {
+handle_of!(circuit_registry => Shared FfiRegistry);
+
+/// The registry behind a `circuit_registry` handle.
+pub struct FfiRegistry {
     /// Distinguishes registries for the render cache (addresses are reused).
     id: u64,
     pub(crate) registry: Registry,
+}
+
+impl std::fmt::Debug for FfiRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfiRegistry").finish_non_exhaustive()
+    }
 }
 
 static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(1);
@@ -79,13 +85,8 @@ pub unsafe extern "C" fn circuit_registry_new(
 ) -> circuit_result {
     ffi_boundary! {
         let out = arg_out!(out_registry);
-        // SAFETY: `defaults` is NULL or a live config (contract).
-        let defaults = unsafe { defaults.as_ref() }.map_or_else(Config::default, |c| c.config.clone());
-        // SAFETY: `clock` is NULL or a live clock (contract).
-        let source: Arc<dyn Clock> = match unsafe { clock.as_ref() } {
-            Some(c) => c.source(),
-            None => Arc::new(MonotonicClock::new()),
-        };
+        let defaults = arg_ref_opt!(defaults).map_or_else(Config::default, |c| c.config.clone());
+        let source = time_source(arg_ref_opt!(clock));
         let max = match max_breakers {
             0 => DEFAULT_MAX_BREAKERS,
             n => usize::try_from(n).unwrap_or(usize::MAX),
@@ -99,7 +100,7 @@ pub unsafe extern "C" fn circuit_registry_new(
             id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
             registry: Registry::with_clock(options, source),
         };
-        out.write(Arc::into_raw(Arc::new(registry)).cast());
+        out.write(new_shared(registry));
         circuit_result::Ok
     }
 }
@@ -116,14 +117,10 @@ pub unsafe extern "C" fn circuit_registry_new(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_registry_free(registry: *const circuit_registry) {
     ffi_boundary! {
-        if !registry.is_null() {
-            // SAFETY: by contract a pointer from `Arc::into_raw` in
-            // `circuit_registry_new`, released once (event queues only hold
-            // weak references).
-            let owned = unsafe { Arc::from_raw(registry.cast::<FfiRegistry>()) };
-            // Deferred inside a callback, as for breakers.
-            crate::boundary::release(owned);
-        }
+        // SAFETY: by contract NULL or a registry from
+        // `circuit_registry_new`, released once (event queues only hold weak
+        // references); deferred inside a callback, as for breakers.
+        unsafe { free_shared(registry) };
     }
 }
 
@@ -144,7 +141,7 @@ pub unsafe extern "C" fn circuit_registry_set_config(
     config: *const circuit_config,
 ) -> circuit_result {
     ffi_boundary! {
-        let r = arg_ref!(registry as FfiRegistry);
+        let r = arg_ref!(registry);
         let name = arg_str!(name, name_len);
         let config = arg_ref!(config);
         match r.registry.set_config(name, config.config.clone()) {
@@ -174,12 +171,12 @@ pub unsafe extern "C" fn circuit_registry_get_or_create(
     out_breaker: *mut *const circuit_breaker,
 ) -> circuit_result {
     ffi_boundary! {
-        let r = arg_ref!(registry as FfiRegistry);
+        let r = arg_ref!(registry);
         let name = arg_str!(name, name_len);
         let out = arg_out!(out_breaker);
         match r.registry.get_or_create(name) {
             Ok(b) => {
-                out.write(circuit_breaker::into_raw(b));
+                out.write(share(b));
                 circuit_result::Ok
             }
             Err(e) => registry_error(e),
@@ -203,12 +200,12 @@ pub unsafe extern "C" fn circuit_registry_get(
     out_breaker: *mut *const circuit_breaker,
 ) -> circuit_result {
     ffi_boundary! {
-        let r = arg_ref!(registry as FfiRegistry);
+        let r = arg_ref!(registry);
         let name = arg_str!(name, name_len);
         let out = arg_out!(out_breaker);
         match r.registry.get(name) {
             Some(b) => {
-                out.write(circuit_breaker::into_raw(b));
+                out.write(share(b));
                 circuit_result::Ok
             }
             None => fail(circuit_result::NotFound, format_args!("no breaker named {name:?}")),
@@ -232,7 +229,7 @@ pub unsafe extern "C" fn circuit_registry_remove(
     name_len: usize,
 ) -> circuit_result {
     ffi_boundary! {
-        let r = arg_ref!(registry as FfiRegistry);
+        let r = arg_ref!(registry);
         let name = arg_str!(name, name_len);
         if r.registry.remove(name) {
             circuit_result::Ok
@@ -254,7 +251,7 @@ pub unsafe extern "C" fn circuit_registry_len(
     out_len: *mut usize,
 ) -> circuit_result {
     ffi_boundary! {
-        let r = arg_ref!(registry as FfiRegistry);
+        let r = arg_ref!(registry);
         let out = arg_out!(out_len);
         out.write(r.registry.len());
         circuit_result::Ok
@@ -276,7 +273,7 @@ pub unsafe extern "C" fn circuit_registry_sweep_idle(
     out_removed: *mut usize,
 ) -> circuit_result {
     ffi_boundary! {
-        let r = arg_ref!(registry as FfiRegistry);
+        let r = arg_ref!(registry);
         let removed = r.registry.sweep_idle();
         if let Some(out) = arg_out_opt!(out_removed) {
             out.write(removed);
@@ -298,10 +295,19 @@ pub struct circuit_registry_iter {
     _opaque: [u8; 0],
 }
 
-struct FfiIter {
+handle_of!(circuit_registry_iter => Boxed FfiIter);
+
+/// The snapshot behind a `circuit_registry_iter` handle.
+pub struct FfiIter {
     /// Names with a trailing NUL, and their breakers.
     items: Vec<(Box<[u8]>, Arc<Breaker>)>,
     next: usize,
+}
+
+impl std::fmt::Debug for FfiIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfiIter").finish_non_exhaustive()
+    }
 }
 
 /// Takes a snapshot of the registry's breakers for iteration. On success
@@ -318,7 +324,7 @@ pub unsafe extern "C" fn circuit_registry_iter_new(
     out_iter: *mut *mut circuit_registry_iter,
 ) -> circuit_result {
     ffi_boundary! {
-        let r = arg_ref!(registry as FfiRegistry);
+        let r = arg_ref!(registry);
         let out = arg_out!(out_iter);
         let items = r
             .registry
@@ -331,7 +337,7 @@ pub unsafe extern "C" fn circuit_registry_iter_new(
                 (bytes.into_boxed_slice(), b)
             })
             .collect();
-        out.write(Box::into_raw(Box::new(FfiIter { items, next: 0 })).cast());
+        out.write(new_boxed(FfiIter { items, next: 0 }));
         circuit_result::Ok
     }
 }
@@ -355,7 +361,7 @@ pub unsafe extern "C" fn circuit_registry_iter_next(
     out_breaker: *mut *const circuit_breaker,
 ) -> circuit_result {
     ffi_boundary! {
-        let it = arg_mut!(iter as FfiIter);
+        let it = arg_mut!(iter);
         let Some((name, breaker)) = it.items.get(it.next) else {
             return circuit_result::Empty;
         };
@@ -367,7 +373,7 @@ pub unsafe extern "C" fn circuit_registry_iter_next(
             out.write(name.len() - 1);
         }
         if let Some(out) = arg_out_opt!(out_breaker) {
-            out.write(Arc::as_ptr(breaker).cast());
+            out.write(lend(breaker));
         }
         circuit_result::Ok
     }
@@ -382,11 +388,9 @@ pub unsafe extern "C" fn circuit_registry_iter_next(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_registry_iter_free(iter: *mut circuit_registry_iter) {
     ffi_boundary! {
-        if !iter.is_null() {
-            // SAFETY: by contract a pointer from `Box::into_raw` of an
-            // `FfiIter` in `circuit_registry_iter_new`, freed once.
-            drop(unsafe { Box::from_raw(iter.cast::<FfiIter>()) });
-        }
+        // SAFETY: by contract NULL or an iterator from
+        // `circuit_registry_iter_new`, freed once.
+        unsafe { free_boxed(iter) };
     }
 }
 
@@ -421,7 +425,7 @@ pub unsafe extern "C" fn circuit_registry_render_prometheus(
     out_len: *mut usize,
 ) -> circuit_result {
     ffi_boundary! {
-        let r = arg_ref!(registry as FfiRegistry);
+        let r = arg_ref!(registry);
         let out_len = arg_out!(out_len);
         let cached = RENDERED
             .try_with(|c| c.borrow_mut().take())

@@ -19,11 +19,12 @@ use std::time::Duration;
 
 use circuit_core::clock::duration_to_nanos;
 use circuit_core::retry::{Backoff, Jitter, RetryBudget, RetryPolicy, SplitMix64};
-use circuit_core::{Clock, MonotonicClock};
+use circuit_core::Clock;
 use std::sync::Arc;
 
-use crate::boundary::{arg_enum, arg_out, arg_out_opt, arg_ref, fail, ffi_boundary};
-use crate::clock::circuit_clock;
+use crate::boundary::{arg_enum, arg_out, arg_out_opt, arg_ref, arg_ref_opt, fail, ffi_boundary};
+use crate::clock::{circuit_clock, time_source};
+use crate::handle::{free_boxed, handle_of, new_boxed};
 use crate::result::circuit_result;
 
 /// How the nominal retry delay grows (`circuit_retry_policy_new`).
@@ -60,8 +61,10 @@ pub enum circuit_jitter {
 /// from any thread.
 #[derive(Debug)]
 pub struct circuit_retry_policy {
-    policy: RetryPolicy,
+    _opaque: [u8; 0],
 }
+
+handle_of!(circuit_retry_policy => Boxed RetryPolicy);
 
 /// A retry budget (retries allowed as a fraction of recent calls, plus a
 /// minimum rate), so retries cannot multiply an outage. Lock-free.
@@ -70,6 +73,14 @@ pub struct circuit_retry_policy {
 /// to call concurrently from any thread; share one budget per dependency.
 #[derive(Debug)]
 pub struct circuit_retry_budget {
+    _opaque: [u8; 0],
+}
+
+handle_of!(circuit_retry_budget => Boxed FfiRetryBudget);
+
+/// The budget behind a `circuit_retry_budget` handle, with its time source.
+#[derive(Debug)]
+pub struct FfiRetryBudget {
     budget: RetryBudget,
     clock: Arc<dyn Clock>,
 }
@@ -150,7 +161,7 @@ pub unsafe extern "C" fn circuit_retry_policy_new(
             .build();
         match built {
             Ok(policy) => {
-                out.write(Box::into_raw(Box::new(circuit_retry_policy { policy })));
+                out.write(new_boxed(policy));
                 circuit_result::Ok
             }
             Err(e) => fail(circuit_result::InvalidConfig, e),
@@ -165,11 +176,9 @@ pub unsafe extern "C" fn circuit_retry_policy_new(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_retry_policy_free(policy: *mut circuit_retry_policy) {
     ffi_boundary! {
-        if !policy.is_null() {
-            // SAFETY: by contract a pointer from `Box::into_raw` in
-            // `circuit_retry_policy_new`, freed once.
-            drop(unsafe { Box::from_raw(policy) });
-        }
+        // SAFETY: by contract NULL or a pointer from `circuit_retry_policy_new`, freed
+        // once.
+        unsafe { free_boxed(policy) };
     }
 }
 
@@ -215,7 +224,7 @@ pub unsafe extern "C" fn circuit_retry_policy_delay(
     ffi_boundary! {
         let p = arg_ref!(policy);
         let out = arg_out!(out_delay_ns);
-        match delay(&p.policy, attempt, prev_delay_ns, seed) {
+        match delay(p, attempt, prev_delay_ns, seed) {
             Some(ns) => {
                 out.write(ns);
                 circuit_result::Ok
@@ -259,11 +268,7 @@ pub unsafe extern "C" fn circuit_retry_budget_new(
 ) -> circuit_result {
     ffi_boundary! {
         let out = arg_out!(out_budget);
-        // SAFETY: `clock` is NULL or a live clock (contract).
-        let clock: Arc<dyn Clock> = match unsafe { clock.as_ref() } {
-            Some(c) => c.source(),
-            None => Arc::new(MonotonicClock::new()),
-        };
+        let clock = time_source(arg_ref_opt!(clock));
         let built = RetryBudget::builder()
             .ratio(ratio)
             .min_retries_per_sec(min_retries_per_sec)
@@ -272,7 +277,7 @@ pub unsafe extern "C" fn circuit_retry_budget_new(
             .build();
         match built {
             Ok(budget) => {
-                out.write(Box::into_raw(Box::new(circuit_retry_budget { budget, clock })));
+                out.write(new_boxed(FfiRetryBudget { budget, clock }));
                 circuit_result::Ok
             }
             Err(e) => fail(circuit_result::InvalidConfig, e),
@@ -289,11 +294,9 @@ pub unsafe extern "C" fn circuit_retry_budget_new(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_retry_budget_free(budget: *mut circuit_retry_budget) {
     ffi_boundary! {
-        if !budget.is_null() {
-            // SAFETY: by contract a pointer from `Box::into_raw` in
-            // `circuit_retry_budget_new`, freed once.
-            drop(unsafe { Box::from_raw(budget) });
-        }
+        // SAFETY: by contract NULL or a pointer from `circuit_retry_budget_new`, freed
+        // once.
+        unsafe { free_boxed(budget) };
     }
 }
 
@@ -393,16 +396,15 @@ pub unsafe extern "C" fn circuit_retry_next(
     ffi_boundary! {
         let p = arg_ref!(policy);
         let out = arg_out!(out_delay_ns);
-        if attempt >= p.policy.max_attempts() {
+        if attempt >= p.max_attempts() {
             return circuit_result::RetryExhausted;
         }
-        // SAFETY: `budget` is NULL or a live budget (contract).
-        if let Some(b) = unsafe { budget.as_ref() } {
+        if let Some(b) = arg_ref_opt!(budget) {
             if !b.budget.try_retry(b.clock.now()) {
                 return circuit_result::BudgetExhausted;
             }
         }
-        match delay(&p.policy, attempt, prev_delay_ns, seed) {
+        match delay(p, attempt, prev_delay_ns, seed) {
             Some(ns) => {
                 out.write(ns);
                 circuit_result::Ok

@@ -8,18 +8,21 @@
 //! builds.
 
 use std::ffi::c_char;
-#[cfg(feature = "sync")]
-use std::sync::Arc;
 
 #[cfg(feature = "sync")]
-use ::circuit_sync::{RegistryOwner, Sync, SyncConfig, SyncError, SyncHandle, SyncStatus};
+use ::circuit_sync::{FleetSync, RegistryOwner, SyncConfig, SyncError, SyncHandle, SyncStatus};
 #[cfg(feature = "sync")]
 use circuit_core::Registry;
 
 use crate::boundary::{arg_out, arg_ref, arg_str, fail, ffi_boundary, SizeTagged};
 #[cfg(feature = "sync")]
-use crate::boundary::{fill_sized, struct_size, write_text};
-use crate::registry::{circuit_registry, FfiRegistry};
+use crate::boundary::{fill_sized, null_argument, struct_size, write_text};
+#[cfg(feature = "sync")]
+use crate::handle::{clone_shared, new_boxed};
+use crate::handle::{free_boxed, Boxed, Handle};
+use crate::registry::circuit_registry;
+#[cfg(feature = "sync")]
+use crate::registry::FfiRegistry;
 use crate::result::circuit_result;
 
 #[cfg(feature = "sync")]
@@ -51,6 +54,23 @@ fn not_built(function: &str) -> circuit_result {
 pub struct circuit_sync {
     _opaque: [u8; 0],
 }
+
+impl Handle for circuit_sync {
+    #[cfg(feature = "sync")]
+    type Rust = SyncHandle;
+    /// The slim library never creates a worker.
+    #[cfg(not(feature = "sync"))]
+    type Rust = NotBuilt;
+    type Ownership = Boxed;
+}
+
+/// What a `circuit_sync` handle points to in the slim library, which never
+/// creates one: a zero-sized value, so that a reference made from any
+/// non-NULL pointer the host passes is still a valid Rust reference (the
+/// call then answers `CIRCUIT_RESULT_NOT_BUILT` without reading it).
+#[cfg(not(feature = "sync"))]
+#[derive(Debug)]
+pub struct NotBuilt(());
 
 /// `circuit_sync_stats.state`: subscribed, reconciled, writes accepted.
 pub const CIRCUIT_SYNC_CONNECTED: u32 = 0;
@@ -146,7 +166,7 @@ pub unsafe extern "C" fn circuit_sync_start(
     out_sync: *mut *mut circuit_sync,
 ) -> circuit_result {
     ffi_boundary! {
-        let _checked = arg_ref!(registry as FfiRegistry);
+        let _checked = arg_ref!(registry);
         let url = arg_str!(url, url_len);
         let namespace = arg_str!(namespace, namespace_len);
         let out = arg_out!(out_sync);
@@ -157,18 +177,15 @@ pub unsafe extern "C" fn circuit_sync_start(
         }
         #[cfg(feature = "sync")]
         {
-        let raw = registry.cast::<FfiRegistry>();
-        // SAFETY: `registry` is a live handle, i.e. a pointer from
-        // `Arc::into_raw` in `circuit_registry_new` (contract; non-NULL
-        // checked above). Taking one more strong reference for the worker
-        // leaves the caller's reference untouched.
-        let owner: Arc<FfiRegistry> = unsafe {
-            Arc::increment_strong_count(raw);
-            Arc::from_raw(raw)
+        // SAFETY: `registry` is a live handle on which the caller holds a
+        // reference (contract; non-NULL checked above). Taking one more
+        // strong reference for the worker leaves the caller's untouched.
+        let Some(owner) = (unsafe { clone_shared(registry) }) else {
+            return null_argument("registry");
         };
-        match Sync::start_owned(owner, SyncConfig::new(url, namespace)) {
+        match FleetSync::start_owned(owner, SyncConfig::new(url, namespace)) {
             Ok(handle) => {
-                out.write(Box::into_raw(Box::new(handle)).cast());
+                out.write(new_boxed(handle));
                 circuit_result::Ok
             }
             Err(e) => sync_error(e),
@@ -189,10 +206,7 @@ pub unsafe extern "C" fn circuit_sync_start(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_sync_stop(sync: *const circuit_sync) -> circuit_result {
     ffi_boundary! {
-        #[cfg(not(feature = "sync"))]
         let handle = arg_ref!(sync);
-        #[cfg(feature = "sync")]
-        let handle = arg_ref!(sync as SyncHandle);
         #[cfg(not(feature = "sync"))]
         {
             let _ = handle;
@@ -217,14 +231,9 @@ pub unsafe extern "C" fn circuit_sync_stop(sync: *const circuit_sync) -> circuit
 pub unsafe extern "C" fn circuit_sync_free(sync: *mut circuit_sync) {
     ffi_boundary! {
         // The slim library never creates a worker: only NULL can come back.
-        #[cfg(not(feature = "sync"))]
-        let _ = sync;
-        #[cfg(feature = "sync")]
-        if !sync.is_null() {
-            // SAFETY: by contract a pointer from `Box::into_raw` in
-            // `circuit_sync_start`, freed once; dropping the handle stops it.
-            drop(unsafe { Box::from_raw(sync.cast::<SyncHandle>()) });
-        }
+        // SAFETY: by contract NULL or a handle from `circuit_sync_start`,
+        // freed once; dropping the handle stops it.
+        unsafe { free_boxed(sync) };
     }
 }
 
@@ -244,10 +253,7 @@ pub unsafe extern "C" fn circuit_sync_status(
     status: *mut circuit_sync_stats,
 ) -> circuit_result {
     ffi_boundary! {
-        #[cfg(not(feature = "sync"))]
         let handle = arg_ref!(sync);
-        #[cfg(feature = "sync")]
-        let handle = arg_ref!(sync as SyncHandle);
         let out = arg_out!(status);
         #[cfg(not(feature = "sync"))]
         {
@@ -302,10 +308,7 @@ pub unsafe extern "C" fn circuit_sync_last_error(
     out_len: *mut usize,
 ) -> circuit_result {
     ffi_boundary! {
-        #[cfg(not(feature = "sync"))]
         let handle = arg_ref!(sync);
-        #[cfg(feature = "sync")]
-        let handle = arg_ref!(sync as SyncHandle);
         let out_len = arg_out!(out_len);
         #[cfg(not(feature = "sync"))]
         {
@@ -319,6 +322,29 @@ pub unsafe extern "C" fn circuit_sync_last_error(
             unsafe { write_text(&text, buf, len, out_len) }
         }
     }
+}
+
+/// `circuit_sync_start` from Rust strings, for the tests of both builds.
+#[cfg(test)]
+fn test_start(
+    reg: *const circuit_registry,
+    url: &str,
+    ns: &str,
+) -> (circuit_result, *mut circuit_sync) {
+    let mut s = std::ptr::null_mut();
+    // SAFETY: a live registry (or NULL, refused), valid strings with their
+    // lengths, a valid out pointer.
+    let rc = unsafe {
+        circuit_sync_start(
+            reg,
+            url.as_ptr().cast(),
+            url.len(),
+            ns.as_ptr().cast(),
+            ns.len(),
+            &mut s,
+        )
+    };
+    (rc, s)
 }
 
 #[cfg(all(test, feature = "sync"))]
@@ -335,25 +361,7 @@ mod tests {
         r
     }
 
-    fn start(
-        reg: *const circuit_registry,
-        url: &str,
-        ns: &str,
-    ) -> (circuit_result, *mut circuit_sync) {
-        let mut s = std::ptr::null_mut();
-        // SAFETY: live registry, valid strings with their lengths, valid out.
-        let rc = unsafe {
-            circuit_sync_start(
-                reg,
-                url.as_ptr().cast(),
-                url.len(),
-                ns.as_ptr().cast(),
-                ns.len(),
-                &mut s,
-            )
-        };
-        (rc, s)
-    }
+    use super::test_start as start;
 
     fn status(s: *const circuit_sync) -> circuit_sync_stats {
         let mut st = circuit_sync_stats {
@@ -479,18 +487,7 @@ mod slim_tests {
             unsafe { circuit_registry_new(std::ptr::null(), 0, 0, std::ptr::null(), &mut reg) };
         assert_eq!(rc, circuit_result::Ok);
         let url = "redis://127.0.0.1:1";
-        let mut s = std::ptr::null_mut();
-        // SAFETY: live registry, valid strings with their lengths, valid out.
-        let rc = unsafe {
-            circuit_sync_start(
-                reg,
-                url.as_ptr().cast(),
-                url.len(),
-                c"ns".as_ptr(),
-                2,
-                &mut s,
-            )
-        };
+        let (rc, s) = super::test_start(reg, url, "ns");
         assert_eq!(rc, circuit_result::NotBuilt);
         assert!(s.is_null(), "an output was written");
         let msg = crate::boundary::last_error();

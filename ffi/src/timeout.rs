@@ -3,10 +3,12 @@
 use std::time::Duration;
 
 use circuit_core::adaptive::AdaptiveTimeout;
-use circuit_core::Breaker;
 
-use crate::boundary::{arg_out, arg_ref, fail, ffi_boundary, fill_sized, struct_size, SizeTagged};
+use crate::boundary::{
+    arg_out, arg_ref, arg_ref_opt, fail, ffi_boundary, fill_sized, struct_size, SizeTagged,
+};
 use crate::breaker::circuit_breaker;
+use crate::handle::{free_boxed, handle_of, new_boxed};
 use crate::result::circuit_result;
 
 /// Default percentile of an adaptive-timeout rule (the wrappers' default).
@@ -90,7 +92,7 @@ pub unsafe extern "C" fn circuit_breaker_latency(
     latency: *mut circuit_latency,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out = arg_out!(latency);
         let n = match struct_size(&out, "latency") {
             Ok(n) => n,
@@ -135,7 +137,7 @@ pub unsafe extern "C" fn circuit_breaker_latency_percentile(
     out_ns: *mut u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out = arg_out!(out_ns);
         if !(0.0..=100.0).contains(&percentile) {
             return fail(
@@ -164,8 +166,10 @@ pub unsafe extern "C" fn circuit_breaker_latency_percentile(
 /// safe from any thread.
 #[derive(Debug)]
 pub struct circuit_adaptive_timeout {
-    rule: AdaptiveTimeout,
+    _opaque: [u8; 0],
 }
+
+handle_of!(circuit_adaptive_timeout => Boxed AdaptiveTimeout);
 
 /// Creates an adaptive-timeout rule: `percentile` in [0, 100] (95 = p95),
 /// `multiplier` in (0, 1000], `floor_ns` <= `base_ns` <= `ceiling_ns`, each
@@ -203,7 +207,7 @@ pub unsafe extern "C" fn circuit_adaptive_timeout_new(
             .build();
         match built {
             Ok(rule) => {
-                out.write(Box::into_raw(Box::new(circuit_adaptive_timeout { rule })));
+                out.write(new_boxed(rule));
                 circuit_result::Ok
             }
             Err(e) => fail(circuit_result::InvalidConfig, e),
@@ -218,11 +222,9 @@ pub unsafe extern "C" fn circuit_adaptive_timeout_new(
 #[no_mangle]
 pub unsafe extern "C" fn circuit_adaptive_timeout_free(rule: *mut circuit_adaptive_timeout) {
     ffi_boundary! {
-        if !rule.is_null() {
-            // SAFETY: by contract a pointer from `Box::into_raw` in
-            // `circuit_adaptive_timeout_new`, freed once.
-            drop(unsafe { Box::from_raw(rule) });
-        }
+        // SAFETY: by contract NULL or a pointer from `circuit_adaptive_timeout_new`, freed
+        // once.
+        unsafe { free_boxed(rule) };
     }
 }
 
@@ -242,12 +244,11 @@ pub unsafe extern "C" fn circuit_breaker_recommended_timeout(
     out_timeout_ns: *mut u64,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out = arg_out!(out_timeout_ns);
         let default_rule;
-        // SAFETY: `rule` is NULL or a live rule (contract).
-        let rule = match unsafe { rule.as_ref() } {
-            Some(r) => &r.rule,
+        let rule = match arg_ref_opt!(rule) {
+            Some(r) => r,
             None => {
                 default_rule = AdaptiveTimeout::default();
                 &default_rule

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use circuit_core::Registry;
-use circuit_sync::{Sync, SyncConfig, SyncError};
+use circuit_sync::{FleetSync, SyncConfig, SyncError};
 
 fn main() -> Result<(), SyncError> {
     let url = std::env::args()
@@ -26,7 +26,7 @@ fn run(url: &str) -> Result<(), SyncError> {
     let registry = Arc::new(Registry::default());
     let mut cfg = SyncConfig::new(url, "checkout");
     cfg.reconcile_every = Duration::from_secs(30);
-    let sync = Sync::start(registry.clone(), cfg)?; // returns at once
+    let sync = FleetSync::start(registry.clone(), cfg)?; // returns at once
 
     // ... the call path is unchanged ...
 

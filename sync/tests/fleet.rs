@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use circuit_core::{Config, Outcome, Registry, RegistryOptions, State};
 use circuit_sync::ops::FleetOptions;
 use circuit_sync::{
-    AutoState, Fleet, ForceMode, Sync, SyncConfig, SyncStatus, Version, WriteOp, WriteStatus,
+    AutoState, Fleet, FleetSync, ForceMode, SyncConfig, SyncStatus, Version, WriteOp, WriteStatus,
 };
 use serde_json::Value;
 use support::{wait_until, Cluster, Proc, RedisServer};
@@ -68,7 +68,7 @@ fn instance(url: &str, ns: &str, tweak: impl FnOnce(&mut SyncConfig)) -> Instanc
     cfg.connect_timeout = Duration::from_millis(500);
     cfg.backoff_max = Duration::from_millis(1000);
     tweak(&mut cfg);
-    let handle = Sync::start(registry.clone(), cfg).unwrap();
+    let handle = FleetSync::start(registry.clone(), cfg).unwrap();
     Instance { registry, handle }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use circuit_core::{Config, Outcome, Registry, RegistryOptions, State};
-use circuit_sync::{Fleet, Sync, SyncConfig, SyncStatus};
+use circuit_sync::{Fleet, FleetSync, SyncConfig, SyncStatus};
 use support::{wait_until, RedisServer};
 
 fn trip(registry: &Registry, name: &str) {
@@ -33,7 +33,7 @@ fn a_forked_child_restarts_the_worker_with_its_own_connections() {
         defaults,
         ..RegistryOptions::default()
     }));
-    let handle = Sync::start(registry.clone(), SyncConfig::new(url.clone(), "fork")).unwrap();
+    let handle = FleetSync::start(registry.clone(), SyncConfig::new(url.clone(), "fork")).unwrap();
     assert!(wait_until(Duration::from_secs(10), || handle
         .status()
         .status

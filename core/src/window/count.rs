@@ -19,7 +19,7 @@
 //!   what it held), so that stays true across clears.
 
 use super::{FastMod, Sample, WindowCounts};
-use crate::sync::{AtomicU64, Ordering::Relaxed};
+use crate::loom_shim::{AtomicU64, Ordering::Relaxed};
 
 const SLOTS_PER_WORD: u32 = 32;
 const BIAS: u64 = 1 << 31;

@@ -31,7 +31,7 @@
 
 use super::{FastMod, Sample, WindowCounts};
 use crate::clock::{duration_to_nanos, Nanos};
-use crate::sync::{AtomicU64, Ordering::Relaxed};
+use crate::loom_shim::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 const FIELD: u64 = 0xFFFF;

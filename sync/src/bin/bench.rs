@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use circuit_core::{
     Config, Listener, Outcome, Reason, Registry, RegistryOptions, State, Transition,
 };
-use circuit_sync::{Sync, SyncConfig, SyncHandle, SyncStatus};
+use circuit_sync::{FleetSync, SyncConfig, SyncHandle, SyncStatus};
 
 struct Server(Child);
 
@@ -93,7 +93,7 @@ fn start(reg: &Arc<Registry>, url: &str, ns: &str) -> SyncHandle {
     cfg.reconcile_every = Duration::from_secs(120);
     cfg.ping_after = Duration::from_secs(120);
     cfg.writes_per_sec = 100_000;
-    let h = Sync::start(reg.clone(), cfg).unwrap();
+    let h = FleetSync::start(reg.clone(), cfg).unwrap();
     let t = Instant::now();
     while h.status().status != SyncStatus::Connected {
         assert!(t.elapsed() < Duration::from_secs(10), "{:?}", h.status());

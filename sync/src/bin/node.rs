@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use circuit_core::{Config, Outcome, Registry, RegistryOptions};
-use circuit_sync::{Sync, SyncConfig};
+use circuit_sync::{FleetSync, SyncConfig};
 use serde_json::{json, Value};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -49,7 +49,7 @@ fn main() {
     cfg.ping_after = Duration::from_millis(num(&args, "--ping-ms", 1000));
     cfg.backoff_max = Duration::from_millis(num(&args, "--backoff-max-ms", 1000));
     cfg.origin = arg(&args, "--origin");
-    let handle = Sync::start(registry.clone(), cfg).expect("sync starts");
+    let handle = FleetSync::start(registry.clone(), cfg).expect("sync starts");
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
