@@ -585,7 +585,7 @@ pub unsafe extern "C" fn circuit_breaker_needs_durations(
     out_needs: *mut u32,
 ) -> circuit_result {
     ffi_boundary! {
-        let b = arg_ref!(breaker as Breaker);
+        let b = arg_ref!(breaker);
         let out_needs = arg_out!(out_needs);
         out_needs.write(u32::from(b.config().needs_durations()));
         circuit_result::Ok
