@@ -3,31 +3,17 @@
 use super::{err, MAX_BUDGET_BUCKETS, MAX_BUDGET_RATIO, MAX_MIN_RETRIES_PER_SEC};
 use crate::clock::{duration_to_nanos, Nanos};
 use crate::config::{ConfigError, MAX_DURATION, MIN_BUCKET_WIDTH};
-use crate::sync::{spin_hint, AtomicU64, Ordering::Relaxed};
+use crate::ring::{At, Ring};
+use crate::state::Field;
+use crate::sync::{spin_hint, Ordering::Relaxed};
 use core::fmt;
 use std::time::Duration;
 
-const FIELD: u64 = (1 << 20) - 1;
-const CALLS_SHIFT: u32 = 20;
-const EPOCH_SHIFT: u32 = 40;
-const EPOCH_MASK: u64 = (1 << 24) - 1;
+const RETRIES: Field = Field::first(20);
+const CALLS: Field = Field::after(RETRIES, 20);
+const EPOCH: Field = Field::after(CALLS, 24);
+const _: () = assert!(EPOCH.shift + EPOCH.width == 64);
 const MICRO: u128 = 1_000_000;
-
-#[inline]
-fn calls_of(w: u64) -> u64 {
-    (w >> CALLS_SHIFT) & FIELD
-}
-#[inline]
-fn retries_of(w: u64) -> u64 {
-    w & FIELD
-}
-/// Buckets between `epoch` and the word's epoch, as a signed 24-bit number
-/// (negative: the word was written by a clock reading ahead of ours).
-#[inline]
-fn age(epoch: u64, w: u64) -> i64 {
-    let d = epoch.wrapping_sub(w >> EPOCH_SHIFT) & EPOCH_MASK;
-    ((d << 40) as i64) >> 40
-}
 
 /// Calls and retries in a budget's window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,8 +29,9 @@ pub struct BudgetCounts {
 /// call or retry. Thread safety: share it by reference among any number of
 /// threads.
 pub struct RetryBudget {
-    buckets: Box<[AtomicU64]>,
-    width: u64,
+    /// The buckets, their rolled-at indexes and the index arithmetic, as
+    /// the time window's (`ring.rs`).
+    ring: Ring,
     ratio_ppm: u64,
     reserve_micro: u64,
 }
@@ -52,8 +39,8 @@ pub struct RetryBudget {
 impl fmt::Debug for RetryBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryBudget")
-            .field("buckets", &self.buckets.len())
-            .field("bucket_width_nanos", &self.width)
+            .field("buckets", &self.ring.count())
+            .field("bucket_width_nanos", &self.ring.width())
             .field("ratio", &self.ratio())
             .field("reserve", &self.reserve())
             .finish()
@@ -85,45 +72,33 @@ impl RetryBudget {
 
     /// The window length.
     pub fn window(&self) -> Duration {
-        Duration::from_nanos(self.width * self.buckets.len() as u64)
+        Duration::from_nanos(self.ring.width() * u64::from(self.ring.count()))
     }
 
+    /// The word as it stands at `at`, and whether that is a roll: itself if
+    /// it holds this index, else an empty bucket of this index. A bucket
+    /// whose epoch matches but that was rolled a whole epoch cycle (2^24
+    /// bucket widths) or more ago is rolled too, so old counts never come
+    /// back.
     #[inline]
-    fn locate(&self, now: Nanos) -> (usize, u64) {
-        let index = now / self.width;
-        (
-            (index % self.buckets.len() as u64) as usize,
-            index & EPOCH_MASK,
-        )
-    }
-
-    /// The word as it stands for `epoch`: itself if it holds this epoch,
-    /// else an empty bucket of this epoch (the roll).
-    #[inline]
-    fn current(epoch: u64, w: u64) -> u64 {
-        if age(epoch, w) == 0 {
-            w
+    fn current(&self, at: At, w: u64) -> (u64, bool) {
+        if Ring::age(EPOCH, at.index, w) == 0 && self.ring.rolled_near(at.index, at.slot) {
+            (w, false)
         } else {
-            epoch << EPOCH_SHIFT
+            (Ring::epoch_bits(EPOCH, at.index), true)
         }
     }
 
-    fn live(&self, epoch: u64, w: u64) -> bool {
-        age(epoch, w).unsigned_abs() < self.buckets.len() as u64
-    }
-
     /// Sums the live buckets other than `skip`.
-    fn others(&self, epoch: u64, skip: usize) -> BudgetCounts {
+    fn others(&self, index: u64, skip: usize) -> BudgetCounts {
         let mut c = BudgetCounts::default();
-        for (i, b) in self.buckets.iter().enumerate() {
-            if i == skip {
-                continue;
-            }
-            let w = b.load(Relaxed);
-            if self.live(epoch, w) {
-                c.calls += calls_of(w);
-                c.retries += retries_of(w);
-            }
+        for (_, w) in self
+            .ring
+            .live_words(EPOCH, index)
+            .filter(|&(i, _)| i != skip)
+        {
+            c.calls += CALLS.get(w);
+            c.retries += RETRIES.get(w);
         }
         c
     }
@@ -137,32 +112,45 @@ impl RetryBudget {
 
     /// Deposits one call at `now`.
     pub fn record_call(&self, now: Nanos) {
-        let (slot, epoch) = self.locate(now);
+        let at = self.ring.at(now);
+        let mut rolled = false;
         // Relaxed: a statistic (module docs, "Concurrency").
-        let _ = self.buckets[slot].fetch_update(Relaxed, Relaxed, |w| {
-            let w = Self::current(epoch, w);
-            // A full field stops counting: fewer retries allowed, never more.
-            (calls_of(w) < FIELD).then_some(w + (1 << CALLS_SHIFT))
-        });
+        let done = self
+            .ring
+            .bucket(at.slot)
+            .fetch_update(Relaxed, Relaxed, |w| {
+                let cur;
+                (cur, rolled) = self.current(at, w);
+                // A full field stops counting: fewer retries allowed, never more.
+                (CALLS.get(cur) < CALLS.max()).then_some(cur + (1 << CALLS.shift))
+            });
+        if rolled && done.is_ok() {
+            self.ring.mark_rolled(at);
+        }
     }
 
     /// Withdraws one retry at `now` if rule R1 allows it; true if granted.
     pub fn try_retry(&self, now: Nanos) -> bool {
-        let (slot, epoch) = self.locate(now);
-        let bucket = &self.buckets[slot];
+        let at = self.ring.at(now);
+        let bucket = self.ring.bucket(at.slot);
         let mut w = bucket.load(Relaxed);
         loop {
-            let cur = Self::current(epoch, w);
-            let others = self.others(epoch, slot);
-            let calls = others.calls + calls_of(cur);
-            let retries = others.retries + retries_of(cur) + 1;
-            if retries_of(cur) == FIELD || !self.allows(calls, retries) {
+            let (cur, rolls) = self.current(at, w);
+            let others = self.others(at.index, at.slot);
+            let calls = others.calls + CALLS.get(cur);
+            let retries = others.retries + RETRIES.get(cur) + 1;
+            if RETRIES.get(cur) == RETRIES.max() || !self.allows(calls, retries) {
                 return false;
             }
             // The CAS serialises retries in this bucket: each re-checks R1
             // against the count the previous winner left.
-            match bucket.compare_exchange_weak(w, cur + 1, Relaxed, Relaxed) {
-                Ok(_) => return true,
+            match bucket.compare_exchange_weak(w, cur + (1 << RETRIES.shift), Relaxed, Relaxed) {
+                Ok(_) => {
+                    if rolls {
+                        self.ring.mark_rolled(at);
+                    }
+                    return true;
+                }
                 Err(actual) => {
                     w = actual;
                     spin_hint();
@@ -173,8 +161,7 @@ impl RetryBudget {
 
     /// Calls and retries in the window at `now`.
     pub fn counts(&self, now: Nanos) -> BudgetCounts {
-        let (_, epoch) = self.locate(now);
-        self.others(epoch, usize::MAX)
+        self.others(self.ring.index(now), usize::MAX)
     }
 
     /// Whole retries R1 would grant at `now` if nothing else happened
@@ -189,7 +176,7 @@ impl RetryBudget {
 
     /// Bytes used, heap included.
     pub fn memory_bytes(&self) -> usize {
-        core::mem::size_of::<Self>() + self.buckets.len() * core::mem::size_of::<AtomicU64>()
+        core::mem::size_of::<Self>() + self.ring.heap_bytes()
     }
 }
 
@@ -268,8 +255,7 @@ impl RetryBudgetBuilder {
         }
         let window_secs = (width * u64::from(self.buckets)) as f64 / 1e9;
         Ok(RetryBudget {
-            buckets: (0..self.buckets).map(|_| AtomicU64::new(0)).collect(),
-            width,
+            ring: Ring::new(width, self.buckets),
             ratio_ppm: (self.ratio * 1e6).round() as u64,
             reserve_micro: (self.min_per_sec * window_secs * 1e6).round() as u64,
         })

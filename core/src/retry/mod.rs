@@ -79,11 +79,14 @@
 //! goes into debt; its [`balance`](RetryBudget::balance) can fall to zero
 //! when old calls age out before the retries they paid for.
 //!
-//! Concurrency: each bucket is one `AtomicU64` (`epoch:24 | calls:20 |
-//! retries:20`), bucket index `now / w` in slot `index mod n`; a writer that
-//! finds another epoch in its slot replaces it with a fresh bucket (the roll),
-//! and a sum counts buckets whose epoch is within `n` of its own. A call is
-//! one CAS loop on its bucket; a retry is one CAS on its bucket that
+//! Concurrency: the buckets are a bucketed ring (`ring.rs`, shared with
+//! the breaker's time window): each bucket is one `AtomicU64` (`epoch:24 |
+//! calls:20 | retries:20`), bucket index `now / w` in slot `index mod n`,
+//! with a rolled-at word holding the full index of its last roll; a writer
+//! that finds another epoch in its slot, or a rolled-at index `n` or more
+//! away, replaces it with a fresh bucket (the roll), and a sum counts
+//! buckets whose epoch and rolled-at index are within `n` of its own. A call
+//! is one CAS loop on its bucket; a retry is one CAS on its bucket that
 //! re-checks R1 with the other buckets read just before. Retries landing in the same bucket are
 //! serialised by the CAS, so R1 is exact for them; threads whose clock
 //! readings fall in different buckets can each miss the other's in-flight
@@ -92,8 +95,12 @@
 //! memory: `Relaxed` throughout (core invariant 6). A bucket counts up to
 //! 2^20 - 1 calls and as many retries; a full calls field stops counting
 //! (fewer retries allowed, never more), a full retries field refuses retries.
-//! Epochs are 24 bits: a bucket left untouched for exactly a multiple of
-//! 2^24 bucket widths (194 days at 1 s buckets) could be read as live once.
+//! Epochs are 24 bits and repeat every 2^24 bucket widths; the rolled-at
+//! index keeps a bucket idle that long (or any multiple) from being read as
+//! live. A writer that finds a bucket rolled by another in the instant
+//! before its rolled-at index is written rolls it again: that bucket's
+//! first count can be lost (a lost call allows fewer retries; a lost retry
+//! is one more of the per-thread excess above).
 
 mod budget;
 mod error;

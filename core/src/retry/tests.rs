@@ -102,7 +102,11 @@ fn defaults() {
         (b.ratio(), b.reserve(), b.window()),
         (0.2, 100.0, Duration::from_secs(10))
     );
-    assert_eq!(b.memory_bytes(), core::mem::size_of::<RetryBudget>() + 80);
+    // 10 bucket words and their 10 rolled-at indexes.
+    assert_eq!(
+        b.memory_bytes(),
+        core::mem::size_of::<RetryBudget>() + 2 * 10 * 8
+    );
 }
 
 #[test]
@@ -286,6 +290,51 @@ proptest! {
             prop_assert_eq!(counts.calls, calls.iter().filter(live).count() as u64);
             prop_assert_eq!(counts.retries, retries.iter().filter(live).count() as u64);
         }
+    }
+}
+
+/// Bucket epochs are 24 bits: after an idle gap of a whole number of epoch
+/// cycles a bucket's epoch matches again. Its rolled-at index tells it is
+/// old, so neither its calls nor its retries come back.
+#[test]
+fn an_idle_budget_never_brings_old_counts_back() {
+    let b = RetryBudget::builder()
+        .ratio(0.5)
+        .min_retries_per_sec(0.0)
+        .window(Duration::from_millis(10))
+        .buckets(10)
+        .build()
+        .unwrap();
+    let clock = ManualClock::new(3 * MS + MS / 2);
+    for _ in 0..8 {
+        b.record_call(clock.now());
+    }
+    assert!(b.try_retry(clock.now()));
+    assert_eq!(
+        b.counts(clock.now()),
+        BudgetCounts {
+            calls: 8,
+            retries: 1
+        }
+    );
+    // Idle for 2^16, 2^24 and 3 x 2^24 bucket widths (1 ms each) since
+    // then: the slot and, at multiples of 2^24, the epoch of the old bucket
+    // come round again.
+    let start = clock.now();
+    for idle in [1u64 << 16, 1 << 24, 3 << 24] {
+        clock.set(start + idle * MS);
+        let now = clock.now();
+        assert_eq!(b.counts(now), BudgetCounts::default(), "after {idle} ms");
+        assert_eq!(b.balance(now), 0);
+        assert!(!b.try_retry(now), "no call in the window pays for a retry");
+        b.record_call(now);
+        assert_eq!(
+            b.counts(now),
+            BudgetCounts {
+                calls: 1,
+                retries: 0
+            }
+        );
     }
 }
 
