@@ -59,6 +59,14 @@ impl SplitMix64 {
         SplitMix64::new(h.finish())
     }
 
+    /// The generator for draw `n` of the sequence `seed`, without walking
+    /// the sequence: a host that keeps only the seed and the attempt number
+    /// between retries draws the same jitter as every other host.
+    pub fn keyed(seed: u64, n: u32) -> SplitMix64 {
+        let mut mix = SplitMix64::new(seed ^ u64::from(n).rotate_left(32));
+        SplitMix64::new(mix.next_u64())
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(GAMMA);

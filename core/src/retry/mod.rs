@@ -103,6 +103,7 @@
 //! is one more of the per-thread excess above).
 
 mod budget;
+mod decide;
 mod error;
 mod policy;
 mod run;
@@ -111,6 +112,7 @@ mod tests;
 
 pub use crate::rng::SplitMix64;
 pub use budget::{BudgetCounts, RetryBudget, RetryBudgetBuilder};
+pub use decide::{AttemptOutcome, Next, Stop};
 pub use error::{is_rejected, RetryError, StopReason};
 pub use policy::{Backoff, Delays, Jitter, RetryPolicy, RetryPolicyBuilder};
 pub use run::{Retrier, RetryDecision, Sleeper, ThreadSleeper};

@@ -1,7 +1,10 @@
 //! The attempt loop: [`Retrier`] runs an operation under a policy, a
 //! budget and a breaker, sleeping through a [`Sleeper`].
 
-use super::{is_rejected, RetryBudget, RetryError, RetryPolicy, SplitMix64, StopReason};
+use super::{
+    is_rejected, AttemptOutcome, Next, RetryBudget, RetryError, RetryPolicy, SplitMix64, Stop,
+    StopReason,
+};
 use crate::call::Outcome;
 use crate::clock::{Clock, ManualClock};
 use crate::Breaker;
@@ -199,25 +202,36 @@ impl<'a, S: Sleeper> Retrier<'a, S> {
                 }
                 Err(e) => e,
             };
-            let decision = if is_rejected(&error) {
-                RetryDecision::Stop(Outcome::Ignored)
+            let (decision, outcome) = if is_rejected(&error) {
+                (
+                    RetryDecision::Stop(Outcome::Ignored),
+                    AttemptOutcome::Rejected,
+                )
             } else {
-                classify(&error)
+                let d = classify(&error);
+                let o = if d.is_retry() {
+                    AttemptOutcome::Retryable
+                } else {
+                    AttemptOutcome::NotRetryable
+                };
+                (d, o)
             };
             if let (Some(b), Some(p)) = (self.breaker, permit) {
                 b.record(p, decision.outcome(), elapsed);
             }
-            let next = if !decision.is_retry() {
-                Err(StopReason::NotRetryable)
-            } else if let Some(delay) = self.policy.delay(attempt, prev, &mut self.rng) {
-                match self.budget {
-                    Some(b) if !b.try_retry(self.clock.now()) => Err(StopReason::BudgetExhausted),
-                    _ => Ok(delay),
+            let budget = self.budget.map(|b| (b, self.clock));
+            let reason = match self
+                .policy
+                .decide(attempt, outcome, prev, &mut self.rng, budget)
+            {
+                Next::Retry(delay) => Ok(delay),
+                Next::Stop(Stop::AttemptsExhausted) => Err(StopReason::AttemptsExhausted),
+                Next::Stop(Stop::BudgetExhausted) => Err(StopReason::BudgetExhausted),
+                Next::Stop(Stop::Success | Stop::Rejected | Stop::NotRetryable) => {
+                    Err(StopReason::NotRetryable)
                 }
-            } else {
-                Err(StopReason::AttemptsExhausted)
             };
-            let delay = match next {
+            let delay = match reason {
                 Ok(delay) => delay,
                 Err(reason) => {
                     return Err(RetryError::Failed {

@@ -642,3 +642,58 @@ fn a_rejection_inside_the_error_is_never_retried() {
     assert!(!is_rejected(&std::io::Error::other("plain")));
     assert_eq!(clock.now(), 0);
 }
+
+/// The decision is made once, in `RetryPolicy::decide`: a rejection, a
+/// permanent error or a success stops without drawing jitter or touching
+/// the budget, even when attempts and budget would allow a retry.
+#[test]
+fn the_decision_never_retries_a_rejected_attempt() {
+    let p = RetryPolicy::builder().max_attempts(5).build().unwrap();
+    let b = RetryBudget::builder().build().unwrap();
+    let clock = ManualClock::new(0);
+    b.record_call(0);
+    let before = b.counts(0);
+    for (outcome, stop) in [
+        (AttemptOutcome::Rejected, Stop::Rejected),
+        (AttemptOutcome::NotRetryable, Stop::NotRetryable),
+        (AttemptOutcome::Success, Stop::Success),
+    ] {
+        let mut rng = SplitMix64::new(9);
+        let next = p.decide(1, outcome, Duration::ZERO, &mut rng, Some((&b, &clock)));
+        assert_eq!(next, Next::Stop(stop));
+        assert_eq!(rng.next_u64(), SplitMix64::new(9).next_u64(), "no draw");
+        assert_eq!(b.counts(0), before, "no withdrawal");
+    }
+    let mut rng = SplitMix64::new(9);
+    let next = p.decide(
+        1,
+        AttemptOutcome::Retryable,
+        Duration::ZERO,
+        &mut rng,
+        Some((&b, &clock)),
+    );
+    assert!(matches!(next, Next::Retry(_)));
+    assert_eq!(b.counts(0).retries, 1);
+    assert_eq!(
+        p.decide(5, AttemptOutcome::Retryable, Duration::ZERO, &mut rng, None),
+        Next::Stop(Stop::AttemptsExhausted)
+    );
+}
+
+/// The seeded decision draws the keyed jitter of (seed, attempt): the same
+/// seed gives the same delays in every host, whatever came before.
+#[test]
+fn seeded_decisions_are_the_keyed_draws() {
+    let p = RetryPolicy::builder().max_attempts(8).build().unwrap();
+    let mut prev = Duration::ZERO;
+    for attempt in 1..8 {
+        let want = p
+            .delay(attempt, prev, &mut SplitMix64::keyed(42, attempt))
+            .unwrap();
+        let got = p.decide_seeded(attempt, AttemptOutcome::Retryable, prev, 42, None);
+        assert_eq!(got, Next::Retry(want));
+        let other = p.decide_seeded(attempt, AttemptOutcome::Retryable, prev, 43, None);
+        assert_ne!(other, got, "another seed draws apart");
+        prev = want;
+    }
+}
