@@ -123,6 +123,18 @@ JITTER_EQUAL = 2
 JITTER_DECORRELATED = 3
 JITTER_PLUS_MINUS = 4
 
+RETRY_OUTCOME_SUCCESS = 0
+RETRY_OUTCOME_RETRYABLE = 1
+RETRY_OUTCOME_NOT_RETRYABLE = 2
+RETRY_OUTCOME_REJECTED = 3
+
+RETRY_STOP_RETRY = 0
+RETRY_STOP_SUCCESS = 1
+RETRY_STOP_REJECTED = 2
+RETRY_STOP_NOT_RETRYABLE = 3
+RETRY_STOP_ATTEMPTS_EXHAUSTED = 4
+RETRY_STOP_BUDGET_EXHAUSTED = 5
+
 SYNC_CONNECTED = 0
 SYNC_DEGRADED = 1
 SYNC_STOPPED = 2
@@ -417,6 +429,13 @@ FUNCTIONS: Tuple[Tuple[str, Any, Sequence[Any], str, bool], ...] = (
         "circuit_retry_next",
         c_uint32,
         (c_void_p, c_void_p, c_uint32, c_uint64, c_uint64, _u64p),
+        HOLD,
+        False,
+    ),
+    (
+        "circuit_retry_decide",
+        c_uint32,
+        (c_void_p, c_void_p, c_uint32, c_uint32, c_uint64, c_uint64, _u64p, _u32p),
         HOLD,
         False,
     ),

@@ -12,7 +12,7 @@ import asyncio
 import functools
 import inspect
 import time
-from ctypes import byref, c_uint64, c_void_p
+from ctypes import byref, c_uint32, c_uint64, c_void_p
 from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union, cast
 
 from . import _ffi
@@ -207,6 +207,9 @@ class Retry:
     call the breaker refused is not retried. When retries run out, the last
     attempt's exception propagates. ``sleep`` (and ``asleep`` for coroutines)
     can be replaced, for example by a manual clock's ``advance`` in tests.
+    ``seed`` fixes the jitter draws of every call (default: a fresh random
+    seed per call); the decisions and delays are the library's
+    (``circuit_retry_decide``), the same as every other host's for a seed.
     """
 
     def __init__(
@@ -218,6 +221,7 @@ class Retry:
         retry_on: RetryOn = Exception,
         sleep: Callable[[float], Any] = time.sleep,
         asleep: Callable[[float], Any] = asyncio.sleep,
+        seed: Optional[int] = None,
     ) -> None:
         if policy is not None and not isinstance(policy, RetryPolicy):
             raise TypeError("policy must be a circuit.RetryPolicy")
@@ -236,28 +240,40 @@ class Retry:
             raise TypeError("retry_on must be exception types or a predicate")
         self.sleep = sleep
         self.asleep = asleep
+        self._seed = None if seed is None else _seed(seed)
+
+    def _outcome(self, exc: BaseException) -> int:
+        """How the library is told what became of the attempt: only the
+        classification of the exception happens here."""
+        if isinstance(exc, CircuitOpenError):
+            return int(_ffi.RETRY_OUTCOME_REJECTED)
+        if isinstance(exc, Exception) and self._retryable(exc):
+            return int(_ffi.RETRY_OUTCOME_RETRYABLE)
+        return int(_ffi.RETRY_OUTCOME_NOT_RETRYABLE)
 
     def _next(self, attempt: int, prev_ns: int, seed: int, exc: BaseException) -> Optional[int]:
-        if isinstance(exc, CircuitOpenError) or not isinstance(exc, Exception):
-            return None
-        if not self._retryable(exc):
-            return None
-        out = c_uint64()
-        rc = _ffi.lib.retry_next(
+        """The library's decision: the pause in ns, or None to stop."""
+        delay, stop = c_uint64(), c_uint32()
+        rc = _ffi.lib.retry_decide(
             self.policy._handle(),
             None if self.budget is None else self.budget._handle(),
             attempt,
+            self._outcome(exc),
             prev_ns,
             seed,
-            byref(out),
+            byref(delay),
+            byref(stop),
         )
-        if rc in (_ffi.RESULT_RETRY_EXHAUSTED, _ffi.RESULT_BUDGET_EXHAUSTED):
+        _ffi.check(rc, "circuit_retry_decide")
+        if stop.value != _ffi.RETRY_STOP_RETRY:
             return None
-        _ffi.check(rc, "circuit_retry_next")
-        return out.value
+        return delay.value
+
+    def _call_seed(self) -> int:
+        return int(_ffi.lib.random_seed()) if self._seed is None else self._seed
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        seed = _ffi.lib.random_seed()
+        seed = self._call_seed()
         if self.budget is not None:
             self.budget.record_call()
         attempt = 0
@@ -276,7 +292,7 @@ class Retry:
             prev = delay
 
     async def acall(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        seed = _ffi.lib.random_seed()
+        seed = self._call_seed()
         if self.budget is not None:
             self.budget.record_call()
         attempt = 0
