@@ -269,48 +269,40 @@ class Retry:
             return None
         return delay.value
 
-    def _call_seed(self) -> int:
-        return int(_ffi.lib.random_seed()) if self._seed is None else self._seed
-
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        seed = self._call_seed()
+    def _begin(self) -> "_Sequence":
+        """One call's retry sequence: its seed, and its deposit in the budget."""
+        seed = int(_ffi.lib.random_seed()) if self._seed is None else self._seed
         if self.budget is not None:
             self.budget.record_call()
-        attempt = 0
-        prev = 0
+        return _Sequence(self, seed)
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        seq = self._begin()
         while True:
-            attempt += 1
             try:
                 if self.breaker is not None:
                     return cast(T, self.breaker.call(fn, *args, **kwargs))
                 return fn(*args, **kwargs)
             except BaseException as e:
-                delay = self._next(attempt, prev, seed, e)
-                if delay is None:
+                pause = seq.after(e)
+                if pause is None:
                     raise
-            self.sleep(delay / 1e9)
-            prev = delay
+            self.sleep(pause)
 
     async def acall(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        seed = self._call_seed()
-        if self.budget is not None:
-            self.budget.record_call()
-        attempt = 0
-        prev = 0
+        seq = self._begin()
         while True:
-            attempt += 1
             try:
                 if self.breaker is not None:
                     return await self.breaker.acall(fn, *args, **kwargs)
                 return await fn(*args, **kwargs)
             except BaseException as e:
-                delay = self._next(attempt, prev, seed, e)
-                if delay is None:
+                pause = seq.after(e)
+                if pause is None:
                     raise
-            r = self.asleep(delay / 1e9)
+            r = self.asleep(pause)
             if inspect.isawaitable(r):
                 await r
-            prev = delay
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Decorator for plain and ``async def`` functions."""
@@ -327,3 +319,25 @@ class Retry:
             return self.call(fn, *args, **kwargs)
 
         return w
+
+
+class _Sequence:
+    """The state one call keeps between attempts: the attempt number, the
+    previous pause and the seed; the decisions are the library's."""
+
+    __slots__ = ("_retry", "_seed", "_attempt", "_prev")
+
+    def __init__(self, retry: Retry, seed: int) -> None:
+        self._retry = retry
+        self._seed = seed
+        self._attempt = 0
+        self._prev = 0
+
+    def after(self, exc: BaseException) -> Optional[float]:
+        """The pause in seconds before the next attempt, or None to stop."""
+        self._attempt += 1
+        delay = self._retry._next(self._attempt, self._prev, self._seed, exc)
+        if delay is None:
+            return None
+        self._prev = delay
+        return delay / 1e9
