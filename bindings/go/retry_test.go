@@ -72,19 +72,29 @@ func TestRetryStops(t *testing.T) {
 	}
 }
 
-func TestRetryBudgetBoundsRetries(t *testing.T) {
+// newTestRetry returns a budget granting ratio x calls (no minimum rate,
+// 10 s window, on a manual clock) and a Retry on cfg drawing from it, all
+// closed when the test ends.
+func newTestRetry(t *testing.T, ratio float64, cfg RetryConfig) (*RetryBudget, *Retry) {
+	t.Helper()
 	clk := NewManualClock()
-	defer clk.Close()
-	budget, err := NewRetryBudget(RetryBudgetConfig{Ratio: 0.5, MinRetriesPerSecond: -1, Window: 10 * time.Second, Clock: clk})
+	t.Cleanup(func() { clk.Close() })
+	budget, err := NewRetryBudget(RetryBudgetConfig{Ratio: ratio, MinRetriesPerSecond: -1, Window: 10 * time.Second, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer budget.Close()
-	r, err := NewRetry(RetryConfig{Backoff: BackoffNone, MaxAttempts: 10, Budget: budget})
+	t.Cleanup(func() { budget.Close() })
+	cfg.Budget = budget
+	r, err := NewRetry(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(func() { r.Close() })
+	return budget, r
+}
+
+func TestRetryBudgetBoundsRetries(t *testing.T) {
+	budget, r := newTestRetry(t, 0.5, RetryConfig{Backoff: BackoffNone, MaxAttempts: 10})
 	b, _ := newTest(t, Config{ConsecutiveFailures: -1})
 	calls := 0
 	for i := 0; i < 10; i++ {
@@ -196,18 +206,7 @@ func TestRetryBadInput(t *testing.T) {
 // success stops without withdrawing from the budget, and the budget and
 // the attempt limit stop a retryable failure.
 func TestRetryDecisionsComeFromTheLibrary(t *testing.T) {
-	clk := NewManualClock()
-	defer clk.Close()
-	budget, err := NewRetryBudget(RetryBudgetConfig{Ratio: 1, MinRetriesPerSecond: -1, Window: 10 * time.Second, Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer budget.Close()
-	r, err := NewRetry(RetryConfig{Base: 10 * time.Millisecond, Jitter: JitterFull, MaxAttempts: 5, Budget: budget})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	budget, r := newTestRetry(t, 1, RetryConfig{Base: 10 * time.Millisecond, Jitter: JitterFull, MaxAttempts: 5})
 	ref, bref := r.ref.Load(), budget.ref.Load()
 	for i := 0; i < 4; i++ {
 		bref.recordCall()
@@ -257,7 +256,7 @@ func TestRetryDecisionsComeFromTheLibrary(t *testing.T) {
 	}
 	_, _, before, _ := budget.Balance()
 	calls := 0
-	err = r.Do(context.Background(), b, func(context.Context) error { calls++; return nil })
+	err := r.Do(context.Background(), b, func(context.Context) error { calls++; return nil })
 	var rejected *RejectedError
 	if !errors.As(err, &rejected) || calls != 0 {
 		t.Fatalf("Do on an open breaker = %v after %d calls", err, calls)
