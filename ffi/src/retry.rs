@@ -76,26 +76,19 @@ pub struct circuit_retry_budget {
     clock: Arc<dyn Clock>,
 }
 
+/// The value of `code` in a dense enum listed in code order.
+fn decode<T: Copy>(all: &[T], code: u32) -> Option<T> {
+    all.get(usize::try_from(code).ok()?).copied()
+}
+
 fn backoff_from(kind: u32) -> Option<circuit_backoff> {
-    [
-        circuit_backoff::None,
-        circuit_backoff::Constant,
-        circuit_backoff::Exponential,
-    ]
-    .get(kind as usize)
-    .copied()
+    use circuit_backoff::*;
+    decode(&[None, Constant, Exponential], kind)
 }
 
 fn jitter_from(kind: u32) -> Option<circuit_jitter> {
-    [
-        circuit_jitter::None,
-        circuit_jitter::Full,
-        circuit_jitter::Equal,
-        circuit_jitter::Decorrelated,
-        circuit_jitter::PlusMinus,
-    ]
-    .get(kind as usize)
-    .copied()
+    use circuit_jitter::*;
+    decode(&[None, Full, Equal, Decorrelated, PlusMinus], kind)
 }
 
 /// Creates a retry policy. `backoff` is a `circuit_backoff` code: NONE
@@ -454,15 +447,10 @@ pub enum circuit_retry_stop {
     BudgetExhausted = 5,
 }
 
+/// A `circuit_retry_outcome` code as the core's outcome.
 fn retry_outcome_from(code: u32) -> Option<AttemptOutcome> {
-    [
-        AttemptOutcome::Success,
-        AttemptOutcome::Retryable,
-        AttemptOutcome::NotRetryable,
-        AttemptOutcome::Rejected,
-    ]
-    .get(code as usize)
-    .copied()
+    use AttemptOutcome::*;
+    decode(&[Success, Retryable, NotRetryable, Rejected], code)
 }
 
 /// The retry decision after attempt number `attempt` (1 after the first)
