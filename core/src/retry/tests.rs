@@ -17,6 +17,18 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// A budget granting `ratio` x calls plus `min_per_sec` a second over
+/// `window` in `buckets` buckets.
+fn budget(ratio: f64, min_per_sec: f64, window: Duration, buckets: u32) -> RetryBudget {
+    RetryBudget::builder()
+        .ratio(ratio)
+        .min_retries_per_sec(min_per_sec)
+        .window(window)
+        .buckets(buckets)
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn builder_names_the_field_at_fault() {
     let p = RetryPolicy::builder;
@@ -298,13 +310,7 @@ proptest! {
 /// old, so neither its calls nor its retries come back.
 #[test]
 fn an_idle_budget_never_brings_old_counts_back() {
-    let b = RetryBudget::builder()
-        .ratio(0.5)
-        .min_retries_per_sec(0.0)
-        .window(Duration::from_millis(10))
-        .buckets(10)
-        .build()
-        .unwrap();
+    let b = budget(0.5, 0.0, Duration::from_millis(10), 10);
     let clock = ManualClock::new(3 * MS + MS / 2);
     for _ in 0..8 {
         b.record_call(clock.now());
@@ -340,13 +346,7 @@ fn an_idle_budget_never_brings_old_counts_back() {
 
 #[test]
 fn budget_ages_out_and_never_goes_negative() {
-    let b = RetryBudget::builder()
-        .ratio(0.5)
-        .min_retries_per_sec(0.0)
-        .window(Duration::from_secs(1))
-        .buckets(10)
-        .build()
-        .unwrap();
+    let b = budget(0.5, 0.0, Duration::from_secs(1), 10);
     assert!(!b.try_retry(0), "no calls, no reserve");
     for _ in 0..4 {
         b.record_call(0);
@@ -373,13 +373,7 @@ fn budget_ages_out_and_never_goes_negative() {
 
 #[test]
 fn reserve_allows_retries_without_calls() {
-    let b = RetryBudget::builder()
-        .ratio(0.0)
-        .min_retries_per_sec(3.0)
-        .window(Duration::from_secs(2))
-        .buckets(4)
-        .build()
-        .unwrap();
+    let b = budget(0.0, 3.0, Duration::from_secs(2), 4);
     let granted = (0..10).filter(|_| b.try_retry(MS)).count();
     assert_eq!(granted, 6, "3 a second over a 2 s window");
 }
@@ -388,15 +382,7 @@ fn reserve_allows_retries_without_calls() {
 /// reserve, whatever the interleaving (the CAS serialises them).
 #[test]
 fn concurrent_budget_is_never_exceeded() {
-    let b = Arc::new(
-        RetryBudget::builder()
-            .ratio(0.1)
-            .min_retries_per_sec(1.0)
-            .window(Duration::from_secs(10))
-            .buckets(10)
-            .build()
-            .unwrap(),
-    );
+    let b = Arc::new(budget(0.1, 1.0, Duration::from_secs(10), 10));
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let b = Arc::clone(&b);
