@@ -483,6 +483,72 @@ typedef uint32_t circuit_result;
 #endif // __cplusplus
 
 /**
+ * What became of an attempt (`circuit_retry_decide`).
+ */
+enum circuit_retry_outcome
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * It succeeded.
+   */
+  CIRCUIT_RETRY_OUTCOME_SUCCESS = 0,
+  /**
+   * It failed with an error the host classifies as transient.
+   */
+  CIRCUIT_RETRY_OUTCOME_RETRYABLE = 1,
+  /**
+   * It failed with an error the host classifies as permanent.
+   */
+  CIRCUIT_RETRY_OUTCOME_NOT_RETRYABLE = 2,
+  /**
+   * The breaker refused it (`CIRCUIT_RESULT_REJECTED_*`): never retried.
+   */
+  CIRCUIT_RETRY_OUTCOME_REJECTED = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t circuit_retry_outcome;
+#endif // __cplusplus
+
+/**
+ * What follows an attempt (`circuit_retry_decide`).
+ */
+enum circuit_retry_stop
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+  /**
+   * Do not stop: retry after `*out_delay_ns`.
+   */
+  CIRCUIT_RETRY_STOP_RETRY = 0,
+  /**
+   * The attempt succeeded.
+   */
+  CIRCUIT_RETRY_STOP_SUCCESS = 1,
+  /**
+   * The breaker refused the attempt.
+   */
+  CIRCUIT_RETRY_STOP_REJECTED = 2,
+  /**
+   * The error is not retryable.
+   */
+  CIRCUIT_RETRY_STOP_NOT_RETRYABLE = 3,
+  /**
+   * The policy's `max_attempts` attempts were made.
+   */
+  CIRCUIT_RETRY_STOP_ATTEMPTS_EXHAUSTED = 4,
+  /**
+   * The retry budget refused the retry.
+   */
+  CIRCUIT_RETRY_STOP_BUDGET_EXHAUSTED = 5,
+};
+#ifndef __cplusplus
+typedef uint32_t circuit_retry_stop;
+#endif // __cplusplus
+
+/**
  * What a breaker reports as its state (`circuit_breaker_state`): the
  * override if one is set, otherwise the automatic phase. Passed as a
  * `uint32_t`.
@@ -2108,6 +2174,36 @@ circuit_result circuit_retry_next(const struct circuit_retry_policy *policy,
                                   uint64_t prev_delay_ns,
                                   uint64_t seed,
                                   uint64_t *out_delay_ns);
+
+/**
+ * The retry decision after attempt number `attempt` (1 after the first)
+ * ended with `outcome` (a `circuit_retry_outcome` code), made by the
+ * library so that every host decides alike: SUCCESS, REJECTED and
+ * NOT_RETRYABLE stop at once, touching neither the budget nor the jitter;
+ * RETRYABLE stops once `attempt` reaches the policy's `max_attempts`, else
+ * withdraws a retry from `budget` when not NULL (which may refuse it),
+ * else retries after the policy's delay (see `circuit_retry_policy_delay`
+ * for `prev_delay_ns` and `seed`).
+ *
+ * Writes a `circuit_retry_stop` code to `*out_stop`: RETRY (0) with the
+ * pause in `*out_delay_ns`, or why no retry follows (`*out_delay_ns` is
+ * then 0). Returns `CIRCUIT_RESULT_OK` for every answer; an unknown
+ * `outcome` is `CIRCUIT_RESULT_INVALID_ARGUMENT` and changes nothing.
+ *
+ * # Safety
+ * `policy` must be a live policy, `budget` NULL or a live budget,
+ * `out_delay_ns` and `out_stop` valid pointers.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_retry_decide(const struct circuit_retry_policy *policy,
+                                    const struct circuit_retry_budget *budget,
+                                    uint32_t attempt,
+                                    uint32_t outcome,
+                                    uint64_t prev_delay_ns,
+                                    uint64_t seed,
+                                    uint64_t *out_delay_ns,
+                                    uint32_t *out_stop);
 
 /**
  * Starts fleet sync for `registry`: a worker thread and a subscriber

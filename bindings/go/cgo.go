@@ -186,6 +186,18 @@ const (
 	jitterDecorrelated = uint32(C.CIRCUIT_JITTER_DECORRELATED)
 	jitterPlusMinus    = uint32(C.CIRCUIT_JITTER_PLUS_MINUS)
 
+	retryOutcomeSuccess      = uint32(C.CIRCUIT_RETRY_OUTCOME_SUCCESS)
+	retryOutcomeRetryable    = uint32(C.CIRCUIT_RETRY_OUTCOME_RETRYABLE)
+	retryOutcomeNotRetryable = uint32(C.CIRCUIT_RETRY_OUTCOME_NOT_RETRYABLE)
+	retryOutcomeRejected     = uint32(C.CIRCUIT_RETRY_OUTCOME_REJECTED)
+
+	retryStopRetry             = uint32(C.CIRCUIT_RETRY_STOP_RETRY)
+	retryStopSuccess           = uint32(C.CIRCUIT_RETRY_STOP_SUCCESS)
+	retryStopRejected          = uint32(C.CIRCUIT_RETRY_STOP_REJECTED)
+	retryStopNotRetryable      = uint32(C.CIRCUIT_RETRY_STOP_NOT_RETRYABLE)
+	retryStopAttemptsExhausted = uint32(C.CIRCUIT_RETRY_STOP_ATTEMPTS_EXHAUSTED)
+	retryStopBudgetExhausted   = uint32(C.CIRCUIT_RETRY_STOP_BUDGET_EXHAUSTED)
+
 	codeNotFound = Code(codeNotFoundRC)
 )
 
@@ -1026,6 +1038,30 @@ func (r *retryRef) next(budget *budgetRef, useBudget bool, attempt uint32, prev 
 	runtime.KeepAlive(r)
 	runtime.KeepAlive(budget)
 	return nanosToDuration(uint64(ns)), uint32(rc)
+}
+
+// decide is circuit_retry_decide (budget may be nil): the library's
+// decision after attempt ended with outcome (a retryOutcome code). It
+// returns the pause and a retryStop code (retryStopRetry: retry after the
+// pause).
+//
+// abi: circuit_retry_decide
+func (r *retryRef) decide(budget *budgetRef, attempt, outcome uint32, prev time.Duration, seed uint64) (time.Duration, uint32) {
+	var ns C.uint64_t
+	var stop C.uint32_t
+	var bp *C.circuit_retry_budget
+	if budget != nil {
+		bp = budget.ptr
+	}
+	rc := uint32(C.circuit_retry_decide(r.ptr, bp, C.uint32_t(attempt), C.uint32_t(outcome), C.uint64_t(prev),
+		C.uint64_t(seed), &ns, &stop))
+	runtime.KeepAlive(r)
+	runtime.KeepAlive(budget)
+	if rc != codeOK {
+		// Only bad arguments fail, and every argument here is checked.
+		return 0, retryStopNotRetryable
+	}
+	return nanosToDuration(uint64(ns)), uint32(stop)
 }
 
 // abi: circuit_random_seed

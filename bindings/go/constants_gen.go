@@ -76,6 +76,16 @@ const (
 	cResultBudgetExhausted      = 14
 	cResultEmpty                = 15
 	cResultNotBuilt             = 16
+	cRetryOutcomeSuccess        = 0
+	cRetryOutcomeRetryable      = 1
+	cRetryOutcomeNotRetryable   = 2
+	cRetryOutcomeRejected       = 3
+	cRetryStopRetry             = 0
+	cRetryStopSuccess           = 1
+	cRetryStopRejected          = 2
+	cRetryStopNotRetryable      = 3
+	cRetryStopAttemptsExhausted = 4
+	cRetryStopBudgetExhausted   = 5
 	cStateClosed                = 0
 	cStateOpen                  = 1
 	cStateHalfOpen              = 2

@@ -182,12 +182,12 @@ func (r *Retry) Do(ctx context.Context, b *Breaker, fn func(context.Context) err
 	var timer *time.Timer
 	for attempt := uint32(1); ; attempt++ {
 		err := b.Execute(ctx, fn)
-		if err == nil || !r.shouldRetry(ctx, err) {
-			return err
+		if err == nil {
+			return nil
 		}
-		d, rc := ref.next(budget, true, attempt, prev, seed)
-		if rc != codeOK {
-			return err // attempts or budget exhausted
+		d, stop := ref.decide(budget, attempt, r.outcome(ctx, err), prev, seed)
+		if stop != retryStopRetry {
+			return err // rejected, not retryable, attempts or budget exhausted
 		}
 		prev = d
 		if d > 0 {
@@ -206,18 +206,22 @@ func (r *Retry) Do(ctx context.Context, b *Breaker, fn func(context.Context) err
 	}
 }
 
-func (r *Retry) shouldRetry(ctx context.Context, err error) bool {
+// outcome classifies a failed attempt for the library's decision
+// (circuit_retry_decide), which never retries a rejection.
+func (r *Retry) outcome(ctx context.Context, err error) uint32 {
 	var rejected *RejectedError
 	var ours *Error
 	switch {
-	case errors.As(err, &rejected), errors.Is(err, ErrClosed), errors.As(err, &ours) && ours.Code == Code(codeInvalidArgument):
-		return false
+	case errors.As(err, &rejected):
+		return retryOutcomeRejected
+	case errors.Is(err, ErrClosed), errors.As(err, &ours) && ours.Code == Code(codeInvalidArgument):
+		return retryOutcomeNotRetryable
 	case ctx.Err() != nil:
-		return false
-	case r.retryable != nil:
-		return r.retryable(err)
+		return retryOutcomeNotRetryable
+	case r.retryable != nil && !r.retryable(err):
+		return retryOutcomeNotRetryable
 	}
-	return true
+	return retryOutcomeRetryable
 }
 
 // Close releases the policy (once no goroutine can still use it); later

@@ -72,19 +72,29 @@ func TestRetryStops(t *testing.T) {
 	}
 }
 
-func TestRetryBudgetBoundsRetries(t *testing.T) {
+// newTestRetry returns a budget granting ratio x calls (no minimum rate,
+// 10 s window, on a manual clock) and a Retry on cfg drawing from it, all
+// closed when the test ends.
+func newTestRetry(t *testing.T, ratio float64, cfg RetryConfig) (*RetryBudget, *Retry) {
+	t.Helper()
 	clk := NewManualClock()
-	defer clk.Close()
-	budget, err := NewRetryBudget(RetryBudgetConfig{Ratio: 0.5, MinRetriesPerSecond: -1, Window: 10 * time.Second, Clock: clk})
+	t.Cleanup(func() { clk.Close() })
+	budget, err := NewRetryBudget(RetryBudgetConfig{Ratio: ratio, MinRetriesPerSecond: -1, Window: 10 * time.Second, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer budget.Close()
-	r, err := NewRetry(RetryConfig{Backoff: BackoffNone, MaxAttempts: 10, Budget: budget})
+	t.Cleanup(func() { budget.Close() })
+	cfg.Budget = budget
+	r, err := NewRetry(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(func() { r.Close() })
+	return budget, r
+}
+
+func TestRetryBudgetBoundsRetries(t *testing.T) {
+	budget, r := newTestRetry(t, 0.5, RetryConfig{Backoff: BackoffNone, MaxAttempts: 10})
 	b, _ := newTest(t, Config{ConsecutiveFailures: -1})
 	calls := 0
 	for i := 0; i < 10; i++ {
@@ -188,5 +198,70 @@ func TestRetryBadInput(t *testing.T) {
 	}
 	if _, err := NewRetry(RetryConfig{Budget: budget}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("NewRetry with a closed budget = %v", err)
+	}
+}
+
+// The retry decision is the library's (circuit_retry_decide): its delays
+// for a seed are those of Delay, a rejection, a permanent error or a
+// success stops without withdrawing from the budget, and the budget and
+// the attempt limit stop a retryable failure.
+func TestRetryDecisionsComeFromTheLibrary(t *testing.T) {
+	budget, r := newTestRetry(t, 1, RetryConfig{Base: 10 * time.Millisecond, Jitter: JitterFull, MaxAttempts: 5})
+	ref, bref := r.ref.Load(), budget.ref.Load()
+	for i := 0; i < 4; i++ {
+		bref.recordCall()
+	}
+	for _, c := range []struct{ outcome, stop uint32 }{
+		{retryOutcomeRejected, retryStopRejected},
+		{retryOutcomeNotRetryable, retryStopNotRetryable},
+		{retryOutcomeSuccess, retryStopSuccess},
+	} {
+		if d, stop := ref.decide(bref, 1, c.outcome, 0, 42); stop != c.stop || d != 0 {
+			t.Fatalf("decide(outcome %d) = %v, stop %d; want stop %d", c.outcome, d, stop, c.stop)
+		}
+	}
+	if _, _, rs, _ := budget.Balance(); rs != 0 {
+		t.Fatalf("%d retries withdrawn by stops", rs)
+	}
+	var prev time.Duration
+	seen := map[time.Duration]bool{}
+	for attempt := 1; attempt <= 4; attempt++ {
+		want, err := r.Delay(attempt, prev, 42)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, stop := ref.decide(bref, uint32(attempt), retryOutcomeRetryable, prev, 42)
+		if stop != retryStopRetry || d != want {
+			t.Fatalf("attempt %d: decide = %v, stop %d; Delay = %v", attempt, d, stop, want)
+		}
+		seen[d] = true
+		prev = d
+	}
+	if len(seen) != 4 {
+		t.Fatalf("jittered delays repeat: %v", seen)
+	}
+	if _, stop := ref.decide(bref, 5, retryOutcomeRetryable, prev, 42); stop != retryStopAttemptsExhausted {
+		t.Fatalf("after MaxAttempts: stop %d", stop)
+	}
+	if _, stop := ref.decide(bref, 1, retryOutcomeRetryable, 0, 42); stop != retryStopBudgetExhausted {
+		t.Fatalf("4 calls paid for 4 retries: stop %d", stop)
+	}
+	// Do classifies a rejection as such: never retried, nothing withdrawn.
+	b, _ := newTest(t, Config{ConsecutiveFailures: -1})
+	if err := b.ForceOpen(0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		_ = budget.RecordCall()
+	}
+	_, _, before, _ := budget.Balance()
+	calls := 0
+	err := r.Do(context.Background(), b, func(context.Context) error { calls++; return nil })
+	var rejected *RejectedError
+	if !errors.As(err, &rejected) || calls != 0 {
+		t.Fatalf("Do on an open breaker = %v after %d calls", err, calls)
+	}
+	if _, _, after, _ := budget.Balance(); after != before {
+		t.Fatalf("a rejection withdrew %d retries", after-before)
 	}
 }

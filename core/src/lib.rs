@@ -210,6 +210,7 @@ mod metrics;
 pub mod prometheus;
 pub mod registry;
 pub mod retry;
+mod ring;
 mod rng;
 mod state;
 mod transition;

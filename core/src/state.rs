@@ -39,11 +39,11 @@ pub(crate) struct Field {
 }
 
 impl Field {
-    const fn first(width: u32) -> Field {
+    pub(crate) const fn first(width: u32) -> Field {
         Field { shift: 0, width }
     }
 
-    const fn after(prev: Field, width: u32) -> Field {
+    pub(crate) const fn after(prev: Field, width: u32) -> Field {
         Field {
             shift: prev.shift + prev.width,
             width,
@@ -59,7 +59,7 @@ impl Field {
     }
 
     #[inline]
-    const fn get(self, word: u64) -> u64 {
+    pub(crate) const fn get(self, word: u64) -> u64 {
         (word >> self.shift) & self.max()
     }
 

@@ -18,7 +18,9 @@
 use std::time::Duration;
 
 use circuit_core::clock::duration_to_nanos;
-use circuit_core::retry::{Backoff, Jitter, RetryBudget, RetryPolicy, SplitMix64};
+use circuit_core::retry::{
+    AttemptOutcome, Backoff, Jitter, Next, RetryBudget, RetryPolicy, SplitMix64, Stop,
+};
 use circuit_core::Clock;
 use std::sync::Arc;
 
@@ -85,26 +87,19 @@ pub struct FfiRetryBudget {
     clock: Arc<dyn Clock>,
 }
 
+/// The value of `code` in a dense enum listed in code order.
+fn decode<T: Copy>(all: &[T], code: u32) -> Option<T> {
+    all.get(usize::try_from(code).ok()?).copied()
+}
+
 fn backoff_from(kind: u32) -> Option<circuit_backoff> {
-    [
-        circuit_backoff::None,
-        circuit_backoff::Constant,
-        circuit_backoff::Exponential,
-    ]
-    .get(kind as usize)
-    .copied()
+    use circuit_backoff::*;
+    decode(&[None, Constant, Exponential], kind)
 }
 
 fn jitter_from(kind: u32) -> Option<circuit_jitter> {
-    [
-        circuit_jitter::None,
-        circuit_jitter::Full,
-        circuit_jitter::Equal,
-        circuit_jitter::Decorrelated,
-        circuit_jitter::PlusMinus,
-    ]
-    .get(kind as usize)
-    .copied()
+    use circuit_jitter::*;
+    decode(&[None, Full, Equal, Decorrelated, PlusMinus], kind)
 }
 
 /// Creates a retry policy. `backoff` is a `circuit_backoff` code: NONE
@@ -182,22 +177,36 @@ pub unsafe extern "C" fn circuit_retry_policy_free(policy: *mut circuit_retry_po
     }
 }
 
-/// The jitter draw for retry `attempt` of the sequence `seed`: stateless,
-/// so the same (seed, attempt) always gives the same delay and the policy
-/// needs no lock.
-fn rng(seed: u64, attempt: u32) -> SplitMix64 {
-    let mut mix = SplitMix64::new(seed ^ u64::from(attempt).rotate_left(32));
-    SplitMix64::new(mix.next_u64())
-}
-
+/// The delay for retry `attempt` of the sequence `seed`: the jitter draw is
+/// stateless (`SplitMix64::keyed`), so the same (seed, attempt) always
+/// gives the same delay and the policy needs no lock.
 fn delay(policy: &RetryPolicy, attempt: u32, prev_delay_ns: u64, seed: u64) -> Option<u64> {
     policy
         .delay(
             attempt,
             Duration::from_nanos(prev_delay_ns),
-            &mut rng(seed, attempt),
+            &mut SplitMix64::keyed(seed, attempt),
         )
         .map(duration_to_nanos)
+}
+
+/// The core's retry decision (`RetryPolicy::decide_seeded`) for a host
+/// that keeps `(attempt, prev, seed)` between attempts.
+fn decide(
+    policy: &RetryPolicy,
+    budget: Option<&FfiRetryBudget>,
+    attempt: u32,
+    outcome: AttemptOutcome,
+    prev_delay_ns: u64,
+    seed: u64,
+) -> Next {
+    policy.decide_seeded(
+        attempt,
+        outcome,
+        Duration::from_nanos(prev_delay_ns),
+        seed,
+        budget.map(|b| (&b.budget, &*b.clock)),
+    )
 }
 
 /// The pause before the next attempt after `attempt` failed attempts (1
@@ -396,20 +405,108 @@ pub unsafe extern "C" fn circuit_retry_next(
     ffi_boundary! {
         let p = arg_ref!(policy);
         let out = arg_out!(out_delay_ns);
-        if attempt >= p.max_attempts() {
-            return circuit_result::RetryExhausted;
-        }
-        if let Some(b) = arg_ref_opt!(budget) {
-            if !b.budget.try_retry(b.clock.now()) {
-                return circuit_result::BudgetExhausted;
-            }
-        }
-        match delay(p, attempt, prev_delay_ns, seed) {
-            Some(ns) => {
-                out.write(ns);
+        let b = arg_ref_opt!(budget);
+        match decide(p, b, attempt, AttemptOutcome::Retryable, prev_delay_ns, seed) {
+            Next::Retry(d) => {
+                out.write(duration_to_nanos(d));
                 circuit_result::Ok
             }
-            None => circuit_result::RetryExhausted,
+            Next::Stop(Stop::BudgetExhausted) => circuit_result::BudgetExhausted,
+            Next::Stop(_) => circuit_result::RetryExhausted,
         }
+    }
+}
+
+/// What became of an attempt (`circuit_retry_decide`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum circuit_retry_outcome {
+    /// It succeeded.
+    Success = 0,
+    /// It failed with an error the host classifies as transient.
+    Retryable = 1,
+    /// It failed with an error the host classifies as permanent.
+    NotRetryable = 2,
+    /// The breaker refused it (`CIRCUIT_RESULT_REJECTED_*`): never retried.
+    Rejected = 3,
+}
+
+/// What follows an attempt (`circuit_retry_decide`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum circuit_retry_stop {
+    /// Do not stop: retry after `*out_delay_ns`.
+    Retry = 0,
+    /// The attempt succeeded.
+    Success = 1,
+    /// The breaker refused the attempt.
+    Rejected = 2,
+    /// The error is not retryable.
+    NotRetryable = 3,
+    /// The policy's `max_attempts` attempts were made.
+    AttemptsExhausted = 4,
+    /// The retry budget refused the retry.
+    BudgetExhausted = 5,
+}
+
+/// A `circuit_retry_outcome` code as the core's outcome.
+fn retry_outcome_from(code: u32) -> Option<AttemptOutcome> {
+    use AttemptOutcome::*;
+    decode(&[Success, Retryable, NotRetryable, Rejected], code)
+}
+
+/// The retry decision after attempt number `attempt` (1 after the first)
+/// ended with `outcome` (a `circuit_retry_outcome` code), made by the
+/// library so that every host decides alike: SUCCESS, REJECTED and
+/// NOT_RETRYABLE stop at once, touching neither the budget nor the jitter;
+/// RETRYABLE stops once `attempt` reaches the policy's `max_attempts`, else
+/// withdraws a retry from `budget` when not NULL (which may refuse it),
+/// else retries after the policy's delay (see `circuit_retry_policy_delay`
+/// for `prev_delay_ns` and `seed`).
+///
+/// Writes a `circuit_retry_stop` code to `*out_stop`: RETRY (0) with the
+/// pause in `*out_delay_ns`, or why no retry follows (`*out_delay_ns` is
+/// then 0). Returns `CIRCUIT_RESULT_OK` for every answer; an unknown
+/// `outcome` is `CIRCUIT_RESULT_INVALID_ARGUMENT` and changes nothing.
+///
+/// # Safety
+/// `policy` must be a live policy, `budget` NULL or a live budget,
+/// `out_delay_ns` and `out_stop` valid pointers.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn circuit_retry_decide(
+    policy: *const circuit_retry_policy,
+    budget: *const circuit_retry_budget,
+    attempt: u32,
+    outcome: u32,
+    prev_delay_ns: u64,
+    seed: u64,
+    out_delay_ns: *mut u64,
+    out_stop: *mut u32,
+) -> circuit_result {
+    ffi_boundary! {
+        let p = arg_ref!(policy);
+        let outcome = arg_enum!(retry_outcome_from, outcome);
+        let out_delay = arg_out!(out_delay_ns);
+        let out_stop = arg_out!(out_stop);
+        let b = arg_ref_opt!(budget);
+        let (delay, stop) = match decide(p, b, attempt, outcome, prev_delay_ns, seed) {
+            Next::Retry(d) => (duration_to_nanos(d), circuit_retry_stop::Retry),
+            Next::Stop(s) => (
+                0,
+                match s {
+                    Stop::Success => circuit_retry_stop::Success,
+                    Stop::Rejected => circuit_retry_stop::Rejected,
+                    Stop::NotRetryable => circuit_retry_stop::NotRetryable,
+                    Stop::AttemptsExhausted => circuit_retry_stop::AttemptsExhausted,
+                    Stop::BudgetExhausted => circuit_retry_stop::BudgetExhausted,
+                },
+            ),
+        };
+        out_delay.write(delay);
+        out_stop.write(stop as u32);
+        circuit_result::Ok
     }
 }

@@ -911,6 +911,59 @@ static void test_retry(void) {
   circuit_clock_free(clock);
 }
 
+/* The retry decision comes from the library: a rejected attempt is never
+ * retried and leaves the budget alone; the delays of a seed are the policy's. */
+static void test_retry_decide(void) {
+  circuit_clock *clock = circuit_clock_manual_new(0);
+  circuit_retry_policy *p = NULL;
+  circuit_retry_budget *budget = NULL;
+  uint64_t d = 0, want = 0, prev = 0, balance = 0, retries = 0;
+  uint32_t stop = 99, attempt;
+  int i;
+
+  CHECK_RC(circuit_retry_policy_new(CIRCUIT_BACKOFF_EXPONENTIAL, 10 * MS, 2.0, CIRCUIT_JITTER_FULL, 0, SEC, 5, &p),
+           CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_retry_budget_new(1.0, 0, 10 * SEC, 10, clock, &budget), CIRCUIT_RESULT_OK);
+  for (i = 0; i < 4; i++) CHECK_RC(circuit_retry_budget_record_call(budget), CIRCUIT_RESULT_OK);
+  {
+    const uint32_t outcomes[3] = {CIRCUIT_RETRY_OUTCOME_REJECTED, CIRCUIT_RETRY_OUTCOME_NOT_RETRYABLE,
+                                  CIRCUIT_RETRY_OUTCOME_SUCCESS};
+    const uint32_t stops[3] = {CIRCUIT_RETRY_STOP_REJECTED, CIRCUIT_RETRY_STOP_NOT_RETRYABLE,
+                               CIRCUIT_RETRY_STOP_SUCCESS};
+    for (i = 0; i < 3; i++) {
+      d = 7;
+      CHECK_RC(circuit_retry_decide(p, budget, 1, outcomes[i], 0, 42, &d, &stop), CIRCUIT_RESULT_OK);
+      CHECK(stop == stops[i] && d == 0);
+    }
+  }
+  CHECK_RC(circuit_retry_budget_balance(budget, &balance, NULL, &retries), CIRCUIT_RESULT_OK);
+  CHECK(balance == 4 && retries == 0); /* nothing withdrawn */
+  /* Unknown outcome: refused, nothing written. */
+  stop = 99;
+  CHECK_RC(circuit_retry_decide(p, budget, 1, 4, 0, 42, &d, &stop), CIRCUIT_RESULT_INVALID_ARGUMENT);
+  CHECK(stop == 99);
+  CHECK_RC(circuit_retry_decide(p, budget, 1, CIRCUIT_RETRY_OUTCOME_RETRYABLE, 0, 42, NULL, &stop),
+           CIRCUIT_RESULT_NULL_ARGUMENT);
+  /* Retryable: the delays of seed 42 are the policy's; one withdrawal each. */
+  for (attempt = 1; attempt <= 4; attempt++) {
+    CHECK_RC(circuit_retry_policy_delay(p, attempt, prev, 42, &want), CIRCUIT_RESULT_OK);
+    CHECK_RC(circuit_retry_decide(p, budget, attempt, CIRCUIT_RETRY_OUTCOME_RETRYABLE, prev, 42, &d, &stop),
+             CIRCUIT_RESULT_OK);
+    CHECK(stop == CIRCUIT_RETRY_STOP_RETRY && d == want);
+    prev = d;
+  }
+  CHECK_RC(circuit_retry_decide(p, budget, 5, CIRCUIT_RETRY_OUTCOME_RETRYABLE, prev, 42, &d, &stop),
+           CIRCUIT_RESULT_OK);
+  CHECK(stop == CIRCUIT_RETRY_STOP_ATTEMPTS_EXHAUSTED);
+  CHECK_RC(circuit_retry_decide(p, budget, 1, CIRCUIT_RETRY_OUTCOME_RETRYABLE, 0, 42, &d, &stop),
+           CIRCUIT_RESULT_OK);
+  CHECK(stop == CIRCUIT_RETRY_STOP_BUDGET_EXHAUSTED); /* 4 calls paid for 4 retries */
+
+  circuit_retry_budget_free(budget);
+  circuit_retry_policy_free(p);
+  circuit_clock_free(clock);
+}
+
 /* ---------- latency and adaptive timeouts ---------------------------------------- */
 
 static void test_latency(void) {
@@ -999,6 +1052,7 @@ int main(void) {
   test_sweep_never_evicts_a_held_breaker();
   test_prometheus();
   test_retry();
+  test_retry_decide();
   test_latency();
   return check_summary();
 }

@@ -107,6 +107,20 @@ RESULT_BUDGET_EXHAUSTED = 14
 RESULT_EMPTY = 15
 RESULT_NOT_BUILT = 16
 
+# ---- enum circuit_retry_outcome ----
+RETRY_OUTCOME_SUCCESS = 0
+RETRY_OUTCOME_RETRYABLE = 1
+RETRY_OUTCOME_NOT_RETRYABLE = 2
+RETRY_OUTCOME_REJECTED = 3
+
+# ---- enum circuit_retry_stop ----
+RETRY_STOP_RETRY = 0
+RETRY_STOP_SUCCESS = 1
+RETRY_STOP_REJECTED = 2
+RETRY_STOP_NOT_RETRYABLE = 3
+RETRY_STOP_ATTEMPTS_EXHAUSTED = 4
+RETRY_STOP_BUDGET_EXHAUSTED = 5
+
 # ---- enum circuit_state ----
 STATE_CLOSED = 0
 STATE_OPEN = 1
@@ -289,6 +303,7 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_retry_budget_try_retry", c_uint32, (c_void_p,)),
     ("circuit_retry_budget_balance", c_uint32, (c_void_p, POINTER(c_uint64), POINTER(c_uint64), POINTER(c_uint64))),
     ("circuit_retry_next", c_uint32, (c_void_p, c_void_p, c_uint32, c_uint64, c_uint64, POINTER(c_uint64))),
+    ("circuit_retry_decide", c_uint32, (c_void_p, c_void_p, c_uint32, c_uint32, c_uint64, c_uint64, POINTER(c_uint64), POINTER(c_uint32))),
     ("circuit_sync_start", c_uint32, (c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_void_p))),
     ("circuit_sync_stop", c_uint32, (c_void_p,)),
     ("circuit_sync_free", None, (c_void_p,)),

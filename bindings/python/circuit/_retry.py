@@ -12,7 +12,7 @@ import asyncio
 import functools
 import inspect
 import time
-from ctypes import byref, c_uint64, c_void_p
+from ctypes import byref, c_uint32, c_uint64, c_void_p
 from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union, cast
 
 from . import _ffi
@@ -207,6 +207,9 @@ class Retry:
     call the breaker refused is not retried. When retries run out, the last
     attempt's exception propagates. ``sleep`` (and ``asleep`` for coroutines)
     can be replaced, for example by a manual clock's ``advance`` in tests.
+    ``seed`` fixes the jitter draws of every call (default: a fresh random
+    seed per call); the decisions and delays are the library's
+    (``circuit_retry_decide``), the same as every other host's for a seed.
     """
 
     def __init__(
@@ -218,6 +221,7 @@ class Retry:
         retry_on: RetryOn = Exception,
         sleep: Callable[[float], Any] = time.sleep,
         asleep: Callable[[float], Any] = asyncio.sleep,
+        seed: Optional[int] = None,
     ) -> None:
         if policy is not None and not isinstance(policy, RetryPolicy):
             raise TypeError("policy must be a circuit.RetryPolicy")
@@ -236,65 +240,69 @@ class Retry:
             raise TypeError("retry_on must be exception types or a predicate")
         self.sleep = sleep
         self.asleep = asleep
+        self._seed = None if seed is None else _seed(seed)
+
+    def _outcome(self, exc: BaseException) -> int:
+        """How the library is told what became of the attempt: only the
+        classification of the exception happens here."""
+        if isinstance(exc, CircuitOpenError):
+            return int(_ffi.RETRY_OUTCOME_REJECTED)
+        if isinstance(exc, Exception) and self._retryable(exc):
+            return int(_ffi.RETRY_OUTCOME_RETRYABLE)
+        return int(_ffi.RETRY_OUTCOME_NOT_RETRYABLE)
 
     def _next(self, attempt: int, prev_ns: int, seed: int, exc: BaseException) -> Optional[int]:
-        if isinstance(exc, CircuitOpenError) or not isinstance(exc, Exception):
-            return None
-        if not self._retryable(exc):
-            return None
-        out = c_uint64()
-        rc = _ffi.lib.retry_next(
+        """The library's decision: the pause in ns, or None to stop."""
+        delay, stop = c_uint64(), c_uint32()
+        rc = _ffi.lib.retry_decide(
             self.policy._handle(),
             None if self.budget is None else self.budget._handle(),
             attempt,
+            self._outcome(exc),
             prev_ns,
             seed,
-            byref(out),
+            byref(delay),
+            byref(stop),
         )
-        if rc in (_ffi.RESULT_RETRY_EXHAUSTED, _ffi.RESULT_BUDGET_EXHAUSTED):
+        _ffi.check(rc, "circuit_retry_decide")
+        if stop.value != _ffi.RETRY_STOP_RETRY:
             return None
-        _ffi.check(rc, "circuit_retry_next")
-        return out.value
+        return delay.value
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        seed = _ffi.lib.random_seed()
+    def _begin(self) -> "_Sequence":
+        """One call's retry sequence: its seed, and its deposit in the budget."""
+        seed = int(_ffi.lib.random_seed()) if self._seed is None else self._seed
         if self.budget is not None:
             self.budget.record_call()
-        attempt = 0
-        prev = 0
+        return _Sequence(self, seed)
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        seq = self._begin()
         while True:
-            attempt += 1
             try:
                 if self.breaker is not None:
                     return cast(T, self.breaker.call(fn, *args, **kwargs))
                 return fn(*args, **kwargs)
             except BaseException as e:
-                delay = self._next(attempt, prev, seed, e)
-                if delay is None:
+                pause = seq.after(e)
+                if pause is None:
                     raise
-            self.sleep(delay / 1e9)
-            prev = delay
+            self.sleep(pause)
 
     async def acall(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        seed = _ffi.lib.random_seed()
-        if self.budget is not None:
-            self.budget.record_call()
-        attempt = 0
-        prev = 0
+        seq = self._begin()
         while True:
-            attempt += 1
             try:
                 if self.breaker is not None:
                     return await self.breaker.acall(fn, *args, **kwargs)
                 return await fn(*args, **kwargs)
             except BaseException as e:
-                delay = self._next(attempt, prev, seed, e)
-                if delay is None:
+                pause = seq.after(e)
+                if pause is None:
                     raise
-            r = self.asleep(delay / 1e9)
+            r = self.asleep(pause)
             if inspect.isawaitable(r):
                 await r
-            prev = delay
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Decorator for plain and ``async def`` functions."""
@@ -311,3 +319,25 @@ class Retry:
             return self.call(fn, *args, **kwargs)
 
         return w
+
+
+class _Sequence:
+    """The state one call keeps between attempts: the attempt number, the
+    previous pause and the seed; the decisions are the library's."""
+
+    __slots__ = ("_retry", "_seed", "_attempt", "_prev")
+
+    def __init__(self, retry: Retry, seed: int) -> None:
+        self._retry = retry
+        self._seed = seed
+        self._attempt = 0
+        self._prev = 0
+
+    def after(self, exc: BaseException) -> Optional[float]:
+        """The pause in seconds before the next attempt, or None to stop."""
+        self._attempt += 1
+        delay = self._retry._next(self._attempt, self._prev, self._seed, exc)
+        if delay is None:
+            return None
+        self._prev = delay
+        return delay / 1e9

@@ -139,6 +139,47 @@ def test_rejected_calls_are_never_retried(clock):
     b.close()
 
 
+def test_retry_delays_are_the_librarys_for_a_seed():
+    policy = RetryPolicy(base=0.01, jitter="full", max_attempts=5)
+    pauses = []
+    r = Retry(policy, sleep=pauses.append, seed=1234)
+
+    def down():
+        raise Boom()
+
+    with pytest.raises(Boom):
+        r.call(down)
+    want = [policy.delay(k, seed=1234) for k in range(1, 5)]
+    assert pauses == want  # exactly: the same ns from the same core function
+    assert len(set(pauses)) == 4  # jittered, not a fixed series
+    pauses.clear()
+    with pytest.raises(Boom):
+        r.call(down)
+    assert pauses == want  # the fixed seed draws alike on every call
+    with pytest.raises(TypeError):
+        Retry(policy, seed="1")
+
+
+def test_a_rejected_call_is_never_retried_and_withdraws_nothing(clock):
+    b = circuit.Breaker(consecutive_failures=2, jitter=0, clock=clock)
+    b.force_open()
+    budget = RetryBudget(ratio=1, min_retries_per_sec=0, window=10, clock=clock)
+    for _ in range(5):
+        budget.record_call()
+    n = []
+
+    def f():
+        n.append(1)
+        return "never"
+
+    r = Retry(RetryPolicy(max_attempts=10, base=0.001), budget, breaker=b, sleep=lambda s: None)
+    with pytest.raises(circuit.CircuitOpenError):
+        r.call(f)
+    assert n == []
+    assert budget.balance()[2] == 0  # no retry withdrawn
+    b.clear_override()
+
+
 def test_async_retry():
     n = []
 

@@ -25,157 +25,96 @@
 //! roll) is too, so an idle gap of 2^16 bucket widths, where epochs repeat,
 //! never brings old samples back.
 //!
-//! The index is `now / width`, computed as `now * recip >> 64` with
-//! `recip = floor(2^64 / width)` and one correction (exact floor division
-//! for every `u64` clock value, without a division instruction).
+//! The slots, the index arithmetic and the rolled-at words are the bucketed
+//! ring of `ring.rs`, which the retry budget shares.
 
-use super::{FastMod, Sample, WindowCounts};
+use super::{Sample, WindowCounts};
 use crate::clock::{duration_to_nanos, Nanos};
-use crate::loom_shim::{AtomicU64, Ordering::Relaxed};
+use crate::loom_shim::Ordering::Relaxed;
+use crate::ring::Ring;
+use crate::state::Field;
 use std::time::Duration;
 
-const FIELD: u64 = 0xFFFF;
-const EPOCH_SHIFT: u32 = 48;
-const CALLS_SHIFT: u32 = 32;
-const FAIL_SHIFT: u32 = 16;
+const SLOW: Field = Field::first(16);
+const FAILURES: Field = Field::after(SLOW, 16);
+const CALLS: Field = Field::after(FAILURES, 16);
+const EPOCH: Field = Field::after(CALLS, 16);
+const _: () = assert!(EPOCH.shift + EPOCH.width == 64);
+#[cfg(test)]
+const FIELD: u64 = CALLS.max();
 
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
-    /// `b` bucket words, then `b` rolled-at words: the full bucket index at
-    /// which each bucket was last rolled. The 16-bit epoch in a bucket word
-    /// repeats every 2^16 bucket widths; its rolled-at word tells a bucket
-    /// written one such cycle ago (or more) from a live one. A rolled-at
-    /// word is written only by the writer whose CAS rolled the bucket, after
-    /// that CAS: a reader that sees the new bucket before its index skips it
-    /// for that instant (it never counts a stale one). One allocation for
-    /// both keeps the window enum, which every breaker holds inline, small.
-    words: Box<[AtomicU64]>,
-    recip: u64,
-    /// Bucket width in nanoseconds, to correct the reciprocal's quotient.
-    width: u64,
-    modulo: FastMod,
+    /// The buckets, their rolled-at indexes, and the index arithmetic
+    /// (`ring.rs`).
+    ring: Ring,
 }
 
 impl TimeWindow {
     pub(crate) fn new(duration: Duration, buckets: u32) -> Self {
-        let width = (duration_to_nanos(duration) / u64::from(buckets)).max(1);
         TimeWindow {
-            words: (0..2 * buckets).map(|_| AtomicU64::new(0)).collect(),
-            recip: u64::MAX / width,
-            width,
-            modulo: FastMod::new(buckets),
+            ring: Ring::new(duration_to_nanos(duration) / u64::from(buckets), buckets),
         }
     }
 
-    /// The bucket count `b` (half the words; not stored, so the window
-    /// stays 40 bytes).
     #[inline]
-    fn count(&self) -> u32 {
-        (self.words.len() / 2) as u32
-    }
-
-    #[inline]
-    fn buckets(&self) -> &[AtomicU64] {
-        &self.words[..self.count() as usize]
-    }
-
-    #[inline]
-    fn rolled_at(&self) -> &[AtomicU64] {
-        &self.words[self.count() as usize..]
-    }
-
-    #[inline]
-    fn count_i32(&self) -> i32 {
-        self.count() as i32
-    }
-
-    /// `now / width`, exactly. The reciprocal's quotient is at most one
-    /// below it, and below only within `now / 2^64` of a width past a
-    /// boundary: rare for small clock values, nearly always near the end of
-    /// time (a manual clock at `u64::MAX - 10^12`), so it is corrected.
-    #[inline]
-    fn index(&self, now: Nanos) -> u64 {
-        let q = ((u128::from(now) * u128::from(self.recip)) >> 64) as u64;
-        if now - q * self.width >= self.width {
-            q + 1
-        } else {
-            q
-        }
-    }
-
-    /// `index mod b`. The index is a `u64` (a 1 ms bucket passes 2^32 after
-    /// 50 days); reducing its low 32 bits instead would break the `i mod b`
-    /// layout each time they wrap, putting two live buckets in one slot.
-    #[inline]
-    fn slot(&self, index: u64) -> usize {
-        match u32::try_from(index) {
-            Ok(i) => self.modulo.rem(i, self.count()) as usize,
-            Err(_) => (index % u64::from(self.count())) as usize,
-        }
+    fn count_i64(&self) -> i64 {
+        i64::from(self.ring.count())
     }
 
     #[inline]
     pub(crate) fn record(&self, sample: Sample, now: Nanos) {
-        let index = self.index(now);
-        let epoch = index & FIELD;
-        let slot = self.slot(index);
-        let bucket = &self.buckets()[slot];
-        let rolled_at = &self.rolled_at()[slot];
-        let add =
-            (1 << CALLS_SHIFT) | (u64::from(sample.failed) << FAIL_SHIFT) | u64::from(sample.slow);
+        let at = self.ring.at(now);
+        let bucket = self.ring.bucket(at.slot);
+        let add = (1 << CALLS.shift)
+            | (u64::from(sample.failed) << FAILURES.shift)
+            | (u64::from(sample.slow) << SLOW.shift);
         let mut rolled = false;
         let done = bucket.fetch_update(Relaxed, Relaxed, |w| {
-            let calls = (w >> CALLS_SHIFT) & FIELD;
-            let age = (epoch.wrapping_sub(w >> EPOCH_SHIFT) & FIELD) as u16 as i16;
+            let calls = CALLS.get(w);
+            let age = Ring::age(EPOCH, at.index, w);
             // age > 0: an older bucket; age <= -b: left by a clock that has
             // since been set back; a rolled-at index a window or more away:
             // the same epoch, 2^16 bucket widths (or more) ago. Roll.
             rolled = calls == 0
                 || age > 0
-                || i32::from(age) <= -self.count_i32()
-                || index.abs_diff(rolled_at.load(Relaxed)) >= u64::from(self.count());
+                || age <= -self.count_i64()
+                || !self.ring.rolled_near(at.index, at.slot);
             if rolled {
-                Some((epoch << EPOCH_SHIFT) | add)
-            } else if calls == FIELD {
+                Some(Ring::epoch_bits(EPOCH, at.index) | add)
+            } else if calls == CALLS.max() {
                 None // full: stop sampling this bucket
             } else {
                 Some(w + add) // same epoch, or a newer one: take the sample
             }
         });
         if rolled && done.is_ok() {
-            rolled_at.store(index, Relaxed);
+            self.ring.mark_rolled(at);
         }
     }
 
     pub(crate) fn counts(&self, now: Nanos) -> WindowCounts {
-        let index = self.index(now);
-        let epoch = index & FIELD;
+        let index = self.ring.index(now);
         let mut c = WindowCounts::default();
-        for (b, rolled_at) in self.buckets().iter().zip(self.rolled_at()) {
-            let w = b.load(Relaxed);
-            let calls = (w >> CALLS_SHIFT) & FIELD;
-            let age = (epoch.wrapping_sub(w >> EPOCH_SHIFT) & FIELD) as u16 as i16;
-            // age < 0: written by a clock slightly ahead of ours; still live.
-            if calls > 0
-                && i32::from(age).abs() < self.count_i32()
-                && index.abs_diff(rolled_at.load(Relaxed)) < u64::from(self.count())
-            {
+        for slot in 0..self.ring.count() as usize {
+            let w = self.ring.bucket(slot).load(Relaxed);
+            let calls = CALLS.get(w);
+            // Live includes a word written by a clock slightly ahead of ours.
+            if calls > 0 && self.ring.live(EPOCH, index, slot, w) {
                 c.calls += calls;
-                c.failures += (w >> FAIL_SHIFT) & FIELD;
-                c.slow += w & FIELD;
+                c.failures += FAILURES.get(w);
+                c.slow += SLOW.get(w);
             }
         }
         c
     }
 
     pub(crate) fn clear(&self) {
-        for w in self.words.iter() {
-            w.store(0, Relaxed);
-        }
+        self.ring.clear();
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.words.len() * core::mem::size_of::<AtomicU64>()
+        self.ring.heap_bytes()
     }
 }
 
@@ -201,8 +140,8 @@ mod tests {
             for (dt, f, s) in steps {
                 now += dt * MS / 4;
                 w.record(Sample { failed: f, slow: s }, now);
-                log.push((w.index(now), f, s));
-                let cur = w.index(now);
+                log.push((w.ring.index(now), f, s));
+                let cur = w.ring.index(now);
                 let live: Vec<_> = log.iter().filter(|e| cur - e.0 < u64::from(buckets)).collect();
                 let want = WindowCounts {
                     calls: live.len() as u64,
@@ -235,7 +174,7 @@ mod tests {
                     now / width * width,
                     (now / width * width).saturating_sub(1),
                 ] {
-                    assert_eq!(w.index(now), now / width, "{now} / {width}");
+                    assert_eq!(w.ring.index(now), now / width, "{now} / {width}");
                 }
             }
         }
