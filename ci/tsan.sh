@@ -16,7 +16,8 @@ fi
 start=$(date +%s)
 export RUSTFLAGS="-Zsanitizer=thread"
 export RUSTDOCFLAGS="-Zsanitizer=thread"
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+# ci/tsan.supp says why seize's reclamation lists are suppressed.
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(pwd)/ci/tsan.supp"
 export CARGO_TARGET_DIR=target/tsan
 export CIRCUIT_STRESS_OPS=${CIRCUIT_STRESS_OPS:-40000}
 cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu --release \
