@@ -23,8 +23,8 @@
 //! other memory (invariant 6).
 
 use crate::clock::Nanos;
-use crate::state::Field;
 use crate::loom_shim::{AtomicU64, Ordering::Relaxed};
+use crate::state::Field;
 use crate::window::FastMod;
 
 /// `b` bucket words, then `b` rolled-at words, in one allocation (so that

@@ -106,6 +106,11 @@ impl SyncConfig {
         if self.backoff_max < self.backoff_min {
             return Err(SyncError::Config("backoff_max < backoff_min".into()));
         }
+        // The delays are the core's retry policy: what its builder refuses
+        // (a cap past MAX_DURATION) is refused here, by name.
+        if let Err(e) = crate::backoff::policy(self.backoff_min, self.backoff_max) {
+            return Err(SyncError::Config(format!("backoff_min/backoff_max: {e}")));
+        }
         if !(0.0..1.0).contains(&self.reconcile_jitter) {
             return Err(SyncError::Config(
                 "reconcile_jitter must be in [0, 1)".into(),

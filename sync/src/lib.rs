@@ -93,7 +93,7 @@ pub use error::SyncError;
 pub use handle::{FleetSync, RegistryOwner, SyncHandle};
 pub use stats::{SyncStats, SyncStatus};
 
-pub(crate) use backoff::{Backoff, Rng};
+pub(crate) use backoff::Backoff;
 pub(crate) use handle::{Event, Reg};
 pub(crate) use stats::Shared;
 

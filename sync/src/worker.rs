@@ -59,7 +59,8 @@ use crate::keys::{encode_name, Namespace};
 use crate::notice::Hint;
 use crate::script::{AutoState, ForceMode, Read, Record, Version, WriteReply, WriteStatus};
 use crate::store::{Limits, Scripts, WriteOp};
-use crate::{Backoff, Event, Reg, Rng, Shared, SyncConfig, SyncStatus};
+use crate::{Backoff, Event, Reg, Shared, SyncConfig, SyncStatus};
+use circuit_core::retry::SplitMix64;
 
 /// Longest wait for events in one loop turn (also bounds how late a stop
 /// request is seen).
@@ -233,7 +234,7 @@ pub(crate) struct Worker {
     dirty: HashSet<Arc<str>>,
     seen_len: usize,
     bucket: Bucket,
-    rng: Rng,
+    rng: SplitMix64,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -295,7 +296,7 @@ impl Worker {
             by_enc: HashMap::new(),
             dirty: HashSet::new(),
             seen_len: usize::MAX,
-            rng: Rng::new(),
+            rng: SplitMix64::from_entropy(),
             cfg,
         }
     }
@@ -609,7 +610,7 @@ impl Worker {
             // Every record was just read: the hints are answered.
             self.hinted.clear();
         }
-        let jitter = 1.0 + self.cfg.reconcile_jitter * (2.0 * self.rng.unit() - 1.0);
+        let jitter = 1.0 + self.cfg.reconcile_jitter * (2.0 * self.rng.next_f64() - 1.0);
         self.next_reconcile = Instant::now() + self.cfg.reconcile_every.mul_f64(jitter);
         r
     }
@@ -885,13 +886,12 @@ impl Worker {
     fn failed_one(&mut self, name: &Arc<str>, e: &redis::RedisError) {
         self.shared
             .error(format!("write of breaker {name:?}: {}", describe(e)));
-        let (min, max) = (self.cfg.backoff_min, self.cfg.backoff_max);
-        let unit = self.rng.unit();
         if let Some(tr) = self.tracked.get_mut(name) {
-            let ceiling = min.saturating_mul(1u32 << tr.failures.min(16)).min(max);
+            let pause =
+                crate::backoff::delay_after(self.backoff.policy(), tr.failures, &mut self.rng);
             tr.failures = tr.failures.saturating_add(1);
             // Full jitter, but never sooner than the minimum.
-            tr.retry_at = Some(Instant::now() + ceiling.mul_f64(unit).max(min));
+            tr.retry_at = Some(Instant::now() + pause.max(self.cfg.backoff_min));
         }
     }
 

@@ -3,9 +3,9 @@
 use super::{err, MAX_BUDGET_BUCKETS, MAX_BUDGET_RATIO, MAX_MIN_RETRIES_PER_SEC};
 use crate::clock::{duration_to_nanos, Nanos};
 use crate::config::{ConfigError, MAX_DURATION, MIN_BUCKET_WIDTH};
+use crate::loom_shim::{spin_hint, Ordering::Relaxed};
 use crate::ring::{At, Ring};
 use crate::state::Field;
-use crate::loom_shim::{spin_hint, Ordering::Relaxed};
 use core::fmt;
 use std::time::Duration;
 
