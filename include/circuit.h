@@ -946,6 +946,12 @@ typedef struct circuit_sync_stats {
    * Local transitions waiting to be written.
    */
   uint64_t pending;
+  /**
+   * Malformed records in Redis that the write script replaced (planted
+   * or damaged content; each one is a new record). Filled only when
+   * `struct_size` covers it.
+   */
+  uint64_t repaired;
 } circuit_sync_stats;
 
 /**

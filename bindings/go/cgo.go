@@ -1168,6 +1168,7 @@ func (s *syncRef) status() (SyncStats, error) {
 		Refused:          uint64(st.refused),
 		Reconnects:       uint64(st.reconnects),
 		Pending:          uint64(st.pending),
+		Repaired:         uint64(st.repaired),
 	}, nil
 }
 

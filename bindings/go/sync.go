@@ -52,6 +52,9 @@ type SyncStats struct {
 	Reconnects uint64
 	// Pending counts local transitions waiting to be written.
 	Pending uint64
+	// Repaired counts malformed records in Redis (planted or damaged) that
+	// the write script replaced with a new record.
+	Repaired uint64
 }
 
 // Sync shares a registry's breaker states with the other instances of a

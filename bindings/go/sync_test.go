@@ -192,3 +192,69 @@ func TestSyncAvailableMatchesTheLibrary(t *testing.T) {
 		t.Fatalf("Sync on the slim library: %v, %v", s, err)
 	}
 }
+
+// redisCommand sends one command in the RESP protocol on a fresh connection
+// and returns the first line of the reply.
+func redisCommand(t *testing.T, url string, args ...string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "redis://"), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := fmt.Sprintf("*%d\r\n", len(args))
+	for _, a := range args {
+		req += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := fmt.Fprint(c, req); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimRight(line, "\r\n")
+}
+
+// A record planted in the namespace with a field that is not a number is
+// replaced by the write script and counted in SyncStats.Repaired.
+func TestSyncRepairsAPlantedMalformedRecord(t *testing.T) {
+	url := startRedis(t)
+	r, err := NewRegistry(RegistryConfig{Defaults: Config{ConsecutiveFailures: 1, OpenDuration: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := r.Breaker("partner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Sync(url, "gorepair")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waitFor(t, "the sync to connect", func() bool {
+		st, err := s.Status()
+		return err == nil && st.State == SyncConnected
+	})
+	if got := redisCommand(t, url, "HSET", "cb:{gorepair}:b:partner",
+		"epoch", "1700000000000123", "ver", "3", "state", "closed", "until", "0", "force", "",
+		"force_until", "0", "origin", "planted", "ts", "bogus", "name", "partner"); got != ":9" {
+		t.Fatalf("planting the record: %q", got)
+	}
+	p, err := b.Allow()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Done(Failure, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the planted record to be repaired", func() bool {
+		st, err := s.Status()
+		return err == nil && st.Repaired == 1 && st.Pending == 0 && st.State == SyncConnected
+	})
+	if got := redisCommand(t, url, "HGET", "cb:{gorepair}:b:partner", "state"); got != "$4" {
+		t.Fatalf("the repaired record's state field: %q, want a 4-byte string (open)", got)
+	}
+}

@@ -112,6 +112,10 @@ pub struct circuit_sync_stats {
     pub reconnects: u64,
     /// Local transitions waiting to be written.
     pub pending: u64,
+    /// Malformed records in Redis that the write script replaced (planted
+    /// or damaged content; each one is a new record). Filled only when
+    /// `struct_size` covers it.
+    pub repaired: u64,
 }
 
 impl SizeTagged for circuit_sync_stats {
@@ -282,6 +286,7 @@ pub unsafe extern "C" fn circuit_sync_status(
             refused: s.refused,
             reconnects: s.reconnects,
             pending: s.pending,
+            repaired: s.repaired,
         };
         fill_sized(out, full, n);
         circuit_result::Ok

@@ -193,6 +193,7 @@ class circuit_sync_stats(Structure):
         ("refused", c_uint64),
         ("reconnects", c_uint64),
         ("pending", c_uint64),
+        ("repaired", c_uint64),
     ]
 
 

@@ -39,6 +39,7 @@ class SyncStatus:
     refused: int  #: writes the server refused; its record was adopted instead
     reconnects: int
     pending: int  #: local transitions waiting to be written
+    repaired: int  #: malformed records in Redis replaced by the write script
 
 
 class FleetSync(Managed):
@@ -85,6 +86,7 @@ class FleetSync(Managed):
             refused=s.refused,
             reconnects=s.reconnects,
             pending=s.pending,
+            repaired=s.repaired,
         )
 
     @property

@@ -94,6 +94,46 @@ def test_a_transition_on_one_instance_reaches_the_other(redis_url):
         sa.status()
 
 
+def redis_command(url: str, *args: str) -> bytes:
+    """One command in the RESP protocol on a fresh connection; the reply's
+    first line."""
+    host, port = url.rsplit("/", 1)[-1].split(":")
+    req = f"*{len(args)}\r\n".encode() + b"".join(
+        f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args
+    )
+    with socket.create_connection((host, int(port)), timeout=2) as c:
+        c.sendall(req)
+        return c.recv(4096).split(b"\r\n", 1)[0]
+
+
+def test_a_planted_malformed_record_is_repaired_and_counted(redis_url):
+    ns = f"py-{time.monotonic_ns()}"
+    r = circuit.Registry(consecutive_failures=1, jitter=0)
+    b = r["partner"]
+    s = r.sync(redis_url, ns)
+    try:
+        assert wait_for(lambda: s.state is SyncState.CONNECTED), s.status()
+        assert s.status().repaired == 0
+        # Anyone who can write the namespace can plant a record: this one's
+        # time field is not a number.
+        fields = {"epoch": "1700000000000123", "ver": "3", "state": "closed", "until": "0",
+                  "force": "", "force_until": "0", "origin": "planted", "ts": "bogus",
+                  "name": "partner"}
+        planted = [x for kv in fields.items() for x in kv]
+        assert redis_command(redis_url, "HSET", f"cb:{{{ns}}}:b:partner", *planted) == b":9"
+        with pytest.raises(Boom):
+            b.call(fail)
+        assert b.state is State.OPEN
+        assert wait_for(lambda: s.status().repaired == 1 and s.status().pending == 0), s.status()
+        assert s.state is SyncState.CONNECTED, s.last_error
+        # The record is this instance's now: a well-formed OPEN.
+        state = redis_command(redis_url, "HGET", f"cb:{{{ns}}}:b:partner", "state")
+        assert state == b"$4", state
+    finally:
+        s.close()
+        r.close()
+
+
 def test_unreachable_redis_is_degraded_and_hides_the_password():
     r = circuit.Registry()
     port = free_port()  # nothing listens there
