@@ -68,28 +68,34 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// syncedBreaker is one instance: a registry of cfg synced through url in
+// namespace ns, and its breaker name; both are closed when the test ends.
+func syncedBreaker(t *testing.T, cfg RegistryConfig, url, ns, name string) (*Breaker, *Sync) {
+	t.Helper()
+	r, err := NewRegistry(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	b, err := r.Breaker(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := r.Sync(url, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return b, s
+}
+
 func TestSyncSharesATripAcrossRegistries(t *testing.T) {
 	url := startRedis(t)
 	cfg := RegistryConfig{Defaults: Config{ConsecutiveFailures: 1, OpenDuration: time.Minute}}
-	var regs [2]*Registry
 	var syncs [2]*Sync
 	var breakers [2]*Breaker
-	for i := range regs {
-		r, err := NewRegistry(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Close()
-		b, err := r.Breaker("partner")
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := r.Sync(url, "gotest")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		regs[i], syncs[i], breakers[i] = r, s, b
+	for i := range syncs {
+		breakers[i], syncs[i] = syncedBreaker(t, cfg, url, "gotest", "partner")
 	}
 	for i, s := range syncs {
 		waitFor(t, fmt.Sprintf("instance %d to connect", i), func() bool {
@@ -220,20 +226,8 @@ func redisCommand(t *testing.T, url string, args ...string) string {
 // replaced by the write script and counted in SyncStats.Repaired.
 func TestSyncRepairsAPlantedMalformedRecord(t *testing.T) {
 	url := startRedis(t)
-	r, err := NewRegistry(RegistryConfig{Defaults: Config{ConsecutiveFailures: 1, OpenDuration: time.Minute}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	b, err := r.Breaker("partner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := r.Sync(url, "gorepair")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	cfg := RegistryConfig{Defaults: Config{ConsecutiveFailures: 1, OpenDuration: time.Minute}}
+	b, s := syncedBreaker(t, cfg, url, "gorepair", "partner")
 	waitFor(t, "the sync to connect", func() bool {
 		st, err := s.Status()
 		return err == nil && st.State == SyncConnected
