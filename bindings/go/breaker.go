@@ -288,21 +288,8 @@ func executeArgError(b *Breaker, ctx context.Context, fn func(context.Context) e
 
 // outcomeOf classifies a non-nil error returned by the protected function.
 func (b *Breaker) outcomeOf(ctx context.Context, err error) Outcome {
-	switch ctx.Err() {
-	case context.Canceled:
-		return Ignored
-	case context.DeadlineExceeded:
-		return Timeout
-	}
-	if errors.Is(err, context.Canceled) {
-		return Ignored
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return Timeout
-	}
-	var t interface{ Timeout() bool }
-	if errors.As(err, &t) && t.Timeout() {
-		return Timeout
+	if o, ok := contextOutcome(ctx, err); ok {
+		return o
 	}
 	if b.classify != nil {
 		if o := b.classify(err); o <= Ignored {
@@ -310,6 +297,29 @@ func (b *Breaker) outcomeOf(ctx context.Context, err error) Outcome {
 		}
 	}
 	return Failure
+}
+
+// contextOutcome applies the context rules to a non-nil error: the
+// caller's cancellation is Ignored, a deadline or a timeout is Timeout. ok
+// is false when no rule applies (the error is the dependency's).
+func contextOutcome(ctx context.Context, err error) (o Outcome, ok bool) {
+	switch ctx.Err() {
+	case context.Canceled:
+		return Ignored, true
+	case context.DeadlineExceeded:
+		return Timeout, true
+	}
+	if errors.Is(err, context.Canceled) {
+		return Ignored, true
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return Timeout, true
+	}
+	var t interface{ Timeout() bool }
+	if errors.As(err, &t) && t.Timeout() {
+		return Timeout, true
+	}
+	return Failure, false
 }
 
 // State returns the breaker's state: the override if one is set,

@@ -163,12 +163,36 @@ func (r *Retry) load(op string) (*retryRef, error) {
 // and so does the end of ctx (during a pause Do returns ctx.Err()).
 func (r *Retry) Do(ctx context.Context, b *Breaker, fn func(context.Context) error) error {
 	const op = "circuit.Retry.Do"
-	ref, err := r.load(op)
-	if err != nil {
+	if _, err := r.load(op); err != nil {
 		return err
 	}
 	if b == nil || ctx == nil || fn == nil {
 		return argError(op, "nil breaker, context or function")
+	}
+	var last error
+	if err := r.run(ctx, func() uint32 {
+		if last = b.Execute(ctx, fn); last == nil {
+			return retryOutcomeSuccess
+		}
+		return r.outcome(ctx, last)
+	}, nil); err != nil {
+		return err
+	}
+	return last
+}
+
+// run is the retry loop of Do and of Transport: it calls attempt, which
+// makes one attempt and returns its retryOutcome code, and asks the
+// library (circuit_retry_decide, which never retries a rejection) whether
+// to retry. Before a retry it calls discard (if not nil), which drops the
+// failed attempt's result, then pauses. It returns nil when the last
+// attempt's result stands (a success, or the policy stopped), ErrClosed
+// for a closed policy or budget, or ctx.Err() when ctx ended during a
+// pause.
+func (r *Retry) run(ctx context.Context, attempt func() uint32, discard func()) error {
+	ref, err := r.load("circuit.Retry.Do")
+	if err != nil {
+		return err
 	}
 	var budget *budgetRef
 	if r.budget != nil {
@@ -180,14 +204,17 @@ func (r *Retry) Do(ctx context.Context, b *Breaker, fn func(context.Context) err
 	seed := randomSeed()
 	var prev time.Duration
 	var timer *time.Timer
-	for attempt := uint32(1); ; attempt++ {
-		err := b.Execute(ctx, fn)
-		if err == nil {
+	for n := uint32(1); ; n++ {
+		outcome := attempt()
+		if outcome == retryOutcomeSuccess {
 			return nil
 		}
-		d, stop := ref.decide(budget, attempt, r.outcome(ctx, err), prev, seed)
+		d, stop := ref.decide(budget, n, outcome, prev, seed)
 		if stop != retryStopRetry {
-			return err // rejected, not retryable, attempts or budget exhausted
+			return nil // rejected, not retryable, attempts or budget exhausted
+		}
+		if discard != nil {
+			discard()
 		}
 		prev = d
 		if d > 0 {
