@@ -99,6 +99,30 @@ static circuit_result gocircuit_poll(const circuit_event_queue *q, gocircuit_pol
 	return circuit_event_queue_poll(q, &p->event, p->name, sizeof(p->name), &p->name_len);
 }
 
+// circuit_http_outcome with its result returned by value (FAILURE if the
+// call fails, which it cannot with a valid output pointer).
+static uint32_t gocircuit_http_outcome(uint32_t status) {
+	uint32_t outcome = CIRCUIT_OUTCOME_FAILURE;
+	if (circuit_http_outcome(status, &outcome) != CIRCUIT_RESULT_OK) {
+		return CIRCUIT_OUTCOME_FAILURE;
+	}
+	return outcome;
+}
+
+// circuit_http_retry_after on the bytes of a Go string, read during the
+// call only (a string holds no Go pointer), its two results by value.
+typedef struct {
+	uint64_t delay_ns;
+	uint32_t rc;
+} gocircuit_retry_after;
+
+static gocircuit_retry_after gocircuit_http_retry_after(_GoString_ value, uint64_t now_unix_ns) {
+	gocircuit_retry_after r = {0, 0};
+	size_t n = _GoStringLen(value);
+	r.rc = circuit_http_retry_after(n == 0 ? NULL : _GoStringPtr(value), n, now_unix_ns, &r.delay_ns);
+	return r;
+}
+
 // The floor of every binding: one cgo call doing nothing (benchmarks).
 static void gocircuit_noop(void) {}
 */
@@ -1062,6 +1086,35 @@ func (r *retryRef) decide(budget *budgetRef, attempt, outcome uint32, prev time.
 		return 0, retryStopNotRetryable
 	}
 	return nanosToDuration(uint64(ns)), uint32(stop)
+}
+
+// statusOutcome is the library's outcome of an HTTP status.
+//
+// abi: circuit_http_outcome
+func statusOutcome(status uint32) Outcome {
+	return Outcome(C.gocircuit_http_outcome(C.uint32_t(status)))
+}
+
+// retryAfterDelay is the delay a Retry-After value asks for, now being the
+// wall-clock time in nanoseconds since the Unix epoch; a value the library
+// cannot use is an error matching ErrNotFound with the library's reason.
+//
+// abi: circuit_http_retry_after
+func retryAfterDelay(value string, nowUnixNS uint64) (time.Duration, error) {
+	const op = "circuit.ParseRetryAfter"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r := C.gocircuit_http_retry_after(value, C.uint64_t(nowUnixNS))
+	switch rc := uint32(r.rc); rc {
+	case codeOK:
+		return nanosToDuration(uint64(r.delay_ns)), nil
+	case codeNotFoundRC:
+		// coldError reads no message for NOT_FOUND (usually an answer);
+		// here the message is the reason the value was refused.
+		return 0, &Error{Op: op, Code: Code(rc), Message: strings.TrimPrefix(lastError(), resultName(rc)+": ")}
+	default:
+		return 0, coldError(op, rc)
+	}
 }
 
 // abi: circuit_random_seed

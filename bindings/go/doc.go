@@ -10,6 +10,9 @@
 //   - operator overrides, metrics, transition events on a channel, latency
 //     histograms and adaptive timeouts;
 //   - Registry: named breakers, Prometheus text and an http.Handler;
+//   - NewTransport: an http.RoundTripper giving each destination its
+//     breaker from a Registry, with the library's HTTP classification and
+//     Retry-After parsing;
 //   - Retry and RetryBudget: retries that never retry a rejected call and
 //     cannot multiply an outage;
 //   - ManualClock: simulated time for tests.

@@ -3,7 +3,12 @@ package readme
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"example.invalid/circuit"
 )
@@ -64,5 +69,52 @@ func TestPricesFallsBackAndStopsCalling(t *testing.T) {
 	}
 	if calls != 1+5 {
 		t.Fatalf("the price service was called %d times, want 6 (1 healthy + 5 failures)", calls)
+	}
+}
+
+// The README's "HTTP clients" example: a 503 with Retry-After opens the
+// partner's breaker for that long, and the next offer is the cold one
+// without a request reaching the partner.
+func TestHTTPClientFallsBackWithoutCallingAnOpenPartner(t *testing.T) {
+	var hits atomic.Int64
+	healthy := atomic.Bool{}
+	healthy.Store(true)
+	partner := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if !healthy.Load() {
+			w.Header().Set("Retry-After", "30")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("hot offer"))
+	}))
+	defer partner.Close()
+	registry, err := circuit.NewRegistry(circuit.RegistryConfig{Defaults: circuit.Config{ConsecutiveFailures: 1,
+		OpenDuration: time.Second, MaxOpenDuration: time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer registry.Close()
+	if got, err := fetchOffer(registry, partner.URL); got != "hot offer" || err != nil {
+		t.Fatalf("healthy: %q, %v", got, err)
+	}
+	healthy.Store(false)
+	for i := 0; i < 3; i++ {
+		if got, err := fetchOffer(registry, partner.URL); got != coldOffer || err != nil {
+			t.Fatalf("call %d: %q, %v; want the cold offer", i, got, err)
+		}
+	}
+	if n := hits.Load(); n != 2 {
+		t.Fatalf("the partner saw %d requests, want 2 (then the open breaker sent nothing)", n)
+	}
+	b, err := registry.Lookup(strings.TrimPrefix(partner.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, err = b.Allow()
+	var rejected *circuit.RejectedError
+	if !errors.As(err, &rejected) || rejected.RetryAfter <= 25*time.Second {
+		t.Fatalf("%v: want open for about the partner's Retry-After of 30s", err)
 	}
 }

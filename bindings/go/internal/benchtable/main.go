@@ -25,6 +25,8 @@ import (
 	"strings"
 )
 
+const httpOverhead = "HTTPTransportOverhead"
+
 const refCgo = 45.7 // ns, one cgo call on the machine of the gobreaker figures
 
 type key struct {
@@ -32,7 +34,10 @@ type key struct {
 	procs int
 }
 
-type samples struct{ wall, cpu, overlap []float64 }
+type samples struct {
+	wall, cpu, overlap []float64
+	other              map[string][]float64 // metrics of other units (HTTPTransportOverhead's)
+}
 
 type budget struct {
 	peer  float64 // gobreaker v2, ns per op (per thread)
@@ -94,6 +99,11 @@ func main() {
 				s.cpu = append(s.cpu, v)
 			case "overlap":
 				s.overlap = append(s.overlap, v)
+			default:
+				if s.other == nil {
+					s.other = map[string][]float64{}
+				}
+				s.other[f[i+1]] = append(s.other[f[i+1]], v)
 			}
 		}
 	}
@@ -104,8 +114,14 @@ func main() {
 	fmt.Printf("%-26s %5s %9s %9s %7s %7s   %s\n", "benchmark", "procs", "wall ns", "cpu ns", "overlap", "x cgo", "vs gobreaker v2 (cpu ns / published ns; floor-normalized)")
 	misses := 0
 	var notes []string
+	var httpLines []string
 	for _, k := range order {
 		s := data[k]
+		if k.name == httpOverhead {
+			httpLines = append(httpLines, fmt.Sprintf("%5d %9.1f %10.1f %7.3f %7d", k.procs, median(s.other["bare-ns"])/1e3,
+				median(s.other["wrapped-ns"])/1e3, median(s.other["ratio"]), len(s.other["ratio"])))
+			continue
+		}
 		cpu, wall, ov := median(s.cpu), median(s.wall), median(s.overlap)
 		cgo := median(data[key{"FloorCgoCall", k.procs}].cpu)
 		xcgo := "-"
@@ -144,6 +160,15 @@ func main() {
 		fmt.Println("note: " + n)
 	}
 	fmt.Println("wall ns: median ns/op of the runs (with 2 procs: per operation of the whole run); cpu ns: median process CPU time per operation; x cgo: cpu ns over the empty cgo call's at the same procs")
+	if len(httpLines) > 0 {
+		fmt.Println()
+		fmt.Println("HTTP: circuit.Transport over the bare http.Transport it wraps, GET on loopback (keep-alive), interleaved")
+		fmt.Printf("%5s %9s %10s %7s %7s\n", "procs", "bare us", "wrapped us", "ratio", "runs")
+		for _, l := range httpLines {
+			fmt.Println(l)
+		}
+		fmt.Println("bare us, wrapped us: median of the runs' median request times; ratio: median of the runs' wrapped/bare")
+	}
 	if misses > 0 {
 		fmt.Printf("benchtable: %d MISS\n", misses)
 	}
