@@ -119,15 +119,30 @@ func HostKey(req *http.Request) string {
 // ClassifyHTTP is the default classification of a round trip (the
 // README's "HTTP clients" table): an error is Ignored when the request's
 // context was canceled or the error matches context.Canceled (the caller
-// went away: a half-open probe is freed at once), Timeout for a deadline
-// or an error reporting Timeout() true, otherwise Failure (connection
-// refused or reset, DNS, TLS); a response is classified by its status
-// (HTTPOutcome).
+// went away: a half-open probe is freed at once; also when its deprecated
+// Cancel channel is closed), Timeout for a deadline (the context's, also
+// once passed before the context reports it) or an error reporting
+// Timeout() true, otherwise Failure (connection refused or reset, DNS,
+// TLS); a response is classified by its status (HTTPOutcome).
 func ClassifyHTTP(req *http.Request, resp *http.Response, err error) Outcome {
 	if err != nil {
-		ctx := context.Background()
-		if req != nil {
-			ctx = req.Context()
+		if req == nil {
+			o, _ := contextOutcome(context.Background(), err)
+			return o
+		}
+		ctx := req.Context()
+		if ctx.Err() == nil {
+			// http.Client.Timeout fires two timers at the deadline: the
+			// request context's and the client's own, which cancels the
+			// request through Request.Cancel (the transport then answers
+			// "request canceled", no timeout). When the client's wins,
+			// the context is not done yet, but its deadline has passed.
+			if deadline, ok := ctx.Deadline(); ok && !time.Now().Before(deadline) {
+				return Timeout
+			}
+			if closed(req.Cancel) {
+				return Ignored // canceled by the caller (the deprecated Request.Cancel)
+			}
 		}
 		o, _ := contextOutcome(ctx, err)
 		return o
@@ -320,6 +335,16 @@ func (t *Transport) CloseIdleConnections() {
 	}
 	if c, ok := inner.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
+	}
+}
+
+// closed reports whether ch is closed (false for nil).
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

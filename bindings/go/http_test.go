@@ -584,3 +584,34 @@ func TestHTTPOutcomeAndParseRetryAfter(t *testing.T) {
 		t.Errorf("before the epoch: %v, %v", got, err)
 	}
 }
+
+// pastDeadline is a context whose deadline has passed but which does not
+// report it yet: what a Transport sees when http.Client.Timeout's own
+// timer cancels the request before the context's timer fires.
+type pastDeadline struct{ context.Context }
+
+func (pastDeadline) Deadline() (time.Time, bool) { return time.Now().Add(-time.Millisecond), true }
+
+func TestClassifyHTTPClientTimeoutRace(t *testing.T) {
+	canceled := errors.New("net/http: request canceled")
+	req, _ := http.NewRequestWithContext(pastDeadline{context.Background()}, http.MethodGet, "http://x.invalid/", nil)
+	if got := ClassifyHTTP(req, nil, canceled); got != Timeout {
+		t.Fatalf("a passed deadline: %v, want Timeout", got)
+	}
+	req, _ = http.NewRequest(http.MethodGet, "http://x.invalid/", nil)
+	if got := ClassifyHTTP(req, nil, canceled); got != Failure {
+		t.Fatalf("no deadline, no cancel: %v, want Failure", got)
+	}
+	cancel := make(chan struct{})
+	close(cancel)
+	req.Cancel = cancel
+	if got := ClassifyHTTP(req, nil, canceled); got != Ignored {
+		t.Fatalf("Request.Cancel closed: %v, want Ignored", got)
+	}
+	if got := ClassifyHTTP(nil, nil, fmt.Errorf("dial: %w", context.DeadlineExceeded)); got != Timeout {
+		t.Fatalf("nil request, deadline error: %v", got)
+	}
+	if got := ClassifyHTTP(nil, nil, nil); got != Failure {
+		t.Fatalf("no response, no error: %v", got)
+	}
+}
