@@ -7,9 +7,12 @@
 //	GET /metrics         Prometheus text: the library's registry renderer,
 //	                     then this service's own demo_offers_total
 //
-// The partner is called through the breaker named "partner" of a
-// circuit.Registry, configured like the C and Python services (see
-// demo/README.md). With -redis the registry's breakers are shared with the
+// The partner is called with a plain http.Client whose transport is
+// circuit.NewTransport: every call goes through the breaker named
+// "partner" of a circuit.Registry, configured like the C and Python
+// services (see demo/README.md); the transport records each answer (5xx a
+// failure, the client's deadline a timeout) and refuses calls while the
+// breaker is open. With -redis the registry's breakers are shared with the
 // other instances through the library's fleet sync.
 //
 // It prints "READY http://127.0.0.1:PORT" when it listens.
@@ -89,8 +92,8 @@ type eventRec struct {
 type service struct {
 	opt      options
 	registry *circuit.Registry
-	breaker  *circuit.Breaker
-	client   *http.Client
+	breaker  *circuit.Breaker // the "partner" breaker, for /offer/circuit
+	client   *http.Client     // through circuit.Transport
 	sync     *fleetSync
 
 	requests, partnerOK, coldRejected, coldError atomic.Uint64
@@ -99,12 +102,14 @@ type service struct {
 	events []eventRec
 }
 
-// statusError is a partner answer that is not a 2xx.
-type statusError int
-
-func (e statusError) Error() string { return fmt.Sprintf("partner answered %d", int(e)) }
-
-func (s *service) fetch(ctx context.Context, user string) (string, error) {
+// fetch asks the partner for an offer. The client's transport is the
+// breaker: a rejection comes back as an error (*circuit.RejectedError)
+// without a request sent.
+func (s *service) fetch(user string) (string, error) {
+	// The partner call has its own deadline, not the caller's request
+	// context: a client that hangs up must not turn into an ignored outcome.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.opt.timeoutMS)*time.Millisecond)
+	defer cancel()
 	q := url.Values{"user": {user}, "from": {s.opt.instance}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.opt.partner+"?"+q.Encode(), nil)
 	if err != nil {
@@ -120,7 +125,7 @@ func (s *service) fetch(ctx context.Context, user string) (string, error) {
 		return "", err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return "", statusError(resp.StatusCode)
+		return "", fmt.Errorf("partner answered %d", resp.StatusCode)
 	}
 	var got struct {
 		Offer string `json:"offer"`
@@ -134,16 +139,7 @@ func (s *service) fetch(ctx context.Context, user string) (string, error) {
 func (s *service) offer(user string) map[string]interface{} {
 	out := map[string]interface{}{"instance": s.opt.instance, "user": user}
 	s.requests.Add(1)
-	var offer string
-	// The partner call has its own deadline, not the caller's request
-	// context: a client that hangs up must not turn into an ignored outcome.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.opt.timeoutMS)*time.Millisecond)
-	defer cancel()
-	err := s.breaker.Execute(ctx, func(ctx context.Context) error {
-		var err error
-		offer, err = s.fetch(ctx, user)
-		return err
-	})
+	offer, err := s.fetch(user)
 	var rejected *circuit.RejectedError
 	switch {
 	case err == nil:
@@ -268,11 +264,18 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// Every call to the partner goes through the "partner" breaker.
+	transport, err := circuit.NewTransport(reg, &http.Transport{DisableKeepAlives: true}, circuit.TransportConfig{
+		Key: func(*http.Request) string { return "partner" },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
 	s := &service{
 		opt:      o,
 		registry: reg,
 		breaker:  b,
-		client:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		client:   &http.Client{Transport: transport},
 	}
 	go s.watch(ev, monoOffset())
 	s.sync = startSync(reg, o.redis, o.namespace)
