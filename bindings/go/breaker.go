@@ -129,6 +129,12 @@ func (b *Breaker) Allow() (Permit, error) {
 
 // rejection is the error of an acquire that did not admit.
 func (b *Breaker) rejection(rc uint32, retryAfter uint64) error {
+	return rejection("circuit.Breaker.Allow", b.name, rc, retryAfter)
+}
+
+// rejection is the error of an acquire on the breaker named name that did
+// not admit.
+func rejection(op, name string, rc uint32, retryAfter uint64) error {
 	var reason error
 	switch rc {
 	case codeRejectedOpen:
@@ -141,13 +147,13 @@ func (b *Breaker) rejection(rc uint32, retryAfter uint64) error {
 		// Not reachable with a live breaker (NULL is impossible here);
 		// a caught library panic lands here. Its message is per thread
 		// and not read on the call path.
-		return &Error{Op: "circuit.Breaker.Allow", Code: Code(rc)}
+		return &Error{Op: op, Code: Code(rc)}
 	}
 	d := RetryAfterUnknown
 	if retryAfter != retryUnknown {
 		d = nanosToDuration(retryAfter)
 	}
-	return &RejectedError{Breaker: b.name, Reason: reason, RetryAfter: d}
+	return &RejectedError{Breaker: name, Reason: reason, RetryAfter: d}
 }
 
 // Done reports how the admitted call ended and how long it took.

@@ -99,6 +99,64 @@ static circuit_result gocircuit_poll(const circuit_event_queue *q, gocircuit_pol
 	return circuit_event_queue_poll(q, &p->event, p->name, sizeof(p->name), &p->name_len);
 }
 
+// Transport's call path: the registry's breaker named name (a new
+// reference) and an acquire on it in one cgo call, the name read during
+// the call only. breaker is the reference when the call was admitted
+// (release it with gocircuit_record_release), 0 otherwise; looked_up
+// tells a failed lookup (rc is get_or_create's) from a rejection (rc is
+// acquire's; the reference was released here).
+typedef struct {
+	uintptr_t breaker;
+	uint64_t retry_after_ns;
+	uint32_t rc;
+	uint32_t looked_up;
+	uint32_t generation;
+	uint32_t flags;
+	uint32_t needs_durations;
+} gocircuit_entered;
+
+static gocircuit_entered gocircuit_registry_acquire(uintptr_t registry, _GoString_ name) {
+	gocircuit_entered r = {0, CIRCUIT_RETRY_AFTER_UNKNOWN, 0, 0, 0, 0, 0};
+	const circuit_breaker *b = NULL;
+	r.rc = circuit_registry_get_or_create((const circuit_registry *)registry, _GoStringPtr(name),
+	                                      _GoStringLen(name), &b);
+	if (r.rc != CIRCUIT_RESULT_OK) {
+		return r;
+	}
+	r.looked_up = 1;
+	if (circuit_breaker_needs_durations(b, &r.needs_durations) != CIRCUIT_RESULT_OK) {
+		r.needs_durations = 0;
+	}
+	circuit_permit p = {0, 0};
+	r.rc = circuit_breaker_acquire(b, &p, &r.retry_after_ns);
+	if (r.rc != CIRCUIT_RESULT_OK) {
+		circuit_breaker_free(b);
+		return r;
+	}
+	r.breaker = (uintptr_t)b;
+	r.generation = p.generation;
+	r.flags = p.flags;
+	return r;
+}
+
+// Records an admitted call of gocircuit_registry_acquire, with the
+// dependency's Retry-After when has_retry_after, and releases the
+// reference.
+static uint32_t gocircuit_record_release(uintptr_t breaker, uint32_t generation, uint32_t flags,
+                                         uint32_t outcome, uint64_t duration_ns,
+                                         uint32_t has_retry_after, uint64_t retry_after_ns) {
+	const circuit_breaker *b = (const circuit_breaker *)breaker;
+	uint32_t rc;
+	if (has_retry_after) {
+		circuit_permit p = {generation, flags};
+		rc = circuit_breaker_record_retry_after(b, p, outcome, duration_ns, retry_after_ns);
+	} else {
+		rc = circuit_breaker_record_parts(b, generation, flags, outcome, duration_ns);
+	}
+	circuit_breaker_free(b);
+	return rc;
+}
+
 // circuit_http_outcome with its result returned by value (FAILURE if the
 // call fails, which it cannot with a valid output pointer).
 static uint32_t gocircuit_http_outcome(uint32_t status) {
@@ -910,6 +968,45 @@ func (r *registryRef) breaker(op, name string, create bool) (*breakerRef, error)
 		return nil, coldError(op, rc)
 	}
 	return wrapBreaker(op, b)
+}
+
+// registryPermit is a call admitted by registryRef.acquire: it holds a
+// library reference to the breaker until done records the call and
+// releases it. No Go handle is made (no allocation, no finalizer).
+type registryPermit struct {
+	breaker           C.uintptr_t
+	generation, flags uint32
+	timed             bool // the breaker uses call durations
+}
+
+// acquire gets (creating it) the breaker named name and asks it to admit a
+// call, in one cgo call. err is the lookup's error (a bad name, the cap);
+// otherwise rc is the acquire's result: codeOK with the permit, or a
+// rejection with its retry-after.
+func (r *registryRef) acquire(op, name string) (p registryPermit, rc uint32, retryAfter uint64, err error) {
+	runtime.LockOSThread() // a lookup error's message is per thread
+	defer runtime.UnlockOSThread()
+	e := C.gocircuit_registry_acquire(C.uintptr_t(uintptr(unsafe.Pointer(r.ptr))), name)
+	runtime.KeepAlive(r)
+	if e.looked_up == 0 {
+		return registryPermit{}, 0, 0, coldError(op, uint32(e.rc))
+	}
+	if uint32(e.rc) != codeOK {
+		return registryPermit{}, uint32(e.rc), uint64(e.retry_after_ns), nil
+	}
+	return registryPermit{breaker: e.breaker, generation: uint32(e.generation), flags: uint32(e.flags),
+		timed: e.needs_durations != 0}, codeOK, 0, nil
+}
+
+// done records the call's outcome, with the dependency's retryAfter when
+// it is not negative, and releases the breaker. Once per permit.
+func (p registryPermit) done(outcome Outcome, ns uint64, retryAfter time.Duration) uint32 {
+	has, ra := C.uint32_t(0), C.uint64_t(0)
+	if retryAfter >= 0 {
+		has, ra = 1, C.uint64_t(retryAfter)
+	}
+	return uint32(C.gocircuit_record_release(p.breaker, C.uint32_t(p.generation), C.uint32_t(p.flags),
+		C.uint32_t(outcome), C.uint64_t(ns), has, ra))
 }
 
 // abi: circuit_registry_remove

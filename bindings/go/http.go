@@ -197,29 +197,35 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, argError(op, "no breaker key for the request (a URL without a host?)")
 	}
-	b, err := t.registry.Breaker(key)
+	reg, err := t.registry.load(op)
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	// A handle per request, not a cache: the registry may remove or evict
-	// a destination's breaker between two requests.
 	if t.retry != nil && t.retryable(req) {
-		return t.roundTripRetry(b, req)
+		return t.roundTripRetry(reg, key, req)
 	}
-	resp, _, err := t.attempt(b, req)
+	resp, _, err := t.attempt(reg, key, req)
 	return resp, err
 }
 
-// attempt makes one protected round trip and records its outcome.
-func (t *Transport) attempt(b *Breaker, req *http.Request) (*http.Response, Outcome, error) {
-	p, err := b.Allow()
+// attempt makes one protected round trip through the breaker named key
+// and records its outcome. The breaker is looked up for each attempt and
+// held only during it (no cache: the registry may remove or evict it
+// between two requests); the lookup and the admission are one cgo call,
+// the record and the release another.
+func (t *Transport) attempt(reg *registryRef, key string, req *http.Request) (*http.Response, Outcome, error) {
+	const op = "circuit.Transport.RoundTrip"
+	p, rc, retryAfter, err := reg.acquire(op, key)
+	if err == nil && rc != codeOK {
+		err = rejection(op, key, rc, retryAfter)
+	}
 	if err != nil {
 		closeBody(req)
-		return nil, Ignored, err // a *RejectedError, or ErrClosed
+		return nil, Ignored, err // a *RejectedError, or the lookup's error
 	}
 	var start int64
-	if b.timed {
+	if p.timed {
 		start = nanotime()
 	}
 	recorded := false
@@ -227,7 +233,7 @@ func (t *Transport) attempt(b *Breaker, req *http.Request) (*http.Response, Outc
 		if !recorded {
 			// The inner transport or Classify panicked: a failure. Not
 			// recovered: the panic goes on.
-			_ = p.Done(Failure, time.Duration(b.elapsed(start)))
+			p.done(Failure, p.since(start), -1)
 		}
 	}()
 	inner := t.inner
@@ -239,22 +245,22 @@ func (t *Transport) attempt(b *Breaker, req *http.Request) (*http.Response, Outc
 	if outcome > Ignored {
 		outcome = Failure
 	}
-	d := time.Duration(b.elapsed(start))
+	d := p.since(start)
 	recorded = true
+	ra := time.Duration(-1)
 	if resp != nil && (outcome == Failure || outcome == Timeout) {
 		if v := resp.Header.Get("Retry-After"); v != "" {
-			if ra, perr := ParseRetryAfter(v, time.Now()); perr == nil {
-				_ = p.DoneRetryAfter(outcome, d, ra)
-				return resp, outcome, err
+			if parsed, perr := ParseRetryAfter(v, time.Now()); perr == nil {
+				ra = parsed
 			}
 		}
 	}
-	_ = p.Done(outcome, d) // ErrStale (a transition meanwhile) is normal
+	p.done(outcome, d, ra) // a stale record (a transition meanwhile) is normal
 	return resp, outcome, err
 }
 
 // roundTripRetry is RoundTrip with the retry loop (Retry.run).
-func (t *Transport) roundTripRetry(b *Breaker, req *http.Request) (*http.Response, error) {
+func (t *Transport) roundTripRetry(reg *registryRef, key string, req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	var resp *http.Response
 	var err error
@@ -274,16 +280,14 @@ func (t *Transport) roundTripRetry(b *Breaker, req *http.Request) (*http.Respons
 		}
 		attempts++
 		var outcome Outcome
-		resp, outcome, err = t.attempt(b, r)
+		resp, outcome, err = t.attempt(reg, key, r)
 		var rejected *RejectedError
 		switch {
 		case errors.As(err, &rejected):
 			return retryOutcomeRejected
-		case errors.Is(err, ErrClosed):
-			return retryOutcomeNotRetryable
 		case outcome == Success:
 			return retryOutcomeSuccess
-		case outcome == Ignored, ctx.Err() != nil:
+		case outcome == Ignored, ctx.Err() != nil: // Ignored includes a failed lookup
 			return retryOutcomeNotRetryable
 		case err != nil && t.retry.retryable != nil && !t.retry.retryable(err):
 			return retryOutcomeNotRetryable
@@ -304,6 +308,15 @@ func (t *Transport) roundTripRetry(b *Breaker, req *http.Request) (*http.Respons
 		return nil, runErr
 	}
 	return resp, err
+}
+
+// since returns the nanoseconds since start for a breaker that uses
+// durations, otherwise 0 (start was not read).
+func (p registryPermit) since(start int64) uint64 {
+	if d := nanotime() - start; p.timed && d > 0 {
+		return uint64(d)
+	}
+	return 0
 }
 
 // retryable reports whether a request may be sent more than once.

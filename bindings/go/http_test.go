@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -613,5 +614,66 @@ func TestClassifyHTTPClientTimeoutRace(t *testing.T) {
 	}
 	if got := ClassifyHTTP(nil, nil, nil); got != Failure {
 		t.Fatalf("no response, no error: %v", got)
+	}
+}
+
+// The transport holds a destination's breaker only during a request: once
+// the requests are over (admitted, rejected, panicked), the registry's
+// idle sweeps can evict every breaker, without a garbage collection.
+func TestTransportReleasesItsBreakers(t *testing.T) {
+	srv := newHitServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	})
+	clk := NewManualClock()
+	defer clk.Close()
+	reg, err := NewRegistry(RegistryConfig{Defaults: Config{ConsecutiveFailures: 1, Jitter: -1}, Clock: clk,
+		EvictAfterIdleSweeps: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	byPath := TransportConfig{Key: func(r *http.Request) string { return "key" + r.URL.Path }}
+	c := newClient(t, reg, byPath)
+	ctx := context.Background()
+	for _, path := range []string{"/ok", "/ok", "/fail", "/fail"} { // the second /fail is rejected
+		_, _, _ = get(ctx, c, srv.URL+path)
+	}
+	panicky, _ := NewTransport(reg, roundTripFunc(func(*http.Request) (*http.Response, error) { panic("inner") }), byPath)
+	func() {
+		defer func() { _ = recover() }()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/panic", nil)
+		_, _ = panicky.RoundTrip(req)
+	}()
+	if srv.hits.Load() != 3 {
+		t.Fatalf("server hits %d, want 3", srv.hits.Load())
+	}
+	// Only CLOSED breakers are idle: reset the tripped ones (through
+	// handles dropped at once).
+	for _, name := range []string{"key/fail", "key/panic"} {
+		b, err := reg.Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := mustMetrics(t, b); m.State != StateOpen {
+			t.Fatalf("%s: %+v, want open", name, m)
+		}
+		_ = b.Reset()
+		_ = b.Close()
+	}
+	runtime.GC() // those handles, not the transport's (it made none)
+	runtime.GC()
+	removed := 0
+	for i := 0; i < 3; i++ {
+		n, err := reg.SweepIdle()
+		if err != nil {
+			t.Fatal(err)
+		}
+		removed += n
+	}
+	if n, _ := reg.Len(); removed != 3 || n != 0 {
+		names, _ := reg.Names()
+		t.Fatalf("evicted %d, left %v: a request kept a reference", removed, names)
 	}
 }

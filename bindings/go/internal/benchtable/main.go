@@ -118,8 +118,9 @@ func main() {
 	for _, k := range order {
 		s := data[k]
 		if k.name == httpOverhead {
-			httpLines = append(httpLines, fmt.Sprintf("%5d %9.1f %10.1f %7.3f %7d", k.procs, median(s.other["bare-ns"])/1e3,
-				median(s.other["wrapped-ns"])/1e3, median(s.other["ratio"]), len(s.other["ratio"])))
+			bare, wrapped := median(s.other["bare-ns"]), median(s.other["wrapped-ns"])
+			httpLines = append(httpLines, fmt.Sprintf("%5d %9.1f %10.1f %7.3f %8.2f %9.2f %5d", k.procs, bare/1e3, wrapped/1e3,
+				median(s.other["ratio"]), (wrapped-bare)/1e3, median(s.other["bare-iqr-ns"])/1e3, len(s.other["ratio"])))
 			continue
 		}
 		cpu, wall, ov := median(s.cpu), median(s.wall), median(s.overlap)
@@ -163,11 +164,12 @@ func main() {
 	if len(httpLines) > 0 {
 		fmt.Println()
 		fmt.Println("HTTP: circuit.Transport over the bare http.Transport it wraps, GET on loopback (keep-alive), interleaved")
-		fmt.Printf("%5s %9s %10s %7s %7s\n", "procs", "bare us", "wrapped us", "ratio", "runs")
+		fmt.Printf("%5s %9s %10s %7s %8s %9s %5s\n", "procs", "bare us", "wrapped us", "ratio", "+us", "noise us", "runs")
 		for _, l := range httpLines {
 			fmt.Println(l)
 		}
-		fmt.Println("bare us, wrapped us: median of the runs' median request times; ratio: median of the runs' wrapped/bare")
+		fmt.Println("bare us, wrapped us: median of the runs' median request times; ratio: median of the runs' wrapped/bare;")
+		fmt.Println("+us: wrapped - bare; noise us: median of the runs' interquartile range of the bare request times")
 	}
 	if misses > 0 {
 		fmt.Printf("benchtable: %d MISS\n", misses)
