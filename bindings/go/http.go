@@ -34,7 +34,8 @@ type TransportConfig struct {
 	// bodies), and only the idempotent methods (GET, HEAD, OPTIONS, TRACE,
 	// PUT, DELETE, or a request carrying an Idempotency-Key header) unless
 	// RetryNonIdempotent is set. The response of a retried attempt is
-	// drained and closed.
+	// drained and closed; when the breaker opens during the retries, the
+	// caller gets the rejection.
 	Retry              *Retry
 	RetryNonIdempotent bool
 }
@@ -165,8 +166,9 @@ func HTTPOutcome(status int) Outcome {
 
 // ParseRetryAfter reads a Retry-After header value with the library's
 // parser (circuit_http_retry_after): delta-seconds, or an HTTP date minus
-// now (a date in the past gives 0; a now before 1970 reads as 1970). A value it cannot use is an error
-// whose message says why.
+// now (a date in the past gives 0; a now before 1970 reads as 1970). A
+// value it cannot use (empty, garbage, not ASCII, over 128 bytes) is an
+// error matching ErrNotFound whose message says why.
 func ParseRetryAfter(value string, now time.Time) (time.Duration, error) {
 	var ns uint64 // now in nanoseconds since the Unix epoch, saturating
 	switch s := now.Unix(); {
@@ -179,7 +181,12 @@ func ParseRetryAfter(value string, now time.Time) (time.Duration, error) {
 	return retryAfterDelay(value, ns)
 }
 
-// RoundTrip implements http.RoundTripper.
+// RoundTrip implements http.RoundTripper. Besides the inner transport's
+// errors it returns a *RejectedError when the breaker refuses the
+// request, an error matching ErrInvalidArgument for a nil request, a
+// request without a URL or a key the registry refuses, and ErrClosed
+// after the registry's Close; none of these reaches the network, and the
+// request body is closed as the http.RoundTripper contract asks.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	const op = "circuit.Transport.RoundTrip"
 	switch {
@@ -313,7 +320,10 @@ func (t *Transport) roundTripRetry(reg *registryRef, key string, req *http.Reque
 // since returns the nanoseconds since start for a breaker that uses
 // durations, otherwise 0 (start was not read).
 func (p registryPermit) since(start int64) uint64 {
-	if d := nanotime() - start; p.timed && d > 0 {
+	if !p.timed {
+		return 0
+	}
+	if d := nanotime() - start; d > 0 {
 		return uint64(d)
 	}
 	return 0
