@@ -3,7 +3,9 @@
 # the protected call in CLOSED with one and two goroutines, the rejection
 # in OPEN, next to an empty cgo call and a mutex-protected counter measured
 # in the same run; prints the table (bindings/go/internal/benchtable) with
-# the ratios to the cgo call and to gobreaker v2's published figures.
+# the ratios to the cgo call and to gobreaker v2's published figures; and
+# the overhead of circuit.Transport (the http.RoundTripper) over the bare
+# http.Transport on loopback, as a ratio (BenchmarkHTTPTransportOverhead).
 #   COUNT=5 BENCHTIME=200ms ci/bench-go.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
