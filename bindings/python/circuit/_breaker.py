@@ -418,12 +418,20 @@ class Breaker(Managed):
         duration if this outcome opens the breaker. Returns ``False`` when
         the permit was stale (issued before a transition: counted as stale
         only)."""
+        return self._record_ns(
+            permit,
+            outcome,
+            to_ns(duration, "duration"),
+            None if retry_after is None else to_ns(retry_after, "retry_after"),
+        )
+
+    def _record_ns(self, permit: Permit, outcome: Outcome, ns: int, ra: Optional[int]) -> bool:
+        """``record`` with the durations in whole nanoseconds (the HTTP
+        integrations pass the library's own Retry-After delay unrounded)."""
         if not isinstance(permit, Permit):
             raise TypeError(f"permit must be a circuit.Permit, not {type(permit).__name__}")
         g, f = permit._checked()
         o = _outcome_code(outcome)
-        ns = to_ns(duration, "duration")
-        ra = None if retry_after is None else to_ns(retry_after, "retry_after")
         ptr = self._handle()
         try:
             permit._once.pop()

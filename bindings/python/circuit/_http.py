@@ -37,7 +37,7 @@ from ._breaker import Breaker, Permit
 from ._errors import CircuitOpenError
 from ._registry import Registry
 from ._retry import Retry
-from ._types import Outcome
+from ._types import Outcome, to_ns
 
 __all__ = [
     "IDEMPOTENT_METHODS",
@@ -90,6 +90,11 @@ def retry_after_seconds(value: Union[str, bytes, None], now: Optional[float] = N
     by the library (``circuit_http_retry_after``: delta-seconds or an HTTP
     date minus ``now``, Unix seconds, default the wall clock); ``None`` when
     the value is absent or unusable."""
+    ns = _retry_after_ns(value, now)
+    return None if ns is None else ns / 1e9
+
+
+def _retry_after_ns(value: Union[str, bytes, None], now: Optional[float] = None) -> Optional[int]:
     if value is None:
         return None
     if isinstance(value, str):
@@ -98,14 +103,16 @@ def retry_after_seconds(value: Union[str, bytes, None], now: Optional[float] = N
         raw = bytes(value)
     else:
         raise TypeError(f"a Retry-After value must be str or bytes, not {type(value).__name__}")
-    t = time.time() if now is None else now
-    now_ms = min(max(int(t * 1000), 0), _ffi.U64_MAX)
+    if now is None:
+        now_ns = time.time_ns()
+    else:
+        now_ns = to_ns(now, "now")
     out = c_uint64()
-    rc = _ffi.lib.http_retry_after(raw, len(raw), now_ms, byref(out))
+    rc = _ffi.lib.http_retry_after(raw, len(raw), now_ns, byref(out))
     if rc == _ffi.RESULT_NOT_FOUND:
         return None
     _ffi.check(rc, "circuit_http_retry_after")
-    return out.value / 1000
+    return int(out.value)
 
 
 def destination_key(scheme: str, host: str, port: Optional[int]) -> str:
@@ -204,9 +211,8 @@ class Protector(Generic[E]):
             raise err from None
         return permit, perf_counter_ns() if breaker.timed else 0
 
-    def _record(self, breaker: Breaker, permit: Permit, t0: int, outcome: Outcome, ra: Optional[float]) -> None:
-        d = (perf_counter_ns() - t0) / 1e9 if t0 else 0
-        breaker.record(permit, outcome, d, retry_after=ra)
+    def _record(self, breaker: Breaker, permit: Permit, t0: int, outcome: Outcome, ra: Optional[int]) -> None:
+        breaker._record_ns(permit, outcome, perf_counter_ns() - t0 if t0 else 0, ra)
 
     def answered(
         self, breaker: Breaker, permit: Permit, t0: int, response: Any, status: int, retry_after: Optional[str]
@@ -217,7 +223,7 @@ class Protector(Generic[E]):
             if o is None:
                 o = outcome_for_status(status)
             o = Outcome(o)
-            ra = retry_after_seconds(retry_after) if o in _OPENS and retry_after is not None else None
+            ra = _retry_after_ns(retry_after) if o in _OPENS and retry_after is not None else None
         except BaseException:
             # A failing classify function: release the permit as neutral and
             # let its error surface.
