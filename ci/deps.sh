@@ -46,6 +46,8 @@ python3 -m mypy --version >/dev/null 2>&1 || py_need+=(mypy)
 python3 -c 'import httpx' 2>/dev/null || py_need+=(httpx)
 python3 -c 'import requests' 2>/dev/null || py_need+=(requests)
 python3 -m pip show --quiet types-requests >/dev/null 2>&1 || py_need+=(types-requests)
+# circuit.otel (mypy reads opentelemetry-api; pytest reads metrics back with the SDK).
+python3 -c 'import opentelemetry.sdk' 2>/dev/null || py_need+=(opentelemetry-api opentelemetry-sdk)
 # The sdist (ci/python.sh builds the wheel from it).
 python3 -m build --version >/dev/null 2>&1 || py_need+=(build)
 if [ ${#py_need[@]} -gt 0 ]; then

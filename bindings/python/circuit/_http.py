@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import time
 from ctypes import byref, c_uint32, c_uint64
 from time import perf_counter_ns
@@ -208,6 +209,10 @@ class Protector(Generic[E]):
             permit = breaker.acquire()
         except CircuitOpenError as e:
             err = self._rejected(e, request)
+            if "opentelemetry.trace" in sys.modules:  # someone traces: a span event
+                from . import otel
+
+                otel.record_rejection(err)
             raise err from None
         return permit, perf_counter_ns() if breaker.timed else 0
 
