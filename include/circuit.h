@@ -154,6 +154,12 @@
 #define CIRCUIT_WORD_GENERATION_SHIFT 32
 
 /**
+ * Longest `Retry-After` value `circuit_http_retry_after` looks at, in
+ * bytes; a longer one is `CIRCUIT_RESULT_NOT_FOUND`, unread.
+ */
+#define CIRCUIT_HTTP_RETRY_AFTER_MAX_LEN 128
+
+/**
  * `circuit_sync_stats.state`: subscribed, reconciled, writes accepted.
  */
 #define CIRCUIT_SYNC_CONNECTED 0
@@ -1801,6 +1807,55 @@ circuit_result circuit_breaker_record_parts(const struct circuit_breaker *breake
                                             uint32_t flags,
                                             uint32_t outcome,
                                             uint64_t duration_ns);
+
+/**
+ * Writes the default `circuit_outcome` of an HTTP response status to
+ * `*out_outcome`: 100-399 SUCCESS; 429 FAILURE; other 400-499 IGNORED;
+ * 500-599 FAILURE; any other number FAILURE (a server that answers
+ * garbage is failing). Returns `CIRCUIT_RESULT_OK`, or
+ * `CIRCUIT_RESULT_NULL_ARGUMENT` when `out_outcome` is NULL.
+ *
+ * # Safety
+ * `out_outcome` must be a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_http_outcome(uint32_t status, uint32_t *out_outcome);
+
+/**
+ * Parses a `Retry-After` header value and writes the delay it asks for,
+ * in nanoseconds, to `*out_delay_ns`; pass that delay to
+ * `circuit_breaker_record_retry_after` (which clamps it to the
+ * configured maximum open duration).
+ *
+ * `value` is the header's raw bytes, `value_len` long (no NUL needed; NULL
+ * with `value_len` 0 is the empty value). `now_unix_ns` is the wall-clock
+ * time the response arrived, in nanoseconds since the Unix epoch. Accepted:
+ * delta-seconds (ASCII digits only; too many saturate) or an HTTP-date
+ * (IMF-fixdate, RFC 850 or asctime; its distance from `now_unix_ns`, 0 for
+ * a date in the past), with optional surrounding spaces and tabs.
+ *
+ * Returns `CIRCUIT_RESULT_OK`; `CIRCUIT_RESULT_NOT_FOUND` when the value
+ * gives no usable delay (empty, garbage, not ASCII, longer than
+ * `CIRCUIT_HTTP_RETRY_AFTER_MAX_LEN`), with the reason in the last error:
+ * record without a `Retry-After` then; `CIRCUIT_RESULT_NULL_ARGUMENT` for
+ * a NULL `out_delay_ns`, or a NULL `value` with a non-zero `value_len`;
+ * `CIRCUIT_RESULT_INVALID_ARGUMENT` for a `now_unix_ns` the platform's
+ * clock cannot represent (none on 64-bit Linux).
+ * `*out_delay_ns` is written only on `CIRCUIT_RESULT_OK`.
+ *
+ * # Safety
+ * `value` must point to `value_len` readable bytes (it may be NULL when
+ * `value_len` is 0; a length over `CIRCUIT_HTTP_RETRY_AFTER_MAX_LEN` is
+ * refused before any byte is read); `out_delay_ns` must be a valid
+ * pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_http_retry_after(const char *value,
+                                        size_t value_len,
+                                        uint64_t now_unix_ns,
+                                        uint64_t *out_delay_ns);
 
 /**
  * Creates a registry. `defaults` is the config of names without their own

@@ -20,6 +20,7 @@ const (
 	cEventQueueDefaultCapacity  = 1024
 	cWordFastMask               = 31
 	cWordGenerationShift        = 32
+	cHttpRetryAfterMaxLen       = 128
 	cSyncConnected              = 0
 	cSyncDegraded               = 1
 	cSyncStopped                = 2

@@ -204,6 +204,7 @@ pub mod config;
 pub mod events;
 mod ewma;
 pub mod histogram;
+pub mod http;
 pub mod implementation;
 mod loom_shim;
 mod metrics;

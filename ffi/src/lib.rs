@@ -21,6 +21,8 @@
 //! - `registry`: named breakers, iteration, Prometheus text;
 //! - `retry`, `timeout`: retry policies and budgets, latency histograms and
 //!   adaptive timeouts;
+//! - `http`: the HTTP integrations' shared rules (status classification,
+//!   `Retry-After` parsing);
 //! - `fast`: the state-word fast path for wrappers whose foreign calls are
 //!   expensive (ctypes, cgo).
 //!
@@ -54,6 +56,7 @@ pub mod config;
 pub mod events;
 pub mod fast;
 pub mod handle;
+pub mod http;
 pub mod registry;
 pub mod result;
 pub mod retry;

@@ -23,6 +23,10 @@
 //!   (never a rounded, trimmed or defaulted value); a malformed record in a
 //!   batch leaves the result of every other record of the batch unchanged;
 //!   what a worker keeps of a notice is only a key and an in-range version.
+//! - `http_retry_after`: any `Retry-After` bytes at any clock reading give
+//!   the same answer from the core and through the C ABI (a delay, or
+//!   NOT_FOUND with the output untouched), and an all-digit value is its
+//!   number of seconds, saturated.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -850,5 +854,50 @@ pub fn sync_record(data: &[u8]) {
         assert_eq!(h.enc, "b0");
         assert!((1..=circuit_sync::script::MAX_VERSION).contains(&h.version.ver));
         assert!(h.version.epoch > 0);
+    }
+}
+
+/// Any `Retry-After` value (the bytes after an 8-byte clock reading): the
+/// core and the C ABI agree, the ABI writes its output only on success, and
+/// digits mean seconds.
+pub fn http_retry_after(data: &[u8]) {
+    use circuit_core::http::parse_retry_after;
+    use circuit_ffi::result::circuit_result;
+    use std::time::UNIX_EPOCH;
+
+    let (now_ns, value) = match data.split_first_chunk::<8>() {
+        Some((now, rest)) => (u64::from_le_bytes(*now), rest),
+        None => (0, data),
+    };
+    let core = parse_retry_after(value, UNIX_EPOCH + Duration::from_nanos(now_ns));
+    let mut out = 0xDEAD_BEEF_u64;
+    // SAFETY: `value` is a live slice of `value.len()` bytes; `out` a local.
+    let r = unsafe {
+        circuit_ffi::http::circuit_http_retry_after(
+            value.as_ptr().cast(),
+            value.len(),
+            now_ns,
+            &mut out,
+        )
+    };
+    match core {
+        Ok(d) => {
+            assert_eq!(r, circuit_result::Ok);
+            assert_eq!(out, circuit_core::clock::duration_to_nanos(d));
+        }
+        Err(_) => {
+            assert_eq!(r, circuit_result::NotFound);
+            assert_eq!(out, 0xDEAD_BEEF, "output written on failure");
+        }
+    }
+    if !value.is_empty()
+        && value.len() <= circuit_core::http::MAX_RETRY_AFTER_LEN
+        && value.iter().all(u8::is_ascii_digit)
+    {
+        let want = std::str::from_utf8(value)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+            .unwrap_or(u64::MAX);
+        assert_eq!(core, Ok(Duration::from_secs(want)), "{value:?}");
     }
 }

@@ -840,6 +840,98 @@ static void test_retry_after(void) {
   circuit_clock_free(clock);
 }
 
+/* ---------- HTTP rules: status classification, Retry-After ----------------- */
+
+static uint32_t http_outcome(uint32_t status) {
+  uint32_t out = 99;
+  CHECK_RC(circuit_http_outcome(status, &out), CIRCUIT_RESULT_OK);
+  return out;
+}
+
+static void test_http_rules(void) {
+  CHECK(http_outcome(200) == CIRCUIT_OUTCOME_SUCCESS);
+  CHECK(http_outcome(204) == CIRCUIT_OUTCOME_SUCCESS);
+  CHECK(http_outcome(302) == CIRCUIT_OUTCOME_SUCCESS);
+  CHECK(http_outcome(404) == CIRCUIT_OUTCOME_IGNORED);
+  CHECK(http_outcome(429) == CIRCUIT_OUTCOME_FAILURE);
+  CHECK(http_outcome(503) == CIRCUIT_OUTCOME_FAILURE);
+  CHECK(http_outcome(0) == CIRCUIT_OUTCOME_FAILURE);
+  CHECK(http_outcome(600) == CIRCUIT_OUTCOME_FAILURE);
+  CHECK(http_outcome(UINT32_MAX) == CIRCUIT_OUTCOME_FAILURE);
+  CHECK_RC(circuit_http_outcome(200, NULL), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_ERR_MENTIONS("out_outcome");
+
+  /* 1994-11-06 08:49:37 UTC, in nanoseconds since the epoch. */
+  const uint64_t now = UINT64_C(784111777) * SEC;
+  uint64_t delay = 0;
+  CHECK_RC(circuit_http_retry_after("7", 1, now, &delay), CIRCUIT_RESULT_OK);
+  CHECK(delay == 7 * SEC);
+  /* Not NUL-terminated: only `value_len` bytes are read. */
+  CHECK_RC(circuit_http_retry_after(" 12 junk", 3, now, &delay), CIRCUIT_RESULT_OK);
+  CHECK(delay == 12 * SEC);
+  static const char date[] = "Sun, 06 Nov 1994 08:49:46 GMT";
+  CHECK_RC(circuit_http_retry_after(date, sizeof date - 1, now, &delay), CIRCUIT_RESULT_OK);
+  CHECK(delay == 9 * SEC);
+  CHECK_RC(circuit_http_retry_after(date, sizeof date - 1, now + 20 * SEC, &delay),
+           CIRCUIT_RESULT_OK);
+  CHECK(delay == 0);
+  CHECK_RC(circuit_http_retry_after("99999999999999999999999", 23, now, &delay),
+           CIRCUIT_RESULT_OK);
+  CHECK(delay == UINT64_MAX);
+
+  /* No usable value: NOT_FOUND, a reason, and the output untouched. */
+  static const char *const unusable[] = {"soon", "", "   ", "-7", "7.5", "\xff\xfe", "7\r\n",
+                                         "Sun, 31 Feb 1994 08:49:46 GMT"};
+  for (size_t i = 0; i < sizeof unusable / sizeof unusable[0]; i++) {
+    delay = 4242;
+    CHECK_RC(circuit_http_retry_after(unusable[i], strlen(unusable[i]), now, &delay),
+             CIRCUIT_RESULT_NOT_FOUND);
+    CHECK_ERR_MENTIONS("no usable delay");
+    CHECK(delay == 4242);
+  }
+  char embedded_nul[] = {'1', '\0', '2'};
+  CHECK_RC(circuit_http_retry_after(embedded_nul, sizeof embedded_nul, now, &delay),
+           CIRCUIT_RESULT_NOT_FOUND);
+  char overlong[CIRCUIT_HTTP_RETRY_AFTER_MAX_LEN + 1];
+  memset(overlong, '7', sizeof overlong);
+  CHECK_RC(circuit_http_retry_after(overlong, sizeof overlong, now, &delay),
+           CIRCUIT_RESULT_NOT_FOUND);
+  CHECK_ERR_MENTIONS("longer than");
+  CHECK_RC(circuit_http_retry_after(overlong, sizeof overlong - 1, now, &delay),
+           CIRCUIT_RESULT_OK);
+  /* A huge length is refused by its length: no byte is read. */
+  delay = 4242;
+  CHECK_RC(circuit_http_retry_after("7", SIZE_MAX, now, &delay), CIRCUIT_RESULT_NOT_FOUND);
+  CHECK(delay == 4242);
+  CHECK_RC(circuit_http_retry_after(NULL, 0, now, &delay), CIRCUIT_RESULT_NOT_FOUND);
+  CHECK_RC(circuit_http_retry_after(NULL, 5, now, &delay), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_ERR_MENTIONS("value");
+  CHECK_RC(circuit_http_retry_after("7", 1, now, NULL), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_ERR_MENTIONS("out_delay_ns");
+  CHECK(delay == 4242);
+  CHECK_RC(circuit_http_retry_after("3", 1, UINT64_MAX, &delay), CIRCUIT_RESULT_OK);
+  CHECK(delay == 3 * SEC);
+
+  /* End to end: the parsed delay is the open duration, clamped (10 s). */
+  circuit_clock *clock = circuit_clock_manual_new(0);
+  circuit_config *cfg = make_config(1, SEC, 1);
+  const circuit_breaker *b = make_breaker(cfg, clock);
+  CHECK_RC(circuit_http_retry_after("7", 1, now, &delay), CIRCUIT_RESULT_OK);
+  circuit_permit p = admit(b);
+  uint32_t outcome = http_outcome(429);
+  CHECK_RC(circuit_breaker_record_retry_after(b, p, outcome, MS, delay), CIRCUIT_RESULT_OK);
+  CHECK(refuse(b, CIRCUIT_RESULT_REJECTED_OPEN) == 7 * SEC);
+  CHECK_RC(circuit_breaker_reset(b), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_http_retry_after("99999999", 8, now, &delay), CIRCUIT_RESULT_OK);
+  p = admit(b);
+  CHECK_RC(circuit_breaker_record_retry_after(b, p, http_outcome(503), MS, delay),
+           CIRCUIT_RESULT_OK);
+  CHECK(refuse(b, CIRCUIT_RESULT_REJECTED_OPEN) == 10 * SEC);
+  circuit_breaker_free(b);
+  circuit_config_free(cfg);
+  circuit_clock_free(clock);
+}
+
 /* ---------- overrides ------------------------------------------------------ */
 
 static void test_overrides(void) {
@@ -1171,6 +1263,7 @@ int main(void) {
   test_manual_clock_at_a_large_origin();
   test_probe_recorded_twice_is_stale();
   test_retry_after();
+  test_http_rules();
   test_overrides();
   test_refcount();
   test_stress();

@@ -38,6 +38,7 @@ NAME_MAX_LEN = 1_024
 EVENT_QUEUE_DEFAULT_CAPACITY = 1_024
 WORD_FAST_MASK = 31
 WORD_GENERATION_SHIFT = 32
+HTTP_RETRY_AFTER_MAX_LEN = 128
 SYNC_CONNECTED = 0
 SYNC_DEGRADED = 1
 SYNC_STOPPED = 2
@@ -280,6 +281,8 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_reason_str", c_char_p, (c_uint32,)),
     ("circuit_breaker_state_word", c_uint32, (c_void_p, POINTER(c_void_p))),
     ("circuit_breaker_record_parts", c_uint32, (c_void_p, c_uint32, c_uint32, c_uint32, c_uint64)),
+    ("circuit_http_outcome", c_uint32, (c_uint32, POINTER(c_uint32))),
+    ("circuit_http_retry_after", c_uint32, (c_char_p, c_size_t, c_uint64, POINTER(c_uint64))),
     ("circuit_registry_new", c_uint32, (c_void_p, c_uint64, c_uint32, c_void_p, POINTER(c_void_p))),
     ("circuit_registry_free", None, (c_void_p,)),
     ("circuit_registry_set_config", c_uint32, (c_void_p, c_char_p, c_size_t, c_void_p)),
