@@ -428,8 +428,7 @@ def test_outcome_table(kind: type, case: Dict[str, Any], clock: circuit.ManualCl
             b.record(b.acquire(), circuit.Outcome.FAILURE)
             assert b.state == circuit.State.OPEN
         if case["given"] == "half_open":
-            clock.advance(OPTIONS["open_duration"])
-            assert b.state == circuit.State.HALF_OPEN
+            clock.advance(OPTIONS["open_duration"])  # the next request is the probe
         before, seen = counts(b), server.requests
 
         if srv.get("action") == "hang":
