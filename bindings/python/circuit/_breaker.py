@@ -418,20 +418,12 @@ class Breaker(Managed):
         duration if this outcome opens the breaker. Returns ``False`` when
         the permit was stale (issued before a transition: counted as stale
         only)."""
-        return self._record_ns(
-            permit,
-            outcome,
-            to_ns(duration, "duration"),
-            None if retry_after is None else to_ns(retry_after, "retry_after"),
-        )
-
-    def _record_ns(self, permit: Permit, outcome: Outcome, ns: int, ra: Optional[int]) -> bool:
-        """``record`` with the durations in whole nanoseconds (the HTTP
-        integrations pass the library's own Retry-After delay unrounded)."""
         if not isinstance(permit, Permit):
             raise TypeError(f"permit must be a circuit.Permit, not {type(permit).__name__}")
         g, f = permit._checked()
         o = _outcome_code(outcome)
+        ns = to_ns(duration, "duration")
+        ra = None if retry_after is None else to_ns(retry_after, "retry_after")
         ptr = self._handle()
         try:
             permit._once.pop()
@@ -448,6 +440,26 @@ class Breaker(Managed):
             return False
         _ffi.check(rc, "circuit_breaker_record")
         return True
+
+    # ---- the HTTP integrations' form (circuit._http) ---------------------------
+    def _enter(self) -> int:
+        """Admission as a permit int (the encoding every form uses; record it
+        exactly once with ``_exit``), or ``CircuitOpenError``."""
+        w: int = self._word.value
+        return w if not w & _MASK else self._acquire_slow()
+
+    def _exit(self, p: int, outcome: int, d: int, retry_after: Optional[int]) -> None:
+        """Records permit int ``p``: an outcome code, the duration and the
+        dependency's Retry-After delay (``None``: none) in whole ns."""
+        if retry_after is None:
+            if d < _SHORT:
+                self._rec(self._bref, p >> _GEN_SHIFT, p & _FLAGS, outcome, d)
+            else:
+                self._record_long(p, outcome, d)
+        elif self._bref is not None:
+            _ffi.lib.breaker_record_retry_after(
+                self._bref, _ffi.circuit_permit(p >> _GEN_SHIFT, p & _FLAGS), outcome, d, retry_after
+            )
 
     # ---- recording helpers (cold paths) -------------------------------------
     def _classify(self, exc: BaseException) -> int:

@@ -24,6 +24,7 @@ from typing import (
     Awaitable,
     Callable,
     Collection,
+    Dict,
     Generic,
     List,
     Optional,
@@ -34,7 +35,7 @@ from typing import (
 )
 
 from . import _ffi
-from ._breaker import Breaker, Permit
+from ._breaker import Breaker
 from ._errors import CircuitOpenError
 from ._registry import Registry
 from ._retry import Retry
@@ -77,13 +78,23 @@ def outcome_for_status(status: int) -> Outcome:
     """The library's default outcome for an HTTP status code
     (``circuit_http_outcome``): 1xx-3xx SUCCESS, 429 FAILURE, other 4xx
     IGNORED, 5xx FAILURE, anything outside 100-599 FAILURE."""
+    try:
+        return _STATUS_OUTCOMES[status]
+    except (KeyError, TypeError):
+        pass
     if isinstance(status, bool) or not isinstance(status, int):
         raise TypeError(f"status must be an int, not {type(status).__name__}")
     out = c_uint32()
     # Out of the C range: a garbage status, which the library calls a failure.
     code = status if 0 <= status <= _ffi.U32_MAX else _ffi.U32_MAX
     _ffi.check(_ffi.lib.http_outcome(code, byref(out)), "circuit_http_outcome")
-    return Outcome(out.value)
+    o = Outcome(out.value)
+    if 100 <= status <= 599 and type(status) is int:
+        _STATUS_OUTCOMES[status] = o  # the library's answer, remembered (a pure function)
+    return o
+
+
+_STATUS_OUTCOMES: Dict[int, Outcome] = {}
 
 
 def retry_after_seconds(value: Union[str, bytes, None], now: Optional[float] = None) -> Optional[float]:
@@ -157,6 +168,7 @@ class Protector(Generic[E]):
         "_retry_methods",
         "_rejected",
         "_timeouts",
+        "_held",
     )
 
     def __init__(
@@ -196,17 +208,25 @@ class Protector(Generic[E]):
         self._retry_methods = frozenset(m.upper() for m in retry_methods)
         self._rejected = rejected
         self._timeouts = timeouts
+        # The breakers in use, held so that the registry's wrapper cache
+        # (weak) keeps returning the same Breaker instead of building one per
+        # request; the registry still decides (a removed name gets a new one).
+        self._held: Dict[str, Breaker] = {}
 
     # ---- one attempt -------------------------------------------------------------
     def breaker(self, request: Any, scheme: str, host: str, port: Optional[int]) -> Breaker:
         name = destination_key(scheme, host, port) if self._key is None else self._key(request)
-        return self.registry.breaker(name)
+        b = self.registry.breaker(name)
+        if self._held.get(name) is not b:
+            self._held[name] = b
+        return b
 
-    def admit(self, breaker: Breaker, request: Any) -> Tuple[Permit, int]:
-        """A permit and the start time, or the integration's rejection error
+    def admit(self, breaker: Breaker, request: Any) -> Tuple[int, int]:
+        """A permit (as an int, recorded exactly once by ``answered`` or
+        ``failed``) and the start time, or the integration's rejection error
         (raised before anything reaches the network)."""
         try:
-            permit = breaker.acquire()
+            permit = breaker._enter()
         except CircuitOpenError as e:
             err = self._rejected(e, request)
             if "opentelemetry.trace" in sys.modules:  # someone traces: a span event
@@ -216,11 +236,11 @@ class Protector(Generic[E]):
             raise err from None
         return permit, perf_counter_ns() if breaker.timed else 0
 
-    def _record(self, breaker: Breaker, permit: Permit, t0: int, outcome: Outcome, ra: Optional[int]) -> None:
-        breaker._record_ns(permit, outcome, perf_counter_ns() - t0 if t0 else 0, ra)
+    def _record(self, breaker: Breaker, permit: int, t0: int, outcome: Outcome, ra: Optional[int]) -> None:
+        breaker._exit(permit, int(outcome), perf_counter_ns() - t0 if t0 else 0, ra)
 
     def answered(
-        self, breaker: Breaker, permit: Permit, t0: int, response: Any, status: int, retry_after: Optional[str]
+        self, breaker: Breaker, permit: int, t0: int, response: Any, status: int, retry_after: Optional[str]
     ) -> Outcome:
         """Records a response; returns the outcome recorded."""
         try:
@@ -237,7 +257,7 @@ class Protector(Generic[E]):
         self._record(breaker, permit, t0, o, ra)
         return o
 
-    def failed(self, breaker: Breaker, permit: Permit, t0: int, exc: BaseException) -> None:
+    def failed(self, breaker: Breaker, permit: int, t0: int, exc: BaseException) -> None:
         """Records an exception out of the inner client."""
         try:
             o = self._classify_error(exc) if self._classify_error is not None else None

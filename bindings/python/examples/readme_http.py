@@ -40,7 +40,6 @@ def sync_httpx(partner: str) -> None:
     # readme:begin httpx
     import httpx
     from circuit.httpx_transport import CircuitTransport
-
     registry = circuit.Registry(consecutive_failures=1)  # per-host configs: registry.set_config
     client = httpx.Client(transport=CircuitTransport(registry=registry), timeout=2)
     client.get(f"{partner}/down")  # 503 + Retry-After: 30 -> the breaker opens for 30 s
@@ -70,8 +69,7 @@ def with_requests(partner: str) -> None:
     # readme:begin requests
     import requests
     from circuit.requests_adapter import CircuitAdapter
-
-    session = requests.Session()
+    session = requests.Session()  # and session.mount("https://", ...) likewise
     session.mount("http://", CircuitAdapter(circuit.Registry(consecutive_failures=1)))
     session.get(f"{partner}/down", timeout=2)  # 503 + Retry-After: 30 -> open
     try:
