@@ -5,10 +5,12 @@ client without it, on loopback, as a ratio.
 
 A keep-alive HTTP/1.1 server on 127.0.0.1 answers every GET with a small
 200. Each case sends ``--ops`` requests per sample with one reused client;
-the cases are interleaved, round after round (``--rounds``), and each keeps
-its fastest sample, so a burst of load on this shared machine hits every case
-alike. The figure is microseconds per request and the ratio of the protected
-client to the bare one (1.00 = the breaker is lost in the request's noise).
+the cases are interleaved, round after round (``--rounds``), each protected
+sample right beside its bare one (in alternating order). Printed: each case's
+fastest sample in microseconds per request, and the median over the rounds
+of the protected/bare ratio of the paired samples (1.00 = the breaker is
+lost in the request's noise), which a burst of load on this shared machine
+moves less than either sample alone.
 
     python3 -m pip install httpx requests
     CIRCUIT_LIBRARY=target/release/libcircuit.so python3 bindings/python/bench_http.py
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
+import statistics
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -96,24 +99,30 @@ def main() -> int:
         ("requests.Session", sync_case(bare_req.get), sync_case(circ_req.get)),
     ]
     best: Dict[Tuple[str, bool], float] = {}
+    ratios: Dict[str, List[float]] = {name: [] for name, _, _ in pairs}
     for _, bare, circ in pairs:  # warm up: connections, the breaker
         bare(10)
         circ(10)
-    for _ in range(a.rounds):
+    for i in range(a.rounds):
         for name, bare, circ in pairs:
-            for protected, fn in ((False, bare), (True, circ)):
+            order = ((False, bare), (True, circ)) if i % 2 == 0 else ((True, circ), (False, bare))
+            got = {}
+            for protected, fn in order:
                 t0 = time.perf_counter_ns()
                 fn(a.ops)
                 per = (time.perf_counter_ns() - t0) / a.ops / 1000
+                got[protected] = per
                 k = (name, protected)
                 best[k] = min(best.get(k, per), per)
+            ratios[name].append(got[True] / got[False])
 
     print(f"HTTP integrations on loopback: {platform.python_implementation()} {platform.python_version()}, "
-          f"{a.rounds} rounds x {a.ops} requests, fastest sample per case")
-    print(f"{'client':<20}{'bare us/req':>13}{'with circuit':>14}{'ratio':>8}")
+          f"{a.rounds} rounds x {a.ops} requests")
+    print(f"{'client':<20}{'bare us/req':>13}{'with circuit':>14}{'median ratio':>14}{'ratio range':>16}")
     for name, _, _ in pairs:
         b, c = best[(name, False)], best[(name, True)]
-        print(f"{name:<20}{b:>13.1f}{c:>14.1f}{c / b:>8.3f}")
+        r = sorted(ratios[name])
+        print(f"{name:<20}{b:>13.1f}{c:>14.1f}{statistics.median(r):>14.3f}{f'{r[0]:.2f}-{r[-1]:.2f}':>16}")
     m = registry[url.split("//")[1].split("/")[0]].metrics()
     print(f"(the breaker recorded {m.successes} successes, {m.failures} failures)")
 
