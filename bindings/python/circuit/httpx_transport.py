@@ -35,7 +35,12 @@ from __future__ import annotations
 
 from typing import Any, Collection, Optional, Tuple
 
-import httpx
+try:
+    import httpx
+except ImportError as e:  # pragma: no cover - without the extra
+    raise ImportError(
+        f"circuit.httpx_transport needs httpx: pip install libcircuit[httpx] ({e})"
+    ) from e
 
 from ._errors import CircuitOpenError
 from ._http import IDEMPOTENT_METHODS, Classify, ClassifyError, KeyFunction, Protector

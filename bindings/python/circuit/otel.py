@@ -27,8 +27,13 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Observation
+try:
+    from opentelemetry import metrics, trace
+    from opentelemetry.metrics import CallbackOptions, Observation
+except ImportError as e:  # pragma: no cover - without the extra
+    raise ImportError(
+        f"circuit.otel needs opentelemetry: pip install libcircuit[otel] ({e})"
+    ) from e
 
 from ._errors import CircuitOpenError
 from ._registry import Registry

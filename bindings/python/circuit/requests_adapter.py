@@ -32,8 +32,13 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any, Collection, Mapping, Optional, Tuple, Union
 
-import requests
-from requests.adapters import HTTPAdapter
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+except ImportError as e:  # pragma: no cover - without the extra
+    raise ImportError(
+        f"circuit.requests_adapter needs requests: pip install libcircuit[requests] ({e})"
+    ) from e
 
 from ._errors import CircuitOpenError
 from ._http import IDEMPOTENT_METHODS, Classify, ClassifyError, KeyFunction, Protector

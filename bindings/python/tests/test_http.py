@@ -484,3 +484,20 @@ def test_outcome_table(kind: type, case: Dict[str, Any], clock: circuit.ManualCl
         reg.close()
         if refusing is not None:
             refusing.close()
+
+
+@pytest.mark.parametrize(
+    "module,library,extra",
+    [("httpx_transport", "httpx", "httpx"), ("requests_adapter", "requests", "requests"), ("otel", "opentelemetry", "otel")],
+)
+def test_a_missing_library_names_the_extra(module: str, library: str, extra: str) -> None:
+    code = (
+        f"import sys; sys.modules[{library!r}] = None\n"  # as if not installed
+        "try:\n"
+        f"    import circuit.{module}\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"pip install libcircuit[{extra}]" in done.stdout, done.stdout
