@@ -78,10 +78,10 @@ def outcome_for_status(status: int) -> Outcome:
     """The library's default outcome for an HTTP status code
     (``circuit_http_outcome``): 1xx-3xx SUCCESS, 429 FAILURE, other 4xx
     IGNORED, 5xx FAILURE, anything outside 100-599 FAILURE."""
-    try:
-        return _STATUS_OUTCOMES[status]
-    except (KeyError, TypeError):
-        pass
+    if type(status) is int:
+        known = _STATUS_OUTCOMES.get(status)
+        if known is not None:
+            return known
     if isinstance(status, bool) or not isinstance(status, int):
         raise TypeError(f"status must be an int, not {type(status).__name__}")
     out = c_uint32()
@@ -89,7 +89,7 @@ def outcome_for_status(status: int) -> Outcome:
     code = status if 0 <= status <= _ffi.U32_MAX else _ffi.U32_MAX
     _ffi.check(_ffi.lib.http_outcome(code, byref(out)), "circuit_http_outcome")
     o = Outcome(out.value)
-    if 100 <= status <= 599 and type(status) is int:
+    if 100 <= status <= 599:
         _STATUS_OUTCOMES[status] = o  # the library's answer, remembered (a pure function)
     return o
 

@@ -501,3 +501,28 @@ def test_a_missing_library_names_the_extra(module: str, library: str, extra: str
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert f"pip install libcircuit[{extra}]" in done.stdout, done.stdout
+
+
+def test_the_library_rules_through_the_binding() -> None:
+    """The two ABI functions behind every integration, with hostile input."""
+    from circuit._http import destination_key, outcome_for_status, retry_after_seconds
+
+    for case in CASES:
+        if "status" in case["server"] and case["outcome"] != "rejected":
+            assert outcome_for_status(case["server"]["status"]).name.lower() == case["outcome"]
+    for garbage in (-1, 0, 99, 600, 2**40):
+        assert outcome_for_status(garbage) == circuit.Outcome.FAILURE
+    for bad in ("200", 200.0, True, None):
+        with pytest.raises(TypeError):
+            outcome_for_status(bad)  # type: ignore[arg-type]
+    assert retry_after_seconds(" 7 ") == 7
+    assert retry_after_seconds(b"7") == 7
+    assert retry_after_seconds("Thu, 01 Jan 1970 00:00:10 GMT", now=4) == 6
+    assert retry_after_seconds("Thu, 01 Jan 1970 00:00:10 GMT", now=60) == 0  # in the past
+    for unusable in ("", "soon", "-3", "7" * 200, "\u00e9", b"\xff\x00", None):
+        assert retry_after_seconds(unusable) is None
+    with pytest.raises(TypeError):
+        retry_after_seconds(7)  # type: ignore[arg-type]
+    assert destination_key("HTTPS", "Example.COM", None) == "example.com:443"
+    assert destination_key("http", "::1", 8080) == "[::1]:8080"
+    assert destination_key("gopher", "h", None) == "h"
