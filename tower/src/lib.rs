@@ -105,18 +105,30 @@ pub fn host_port(uri: &Uri, headers: &HeaderMap) -> Option<String> {
         Some(s) if s.eq_ignore_ascii_case("https") => 443,
         _ => 80,
     };
-    if let Some(host) = uri.host().filter(|h| !h.is_empty()) {
-        let port = uri.port_u16().unwrap_or(default_port);
-        return Some(format!("{}:{port}", host.to_ascii_lowercase()));
+    if let Some(authority) = uri.authority() {
+        return authority_key(authority, default_port);
     }
     // A relative URL (origin form): the Host header, parsed as an authority.
     let value = headers.get(HOST)?.to_str().ok()?;
-    let authority: http::uri::Authority = value.trim().parse().ok()?;
+    authority_key(&value.trim().parse().ok()?, default_port)
+}
+
+/// `host:port` of an authority; `None` for an empty host or a port that
+/// is not a `u16`.
+fn authority_key(authority: &http::uri::Authority, default_port: u16) -> Option<String> {
     let host = authority.host();
     if host.is_empty() {
         return None;
     }
-    let port = authority.port_u16().unwrap_or(default_port);
+    // `Authority::port` is `None` both for no port and for one that is not
+    // a `u16`: read what follows the host (the last occurrence of it, as a
+    // user-info part comes first).
+    let s = authority.as_str();
+    let after = &s[s.rfind(host).map_or(s.len(), |i| i + host.len())..];
+    let port = match after.strip_prefix(':') {
+        None | Some("") => default_port,
+        Some(p) => p.parse::<u16>().ok()?,
+    };
     Some(format!("{}:{port}", host.to_ascii_lowercase()))
 }
 
@@ -408,4 +420,109 @@ where
 pub fn retry_after_of(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?;
     parse_retry_after(value.as_bytes(), SystemTime::now()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(uri: &str, host: Option<&str>) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        if let Some(h) = host {
+            headers.insert(HOST, h.parse().unwrap());
+        }
+        host_port(&uri.parse().unwrap(), &headers)
+    }
+
+    #[test]
+    fn the_default_key_is_host_and_port() {
+        assert_eq!(key("http://Example.COM/x", None).unwrap(), "example.com:80");
+        assert_eq!(
+            key("https://example.com/x", None).unwrap(),
+            "example.com:443"
+        );
+        assert_eq!(
+            key("HTTPS://example.com:8443", None).unwrap(),
+            "example.com:8443"
+        );
+        assert_eq!(key("http://[::1]:9000/", None).unwrap(), "[::1]:9000");
+        // The URL wins over the Host header; a relative URL uses the header.
+        assert_eq!(key("http://a.test/", Some("b.test")).unwrap(), "a.test:80");
+        assert_eq!(key("/path", Some("B.test:81")).unwrap(), "b.test:81");
+        assert_eq!(key("/path", Some(" b.test ")).unwrap(), "b.test:80");
+        assert_eq!(key("/path", None), None);
+        assert_eq!(key("/path", Some("")), None);
+        assert_eq!(key("/path", Some("bad host")), None);
+        assert_eq!(key("/path", Some("a.test:99999")), None);
+        assert_eq!(key("http://a.test:99999/", None), None);
+        assert_eq!(
+            key("http://user@a.test:8080/", None).unwrap(),
+            "a.test:8080"
+        );
+        assert_eq!(key("http://a.test:/", None).unwrap(), "a.test:80");
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(Box<dyn StdError + Send + Sync>);
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("wrapper")
+        }
+    }
+    impl StdError for Wrapper {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&*self.0)
+        }
+    }
+
+    #[test]
+    fn errors_are_failures_and_timeouts_anywhere_in_the_chain_are_timeouts() {
+        use std::io::{Error, ErrorKind};
+        let refused = Error::new(ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(outcome_for_error(&refused), Outcome::Failure);
+        assert_eq!(
+            outcome_for_error(&Wrapper(refused.into())),
+            Outcome::Failure
+        );
+        // hyper-util's connect timeout is an io::Error of kind TimedOut.
+        let timed_out = Error::new(ErrorKind::TimedOut, "connect timeout");
+        assert_eq!(
+            outcome_for_error(&Wrapper(timed_out.into())),
+            Outcome::Timeout
+        );
+        let ours = TimedOut {
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(
+            outcome_for_error(&Wrapper(Box::new(ours))),
+            Outcome::Timeout
+        );
+    }
+
+    #[test]
+    fn responses_classify_by_status_and_retry_after_is_read_when_usable() {
+        let h = HeaderMap::new();
+        assert_eq!(outcome_for_response(StatusCode::OK, &h), Outcome::Success);
+        assert_eq!(
+            outcome_for_response(StatusCode::NOT_FOUND, &h),
+            Outcome::Ignored
+        );
+        assert_eq!(
+            outcome_for_response(StatusCode::TOO_MANY_REQUESTS, &h),
+            Outcome::Failure
+        );
+        assert_eq!(
+            outcome_for_response(StatusCode::BAD_GATEWAY, &h),
+            Outcome::Failure
+        );
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "120".parse().unwrap());
+        assert_eq!(retry_after_of(&h), Some(Duration::from_secs(120)));
+        h.insert(
+            RETRY_AFTER,
+            http::HeaderValue::from_bytes(b"\xff1").unwrap(),
+        );
+        assert_eq!(retry_after_of(&h), None);
+        assert_eq!(retry_after_of(&HeaderMap::new()), None);
+    }
 }
