@@ -43,7 +43,7 @@
 //! ```
 
 use std::error::Error as StdError;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -129,7 +129,13 @@ fn authority_key(authority: &http::uri::Authority, default_port: u16) -> Option<
         None | Some("") => default_port,
         Some(p) => p.parse::<u16>().ok()?,
     };
-    Some(format!("{}:{port}", host.to_ascii_lowercase()))
+    // One allocation: this runs on every request.
+    let mut key = String::with_capacity(host.len() + 6);
+    key.push_str(host);
+    key.make_ascii_lowercase();
+    key.push(':');
+    let _ = write!(key, "{port}");
+    Some(key)
 }
 
 /// The default classification of a response: its status, through
