@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-import os
 import pickle
 import signal
 import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import httpx
 import pytest
@@ -324,13 +323,15 @@ def test_retry_failures_of_idempotent_methods(kind: type, clock: circuit.ManualC
     finally:
         c.close()
         reg.close()
-    c = kind(circuit.Registry(clock=clock, consecutive_failures=10), retry=retry(), retry_methods={"POST"})
+    reg = circuit.Registry(clock=clock, consecutive_failures=10)
+    c = kind(reg, retry=retry(), retry_methods={"POST"})
     try:
         server.respond(503)
         assert c.request("POST", server.url) == 503
         assert server.requests == 8
     finally:
         c.close()
+        reg.close()
 
 
 def test_retry_never_retries_a_rejection(kind: type, registry: circuit.Registry, server: LoopbackServer) -> None:
