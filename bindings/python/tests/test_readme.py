@@ -25,3 +25,21 @@ def test_readme_example_runs(name: str) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "partner called" in done.stdout, done.stdout
+
+
+def test_readme_http_example_runs() -> None:
+    """README "HTTP clients": each client is refused /offers once its breaker
+    opened on a 503 with Retry-After: 30, and the partner never saw those."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "readme_http.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(l.startswith("httpx: 127.0.0.1:") and l.endswith("open, retry after 30 s") for l in lines), lines
+    assert any(l.startswith("requests: 127.0.0.1:") and l.endswith("open, retry after 30 s") for l in lines), lines
+    assert 'httpx async: {"offer": "10% off"}' in lines, lines
+    assert "partner saw: /down /offers /down" in lines, lines
