@@ -28,6 +28,15 @@ cargo bench -p circuit-benches --bench breakers -- \
 echo "bench: build and measurement took $(( $(date +%s) - start )) s"
 echo
 
+# Instructions per call (cachegrind): the figures a noisy machine does not
+# move. bench-table prints them and labels the chart with them.
+if command -v valgrind >/dev/null; then
+  bash ci/instructions.sh "$out/instructions.tsv"
+  echo
+else
+  echo "bench: valgrind missing, no instruction counts (make deps installs it)"
+fi
+
 strict=()
 [ "${BENCH_STRICT:-0}" != 0 ] && strict=(--strict)
 cargo run --release --quiet -p circuit-benches --bin bench-table -- "$out" "${strict[@]}"
