@@ -41,7 +41,7 @@ pub struct Bar {
 }
 
 /// The bars of each scenario, from a run's ns/op by criterion id and
-/// instructions by the same ids (without thread suffixes).
+/// instructions per call by the same ids (1-thread scenarios only).
 pub fn scenarios(
     ns: &BTreeMap<String, f64>,
     instructions: &BTreeMap<String, f64>,
@@ -56,9 +56,11 @@ pub fn scenarios(
                     (!name.contains('/') && v > 0.0).then(|| Bar {
                         name: name.to_string(),
                         ns: v,
-                        instructions: instructions
-                            .get(&format!("{}{name}", prefix.replace("_threads", "")))
-                            .copied(),
+                        // Counted on one thread: shown on 1-thread rows only.
+                        instructions: suffix
+                            .is_empty()
+                            .then(|| instructions.get(id).copied())
+                            .flatten(),
                     })
                 })
                 .collect();
@@ -187,7 +189,7 @@ mod tests {
             ["circuit_consecutive", "recloser"]
         );
         assert_eq!(threads[0].ns, 9.0);
-        assert_eq!(threads[0].instructions, Some(91.0));
+        assert_eq!(threads[0].instructions, None, "counted on one thread");
     }
 
     #[test]
