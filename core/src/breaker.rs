@@ -649,8 +649,8 @@ impl Breaker {
     #[inline(never)]
     fn claim_cell(&self, tag: u32) -> &CallCounters {
         match self.transitions.owner.claim(tag) {
-            (_, Claim::Inline) => &self.hot.counters,
-            (tag, Claim::Striped) => self.side.stripe(tag),
+            Claim::Inline => &self.hot.counters,
+            Claim::Striped => self.side.stripe(),
         }
     }
 

@@ -8,11 +8,12 @@
 //! `stripes x 128` bytes each; a registry of 100,000 breakers must stay under
 //! 64 MB, so a breaker allocates them only once it sees contention.
 //!
-//! **Detection.** Each thread has a tag (a process-wide number handed out on
-//! its first record). The owner word holds the tag of the thread that writes
-//! the inline cell. A record whose tag matches writes the inline cell: the
-//! cost is a thread-local read, a load of the owner word (on the read-mostly
-//! line the record path already reads for the state word) and a compare. A
+//! **Detection.** Each call has a tag naming its thread (the stack region
+//! it runs on, see [`tag`]). The owner word holds the tag of the thread
+//! that writes the inline cell. A record whose tag matches writes the
+//! inline cell: the cost is an address computation, a load of the owner
+//! word (on a read-mostly line, written only by transitions and hand-offs)
+//! and a compare. A
 //! record from another thread takes ownership with a CAS and counts the
 //! hand-off in the word; after [`HANDOFFS`] hand-offs the breaker is
 //! contended: it allocates its stripes and the owner word says so, and every
@@ -43,8 +44,7 @@ const HANDOFFS: u32 = 1;
 
 /// Owner word: bit 0 set = owned, bits 1-5 the hand-off count, bits 6-31
 /// the owner's tag index. [`FRESH`] = no record yet; [`STRIPED`] =
-/// contended. Neither has bit 0 set, and neither is 0 outside the hand-off
-/// bits, so no tag (bit 0 set) and no unassigned tag (0) matches them.
+/// contended. Neither has bit 0 set, so no tag matches them.
 const OWNED: u32 = 1;
 const HANDOFF_SHIFT: u32 = 1;
 const HANDOFF_MASK: u32 = 0b11_1110;
@@ -52,51 +52,70 @@ const INDEX_SHIFT: u32 = 6;
 const FRESH: u32 = 1 << INDEX_SHIFT;
 const STRIPED: u32 = 2 << INDEX_SHIFT;
 
-/// The next thread's tag index (26 bits used; indexes repeat after 2^26
-/// threads, which only makes two threads share a stripe).
+/// The calling thread's owner tag, `region << INDEX_SHIFT | OWNED`: the
+/// region is the 128 KiB stretch of address space the call's stack frame
+/// is in. Live threads' stacks are disjoint and at least that large on
+/// every platform's defaults, so two threads never show the same region;
+/// one thread calling at stack depths far apart may show two, which costs
+/// a hand-off, never a count. It is not a thread-local read on purpose: in
+/// a shared library (the C ABI's `libcircuit.so`, which the Python and Go
+/// hosts load) every thread-local read is a call to `__tls_get_addr`,
+/// while this is one address computation.
 #[cfg(not(circuit_loom))]
-static NEXT_TAG: process_wide::AtomicU64 = process_wide::AtomicU64::new(1);
+#[inline(always)]
+pub(crate) fn tag() -> u32 {
+    let marker = 0u8;
+    let region = (core::ptr::addr_of!(marker) as usize >> 17) as u32;
+    (region << INDEX_SHIFT) | OWNED
+}
+
+/// Under loom, modelled threads may share one stack region: the tag is the
+/// thread's index instead.
+#[cfg(circuit_loom)]
+pub(crate) fn tag() -> u32 {
+    (thread_index() << INDEX_SHIFT) | OWNED
+}
+
+/// The next thread's index.
+#[cfg(not(circuit_loom))]
+static NEXT_INDEX: process_wide::AtomicU64 = process_wide::AtomicU64::new(1);
 
 #[cfg(not(circuit_loom))]
 std::thread_local! {
-    static TAG: Cell<u32> = const { Cell::new(0) };
+    static INDEX: Cell<u32> = const { Cell::new(0) };
 }
 #[cfg(circuit_loom)]
 loom::thread_local! {
-    static TAG: Cell<u32> = Cell::new(0);
+    static INDEX: Cell<u32> = Cell::new(0);
 }
 
-/// A number distinct for each thread.
+/// A number distinct for each thread (26 bits used; numbers repeat after
+/// 2^26 threads, which only makes two threads share a stripe). Numbers are
+/// handed out in order, so threads started together get consecutive ones
+/// and land on distinct stripes. Read only on the contended path.
+fn thread_index() -> u32 {
+    let i = INDEX.with(Cell::get);
+    if i != 0 {
+        return i;
+    }
+    let i = ((index_number() as u32) & ((1 << (32 - INDEX_SHIFT)) - 1)).max(1);
+    INDEX.with(|c| c.set(i));
+    i
+}
+
 #[cfg(not(circuit_loom))]
-fn tag_number() -> u64 {
+fn index_number() -> u64 {
     // Relaxed: the counter only hands out distinct numbers.
-    NEXT_TAG.fetch_add(1, Ordering::Relaxed)
+    NEXT_INDEX.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Under loom: the modelled thread's index (`ThreadId(n)`), the same in
 /// every execution of a model, so that each replay picks the same stripes.
 #[cfg(circuit_loom)]
-fn tag_number() -> u64 {
+fn index_number() -> u64 {
     let id = format!("{:?}", loom::thread::current().id());
     let digits: String = id.chars().filter(char::is_ascii_digit).collect();
     digits.parse::<u64>().map_or(1, |n| n + 1)
-}
-
-/// This thread's tag, `index << INDEX_SHIFT | OWNED`, or 0 if it has none
-/// yet (which matches no owner word, so the thread gets one in
-/// [`Owner::claim`]).
-#[inline]
-pub(crate) fn tag() -> u32 {
-    TAG.with(Cell::get)
-}
-
-#[cold]
-fn new_tag() -> u32 {
-    let n = tag_number();
-    let index = (n as u32) & ((1 << (32 - INDEX_SHIFT)) - 1);
-    let t = (index.max(1) << INDEX_SHIFT) | OWNED;
-    TAG.with(|c| c.set(t));
-    t
 }
 
 /// Which cell a record with a given tag writes.
@@ -123,17 +142,11 @@ impl Owner {
         self.0.load(Ordering::Relaxed) & !HANDOFF_MASK == tag
     }
 
-    /// Takes the inline cell for `tag` (given a tag first if 0), or reports
-    /// that the breaker is (now) contended; returns the tag with the claim.
-    /// A thread that gets `Inline` may find ownership gone by the time it
-    /// adds: two threads then share the inline cell for a moment, which
-    /// costs time, never a count.
-    pub(crate) fn claim(&self, tag: u32) -> (u32, Claim) {
-        let tag = if tag == 0 { new_tag() } else { tag };
-        (tag, self.claim_as(tag))
-    }
-
-    fn claim_as(&self, tag: u32) -> Claim {
+    /// Takes the inline cell for `tag`, or reports that the breaker is
+    /// (now) contended. A thread that gets `Inline` may find ownership gone
+    /// by the time it adds: two threads then share the inline cell for a
+    /// moment, which costs time, never a count.
+    pub(crate) fn claim(&self, tag: u32) -> Claim {
         let mut w = self.0.load(Ordering::Relaxed);
         loop {
             if w == STRIPED {
@@ -254,15 +267,14 @@ impl Side {
         unsafe { p.as_ref() }.map(|s| &**s)
     }
 
-    /// The stripe of `tag`, allocating the stripes (and the box) first if
-    /// this is the first striped record.
-    pub(crate) fn stripe(&self, tag: u32) -> &CallCounters {
+    /// The calling thread's stripe, allocating the stripes (and the box)
+    /// first if this is the first striped record.
+    pub(crate) fn stripe(&self) -> &CallCounters {
         let stripes = match self.stripes() {
             Some(s) => s,
             None => self.allocate(),
         };
-        let i = (tag >> INDEX_SHIFT) as usize & (stripes.len() - 1);
-        &stripes[i]
+        &stripes[thread_index() as usize & (stripes.len() - 1)]
     }
 
     #[cold]
