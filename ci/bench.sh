@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks of DESIGN.md section 6: runs benches/benches/breakers.rs (floor,
 # circuit and the peer breakers in one binary, so every ratio comes from one
-# run) with short settings, then prints the budget table.
+# run) with short settings, counts instructions per call (ci/instructions.sh),
+# then prints the budget table and writes target/criterion/chart.svg.
 #
 #   bash ci/bench.sh                 # everything, about 3-5 minutes on 2 cores
 #   bash ci/bench.sh closed          # a criterion filter; ratios need the floor too
