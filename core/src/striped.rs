@@ -57,7 +57,10 @@ const STRIPED: u32 = 2 << INDEX_SHIFT;
 /// is in. Live threads' stacks are disjoint and at least that large on
 /// every platform's defaults, so two threads never show the same region;
 /// one thread calling at stack depths far apart may show two, which costs
-/// a hand-off, never a count. It is not a thread-local read on purpose: in
+/// a hand-off, never a count; threads that run one after another on a
+/// reused stack show one, and they do not contend. Threads on custom
+/// stacks under 128 KiB may share a region: they then share the inline
+/// cell, which costs time, never a count. It is not a thread-local read on purpose: in
 /// a shared library (the C ABI's `libcircuit.so`, which the Python and Go
 /// hosts load) every thread-local read is a call to `__tls_get_addr`,
 /// while this is one address computation.
@@ -333,5 +336,85 @@ impl Side {
         self.stripes().map_or(0, |s| {
             core::mem::size_of_val(s) + core::mem::size_of::<SideBox>()
         })
+    }
+}
+
+#[cfg(all(test, not(circuit_loom)))]
+mod tests {
+    use super::*;
+    use crate::{Breaker, Config, Outcome};
+    use std::time::Duration;
+
+    fn tag_of(index: u32) -> u32 {
+        (index << INDEX_SHIFT) | OWNED
+    }
+
+    #[test]
+    fn ownership_moves_then_stripes_after_the_handoff_limit() {
+        let owner = Owner::new();
+        let (a, b) = (tag_of(7), tag_of(8));
+        assert!(!owner.is(a), "a fresh word matches no tag");
+        assert_eq!(owner.claim(a), Claim::Inline);
+        assert!(owner.is(a) && !owner.is(b));
+        for i in 0..HANDOFFS {
+            let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
+            assert_eq!(owner.claim(to), Claim::Inline, "hand-off {i}");
+            assert!(owner.is(to) && !owner.is(from), "hand-off {i}");
+        }
+        // The next hand-off finds the breaker contended, for good.
+        let next = if HANDOFFS % 2 == 0 { b } else { a };
+        assert_eq!(owner.claim(next), Claim::Striped);
+        assert!(!owner.is(a) && !owner.is(b));
+        assert_eq!(owner.claim(a), Claim::Striped);
+        assert_eq!(owner.claim(tag_of(9)), Claim::Striped);
+    }
+
+    #[test]
+    fn the_owner_claims_again_without_a_handoff() {
+        let owner = Owner::new();
+        let a = tag_of(3);
+        for _ in 0..10 * HANDOFFS {
+            assert_eq!(owner.claim(a), Claim::Inline);
+        }
+        assert!(owner.is(a));
+    }
+
+    fn record(b: &Breaker, n: usize) {
+        for _ in 0..n {
+            let p = b.acquire().expect("closed");
+            b.record(p, Outcome::Success, Duration::from_millis(1));
+        }
+    }
+
+    /// The memory budget rests on this: a breaker recorded from one thread,
+    /// or from threads taking turns fewer than `HANDOFFS` times, allocates
+    /// no stripes; one that changes thread more often does.
+    #[test]
+    fn stripes_are_allocated_only_after_repeated_handoffs() {
+        let b = std::sync::Arc::new(Breaker::new(Config::default()));
+        let bare = b.memory_bytes();
+        record(&b, 10_000);
+        assert_eq!(b.memory_bytes(), bare, "one thread");
+        let turn = |n| {
+            let b = b.clone();
+            std::thread::spawn(move || record(&b, n)).join().unwrap();
+        };
+        for _ in 0..HANDOFFS / 2 - 1 {
+            turn(100);
+            record(&b, 100);
+        }
+        assert_eq!(b.memory_bytes(), bare, "fewer hand-offs than the limit");
+        // (Threads spawned one after another may run on one reused stack,
+        // which is one thread as far as contention goes: alternate with
+        // this one.)
+        for _ in 0..HANDOFFS {
+            turn(10);
+            record(&b, 10);
+        }
+        assert!(b.memory_bytes() > bare, "contended: stripes allocated");
+        let m = b.metrics();
+        let turns = u64::from(HANDOFFS / 2 - 1);
+        let want = 10_000 + turns * 200 + u64::from(HANDOFFS) * 20;
+        assert_eq!(m.outcome(Outcome::Success), want);
     }
 }
