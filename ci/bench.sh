@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks of DESIGN.md section 6: runs benches/benches/breakers.rs (floor,
 # circuit and the peer breakers in one binary, so every ratio comes from one
-# run) with short settings, then prints the budget table.
+# run) with short settings, counts instructions per call (ci/instructions.sh),
+# then prints the budget table and writes target/criterion/chart.svg.
 #
 #   bash ci/bench.sh                 # everything, about 3-5 minutes on 2 cores
 #   bash ci/bench.sh closed          # a criterion filter; ratios need the floor too
@@ -27,6 +28,15 @@ cargo bench -p circuit-benches --bench breakers -- \
   --warm-up-time 1 --measurement-time 2 "$@"
 echo "bench: build and measurement took $(( $(date +%s) - start )) s"
 echo
+
+# Instructions per call (cachegrind): the figures a noisy machine does not
+# move. bench-table prints them and labels the chart with them.
+if command -v valgrind >/dev/null; then
+  bash ci/instructions.sh "$out/instructions.tsv"
+  echo
+else
+  echo "bench: valgrind missing, no instruction counts (make deps installs it)"
+fi
 
 strict=()
 [ "${BENCH_STRICT:-0}" != 0 ] && strict=(--strict)

@@ -11,6 +11,8 @@ command -v cc >/dev/null || need_apt+=(gcc)
 command -v c++ >/dev/null || need_apt+=(g++)
 command -v clang >/dev/null || need_apt+=(clang)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# make bench counts instructions per call under cachegrind.
+command -v valgrind >/dev/null || need_apt+=(valgrind)
 # ci/python.sh installs the wheel into a fresh virtual environment.
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then

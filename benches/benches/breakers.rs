@@ -30,7 +30,6 @@
 //!   `poll_ready` arms a 1 ms tokio timer, which needs a tokio runtime and
 //!   measures the timer, not the breaker.
 
-use std::future::{poll_fn, Ready};
 use std::hint::black_box;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,212 +40,15 @@ use circuit_benches::{
     per_thread, take_concurrency_report, take_sample_scores, CONCURRENCY_FILE_ENV, MAX_ATTEMPTS,
     MIN_CONCURRENCY,
 };
-use circuit_core::{Breaker, Clock, Config, MonotonicClock, Outcome, Recorded, State};
+use circuit_core::{Breaker, Clock, MonotonicClock, State};
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
 };
-use tower::Service;
 
-/// Duration reported for every call: well under the slow-call threshold.
-const CALL: Duration = Duration::from_micros(250);
-/// Open duration for the rejection benchmarks: far longer than any run.
-const LONG_OPEN: Duration = Duration::from_secs(24 * 3600);
-/// Thread counts of the `*_threads` groups.
-const THREADS: [usize; 2] = [1, 2];
-
-/// A word on a cache line of its own, as the breaker keeps its hot words.
-#[repr(align(128))]
-struct Padded<T>(T);
-
-// ----- circuit ---------------------------------------------------------------
-
-/// (a) consecutive-failure policy only (5 failures trip).
-fn consecutive(metrics: bool) -> Config {
-    Config::builder()
-        .consecutive_failures(Some(5))
-        .metrics(metrics)
-        .build()
-        .expect("valid config")
-}
-
-/// (b) 100-slot count window, failure-rate and slow-call trips.
-fn count_window(metrics: bool) -> Config {
-    Config::builder()
-        .consecutive_failures(None)
-        .failure_rate(Some(0.5))
-        .slow_call(Some((0.5, Duration::from_secs(1))))
-        .count_window(100)
-        .minimum_calls(10)
-        .metrics(metrics)
-        .build()
-        .expect("valid config")
-}
-
-/// (c) time-bucket window (10 s in 10 buckets), failure-rate trip.
-fn time_window() -> Config {
-    Config::builder()
-        .consecutive_failures(None)
-        .failure_rate(Some(0.5))
-        .time_window(Duration::from_secs(10), 10)
-        .minimum_calls(10)
-        .build()
-        .expect("valid config")
-}
-
-#[inline]
-fn circuit_call(b: &Breaker) -> Recorded {
-    match b.acquire() {
-        Ok(permit) => b.record(permit, Outcome::Success, black_box(CALL)),
-        Err(rejected) => panic!("a closed breaker refused a call: {rejected}"),
-    }
-}
-
-/// A breaker opened by failures, staying open for the whole run.
-fn circuit_open(metrics: bool) -> Breaker {
-    let config = Config::builder()
-        .consecutive_failures(Some(5))
-        .open_duration(LONG_OPEN)
-        .max_open_duration(LONG_OPEN)
-        .jitter(0.0)
-        .metrics(metrics)
-        .build()
-        .expect("valid config");
-    let b = Breaker::new(config);
-    for _ in 0..5 {
-        let permit = b.acquire().expect("closed");
-        b.record(permit, Outcome::Failure, CALL);
-    }
-    assert_eq!(b.state(), State::Open);
-    b
-}
-
-fn assert_closed(b: &Breaker) {
-    assert_eq!(
-        b.state(),
-        State::Closed,
-        "the benchmark tripped its breaker"
-    );
-}
-
-// ----- failsafe ----------------------------------------------------------------
-
-type FailsafeConsecutive = failsafe::StateMachine<
-    failsafe::failure_policy::ConsecutiveFailures<failsafe::backoff::Constant>,
-    (),
->;
-type FailsafeRate = failsafe::StateMachine<
-    failsafe::failure_policy::SuccessRateOverTimeWindow<failsafe::backoff::Constant>,
-    (),
->;
-
-fn failsafe_consecutive() -> FailsafeConsecutive {
-    let policy =
-        failsafe::failure_policy::consecutive_failures(5, failsafe::backoff::constant(LONG_OPEN));
-    failsafe::Config::new().failure_policy(policy).build()
-}
-
-/// Success rate >= 0.5 required over `window`, at least 10 calls.
-fn failsafe_rate(window: Duration) -> FailsafeRate {
-    let policy = failsafe::failure_policy::success_rate_over_time_window(
-        0.5,
-        10,
-        window,
-        failsafe::backoff::constant(LONG_OPEN),
-    );
-    failsafe::Config::new().failure_policy(policy).build()
-}
-
-#[inline]
-fn failsafe_call(cb: &impl failsafe::CircuitBreaker) -> Result<(), failsafe::Error<()>> {
-    cb.call(|| Ok::<(), ()>(()))
-}
-
-/// Feeds failures until the breaker refuses; `pause` between them lets a
-/// time-window policy reach its window length.
-fn failsafe_open<B: failsafe::CircuitBreaker>(cb: B, pause: Duration) -> B {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cb.is_call_permitted() {
-        let _ = cb.call(|| Err::<(), ()>(()));
-        assert!(Instant::now() < deadline, "failsafe breaker never opened");
-        std::thread::sleep(pause);
-    }
-    cb
-}
-
-// ----- recloser --------------------------------------------------------------
-
-fn recloser() -> recloser::Recloser {
-    recloser::Recloser::custom()
-        .error_rate(0.5)
-        .closed_len(100)
-        .open_wait(LONG_OPEN)
-        .build()
-}
-
-#[inline]
-fn recloser_call(r: &recloser::Recloser) -> Result<(), recloser::Error<()>> {
-    r.call(|| Ok::<(), ()>(()))
-}
-
-fn recloser_open() -> recloser::Recloser {
-    let r = recloser();
-    for _ in 0..1000 {
-        if let Err(recloser::Error::Rejected) = r.call(|| Err::<(), ()>(())) {
-            return r;
-        }
-    }
-    panic!("recloser never opened");
-}
-
-// ----- tower-resilience --------------------------------------------------------
-
-type Inner = tower::util::ServiceFn<fn(bool) -> Ready<Result<(), ()>>>;
-type TowerBreaker = tower_resilience_circuitbreaker::CircuitBreaker<
-    Inner,
-    tower_resilience_circuitbreaker::DefaultClassifier,
->;
-
-/// The dependency: fails when asked to.
-fn dependency(fail: bool) -> Ready<Result<(), ()>> {
-    std::future::ready(if fail { Err(()) } else { Ok(()) })
-}
-
-fn tower_breaker() -> TowerBreaker {
-    let layer = tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
-        .failure_rate_threshold(0.5)
-        .sliding_window_size(100)
-        .minimum_number_of_calls(10)
-        .wait_duration_in_open(LONG_OPEN)
-        .build()
-        .expect("valid config");
-    let f: fn(bool) -> Ready<Result<(), ()>> = dependency;
-    layer.layer_fn(tower::service_fn(f))
-}
-
-/// One call through the service: readiness, then the call, on the calling
-/// thread.
-#[inline]
-fn tower_call(
-    svc: &mut TowerBreaker,
-    fail: bool,
-) -> Result<(), tower_resilience_circuitbreaker::CircuitBreakerError<()>> {
-    futures::executor::block_on(async {
-        poll_fn(|cx| svc.poll_ready(cx)).await?;
-        svc.call(fail).await
-    })
-}
-
-fn tower_open() -> TowerBreaker {
-    let mut svc = tower_breaker();
-    for _ in 0..1000 {
-        let _ = tower_call(&mut svc, true);
-        if svc.is_open() {
-            return svc;
-        }
-    }
-    panic!("tower-resilience breaker never opened");
-}
+#[path = "../shared/subjects.rs"]
+mod subjects;
+use subjects::*;
 
 // ----- groups ----------------------------------------------------------------
 

@@ -9,9 +9,11 @@
 //!   `iter_custom`, which reports time per operation per thread and scores
 //!   each sample by how concurrently its threads really ran;
 //! - [`budget`]: the budgets and the rows of the table that `bench-table`
-//!   prints from criterion's `estimates.json` files.
+//!   prints from criterion's `estimates.json` files;
+//! - [`chart`]: the SVG chart `bench-table` writes beside the table.
 
 pub mod budget;
+pub mod chart;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;

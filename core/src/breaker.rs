@@ -14,6 +14,7 @@ use crate::loom_shim::{spin_hint, AtomicU64, Ordering::Relaxed};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
 use crate::rng;
 use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
+use crate::striped::{self, Claim, Side};
 use crate::transition::{Reason, Transition};
 use crate::window::{Sample, Window, WindowCounts};
 
@@ -101,7 +102,9 @@ pub struct Breaker {
     name: Arc<str>,
     listeners: ListenerSet,
     window: Option<Window>,
-    latency: Option<Box<LatencyHistogram>>,
+    /// The latency histogram, if kept, and the counter stripes, once
+    /// contended (invariant 12), behind one pointer.
+    side: Side,
     /// Probe tickets of the current half-open generation (invariant 11).
     /// Written only by probes, so it sits in the read-mostly tail.
     probes: ProbeLedger,
@@ -170,9 +173,11 @@ impl Breaker {
             },
             transitions: TransitionStats::new(now),
             window: config.uses_window().then(|| Window::new(config.window)),
-            latency: config
-                .latency_histogram
-                .map(|period| Box::new(LatencyHistogram::new(period, now))),
+            side: Side::new(
+                config
+                    .latency_histogram
+                    .map(|period| LatencyHistogram::new(period, now)),
+            ),
             config,
             env,
             name,
@@ -375,7 +380,9 @@ impl Breaker {
     pub fn metrics(&self) -> MetricsSnapshot {
         let state = self.state();
         let now = self.env.clock.now();
-        let mut m = metrics::snapshot(&self.hot.counters, &self.transitions, state, now);
+        let stripes = self.side.stripes().unwrap_or_default();
+        let cells = std::iter::once(&self.hot.counters).chain(stripes.iter().map(|c| &**c));
+        let mut m = metrics::snapshot(cells, &self.transitions, state, now);
         if let Some(w) = &self.window {
             let c = w.counts(self.env.clock.coarse_now());
             m.failure_rate = c.failure_rate();
@@ -392,7 +399,7 @@ impl Breaker {
     /// Latencies of the last one to two histogram periods, when the config
     /// keeps a histogram. Ages out old generations first.
     pub fn latency(&self) -> Option<HistogramSnapshot> {
-        let h = self.latency.as_deref()?;
+        let h = self.side.latency()?;
         h.rotate_if_due(self.env.clock.now());
         Some(h.snapshot())
     }
@@ -411,9 +418,10 @@ impl Breaker {
         std::mem::size_of::<Breaker>()
             + self.window.as_ref().map_or(0, Window::heap_bytes)
             + self
-                .latency
-                .as_ref()
+                .side
+                .latency()
                 .map_or(0, |_| LatencyHistogram::memory_bytes())
+            + self.side.stripe_bytes()
     }
 
     // ----- acquire ---------------------------------------------------------
@@ -529,7 +537,7 @@ impl Breaker {
 
     fn reject(&self, reason: RejectReason, retry_after: Option<Duration>) -> Rejected {
         if self.config.metrics {
-            self.hot.counters.rejected(reason);
+            self.cell().rejected(reason);
         }
         Rejected {
             reason,
@@ -585,11 +593,25 @@ impl Breaker {
         // `Config::slow_nanos`'s "policy off" value and is never counted as slow.
         let nanos = nanos.min(u64::MAX - 1);
         let s = self.control.word.load();
+        if s.generation() == permit.generation && s.on_fast_path() && !permit.is_probe() {
+            return self.record_closed(s, outcome, nanos, retry_after);
+        }
+        self.record_slow(s, permit, outcome, nanos, retry_after)
+    }
+
+    /// `record` off the CLOSED fast path: a stale permit, an override, a
+    /// probe. Out of line, so the fast path saves no registers for it.
+    #[inline(never)]
+    fn record_slow(
+        &self,
+        s: Snapshot,
+        permit: Permit,
+        outcome: Outcome,
+        nanos: u64,
+        retry_after: Option<Duration>,
+    ) -> Recorded {
         if s.generation() != permit.generation {
             return self.stale();
-        }
-        if s.on_fast_path() && !permit.is_probe() {
-            return self.record_closed(s, outcome, nanos, retry_after);
         }
         match s.override_mode() {
             Some(Override::Disabled) => Recorded::NotRecorded,
@@ -611,9 +633,30 @@ impl Breaker {
         }
     }
 
+    /// The counter cell this thread adds to: the inline one while this
+    /// thread owns it, else the one `Owner::claim` picks (invariant 12).
+    #[inline]
+    fn cell(&self) -> &CallCounters {
+        let tag = striped::tag();
+        if self.transitions.owner.is(tag) {
+            &self.hot.counters
+        } else {
+            self.claim_cell(tag)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn claim_cell(&self, tag: u32) -> &CallCounters {
+        match self.transitions.owner.claim(tag) {
+            Claim::Inline => &self.hot.counters,
+            Claim::Striped => self.side.stripe(),
+        }
+    }
+
     fn stale(&self) -> Recorded {
         if self.config.metrics {
-            self.hot.counters.stale();
+            self.cell().stale();
         }
         Recorded::Stale
     }
@@ -622,10 +665,10 @@ impl Breaker {
     fn count_outcome(&self, outcome: Outcome, nanos: u64) {
         if self.config.metrics {
             let slow = outcome != Outcome::Ignored && nanos >= self.config.slow_nanos;
-            self.hot.counters.outcome(outcome, slow);
+            self.cell().outcome(outcome, slow);
             // Neutral outcomes (cancellations) say nothing of the
             // dependency's latency.
-            if let (Some(h), false) = (&self.latency, outcome == Outcome::Ignored) {
+            if let (Some(h), false) = (self.side.latency(), outcome == Outcome::Ignored) {
                 h.record(nanos);
             }
         }
@@ -690,20 +733,25 @@ impl Breaker {
 
         match trip {
             None => Recorded::Counted,
-            Some(reason) => {
-                let (next, reason) = if s.override_mode() == Some(Override::MetricsOnly) {
-                    (s.to_override(Override::MetricsOnly), Reason::ShadowTrip)
-                } else {
-                    (s.to_open(0), reason)
-                };
-                // One CAS, no retry: if the word moved, another thread
-                // already made a transition and this outcome's generation is
-                // over (invariant 3).
-                match self.transition(s, next, reason, retry_after) {
-                    Ok(n) => Recorded::Transitioned(n.state()),
-                    Err(_) => Recorded::Counted,
-                }
-            }
+            Some(reason) => self.trip(s, reason, retry_after),
+        }
+    }
+
+    /// A trip condition held: open (or shadow-trip under METRICS_ONLY).
+    /// Out of line, so the closed path saves no registers for it.
+    #[cold]
+    #[inline(never)]
+    fn trip(&self, s: Snapshot, reason: Reason, retry_after: Option<Duration>) -> Recorded {
+        let (next, reason) = if s.override_mode() == Some(Override::MetricsOnly) {
+            (s.to_override(Override::MetricsOnly), Reason::ShadowTrip)
+        } else {
+            (s.to_open(0), reason)
+        };
+        // One CAS, no retry: if the word moved, another thread already made
+        // a transition and this outcome's generation is over (invariant 3).
+        match self.transition(s, next, reason, retry_after) {
+            Ok(n) => Recorded::Transitioned(n.state()),
+            Err(_) => Recorded::Counted,
         }
     }
 

@@ -131,6 +131,20 @@
 //!     *Implemented by* `ProbeLedger::issue` / `ProbeLedger::claim`
 //!     (`core/src/state.rs`), called from `Breaker::acquire_slow` and
 //!     `Breaker::record_probe` (`core/src/breaker.rs`).
+//! 12. **Counter cells.** A breaker's call counters (invariant 8) are the
+//!     sum of an inline cell and, once the breaker is contended, per-thread
+//!     stripes on cache lines of their own. Any thread may add to any cell,
+//!     a read sums every cell, and cells are never cleared or freed while
+//!     the breaker lives, so counts are exact whichever cell a record
+//!     chose. The choice is a hint: the owner word (`Relaxed`) names the
+//!     thread that writes the inline cell, and after a number of ownership
+//!     hand-offs says the breaker is contended. The stripes, and the side
+//!     box that holds them with the latency histogram, are published once
+//!     each by a CAS from null (AcqRel) and read with Acquire loads, so a
+//!     thread that finds a pointer sees initialised cells.
+//!     *Implemented by* `Owner`, `Side` and `tag` (`core/src/striped.rs`),
+//!     `Breaker::cell` / `Breaker::claim_cell` (`core/src/breaker.rs`), and
+//!     `metrics::snapshot`, which sums the cells.
 //!
 //! ## Behaviours
 //!
@@ -215,6 +229,7 @@ pub mod retry;
 mod ring;
 mod rng;
 mod state;
+mod striped;
 mod transition;
 pub mod window;
 

@@ -13,10 +13,10 @@
 //! covers use [`process_wide`], which says so at the use site.
 
 #[cfg(not(circuit_loom))]
-pub(crate) use portable_atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use portable_atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(circuit_loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// Atomics for process-wide `static`s (listener ids, seed counters): loom's
 /// atomics cannot live in a `static` (their constructor is not `const`), and

@@ -8,13 +8,16 @@
 //! Layout: the per-call counters ([`CallCounters`]) share one cache line
 //! with the consecutive-failure counter, because the same recording thread
 //! writes them together; they are apart from the state word, which every
-//! acquire reads. Transition statistics ([`TransitionStats`]) are written
-//! only by transition winners and need no line of their own.
+//! acquire reads. That inline cell is written by one thread at a time; a
+//! contended breaker adds per-thread cells (`striped.rs`, invariant 12) and
+//! a snapshot sums them all. Transition statistics ([`TransitionStats`])
+//! are written only by transition winners and need no line of their own.
 
 use crate::call::{Outcome, RejectReason};
 use crate::clock::Nanos;
 use crate::loom_shim::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::state::State;
+use crate::striped::Owner;
 
 const STATES: usize = State::ALL.len();
 
@@ -59,11 +62,18 @@ impl CallCounters {
         self.rejected[r as usize].fetch_add(1, Relaxed);
     }
 
-    fn fill(&self, m: &mut MetricsSnapshot) {
-        m.outcomes = core::array::from_fn(|i| self.by_outcome[i].load(Relaxed));
-        m.slow = self.slow.load(Relaxed);
-        m.stale = self.stale.load(Relaxed);
-        m.rejected = core::array::from_fn(|i| self.rejected[i].load(Relaxed));
+    /// Adds this cell's counts to `m` (a breaker's counts are the sum of
+    /// its cells, invariant 12).
+    fn add_to(&self, m: &mut MetricsSnapshot) {
+        let add = |sum: &mut u64, c: &AtomicU64| *sum = sum.saturating_add(c.load(Relaxed));
+        for (sum, c) in m.outcomes.iter_mut().zip(&self.by_outcome) {
+            add(sum, c);
+        }
+        add(&mut m.slow, &self.slow);
+        add(&mut m.stale, &self.stale);
+        for (sum, c) in m.rejected.iter_mut().zip(&self.rejected) {
+            add(sum, c);
+        }
     }
 }
 
@@ -71,6 +81,11 @@ impl CallCounters {
 #[derive(Debug)]
 pub(crate) struct TransitionStats {
     counts: [[AtomicU32; STATES]; STATES],
+    /// Which thread writes the breaker's inline counter cell (invariant
+    /// 12). Not a transition statistic: it sits here, in the padding after
+    /// the 32-bit counts, because it is read on every record and written
+    /// rarely, like the rest of these words, so it costs no memory.
+    pub(crate) owner: Owner,
     nanos_in_state: [AtomicU64; STATES],
     entered_at: AtomicU64,
 }
@@ -81,6 +96,7 @@ impl TransitionStats {
             counts: core::array::from_fn(|_| core::array::from_fn(|_| AtomicU32::new(0))),
             nanos_in_state: zeros(),
             entered_at: AtomicU64::new(now),
+            owner: Owner::new(),
         }
     }
 
@@ -160,8 +176,8 @@ impl MetricsSnapshot {
     }
 }
 
-pub(crate) fn snapshot(
-    calls: &CallCounters,
+pub(crate) fn snapshot<'a>(
+    cells: impl IntoIterator<Item = &'a CallCounters>,
     transitions: &TransitionStats,
     current: State,
     now: Nanos,
@@ -170,7 +186,9 @@ pub(crate) fn snapshot(
         state: Some(current),
         ..MetricsSnapshot::default()
     };
-    calls.fill(&mut m);
+    for cell in cells {
+        cell.add_to(&mut m);
+    }
     transitions.fill(&mut m, current, now);
     for row in &m.transitions {
         for (j, c) in row.iter().enumerate() {

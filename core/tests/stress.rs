@@ -562,3 +562,93 @@ fn sweep_never_evicts_a_held_breaker() {
     );
     eprintln!("sweep_never_evicts_a_held_breaker: {holds} holds, {evicted} evictions");
 }
+
+/// Invariant 12: with many threads on one breaker the counters move to
+/// per-thread stripes (the breaker's memory grows by them), and every
+/// outcome, slow call and rejection is still counted exactly once, whichever
+/// cell each thread happened to add to while ownership moved.
+#[test]
+fn striped_counters_count_exactly_under_many_threads() {
+    const MANY: usize = 16;
+    let per_thread = ops() / 8;
+    let config = Config::builder()
+        .consecutive_failures(None)
+        .slow_call(Some((1.0, ms(100))))
+        .build()
+        .unwrap();
+    let b = Arc::new(Breaker::with_clock(
+        config,
+        Arc::new(ManualClock::new(START)),
+    ));
+    let unstriped = b.memory_bytes();
+    let barrier = Arc::new(Barrier::new(MANY));
+    let workers: Vec<_> = (0..MANY)
+        .map(|t| {
+            let (b, barrier) = (Arc::clone(&b), Arc::clone(&barrier));
+            thread::spawn(move || {
+                let mut rng = Rng::new(t as u64 + 1);
+                let mut outcomes = [0u64; 4];
+                let mut slow = 0;
+                barrier.wait();
+                for _ in 0..per_thread {
+                    let o = match rng.next() % 4 {
+                        0 => Outcome::Success,
+                        1 => Outcome::Failure,
+                        2 => Outcome::Timeout,
+                        _ => Outcome::Ignored,
+                    };
+                    let is_slow = rng.chance(10);
+                    let d = if is_slow { ms(150) } else { ms(1) };
+                    let p = b.acquire().expect("no trip condition can open it");
+                    assert_eq!(b.record(p, o, d), Recorded::Counted);
+                    outcomes[o as usize] += 1;
+                    slow += u64::from(is_slow && o != Outcome::Ignored);
+                }
+                // Rejections: the main thread forces the breaker open once
+                // every outcome has landed.
+                while b.state() != State::ForcedOpen {
+                    thread::yield_now();
+                }
+                for _ in 0..per_thread {
+                    assert!(b.acquire().is_err());
+                }
+                (outcomes, slow)
+            })
+        })
+        .collect();
+    let mut want_outcomes = [0u64; 4];
+    let mut want_slow = 0;
+    // Exact counts mean the snapshot reaches every record, never more.
+    let expected_recorded = MANY as u64 * per_thread;
+    loop {
+        let m = b.metrics();
+        if m.recorded() == expected_recorded {
+            break;
+        }
+        assert!(m.recorded() < expected_recorded, "{m:?}");
+        thread::sleep(Duration::from_millis(1));
+    }
+    b.force(Override::ForcedOpen, None);
+    for w in workers {
+        let (o, s) = w.join().unwrap();
+        for (sum, n) in want_outcomes.iter_mut().zip(o) {
+            *sum += n;
+        }
+        want_slow += s;
+    }
+    let m = b.metrics();
+    assert_eq!(m.outcomes, want_outcomes);
+    assert_eq!(m.slow, want_slow);
+    assert_eq!(m.stale, 0);
+    assert_eq!(
+        m.rejected[circuit_core::RejectReason::ForcedOpen as usize],
+        expected_recorded
+    );
+    assert_eq!(m.rejected_total(), expected_recorded);
+    assert!(
+        b.memory_bytes() > unstriped,
+        "contention allocated stripes: {} -> {} bytes",
+        unstriped,
+        b.memory_bytes()
+    );
+}

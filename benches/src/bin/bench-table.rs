@@ -10,6 +10,11 @@
 //! ratio to the floor, the ratio to the relevant or fastest peer, and each
 //! budget's verdict. With `--strict` it exits 1 when a budget is missed.
 //!
+//! When `CRITERION_DIR/instructions.tsv` exists (written by
+//! `ci/instructions.sh`: `id<TAB>instructions per call`), it also prints
+//! those counts. It writes `CRITERION_DIR/chart.svg`: circuit beside the
+//! peers per scenario ([`circuit_benches::chart`]).
+//!
 //! ns/op is the 10th percentile of the per-sample means (sample time divided
 //! by its iterations). On a shared machine other processes only ever add
 //! time, and they add it unevenly across a run, so a low percentile compares
@@ -21,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use circuit_benches::budget::{self, Measurement};
+use circuit_benches::chart;
 use circuit_benches::{SampleScore, MIN_CONCURRENCY};
 use serde_json::Value;
 
@@ -133,6 +139,17 @@ fn read_scores(dir: &Path) -> HashMap<String, HashMap<u64, f64>> {
     out
 }
 
+/// Instructions per call by scenario id, from `instructions.tsv` if present.
+fn read_instructions(dir: &Path) -> BTreeMap<String, f64> {
+    let text = std::fs::read_to_string(dir.join("instructions.tsv")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (id, n) = l.split_once('\t')?;
+            Some((id.to_string(), n.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 fn main() -> ExitCode {
     let mut dir = PathBuf::from("target/criterion");
     let mut strict = false;
@@ -176,6 +193,25 @@ fn main() -> ExitCode {
         "budgets: {} judged, {} missed, {} n/a",
         summary.checked, summary.missed, summary.unreliable
     );
+    let instructions = read_instructions(&dir);
+    if !instructions.is_empty() {
+        println!();
+        println!("| instructions per call (cachegrind, 1 thread) | instructions |");
+        println!("|---|---:|");
+        for (id, n) in &instructions {
+            println!("| {id} | {n:.1} |");
+        }
+    }
+    let ns: BTreeMap<String, f64> = run.iter().map(|(id, m)| (id.clone(), m.ns)).collect();
+    let doc = chart::svg(
+        "circuit (blue) beside peer breakers: ns/op, one run, log scale",
+        &chart::scenarios(&ns, &instructions),
+    );
+    let path = dir.join("chart.svg");
+    match std::fs::write(&path, doc) {
+        Ok(()) => println!("chart: {}", path.display()),
+        Err(e) => eprintln!("bench-table: cannot write {}: {e}", path.display()),
+    }
     if strict && summary.missed > 0 {
         ExitCode::FAILURE
     } else {

@@ -56,8 +56,10 @@ impl CountWindow {
         }
     }
 
+    /// Adds a sample; returns the counts including it when `want_counts`
+    /// (else zeros: a success is never evaluated, invariant 6).
     #[inline]
-    pub(crate) fn record(&self, sample: Sample) -> WindowCounts {
+    pub(crate) fn record(&self, sample: Sample, want_counts: bool) -> WindowCounts {
         let ticket = self.cursor.fetch_add(1, Relaxed);
         let slot = self.modulo.rem(ticket as u32, self.size);
         let word = &self.slots[(slot / SLOTS_PER_WORD) as usize];
@@ -75,11 +77,17 @@ impl CountWindow {
         let delta_fail = (new & 1) as i64 - (old & 1) as i64;
         let delta_slow = (new >> 1) as i64 - (old >> 1) as i64;
         let counts = if delta_fail == 0 && delta_slow == 0 {
+            if !want_counts {
+                return WindowCounts::default();
+            }
             self.counts.load(Relaxed)
         } else {
             let delta = (delta_fail << 32).wrapping_add(delta_slow) as u64;
             self.counts.fetch_add(delta, Relaxed).wrapping_add(delta)
         };
+        if !want_counts {
+            return WindowCounts::default();
+        }
         decode(counts, calls)
     }
 
@@ -142,7 +150,7 @@ mod tests {
             let w = CountWindow::new(size);
             let mut model: VecDeque<(bool, bool)> = VecDeque::new();
             for (f, s) in outcomes {
-                let got = w.record(sample(f, s));
+                let got = w.record(sample(f, s), true);
                 model.push_back((f, s));
                 if model.len() > size as usize { model.pop_front(); }
                 let want = WindowCounts {
@@ -166,7 +174,7 @@ mod tests {
                 let w = w.clone();
                 std::thread::spawn(move || {
                     for i in 0..50_000u32 {
-                        w.record(sample((i + t) % 3 == 0, i % 5 == 0));
+                        w.record(sample((i + t) % 3 == 0, i % 5 == 0), i % 2 == 0);
                     }
                 })
             })

@@ -79,7 +79,8 @@ impl Window {
     }
 
     /// Adds a sample and returns the window's counts including it.
-    /// `want_counts` false lets the time window skip summing its buckets.
+    /// `want_counts` false lets the windows skip reading and summing their
+    /// counts (the result is then zeros).
     /// `now` is called only by a time window (a count window reads no
     /// clock).
     #[inline]
@@ -90,7 +91,7 @@ impl Window {
         want_counts: bool,
     ) -> WindowCounts {
         match self {
-            Window::Count(w) => w.record(sample),
+            Window::Count(w) => w.record(sample, want_counts),
             Window::Time(w) => {
                 let now = now();
                 w.record(sample, now);

@@ -4,6 +4,7 @@
 #![cfg(circuit_loom)]
 
 mod common;
+mod counters;
 mod half_open;
 mod overrides;
 mod registry;
