@@ -54,7 +54,7 @@ pub(crate) struct Env {
 /// has its deadlines delayed to the base (invariant 7); one that runs
 /// longer than 2^47 us - this (3.3 years) past it gets deadlines rounded up
 /// to the millisecond. Either way, any `u64` reading works.
-const STAMP_SLACK: Nanos = (1 << 45) * 1000;
+pub(crate) const STAMP_SLACK: Nanos = (1 << 45) * 1000;
 
 impl Env {
     pub(crate) fn new(clock: Arc<dyn Clock>, parent: Option<Arc<ListenerSet>>) -> Arc<Env> {

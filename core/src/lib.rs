@@ -145,6 +145,18 @@
 //!     *Implemented by* `Owner`, `Side` and `tag` (`core/src/striped.rs`),
 //!     `Breaker::cell` / `Breaker::claim_cell` (`core/src/breaker.rs`), and
 //!     `metrics::snapshot`, which sums the cells.
+//! 13. **Segment slots** (host-shared breakers, `shared`). A slot word of
+//!     a mapped segment goes FREE -> CLAIMING(pid) -> READY, and READY is
+//!     final. The claimer wins by an AcqRel CAS, writes the name and the
+//!     slot's initial words, then stores READY with Release; a process
+//!     reads a slot's name and words only after an Acquire load of READY,
+//!     so it never sees a half-written slot. A CLAIMING slot whose pid no
+//!     longer exists is taken over by the same CAS and written again.
+//!     Processes asking for one name probe the slots in one order (from the
+//!     name's hash) and stop at the first slot that holds the name or that
+//!     they claim, so one name gets one slot.
+//!     *Implemented by* `Slot::settle` / `Slot::initialise`
+//!     (`core/src/shared/segment.rs`).
 //!
 //! ## Behaviours
 //!
@@ -226,6 +238,8 @@ pub mod registry;
 pub mod retry;
 mod ring;
 mod rng;
+#[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+pub mod shared;
 mod state;
 mod striped;
 mod transition;

@@ -306,6 +306,7 @@ impl Snapshot {
 
 /// The atomic state word.
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct StateCell(AtomicU64);
 
 impl StateCell {
@@ -429,6 +430,7 @@ impl Stamp {
 
 /// An atomic [`Stamp`].
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct StampCell(AtomicU64);
 
 impl StampCell {
@@ -504,6 +506,7 @@ impl StampCell {
 /// one half-open generation) gets [`UNTRACKED`] and its reports are not
 /// checked for duplicates.
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct ProbeLedger(AtomicU64);
 
 /// Tickets tracked per half-open generation.
