@@ -7,12 +7,13 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("breaker_ops", circuit_fuzz::breaker_ops),
     ("config_build", circuit_fuzz::config_build),
     ("ffi_calls", circuit_fuzz::ffi_calls),
     ("sync_notice", circuit_fuzz::sync_notice),
     ("sync_record", circuit_fuzz::sync_record),
+    ("shm_header", circuit_fuzz::shm_header),
 ];
 
 #[test]
