@@ -57,11 +57,17 @@
 //!    stamp's CAS loop), so a late writer never overwrites a newer
 //!    generation's deadline. A reader that finds a stamp of another
 //!    generation re-reads the state word: if it moved on, it starts over;
-//!    if not, the winner has not written yet and the reader takes the
-//!    conservative reading (still open, not expired).
-//!    *Implemented by* `Stamp` and `StampCell::store` / `StampCell::raise`
-//!    (`core/src/state.rs`), written from `Breaker::transition` and
-//!    `Breaker::extend_lease`, read in `Breaker::acquire_slow`,
+//!    if not, the winner has not written yet (or never will: it panicked,
+//!    or its process was killed) and the reader stands in for it
+//!    (`StampCell::fill`): in OPEN it stamps `now + max_open_duration`, in
+//!    HALF_OPEN `now + probe_lease`, only while the generation is still
+//!    unstamped, so a winner's own stamp always replaces the stand-in and
+//!    is never replaced by it, and an episode whose winner died ends. An
+//!    override without a stamp reads as "no expiry".
+//!    *Implemented by* `Stamp` and `StampCell::store` / `StampCell::raise` /
+//!    `StampCell::fill` (`core/src/state.rs`), written from
+//!    `Breaker::transition`, `Breaker::extend_lease` and
+//!    `Breaker::fill_missing_stamp`, read in `Breaker::acquire_slow`,
 //!    `open_deadline` and `override_deadline`.
 //! 5. **Overrides** sit above the phase. Setting one bumps the generation;
 //!    leaving one (clear, expiry, reset) always lands in a fresh CLOSED.

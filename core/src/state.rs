@@ -465,6 +465,21 @@ impl StampCell {
             });
     }
 
+    /// Writes `stamp` for `generation` only while the cell holds no stamp of
+    /// that generation and the word is still in it: a reader's stand-in
+    /// for a winner that has not stamped (invariant 4). The winner's own
+    /// [`StampCell::store`] overwrites it whenever it comes, and a stamp the
+    /// winner has written is never replaced, since both are RMWs on this
+    /// one cell (AcqRel/Acquire as `store`).
+    pub(crate) fn fill(&self, word: &StateCell, generation: u32, stamp: Stamp) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                (!Stamp(cur).belongs_to(generation) && word.load().generation() == generation)
+                    .then_some(stamp.0)
+            });
+    }
+
     /// As [`StampCell::store`], unless the cell already holds a later
     /// deadline for the same generation (half-open leases: the youngest grant
     /// wins).
