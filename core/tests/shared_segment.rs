@@ -30,12 +30,33 @@ fn opts() -> SegmentOptions {
     }
 }
 
-/// A fresh directory for one test's segment files.
-fn dir(test: &str) -> PathBuf {
+/// A fresh directory for one test's segment files, removed afterwards.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dir(test: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("circuit-shm-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 fn layout_err(r: Result<Segment, SegmentError>) -> LayoutError {
@@ -340,5 +361,41 @@ fn processes_create_race_free_and_conserve_every_count_through_kills() {
         std::fs::read_dir(&d).unwrap().count(),
         1,
         "a temporary file was left behind"
+    );
+}
+
+/// The clock of shared breakers is one clock for the host: a reading taken
+/// in another process falls between two readings taken here around it
+/// (the per-process `MonotonicClock`, relative to each process's start,
+/// would not).
+#[test]
+fn host_clock_readings_compare_across_processes() {
+    use circuit_core::shared::HostClock;
+    use circuit_core::Clock;
+    if std::env::var("CIRCUIT_SHM_CLOCK").is_ok() {
+        println!("\nshm-clock {}", HostClock.now());
+        return;
+    }
+    let before = HostClock.now();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "host_clock_readings_compare_across_processes",
+            "--nocapture",
+        ])
+        .env("CIRCUIT_SHM_CLOCK", "1")
+        .output()
+        .unwrap();
+    let after = HostClock.now();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let theirs: u64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("shm-clock "))
+        .unwrap_or_else(|| panic!("no reading in {text:?}"))
+        .parse()
+        .unwrap();
+    assert!(
+        before <= theirs && theirs <= after,
+        "{before} <= {theirs} <= {after}"
     );
 }
