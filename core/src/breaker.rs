@@ -54,7 +54,7 @@ pub(crate) struct Env {
 /// has its deadlines delayed to the base (invariant 7); one that runs
 /// longer than 2^47 us - this (3.3 years) past it gets deadlines rounded up
 /// to the millisecond. Either way, any `u64` reading works.
-const STAMP_SLACK: Nanos = (1 << 45) * 1000;
+pub(crate) const STAMP_SLACK: Nanos = (1 << 45) * 1000;
 
 impl Env {
     pub(crate) fn new(clock: Arc<dyn Clock>, parent: Option<Arc<ListenerSet>>) -> Arc<Env> {
@@ -450,15 +450,14 @@ impl Breaker {
                     if !stamp.belongs_to(s.generation()) {
                         // The stamp is a later generation's (the word has
                         // moved on: look again) or the winner has not
-                        // written its deadline yet: the episode has just
-                        // begun (invariant 4).
+                        // written its deadline yet (invariant 4).
                         let cur = self.control.word.load();
                         if cur != s {
                             s = cur;
                             continue;
                         }
-                        let d = self.config.open_duration;
-                        return Err(self.reject(RejectReason::Open, Some(d)));
+                        self.fill_missing_stamp(s, self.config.max_open_duration);
+                        continue;
                     }
                     let now = self.env.clock.coarse_now();
                     let deadline = self.deadline_of(stamp);
@@ -504,6 +503,9 @@ impl Breaker {
                             s = cur;
                             continue;
                         }
+                        // Or no lease yet (invariant 4).
+                        self.fill_missing_stamp(s, self.config.probe_lease);
+                        continue;
                     }
                     let now = self.env.clock.coarse_now();
                     if stamp.belongs_to(s.generation()) && now >= self.deadline_of(stamp) {
@@ -527,6 +529,29 @@ impl Breaker {
                 }
             }
         }
+    }
+
+    /// The current generation (OPEN or HALF_OPEN) has no stamp: its winner
+    /// has not written it yet, or never will (it panicked in a clock read,
+    /// or, for a breaker in a shared segment, its process was killed). The
+    /// reader stamps `now + bound` itself (`StampCell::fill`: only while
+    /// still unstamped), so the episode ends at most `bound` (the max open
+    /// duration, or the probe lease) after a reader first saw it, instead
+    /// of never; a winner that does stamp replaces this (invariant 4).
+    #[cold]
+    #[inline(never)]
+    fn fill_missing_stamp(&self, s: Snapshot, bound: Duration) {
+        let generation = s.generation();
+        let deadline = self
+            .env
+            .clock
+            .now()
+            .saturating_add(duration_to_nanos(bound));
+        self.control.deadline.fill(
+            &self.control.word,
+            generation,
+            self.stamp(generation, deadline),
+        );
     }
 
     /// The tag this breaker's probes carry: a probe reported to another
@@ -970,4 +995,82 @@ impl Breaker {
 
 fn remaining(deadline: Nanos, now: Nanos) -> Duration {
     Duration::from_nanos(deadline.saturating_sub(now))
+}
+
+#[cfg(all(test, not(circuit_loom)))]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    /// A transition winner that dies between its CAS and its stamp (here:
+    /// the CAS alone, as a killed process or a panicking clock leaves it).
+    fn win_without_stamping(b: &Breaker, to: Snapshot) {
+        let from = b.control.word.load();
+        b.control.word.compare_exchange(from, to).unwrap();
+    }
+
+    fn breaker(clock: &Arc<ManualClock>) -> Breaker {
+        let config = Config::builder()
+            .consecutive_failures(Some(1))
+            .open_duration(Duration::from_secs(1))
+            .max_open_duration(Duration::from_secs(30))
+            .probe_lease(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        Breaker::with_clock(config, clock.clone())
+    }
+
+    #[test]
+    fn an_open_generation_never_stamped_ends_after_the_max_open_duration() {
+        let clock = Arc::new(ManualClock::new(1_000_000_000));
+        let b = breaker(&clock);
+        let s = b.control.word.load();
+        win_without_stamping(&b, s.to_open(0));
+        // The first reader stands in for the dead winner: open for at most
+        // the max open duration from now.
+        let r = b.acquire().unwrap_err();
+        assert_eq!(r.reason, RejectReason::Open);
+        assert_eq!(r.retry_after, Some(Duration::from_secs(30)));
+        clock.advance(Duration::from_secs(29));
+        assert!(b.acquire().is_err());
+        clock.advance(Duration::from_secs(1));
+        let p = b.acquire().expect("the stand-in deadline has passed");
+        assert!(p.is_probe());
+        assert_eq!(b.state(), State::HalfOpen);
+    }
+
+    #[test]
+    fn a_winner_that_stamps_late_replaces_the_stand_in() {
+        let clock = Arc::new(ManualClock::new(0));
+        let b = breaker(&clock);
+        let s = b.control.word.load();
+        let open = s.to_open(0);
+        win_without_stamping(&b, open);
+        assert!(b.acquire().is_err()); // stand-in: 30 s
+        let g = open.generation();
+        b.control
+            .deadline
+            .store(&b.control.word, g, b.stamp(g, 2_000_000_000));
+        assert_eq!(b.open_deadline(), Some(2_000_000_000));
+        // And a stand-in never replaces a stamp the winner wrote.
+        b.control
+            .deadline
+            .fill(&b.control.word, g, b.stamp(g, 9_000_000_000));
+        assert_eq!(b.open_deadline(), Some(2_000_000_000));
+        clock.advance(Duration::from_secs(2));
+        assert!(b.acquire().unwrap().is_probe());
+    }
+
+    #[test]
+    fn a_half_open_generation_never_stamped_frees_its_probe_after_the_lease() {
+        let clock = Arc::new(ManualClock::new(0));
+        let b = breaker(&clock);
+        let s = b.control.word.load();
+        // The winner of OPEN -> HALF_OPEN took the only probe slot in its
+        // CAS and died before stamping the lease.
+        win_without_stamping(&b, s.to_half_open(1, 0));
+        assert_eq!(b.acquire().unwrap_err().reason, RejectReason::HalfOpenFull);
+        clock.advance(Duration::from_secs(5));
+        assert!(b.acquire().expect("lease expired").is_probe());
+    }
 }

@@ -57,11 +57,17 @@
 //!    stamp's CAS loop), so a late writer never overwrites a newer
 //!    generation's deadline. A reader that finds a stamp of another
 //!    generation re-reads the state word: if it moved on, it starts over;
-//!    if not, the winner has not written yet and the reader takes the
-//!    conservative reading (still open, not expired).
-//!    *Implemented by* `Stamp` and `StampCell::store` / `StampCell::raise`
-//!    (`core/src/state.rs`), written from `Breaker::transition` and
-//!    `Breaker::extend_lease`, read in `Breaker::acquire_slow`,
+//!    if not, the winner has not written yet (or never will: it panicked,
+//!    or its process was killed) and the reader stands in for it
+//!    (`StampCell::fill`): in OPEN it stamps `now + max_open_duration`, in
+//!    HALF_OPEN `now + probe_lease`, only while the generation is still
+//!    unstamped, so a winner's own stamp always replaces the stand-in and
+//!    is never replaced by it, and an episode whose winner died ends. An
+//!    override without a stamp reads as "no expiry".
+//!    *Implemented by* `Stamp` and `StampCell::store` / `StampCell::raise` /
+//!    `StampCell::fill` (`core/src/state.rs`), written from
+//!    `Breaker::transition`, `Breaker::extend_lease` and
+//!    `Breaker::fill_missing_stamp`, read in `Breaker::acquire_slow`,
 //!    `open_deadline` and `override_deadline`.
 //! 5. **Overrides** sit above the phase. Setting one bumps the generation;
 //!    leaving one (clear, expiry, reset) always lands in a fresh CLOSED.
@@ -145,6 +151,18 @@
 //!     *Implemented by* `Owner`, `Side` and `tag` (`core/src/striped.rs`),
 //!     `Breaker::cell` / `Breaker::claim_cell` (`core/src/breaker.rs`), and
 //!     `metrics::snapshot`, which sums the cells.
+//! 13. **Segment slots** (host-shared breakers, `shared`). A slot word of
+//!     a mapped segment goes FREE -> CLAIMING(pid) -> READY, and READY is
+//!     final. The claimer wins by an AcqRel CAS, writes the name and the
+//!     slot's initial words, then stores READY with Release; a process
+//!     reads a slot's name and words only after an Acquire load of READY,
+//!     so it never sees a half-written slot. A CLAIMING slot whose pid no
+//!     longer exists is taken over by the same CAS and written again.
+//!     Processes asking for one name probe the slots in one order (from the
+//!     name's hash) and stop at the first slot that holds the name or that
+//!     they claim, so one name gets one slot.
+//!     *Implemented by* `Slot::settle` / `Slot::initialise`
+//!     (`core/src/shared/segment.rs`).
 //!
 //! ## Behaviours
 //!
@@ -228,6 +246,8 @@ pub mod registry;
 pub mod retry;
 mod ring;
 mod rng;
+#[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+pub mod shared;
 mod state;
 mod striped;
 mod transition;

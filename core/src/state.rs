@@ -306,6 +306,7 @@ impl Snapshot {
 
 /// The atomic state word.
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct StateCell(AtomicU64);
 
 impl StateCell {
@@ -429,6 +430,7 @@ impl Stamp {
 
 /// An atomic [`Stamp`].
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct StampCell(AtomicU64);
 
 impl StampCell {
@@ -460,6 +462,21 @@ impl StampCell {
             .0
             .fetch_update(Ordering::Release, Ordering::Acquire, |_| {
                 (word.load().generation() == generation).then_some(stamp.0)
+            });
+    }
+
+    /// Writes `stamp` for `generation` only while the cell holds no stamp of
+    /// that generation and the word is still in it: a reader's stand-in
+    /// for a winner that has not stamped (invariant 4). The winner's own
+    /// [`StampCell::store`] overwrites it whenever it comes, and a stamp the
+    /// winner has written is never replaced, since both are RMWs on this
+    /// one cell (AcqRel/Acquire as `store`).
+    pub(crate) fn fill(&self, word: &StateCell, generation: u32, stamp: Stamp) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                (!Stamp(cur).belongs_to(generation) && word.load().generation() == generation)
+                    .then_some(stamp.0)
             });
     }
 
@@ -504,6 +521,7 @@ impl StampCell {
 /// one half-open generation) gets [`UNTRACKED`] and its reports are not
 /// checked for duplicates.
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct ProbeLedger(AtomicU64);
 
 /// Tickets tracked per half-open generation.

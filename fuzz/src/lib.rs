@@ -27,6 +27,12 @@
 //!   the same answer from the core and through the C ABI (a delay, or
 //!   NOT_FOUND with the output untouched), and an all-digit value is its
 //!   number of seconds, saturated.
+//! - `shm_header`: any bytes as a shared segment's header (raw, or a valid
+//!   header with bytes replaced, flipped or cut, with any file size) are
+//!   refused with a reason, or accepted only when they are byte for byte
+//!   the header this process would write itself and the file is as long
+//!   as the header says (so no file can point a process outside its
+//!   mapping).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -899,5 +905,61 @@ pub fn http_retry_after(data: &[u8]) {
             .and_then(|t| t.parse::<u64>().ok())
             .unwrap_or(u64::MAX);
         assert_eq!(core, Ok(Duration::from_secs(want)), "{value:?}");
+    }
+}
+
+/// Any bytes as a shared segment's header: refused, or exactly the header
+/// this process would write (see the crate docs).
+#[cfg(unix)]
+pub fn shm_header(data: &[u8]) {
+    use circuit_core::shared::layout::{Geometry, Header, HEADER_BYTES};
+    let config = Config::builder()
+        .failure_rate(Some(0.5))
+        .count_window(64)
+        .build()
+        .expect("valid");
+    let (capacity, stripes) = (8, 4);
+    let geometry = Geometry::new(&config, capacity, stripes).expect("in range");
+    let valid = Header::new(&config, geometry, 1 << 40).encode();
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mut bytes = match mode % 3 {
+        // Raw bytes.
+        0 => rest.to_vec(),
+        // A valid header with bytes replaced at chosen offsets.
+        1 => {
+            let mut b = valid.to_vec();
+            for pair in rest.chunks_exact(2) {
+                b[usize::from(pair[0]) % HEADER_BYTES] = pair[1];
+            }
+            b
+        }
+        // A valid header cut short or extended.
+        _ => {
+            let mut b = valid.to_vec();
+            b.truncate(
+                rest.first()
+                    .map_or(0, |&n| usize::from(n))
+                    .min(HEADER_BYTES),
+            );
+            b.extend_from_slice(rest);
+            b
+        }
+    };
+    bytes.truncate(4 * HEADER_BYTES);
+    let file_size = match rest.last() {
+        Some(&n) if mode & 0x80 != 0 => u64::from(n) << (mode & 0x3F),
+        _ => geometry.total_size(),
+    };
+    if let Ok(h) = Header::decode(&bytes, file_size, &config, capacity, stripes) {
+        assert_eq!(
+            &bytes[..HEADER_BYTES],
+            &h.encode()[..],
+            "accepted a header it would not write"
+        );
+        assert_eq!(h.geometry, geometry);
+        assert!(h.total_size <= file_size);
+        assert_eq!(h.total_size, geometry.total_size());
     }
 }

@@ -7,13 +7,14 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 6] = [
+const TARGETS: [(&str, Target); 7] = [
     ("breaker_ops", circuit_fuzz::breaker_ops),
     ("config_build", circuit_fuzz::config_build),
     ("ffi_calls", circuit_fuzz::ffi_calls),
     ("sync_notice", circuit_fuzz::sync_notice),
     ("sync_record", circuit_fuzz::sync_record),
     ("http_retry_after", circuit_fuzz::http_retry_after),
+    ("shm_header", circuit_fuzz::shm_header),
 ];
 
 #[test]

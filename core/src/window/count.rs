@@ -23,7 +23,7 @@ use crate::loom_shim::{AtomicU64, Ordering::Relaxed};
 
 const SLOTS_PER_WORD: u32 = 32;
 const BIAS: u64 = 1 << 31;
-const COUNTS_EMPTY: u64 = (BIAS << 32) | BIAS;
+pub(crate) const COUNTS_EMPTY: u64 = (BIAS << 32) | BIAS;
 /// Bit 0 (failed) and bit 1 (slow) of every slot in a word.
 const FAILED_BITS: u64 = 0x5555_5555_5555_5555;
 const SLOW_BITS: u64 = FAILED_BITS << 1;

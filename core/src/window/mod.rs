@@ -8,7 +8,7 @@
 mod count;
 mod time;
 
-pub(crate) use count::CountWindow;
+pub(crate) use count::{CountWindow, COUNTS_EMPTY};
 pub(crate) use time::TimeWindow;
 
 use crate::clock::Nanos;
