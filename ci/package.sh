@@ -4,7 +4,7 @@
 #     builds with (ci/msrv.py; std APIs are checked by clippy's
 #     incompatible_msrv lint in ci/lint.sh);
 #  2. `cargo package` of every published crate (circuit-core, -ffi, -sync,
-#     -cli, -tower; benches and fuzz are publish = false), which builds each from
+#     -cli, -tower, -otel; benches and fuzz are publish = false), which builds each from
 #     its packaged sources alone, workspace dependencies packaged together.
 #     The verification reuses target/ (target/package).
 set -euo pipefail
@@ -23,7 +23,7 @@ if ! cargo package --workspace --exclude circuit-benches --exclude circuit-fuzz 
   exit 1
 fi
 grep -E '^ *(Packaged|Verifying)' "$log" | sed 's/^ */  /'
-for c in circuit-core circuit-ffi circuit-sync circuit-cli circuit-tower; do
+for c in circuit-core circuit-ffi circuit-sync circuit-cli circuit-tower circuit-otel; do
   crate=$(ls target/package/$c-*.crate 2>/dev/null | head -n1)
   [ -n "$crate" ] || { echo "package: no $c .crate" >&2; exit 1; }
   # Each package carries its readme and both licence texts.
@@ -32,4 +32,4 @@ for c in circuit-core circuit-ffi circuit-sync circuit-cli circuit-tower; do
     grep -qx "${c}-[0-9.]*/$f" <<<"$files" || { echo "package: $crate lacks $f" >&2; exit 1; }
   done
 done
-echo "package: cargo package of circuit-core, -ffi, -sync, -cli, -tower: ok"
+echo "package: cargo package of circuit-core, -ffi, -sync, -cli, -tower, -otel: ok"
