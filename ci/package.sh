@@ -12,6 +12,18 @@ cd "$(dirname "$0")/.."
 
 python3 ci/msrv.py
 
+# cargo verifies each package against the others as registry crates: it
+# extracts them under $CARGO_HOME/registry/src/-<hash>/ and builds them in
+# target/debug, and it treats a registry crate of a known name and version
+# as unchanged (never extracted or rebuilt again). A crate changed since an
+# earlier run without a version bump would be verified against its stale
+# copy (a new public item of circuit-core "missing" for circuit-otel). Drop
+# our crates' extracted copies and build fingerprints first.
+for overlay in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/; do
+  [ -d "$overlay" ] && rm -rf "$overlay"circuit-*
+done
+rm -rf "${CARGO_TARGET_DIR:-target}"/debug/.fingerprint/circuit-*
+
 # --allow-dirty: `make test` may run on a working tree with changes; the
 # packaged files are still exactly what `cargo publish` would upload.
 log=$(mktemp)
