@@ -95,6 +95,10 @@ func TestABICoverage(t *testing.T) {
 		"circuit_clock_monotonic_new":    "a nil Config.Clock is the monotonic clock; Execute times calls with the Go runtime's clock",
 		"circuit_state_str":              "State.String (a Go table, checked against the header at compile time)",
 		"circuit_state_parse":            "ParseState (a Go table)",
+		// Until the http.RoundTripper wrapper calls them (issue 16, Go
+		// half): then tag it "// abi:" and drop these two entries.
+		"circuit_http_outcome":     "not wrapped yet: the RoundTripper of issue 16 will call it",
+		"circuit_http_retry_after": "not wrapped yet: the RoundTripper of issue 16 will call it",
 	}
 	header, err := os.ReadFile(filepath.Join("..", "..", "include", "circuit.h"))
 	if err != nil {
