@@ -516,12 +516,6 @@ class Breaker(Managed):
             raise
         self._record_long(p, o, d)
 
-    def _record_success(self, p: int, d: int) -> None:
-        if d < _SHORT:
-            self._rec(self._bref, p >> _GEN_SHIFT, p & _FLAGS, _SUCCESS, d)
-        else:
-            self._record_long(p, _SUCCESS, d)
-
     def _record_long(self, p: int, o: int, d: int) -> None:
         # Any duration, through the declared (argtypes) function.
         _ffi.lib.breaker_record_parts(self._bref, p >> _GEN_SHIFT, p & _FLAGS, o, d)
@@ -556,7 +550,10 @@ class Breaker(Managed):
         else:
             d = 0
         if et is None:
-            self._record_success(p, d)
+            if d < _SHORT:
+                self._rec(self._bref, p >> _GEN_SHIFT, p & _FLAGS, _SUCCESS, d)
+            else:
+                self._record_long(p, _SUCCESS, d)
         else:
             self._record_exception(p, d, ev if ev is not None else et())
         return False
@@ -615,8 +612,10 @@ class Breaker(Managed):
         d = _pc() - t0 if t0 else 0
         if self._failure_if is not None:
             self._record_result(w, d, r)
+        elif d < _SHORT:
+            self._rec(self._bref, w >> _GEN_SHIFT, w & _FLAGS, _SUCCESS, d)
         else:
-            self._record_success(w, d)
+            self._record_long(w, _SUCCESS, d)
         return r
 
     async def acall(
