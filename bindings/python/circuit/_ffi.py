@@ -242,11 +242,8 @@ class Lib:
         # intact and `duration_ns` (uint64_t) is exact for 0 <= d < 2**31;
         # callers pass longer durations through the declared function.
         # tests/test_breaker.py checks both sides of that boundary.
-        # Its result is never read (a hot-path record has nothing to report:
-        # a stale permit is counted by the library), so it is declared void,
-        # which spares converting it (about 13 ns of the call's 190).
         raw = py["circuit_breaker_record_parts"]
-        raw.restype = None
+        raw.restype = c_uint32
         self.raw_record_parts: Optional[Any] = raw
         # Acquire (the slow path: OPEN, HALF_OPEN, overrides), likewise
         # undeclared: its three arguments are prebuilt `byref` objects,
