@@ -258,6 +258,7 @@ class Breaker(Managed):
         "_exclude_preds",
         "_failure_if",
         "_timed",
+        "_plain",
         "_tl",
     )
 
@@ -326,6 +327,9 @@ class Breaker(Managed):
             _ffi.lib.breaker_free(ptr)
             raise _ffi.error(rc, "circuit_breaker_state_word")
         self._timed = bool(timed)
+        # Neither timed nor judging results: `with` and `call` then record a
+        # success with no duration, the branch their hot path takes.
+        self._plain = not self._timed and self._failure_if is None
         self._ptr = ptr
         self._word = c_uint64.from_address(_ffi.pointer(word))
         self._bref = byref(c_char.from_address(ptr))
@@ -540,6 +544,9 @@ class Breaker(Managed):
         if self._timed:
             p, t0 = p
             d = _pc() - t0
+        elif et is None:  # the hot path: an untimed success
+            self._rec(self._bref, p >> _GEN_SHIFT, p & _FLAGS, _SUCCESS, 0)
+            return False
         else:
             d = 0
         if et is None:
@@ -588,6 +595,14 @@ class Breaker(Managed):
                 if fallback is None:
                     raise self._rejected(-w)
                 return fallback(*args, **kwargs)
+        if self._plain:  # the hot path: untimed, no result check
+            try:
+                r = fn(*args, **kwargs)
+            except BaseException as e:
+                self._record_exception(w, 0, e)
+                raise
+            self._rec(self._bref, w >> _GEN_SHIFT, w & _FLAGS, _SUCCESS, 0)
+            return r
         t0 = _pc() if self._timed else 0
         try:
             r = fn(*args, **kwargs)

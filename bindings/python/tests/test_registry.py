@@ -132,6 +132,21 @@ def test_registry_breakers_classify_like_breakers(clock):
     r.close()
 
 
+def test_registry_breakers_judge_results_in_call(clock):
+    # failure_if reaches the breakers a registry hands out, and `call` takes
+    # its judging branch for them (not the untimed success shortcut).
+    r = circuit.Registry(consecutive_failures=2, clock=clock, failure_if=lambda v: v is None)
+    b = r["x"]
+    assert b.call(lambda: 1) == 1
+    assert b.call(lambda: None) is None
+    assert b.state is State.CLOSED
+    assert b.call(lambda: None) is None
+    assert b.state is State.OPEN
+    m = b.metrics()
+    assert (m.successes, m.failures) == (1, 2)
+    r.close()
+
+
 def test_registry_listener_and_queue(registry):
     seen = []
     registry.add_listener(seen.append)
