@@ -12,6 +12,7 @@ use crate::ewma::Ewma;
 use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::loom_shim::{spin_hint, AtomicU64, Ordering::Relaxed};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
+use crate::ramp;
 use crate::rng;
 use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
 use crate::transition::{Reason, Transition};
@@ -76,6 +77,8 @@ struct Hot {
     consecutive_failures: AtomicU64,
     ewma: Ewma,
     counters: CallCounters,
+    /// Admission tickets of a ramp-up (`core/src/ramp.rs`).
+    ramp: ramp::Tickets,
 }
 
 /// A lock-free circuit breaker. Share it by reference or `Arc`; every method
@@ -167,6 +170,7 @@ impl Breaker {
                 consecutive_failures: AtomicU64::new(0),
                 ewma: Ewma::new(),
                 counters: CallCounters::new(),
+                ramp: ramp::Tickets::new(),
             },
             transitions: TransitionStats::new(now),
             window: config.uses_window().then(|| Window::new(config.window)),
@@ -436,6 +440,10 @@ impl Breaker {
                 return Err(self.reject(RejectReason::ForcedOpen, retry_after));
             }
             match s.phase() {
+                Phase::Closed if s.ramping() => match self.acquire_ramping(s) {
+                    Ok(r) => return r,
+                    Err(cur) => s = cur,
+                },
                 Phase::Closed => return Ok(Permit::new(s.generation())),
                 Phase::Open => {
                     let stamp = self.control.deadline.load();
@@ -604,6 +612,9 @@ impl Breaker {
                 Phase::HalfOpen if permit.is_probe() => {
                     self.record_probe(s, permit, outcome, nanos, retry_after)
                 }
+                Phase::Closed if s.ramping() && !permit.is_probe() => {
+                    self.record_closed(s, outcome, nanos, retry_after)
+                }
                 // OPEN issues no permits; a non-probe in HALF_OPEN or a probe
                 // in CLOSED names a generation it was not issued under.
                 _ => self.stale(),
@@ -694,7 +705,7 @@ impl Breaker {
                 let (next, reason) = if s.override_mode() == Some(Override::MetricsOnly) {
                     (s.to_override(Override::MetricsOnly), Reason::ShadowTrip)
                 } else {
-                    (s.to_open(0), reason)
+                    (s.to_open(self.trip_streak(s)), reason)
                 };
                 // One CAS, no retry: if the word moved, another thread
                 // already made a transition and this outcome's generation is
@@ -760,7 +771,7 @@ impl Breaker {
                 _ => {
                     let next = s.with_probe_reported(true);
                     if next.success() >= self.config.half_open_successes {
-                        self.transition(s, s.to_closed(0), Reason::ProbesSucceeded, None)
+                        self.transition(s, self.recovered(s), Reason::ProbesSucceeded, None)
                             .map(|n| Recorded::Transitioned(n.state()))
                     } else {
                         self.control
@@ -844,6 +855,14 @@ impl Breaker {
                     .deadline
                     .store(&self.control.word, generation, stamp);
             }
+            (None, Phase::Closed) if to.ramping() => {
+                // Invariant 12: the ramp's end is this generation's deadline.
+                let end = self.ramp_nanos().map_or(now, |d| now.saturating_add(d));
+                let stamp = self.stamp(generation, end);
+                self.control
+                    .deadline
+                    .store(&self.control.word, generation, stamp);
+            }
             (None, Phase::Closed) => {}
         }
         let (was, is) = (from.state(), to.state());
@@ -922,4 +941,85 @@ impl Breaker {
 
 fn remaining(deadline: Nanos, now: Nanos) -> Duration {
     Duration::from_nanos(deadline.saturating_sub(now))
+}
+
+/// Ramp-up after recovery (invariant 12, `core/src/ramp.rs`).
+impl Breaker {
+    /// The fraction of calls admitted now while the breaker ramps up after
+    /// recovery, in `(0, 1)`; `None` when no ramp runs (the breaker admits
+    /// every call, or is not CLOSED).
+    pub fn ramp_fraction(&self) -> Option<f64> {
+        let s = self.control.word.load();
+        if !s.ramping() || s.override_mode().is_some() {
+            return None;
+        }
+        let f = self.ramp_fraction_q32(s)?;
+        (f < ramp::ONE).then(|| f as f64 / ramp::ONE as f64)
+    }
+
+    fn ramp_nanos(&self) -> Option<Nanos> {
+        self.config.ramp.map(|r| duration_to_nanos(r.duration))
+    }
+
+    /// The admitted fraction (Q0.32) of the ramp of `s`'s generation, or
+    /// `None` when the word moved on while its deadline was read. A ramp
+    /// whose deadline its winner has not written yet has just begun
+    /// (invariant 4: the conservative reading).
+    fn ramp_fraction_q32(&self, s: Snapshot) -> Option<u64> {
+        let Some(policy) = self.config.ramp else {
+            return Some(ramp::ONE);
+        };
+        let stamp = self.control.deadline.load();
+        if !stamp.belongs_to(s.generation()) {
+            return (self.control.word.load() == s).then(|| ramp::fraction_q32(&policy, 0));
+        }
+        let now = self.env.clock.coarse_now();
+        let end = self.deadline_of(stamp);
+        let total = duration_to_nanos(policy.duration);
+        let elapsed = total.saturating_sub(end.saturating_sub(now));
+        Some(ramp::fraction_q32(&policy, elapsed))
+    }
+
+    /// Acquire while RAMPING: `Ok(result)`, or `Err(word)` to look again.
+    fn acquire_ramping(&self, s: Snapshot) -> Result<Result<Permit, Rejected>, Snapshot> {
+        let fraction = self
+            .ramp_fraction_q32(s)
+            .ok_or_else(|| self.control.word.load())?;
+        if fraction >= ramp::ONE {
+            // The ramp is over: back to the fast path, same generation, so
+            // permits of the ramp stay valid (invariant 12). Whoever loses
+            // this CAS looks again.
+            return match self.control.word.compare_exchange(s, s.without_ramp()) {
+                Ok(_) => Ok(Ok(Permit::new(s.generation()))),
+                Err(cur) => Err(cur),
+            };
+        }
+        Ok(if self.hot.ramp.admit(fraction) {
+            Ok(Permit::new(s.generation()))
+        } else {
+            Err(self.reject(RejectReason::RampLimited, None))
+        })
+    }
+
+    /// The word HALF_OPEN closes to: RAMPING keeping the streak when the
+    /// config ramps up, otherwise a fresh CLOSED.
+    fn recovered(&self, s: Snapshot) -> Snapshot {
+        if self.config.ramp.is_some() {
+            s.to_ramping(s.streak())
+        } else {
+            s.to_closed(0)
+        }
+    }
+
+    /// The streak a trip from `s` opens with: as from HALF_OPEN during a
+    /// ramp (backoff applies), 0 otherwise.
+    fn trip_streak(&self, s: Snapshot) -> u32 {
+        if !s.ramping() {
+            return 0;
+        }
+        match self.ramp_fraction_q32(s) {
+            Some(f) if f < ramp::ONE => s.streak().saturating_add(1),
+            _ => 0,
+        }
+    }
 }

@@ -131,6 +131,20 @@
 //!     *Implemented by* `ProbeLedger::issue` / `ProbeLedger::claim`
 //!     (`core/src/state.rs`), called from `Breaker::acquire_slow` and
 //!     `Breaker::record_probe` (`core/src/breaker.rs`).
+//! 12. **Ramp-up.** A config with a ramp closes HALF_OPEN into phase
+//!     RAMPING (code 3: CLOSED to hosts, off the fast path because the
+//!     phase bits are not zero). The transition's winner stamps the ramp's
+//!     end as the generation's deadline (invariant 4); acquires read it with
+//!     the coarse clock and admit the fraction due by drawing a `Relaxed`
+//!     ticket. The first acquire at or after the end clears RAMPING with a
+//!     CAS that keeps the generation (not a transition: no event, ramp
+//!     permits stay valid, the statistics go on); a trip during the ramp is
+//!     an ordinary CLOSED -> OPEN transition whose streak is the HALF_OPEN
+//!     streak plus one, so backoff applies.
+//!     *Implemented by* `Snapshot::to_ramping` / `without_ramp`
+//!     (`core/src/state.rs`), the ramp `impl Breaker` block at the end of
+//!     `core/src/breaker.rs` (`acquire_ramping`, `recovered`,
+//!     `trip_streak`) and `core/src/ramp.rs`.
 //!
 //! ## Behaviours
 //!
@@ -210,6 +224,7 @@ mod metrics;
 pub mod prometheus;
 pub mod registry;
 pub mod retry;
+mod ramp;
 mod ring;
 mod rng;
 mod state;
@@ -219,7 +234,7 @@ pub mod window;
 pub use breaker::Breaker;
 pub use call::{Outcome, Permit, Recorded, RejectReason, Rejected};
 pub use clock::{Clock, ManualClock, MonotonicClock, Nanos};
-pub use config::{Config, ConfigBuilder, ConfigError, WindowKind};
+pub use config::{Config, ConfigBuilder, ConfigError, RampPolicy, WindowKind};
 pub use events::{Event, EventQueue, Listener, ListenerId};
 pub use metrics::MetricsSnapshot;
 pub use registry::{Registry, RegistryError, RegistryOptions};

@@ -17,6 +17,7 @@ use crate::loom_shim::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::state::State;
 
 const STATES: usize = State::ALL.len();
+const REJECT_REASONS: usize = RejectReason::ALL.len();
 
 fn zeros<const N: usize>() -> [AtomicU64; N] {
     core::array::from_fn(|_| AtomicU64::new(0))
@@ -28,7 +29,7 @@ pub(crate) struct CallCounters {
     by_outcome: [AtomicU64; 4],
     slow: AtomicU64,
     stale: AtomicU64,
-    rejected: [AtomicU64; 3],
+    rejected: [AtomicU64; REJECT_REASONS],
 }
 
 impl CallCounters {
@@ -120,7 +121,7 @@ pub struct MetricsSnapshot {
     /// Outcomes whose permit was of an older generation (B6).
     pub stale: u64,
     /// Rejections, indexed by `RejectReason as usize`.
-    pub rejected: [u64; 3],
+    pub rejected: [u64; REJECT_REASONS],
     /// Transitions into each state, indexed by `State::index`.
     pub transitions_to: [u64; STATES],
     /// Transitions by `[from][to]`, indexed by `State::index`.

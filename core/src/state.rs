@@ -12,7 +12,8 @@
 //!
 //! | field      | bits | meaning                                                   |
 //! |------------|------|-----------------------------------------------------------|
-//! | `phase`    | 2    | CLOSED = 0, OPEN = 1, HALF_OPEN = 2 (3 is never stored)   |
+//! | `phase`    | 2    | CLOSED = 0, OPEN = 1, HALF_OPEN = 2, RAMPING = 3 (a       |
+//! |            |      | CLOSED that ramps up after recovery: `core/src/ramp.rs`)  |
 //! | `override` | 3    | none, forced open, forced closed, disabled, metrics only  |
 //! | `inflight` | 8    | half-open probes admitted and not yet reported            |
 //! | `success`  | 8    | half-open probes that succeeded in this episode           |
@@ -78,6 +79,9 @@ pub(crate) const STREAK: Field = Field::after(SUCCESS, 8);
 pub(crate) const RESERVED: Field = Field::after(STREAK, 3);
 pub(crate) const GENERATION: Field = Field::after(RESERVED, 32);
 const _: () = assert!(GENERATION.shift + GENERATION.width == 64);
+
+/// Phase code of a CLOSED breaker ramping up after recovery (invariant 12).
+const RAMPING: u64 = 3;
 
 /// Bits that must be zero for the closed fast path to admit: phase CLOSED and
 /// no override (invariant 2).
@@ -208,10 +212,29 @@ impl Snapshot {
     #[inline]
     pub(crate) fn phase(self) -> Phase {
         match PHASE.get(self.0) {
-            0 => Phase::Closed,
+            0 | RAMPING => Phase::Closed,
             1 => Phase::Open,
             _ => Phase::HalfOpen,
         }
+    }
+
+    /// CLOSED and ramping up after recovery (invariant 12): phase code 3,
+    /// off the fast path, CLOSED to hosts.
+    #[inline]
+    pub(crate) fn ramping(self) -> bool {
+        PHASE.get(self.0) == RAMPING
+    }
+
+    /// CLOSED ramping up, no override, no probes, streak kept as given (a
+    /// trip during the ramp re-opens as from HALF_OPEN, with backoff).
+    pub(crate) fn to_ramping(self, streak: u32) -> Snapshot {
+        Snapshot(PHASE.set(self.to_closed(streak).0, RAMPING))
+    }
+
+    /// Same generation, the ramp over: plain CLOSED with streak 0, back on
+    /// the fast path (no transition, invariant 12).
+    pub(crate) fn without_ramp(self) -> Snapshot {
+        Snapshot(STREAK.set(PHASE.set(self.0, 0), 0))
     }
 
     #[inline]
@@ -638,6 +661,15 @@ mod tests {
             prop_assert_eq!(h.success(), success);
             prop_assert_eq!(h.phase(), Phase::HalfOpen);
             prop_assert_eq!(base.to_open(streak).streak(), streak.min(255));
+            let r = base.to_ramping(streak);
+            prop_assert!(r.ramping() && !r.on_fast_path());
+            prop_assert_eq!(r.state(), State::Closed);
+            prop_assert_eq!(r.generation(), gen.wrapping_add(1));
+            prop_assert_eq!(r.streak(), streak.min(255));
+            let done = r.without_ramp();
+            prop_assert!(done.on_fast_path() && !done.ramping());
+            prop_assert_eq!(done.generation(), r.generation());
+            prop_assert_eq!(done, base.to_closed(0));
         }
 
         #[test]
