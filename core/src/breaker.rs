@@ -712,7 +712,7 @@ impl Breaker {
                 // over (invariant 3).
                 match self.transition(s, next, reason, retry_after) {
                     Ok(n) => Recorded::Transitioned(n.state()),
-                    Err(_) => Recorded::Counted,
+                    Err(cur) => self.trip_after_ramp(s, cur, reason, retry_after),
                 }
             }
         }
@@ -999,6 +999,28 @@ impl Breaker {
         } else {
             Err(self.reject(RejectReason::RampLimited, None))
         })
+    }
+
+    /// A trip whose CAS lost: if the word moved only because the ramp
+    /// ended in the same generation (the one change a CLOSED word makes
+    /// without a transition, invariant 12), trip from the word after it
+    /// (streak 0: the ramp is over); any other move was a transition and
+    /// this outcome's generation is over (invariant 3).
+    #[cold]
+    fn trip_after_ramp(
+        &self,
+        s: Snapshot,
+        cur: Snapshot,
+        reason: Reason,
+        retry_after: Option<Duration>,
+    ) -> Recorded {
+        if !(s.ramping() && cur == s.without_ramp()) {
+            return Recorded::Counted;
+        }
+        match self.transition(cur, cur.to_open(0), reason, retry_after) {
+            Ok(n) => Recorded::Transitioned(n.state()),
+            Err(_) => Recorded::Counted,
+        }
     }
 
     /// The word HALF_OPEN closes to: RAMPING keeping the streak when the

@@ -6,6 +6,7 @@
 mod common;
 mod half_open;
 mod overrides;
+mod ramp;
 mod registry;
 mod transitions;
 mod window;
