@@ -613,7 +613,7 @@ impl Breaker {
                     self.record_probe(s, permit, outcome, nanos, retry_after)
                 }
                 Phase::Closed if s.ramping() && !permit.is_probe() => {
-                    self.record_closed(s, outcome, nanos, retry_after)
+                    self.record_ramping(s, outcome, nanos, retry_after)
                 }
                 // OPEN issues no permits; a non-probe in HALF_OPEN or a probe
                 // in CLOSED names a generation it was not issued under.
@@ -705,14 +705,14 @@ impl Breaker {
                 let (next, reason) = if s.override_mode() == Some(Override::MetricsOnly) {
                     (s.to_override(Override::MetricsOnly), Reason::ShadowTrip)
                 } else {
-                    (s.to_open(self.trip_streak(s)), reason)
+                    (s.to_open(0), reason)
                 };
                 // One CAS, no retry: if the word moved, another thread
                 // already made a transition and this outcome's generation is
                 // over (invariant 3).
                 match self.transition(s, next, reason, retry_after) {
                     Ok(n) => Recorded::Transitioned(n.state()),
-                    Err(cur) => self.trip_after_ramp(s, cur, reason, retry_after),
+                    Err(_) => Recorded::Counted,
                 }
             }
         }
@@ -815,7 +815,12 @@ impl Breaker {
         reason: Reason,
         requested: Option<Duration>,
     ) -> Result<Snapshot, Snapshot> {
-        self.control.word.compare_exchange(from, to)?;
+        let (from, to) = if from.ramping() {
+            self.leave_ramp(from, to)?
+        } else {
+            self.control.word.compare_exchange(from, to)?;
+            (from, to)
+        };
         let now = self.env.clock.now();
         let generation = to.generation();
         let mut open_for = 0;
@@ -1001,26 +1006,46 @@ impl Breaker {
         })
     }
 
-    /// A trip whose CAS lost: if the word moved only because the ramp
-    /// ended in the same generation (the one change a CLOSED word makes
-    /// without a transition, invariant 12), trip from the word after it
-    /// (streak 0: the ramp is over); any other move was a transition and
-    /// this outcome's generation is over (invariant 3).
+    /// The CAS of a transition out of RAMPING (invariant 12), for
+    /// `Breaker::transition`. Into OPEN, the streak is the HALF_OPEN streak
+    /// plus one while the ramp runs (backoff applies) and 0 once it is
+    /// over, and a CAS lost only to the ramp's end (the one change a CLOSED
+    /// word makes without a transition) is tried once more from the word
+    /// after it, so the end of a ramp never swallows a trip (a trip's
+    /// record does not retry: invariant 3). Any other lost CAS is returned
+    /// to the caller as usual. Returns the `(from, to)` that won.
     #[cold]
-    fn trip_after_ramp(
+    #[inline(never)]
+    fn leave_ramp(&self, from: Snapshot, to: Snapshot) -> Result<(Snapshot, Snapshot), Snapshot> {
+        let opens = to.phase() == Phase::Open && to.override_mode().is_none();
+        let to = if opens {
+            from.to_open(self.trip_streak(from))
+        } else {
+            to
+        };
+        match self.control.word.compare_exchange(from, to) {
+            Ok(_) => Ok((from, to)),
+            Err(cur) if opens && cur == from.without_ramp() => {
+                let to = cur.to_open(0);
+                self.control.word.compare_exchange(cur, to)?;
+                Ok((cur, to))
+            }
+            Err(cur) => Err(cur),
+        }
+    }
+
+    /// A call admitted while RAMPING reports: as in CLOSED. Out of line so
+    /// that the closed record path compiles as it did before ramps.
+    #[cold]
+    #[inline(never)]
+    fn record_ramping(
         &self,
         s: Snapshot,
-        cur: Snapshot,
-        reason: Reason,
+        outcome: Outcome,
+        nanos: u64,
         retry_after: Option<Duration>,
     ) -> Recorded {
-        if !(s.ramping() && cur == s.without_ramp()) {
-            return Recorded::Counted;
-        }
-        match self.transition(cur, cur.to_open(0), reason, retry_after) {
-            Ok(n) => Recorded::Transitioned(n.state()),
-            Err(_) => Recorded::Counted,
-        }
+        self.record_closed(s, outcome, nanos, retry_after)
     }
 
     /// The word HALF_OPEN closes to: RAMPING keeping the streak when the

@@ -141,10 +141,14 @@
 //!     permits stay valid, the statistics go on); a trip during the ramp is
 //!     an ordinary CLOSED -> OPEN transition whose streak is the HALF_OPEN
 //!     streak plus one, so backoff applies.
+//!     A transition out of RAMPING whose CAS lost only to the ramp's end
+//!     is tried once more from the word after it, so a trip is never lost
+//!     to that CAS.
 //!     *Implemented by* `Snapshot::to_ramping` / `without_ramp`
 //!     (`core/src/state.rs`), the ramp `impl Breaker` block at the end of
 //!     `core/src/breaker.rs` (`acquire_ramping`, `recovered`,
-//!     `trip_streak`) and `core/src/ramp.rs`.
+//!     `leave_ramp`, called by `Breaker::transition`) and
+//!     `core/src/ramp.rs`.
 //!
 //! ## Behaviours
 //!
