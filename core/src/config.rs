@@ -678,7 +678,10 @@ mod tests {
             (ramp(f64::NAN, Duration::from_secs(1), 0), "ramp"),
             (ramp(0.1, Duration::ZERO, 0), "ramp"),
             (ramp(0.1, MAX_DURATION + Duration::from_secs(1), 0), "ramp"),
-            (ramp(0.1, Duration::from_secs(1), MAX_RAMP_STEPS + 1), "ramp"),
+            (
+                ramp(0.1, Duration::from_secs(1), MAX_RAMP_STEPS + 1),
+                "ramp",
+            ),
         ];
         for (builder, field) in cases {
             let e = builder.build().expect_err(field);

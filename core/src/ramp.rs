@@ -108,7 +108,12 @@ mod tests {
         assert_eq!(fraction_q32(&lin, 10 * s), ONE);
         let stepped = policy(0.2, 4);
         // Steps of 2.5 s: 0.2, 0.4, 0.6, 0.8, then 1 at the end.
-        for (at, f) in [(0, 0.2), (2_499_999_999, 0.2), (2_500_000_000, 0.4), (9 * s, 0.8)] {
+        for (at, f) in [
+            (0, 0.2),
+            (2_499_999_999, 0.2),
+            (2_500_000_000, 0.4),
+            (9 * s, 0.8),
+        ] {
             assert_eq!(fraction_q32(&stepped, at), (f * ONE as f64) as u64, "{at}");
         }
         assert_eq!(fraction_q32(&stepped, u64::MAX), ONE);

@@ -33,11 +33,17 @@ fn ramped(start: f64, duration: Duration, steps: u32) -> Config {
 /// Trips, waits out the open duration and closes with one probe.
 fn recover(b: &Breaker, clock: &ManualClock) {
     let p = b.acquire().expect("closed");
-    assert_eq!(b.record(p, Failure, ms(1)), Recorded::Transitioned(State::Open));
+    assert_eq!(
+        b.record(p, Failure, ms(1)),
+        Recorded::Transitioned(State::Open)
+    );
     clock.advance(ms(10_000));
     let probe = b.acquire().expect("probe");
     assert!(probe.is_probe());
-    assert_eq!(b.record(probe, Success, ms(1)), Recorded::Transitioned(State::Closed));
+    assert_eq!(
+        b.record(probe, Success, ms(1)),
+        Recorded::Transitioned(State::Closed)
+    );
 }
 
 /// `n` acquires; admitted ones are recorded as successes. Returns how many
@@ -124,7 +130,10 @@ fn a_trip_during_the_ramp_reopens_as_from_half_open_with_backoff() {
             break p;
         }
     };
-    assert_eq!(b.record(p, Failure, ms(1)), Recorded::Transitioned(State::Open));
+    assert_eq!(
+        b.record(p, Failure, ms(1)),
+        Recorded::Transitioned(State::Open)
+    );
     let t = log.take();
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].reason, Reason::ConsecutiveFailures);
@@ -133,7 +142,10 @@ fn a_trip_during_the_ramp_reopens_as_from_half_open_with_backoff() {
     // Recover again: the ramp starts over, and a second trip doubles again.
     clock.advance(ms(200));
     let probe = b.acquire().unwrap();
-    assert_eq!(b.record(probe, Success, ms(1)), Recorded::Transitioned(State::Closed));
+    assert_eq!(
+        b.record(probe, Success, ms(1)),
+        Recorded::Transitioned(State::Closed)
+    );
     assert_eq!(b.ramp_fraction(), Some(0.5));
     log.take();
     let p = loop {
@@ -153,7 +165,10 @@ fn after_the_ramp_a_trip_opens_with_the_base_duration() {
     log.take();
     // No acquire has cleared the ramp yet: the trip still sees it is over.
     let p = b.acquire().unwrap();
-    assert_eq!(b.record(p, Failure, ms(1)), Recorded::Transitioned(State::Open));
+    assert_eq!(
+        b.record(p, Failure, ms(1)),
+        Recorded::Transitioned(State::Open)
+    );
     assert_eq!(Duration::from_nanos(log.take()[0].open_for), ms(100));
 }
 
@@ -169,7 +184,10 @@ fn a_permit_of_the_ramp_recorded_after_it_ends_still_counts() {
     clock.advance(ms(100));
     assert!(b.acquire().is_ok()); // ends the ramp
     assert_eq!(b.ramp_fraction(), None);
-    assert_eq!(b.record(p, Failure, ms(1)), Recorded::Transitioned(State::Open));
+    assert_eq!(
+        b.record(p, Failure, ms(1)),
+        Recorded::Transitioned(State::Open)
+    );
 }
 
 #[test]

@@ -203,12 +203,7 @@ impl SizeTagged for circuit_metrics {
 }
 
 impl circuit_metrics {
-    fn from_core(
-        m: &MetricsSnapshot,
-        state: State,
-        generation: u32,
-        ramp_fraction: f64,
-    ) -> Self {
+    fn from_core(m: &MetricsSnapshot, state: State, generation: u32, ramp_fraction: f64) -> Self {
         circuit_metrics {
             struct_size: std::mem::size_of::<circuit_metrics>() as u32,
             state: state_code(state),

@@ -566,12 +566,18 @@ mod tests {
                     ),
                     ("lease", circuit_config_builder_set_probe_lease(b, 0)),
                     ("metrics", circuit_config_builder_set_metrics(b, 2)),
-                    ("ramp", circuit_config_builder_set_ramp(b, 1.0, 1_000_000, 0)),
+                    (
+                        "ramp",
+                        circuit_config_builder_set_ramp(b, 1.0, 1_000_000, 0),
+                    ),
                     (
                         "ramp steps",
                         circuit_config_builder_set_ramp(b, 0.5, 1_000_000, 101),
                     ),
-                    ("ramp duration", circuit_config_builder_set_ramp(b, 0.5, 0, 0)),
+                    (
+                        "ramp duration",
+                        circuit_config_builder_set_ramp(b, 0.5, 0, 0),
+                    ),
                     (
                         "histogram",
                         circuit_config_builder_set_latency_histogram(b, 1),

@@ -56,7 +56,11 @@ fn ramp_admits_by_ticket_and_a_trip_during_it_backs_off() {
             .collect();
         let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
         let admitted: Vec<_> = results.iter().flatten().collect();
-        assert_eq!(admitted, [&Recorded::Transitioned(State::Open)], "{results:?}");
+        assert_eq!(
+            admitted,
+            [&Recorded::Transitioned(State::Open)],
+            "{results:?}"
+        );
         let ts = rig.assert_chain(State::Closed, 0);
         assert_eq!(ts.len(), 4, "{ts:?}");
         assert_eq!(ts[3].reason, Reason::ConsecutiveFailures);
