@@ -77,8 +77,6 @@ struct Hot {
     consecutive_failures: AtomicU64,
     ewma: Ewma,
     counters: CallCounters,
-    /// Admission tickets of a ramp-up (`core/src/ramp.rs`).
-    ramp: ramp::Tickets,
 }
 
 /// A lock-free circuit breaker. Share it by reference or `Arc`; every method
@@ -170,7 +168,6 @@ impl Breaker {
                 consecutive_failures: AtomicU64::new(0),
                 ewma: Ewma::new(),
                 counters: CallCounters::new(),
-                ramp: ramp::Tickets::new(),
             },
             transitions: TransitionStats::new(now),
             window: config.uses_window().then(|| Window::new(config.window)),
@@ -999,10 +996,21 @@ impl Breaker {
                 Err(cur) => Err(cur),
             };
         }
-        Ok(if self.hot.ramp.admit(fraction) {
+        // The ramp's tickets live in the probe ledger, which a CLOSED
+        // generation does not use (invariant 12); no ticket: the word moved.
+        let Some(ticket) = self.probes.ramp_ticket(&self.control.word, s.generation()) else {
+            return Err(self.control.word.load());
+        };
+        Ok(if ramp::admits(ticket, fraction) {
             Ok(Permit::new(s.generation()))
         } else {
-            Err(self.reject(RejectReason::RampLimited, None))
+            if self.config.metrics {
+                self.transitions.ramp_limited();
+            }
+            Err(Rejected {
+                reason: RejectReason::RampLimited,
+                retry_after: None,
+            })
         })
     }
 

@@ -9,9 +9,12 @@
 //! read and no other state.
 //!
 //! Which calls are admitted: each acquire during the ramp draws the next
-//! number of one shared ticket counter (one `fetch_add`, no random-number
-//! state) and is admitted when the ticket's point of the golden-ratio
-//! sequence `frac(n / phi)` lies below the current fraction. That sequence
+//! ticket of the ramp (numbered from 0 in each ramp, so the first call after
+//! a recovery is always admitted; no random-number state) and is admitted
+//! when the ticket's point of the golden-ratio sequence `frac(n / phi)`
+//! lies below the current fraction. The tickets are counted in the probe
+//! ledger's word (`state::ProbeLedger::ramp_ticket`), which no CLOSED
+//! generation otherwise uses, so a breaker is no larger for having a ramp. That sequence
 //! has the lowest discrepancy of any one-dimensional sequence: any run of
 //! `N` consecutive tickets admits `N * f` calls within `O(log N)` (the
 //! tests check within 8 for `N` up to 10,000, from any starting ticket), so
@@ -30,7 +33,6 @@
 
 use crate::clock::{duration_to_nanos, Nanos};
 use crate::config::RampPolicy;
-use crate::loom_shim::{AtomicU64, Ordering::Relaxed};
 
 /// A fraction of 1 in Q0.32.
 pub(crate) const ONE: u64 = 1 << 32;
@@ -58,25 +60,10 @@ pub(crate) fn fraction_q32(policy: &RampPolicy, elapsed: Nanos) -> u64 {
     ((f * ONE as f64) as u64).clamp(1, ONE)
 }
 
-/// The ramp's admission counter. Lives with the per-call words of the
-/// breaker; written only while a ramp runs.
-#[derive(Debug)]
-pub(crate) struct Tickets(AtomicU64);
-
-impl Tickets {
-    pub(crate) fn new() -> Self {
-        Tickets(AtomicU64::new(0))
-    }
-
-    /// Draws the next ticket and tells whether it is admitted at
-    /// `fraction` (Q0.32).
-    #[inline]
-    pub(crate) fn admit(&self, fraction: u64) -> bool {
-        // Relaxed: the ticket is a number to spread admissions with; it
-        // guards no other memory (as statistics, invariant 6).
-        let n = self.0.fetch_add(1, Relaxed);
-        point(n) < fraction
-    }
+/// Whether the ramp admits its `ticket`-th call at `fraction` (Q0.32).
+#[inline]
+pub(crate) fn admits(ticket: u64, fraction: u64) -> bool {
+    point(ticket) < fraction
 }
 
 /// The `n`-th point of the golden-ratio sequence in Q0.32.
@@ -135,11 +122,10 @@ mod tests {
         /// of calls within 8.
         #[test]
         fn consecutive_tickets_admit_their_share(
-            first in any::<u64>(), len in 1u64..10_000, f in 0.001f64..1.0,
+            first in 0u64..u64::MAX / 2, len in 1u64..10_000, f in 0.001f64..1.0,
         ) {
             let fraction = (f * ONE as f64) as u64;
-            let t = Tickets(AtomicU64::new(first));
-            let admitted = (0..len).filter(|_| t.admit(fraction)).count() as f64;
+            let admitted = (first..first + len).filter(|&n| admits(n, fraction)).count() as f64;
             let expect = len as f64 * fraction as f64 / ONE as f64;
             prop_assert!((admitted - expect).abs() <= 8.0, "{} vs {}", admitted, expect);
         }

@@ -608,6 +608,41 @@ impl ProbeLedger {
     }
 }
 
+/// Ramp tickets (invariant 12): while the word is RAMPING in a generation,
+/// the ledger word is `gen16 << 48 | tickets drawn`. No probe is issued or
+/// claimed in a CLOSED generation, and a ledger of another generation's tag
+/// reads as empty to a half-open generation, so the two uses never meet.
+const RAMP_TICKETS: u64 = (1 << LEDGER_TAG_SHIFT) - 1;
+
+impl ProbeLedger {
+    /// Draws the next ticket of the ramp of `generation` (0 for its first
+    /// call), or `None` when the word has left that generation. Written, as
+    /// probe tickets are, only while the word is still in the generation
+    /// (checked inside the CAS loop), so a late caller never touches a newer
+    /// generation's ledger.
+    pub(crate) fn ramp_ticket(&self, word: &StateCell, generation: u32) -> Option<u64> {
+        let tag = u64::from(generation as u16) << LEDGER_TAG_SHIFT;
+        let mut ticket = None;
+        // AcqRel/Acquire as `issue` (invariant 11): the word load inside
+        // sees the transition of any later generation whose ledger we read.
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                ticket = None;
+                let drawn = if cur & !RAMP_TICKETS == tag {
+                    cur & RAMP_TICKETS
+                } else if word.load().generation() == generation {
+                    0
+                } else {
+                    return None;
+                };
+                ticket = Some(drawn);
+                Some(tag | (drawn + 1).min(RAMP_TICKETS))
+            });
+        ticket
+    }
+}
+
 #[cfg(all(test, not(circuit_loom)))]
 mod tests {
     use super::*;

@@ -20,8 +20,8 @@
 //!    per state, time in state) and the window's calls and rates equal the
 //!    model's (B8).
 //! 6. `ramp_fraction()` equals the model's ramp-up fraction (invariant 12):
-//!    after HALF_OPEN closes under a ramp, the model admits the call with
-//!    the `n`-th ramp ticket when `frac(n / phi)` is below
+//!    after HALF_OPEN closes under a ramp, the model admits the `n`-th call
+//!    of the ramp (from 0) when `frac(n / phi)` is below
 //!    `start + (1 - start) * progress`, ends the ramp on the first acquire
 //!    at its end, and re-opens a trip during it with the HALF_OPEN streak
 //!    plus one.
@@ -308,7 +308,7 @@ struct Model {
     reported_probes: Vec<u32>,
     /// The end of the ramp-up under way (a stamped deadline), if one runs.
     ramp_end: Option<u64>,
-    /// Ramp tickets drawn so far.
+    /// Tickets drawn in the current ramp.
     ramp_tickets: u64,
 }
 
@@ -745,8 +745,10 @@ impl Model {
                 let streak = self.streak;
                 self.enter_closed(Reason::ProbesSucceeded);
                 if let Some((_, duration, _)) = self.spec.ramp {
-                    // Ramp up, keeping the streak for a trip during it.
+                    // Ramp up, keeping the streak for a trip during it;
+                    // each ramp numbers its tickets from 0.
                     self.streak = streak;
+                    self.ramp_tickets = 0;
                     self.ramp_end = Some(stamp(
                         self.spec.stamp_base(),
                         self.now.saturating_add(duration),
