@@ -72,3 +72,18 @@ def test_bad_ramps_are_refused_by_the_library(options, message):
     with pytest.raises(circuit.ConfigError) as e:
         circuit.Config(**options)
     assert message in str(e.value)
+
+
+def test_readme_ramp_example_runs():
+    """README "Recovery after an outage": the example runs as written."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    example = pathlib.Path(__file__).resolve().parent.parent / "examples" / "readme_recovery.py"
+    done = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=60, env=dict(os.environ)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ramping: 10% admitted" in done.stdout and "every offer hot" in done.stdout, done.stdout
