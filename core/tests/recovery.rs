@@ -219,3 +219,69 @@ fn without_a_ramp_recovery_admits_every_call_at_once() {
     assert_eq!(b.ramp_fraction(), None);
     assert_eq!(attempts(&b, 100), 100);
 }
+
+/// Real threads call through a ramp while another moves the clock past its
+/// end: every attempt is admitted or refused as RAMP_LIMITED exactly once,
+/// every admitted call's outcome counts (none is stale: the ramp's end keeps
+/// the generation), and the counters conserve exactly.
+#[test]
+#[allow(clippy::disallowed_types)] // a test-side counter, not the core's
+fn threads_through_a_ramp_and_its_end_conserve_every_call() {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    const THREADS: u64 = 4;
+    const ATTEMPTS: u64 = 20_000;
+    let (b, clock, _) = manual(ramped(0.3, ms(50), 0), START);
+    recover(&b, &clock);
+    let generation = b.generation();
+    let progress = AtomicU64::new(0);
+    let (admitted, refused) = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut admitted, mut refused) = (0u64, 0u64);
+                    for _ in 0..ATTEMPTS {
+                        progress.fetch_add(1, Relaxed);
+                        match b.acquire() {
+                            Ok(p) => {
+                                assert_eq!(b.record(p, Success, ms(1)), Recorded::Counted);
+                                admitted += 1;
+                            }
+                            Err(r) => {
+                                assert_eq!(r.reason, RejectReason::RampLimited);
+                                refused += 1;
+                            }
+                        }
+                    }
+                    (admitted, refused)
+                })
+            })
+            .collect();
+        s.spawn(|| {
+            // The first quarter of the attempts meets the ramp for sure.
+            while progress.load(Relaxed) < THREADS * ATTEMPTS / 4 {
+                std::thread::yield_now();
+            }
+            for _ in 0..60 {
+                clock.advance(ms(1));
+                std::thread::yield_now();
+            }
+        });
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .fold((0, 0), |(a, r), (a2, r2)| (a + a2, r + r2))
+    });
+    assert_eq!(admitted + refused, THREADS * ATTEMPTS);
+    assert!(
+        refused > 0 && admitted > refused / 4,
+        "{admitted} admitted, {refused} refused"
+    );
+    let m = b.metrics();
+    assert_eq!(m.outcome(Success), admitted + 1); // and the probe
+    assert_eq!(m.stale, 0);
+    assert_eq!(m.rejected[RejectReason::RampLimited as usize], refused);
+    assert_eq!(m.rejected_total(), refused);
+    assert_eq!(b.generation(), generation);
+    assert!(b.acquire().is_ok());
+    assert_eq!(b.ramp_fraction(), None);
+}
