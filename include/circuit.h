@@ -136,7 +136,7 @@
 /**
  * Most steps of a ramp-up (`circuit_config_builder_set_ramp`).
  */
-#define CIRCUIT_RAMP_MAX_STEPS 100
+#define CIRCUIT_RAMP_MAX_STEPS 128
 
 /**
  * Shortest ramp-up, in nanoseconds (1 ms).

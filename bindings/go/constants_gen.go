@@ -16,7 +16,7 @@ const (
 	cPermitProbe                = 1
 	cRetryAfterUnknown          = 18446744073709551615
 	cStructMinSize              = 8
-	cRampMaxSteps               = 100
+	cRampMaxSteps               = 128
 	cRampMinDurationNs          = 1000000
 	cNameMaxLen                 = 1024
 	cEventQueueDefaultCapacity  = 1024

@@ -27,7 +27,7 @@ pub const MAX_PROBES: u32 = 255;
 pub const DEFAULT_TIME_WINDOW_BUCKETS: u32 = 10;
 
 /// Most steps a ramp-up may take (see [`RampPolicy`]).
-pub const MAX_RAMP_STEPS: u32 = 100;
+pub const MAX_RAMP_STEPS: u32 = 128;
 
 /// Shortest ramp-up: anything shorter is no ramp at all.
 pub const MIN_RAMP_DURATION: Duration = Duration::from_millis(1);

@@ -481,7 +481,7 @@ pub unsafe extern "C" fn circuit_config_builder_set_seed(
 }
 
 /// Most steps of a ramp-up (`circuit_config_builder_set_ramp`).
-pub const CIRCUIT_RAMP_MAX_STEPS: u32 = 100;
+pub const CIRCUIT_RAMP_MAX_STEPS: u32 = 128;
 /// Shortest ramp-up, in nanoseconds (1 ms).
 pub const CIRCUIT_RAMP_MIN_DURATION_NS: u64 = 1_000_000;
 const _: () = {
@@ -572,7 +572,12 @@ mod tests {
                     ),
                     (
                         "ramp steps",
-                        circuit_config_builder_set_ramp(b, 0.5, 1_000_000, 101),
+                        circuit_config_builder_set_ramp(
+                            b,
+                            0.5,
+                            1_000_000,
+                            CIRCUIT_RAMP_MAX_STEPS + 1,
+                        ),
                     ),
                     (
                         "ramp duration",
