@@ -7,7 +7,8 @@
 //!   `Instant::now()`, `MonotonicClock::now()` and `::coarse_now()`.
 //! - `closed/*`: one protected call on a CLOSED breaker, single thread:
 //!   circuit's `acquire` + `record(Success)` under each policy, `acquire`
-//!   alone, and each peer's cheapest closed call.
+//!   alone, the consecutive policy after a recovery and a ramp-up
+//!   (`circuit_consecutive_recovered`), and each peer's cheapest closed call.
 //! - `rejected/*`: one refused call on an OPEN breaker (opened by recording
 //!   failures, with an open duration far longer than the run).
 //! - `closed_threads/*/{1,2}` and `rejected_threads/*/{1,2}`: the same calls
@@ -41,7 +42,9 @@ use circuit_benches::{
     per_thread, take_concurrency_report, take_sample_scores, CONCURRENCY_FILE_ENV, MAX_ATTEMPTS,
     MIN_CONCURRENCY,
 };
-use circuit_core::{Breaker, Clock, Config, MonotonicClock, Outcome, Recorded, State};
+use circuit_core::{
+    Breaker, Clock, Config, ManualClock, MonotonicClock, Outcome, RampPolicy, Recorded, State,
+};
 use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode,
@@ -92,6 +95,36 @@ fn time_window() -> Config {
         .minimum_calls(10)
         .build()
         .expect("valid config")
+}
+
+/// (a) with a ramp-up configured, tripped, recovered through a probe and
+/// past the ramp's end (on a manual clock, which the closed path never
+/// reads): the fast path a ramp must give back.
+fn recovered_after_ramp() -> Breaker {
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
+    let config = Config::builder()
+        .consecutive_failures(Some(5))
+        .jitter(0.0)
+        .open_duration(Duration::from_millis(1))
+        .ramp(Some(RampPolicy {
+            start: 0.5,
+            duration: Duration::from_millis(1),
+            steps: 0,
+        }))
+        .build()
+        .expect("valid config");
+    let b = Breaker::with_clock(config, clock.clone());
+    while b.state() == State::Closed {
+        let p = b.acquire().expect("closed");
+        b.record(p, Outcome::Failure, CALL);
+    }
+    clock.advance(Duration::from_millis(2));
+    let probe = b.acquire().expect("the open deadline has passed");
+    b.record(probe, Outcome::Success, CALL);
+    assert!(b.ramp_fraction().is_some());
+    clock.advance(Duration::from_millis(2));
+    b.acquire().expect("the ramp is over");
+    b
 }
 
 #[inline]
@@ -303,6 +336,13 @@ fn closed(c: &mut Criterion) {
         g.bench_function(name, |bench| bench.iter(|| circuit_call(black_box(&b))));
         assert_closed(&b);
     }
+
+    let b = recovered_after_ramp();
+    g.bench_function("circuit_consecutive_recovered", |bench| {
+        bench.iter(|| circuit_call(black_box(&b)))
+    });
+    assert_closed(&b);
+    assert_eq!(b.ramp_fraction(), None);
 
     let fs = failsafe_consecutive();
     g.bench_function("failsafe_consecutive", |b| b.iter(|| failsafe_call(&fs)));
