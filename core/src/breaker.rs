@@ -103,8 +103,9 @@ pub struct Breaker {
     listeners: ListenerSet,
     window: Option<Window>,
     latency: Option<Box<LatencyHistogram>>,
-    /// Probe tickets of the current half-open generation (invariant 11).
-    /// Written only by probes, so it sits in the read-mostly tail.
+    /// Probe tickets of the current half-open generation (invariant 11),
+    /// or the tickets of a ramp-up (invariant 12). Written only by probes
+    /// and during a ramp, so it sits in the read-mostly tail.
     probes: ProbeLedger,
 }
 
