@@ -134,6 +134,16 @@
 #define CIRCUIT_STRUCT_MIN_SIZE 8
 
 /**
+ * Most steps of a ramp-up (`circuit_config_builder_set_ramp`).
+ */
+#define CIRCUIT_RAMP_MAX_STEPS 128
+
+/**
+ * Shortest ramp-up, in nanoseconds (1 ms).
+ */
+#define CIRCUIT_RAMP_MIN_DURATION_NS 1000000
+
+/**
  * Longest breaker name in bytes (registry names; events carry them).
  */
 #define CIRCUIT_NAME_MAX_LEN 1024
@@ -483,6 +493,12 @@ enum circuit_result
    * slim library has no fleet sync: see `circuit_features`).
    */
   CIRCUIT_RESULT_NOT_BUILT = 16,
+  /**
+   * `acquire`: the breaker is ramping up after recovery and this call is
+   * outside the fraction it admits now (see
+   * `circuit_config_builder_set_ramp`).
+   */
+  CIRCUIT_RESULT_REJECTED_RAMP_LIMITED = 17,
 };
 #ifndef __cplusplus
 typedef uint32_t circuit_result;
@@ -831,6 +847,15 @@ typedef struct circuit_metrics {
    * Calls in the window now.
    */
   uint64_t window_calls;
+  /**
+   * Calls refused because the breaker was ramping up after recovery.
+   */
+  uint64_t rejected_ramp_limited;
+  /**
+   * The fraction of calls a ramp-up admits now, in (0, 1); 0 when no
+   * ramp-up runs.
+   */
+  double ramp_fraction;
 } circuit_metrics;
 
 /**
@@ -1131,11 +1156,11 @@ void circuit_breaker_free(const struct circuit_breaker *breaker);
  *
  * Returns `CIRCUIT_RESULT_OK` and writes `*out_permit`: make the call,
  * then report it with `circuit_breaker_record`. Or returns
- * `CIRCUIT_RESULT_REJECTED_OPEN`, `_REJECTED_FORCED_OPEN` or
- * `_REJECTED_HALF_OPEN_FULL`: do not make the call (answer from a
- * fallback); `*out_retry_after_ns` then receives the time until the
- * breaker may admit again, or `CIRCUIT_RETRY_AFTER_UNKNOWN`
- * (`UINT64_MAX`). Rejections do not set the last error.
+ * `CIRCUIT_RESULT_REJECTED_OPEN`, `_REJECTED_FORCED_OPEN`,
+ * `_REJECTED_HALF_OPEN_FULL` or `_REJECTED_RAMP_LIMITED`: do not make the
+ * call (answer from a fallback); `*out_retry_after_ns` then receives the
+ * time until the breaker may admit again, or `CIRCUIT_RETRY_AFTER_UNKNOWN`
+ * (`UINT64_MAX`; always so for a ramp-up refusal). Rejections do not set the last error.
  *
  * # Safety
  * `breaker` must be a live breaker, `out_permit` a valid pointer;
@@ -1603,6 +1628,24 @@ circuit_result circuit_config_builder_set_latency_histogram(struct circuit_confi
  */
 circuit_result circuit_config_builder_set_seed(struct circuit_config_builder *builder,
                                                uint64_t seed);
+
+/**
+ * Ramp up after recovery: for `duration_ns` after HALF_OPEN closes, admit
+ * only a fraction of calls, rising from `start` in (0, 1) to all of them,
+ * linearly (`steps = 0`) or in `steps` equal steps (at most
+ * `CIRCUIT_RAMP_MAX_STEPS`); the duration is at least
+ * `CIRCUIT_RAMP_MIN_DURATION_NS` and at most one week. Refused calls get
+ * `CIRCUIT_RESULT_REJECTED_RAMP_LIMITED`; a trip during the ramp re-opens
+ * as a failed probe would (backoff applies). `start = 0` turns the ramp
+ * off (the default).
+ *
+ * # Safety
+ * `builder` must be a live builder not used concurrently.
+ */
+circuit_result circuit_config_builder_set_ramp(struct circuit_config_builder *builder,
+                                               double start,
+                                               uint64_t duration_ns,
+                                               uint32_t steps);
 
 /**
  * Calls `callback(userdata, event)` on every transition of `breaker`, and

@@ -7,7 +7,8 @@
 //!   `Instant::now()`, `MonotonicClock::now()` and `::coarse_now()`.
 //! - `closed/*`: one protected call on a CLOSED breaker, single thread:
 //!   circuit's `acquire` + `record(Success)` under each policy, `acquire`
-//!   alone, and each peer's cheapest closed call.
+//!   alone, the consecutive policy after a recovery and a ramp-up
+//!   (`circuit_consecutive_recovered`), and each peer's cheapest closed call.
 //! - `rejected/*`: one refused call on an OPEN breaker (opened by recording
 //!   failures, with an open duration far longer than the run).
 //! - `closed_threads/*/{1,2}` and `rejected_threads/*/{1,2}`: the same calls
@@ -105,6 +106,13 @@ fn closed(c: &mut Criterion) {
         g.bench_function(name, |bench| bench.iter(|| circuit_call(black_box(&b))));
         assert_closed(&b);
     }
+
+    let b = recovered_after_ramp();
+    g.bench_function("circuit_consecutive_recovered", |bench| {
+        bench.iter(|| circuit_call(black_box(&b)))
+    });
+    assert_closed(&b);
+    assert_eq!(b.ramp_fraction(), None);
 
     let fs = failsafe_consecutive();
     g.bench_function("failsafe_consecutive", |b| b.iter(|| failsafe_call(&fs)));

@@ -23,6 +23,7 @@ const SCENARIOS: &[&str] = &[
     "closed/circuit_count_window",
     "closed/circuit_count_window_no_metrics",
     "closed/circuit_time_window",
+    "closed/circuit_consecutive_recovered",
     "closed/failsafe_consecutive",
     "closed/failsafe_rate",
     "closed/recloser",
@@ -47,6 +48,13 @@ fn run(scenario: &str, n: u64) -> Result<(), String> {
         "closed/circuit_count_window" => circuit_closed(count_window(true), n),
         "closed/circuit_count_window_no_metrics" => circuit_closed(count_window(false), n),
         "closed/circuit_time_window" => circuit_closed(time_window(), n),
+        "closed/circuit_consecutive_recovered" => {
+            let b = recovered_after_ramp();
+            repeat(n, || {
+                let _ = black_box(circuit_call(black_box(&b)));
+            });
+            assert_closed(&b);
+        }
         "closed/failsafe_consecutive" => {
             let fs = failsafe_consecutive();
             repeat(n, || {

@@ -9,7 +9,9 @@ use std::future::{poll_fn, Ready};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use circuit_core::{Breaker, Config, Outcome, Recorded, State};
+use std::sync::Arc;
+
+use circuit_core::{Breaker, Config, ManualClock, Outcome, RampPolicy, Recorded, State};
 use tower::Service;
 
 /// Duration reported for every call: well under the slow-call threshold.
@@ -45,6 +47,37 @@ pub(crate) fn count_window(metrics: bool) -> Config {
         .metrics(metrics)
         .build()
         .expect("valid config")
+}
+
+
+/// (a) with a ramp-up configured, tripped, recovered through a probe and
+/// past the ramp's end (on a manual clock, which the closed path never
+/// reads): the fast path a ramp must give back.
+pub(crate) fn recovered_after_ramp() -> Breaker {
+    let clock = Arc::new(ManualClock::new(1_000_000_000));
+    let config = Config::builder()
+        .consecutive_failures(Some(5))
+        .jitter(0.0)
+        .open_duration(Duration::from_millis(1))
+        .ramp(Some(RampPolicy {
+            start: 0.5,
+            duration: Duration::from_millis(1),
+            steps: 0,
+        }))
+        .build()
+        .expect("valid config");
+    let b = Breaker::with_clock(config, clock.clone());
+    while b.state() == State::Closed {
+        let p = b.acquire().expect("closed");
+        b.record(p, Outcome::Failure, CALL);
+    }
+    clock.advance(Duration::from_millis(2));
+    let probe = b.acquire().expect("the open deadline has passed");
+    b.record(probe, Outcome::Success, CALL);
+    assert!(b.ramp_fraction().is_some());
+    clock.advance(Duration::from_millis(2));
+    b.acquire().expect("the ramp is over");
+    b
 }
 
 /// (c) time-bucket window (10 s in 10 buckets), failure-rate trip.

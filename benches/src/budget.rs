@@ -159,6 +159,13 @@ pub const ROWS: &[Row] = &[
         Reference::Fastest(CLOSED_PEERS),
         Some(CONSECUTIVE),
     ),
+    // A ramp-up configured, after a recovery and the ramp's end: the same
+    // fast path as a breaker without one.
+    row(
+        "closed/circuit_consecutive_recovered",
+        Reference::Fastest(CLOSED_PEERS),
+        Some(CONSECUTIVE),
+    ),
     row(
         "closed/circuit_consecutive_no_metrics",
         Reference::Fastest(CLOSED_PEERS),

@@ -104,8 +104,8 @@ func (p Permit) Generation() uint32 { return p.generation }
 
 // Allow asks to make a call. On success make the call and report it with
 // the Permit's Done. Otherwise do not make the call: the error is a
-// *RejectedError (errors.Is ErrOpen, ErrForcedOpen or ErrHalfOpenFull,
-// with RetryAfter), or ErrClosed.
+// *RejectedError (errors.Is ErrOpen, ErrForcedOpen, ErrHalfOpenFull or
+// ErrRampLimited, with RetryAfter), or ErrClosed.
 //
 // In CLOSED, Allow is one atomic load on the library's state word and
 // makes no cgo call.
@@ -143,6 +143,8 @@ func rejection(op, name string, rc uint32, retryAfter uint64) error {
 		reason = ErrForcedOpen
 	case codeRejectedHalfOpenFul:
 		reason = ErrHalfOpenFull
+	case codeRejectedRampLimited:
+		reason = ErrRampLimited
 	default:
 		// Not reachable with a live breaker (NULL is impossible here);
 		// a caught library panic lands here. Its message is per thread

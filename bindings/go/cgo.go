@@ -253,6 +253,7 @@ const (
 	codeBudgetExhausted     = uint32(C.CIRCUIT_RESULT_BUDGET_EXHAUSTED)
 	codeEmpty               = uint32(C.CIRCUIT_RESULT_EMPTY)
 	codeBufferTooSmall      = uint32(C.CIRCUIT_RESULT_BUFFER_TOO_SMALL)
+	codeRejectedRampLimited = uint32(C.CIRCUIT_RESULT_REJECTED_RAMP_LIMITED)
 
 	syncConnected = uint32(C.CIRCUIT_SYNC_CONNECTED)
 	syncDegraded  = uint32(C.CIRCUIT_SYNC_DEGRADED)
@@ -304,6 +305,8 @@ func sentinelOf(rc uint32) error {
 		return ErrForcedOpen
 	case codeRejectedHalfOpenFul:
 		return ErrHalfOpenFull
+	case codeRejectedRampLimited:
+		return ErrRampLimited
 	case codeStale:
 		return ErrStale
 	case codeNotFoundRC:
@@ -489,7 +492,7 @@ func buildConfig(op string, opts []option) (*C.circuit_config, error) {
 // abi: circuit_config_builder_set_jitter circuit_config_builder_set_half_open_probes
 // abi: circuit_config_builder_set_half_open_successes circuit_config_builder_set_probe_lease
 // abi: circuit_config_builder_set_metrics circuit_config_builder_set_seed
-// abi: circuit_config_builder_set_latency_histogram
+// abi: circuit_config_builder_set_latency_histogram circuit_config_builder_set_ramp
 func applyOption(b *C.circuit_config_builder, o option) uint32 {
 	u32 := C.uint32_t(o.u)
 	u64 := C.uint64_t(o.u)
@@ -528,6 +531,8 @@ func applyOption(b *C.circuit_config_builder, o option) uint32 {
 		return uint32(C.circuit_config_builder_set_seed(b, u64))
 	case setLatencyHistogram:
 		return uint32(C.circuit_config_builder_set_latency_histogram(b, u64))
+	case setRamp:
+		return uint32(C.circuit_config_builder_set_ramp(b, C.double(o.f), u64, C.uint32_t(o.f2)))
 	}
 	return codeInvalidArgument
 }
@@ -615,6 +620,8 @@ func (r *breakerRef) metrics() (Metrics, error) {
 		FailureRate:          float64(c.failure_rate),
 		SlowCallRate:         float64(c.slow_call_rate),
 		WindowCalls:          uint64(c.window_calls),
+		RejectedRampLimited:  uint64(c.rejected_ramp_limited),
+		RampFraction:         float64(c.ramp_fraction),
 	}
 	for i := 0; i < StateCount; i++ {
 		m.TransitionsTo[i] = uint64(c.transitions_to[i])

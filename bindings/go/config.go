@@ -97,6 +97,18 @@ type Config struct {
 	// each breaker is seeded differently.
 	Seed uint64
 
+	// RampStart and RampDuration turn on the ramp-up after recovery: for
+	// RampDuration after HALF_OPEN closes, only a fraction of calls is
+	// admitted, rising from RampStart, in (0, 1), to all of them; the
+	// others are refused with ErrRampLimited. RampDuration is 1 ms to one
+	// week. RampSteps 0 (the default) rises linearly; n (at most
+	// RampMaxSteps) rises in n equal steps. A trip during the ramp
+	// re-opens as a failed probe would (backoff applies). Both zero: no
+	// ramp (the default).
+	RampStart    float64
+	RampDuration time.Duration
+	RampSteps    int
+
 	// Clock is the breaker's time source for its decisions (open
 	// deadlines, time windows, leases). nil: the process's monotonic
 	// clock. Tests pass a ManualClock. Execute measures call durations
@@ -115,6 +127,10 @@ type Config struct {
 	// call was recorded as a Failure).
 	Classify func(err error) Outcome
 }
+
+// RampMaxSteps is the most steps Config.RampSteps accepts (the header's
+// CIRCUIT_RAMP_MAX_STEPS).
+const RampMaxSteps = cRampMaxSteps
 
 // setter names one circuit_config_builder_set_* function.
 type setter uint8
@@ -137,6 +153,7 @@ const (
 	setMetrics
 	setSeed
 	setLatencyHistogram
+	setRamp
 )
 
 // option is one builder call, checked on the Go side for what Go types
@@ -151,7 +168,7 @@ type option struct {
 
 // options turns the non-zero fields into builder calls, in a fixed order.
 func (c *Config) options() ([]option, error) {
-	opts := make([]option, 0, setLatencyHistogram+1) // at most one call per setter
+	opts := make([]option, 0, setRamp+1) // at most one call per setter
 	count := func(field string, v int, s setter) error {
 		switch {
 		case v < 0:
@@ -246,6 +263,21 @@ func (c *Config) options() ([]option, error) {
 	}
 	if c.Seed != 0 {
 		opts = append(opts, option{field: "Seed", set: setSeed, u: c.Seed})
+	}
+	if c.RampStart != 0 || c.RampDuration != 0 || c.RampSteps != 0 {
+		switch {
+		case c.RampDuration < 0:
+			return nil, configError("Config.RampDuration is negative (%v)", c.RampDuration)
+		case c.RampSteps < 0 || uint64(c.RampSteps) > math.MaxUint32:
+			return nil, configError("Config.RampSteps is out of range (%d)", c.RampSteps)
+		}
+		// A zero RampStart with the others set reaches the library as
+		// "off" only if they are zero too: refuse the half-given ramp.
+		if c.RampStart == 0 {
+			return nil, configError("Config.RampStart is 0 while RampDuration or RampSteps is set")
+		}
+		opts = append(opts, option{field: "RampStart/RampDuration/RampSteps", set: setRamp,
+			f: c.RampStart, u: uint64(c.RampDuration), f2: float64(c.RampSteps)})
 	}
 	return opts, nil
 }

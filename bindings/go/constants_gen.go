@@ -16,6 +16,8 @@ const (
 	cPermitProbe                = 1
 	cRetryAfterUnknown          = 18446744073709551615
 	cStructMinSize              = 8
+	cRampMaxSteps               = 128
+	cRampMinDurationNs          = 1000000
 	cNameMaxLen                 = 1024
 	cEventQueueDefaultCapacity  = 1024
 	cWordFastMask               = 31
@@ -77,6 +79,7 @@ const (
 	cResultBudgetExhausted      = 14
 	cResultEmpty                = 15
 	cResultNotBuilt             = 16
+	cResultRejectedRampLimited  = 17
 	cRetryOutcomeSuccess        = 0
 	cRetryOutcomeRetryable      = 1
 	cRetryOutcomeNotRetryable   = 2

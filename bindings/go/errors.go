@@ -19,6 +19,9 @@ var (
 	// ErrHalfOpenFull: the breaker is HALF_OPEN and every probe slot is
 	// taken; the call was not made.
 	ErrHalfOpenFull = errors.New("circuit: breaker is half-open and every probe slot is taken")
+	// ErrRampLimited: the breaker is ramping up after recovery and this
+	// call is outside the fraction it admits now; the call was not made.
+	ErrRampLimited = errors.New("circuit: breaker is ramping up and admits only part of the calls")
 	// ErrClosed: a Breaker, Registry, ManualClock, Retry, RetryBudget or
 	// AdaptiveTimeout was used after its Close.
 	ErrClosed = errors.New("circuit: used after Close")
@@ -60,12 +63,13 @@ const RetryAfterUnknown time.Duration = -1
 
 // RejectedError is returned by Execute and Allow when the breaker refuses
 // a call. The call was not made; answer from a fallback. It unwraps to
-// ErrOpen, ErrForcedOpen or ErrHalfOpenFull, so
+// ErrOpen, ErrForcedOpen, ErrHalfOpenFull or ErrRampLimited, so
 // errors.Is(err, circuit.ErrOpen) works on it.
 type RejectedError struct {
 	// Breaker is Config.Name of the breaker that refused ("" if unnamed).
 	Breaker string
-	// Reason is ErrOpen, ErrForcedOpen or ErrHalfOpenFull.
+	// Reason is ErrOpen, ErrForcedOpen, ErrHalfOpenFull or ErrRampLimited
+	// (RetryAfter is then RetryAfterUnknown).
 	Reason error
 	// RetryAfter is the time until the breaker may admit a call again, or
 	// RetryAfterUnknown.
@@ -84,6 +88,8 @@ func (e *RejectedError) Error() string {
 		msg += "is forced open"
 	case ErrHalfOpenFull:
 		msg += "is half-open and every probe slot is taken"
+	case ErrRampLimited:
+		msg += "is ramping up after recovery and admits only part of the calls"
 	default:
 		msg += "refused the call"
 	}

@@ -107,6 +107,9 @@ type Metrics struct {
 	FailureRate  float64 // failure rate of the window now (0 without a window policy)
 	SlowCallRate float64 // slow-call rate of the window now (0 without a window policy)
 	WindowCalls  uint64  // calls in the window now
+
+	RejectedRampLimited uint64  // calls refused while ramping up after recovery
+	RampFraction        float64 // fraction a ramp-up admits now, in (0, 1); 0 when none runs
 }
 
 // Recorded returns the number of outcomes recorded: successes, failures,
@@ -117,7 +120,7 @@ func (m Metrics) Recorded() uint64 {
 
 // Rejected returns the number of calls refused, for every reason.
 func (m Metrics) Rejected() uint64 {
-	return m.RejectedOpen + m.RejectedForcedOpen + m.RejectedHalfOpenFull
+	return m.RejectedOpen + m.RejectedForcedOpen + m.RejectedHalfOpenFull + m.RejectedRampLimited
 }
 
 // Reason is why a transition happened (circuit_reason in the header; the

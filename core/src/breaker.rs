@@ -12,6 +12,7 @@ use crate::ewma::Ewma;
 use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::loom_shim::{spin_hint, AtomicU64, Ordering::Relaxed};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
+use crate::ramp;
 use crate::rng;
 use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
 use crate::striped::{self, Claim, Side};
@@ -105,8 +106,9 @@ pub struct Breaker {
     /// The latency histogram, if kept, and the counter stripes, once
     /// contended (invariant 12), behind one pointer.
     side: Side,
-    /// Probe tickets of the current half-open generation (invariant 11).
-    /// Written only by probes, so it sits in the read-mostly tail.
+    /// Probe tickets of the current half-open generation (invariant 11),
+    /// or the tickets of a ramp-up (invariant 14). Written only by probes
+    /// and during a ramp, so it sits in the read-mostly tail.
     probes: ProbeLedger,
 }
 
@@ -444,6 +446,10 @@ impl Breaker {
                 return Err(self.reject(RejectReason::ForcedOpen, retry_after));
             }
             match s.phase() {
+                Phase::Closed if s.ramping() => match self.acquire_ramping(s) {
+                    Ok(r) => return r,
+                    Err(cur) => s = cur,
+                },
                 Phase::Closed => return Ok(Permit::new(s.generation())),
                 Phase::Open => {
                     let stamp = self.control.deadline.load();
@@ -651,6 +657,9 @@ impl Breaker {
                 Phase::HalfOpen if permit.is_probe() => {
                     self.record_probe(s, permit, outcome, nanos, retry_after)
                 }
+                Phase::Closed if s.ramping() && !permit.is_probe() => {
+                    self.record_ramping(s, outcome, nanos, retry_after)
+                }
                 // OPEN issues no permits; a non-probe in HALF_OPEN or a probe
                 // in CLOSED names a generation it was not issued under.
                 _ => self.stale(),
@@ -833,7 +842,7 @@ impl Breaker {
                 _ => {
                     let next = s.with_probe_reported(true);
                     if next.success() >= self.config.half_open_successes {
-                        self.transition(s, s.to_closed(0), Reason::ProbesSucceeded, None)
+                        self.transition(s, self.recovered(s), Reason::ProbesSucceeded, None)
                             .map(|n| Recorded::Transitioned(n.state()))
                     } else {
                         self.control
@@ -877,7 +886,12 @@ impl Breaker {
         reason: Reason,
         requested: Option<Duration>,
     ) -> Result<Snapshot, Snapshot> {
-        self.control.word.compare_exchange(from, to)?;
+        let (from, to) = if from.ramping() {
+            self.leave_ramp(from, to)?
+        } else {
+            self.control.word.compare_exchange(from, to)?;
+            (from, to)
+        };
         let now = self.env.clock.now();
         let generation = to.generation();
         let mut open_for = 0;
@@ -913,6 +927,14 @@ impl Breaker {
                 let lease = duration_to_nanos(self.config.probe_lease);
                 let deadline = now.saturating_add(lease);
                 let stamp = self.stamp(generation, deadline);
+                self.control
+                    .deadline
+                    .store(&self.control.word, generation, stamp);
+            }
+            (None, Phase::Closed) if to.ramping() => {
+                // Invariant 14: the ramp's end is this generation's deadline.
+                let end = self.ramp_nanos().map_or(now, |d| now.saturating_add(d));
+                let stamp = self.stamp(generation, end);
                 self.control
                     .deadline
                     .store(&self.control.word, generation, stamp);
@@ -995,6 +1017,140 @@ impl Breaker {
 
 fn remaining(deadline: Nanos, now: Nanos) -> Duration {
     Duration::from_nanos(deadline.saturating_sub(now))
+}
+
+/// Ramp-up after recovery (invariant 14, `core/src/ramp.rs`).
+impl Breaker {
+    /// The fraction of calls admitted now while the breaker ramps up after
+    /// recovery, in `(0, 1)`; `None` when no ramp runs (the breaker admits
+    /// every call, or is not CLOSED).
+    pub fn ramp_fraction(&self) -> Option<f64> {
+        let s = self.control.word.load();
+        if !s.ramping() || s.override_mode().is_some() {
+            return None;
+        }
+        let f = self.ramp_fraction_q32(s)?;
+        (f < ramp::ONE).then(|| f as f64 / ramp::ONE as f64)
+    }
+
+    fn ramp_nanos(&self) -> Option<Nanos> {
+        self.config.ramp.map(|r| duration_to_nanos(r.duration))
+    }
+
+    /// The admitted fraction (Q0.32) of the ramp of `s`'s generation, or
+    /// `None` when the word moved on while its deadline was read. A ramp
+    /// whose deadline its winner has not written yet has just begun
+    /// (invariant 4: the conservative reading).
+    fn ramp_fraction_q32(&self, s: Snapshot) -> Option<u64> {
+        let Some(policy) = self.config.ramp else {
+            return Some(ramp::ONE);
+        };
+        let stamp = self.control.deadline.load();
+        if !stamp.belongs_to(s.generation()) {
+            return (self.control.word.load() == s).then(|| ramp::fraction_q32(&policy, 0));
+        }
+        let now = self.env.clock.coarse_now();
+        let end = self.deadline_of(stamp);
+        let total = duration_to_nanos(policy.duration);
+        let elapsed = total.saturating_sub(end.saturating_sub(now));
+        Some(ramp::fraction_q32(&policy, elapsed))
+    }
+
+    /// Acquire while RAMPING: `Ok(result)`, or `Err(word)` to look again.
+    fn acquire_ramping(&self, s: Snapshot) -> Result<Result<Permit, Rejected>, Snapshot> {
+        let fraction = self
+            .ramp_fraction_q32(s)
+            .ok_or_else(|| self.control.word.load())?;
+        if fraction >= ramp::ONE {
+            // The ramp is over: back to the fast path, same generation, so
+            // permits of the ramp stay valid (invariant 14). Whoever loses
+            // this CAS looks again.
+            return match self.control.word.compare_exchange(s, s.without_ramp()) {
+                Ok(_) => Ok(Ok(Permit::new(s.generation()))),
+                Err(cur) => Err(cur),
+            };
+        }
+        // The ramp's tickets live in the probe ledger, which a CLOSED
+        // generation does not use (invariant 14); no ticket: the word moved.
+        let Some(ticket) = self.probes.ramp_ticket(&self.control.word, s.generation()) else {
+            return Err(self.control.word.load());
+        };
+        Ok(if ramp::admits(ticket, fraction) {
+            Ok(Permit::new(s.generation()))
+        } else {
+            if self.config.metrics {
+                self.transitions.ramp_limited();
+            }
+            Err(Rejected {
+                reason: RejectReason::RampLimited,
+                retry_after: None,
+            })
+        })
+    }
+
+    /// The CAS of a transition out of RAMPING (invariant 14), for
+    /// `Breaker::transition`. Into OPEN, the streak is the HALF_OPEN streak
+    /// plus one while the ramp runs (backoff applies) and 0 once it is
+    /// over, and a CAS lost only to the ramp's end (the one change a CLOSED
+    /// word makes without a transition) is tried once more from the word
+    /// after it, so the end of a ramp never swallows a trip (a trip's
+    /// record does not retry: invariant 3). Any other lost CAS is returned
+    /// to the caller as usual. Returns the `(from, to)` that won.
+    #[cold]
+    #[inline(never)]
+    fn leave_ramp(&self, from: Snapshot, to: Snapshot) -> Result<(Snapshot, Snapshot), Snapshot> {
+        let opens = to.phase() == Phase::Open && to.override_mode().is_none();
+        let to = if opens {
+            from.to_open(self.trip_streak(from))
+        } else {
+            to
+        };
+        match self.control.word.compare_exchange(from, to) {
+            Ok(_) => Ok((from, to)),
+            Err(cur) if opens && cur == from.without_ramp() => {
+                let to = cur.to_open(0);
+                self.control.word.compare_exchange(cur, to)?;
+                Ok((cur, to))
+            }
+            Err(cur) => Err(cur),
+        }
+    }
+
+    /// A call admitted while RAMPING reports: as in CLOSED. Out of line so
+    /// that the closed record path compiles as it did before ramps.
+    #[cold]
+    #[inline(never)]
+    fn record_ramping(
+        &self,
+        s: Snapshot,
+        outcome: Outcome,
+        nanos: u64,
+        retry_after: Option<Duration>,
+    ) -> Recorded {
+        self.record_closed(s, outcome, nanos, retry_after)
+    }
+
+    /// The word HALF_OPEN closes to: RAMPING keeping the streak when the
+    /// config ramps up, otherwise a fresh CLOSED.
+    fn recovered(&self, s: Snapshot) -> Snapshot {
+        if self.config.ramp.is_some() {
+            s.to_ramping(s.streak())
+        } else {
+            s.to_closed(0)
+        }
+    }
+
+    /// The streak a trip from `s` opens with: as from HALF_OPEN during a
+    /// ramp (backoff applies), 0 otherwise.
+    fn trip_streak(&self, s: Snapshot) -> u32 {
+        if !s.ramping() {
+            return 0;
+        }
+        match self.ramp_fraction_q32(s) {
+            Some(f) if f < ramp::ONE => s.streak().saturating_add(1),
+            _ => 0,
+        }
+    }
 }
 
 #[cfg(all(test, not(circuit_loom)))]

@@ -142,14 +142,18 @@ pub enum RejectReason {
     ForcedOpen = 1,
     /// HALF_OPEN and every probe slot is taken.
     HalfOpenFull = 2,
+    /// CLOSED and ramping up after recovery: this call is outside the
+    /// fraction admitted now.
+    RampLimited = 3,
 }
 
 impl RejectReason {
     /// All reasons, indexed by their discriminant.
-    pub const ALL: [RejectReason; 3] = [
+    pub const ALL: [RejectReason; 4] = [
         RejectReason::Open,
         RejectReason::ForcedOpen,
         RejectReason::HalfOpenFull,
+        RejectReason::RampLimited,
     ];
 
     /// Lower-case name used in metric labels.
@@ -158,6 +162,7 @@ impl RejectReason {
             RejectReason::Open => "open",
             RejectReason::ForcedOpen => "forced_open",
             RejectReason::HalfOpenFull => "half_open_full",
+            RejectReason::RampLimited => "ramp_limited",
         }
     }
 }

@@ -26,6 +26,26 @@ pub const MAX_PROBES: u32 = 255;
 /// Buckets of a time window when the host gives none (0 through the C ABI).
 pub const DEFAULT_TIME_WINDOW_BUCKETS: u32 = 10;
 
+/// Most steps a ramp-up may take (see [`RampPolicy`]).
+pub const MAX_RAMP_STEPS: u32 = 128;
+
+/// Shortest ramp-up: anything shorter is no ramp at all.
+pub const MIN_RAMP_DURATION: Duration = Duration::from_millis(1);
+
+/// Ramp-up after recovery: for `duration` after HALF_OPEN closes, only a
+/// fraction of calls is admitted, rising from `start` to 1 (see
+/// `core/src/ramp.rs`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RampPolicy {
+    /// Fraction admitted when the ramp begins, in `(0, 1)`.
+    pub start: f64,
+    /// How long the ramp lasts.
+    pub duration: Duration,
+    /// 0: the fraction rises linearly; `n` in `1..=MAX_RAMP_STEPS`: it rises
+    /// in `n` equal steps, each lasting `duration / n`.
+    pub steps: u32,
+}
+
 /// Which window the rate policies read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowKind {
@@ -87,6 +107,7 @@ pub struct Config {
     pub(crate) metrics: bool,
     pub(crate) latency_histogram: Option<Duration>,
     pub(crate) seed: u64,
+    pub(crate) ramp: Option<RampPolicy>,
     /// The EWMA weight in Q0.32, derived by `build`.
     pub(crate) ewma_alpha_q32: u64,
     /// Slow-call threshold in nanoseconds, `u64::MAX` when the policy is
@@ -125,6 +146,7 @@ impl Config {
                 metrics: true,
                 latency_histogram: None,
                 seed: 0,
+                ramp: None,
                 ewma_alpha_q32: 0,
                 slow_nanos: u64::MAX,
             },
@@ -196,6 +218,10 @@ impl Config {
     /// Seed of the jitter generator (0 = derived from the breaker's address).
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+    /// The ramp-up after recovery, if on.
+    pub fn ramp(&self) -> Option<RampPolicy> {
+        self.ramp
     }
     /// True when any policy reads the window.
     pub(crate) fn uses_window(&self) -> bool {
@@ -344,6 +370,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// Ramp up after recovery (`None`, the default: a breaker that closes
+    /// from HALF_OPEN admits every call at once). See [`RampPolicy`].
+    pub fn ramp(mut self, policy: Option<RampPolicy>) -> Self {
+        self.config.ramp = policy;
+        self
+    }
+
     /// Checks every field and returns the config, or the first error found.
     pub fn build(self) -> Result<Config, ConfigError> {
         if self.count_window_set && self.time_window_set {
@@ -454,6 +487,18 @@ impl ConfigBuilder {
                 ));
             }
         }
+        if let Some(r) = c.ramp {
+            if !(r.start.is_finite() && r.start > 0.0 && r.start < 1.0) {
+                return Err(err("ramp", format!("start {} must be in (0, 1)", r.start)));
+            }
+            check_duration("ramp", r.duration, MIN_RAMP_DURATION)?;
+            if r.steps > MAX_RAMP_STEPS {
+                return Err(err(
+                    "ramp",
+                    format!("steps {} must be in 0..={MAX_RAMP_STEPS}", r.steps),
+                ));
+            }
+        }
         c.ewma_alpha_q32 = c.ewma.map_or(0, |e| crate::ewma::alpha_q32(e.alpha));
         c.slow_nanos = c
             .slow_call
@@ -531,6 +576,22 @@ mod tests {
             .build()
             .unwrap()
             .needs_durations());
+    }
+
+    fn ramp(start: f64, duration: Duration, steps: u32) -> ConfigBuilder {
+        Config::builder().ramp(Some(RampPolicy {
+            start,
+            duration,
+            steps,
+        }))
+    }
+
+    #[test]
+    fn ramp_limits_are_inclusive() {
+        let d = Duration::from_secs(30);
+        assert!(ramp(0.01, d, MAX_RAMP_STEPS).build().is_ok());
+        assert!(ramp(0.99, MIN_RAMP_DURATION, 0).build().is_ok());
+        assert_eq!(Config::default().ramp(), None);
     }
 
     #[test]
@@ -611,6 +672,15 @@ mod tests {
                     .time_window(Duration::from_secs(10), 10)
                     .count_window(50),
                 "count_window",
+            ),
+            (ramp(0.0, Duration::from_secs(1), 0), "ramp"),
+            (ramp(1.0, Duration::from_secs(1), 0), "ramp"),
+            (ramp(f64::NAN, Duration::from_secs(1), 0), "ramp"),
+            (ramp(0.1, Duration::ZERO, 0), "ramp"),
+            (ramp(0.1, MAX_DURATION + Duration::from_secs(1), 0), "ramp"),
+            (
+                ramp(0.1, Duration::from_secs(1), MAX_RAMP_STEPS + 1),
+                "ramp",
             ),
         ];
         for (builder, field) in cases {

@@ -163,6 +163,24 @@
 //!     they claim, so one name gets one slot.
 //!     *Implemented by* `Slot::settle` / `Slot::initialise`
 //!     (`core/src/shared/segment.rs`).
+//! 14. **Ramp-up.** A config with a ramp closes HALF_OPEN into phase
+//!     RAMPING (code 3: CLOSED to hosts, off the fast path because the
+//!     phase bits are not zero). The transition's winner stamps the ramp's
+//!     end as the generation's deadline (invariant 4); acquires read it with
+//!     the coarse clock and admit the fraction due by drawing a `Relaxed`
+//!     ticket. The first acquire at or after the end clears RAMPING with a
+//!     CAS that keeps the generation (not a transition: no event, ramp
+//!     permits stay valid, the statistics go on); a trip during the ramp is
+//!     an ordinary CLOSED -> OPEN transition whose streak is the HALF_OPEN
+//!     streak plus one, so backoff applies.
+//!     A transition out of RAMPING whose CAS lost only to the ramp's end
+//!     is tried once more from the word after it, so a trip is never lost
+//!     to that CAS.
+//!     *Implemented by* `Snapshot::to_ramping` / `without_ramp`
+//!     (`core/src/state.rs`), the ramp `impl Breaker` block at the end of
+//!     `core/src/breaker.rs` (`acquire_ramping`, `recovered`,
+//!     `leave_ramp`, called by `Breaker::transition`) and
+//!     `core/src/ramp.rs`.
 //!
 //! ## Behaviours
 //!
@@ -242,6 +260,7 @@ pub mod implementation;
 mod loom_shim;
 mod metrics;
 pub mod prometheus;
+mod ramp;
 pub mod registry;
 pub mod retry;
 mod ring;
@@ -256,7 +275,7 @@ pub mod window;
 pub use breaker::Breaker;
 pub use call::{Outcome, Permit, Recorded, RejectReason, Rejected};
 pub use clock::{Clock, ManualClock, MonotonicClock, Nanos};
-pub use config::{Config, ConfigBuilder, ConfigError, WindowKind};
+pub use config::{Config, ConfigBuilder, ConfigError, RampPolicy, WindowKind};
 pub use events::{Event, EventQueue, Listener, ListenerId};
 pub use guard::{outcome_of_result, CallError, Guard};
 pub use metrics::MetricsSnapshot;

@@ -12,7 +12,8 @@
 //!
 //! | field      | bits | meaning                                                   |
 //! |------------|------|-----------------------------------------------------------|
-//! | `phase`    | 2    | CLOSED = 0, OPEN = 1, HALF_OPEN = 2 (3 is never stored)   |
+//! | `phase`    | 2    | CLOSED = 0, OPEN = 1, HALF_OPEN = 2, RAMPING = 3 (a       |
+//! |            |      | CLOSED that ramps up after recovery: `core/src/ramp.rs`)  |
 //! | `override` | 3    | none, forced open, forced closed, disabled, metrics only  |
 //! | `inflight` | 8    | half-open probes admitted and not yet reported            |
 //! | `success`  | 8    | half-open probes that succeeded in this episode           |
@@ -78,6 +79,9 @@ pub(crate) const STREAK: Field = Field::after(SUCCESS, 8);
 pub(crate) const RESERVED: Field = Field::after(STREAK, 3);
 pub(crate) const GENERATION: Field = Field::after(RESERVED, 32);
 const _: () = assert!(GENERATION.shift + GENERATION.width == 64);
+
+/// Phase code of a CLOSED breaker ramping up after recovery (invariant 14).
+const RAMPING: u64 = 3;
 
 /// Bits that must be zero for the closed fast path to admit: phase CLOSED and
 /// no override (invariant 2).
@@ -208,10 +212,29 @@ impl Snapshot {
     #[inline]
     pub(crate) fn phase(self) -> Phase {
         match PHASE.get(self.0) {
-            0 => Phase::Closed,
+            0 | RAMPING => Phase::Closed,
             1 => Phase::Open,
             _ => Phase::HalfOpen,
         }
+    }
+
+    /// CLOSED and ramping up after recovery (invariant 14): phase code 3,
+    /// off the fast path, CLOSED to hosts.
+    #[inline]
+    pub(crate) fn ramping(self) -> bool {
+        PHASE.get(self.0) == RAMPING
+    }
+
+    /// CLOSED ramping up, no override, no probes, streak kept as given (a
+    /// trip during the ramp re-opens as from HALF_OPEN, with backoff).
+    pub(crate) fn to_ramping(self, streak: u32) -> Snapshot {
+        Snapshot(PHASE.set(self.to_closed(streak).0, RAMPING))
+    }
+
+    /// Same generation, the ramp over: plain CLOSED with streak 0, back on
+    /// the fast path (no transition, invariant 14).
+    pub(crate) fn without_ramp(self) -> Snapshot {
+        Snapshot(STREAK.set(PHASE.set(self.0, 0), 0))
     }
 
     #[inline]
@@ -603,6 +626,41 @@ impl ProbeLedger {
     }
 }
 
+/// Ramp tickets (invariant 14): while the word is RAMPING in a generation,
+/// the ledger word is `gen16 << 48 | tickets drawn`. No probe is issued or
+/// claimed in a CLOSED generation, and a ledger of another generation's tag
+/// reads as empty to a half-open generation, so the two uses never meet.
+const RAMP_TICKETS: u64 = (1 << LEDGER_TAG_SHIFT) - 1;
+
+impl ProbeLedger {
+    /// Draws the next ticket of the ramp of `generation` (0 for its first
+    /// call), or `None` when the word has left that generation. Written, as
+    /// probe tickets are, only while the word is still in the generation
+    /// (checked inside the CAS loop), so a late caller never touches a newer
+    /// generation's ledger.
+    pub(crate) fn ramp_ticket(&self, word: &StateCell, generation: u32) -> Option<u64> {
+        let tag = u64::from(generation as u16) << LEDGER_TAG_SHIFT;
+        let mut ticket = None;
+        // AcqRel/Acquire as `issue` (invariant 11): the word load inside
+        // sees the transition of any later generation whose ledger we read.
+        let _ = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                ticket = None;
+                let drawn = if cur & !RAMP_TICKETS == tag {
+                    cur & RAMP_TICKETS
+                } else if word.load().generation() == generation {
+                    0
+                } else {
+                    return None;
+                };
+                ticket = Some(drawn);
+                Some(tag | (drawn + 1).min(RAMP_TICKETS))
+            });
+        ticket
+    }
+}
+
 #[cfg(all(test, not(circuit_loom)))]
 mod tests {
     use super::*;
@@ -656,6 +714,15 @@ mod tests {
             prop_assert_eq!(h.success(), success);
             prop_assert_eq!(h.phase(), Phase::HalfOpen);
             prop_assert_eq!(base.to_open(streak).streak(), streak.min(255));
+            let r = base.to_ramping(streak);
+            prop_assert!(r.ramping() && !r.on_fast_path());
+            prop_assert_eq!(r.state(), State::Closed);
+            prop_assert_eq!(r.generation(), gen.wrapping_add(1));
+            prop_assert_eq!(r.streak(), streak.min(255));
+            let done = r.without_ramp();
+            prop_assert!(done.on_fast_path() && !done.ramping());
+            prop_assert_eq!(done.generation(), r.generation());
+            prop_assert_eq!(done, base.to_closed(0));
         }
 
         #[test]

@@ -19,6 +19,12 @@
 //! 5. `metrics()` counters (outcomes, slow, stale, rejections, transitions
 //!    per state, time in state) and the window's calls and rates equal the
 //!    model's (B8).
+//! 6. `ramp_fraction()` equals the model's ramp-up fraction (invariant 14):
+//!    after HALF_OPEN closes under a ramp, the model admits the `n`-th call
+//!    of the ramp (from 0) when `frac(n / phi)` is below
+//!    `start + (1 - start) * progress`, ends the ramp on the first acquire
+//!    at its end, and re-opens a trip during it with the HALF_OPEN streak
+//!    plus one.
 //!
 //! A separate property checks the time window alone, through the public
 //! API, with a clock that also moves backwards (the core's unit tests cover
@@ -38,8 +44,8 @@ use std::time::Duration;
 
 use circuit_core::config::MAX_DURATION;
 use circuit_core::{
-    Breaker, Clock, Config, Listener, ManualClock, Outcome, Override, Permit, Reason, Recorded,
-    RejectReason, Rejected, State, Transition,
+    Breaker, Clock, Config, Listener, ManualClock, Outcome, Override, Permit, RampPolicy, Reason,
+    Recorded, RejectReason, Rejected, State, Transition,
 };
 use common::{EventLog, MS};
 use proptest::prelude::*;
@@ -78,6 +84,8 @@ struct Spec {
     /// a whole number of buckets for a time window, so the grid stays off
     /// bucket boundaries.
     origin: u64,
+    /// Ramp-up: start in percent, duration in nanoseconds, steps.
+    ramp: Option<(u32, u64, u32)>,
 }
 
 impl Spec {
@@ -96,6 +104,11 @@ impl Spec {
             .half_open_successes(self.successes)
             .probe_lease(Duration::from_nanos(self.lease))
             .metrics(self.metrics)
+            .ramp(self.ramp.map(|(start, duration, steps)| RampPolicy {
+                start: f64::from(start) / 100.0,
+                duration: Duration::from_nanos(duration),
+                steps,
+            }))
             .seed(1);
         b = match self.window {
             WindowSpec::Count(n) => b.count_window(n),
@@ -197,13 +210,15 @@ fn spec() -> impl Strategy<Value = Spec> {
         1 => Just(u64::MAX - 20 * MS),
         2 => 0u64..u64::MAX - (1 << 48),
     ];
-    (policies, window, timing, probes, origin).prop_map(
+    let ramp = prop::option::weighted(0.4, (1u32..=99, 1u64..=40, 0u32..=5));
+    (policies, window, timing, probes, origin, ramp).prop_map(
         |(
             (consecutive, failure_rate, slow, ewma, min_calls),
             window,
             (open, factor, multiplier, lease),
             (probes, successes, metrics),
             origin,
+            ramp,
         )| {
             let mut spec = Spec {
                 consecutive,
@@ -220,6 +235,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                 lease: lease * MS,
                 metrics,
                 origin,
+                ramp: ramp.map(|(start, duration, steps)| (start, duration * MS, steps)),
             };
             if let WindowSpec::Count(n) = spec.window {
                 if spec.uses_window() {
@@ -281,7 +297,7 @@ struct Model {
     outcomes: [u64; 4],
     slow: u64,
     stale: u64,
-    rejected: [u64; 3],
+    rejected: [u64; 4],
     transitions: [[u64; 7]; 7],
     nanos_in_state: [u64; 7],
     entered_at: u64,
@@ -290,6 +306,10 @@ struct Model {
     /// have reported.
     issued_probes: Vec<u32>,
     reported_probes: Vec<u32>,
+    /// The end of the ramp-up under way (a stamped deadline), if one runs.
+    ramp_end: Option<u64>,
+    /// Tickets drawn in the current ramp.
+    ramp_tickets: u64,
 }
 
 impl Model {
@@ -315,14 +335,36 @@ impl Model {
             outcomes: [0; 4],
             slow: 0,
             stale: 0,
-            rejected: [0; 3],
+            rejected: [0; 4],
             transitions: [[0; 7]; 7],
             nanos_in_state: [0; 7],
             entered_at: now,
             events: Vec::new(),
             issued_probes: Vec::new(),
             reported_probes: Vec::new(),
+            ramp_end: None,
+            ramp_tickets: 0,
         }
+    }
+
+    /// The ramp's admitted fraction in Q0.32 now, `None` when no ramp runs
+    /// or it is over.
+    fn ramp_q32(&self) -> Option<u64> {
+        let end = self.ramp_end?;
+        let (start, total, steps) = self.spec.ramp?;
+        let elapsed = total.saturating_sub(end.saturating_sub(self.now));
+        if elapsed >= total {
+            return None;
+        }
+        let progress = if steps == 0 {
+            elapsed as f64 / total as f64
+        } else {
+            (u128::from(elapsed) * u128::from(steps) / u128::from(total)) as f64 / f64::from(steps)
+        };
+        let start = f64::from(start) / 100.0;
+        let f = start + (1.0 - start) * progress;
+        let q = ((f * (1u64 << 32) as f64) as u64).clamp(1, 1 << 32);
+        (q < 1 << 32).then_some(q)
     }
 
     // --- transitions
@@ -335,6 +377,7 @@ impl Model {
         self.generation = self.generation.wrapping_add(1);
         self.issued_probes.clear();
         self.reported_probes.clear();
+        self.ramp_end = None;
         if is_closed_or_override(from) || is_closed_or_override(to) {
             self.consecutive = 0;
             self.count_window.clear();
@@ -442,6 +485,23 @@ impl Model {
     fn acquire(&mut self) -> Result<(u32, bool), Rejected> {
         self.expire();
         match self.state {
+            State::Closed if self.ramp_end.is_some() => match self.ramp_q32() {
+                None => {
+                    // The ramp is over: full traffic, same generation.
+                    self.ramp_end = None;
+                    self.streak = 0;
+                    Ok((self.generation, false))
+                }
+                Some(f) => {
+                    let n = self.ramp_tickets;
+                    self.ramp_tickets += 1;
+                    if n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32 < f {
+                        Ok((self.generation, false))
+                    } else {
+                        Err(self.reject(RejectReason::RampLimited, None))
+                    }
+                }
+            },
             State::Closed | State::ForcedClosed | State::Disabled | State::MetricsOnly => {
                 Ok((self.generation, false))
             }
@@ -656,7 +716,13 @@ impl Model {
                 Recorded::Transitioned(State::MetricsOnly)
             }
             Some(reason) => {
-                self.enter_open(0, reason, retry_after);
+                // A trip during a ramp-up re-opens as a failed probe would.
+                let streak = if self.ramp_q32().is_some() {
+                    self.streak.saturating_add(1).min(255)
+                } else {
+                    0
+                };
+                self.enter_open(streak, reason, retry_after);
                 Recorded::Transitioned(State::Open)
             }
         }
@@ -676,7 +742,18 @@ impl Model {
             self.inflight = self.inflight.saturating_sub(1);
             self.successes = (self.successes + 1).min(255);
             if self.successes >= self.spec.successes_to_close() {
+                let streak = self.streak;
                 self.enter_closed(Reason::ProbesSucceeded);
+                if let Some((_, duration, _)) = self.spec.ramp {
+                    // Ramp up, keeping the streak for a trip during it;
+                    // each ramp numbers its tickets from 0.
+                    self.streak = streak;
+                    self.ramp_tickets = 0;
+                    self.ramp_end = Some(stamp(
+                        self.spec.stamp_base(),
+                        self.now.saturating_add(duration),
+                    ));
+                }
                 Recorded::Transitioned(State::Closed)
             } else {
                 Recorded::Counted
@@ -757,6 +834,7 @@ enum Target {
     Open,
     Lease,
     Override,
+    Ramp,
 }
 
 #[derive(Debug, Clone)]
@@ -835,7 +913,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(gen_delta, probe, outcome)| Op::RecordForged { gen_delta, probe, outcome }),
         8 => (1u64..=4).prop_map(Op::Advance),
         3 => (5u64..=400).prop_map(Op::Advance),
-        8 => (prop_oneof![Just(Target::Open), Just(Target::Lease), Just(Target::Override)], -1i8..=2)
+        8 => (prop_oneof![Just(Target::Open), Just(Target::Lease), Just(Target::Override), Just(Target::Ramp)], -1i8..=2)
             .prop_map(|(t, o)| Op::AdvanceTo(t, o)),
         1 => Just(Op::AdvanceHuge),
         2 => any::<u64>().prop_map(Op::SetBack),
@@ -1003,6 +1081,7 @@ impl Harness {
                     Target::Open => self.model.open_deadline,
                     Target::Lease => self.model.lease_deadline,
                     Target::Override => self.model.override_deadline.unwrap_or(0),
+                    Target::Ramp => self.model.ramp_end.unwrap_or(0),
                 };
                 let t = self.grid_at(deadline, offset);
                 // Forward only; and keep a time window's clock within
@@ -1053,6 +1132,8 @@ impl Harness {
         let m = &mut self.model;
         prop_assert_eq!(b.state(), m.state(), "state");
         prop_assert_eq!(b.generation(), m.generation, "generation");
+        let ramp = m.ramp_q32().map(|f| f as f64 / (1u64 << 32) as f64);
+        prop_assert_eq!(b.ramp_fraction(), ramp, "ramp fraction");
         let events = self.log.take();
         let want = std::mem::take(&mut m.events);
         prop_assert_eq!(events, want, "transitions");

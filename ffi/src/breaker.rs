@@ -189,6 +189,11 @@ pub struct circuit_metrics {
     pub slow_call_rate: f64,
     /// Calls in the window now.
     pub window_calls: u64,
+    /// Calls refused because the breaker was ramping up after recovery.
+    pub rejected_ramp_limited: u64,
+    /// The fraction of calls a ramp-up admits now, in (0, 1); 0 when no
+    /// ramp-up runs.
+    pub ramp_fraction: f64,
 }
 
 impl SizeTagged for circuit_metrics {
@@ -198,7 +203,7 @@ impl SizeTagged for circuit_metrics {
 }
 
 impl circuit_metrics {
-    fn from_core(m: &MetricsSnapshot, state: State, generation: u32) -> Self {
+    fn from_core(m: &MetricsSnapshot, state: State, generation: u32, ramp_fraction: f64) -> Self {
         circuit_metrics {
             struct_size: std::mem::size_of::<circuit_metrics>() as u32,
             state: state_code(state),
@@ -218,6 +223,8 @@ impl circuit_metrics {
             failure_rate: m.failure_rate,
             slow_call_rate: m.slow_call_rate,
             window_calls: m.window_calls,
+            rejected_ramp_limited: m.rejected[RejectReason::RampLimited as usize],
+            ramp_fraction,
         }
     }
 }
@@ -384,11 +391,11 @@ pub unsafe extern "C" fn circuit_breaker_free(breaker: *const circuit_breaker) {
 ///
 /// Returns `CIRCUIT_RESULT_OK` and writes `*out_permit`: make the call,
 /// then report it with `circuit_breaker_record`. Or returns
-/// `CIRCUIT_RESULT_REJECTED_OPEN`, `_REJECTED_FORCED_OPEN` or
-/// `_REJECTED_HALF_OPEN_FULL`: do not make the call (answer from a
-/// fallback); `*out_retry_after_ns` then receives the time until the
-/// breaker may admit again, or `CIRCUIT_RETRY_AFTER_UNKNOWN`
-/// (`UINT64_MAX`). Rejections do not set the last error.
+/// `CIRCUIT_RESULT_REJECTED_OPEN`, `_REJECTED_FORCED_OPEN`,
+/// `_REJECTED_HALF_OPEN_FULL` or `_REJECTED_RAMP_LIMITED`: do not make the
+/// call (answer from a fallback); `*out_retry_after_ns` then receives the
+/// time until the breaker may admit again, or `CIRCUIT_RETRY_AFTER_UNKNOWN`
+/// (`UINT64_MAX`; always so for a ramp-up refusal). Rejections do not set the last error.
 ///
 /// # Safety
 /// `breaker` must be a live breaker, `out_permit` a valid pointer;
@@ -436,6 +443,7 @@ pub unsafe extern "C" fn circuit_breaker_acquire(
                     RejectReason::Open => circuit_result::RejectedOpen,
                     RejectReason::ForcedOpen => circuit_result::RejectedForcedOpen,
                     RejectReason::HalfOpenFull => circuit_result::RejectedHalfOpenFull,
+                    RejectReason::RampLimited => circuit_result::RejectedRampLimited,
                 }
             }
         }
@@ -616,7 +624,8 @@ pub unsafe extern "C" fn circuit_breaker_metrics(
             Ok(n) => n,
             Err(code) => return code,
         };
-        let full = circuit_metrics::from_core(&b.metrics(), b.state(), b.generation());
+        let ramp = b.ramp_fraction().unwrap_or(0.0);
+        let full = circuit_metrics::from_core(&b.metrics(), b.state(), b.generation(), ramp);
         fill_sized(out, full, n);
         circuit_result::Ok
     }

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use circuit_core::config::{DEFAULT_TIME_WINDOW_BUCKETS, MAX_DURATION, MAX_PROBES};
-use circuit_core::{Config, ConfigBuilder, ConfigError};
+use circuit_core::config::{
+    DEFAULT_TIME_WINDOW_BUCKETS, MAX_DURATION, MAX_PROBES, MAX_RAMP_STEPS, MIN_RAMP_DURATION,
+};
+use circuit_core::{Config, ConfigBuilder, ConfigError, RampPolicy};
 
 use crate::boundary::{arg_mut, arg_out, arg_ref, fail, ffi_boundary};
 use crate::handle::{free_boxed, handle_of, new_boxed};
@@ -478,6 +480,45 @@ pub unsafe extern "C" fn circuit_config_builder_set_seed(
     }
 }
 
+/// Most steps of a ramp-up (`circuit_config_builder_set_ramp`).
+pub const CIRCUIT_RAMP_MAX_STEPS: u32 = 128;
+/// Shortest ramp-up, in nanoseconds (1 ms).
+pub const CIRCUIT_RAMP_MIN_DURATION_NS: u64 = 1_000_000;
+const _: () = {
+    assert!(CIRCUIT_RAMP_MAX_STEPS == MAX_RAMP_STEPS);
+    assert!(CIRCUIT_RAMP_MIN_DURATION_NS == MIN_RAMP_DURATION.as_nanos() as u64);
+};
+
+/// Ramp up after recovery: for `duration_ns` after HALF_OPEN closes, admit
+/// only a fraction of calls, rising from `start` in (0, 1) to all of them,
+/// linearly (`steps = 0`) or in `steps` equal steps (at most
+/// `CIRCUIT_RAMP_MAX_STEPS`); the duration is at least
+/// `CIRCUIT_RAMP_MIN_DURATION_NS` and at most one week. Refused calls get
+/// `CIRCUIT_RESULT_REJECTED_RAMP_LIMITED`; a trip during the ramp re-opens
+/// as a failed probe would (backoff applies). `start = 0` turns the ramp
+/// off (the default).
+///
+/// # Safety
+/// `builder` must be a live builder not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_config_builder_set_ramp(
+    builder: *mut circuit_config_builder,
+    start: f64,
+    duration_ns: u64,
+    steps: u32,
+) -> circuit_result {
+    ffi_boundary! {
+        let builder = arg_mut!(builder);
+        set(builder, "ramp", |b| {
+            b.ramp((start != 0.0).then_some(RampPolicy {
+                start,
+                duration: nanos(duration_ns),
+                steps,
+            }))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,6 +566,23 @@ mod tests {
                     ),
                     ("lease", circuit_config_builder_set_probe_lease(b, 0)),
                     ("metrics", circuit_config_builder_set_metrics(b, 2)),
+                    (
+                        "ramp",
+                        circuit_config_builder_set_ramp(b, 1.0, 1_000_000, 0),
+                    ),
+                    (
+                        "ramp steps",
+                        circuit_config_builder_set_ramp(
+                            b,
+                            0.5,
+                            1_000_000,
+                            CIRCUIT_RAMP_MAX_STEPS + 1,
+                        ),
+                    ),
+                    (
+                        "ramp duration",
+                        circuit_config_builder_set_ramp(b, 0.5, 0, 0),
+                    ),
                     (
                         "histogram",
                         circuit_config_builder_set_latency_histogram(b, 1),

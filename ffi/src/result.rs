@@ -55,11 +55,15 @@ pub enum circuit_result {
     /// This library was built without the feature the function needs (the
     /// slim library has no fleet sync: see `circuit_features`).
     NotBuilt = 16,
+    /// `acquire`: the breaker is ramping up after recovery and this call is
+    /// outside the fraction it admits now (see
+    /// `circuit_config_builder_set_ramp`).
+    RejectedRampLimited = 17,
 }
 
 impl circuit_result {
     /// Every code, indexed by discriminant.
-    pub const ALL: [circuit_result; 17] = [
+    pub const ALL: [circuit_result; 18] = [
         circuit_result::Ok,
         circuit_result::NullArgument,
         circuit_result::InvalidArgument,
@@ -77,6 +81,7 @@ impl circuit_result {
         circuit_result::BudgetExhausted,
         circuit_result::Empty,
         circuit_result::NotBuilt,
+        circuit_result::RejectedRampLimited,
     ];
 
     /// Converts a code received from C.
@@ -104,6 +109,7 @@ impl circuit_result {
             circuit_result::BudgetExhausted => c"CIRCUIT_RESULT_BUDGET_EXHAUSTED",
             circuit_result::Empty => c"CIRCUIT_RESULT_EMPTY",
             circuit_result::NotBuilt => c"CIRCUIT_RESULT_NOT_BUILT",
+            circuit_result::RejectedRampLimited => c"CIRCUIT_RESULT_REJECTED_RAMP_LIMITED",
         }
     }
 
@@ -177,7 +183,8 @@ mod tests {
             assert_eq!(circuit_result::from_u32(i as u32), Some(*r));
             assert!(r.name().starts_with("CIRCUIT_RESULT_"));
         }
-        assert_eq!(circuit_result::from_u32(17), None);
+        let past = circuit_result::ALL.len() as u32;
+        assert_eq!(circuit_result::from_u32(past), None);
         assert_eq!(circuit_result::from_u32(u32::MAX), None);
     }
 }

@@ -40,7 +40,8 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use circuit_core::{
-    Breaker, Config, ConfigBuilder, ManualClock, Outcome, Override, Permit, State, Transition,
+    Breaker, Config, ConfigBuilder, ManualClock, Outcome, Override, Permit, RampPolicy, State,
+    Transition,
 };
 
 /// Builder settings as raw values; most combinations are invalid on purpose.
@@ -62,6 +63,8 @@ pub struct RawConfig {
     metrics: bool,
     histogram_ms: Option<u64>,
     seed: u64,
+    /// Ramp-up: start, milliseconds, steps.
+    ramp: Option<(f64, u64, u32)>,
 }
 
 /// A count or time window with raw sizes.
@@ -92,7 +95,12 @@ impl RawConfig {
             .probe_lease(ms(self.lease_ms))
             .metrics(self.metrics)
             .latency_histogram(self.histogram_ms.map(ms))
-            .seed(self.seed);
+            .seed(self.seed)
+            .ramp(self.ramp.map(|(start, d, steps)| RampPolicy {
+                start,
+                duration: ms(d),
+                steps,
+            }));
         match self.window {
             RawWindow::Count(n) => b.count_window(n),
             RawWindow::Time(d, n) => b.time_window(ms(d), n),
@@ -132,7 +140,12 @@ impl RawConfig {
                 self.histogram_ms
                     .map(|p| Duration::from_millis(p % 60_000 + 1)),
             )
-            .seed(self.seed);
+            .seed(self.seed)
+            .ramp(self.ramp.map(|(start, d, steps)| RampPolicy {
+                start: rate(start).min(0.99),
+                duration: Duration::from_millis(d % 5_000 + 1),
+                steps: steps % 11,
+            }));
         let b = match self.window {
             RawWindow::Count(n) => b.count_window(small(n, 64).max(4)),
             RawWindow::Time(d, n) => {
@@ -317,7 +330,7 @@ pub fn config_build(data: &[u8]) {
             }
         }
         Err(e) => {
-            const FIELDS: [&str; 17] = [
+            const FIELDS: [&str; 18] = [
                 "consecutive_failures",
                 "failure_rate",
                 "slow_call",
@@ -335,6 +348,7 @@ pub fn config_build(data: &[u8]) {
                 "latency_histogram",
                 "seed",
                 "metrics",
+                "ramp",
             ];
             assert!(FIELDS.contains(&e.field), "unknown field in {e}");
             assert!(!e.reason.is_empty());
@@ -435,11 +449,17 @@ pub fn ffi_calls(data: &[u8]) {
                 }
                 AbiOp::SetF64 { which, value, null } => {
                     let b = if null { ptr::null_mut() } else { builder };
-                    defined(match which % 4 {
+                    defined(match which % 5 {
                         0 => circuit_config_builder_set_failure_rate(b, value),
                         1 => circuit_config_builder_set_backoff_multiplier(b, value),
                         2 => circuit_config_builder_set_jitter(b, value),
-                        _ => circuit_config_builder_set_ewma(b, value, value),
+                        3 => circuit_config_builder_set_ewma(b, value, value),
+                        _ => circuit_config_builder_set_ramp(
+                            b,
+                            value,
+                            value.to_bits() >> 20,
+                            u32::from(which) * 3,
+                        ),
                     });
                 }
                 AbiOp::SetNanos { which, value, null } => {

@@ -146,6 +146,7 @@ static void test_result_names(void) {
       "CIRCUIT_RESULT_BUDGET_EXHAUSTED",
       "CIRCUIT_RESULT_EMPTY",
       "CIRCUIT_RESULT_NOT_BUILT",
+      "CIRCUIT_RESULT_REJECTED_RAMP_LIMITED",
   };
   uint32_t i;
   /* The discriminants are part of the ABI. */
@@ -1247,6 +1248,75 @@ static void test_stress(void) {
 
 /* ---------------------------------------------------------------------------- */
 
+/* Ramp-up after recovery: after the probe closes the breaker, a rising
+ * fraction of calls is admitted; the rest are REJECTED_RAMP_LIMITED with no
+ * retry-after; after the ramp every call is admitted again. */
+static void test_ramp_up(void) {
+  circuit_clock *clock = circuit_clock_manual_new(5 * SEC);
+  circuit_config_builder *cb = circuit_config_builder_new();
+  circuit_config *cfg = NULL;
+  const circuit_breaker *b;
+  circuit_permit p;
+  circuit_metrics m;
+  uint64_t retry;
+  uint32_t admitted = 0, refused = 0;
+  int i;
+
+  /* Bad ramps are refused by the core's rules, with the reason. */
+  CHECK_RC(circuit_config_builder_set_ramp(cb, 1.0, SEC, 0), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_ERR_MENTIONS("ramp: start 1 must be in (0, 1)");
+  CHECK_RC(circuit_config_builder_set_ramp(cb, 0.5, SEC, CIRCUIT_RAMP_MAX_STEPS + 1),
+           CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_RC(circuit_config_builder_set_ramp(cb, 0.5, CIRCUIT_RAMP_MIN_DURATION_NS - 1, 0),
+           CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_RC(circuit_config_builder_set_consecutive_failures(cb, 1), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_jitter(cb, 0.0), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_open_duration(cb, SEC), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_ramp(cb, 0.25, SEC, 0), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_OK);
+  circuit_config_builder_free(cb);
+  b = make_breaker(cfg, clock);
+
+  p = admit(b);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_clock_advance(clock, SEC), CIRCUIT_RESULT_OK);
+  p = admit(b);
+  CHECK((p.flags & CIRCUIT_PERMIT_PROBE) != 0);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, MS), CIRCUIT_RESULT_OK);
+  CHECK(state_of(b) == CIRCUIT_STATE_CLOSED);
+  CHECK(metrics_of(b).ramp_fraction == 0.25);
+
+  for (i = 0; i < 400; i++) {
+    retry = 0;
+    switch (circuit_breaker_acquire(b, &p, &retry)) {
+      case CIRCUIT_RESULT_OK:
+        admitted++;
+        CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, MS), CIRCUIT_RESULT_OK);
+        break;
+      case CIRCUIT_RESULT_REJECTED_RAMP_LIMITED:
+        refused++;
+        CHECK(retry == CIRCUIT_RETRY_AFTER_UNKNOWN);
+        break;
+      default:
+        CHECK(0);
+    }
+  }
+  CHECK(admitted >= 92 && admitted <= 108); /* a quarter, evenly spread */
+  m = metrics_of(b);
+  CHECK(m.rejected_ramp_limited == refused && m.successes == admitted + 1);
+
+  CHECK_RC(circuit_clock_advance(clock, SEC), CIRCUIT_RESULT_OK);
+  for (i = 0; i < 100; i++) {
+    p = admit(b);
+    CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, MS), CIRCUIT_RESULT_OK);
+  }
+  CHECK(metrics_of(b).ramp_fraction == 0.0);
+
+  circuit_breaker_free(b);
+  circuit_config_free(cfg);
+  circuit_clock_free(clock);
+}
+
 int main(void) {
   test_versions();
   test_result_names();
@@ -1260,6 +1330,7 @@ int main(void) {
   test_needs_durations();
   test_clocks();
   test_trip_and_recovery();
+  test_ramp_up();
   test_manual_clock_at_a_large_origin();
   test_probe_recorded_twice_is_stale();
   test_retry_after();

@@ -118,6 +118,7 @@ _REJECTIONS = {
     _ffi.RESULT_REJECTED_OPEN: "open",
     _ffi.RESULT_REJECTED_FORCED_OPEN: "forced_open",
     _ffi.RESULT_REJECTED_HALF_OPEN_FULL: "half_open_full",
+    _ffi.RESULT_REJECTED_RAMP_LIMITED: "ramp_limited",
 }
 
 

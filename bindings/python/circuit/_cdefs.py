@@ -34,6 +34,8 @@ STATE_COUNT = 7
 PERMIT_PROBE = 1
 RETRY_AFTER_UNKNOWN = 0xFFFF_FFFF_FFFF_FFFF
 STRUCT_MIN_SIZE = 8
+RAMP_MAX_STEPS = 128
+RAMP_MIN_DURATION_NS = 1_000_000
 NAME_MAX_LEN = 1_024
 EVENT_QUEUE_DEFAULT_CAPACITY = 1_024
 WORD_FAST_MASK = 31
@@ -107,6 +109,7 @@ RESULT_RETRY_EXHAUSTED = 13
 RESULT_BUDGET_EXHAUSTED = 14
 RESULT_EMPTY = 15
 RESULT_NOT_BUILT = 16
+RESULT_REJECTED_RAMP_LIMITED = 17
 
 # ---- enum circuit_retry_outcome ----
 RETRY_OUTCOME_SUCCESS = 0
@@ -164,6 +167,8 @@ class circuit_metrics(Structure):
         ("failure_rate", c_double),
         ("slow_call_rate", c_double),
         ("window_calls", c_uint64),
+        ("rejected_ramp_limited", c_uint64),
+        ("ramp_fraction", c_double),
     ]
 
 
@@ -268,6 +273,7 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_config_builder_set_metrics", c_uint32, (c_void_p, c_uint32)),
     ("circuit_config_builder_set_latency_histogram", c_uint32, (c_void_p, c_uint64)),
     ("circuit_config_builder_set_seed", c_uint32, (c_void_p, c_uint64)),
+    ("circuit_config_builder_set_ramp", c_uint32, (c_void_p, c_double, c_uint64, c_uint32)),
     ("circuit_breaker_add_listener", c_uint32, (c_void_p, circuit_event_callback, c_void_p, circuit_userdata_free, POINTER(c_uint64))),
     ("circuit_breaker_remove_listener", c_uint32, (c_void_p, c_uint64)),
     ("circuit_registry_add_listener", c_uint32, (c_void_p, circuit_event_callback, c_void_p, circuit_userdata_free, POINTER(c_uint64))),

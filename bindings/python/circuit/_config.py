@@ -24,7 +24,11 @@ class Config(Managed):
     jitter; one half-open probe with a 10 s lease; metrics on; no latency
     histogram: ``latency_histogram=period`` keeps one whose samples age out
     after one to two periods, for ``Breaker.latency()``,
-    ``recommended_timeout()`` and Prometheus). Durations are
+    ``recommended_timeout()`` and Prometheus; no ramp-up:
+    ``ramp_start=f, ramp_duration=d`` admits only a fraction of calls for
+    ``d`` seconds after a recovery, rising from ``f`` to all of them,
+    linearly or in ``ramp_steps`` steps; refused calls raise
+    ``CircuitOpenError`` with reason ``"ramp_limited"``). Durations are
     seconds (int, float or ``timedelta``). Each value is checked by the
     library when it is set, and the combination when the config is built: a
     refused value raises ``ConfigError`` (a ``ValueError``) naming the option;
@@ -58,6 +62,9 @@ class Config(Managed):
         metrics: bool = _UNSET,
         latency_histogram: Seconds = _UNSET,
         seed: int = _UNSET,
+        ramp_start: float = _UNSET,
+        ramp_duration: Seconds = _UNSET,
+        ramp_steps: int = _UNSET,
     ) -> None:
         given = {k: v for k, v in locals().items() if k != "self" and v is not _UNSET}
         self._options: Dict[str, Any] = given
@@ -225,3 +232,15 @@ def _calls(o: Dict[str, Any]) -> Iterator[Tuple[Any, Tuple[Any, ...], Tuple[str,
         if not 0 <= seed <= _ffi.U64_MAX:
             raise E(f"seed must be between 0 and {_ffi.U64_MAX} (got {seed})")
         yield (lib.config_builder_set_seed, (seed,), ("seed",))
+    if "ramp_start" in o or "ramp_duration" in o or "ramp_steps" in o:
+        if "ramp_start" not in o or "ramp_duration" not in o:
+            raise E("ramp_start and ramp_duration must be given together")
+        yield (
+            lib.config_builder_set_ramp,
+            (
+                to_float(o["ramp_start"], "ramp_start"),
+                to_ns(o["ramp_duration"], "ramp_duration", E),
+                to_u32(o.get("ramp_steps", 0), "ramp_steps", E),
+            ),
+            ("ramp_start", "ramp_duration", "ramp_steps"),
+        )

@@ -46,7 +46,9 @@ class LibraryError(CircuitError, ImportError):
 class CircuitOpenError(CircuitError):
     """The breaker refused the call; the dependency was not called.
 
-    ``reason`` is ``"open"``, ``"forced_open"`` or ``"half_open_full"``;
+    ``reason`` is ``"open"``, ``"forced_open"``, ``"half_open_full"`` or
+    ``"ramp_limited"`` (ramping up after recovery: outside the admitted
+    fraction);
     ``retry_after`` is the number of seconds until the breaker may admit a
     call again, or ``None`` when no deadline is known (forced open without
     expiry); ``breaker`` is the breaker's name (``None`` when unnamed).
@@ -76,6 +78,7 @@ class CircuitOpenError(CircuitError):
             "open": "is open",
             "forced_open": "is forced open",
             "half_open_full": "is half-open and every probe slot is taken",
+            "ramp_limited": "is ramping up after recovery and admits only part of the calls",
         }.get(self.reason, self.reason)
         when = (
             "; no retry deadline is known"

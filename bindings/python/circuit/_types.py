@@ -79,11 +79,20 @@ class Metrics:
     failure_rate: float = 0.0
     slow_call_rate: float = 0.0
     window_calls: int = 0
+    rejected_ramp_limited: int = 0
+    #: The fraction of calls a ramp-up admits now, in (0, 1); 0 when no
+    #: ramp-up runs.
+    ramp_fraction: float = 0.0
 
     @property
     def rejected(self) -> int:
         """Calls refused, for any reason."""
-        return self.rejected_open + self.rejected_forced_open + self.rejected_half_open_full
+        return (
+            self.rejected_open
+            + self.rejected_forced_open
+            + self.rejected_half_open_full
+            + self.rejected_ramp_limited
+        )
 
     @property
     def recorded(self) -> int:
@@ -109,6 +118,8 @@ class Metrics:
             "failure_rate": self.failure_rate,
             "slow_call_rate": self.slow_call_rate,
             "window_calls": self.window_calls,
+            "rejected_ramp_limited": self.rejected_ramp_limited,
+            "ramp_fraction": self.ramp_fraction,
         }
 
     @classmethod
@@ -132,6 +143,8 @@ class Metrics:
             failure_rate=m.failure_rate,
             slow_call_rate=m.slow_call_rate,
             window_calls=m.window_calls,
+            rejected_ramp_limited=m.rejected_ramp_limited,
+            ramp_fraction=m.ramp_fraction,
         )
 
 

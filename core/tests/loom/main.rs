@@ -7,6 +7,7 @@ mod common;
 mod counters;
 mod half_open;
 mod overrides;
+mod ramp;
 mod registry;
 mod transitions;
 mod window;

@@ -67,3 +67,28 @@ func price(ctx context.Context) (float64, error) {
 }
 
 // readme:end prices
+
+// readme:begin ramp
+func newRampedPartner(clock *circuit.ManualClock) (*circuit.Breaker, error) {
+	return circuit.New(circuit.Config{Name: "partner", ConsecutiveFailures: 3,
+		OpenDuration: 15 * time.Second,
+		// After a recovery admit 10 % of calls, rising to all of them over
+		// a minute in six 10 s steps (RampSteps 0: linearly).
+		RampStart: 0.1, RampDuration: time.Minute, RampSteps: 6,
+		Clock: clock}) // nil in production: the monotonic clock
+}
+
+func rampedOffer(ctx context.Context, partner *circuit.Breaker, user string) (string, error) {
+	var hot string
+	err := partner.Execute(ctx, func(ctx context.Context) (err error) {
+		hot, err = callPartner(ctx, user)
+		return err
+	})
+	var refused *circuit.RejectedError // ErrOpen, ... or ErrRampLimited while ramping up
+	if errors.As(err, &refused) {
+		return coldOffer, nil
+	}
+	return hot, err
+}
+
+// readme:end ramp

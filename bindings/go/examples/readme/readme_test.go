@@ -118,3 +118,53 @@ func TestHTTPClientFallsBackWithoutCallingAnOpenPartner(t *testing.T) {
 		t.Fatalf("%v: want open for about the partner's Retry-After of 30s", err)
 	}
 }
+
+// README "Recovery after an outage": after the probe closes the breaker,
+// about 10 % of offers call the partner during the first step of the ramp,
+// the others get the cold offer; after the minute every offer is hot.
+func TestRampedOfferAdmitsATenthThenAll(t *testing.T) {
+	healthy, calls := false, 0
+	callPartner = func(ctx context.Context, user string) (string, error) {
+		calls++
+		if !healthy {
+			return "", errors.New("503")
+		}
+		return "hot", nil
+	}
+	clock := circuit.NewManualClock()
+	defer clock.Close()
+	partner, err := newRampedPartner(clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer partner.Close()
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		_, _ = rampedOffer(ctx, partner, "ada")
+	}
+	_ = clock.Advance(17 * time.Second) // 15 s, give or take the default jitter
+	healthy = true
+	if got, err := rampedOffer(ctx, partner, "probe"); got != "hot" || err != nil {
+		t.Fatalf("probe: %q, %v", got, err)
+	}
+	calls = 0
+	cold := 0
+	for i := 0; i < 1000; i++ {
+		got, err := rampedOffer(ctx, partner, "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == coldOffer {
+			cold++
+		}
+	}
+	if calls < 92 || calls > 108 || cold != 1000-calls {
+		t.Fatalf("first step: %d hot, %d cold; want about 100 hot", calls, cold)
+	}
+	_ = clock.Advance(time.Minute)
+	for i := 0; i < 100; i++ {
+		if got, _ := rampedOffer(ctx, partner, "cy"); got != "hot" {
+			t.Fatalf("after the ramp: %q", got)
+		}
+	}
+}
