@@ -49,7 +49,6 @@ pub(crate) fn count_window(metrics: bool) -> Config {
         .expect("valid config")
 }
 
-
 /// (a) with a ramp-up configured, tripped, recovered through a probe and
 /// past the ramp's end (on a manual clock, which the closed path never
 /// reads): the fast path a ramp must give back.

@@ -385,6 +385,7 @@ impl Breaker {
         let stripes = self.side.stripes().unwrap_or_default();
         let cells = std::iter::once(&self.hot.counters).chain(stripes.iter().map(|c| &**c));
         let mut m = metrics::snapshot(cells, &self.transitions, state, now);
+        m.rejected[RejectReason::RampLimited as usize] = self.side.ramp_limited_count();
         if let Some(w) = &self.window {
             let c = w.counts(self.env.clock.coarse_now());
             m.failure_rate = c.failure_rate();
@@ -1079,7 +1080,7 @@ impl Breaker {
             Ok(Permit::new(s.generation()))
         } else {
             if self.config.metrics {
-                self.transitions.ramp_limited();
+                self.side.ramp_limited();
             }
             Err(Rejected {
                 reason: RejectReason::RampLimited,

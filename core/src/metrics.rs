@@ -32,7 +32,8 @@ pub(crate) struct CallCounters {
     by_outcome: [AtomicU64; 4],
     slow: AtomicU64,
     stale: AtomicU64,
-    /// Rejections but `RampLimited` (counted in `TransitionStats`, see there).
+    /// Rejections but `RampLimited` (counted in the breaker's side box:
+    /// only breakers whose ramp refused a call pay for it).
     rejected: [AtomicU64; 3],
 }
 
@@ -88,12 +89,6 @@ pub(crate) struct TransitionStats {
     /// the 32-bit counts, because it is read on every record and written
     /// rarely, like the rest of these words, so it costs no memory.
     pub(crate) owner: Owner,
-    /// Calls a ramp-up refused (`RejectReason::RampLimited`), 32-bit and
-    /// saturating as the transition counts: it fills the 4 bytes of padding
-    /// after them, so a breaker stays as small as before ramps (the memory
-    /// budget of 100,000 breakers has under 1 MB to spare). Written only
-    /// while a ramp runs, on a line apart from the state word.
-    ramp_limited: AtomicU32,
     nanos_in_state: [AtomicU64; STATES],
     entered_at: AtomicU64,
 }
@@ -102,19 +97,10 @@ impl TransitionStats {
     pub(crate) fn new(now: Nanos) -> Self {
         TransitionStats {
             counts: core::array::from_fn(|_| core::array::from_fn(|_| AtomicU32::new(0))),
-            ramp_limited: AtomicU32::new(0),
             nanos_in_state: zeros(),
             entered_at: AtomicU64::new(now),
             owner: Owner::new(),
         }
-    }
-
-    /// A call refused by a ramp-up.
-    #[inline]
-    pub(crate) fn ramp_limited(&self) {
-        let _ = self
-            .ramp_limited
-            .fetch_update(Relaxed, Relaxed, |c| c.checked_add(1));
     }
 
     /// Called by a transition winner only. Winners follow one another
@@ -137,7 +123,6 @@ impl TransitionStats {
             }
         }
         m.nanos_in_state = core::array::from_fn(|i| self.nanos_in_state[i].load(Relaxed));
-        m.rejected[RejectReason::RampLimited as usize] = u64::from(self.ramp_limited.load(Relaxed));
         let since = self.entered_at.load(Relaxed);
         let cur = &mut m.nanos_in_state[current.index()];
         *cur = cur.saturating_add(now.saturating_sub(since));

@@ -32,7 +32,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::histogram::LatencyHistogram;
 use crate::loom_shim::process_wide;
-use crate::loom_shim::{AtomicPtr, AtomicU32, Ordering};
+use crate::loom_shim::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::metrics::CallCounters;
 
 /// Ownership changes after which a breaker counts as contended. Small under
@@ -182,8 +182,9 @@ impl Owner {
 type Stripes = Box<[CachePadded<CallCounters>]>;
 
 /// What a breaker allocates only when it needs it: its latency histogram
-/// (when the config keeps one) and its counter stripes (once contended).
-/// One pointer in the breaker, null while it needs neither.
+/// (when the config keeps one), its counter stripes (once contended) and
+/// its count of calls a ramp-up refused (once one is refused). One pointer
+/// in the breaker, null while it needs none of them.
 #[derive(Debug)]
 pub(crate) struct Side(AtomicPtr<SideBox>);
 
@@ -192,6 +193,11 @@ struct SideBox {
     latency: Option<LatencyHistogram>,
     /// Null until contended; then a `Box<Stripes>` leaked until drop.
     stripes: AtomicPtr<Stripes>,
+    /// Calls a ramp-up refused (`RejectReason::RampLimited`). Here rather
+    /// than among the call counters because only a breaker with a ramp
+    /// ever counts one: the others do not pay 8 bytes for it (the memory
+    /// budget of 100,000 breakers has under 1 MB to spare).
+    ramp_limited: AtomicU64,
 }
 
 impl Drop for SideBox {
@@ -239,6 +245,7 @@ impl Side {
             Some(h) => Box::into_raw(Box::new(SideBox {
                 latency: Some(h),
                 stripes: AtomicPtr::new(core::ptr::null_mut()),
+                ramp_limited: AtomicU64::new(0),
             })),
             None => core::ptr::null_mut(),
         }))
@@ -280,35 +287,53 @@ impl Side {
         &stripes[thread_index() as usize & (stripes.len() - 1)]
     }
 
+    /// The side box, allocating and publishing it first if there is none.
     #[cold]
-    fn allocate(&self) -> &[CachePadded<CallCounters>] {
-        let mut b = self.boxed();
-        if b.is_none() {
-            let fresh = Box::into_raw(Box::new(SideBox {
-                latency: None,
-                stripes: AtomicPtr::new(core::ptr::null_mut()),
-            }));
-            // AcqRel: Release publishes the box; Acquire (on failure) reads
-            // the box another thread published (invariant 12).
-            match self.0.compare_exchange(
-                core::ptr::null_mut(),
-                fresh,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    // SAFETY: `fresh` is now owned by `self`, live until drop.
-                    b = unsafe { fresh.as_ref() };
-                }
-                Err(cur) => {
-                    // SAFETY: `fresh` was never shared.
-                    drop(unsafe { Box::from_raw(fresh) });
-                    // SAFETY: `cur` is a live box owned by `self`.
-                    b = unsafe { cur.as_ref() };
-                }
+    fn boxed_or_new(&self) -> &SideBox {
+        if let Some(b) = self.boxed() {
+            return b;
+        }
+        let fresh = Box::into_raw(Box::new(SideBox {
+            latency: None,
+            stripes: AtomicPtr::new(core::ptr::null_mut()),
+            ramp_limited: AtomicU64::new(0),
+        }));
+        // AcqRel: Release publishes the box; Acquire (on failure) reads
+        // the box another thread published (invariant 12).
+        match self.0.compare_exchange(
+            core::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: `fresh` is now owned by `self`, live until drop.
+            Ok(_) => unsafe { &*fresh },
+            Err(cur) => {
+                // SAFETY: `fresh` was never shared.
+                drop(unsafe { Box::from_raw(fresh) });
+                // SAFETY: `cur` is a live box owned by `self`.
+                unsafe { &*cur }
             }
         }
-        let b = b.expect("the side box exists once published");
+    }
+
+    /// Counts a call a ramp-up refused (a `Relaxed` add, invariant 8).
+    #[cold]
+    pub(crate) fn ramp_limited(&self) {
+        self.boxed_or_new()
+            .ramp_limited
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Calls a ramp-up refused so far.
+    pub(crate) fn ramp_limited_count(&self) -> u64 {
+        self.boxed()
+            .map_or(0, |b| b.ramp_limited.load(Ordering::Relaxed))
+    }
+
+    #[cold]
+    fn allocate(&self) -> &[CachePadded<CallCounters>] {
+        let b = self.boxed_or_new();
         let stripes: Stripes = (0..stripe_count())
             .map(|_| CachePadded::new(CallCounters::new()))
             .collect();
