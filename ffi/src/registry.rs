@@ -57,6 +57,8 @@ fn registry_error(e: RegistryError) -> circuit_result {
         }
         RegistryError::LimitReached { .. } => circuit_result::LimitExceeded,
         RegistryError::InvalidConfig(_) => circuit_result::InvalidConfig,
+        RegistryError::UnknownGroup => circuit_result::NotFound,
+        RegistryError::InvalidGroupLimit(_) => circuit_result::InvalidArgument,
     };
     fail(code, e)
 }

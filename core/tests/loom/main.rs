@@ -4,6 +4,7 @@
 #![cfg(circuit_loom)]
 
 mod common;
+mod group;
 mod half_open;
 mod overrides;
 mod registry;
