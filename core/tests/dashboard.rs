@@ -47,6 +47,11 @@ fn every_dashboard_metric_is_emitted() {
         },
         clock.clone(),
     );
+    // A group guard, so the group families are emitted too.
+    registry
+        .set_group("pool", circuit_core::GroupLimit::Count(1))
+        .unwrap();
+    registry.join_group("partner", "pool").unwrap();
     let b = registry.get_or_create("partner").unwrap();
     for d in [5, 200] {
         let p = b.acquire().unwrap();
