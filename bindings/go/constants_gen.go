@@ -20,6 +20,8 @@ const (
 	cEventQueueDefaultCapacity  = 1024
 	cWordFastMask               = 31
 	cWordGenerationShift        = 32
+	cGroupLimitCount            = 0
+	cGroupLimitFraction         = 1
 	cSyncConnected              = 0
 	cSyncDegraded               = 1
 	cSyncStopped                = 2

@@ -53,6 +53,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod fast;
+pub mod group;
 pub mod handle;
 pub mod registry;
 pub mod result;

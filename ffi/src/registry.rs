@@ -50,7 +50,7 @@ impl std::fmt::Debug for FfiRegistry {
 
 static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(1);
 
-fn registry_error(e: RegistryError) -> circuit_result {
+pub(crate) fn registry_error(e: RegistryError) -> circuit_result {
     let code = match e {
         RegistryError::EmptyName | RegistryError::NameTooLong { .. } => {
             circuit_result::InvalidArgument
