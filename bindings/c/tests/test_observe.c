@@ -1041,6 +1041,92 @@ static void test_latency(void) {
   circuit_clock_free(clock);
 }
 
+/* ---------- group guard ------------------------------------------------------- */
+
+/* Three breakers in a group of which one may be OPEN: the second trip is
+ * refused (a shadow trip event, CLOSED to CLOSED, counted in the group's
+ * stats and in the Prometheus text); bad arguments change nothing. */
+static void test_group_guard(void) {
+  circuit_clock *clock = circuit_clock_manual_new(0);
+  circuit_config *strict = config_consecutive(1, SEC);
+  const circuit_registry *r = NULL;
+  const circuit_breaker *a = NULL, *b = NULL;
+  circuit_event_queue *q = NULL;
+  circuit_group_stats gs;
+  circuit_event ev;
+  char buf[64], text[8192];
+  size_t len = 0;
+  int shadow = 0;
+
+  CHECK_RC(circuit_registry_new(strict, 0, 0, clock, &r), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_event_queue_new(r, 16, &q), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_join_group(r, "a", 1, "pool", 4), CIRCUIT_RESULT_NOT_FOUND);
+  CHECK_ERR_MENTIONS("group");
+  CHECK_RC(circuit_registry_set_group_fraction(r, "pool", 4, 1.5), CIRCUIT_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(circuit_registry_set_group_fraction(r, "pool", 4, NAN), CIRCUIT_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(circuit_registry_set_group_count(r, "", 0, 1), CIRCUIT_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(circuit_registry_set_group_count(r, "caf\xc3", 4, 1), CIRCUIT_RESULT_INVALID_UTF8);
+  CHECK_RC(circuit_registry_set_group_count(NULL, "pool", 4, 1), CIRCUIT_RESULT_NULL_ARGUMENT);
+  memset(&gs, 0, sizeof gs);
+  gs.struct_size = sizeof gs;
+  CHECK_RC(circuit_registry_group_stats(r, "pool", 4, &gs), CIRCUIT_RESULT_NOT_FOUND);
+
+  CHECK_RC(circuit_registry_set_group_count(r, "pool", 4, 1), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_join_group(r, "a", 1, "pool", 4), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_join_group(r, "b", 1, "pool", 4), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_join_group(r, "b", 1, NULL, 4), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_registry_get_or_create(r, "a", 1, &a), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_get_or_create(r, "b", 1, &b), CIRCUIT_RESULT_OK);
+
+  call(a, CIRCUIT_OUTCOME_FAILURE, 1);
+  CHECK(state_of(a) == CIRCUIT_STATE_OPEN);
+  call(b, CIRCUIT_OUTCOME_FAILURE, 1);
+  CHECK(state_of(b) == CIRCUIT_STATE_CLOSED); /* refused: b keeps serving */
+  call(b, CIRCUIT_OUTCOME_SUCCESS, 1);
+
+  memset(&ev, 0, sizeof ev);
+  ev.struct_size = sizeof ev;
+  while (circuit_event_queue_poll(q, &ev, buf, sizeof buf, &len) == CIRCUIT_RESULT_OK) {
+    if (ev.reason == CIRCUIT_REASON_SHADOW_TRIP) {
+      shadow++;
+      CHECK(strcmp(buf, "b") == 0);
+      CHECK(ev.from == CIRCUIT_STATE_CLOSED && ev.to == CIRCUIT_STATE_CLOSED);
+    }
+  }
+  CHECK(shadow == 1);
+
+  memset(&gs, 0, sizeof gs);
+  gs.struct_size = sizeof gs;
+  CHECK_RC(circuit_registry_group_stats(r, "pool", 4, &gs), CIRCUIT_RESULT_OK);
+  CHECK(gs.struct_size == sizeof gs);
+  CHECK(gs.limit_kind == CIRCUIT_GROUP_LIMIT_COUNT && gs.limit == 1.0);
+  CHECK(gs.members == 2 && gs.open == 1 && gs.max_open == 1 && gs.refused_trips == 1);
+  /* A struct from an older header: only its bytes are filled. */
+  memset(&gs, 0xAB, sizeof gs);
+  gs.struct_size = 16;
+  CHECK_RC(circuit_registry_group_stats(r, "pool", 4, &gs), CIRCUIT_RESULT_OK);
+  CHECK(gs.struct_size == 16 && gs.limit == 1.0 && gs.members == 0xABABABABABABABABull);
+  gs.struct_size = 4;
+  CHECK_RC(circuit_registry_group_stats(r, "pool", 4, &gs), CIRCUIT_RESULT_INVALID_ARGUMENT);
+
+  CHECK_RC(circuit_registry_render_prometheus(r, text, sizeof text, &len), CIRCUIT_RESULT_OK);
+  CHECK(strstr(text, "circuit_group_refused_trips_total{group=\"pool\"} 1\n") != NULL);
+  CHECK(strstr(text, "circuit_group_open{group=\"pool\"} 1\n") != NULL);
+
+  /* A fraction: half of two members is one place, already taken. */
+  CHECK_RC(circuit_registry_set_group_fraction(r, "pool", 4, 0.5), CIRCUIT_RESULT_OK);
+  gs.struct_size = sizeof gs;
+  CHECK_RC(circuit_registry_group_stats(r, "pool", 4, &gs), CIRCUIT_RESULT_OK);
+  CHECK(gs.limit_kind == CIRCUIT_GROUP_LIMIT_FRACTION && gs.limit == 0.5 && gs.max_open == 1);
+
+  circuit_breaker_free(a);
+  circuit_breaker_free(b);
+  circuit_event_queue_free(q);
+  circuit_registry_free(r);
+  circuit_config_free(strict);
+  circuit_clock_free(clock);
+}
+
 int main(void) {
   test_names();
   test_null_arguments();
@@ -1054,5 +1140,6 @@ int main(void) {
   test_retry();
   test_retry_decide();
   test_latency();
+  test_group_guard();
   return check_summary();
 }
