@@ -25,3 +25,15 @@ def test_readme_example_runs(name: str) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "partner called" in done.stdout, done.stdout
+
+
+def test_readme_group_example_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "readme_group.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 of 10 open (at most 3); 7 trips refused" in done.stdout, done.stdout
