@@ -10,9 +10,10 @@ use std::thread::JoinHandle;
 use arc_swap::ArcSwapOption;
 use circuit_core::{Listener, ListenerId, Reason, Registry, Transition};
 
+use crate::config::Policies;
 use crate::stats::NOT_CONNECTED_YET;
 use crate::{conn, notice, subscriber, worker};
-use crate::{Namespace, Shared, SyncConfig, SyncError, SyncStats, SyncStatus};
+use crate::{FleetPolicy, Namespace, Shared, SyncConfig, SyncError, SyncStats, SyncStatus};
 
 /// What the listener and the subscriber hand to the worker.
 pub(crate) enum Event {
@@ -76,6 +77,7 @@ struct Inner {
     listener: Mutex<Option<ListenerId>>,
     threads: Mutex<Option<Threads>>,
     shared: ArcSwapOption<Shared>,
+    policies: Arc<Policies>,
 }
 
 /// What a sync worker needs from its owner: the registry. Implemented for
@@ -126,6 +128,7 @@ impl FleetSync {
         cfg.validate()?;
         let ns = Namespace::new(&cfg.namespace)?;
         let endpoint = conn::Endpoint::parse(&cfg.url, cfg.cluster, cfg.tls_ca.clone())?;
+        let policies = Arc::new(Policies::new(cfg.fleet_policy));
         let inner = Arc::new_cyclic(|weak| Inner {
             registry,
             cfg,
@@ -140,6 +143,7 @@ impl FleetSync {
             listener: Mutex::new(None),
             threads: Mutex::new(None),
             shared: ArcSwapOption::empty(),
+            policies,
         });
         inner
             .spawn()
@@ -168,6 +172,7 @@ impl Inner {
             rx,
             self.port.overflow.clone(),
             origin,
+            self.policies.clone(),
         );
         let worker = std::thread::Builder::new()
             .name("circuit-sync".into())
@@ -290,6 +295,26 @@ impl SyncHandle {
             Some(s) => s.stats(),
             None => Shared::default().stats(),
         }
+    }
+
+    /// Sets the fleet policy of the breaker `name` (it need not exist
+    /// yet): [`FleetPolicy::First`] or a quorum. Used by the worker from
+    /// its next write of that breaker; the call path is unaffected.
+    pub fn set_fleet_policy(&self, name: &str, policy: FleetPolicy) -> Result<(), SyncError> {
+        policy.validate()?;
+        if name.is_empty() || name.len() > circuit_core::registry::MAX_NAME_LEN {
+            return Err(SyncError::Config(format!(
+                "breaker name must be 1 to {} bytes",
+                circuit_core::registry::MAX_NAME_LEN
+            )));
+        }
+        self.inner.policies.set(name, policy);
+        Ok(())
+    }
+
+    /// The fleet policy of the breaker `name`.
+    pub fn fleet_policy(&self, name: &str) -> FleetPolicy {
+        self.inner.policies.of(name)
     }
 
     /// The namespace.

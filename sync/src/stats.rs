@@ -66,6 +66,9 @@ pub struct SyncStats {
     pub pending: u64,
     /// Transitions lost to a full channel (each causes a full rescan).
     pub overflows: u64,
+    /// Quorum votes written that did not reach the quorum (the breaker
+    /// stayed open on this instance only).
+    pub votes: u64,
     /// The last error, if any (never contains a password).
     pub last_error: Option<String>,
 }
@@ -131,6 +134,11 @@ impl SyncStats {
                 "Reconnects after a lost connection.",
             ),
             ("overflows", self.overflows, "Full-channel rescans."),
+            (
+                "votes",
+                self.votes,
+                "Quorum votes below the quorum (open on this instance only).",
+            ),
         ];
         for (name, v, help) in counters {
             out.push_str(&format!(
@@ -161,6 +169,7 @@ pub(crate) struct Shared {
     pub(crate) reconnects: AtomicU64,
     pub(crate) pending: AtomicU64,
     pub(crate) overflows: AtomicU64,
+    pub(crate) votes: AtomicU64,
     last_error: ArcSwapOption<String>,
     pub(crate) stop: AtomicBool,
 }
@@ -209,6 +218,7 @@ impl Shared {
             reconnects: r(&self.reconnects),
             pending: r(&self.pending),
             overflows: r(&self.overflows),
+            votes: r(&self.votes),
             last_error: self.last_error.load_full().map(|s| (*s).clone()),
         }
     }
