@@ -100,5 +100,5 @@ pub(crate) use stats::Shared;
 pub use conn::redact_url;
 pub use keys::{encode_name, Namespace};
 pub use ops::Fleet;
-pub use script::{AutoState, ForceMode, Record, Version, VoteCount, WriteReply, WriteStatus};
+pub use script::{AutoState, ForceMode, Record, Version, Vote, VoteCount, WriteReply, WriteStatus};
 pub use store::{Quorum, WriteOp};

@@ -313,6 +313,72 @@ if redis.call('PTTL', KEYS[1]) < ms then redis.call('PEXPIRE', KEYS[1], string.f
 return {string.format('%d', now), string.format('%d', redis.call('ZCARD', KEYS[1]))}
 "#;
 
+/// The votes script (read only, for operators): server `TIME`, then the
+/// first 1000 members of `KEYS[1]` (a breaker's votes) and of `KEYS[2]`
+/// (the live instances), each with its score; a set of the wrong type
+/// reads as `false`.
+pub const VOTES_LUA: &str = r#"
+local t = redis.call('TIME')
+local out = {t[1], t[2]}
+for i = 1, 2 do
+  local ok, m = pcall(redis.call, 'ZRANGE', KEYS[i], 0, 999, 'WITHSCORES')
+  if ok then out[i + 2] = m else out[i + 2] = false end
+end
+return out
+"#;
+
+/// One instance's vote, as read by operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vote {
+    /// Who voted.
+    pub origin: String,
+    /// How long ago, by server time.
+    pub age: Duration,
+    /// Whether the instance is live now (only live votes count).
+    pub live: bool,
+}
+
+/// Parses the votes script's reply: server time (Unix ms), the votes
+/// (newest first) and how many instances are live. Members that are not
+/// origins and scores that are not integers in range are skipped.
+pub(crate) fn parse_votes_reply(v: &Value) -> Option<(u64, Vec<Vote>, u64)> {
+    let Value::Array(items) = v else {
+        return None;
+    };
+    if items.len() != 4 {
+        return None;
+    }
+    let sec = parse_u64(bytes(&items[0])?)?;
+    let usec = parse_u64(bytes(&items[1])?)?;
+    let now = sec.checked_mul(1000)?.checked_add(usec / 1000)?;
+    let pairs = |v: &Value| -> Vec<(String, u64)> {
+        let Value::Array(m) = v else {
+            return Vec::new();
+        };
+        m.chunks(2)
+            .filter_map(|c| {
+                let origin = std::str::from_utf8(bytes(c.first()?)?).ok()?;
+                let score = millis(bytes(c.get(1)?)?)?;
+                valid_origin(origin).then(|| (origin.to_owned(), score))
+            })
+            .collect()
+    };
+    let live: Vec<(String, u64)> = pairs(&items[3])
+        .into_iter()
+        .filter(|(_, until)| *until >= now)
+        .collect();
+    let mut votes: Vec<Vote> = pairs(&items[2])
+        .into_iter()
+        .map(|(origin, at)| Vote {
+            live: live.iter().any(|(o, _)| *o == origin),
+            age: Duration::from_millis(now.saturating_sub(at)),
+            origin,
+        })
+        .collect();
+    votes.sort_by_key(|v| v.age);
+    Some((now, votes, live.len() as u64))
+}
+
 /// The read script: server `TIME` and the fields of every key in `KEYS`, in
 /// one round trip on the node that owns the namespace's slot (so the time
 /// and the records come from the same server, also in a cluster). A key of
@@ -943,6 +1009,49 @@ mod tests {
         }
         let v = Value::Array(vec![bulk("idle"), bulk("5"), bulk("0")]);
         assert_eq!(parse_write_reply(&v).unwrap().status, WriteStatus::Idle);
+    }
+
+    #[test]
+    fn votes_replies_skip_what_is_not_a_vote() {
+        let reply = Value::Array(vec![
+            bulk("1700000000"),
+            bulk("500000"),
+            Value::Array(vec![
+                bulk("node-1"),
+                bulk("1699999999000"),
+                bulk("bad origin!"),
+                bulk("1699999999000"),
+                bulk("node-2"),
+                bulk("1.5"),
+                bulk("node-3"),
+                bulk("1700000000400"),
+            ]),
+            Value::Array(vec![
+                bulk("node-3"),
+                bulk("1700000009000"),
+                bulk("node-1"),
+                bulk("1699999000000"),
+            ]),
+        ]);
+        let (now, votes, live) = parse_votes_reply(&reply).unwrap();
+        assert_eq!(now, 1_700_000_000_500);
+        assert_eq!(live, 1);
+        let got: Vec<_> = votes
+            .iter()
+            .map(|v| (v.origin.as_str(), v.age.as_millis(), v.live))
+            .collect();
+        assert_eq!(got, [("node-3", 100, true), ("node-1", 1500, false)]);
+        let wrong_type = Value::Array(vec![
+            bulk("1700000000"),
+            bulk("0"),
+            Value::Boolean(false),
+            Value::Nil,
+        ]);
+        assert_eq!(
+            parse_votes_reply(&wrong_type).unwrap(),
+            (1_700_000_000_000, vec![], 0)
+        );
+        assert!(parse_votes_reply(&Value::Array(vec![])).is_none());
     }
 
     #[test]

@@ -9,8 +9,9 @@ use redis::{ConnectionLike, Script, Value};
 
 use crate::keys::{encode_name, Namespace};
 use crate::script::{
-    parse_any, parse_read_reply, parse_write_reply, split_read_reply, AutoState, ForceMode, Read,
-    Record, Version, WriteReply, HEARTBEAT_LUA, MAX_MILLIS, MAX_WINDOW_MS, READ_LUA, WRITE_LUA,
+    parse_any, parse_read_reply, parse_votes_reply, parse_write_reply, split_read_reply, AutoState,
+    ForceMode, Read, Record, Version, Vote, WriteReply, HEARTBEAT_LUA, MAX_MILLIS, MAX_WINDOW_MS,
+    READ_LUA, VOTES_LUA, WRITE_LUA,
 };
 
 fn bad_read_reply() -> redis::RedisError {
@@ -123,6 +124,7 @@ pub(crate) struct Scripts {
     write: Script,
     read: Script,
     heartbeat: Script,
+    votes: Script,
 }
 
 impl std::fmt::Debug for Scripts {
@@ -144,6 +146,7 @@ impl Scripts {
             write: Script::new(WRITE_LUA),
             read: Script::new(READ_LUA),
             heartbeat: Script::new(HEARTBEAT_LUA),
+            votes: Script::new(VOTES_LUA),
         }
     }
 
@@ -241,6 +244,28 @@ impl Scripts {
         let v: Value = inv.invoke(con)?;
         parse_write_reply(&v)
             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Parse, "write script", e)))
+    }
+
+    /// The votes of `name` and the live instances (write script rule 9),
+    /// with the server time (Unix ms).
+    pub(crate) fn votes(
+        &self,
+        con: &mut dyn ConnectionLike,
+        ns: &Namespace,
+        name: &str,
+    ) -> redis::RedisResult<(u64, Vec<Vote>, u64)> {
+        let v: Value = self
+            .votes
+            .key(ns.votes_key(&encode_name(name)))
+            .key(ns.live_key())
+            .invoke(con)?;
+        parse_votes_reply(&v).ok_or_else(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "votes script",
+                "unexpected reply shape".to_owned(),
+            ))
+        })
     }
 
     /// Reads the records of `names` (raw names). Returns the server time
