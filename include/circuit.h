@@ -1002,6 +1002,12 @@ typedef struct circuit_sync_stats {
    * `struct_size` covers it.
    */
   uint64_t repaired;
+  /**
+   * Quorum votes this instance wrote that did not reach the quorum (the
+   * breaker stayed open here only; see `circuit_sync_set_fleet_policy`).
+   * Filled only when `struct_size` covers it.
+   */
+  uint64_t votes;
 } circuit_sync_stats;
 
 /**
@@ -2367,6 +2373,34 @@ circuit_result circuit_sync_start(const struct circuit_registry *registry,
                                   const char *namespace_,
                                   size_t namespace_len,
                                   struct circuit_sync **out_sync);
+
+/**
+ * Sets the fleet policy of the breaker `name` (UTF-8, `name_len` bytes;
+ * it need not exist yet). `window_ns` 0: `first`, the default (the first
+ * instance to trip opens the breaker on every instance). Otherwise a
+ * quorum: the breaker opens fleet-wide only once at least
+ * `min_instances` instances, and at least `min_fraction` (0.0 to 1.0,
+ * rounded up) of the live instances, tripped within `window_ns`; until
+ * then an instance that tripped is open locally only. The votes are
+ * counted by one server-side script written by the worker (never on the
+ * call path); an instance counts as live for 10 s after its last
+ * heartbeat, so one that dies drops out. With Redis unreachable every
+ * instance decides alone. `CIRCUIT_RESULT_INVALID_CONFIG` for a fraction
+ * outside 0.0..=1.0 (or NaN) or more than 1,000,000 instances; nothing
+ * changes then.
+ *
+ * # Safety
+ * `sync` must be a live sync handle; `name` must point to `name_len`
+ * readable bytes.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_sync_set_fleet_policy(const struct circuit_sync *sync,
+                                             const char *name,
+                                             size_t name_len,
+                                             uint32_t min_instances,
+                                             double min_fraction,
+                                             uint64_t window_ns);
 
 /**
  * Stops the worker: unregisters it from the registry and joins its

@@ -23,7 +23,9 @@ pub struct SyncConfig {
     pub reconcile_every: Duration,
     /// Spread of the reconcile period, as a fraction (default 0.2: ±20%).
     pub reconcile_jitter: f64,
-    /// This instance's id in records (default `<host>:<pid>`); sanitized to
+    /// This instance's id in records and quorum votes (default
+    /// `<host>:<pid>`, and `<host>:<pid>:<n>` for the n-th further worker of
+    /// the process); sanitized to
     /// `[A-Za-z0-9._:-]{1,64}`.
     pub origin: Option<String>,
     /// Connect (and handshake) timeout (default 1 s).
@@ -227,7 +229,16 @@ fn default_origin() -> String {
         "host".to_owned()
     };
     let host: String = host.chars().take(40).collect();
-    keys::sanitize_origin(&format!("{host}:{}", std::process::id()))
+    // Each worker is an instance of its own (quorum votes count instances):
+    // the second and later workers of a process get a sequence number.
+    static WORKERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WORKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let pid = std::process::id();
+    if n == 0 {
+        keys::sanitize_origin(&format!("{host}:{pid}"))
+    } else {
+        keys::sanitize_origin(&format!("{host}:{pid}:{n}"))
+    }
 }
 
 #[cfg(test)]

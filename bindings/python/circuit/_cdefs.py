@@ -208,6 +208,7 @@ class circuit_sync_stats(Structure):
         ("reconnects", c_uint64),
         ("pending", c_uint64),
         ("repaired", c_uint64),
+        ("votes", c_uint64),
     ]
 
 
@@ -324,6 +325,7 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_retry_next", c_uint32, (c_void_p, c_void_p, c_uint32, c_uint64, c_uint64, POINTER(c_uint64))),
     ("circuit_retry_decide", c_uint32, (c_void_p, c_void_p, c_uint32, c_uint32, c_uint64, c_uint64, POINTER(c_uint64), POINTER(c_uint32))),
     ("circuit_sync_start", c_uint32, (c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_void_p))),
+    ("circuit_sync_set_fleet_policy", c_uint32, (c_void_p, c_char_p, c_size_t, c_uint32, c_double, c_uint64)),
     ("circuit_sync_stop", c_uint32, (c_void_p,)),
     ("circuit_sync_free", None, (c_void_p,)),
     ("circuit_sync_status", c_uint32, (c_void_p, POINTER(circuit_sync_stats))),
