@@ -1212,6 +1212,18 @@ func (s *syncRef) stop() error {
 	return coldError("circuit.Sync.Stop", rc)
 }
 
+// abi: circuit_sync_set_fleet_policy
+func (s *syncRef) setFleetPolicy(name string, p FleetPolicy) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	n, nl := cname(name)
+	defer C.free(unsafe.Pointer(n))
+	rc := uint32(C.circuit_sync_set_fleet_policy(s.ptr, n, nl, C.uint32_t(p.MinInstances),
+		C.double(p.MinFraction), C.uint64_t(p.Window)))
+	runtime.KeepAlive(s)
+	return coldError("circuit.Sync.SetFleetPolicy", rc)
+}
+
 // abi: circuit_sync_status
 func (s *syncRef) status() (SyncStats, error) {
 	runtime.LockOSThread()
@@ -1234,6 +1246,7 @@ func (s *syncRef) status() (SyncStats, error) {
 		Reconnects:       uint64(st.reconnects),
 		Pending:          uint64(st.pending),
 		Repaired:         uint64(st.repaired),
+		Votes:            uint64(st.votes),
 	}, nil
 }
 
