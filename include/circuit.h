@@ -2386,8 +2386,9 @@ circuit_result circuit_sync_start(const struct circuit_registry *registry,
  * call path); an instance counts as live for 10 s after its last
  * heartbeat, so one that dies drops out. With Redis unreachable every
  * instance decides alone. `CIRCUIT_RESULT_INVALID_CONFIG` for a fraction
- * outside 0.0..=1.0 (or NaN) or more than 1,000,000 instances; nothing
- * changes then.
+ * outside 0.0..=1.0 (or NaN), more than 1,000,000 instances, or a name
+ * that is empty or longer than `CIRCUIT_NAME_MAX_LEN`; nothing changes
+ * then.
  *
  * # Safety
  * `sync` must be a live sync handle; `name` must point to `name_len`

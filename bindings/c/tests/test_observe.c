@@ -1127,6 +1127,43 @@ static void test_group_guard(void) {
   circuit_clock_free(clock);
 }
 
+/* ---------- fleet policy --------------------------------------------------------- */
+
+/* circuit_sync_set_fleet_policy checks its arguments and refuses bad
+ * numbers; a worker whose Redis is unreachable takes a policy all the same
+ * (the votes are counted by Redis once it answers; tests against a real
+ * redis-server are in Python, Go and sync/tests/quorum.rs). */
+static void test_fleet_policy_arguments(void) {
+  const circuit_registry *r = NULL;
+  circuit_sync *s = NULL;
+  circuit_sync_stats st;
+  const char *url = "redis://127.0.0.1:1";
+
+  CHECK_RC(circuit_sync_set_fleet_policy(NULL, "p", 1, 2, 0.0, SEC), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_registry_new(NULL, 0, 0, NULL, &r), CIRCUIT_RESULT_OK);
+  if (!(circuit_features() & CIRCUIT_FEATURE_SYNC)) {
+    circuit_registry_free(r);
+    return;
+  }
+  CHECK_RC(circuit_sync_start(r, url, strlen(url), "cpolicy", 7, &s), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, NULL, 1, 2, 0.0, SEC), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "", 0, 2, 0.0, SEC), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "caf\xc3", 4, 2, 0.0, SEC), CIRCUIT_RESULT_INVALID_UTF8);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "p", 1, 2, 1.5, SEC), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_ERR_MENTIONS("fraction");
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "p", 1, 2, NAN, SEC), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "p", 1, 2000000, 0.0, SEC), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "p", 1, 2, 0.5, SEC), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "p", 1, 0, 0.0, 0), CIRCUIT_RESULT_OK); /* first */
+  memset(&st, 0xAB, sizeof st);
+  st.struct_size = sizeof st;
+  CHECK_RC(circuit_sync_status(s, &st), CIRCUIT_RESULT_OK);
+  CHECK(st.struct_size == sizeof st && st.votes == 0 && st.state == CIRCUIT_SYNC_DEGRADED);
+  CHECK_RC(circuit_sync_stop(s), CIRCUIT_RESULT_OK);
+  circuit_sync_free(s);
+  circuit_registry_free(r);
+}
+
 int main(void) {
   test_names();
   test_null_arguments();
@@ -1141,5 +1178,6 @@ int main(void) {
   test_retry_decide();
   test_latency();
   test_group_guard();
+  test_fleet_policy_arguments();
   return check_summary();
 }
