@@ -223,3 +223,39 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `circuit_sync_*` metric the Grafana dashboard queries is one
+    /// the sync worker emits (the core's families are checked by
+    /// core/tests/dashboard.rs).
+    #[test]
+    fn every_dashboard_sync_metric_is_emitted() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../dashboards/circuit.json");
+        let text = std::fs::read_to_string(path).expect("dashboards/circuit.json");
+        let shared = Shared::default();
+        Shared::bump(&shared.votes);
+        let rendered = shared.stats().prometheus(&Namespace::new("shop").unwrap());
+        let mut wanted = 0;
+        for line in text.lines().filter(|l| l.contains("\"expr\"")) {
+            let mut rest = line;
+            while let Some(i) = rest.find("circuit_sync_") {
+                let tail = &rest[i..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                let name = &tail[..end];
+                assert!(
+                    rendered.contains(&format!("\n{name}{{namespace=\"shop\"}}")),
+                    "the dashboard queries {name}, which the sync worker never emits"
+                );
+                wanted += 1;
+                rest = &tail[end..];
+            }
+        }
+        assert!(wanted >= 1, "the dashboard has no sync panel");
+        assert!(rendered.contains("circuit_sync_votes_total{namespace=\"shop\"} 1\n"));
+    }
+}
