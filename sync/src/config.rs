@@ -209,15 +209,17 @@ impl SyncConfig {
         Ok(())
     }
 
-    pub(crate) fn origin(&self) -> String {
+    /// The origin of the `seq`-th worker started in this process (0 for
+    /// the first).
+    pub(crate) fn origin(&self, seq: u64) -> String {
         match &self.origin {
             Some(o) => keys::sanitize_origin(o),
-            None => default_origin(),
+            None => default_origin(seq),
         }
     }
 }
 
-fn default_origin() -> String {
+fn default_origin(seq: u64) -> String {
     let mut buf = [0u8; 256];
     // SAFETY: `buf` is writable for its length; gethostname writes at most
     // that many bytes and we read only up to the first NUL within it.
@@ -230,14 +232,12 @@ fn default_origin() -> String {
     };
     let host: String = host.chars().take(40).collect();
     // Each worker is an instance of its own (quorum votes count instances):
-    // the second and later workers of a process get a sequence number.
-    static WORKERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = WORKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // the second and later workers of a process get their sequence number.
     let pid = std::process::id();
-    if n == 0 {
+    if seq == 0 {
         keys::sanitize_origin(&format!("{host}:{pid}"))
     } else {
-        keys::sanitize_origin(&format!("{host}:{pid}:{n}"))
+        keys::sanitize_origin(&format!("{host}:{pid}:{seq}"))
     }
 }
 

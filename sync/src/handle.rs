@@ -78,7 +78,12 @@ struct Inner {
     threads: Mutex<Option<Threads>>,
     shared: ArcSwapOption<Shared>,
     policies: Arc<Policies>,
+    /// Which worker of the process this is (its default origin).
+    seq: u64,
 }
+
+/// Workers started in this process (numbers their default origins).
+static WORKERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// What a sync worker needs from its owner: the registry. Implemented for
 /// [`Registry`] itself; a type that owns a registry (the C ABI's registry
@@ -144,6 +149,7 @@ impl FleetSync {
             threads: Mutex::new(None),
             shared: ArcSwapOption::empty(),
             policies,
+            seq: WORKERS.fetch_add(1, Ordering::Relaxed),
         });
         inner
             .spawn()
@@ -162,7 +168,7 @@ impl Inner {
         shared.error(NOT_CONNECTED_YET);
         shared.set_status(SyncStatus::Degraded);
         let (tx, rx) = sync_channel(CHANNEL);
-        let origin = self.cfg.origin();
+        let origin = self.cfg.origin(self.seq);
         let w = worker::Worker::new(
             self.registry.clone(),
             self.cfg.clone(),

@@ -66,9 +66,10 @@
 //!    (a dead instance drops out), are removed first. The votes that count
 //!    are those of live instances; `need` is the larger of `min_count` and
 //!    `ceil(live * ppm / 10^6)`, at least 1. Below it the reply is
-//!    `votes` with the counts and nothing else changes; at it, the votes are
-//!    cleared and the call continues as an automatic OPEN (rule 5). Both
-//!    sets are untrusted: one of the wrong type, or one larger than
+//!    `votes` with the counts and nothing else changes; at it, the call
+//!    continues as an automatic OPEN (rule 5), and the votes are cleared
+//!    only if that OPEN is written (a stale one keeps them for the retry).
+//!    Both sets are untrusted: one of the wrong type, or one larger than
 //!    `MAXVOTERS` members, is deleted (`repaired`).
 //! 10. **Follow** (`follow`, a quorum breaker's local HALF_OPEN or
 //!     CLOSED): written as an automatic change only while the record is not
@@ -204,6 +205,7 @@ end
 if op == 'vote' and force == '' and exists and state == 'open' and untl > now then
   op = 'auto' -- a running episode: the trip belongs to it (rule 5)
 end
+local spent = nil
 if op == 'vote' then
   local live, votes = KEYS[3], KEYS[4]
   local function tidy(k, floor, cap)
@@ -229,7 +231,7 @@ if op == 'vote' then
   if n < need then
     return {'votes', fmt(now), fmt(repaired), fmt(n), fmt(nlive), fmt(need)}
   end
-  redis.call('DEL', votes)
+  spent = votes
   op = 'auto'
 end
 if op == 'auto' then
@@ -260,6 +262,7 @@ local rem = 0
 if state == 'open' then rem = untl - now end
 local frem = 0
 if force ~= '' then if fu == 0 then frem = -1 else frem = fu - now end end
+if spent then redis.call('DEL', spent) end
 redis.call('HSET', key, 'epoch', epoch, 'ver', fmt(ver), 'state', state, 'until', fmt(untl),
   'force', force, 'force_until', fmt(fu), 'origin', origin, 'ts', fmt(now), 'name', name)
 local expires

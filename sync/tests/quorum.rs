@@ -199,3 +199,57 @@ fn with_redis_down_each_instance_decides_alone() {
     assert_eq!(fleet[1].state(), State::Open);
     assert_eq!(fleet[0].votes() + fleet[1].votes(), 0);
 }
+
+/// A group guard with sync on: a remote OPEN takes a place in the local
+/// group like a local trip, so every instance keeps its pool serving. Two
+/// instances, a pool of two hosts of which one may be open: instance A's
+/// trip of host-a reaches B, and B's own trip of host-b is then refused
+/// (a shadow trip) instead of cutting B's pool off.
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn a_group_guard_holds_on_every_instance_with_sync() {
+    let redis = RedisServer::start();
+    let make = |origin: &str| {
+        let defaults = Config::builder()
+            .consecutive_failures(Some(1))
+            .open_duration(Duration::from_secs(20))
+            .jitter(0.0)
+            .build()
+            .unwrap();
+        let registry = Arc::new(Registry::new(RegistryOptions {
+            defaults,
+            ..RegistryOptions::default()
+        }));
+        registry
+            .set_group("pool", circuit_core::GroupLimit::Count(1))
+            .unwrap();
+        for host in ["host-a", "host-b"] {
+            registry.join_group(host, "pool").unwrap();
+            registry.get_or_create(host).unwrap();
+        }
+        let mut cfg = SyncConfig::new(redis.url(), "guard");
+        cfg.origin = Some(origin.into());
+        cfg.reconcile_every = Duration::from_millis(1000);
+        let handle = FleetSync::start(registry.clone(), cfg).unwrap();
+        Instance { registry, handle }
+    };
+    let (a, b) = (make("a"), make("b"));
+    a.connected();
+    b.connected();
+    let fail = |i: &Instance, host: &str| {
+        let br = i.registry.get(host).unwrap();
+        let p = br.acquire().unwrap();
+        br.record(p, Outcome::Failure, Duration::ZERO);
+    };
+    fail(&a, "host-a");
+    let state = |i: &Instance, host: &str| i.registry.get(host).unwrap().state();
+    assert!(wait_until(Duration::from_secs(5), || state(&b, "host-a")
+        == State::Open));
+    fail(&b, "host-b");
+    assert_eq!(state(&b, "host-b"), State::Closed, "B's pool was cut off");
+    let g = b.registry.group("pool").unwrap().stats();
+    assert_eq!((g.open, g.refused_trips), (1, 1));
+    // Nothing reached A either: its pool has host-b serving.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state(&a, "host-b"), State::Closed);
+}
