@@ -21,5 +21,5 @@ if ! command -v openssl >/dev/null; then
 fi
 
 start=$(date +%s)
-cargo test --workspace --release --test fleet --test fork --test cli -- --include-ignored
+cargo test --workspace --release --test fleet --test fork --test cli --test quorum -- --include-ignored
 echo "redis: $(redis-server --version | cut -d' ' -f3), $(( $(date +%s) - start ))s"

@@ -563,6 +563,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="where logs and Prometheus files go")
     ap.add_argument("--build", default=os.path.join(HERE, ".build"), help="ci/demo.sh's build output")
     ap.add_argument("--plain", action="store_true", help="periodic lines instead of a live view")
+    ap.add_argument("--quorum", type=int, default=0, metavar="N",
+                    help="fleet policy quorum: a trip opens the fleet only once N instances tripped (default: first)")
     args = ap.parse_args(argv)
     if args.duration < 10:
         ap.error("--duration must be at least 10 seconds")
@@ -667,6 +669,8 @@ def run(args: argparse.Namespace, procs: Processes) -> int:
               "--slow-ms", str(SLOW_MS), "--timeout-ms", str(TIMEOUT_MS)]
     if redis_url:
         common += ["--redis", redis_url, "--namespace", "demo"]
+        if args.quorum:
+            common += ["--quorum", str(args.quorum)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [os.path.join(ROOT, "bindings", "python")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
@@ -864,7 +868,7 @@ def summarize(args: argparse.Namespace, latest: Dict[str, Dict[str, Any]], st: D
             sy = (latest.get(name) or {}).get("sync") or {}
             print(f"  {name:<8} {sy.get('status', '?')}: published {sy.get('published', '?')}, "
                   f"applied {sy.get('applied', '?')}, refused {sy.get('refused', '?')}, "
-                  f"reconnects {sy.get('reconnects', '?')}")
+                  f"reconnects {sy.get('reconnects', '?')}, votes below the quorum {sy.get('votes', '?')}")
 
     # Propagation: first OPEN of an episode to each other instance's OPEN.
     print()
@@ -890,6 +894,10 @@ def summarize(args: argparse.Namespace, latest: Dict[str, Dict[str, Any]], st: D
             print(f"  t={el:5.1f}s  {first_name} opened ({ep[first_name][1]}): " + ", ".join(parts))
     if len(eps) > 8:
         print(f"  ... {len(eps) - 8} more episodes")
+    alone = {n: ((latest.get(n) or {}).get("sync") or {}).get("votes", 0) for n, _ in INSTANCES}
+    if sync_on and args.quorum:
+        print(f"  quorum {args.quorum}: {sum(alone.values())} trip(s) stayed on the instance that made them"
+              " until enough instances tripped (" + ", ".join(f"{n} {v}" for n, v in alone.items()) + ")")
     if not eps:
         print("  no instance opened")
     all_d = [d for v in delays.values() for d in v]
@@ -922,6 +930,8 @@ def summarize(args: argparse.Namespace, latest: Dict[str, Dict[str, Any]], st: D
             problems.append("sync was not running")
         elif not any(rows[n]["remote"] for n, _ in INSTANCES):
             problems.append("no transition was applied from another instance")
+        elif args.quorum and not any(alone.values()):
+            problems.append(f"quorum {args.quorum}: no instance tripped alone")
 
     print()
     print(f"{redis_note}")

@@ -164,6 +164,16 @@
 #define CIRCUIT_WORD_GENERATION_SHIFT 32
 
 /**
+ * `circuit_group_stats.limit_kind`: the limit is a count of members.
+ */
+#define CIRCUIT_GROUP_LIMIT_COUNT 0
+
+/**
+ * `circuit_group_stats.limit_kind`: the limit is a fraction of members.
+ */
+#define CIRCUIT_GROUP_LIMIT_FRACTION 1
+
+/**
  * Longest `Retry-After` value `circuit_http_retry_after` looks at, in
  * bytes; a longer one is `CIRCUIT_RESULT_NOT_FOUND`, unread.
  */
@@ -926,6 +936,46 @@ typedef void (*circuit_event_callback)(void *userdata, const struct circuit_even
 typedef void (*circuit_userdata_free)(void *userdata);
 
 /**
+ * A group's numbers, filled by `circuit_registry_group_stats`.
+ *
+ * Forward compatible like `circuit_metrics`: set `struct_size` to
+ * `sizeof(circuit_group_stats)` before the call; the library fills at most
+ * that many bytes and writes back how many it filled.
+ */
+typedef struct circuit_group_stats {
+  /**
+   * In: size of the caller's struct in bytes. Out: bytes filled.
+   */
+  uint32_t struct_size;
+  /**
+   * `CIRCUIT_GROUP_LIMIT_COUNT` or `CIRCUIT_GROUP_LIMIT_FRACTION`.
+   */
+  uint32_t limit_kind;
+  /**
+   * The limit: a count, or a fraction from 0.0 to 1.0.
+   */
+  double limit;
+  /**
+   * Breakers in the group now.
+   */
+  uint64_t members;
+  /**
+   * Members OPEN or HALF_OPEN now (holding a place), plus trips about to
+   * open.
+   */
+  uint64_t open;
+  /**
+   * Most members that may be OPEN or HALF_OPEN at once, for the current
+   * members (a fraction rounds down).
+   */
+  uint64_t max_open;
+  /**
+   * Trips the guard refused (each was a shadow trip event).
+   */
+  uint64_t refused_trips;
+} circuit_group_stats;
+
+/**
  * A snapshot of a sync worker's status and counters, filled by
  * `circuit_sync_status`.
  *
@@ -983,6 +1033,12 @@ typedef struct circuit_sync_stats {
    * `struct_size` covers it.
    */
   uint64_t repaired;
+  /**
+   * Quorum votes this instance wrote that did not reach the quorum (the
+   * breaker stayed open here only; see `circuit_sync_set_fleet_policy`).
+   * Filled only when `struct_size` covers it.
+   */
+  uint64_t votes;
 } circuit_sync_stats;
 
 /**
@@ -1852,6 +1908,76 @@ circuit_result circuit_breaker_record_parts(const struct circuit_breaker *breake
                                             uint64_t duration_ns);
 
 /**
+ * Creates the group `group` (UTF-8, `group_len` bytes, 1 to
+ * `CIRCUIT_NAME_MAX_LEN`) allowing at most `max_open` members OPEN (or
+ * HALF_OPEN) at once, or sets that limit on the existing group. Breakers
+ * join with `circuit_registry_join_group`.
+ *
+ * # Safety
+ * `registry` must be a live registry; `group` must point to `group_len`
+ * readable bytes.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_set_group_count(const struct circuit_registry *registry,
+                                                const char *group,
+                                                size_t group_len,
+                                                uint32_t max_open);
+
+/**
+ * As `circuit_registry_set_group_count`, with the limit a fraction of the
+ * group's current members (0.0 to 1.0, rounded down: 0.3 of 10 members
+ * is 3). `CIRCUIT_RESULT_INVALID_ARGUMENT` for a fraction outside that
+ * range or NaN; nothing changes then.
+ *
+ * # Safety
+ * As `circuit_registry_set_group_count`.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_set_group_fraction(const struct circuit_registry *registry,
+                                                   const char *group,
+                                                   size_t group_len,
+                                                   double fraction);
+
+/**
+ * Puts the breaker `name` in the group `group` when `name` is next created
+ * (a breaker that already exists stays as it is until removed, as with
+ * `circuit_registry_set_config`). `CIRCUIT_RESULT_NOT_FOUND` when no group
+ * of that name was set.
+ *
+ * # Safety
+ * `registry` must be a live registry; `name` and `group` must point to
+ * `name_len` and `group_len` readable bytes.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_join_group(const struct circuit_registry *registry,
+                                           const char *name,
+                                           size_t name_len,
+                                           const char *group,
+                                           size_t group_len);
+
+/**
+ * Fills `*stats` with the numbers of the group `group`
+ * (`CIRCUIT_RESULT_NOT_FOUND` if there is none). Set
+ * `stats->struct_size = sizeof(circuit_group_stats)` first; a
+ * `struct_size` below `CIRCUIT_STRUCT_MIN_SIZE` or not a multiple of 8 is
+ * `CIRCUIT_RESULT_INVALID_ARGUMENT`.
+ *
+ * # Safety
+ * `registry` must be a live registry; `group` must point to `group_len`
+ * readable bytes; `stats` must point to at least `stats->struct_size`
+ * writable bytes, aligned for `circuit_group_stats`.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_group_stats(const struct circuit_registry *registry,
+                                            const char *group,
+                                            size_t group_len,
+                                            struct circuit_group_stats *stats);
+
+/**
  * Writes the default `circuit_outcome` of an HTTP response status to
  * `*out_outcome`: 100-399 SUCCESS; 429 FAILURE; other 400-499 IGNORED;
  * 500-599 FAILURE; any other number FAILURE (a server that answers
@@ -2345,6 +2471,35 @@ circuit_result circuit_sync_start(const struct circuit_registry *registry,
                                   const char *namespace_,
                                   size_t namespace_len,
                                   struct circuit_sync **out_sync);
+
+/**
+ * Sets the fleet policy of the breaker `name` (UTF-8, `name_len` bytes;
+ * it need not exist yet). `window_ns` 0: `first`, the default (the first
+ * instance to trip opens the breaker on every instance). Otherwise a
+ * quorum: the breaker opens fleet-wide only once at least
+ * `min_instances` instances, and at least `min_fraction` (0.0 to 1.0,
+ * rounded up) of the live instances, tripped within `window_ns`; until
+ * then an instance that tripped is open locally only. The votes are
+ * counted by one server-side script written by the worker (never on the
+ * call path); an instance counts as live for 10 s after its last
+ * heartbeat, so one that dies drops out. With Redis unreachable every
+ * instance decides alone. `CIRCUIT_RESULT_INVALID_CONFIG` for a fraction
+ * outside 0.0..=1.0 (or NaN), more than 1,000,000 instances, or a name
+ * that is empty or longer than `CIRCUIT_NAME_MAX_LEN`; nothing changes
+ * then.
+ *
+ * # Safety
+ * `sync` must be a live sync handle; `name` must point to `name_len`
+ * readable bytes.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_sync_set_fleet_policy(const struct circuit_sync *sync,
+                                             const char *name,
+                                             size_t name_len,
+                                             uint32_t min_instances,
+                                             double min_fraction,
+                                             uint64_t window_ns);
 
 /**
  * Stops the worker: unregisters it from the registry and joins its

@@ -1031,6 +1031,71 @@ func (r *registryRef) remove(name string) error {
 	return coldError(op, rc)
 }
 
+// abi: circuit_registry_set_group_count circuit_registry_set_group_fraction
+func (r *registryRef) setGroup(op, group string, count uint32, fraction float64, isFraction bool) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, n := cname(group)
+	defer C.free(unsafe.Pointer(p))
+	var rc uint32
+	if isFraction {
+		rc = uint32(C.circuit_registry_set_group_fraction(r.ptr, p, n, C.double(fraction)))
+	} else {
+		rc = uint32(C.circuit_registry_set_group_count(r.ptr, p, n, C.uint32_t(count)))
+	}
+	runtime.KeepAlive(r)
+	return coldError(op, rc)
+}
+
+// abi: circuit_registry_join_group
+func (r *registryRef) joinGroup(name, group string) error {
+	const op = "circuit.Registry.JoinGroup"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, n := cname(name)
+	defer C.free(unsafe.Pointer(p))
+	g, gn := cname(group)
+	defer C.free(unsafe.Pointer(g))
+	rc := uint32(C.circuit_registry_join_group(r.ptr, p, n, g, gn))
+	runtime.KeepAlive(r)
+	if rc == codeNotFoundRC {
+		return &Error{Op: op, Code: Code(rc), Message: "no group named " + strconv.Quote(group)}
+	}
+	return coldError(op, rc)
+}
+
+// abi: circuit_registry_group_stats
+func (r *registryRef) groupStats(group string) (GroupStats, error) {
+	const op = "circuit.Registry.Group"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, n := cname(group)
+	defer C.free(unsafe.Pointer(p))
+	var st C.circuit_group_stats
+	st.struct_size = C.uint32_t(unsafe.Sizeof(st))
+	rc := uint32(C.circuit_registry_group_stats(r.ptr, p, n, &st))
+	runtime.KeepAlive(r)
+	if rc == codeNotFoundRC {
+		return GroupStats{}, &Error{Op: op, Code: Code(rc), Message: "no group named " + strconv.Quote(group)}
+	}
+	if rc != codeOK {
+		return GroupStats{}, coldError(op, rc)
+	}
+	g := GroupStats{
+		Name:         group,
+		Members:      uint64(st.members),
+		Open:         uint64(st.open),
+		MaxOpen:      uint64(st.max_open),
+		RefusedTrips: uint64(st.refused_trips),
+	}
+	if uint32(st.limit_kind) == cGroupLimitFraction {
+		g.MaxOpenFraction = float64(st.limit)
+	} else {
+		g.MaxOpenCount = uint32(st.limit)
+	}
+	return g, nil
+}
+
 // abi: circuit_registry_len
 func (r *registryRef) len() (int, error) {
 	runtime.LockOSThread()
@@ -1304,6 +1369,18 @@ func (s *syncRef) stop() error {
 	return coldError("circuit.Sync.Stop", rc)
 }
 
+// abi: circuit_sync_set_fleet_policy
+func (s *syncRef) setFleetPolicy(name string, p FleetPolicy) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	n, nl := cname(name)
+	defer C.free(unsafe.Pointer(n))
+	rc := uint32(C.circuit_sync_set_fleet_policy(s.ptr, n, nl, C.uint32_t(p.MinInstances),
+		C.double(p.MinFraction), C.uint64_t(p.Window)))
+	runtime.KeepAlive(s)
+	return coldError("circuit.Sync.SetFleetPolicy", rc)
+}
+
 // abi: circuit_sync_status
 func (s *syncRef) status() (SyncStats, error) {
 	runtime.LockOSThread()
@@ -1326,6 +1403,7 @@ func (s *syncRef) status() (SyncStats, error) {
 		Reconnects:       uint64(st.reconnects),
 		Pending:          uint64(st.pending),
 		Repaired:         uint64(st.repaired),
+		Votes:            uint64(st.votes),
 	}, nil
 }
 

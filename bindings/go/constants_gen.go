@@ -22,6 +22,8 @@ const (
 	cEventQueueDefaultCapacity  = 1024
 	cWordFastMask               = 31
 	cWordGenerationShift        = 32
+	cGroupLimitCount            = 0
+	cGroupLimitFraction         = 1
 	cHttpRetryAfterMaxLen       = 128
 	cSyncConnected              = 0
 	cSyncDegraded               = 1

@@ -3,6 +3,7 @@ package circuit
 import (
 	"runtime"
 	"sync"
+	"time"
 )
 
 // SyncState is the fleet-sync worker's state.
@@ -55,6 +56,23 @@ type SyncStats struct {
 	// Repaired counts malformed records in Redis (planted or damaged) that
 	// the write script replaced with a new record.
 	Repaired uint64
+	// Votes counts quorum votes this instance wrote that did not reach the
+	// quorum (the breaker opened here only; see SetFleetPolicy).
+	Votes uint64
+}
+
+// FleetPolicy says how a trip of one breaker spreads to the fleet
+// (Sync.SetFleetPolicy). The zero value is "first": the first instance to
+// trip opens the breaker on every instance. With a Window, a quorum: the
+// breaker opens fleet-wide only once at least MinInstances instances, and
+// at least MinFraction (0 to 1, rounded up) of the live instances, tripped
+// within Window; until then an instance that tripped is open locally only.
+// An instance counts as live for 10 s after its last heartbeat, so one that
+// dies drops out; with Redis unreachable every instance decides alone.
+type FleetPolicy struct {
+	MinInstances uint32
+	MinFraction  float64
+	Window       time.Duration
 }
 
 // Sync shares a registry's breaker states with the other instances of a
@@ -117,6 +135,21 @@ func (s *Sync) LastError() (string, error) {
 		return "", err
 	}
 	return ref.lastError()
+}
+
+// SetFleetPolicy sets the fleet policy of the breaker named name (it need
+// not exist yet); see FleetPolicy. Bad numbers return an error matching
+// ErrInvalidConfig and change nothing. The call path is unaffected: the
+// library's worker reads the policy when it writes.
+func (s *Sync) SetFleetPolicy(name string, p FleetPolicy) error {
+	ref, err := s.load()
+	if err != nil {
+		return err
+	}
+	if p.Window < 0 {
+		return argError("circuit.Sync.SetFleetPolicy", "FleetPolicy.Window is negative (%v)", p.Window)
+	}
+	return ref.setFleetPolicy(name, p)
 }
 
 // Stop stops the worker; local breakers keep their states and Status then

@@ -252,3 +252,55 @@ func TestSyncRepairsAPlantedMalformedRecord(t *testing.T) {
 		t.Fatalf("the repaired record's state field: %q, want a 4-byte string (open)", got)
 	}
 }
+
+// A quorum of two of three: the first trip opens its own instance only;
+// the second opens the fleet.
+func TestSyncQuorumOpensTheFleetOnlyAfterTheSecondTrip(t *testing.T) {
+	url := startRedis(t)
+	cfg := RegistryConfig{Defaults: Config{ConsecutiveFailures: 1, OpenDuration: time.Minute}}
+	var syncs [3]*Sync
+	var breakers [3]*Breaker
+	policy := FleetPolicy{MinInstances: 2, Window: 30 * time.Second}
+	for i := range syncs {
+		breakers[i], syncs[i] = syncedBreaker(t, cfg, url, "goquorum", "partner")
+		if err := syncs[i].SetFleetPolicy("partner", policy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syncs[0].SetFleetPolicy("partner", FleetPolicy{MinFraction: 2, Window: time.Second}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("fraction 2: %v", err)
+	}
+	if err := syncs[0].SetFleetPolicy("partner", FleetPolicy{Window: -1}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("negative window: %v", err)
+	}
+	for i, s := range syncs {
+		waitFor(t, fmt.Sprintf("instance %d to connect", i), func() bool {
+			st, err := s.Status()
+			return err == nil && st.State == SyncConnected
+		})
+	}
+	time.Sleep(300 * time.Millisecond) // every instance has beaten once
+	trip := func(b *Breaker) {
+		p, err := b.Allow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Done(Failure, time.Millisecond)
+	}
+	trip(breakers[0])
+	waitFor(t, "the first vote", func() bool {
+		st, err := syncs[0].Status()
+		return err == nil && st.Votes == 1
+	})
+	time.Sleep(300 * time.Millisecond)
+	for _, b := range breakers[1:] {
+		if st, _ := b.State(); st != StateClosed {
+			t.Fatalf("one vote of two opened another instance (%v)", st)
+		}
+	}
+	trip(breakers[1])
+	waitFor(t, "the second trip to open the third instance", func() bool {
+		st, err := breakers[2].State()
+		return err == nil && st == StateOpen
+	})
+}

@@ -92,6 +92,12 @@ enum Command {
     },
     /// The fleet view in the Prometheus text format (or JSON).
     Metrics,
+    /// A breaker's quorum votes (fleet policy `quorum`): who tripped
+    /// within the window, and whether they are still live.
+    Votes {
+        /// Breaker name.
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -182,6 +188,35 @@ fn run(cli: &Cli) -> Result<ExitCode, SyncError> {
             for_,
             interval,
         } => watch(cli, &mut fleet, *count, *for_, *interval)?,
+        Command::Votes { name } => {
+            let (_, votes, live) = fleet.votes(name)?;
+            let counted = votes.iter().filter(|v| v.live).count();
+            if cli.json {
+                let v: Vec<Value> = votes
+                    .iter()
+                    .map(|v| {
+                        json!({"origin": v.origin, "age_ms": v.age.as_millis() as u64, "live": v.live})
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    json!({"name": name, "live": live, "counted": counted, "votes": v})
+                );
+            } else {
+                println!(
+                    "{}: {counted} live vote(s), {live} live instance(s)",
+                    display_name(name)
+                );
+                for v in &votes {
+                    println!(
+                        "  {:<24} {:>8.1}s ago  {}",
+                        v.origin,
+                        v.age.as_secs_f64(),
+                        if v.live { "live" } else { "gone (not counted)" }
+                    );
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -280,3 +280,52 @@ fn errors_are_clear_and_never_show_passwords() {
     assert_eq!(v["state"], "closed");
     assert_eq!(v["record"], Value::Null);
 }
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn votes_show_who_tripped_and_who_is_live() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = instance(&url, "vote");
+    let quorum = circuit_sync::FleetPolicy::Quorum(circuit_sync::Quorum {
+        min_instances: 2,
+        min_fraction: 0.0,
+        window: Duration::from_secs(60),
+    });
+    a.handle.set_fleet_policy("payments", quorum).unwrap();
+    let p = a.registry.get_or_create("payments").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || a
+        .handle
+        .status()
+        .status
+        == SyncStatus::Connected));
+    let v = json(&url, "vote", &["votes", "payments"]);
+    assert_eq!(v["counted"], 0, "{v}");
+    for _ in 0..2 {
+        let permit = p.acquire().unwrap();
+        p.record(permit, Outcome::Failure, Duration::ZERO);
+    }
+    assert!(wait_until(Duration::from_secs(5), || a
+        .handle
+        .status()
+        .votes
+        == 1));
+    // Planted members that are not votes are not shown.
+    redis.cli(&["ZADD", "cb:{vote}:v:payments", "1", "not an origin!"]);
+    let v = json(&url, "vote", &["votes", "payments"]);
+    assert_eq!(v["counted"], 1, "{v}");
+    assert_eq!(v["live"], 1, "{v}");
+    assert_eq!(v["votes"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["votes"][0]["live"], true);
+    let (code, text, _) = circuit(&url, "vote", &["votes", "payments"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("payments: 1 live vote(s), 1 live instance(s)"),
+        "{text}"
+    );
+    // One vote of two: the fleet's record is untouched.
+    assert_eq!(
+        json(&url, "vote", &["status", "payments"])["state"],
+        "closed"
+    );
+}

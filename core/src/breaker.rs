@@ -9,8 +9,9 @@ use crate::clock::{duration_to_nanos, Clock, MonotonicClock, Nanos};
 use crate::config::Config;
 use crate::events::{Listener, ListenerId, ListenerSet};
 use crate::ewma::Ewma;
+use crate::group::{holds_place, Group, Membership};
 use crate::histogram::{HistogramSnapshot, LatencyHistogram};
-use crate::loom_shim::{spin_hint, AtomicU64, Ordering::Relaxed};
+use crate::loom_shim::{spin_hint, AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
 use crate::ramp;
 use crate::rng;
@@ -188,6 +189,31 @@ impl Breaker {
         }
     }
 
+    /// Puts a breaker no one has seen yet under `group`'s guard; it counts
+    /// as a member once [`Breaker::join_group`] is called.
+    pub(crate) fn set_group(&mut self, group: Arc<Group>) {
+        self.side.set_group(Membership {
+            group,
+            joined: AtomicU32::new(0),
+        });
+    }
+
+    /// Counts this breaker as a member of its group (the registry calls it
+    /// once the breaker is published under its name).
+    pub(crate) fn join_group(&self) {
+        if let Some(m) = self.side.group() {
+            // Relaxed: read back only by `drop`, which `&mut self` orders.
+            if m.joined.swap(1, Relaxed) == 0 {
+                m.group.join();
+            }
+        }
+    }
+
+    /// The group whose guard this breaker is under, if any.
+    pub fn group(&self) -> Option<&Arc<Group>> {
+        self.side.group().map(|m| &m.group)
+    }
+
     /// The breaker's name (empty when unnamed).
     pub fn name(&self) -> &Arc<str> {
         &self.name
@@ -326,7 +352,8 @@ impl Breaker {
                 State::MetricsOnly => s.to_override(Override::MetricsOnly),
             };
             match self.transition(s, next, Reason::Remote, open_for) {
-                Ok(_) => return true,
+                // A group guard may refuse the trip (invariant 15).
+                Ok(n) => return n.state() == to,
                 Err(cur) => s = cur,
             }
         }
@@ -887,12 +914,40 @@ impl Breaker {
         reason: Reason,
         requested: Option<Duration>,
     ) -> Result<Snapshot, Snapshot> {
-        let (from, to) = if from.ramping() {
-            self.leave_ramp(from, to)?
+        // Invariant 15: a trip into an episode first reserves a place in the
+        // group; the winner of an episode's end gives its place back.
+        let membership = self.side.group();
+        let mut reserved = None;
+        if let Some(m) = membership {
+            if holds_place(to) && !holds_place(from) {
+                if !m.group.reserve() {
+                    return self.refuse(m, from);
+                }
+                reserved = Some(&m.group);
+            }
+        }
+        let won = if from.ramping() {
+            self.leave_ramp(from, to)
         } else {
-            self.control.word.compare_exchange(from, to)?;
-            (from, to)
+            self.control
+                .word
+                .compare_exchange(from, to)
+                .map(|_| (from, to))
         };
+        let (from, to) = match won {
+            Ok(pair) => pair,
+            Err(cur) => {
+                if let Some(g) = reserved {
+                    g.release();
+                }
+                return Err(cur);
+            }
+        };
+        if let Some(m) = membership {
+            if holds_place(from) && !holds_place(to) {
+                m.group.release();
+            }
+        }
         let now = self.env.clock.now();
         let generation = to.generation();
         let mut open_for = 0;
@@ -970,6 +1025,23 @@ impl Breaker {
         Ok(to)
     }
 
+    /// The group guard refused a trip from `from` (invariant 15): instead,
+    /// a shadow trip to the same state in a new generation, which starts
+    /// the statistics afresh and tells the listeners; counted by the group
+    /// when it wins.
+    #[cold]
+    fn refuse(&self, m: &Membership, from: Snapshot) -> Result<Snapshot, Snapshot> {
+        let shadow = match from.override_mode() {
+            Some(mode) => from.to_override(mode),
+            None => from.to_closed(0),
+        };
+        let result = self.transition(from, shadow, Reason::ShadowTrip, None);
+        if result.is_ok() {
+            m.group.refused();
+        }
+        result
+    }
+
     /// The stamp of `deadline` for `generation` (relative to the stamp base).
     #[inline]
     fn stamp(&self, generation: u32, deadline: Nanos) -> Stamp {
@@ -1013,6 +1085,21 @@ impl Breaker {
             1.0
         };
         ((grown * factor) as u64).min(max)
+    }
+}
+
+impl Drop for Breaker {
+    fn drop(&mut self) {
+        if let Some(m) = self.side.group() {
+            // Invariant 15: a member that goes away mid-episode gives its
+            // place back; `&mut self` means no transition is in flight.
+            if holds_place(self.control.word.load()) {
+                m.group.release();
+            }
+            if m.joined.load(Relaxed) != 0 {
+                m.group.leave();
+            }
+        }
     }
 }
 

@@ -181,6 +181,21 @@
 //!     `core/src/breaker.rs` (`acquire_ramping`, `recovered`,
 //!     `leave_ramp`, called by `Breaker::transition`) and
 //!     `core/src/ramp.rs`.
+//! 15. **Group places.** A breaker in a group holds a place while its word
+//!     is OPEN or HALF_OPEN with no override. The group's place count is
+//!     one atomic: a transition that would start holding a place reserves
+//!     one by an AcqRel RMW that succeeds only below the limit, before its
+//!     state CAS, and gives it back if the CAS loses; the winner of a
+//!     transition that stops holding one gives it back after its CAS (a
+//!     dropped breaker holding one gives it back in `drop`). So the count
+//!     is never below the number of members holding a place, and of two
+//!     trips racing for the last place one is refused. A refused trip is a
+//!     shadow trip (same state, new generation, reason `ShadowTrip`). The
+//!     AcqRel pairs a reservation with the release it took the place from,
+//!     so the episode that ended happens before the one that starts.
+//!     *Implemented by* `Group::reserve` / `Group::release`
+//!     (`core/src/group.rs`) and `Breaker::transition` / `Breaker::refuse`
+//!     (`core/src/breaker.rs`).
 //!
 //! ## Behaviours
 //!
@@ -253,6 +268,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 mod ewma;
+pub mod group;
 mod guard;
 pub mod histogram;
 pub mod http;
@@ -277,6 +293,7 @@ pub use call::{Outcome, Permit, Recorded, RejectReason, Rejected};
 pub use clock::{Clock, ManualClock, MonotonicClock, Nanos};
 pub use config::{Config, ConfigBuilder, ConfigError, RampPolicy, WindowKind};
 pub use events::{Event, EventQueue, Listener, ListenerId};
+pub use group::{Group, GroupLimit, GroupStats};
 pub use guard::{outcome_of_result, CallError, Guard};
 pub use metrics::MetricsSnapshot;
 pub use registry::{Registry, RegistryError, RegistryOptions};

@@ -15,6 +15,16 @@
 //! | `circuit_slow_call_rate` | gauge | `name` |
 //! | `circuit_call_duration_seconds` | histogram | `name` (`le` on `_bucket`) |
 //!
+//! Registries with group guards (`crate::group`) add, per group (label
+//! `group`), listed only when the registry has groups:
+//!
+//! | family | type |
+//! |---|---|
+//! | `circuit_group_members` | gauge |
+//! | `circuit_group_open` | gauge (members OPEN or HALF_OPEN) |
+//! | `circuit_group_max_open` | gauge |
+//! | `circuit_group_refused_trips_total` | counter |
+//!
 //! The duration histogram lists only breakers configured with a latency
 //! histogram; its samples cover the histogram's window (one to two periods),
 //! so its `_count` can fall when old samples age out, unlike a cumulative
@@ -32,6 +42,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::call::{Outcome, RejectReason};
+use crate::group::GroupStats;
 use crate::histogram::HistogramSnapshot;
 use crate::metrics::MetricsSnapshot;
 use crate::{Breaker, Registry, State};
@@ -127,9 +138,52 @@ pub fn escape_label_value(out: &mut String, value: &str) {
     }
 }
 
-/// Renders every breaker of `registry`, sorted by name.
+/// Group families, listed when a registry has groups.
+pub const GROUP_FAMILIES: [&str; 4] = [
+    "circuit_group_members",
+    "circuit_group_open",
+    "circuit_group_max_open",
+    "circuit_group_refused_trips_total",
+];
+
+/// Renders every breaker of `registry`, sorted by name, then its groups.
 pub fn render_registry(registry: &Registry) -> String {
-    render(&registry.sorted())
+    let mut out = render(&registry.sorted());
+    render_groups(&mut out, &registry.groups());
+    out
+}
+
+/// Appends the group families (nothing when `groups` is empty).
+pub fn render_groups(out: &mut String, groups: &[GroupStats]) {
+    if groups.is_empty() {
+        return;
+    }
+    let help = [
+        "Breakers in the group.",
+        "Members OPEN or HALF_OPEN (holding a place under the group guard).",
+        "Most members that may be OPEN or HALF_OPEN at once.",
+        "Trips the group guard refused (shadow trips).",
+    ];
+    for (i, f) in GROUP_FAMILIES.iter().enumerate() {
+        let kind = if f.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        family_with(out, f, kind, help[i]);
+        for g in groups {
+            let v = [
+                g.members as u64,
+                g.open as u64,
+                g.max_open as u64,
+                g.refused_trips,
+            ][i];
+            out.push_str(f);
+            out.push_str("{group=\"");
+            escape_label_value(out, &g.name);
+            let _ = writeln!(out, "\"}} {v}");
+        }
+    }
 }
 
 /// Renders the given breakers (their own names label them).
@@ -249,6 +303,11 @@ fn family(out: &mut String, name: &str) {
         .find(|h| h.0 == name)
         .copied()
         .unwrap_or_default();
+    family_with(out, name, kind, help);
+}
+
+/// `# HELP` and `# TYPE` of a family whose text is not in [`HELP`].
+fn family_with(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -339,5 +398,39 @@ mod tests {
         assert!(
             text.contains("circuit_transitions_total{name=\"db\",from=\"closed\",to=\"open\"} 1\n")
         );
+        assert!(!text.contains("circuit_group_"));
+    }
+
+    #[test]
+    fn renders_groups_with_their_numbers() {
+        let r = Registry::with_clock(
+            RegistryOptions {
+                defaults: Config::builder()
+                    .consecutive_failures(Some(1))
+                    .build()
+                    .unwrap(),
+                ..RegistryOptions::default()
+            },
+            Arc::new(ManualClock::new(0)),
+        );
+        r.set_group("po\"ol", crate::GroupLimit::Count(1)).unwrap();
+        for n in ["a", "b"] {
+            r.join_group(n, "po\"ol").unwrap();
+            let b = r.get_or_create(n).unwrap();
+            let p = b.acquire().unwrap();
+            b.record(p, Outcome::Failure, Duration::from_millis(1));
+        }
+        let text = render_registry(&r);
+        for f in GROUP_FAMILIES {
+            assert!(text.contains(&format!("# TYPE {f} ")), "{f} missing TYPE");
+        }
+        assert!(
+            text.contains("circuit_group_members{group=\"po\\\"ol\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("circuit_group_open{group=\"po\\\"ol\"} 1\n"));
+        assert!(text.contains("circuit_group_max_open{group=\"po\\\"ol\"} 1\n"));
+        assert!(text.contains("circuit_group_refused_trips_total{group=\"po\\\"ol\"} 1\n"));
+        assert!(text.contains("# TYPE circuit_group_refused_trips_total counter\n"));
     }
 }

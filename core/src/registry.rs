@@ -35,6 +35,7 @@ use crate::breaker::Env;
 use crate::clock::{Clock, MonotonicClock};
 use crate::config::{Config, ConfigError};
 use crate::events::{EventQueue, Listener, ListenerId, ListenerSet};
+use crate::group::{Group, GroupLimit, GroupLimitError, GroupStats};
 use crate::{Breaker, State};
 
 /// Longest breaker name, in bytes.
@@ -60,6 +61,10 @@ pub enum RegistryError {
     },
     /// A config was refused.
     InvalidConfig(ConfigError),
+    /// No group of that name was set with [`Registry::set_group`].
+    UnknownGroup,
+    /// A group limit was refused.
+    InvalidGroupLimit(GroupLimitError),
 }
 
 impl std::fmt::Display for RegistryError {
@@ -76,6 +81,8 @@ impl std::fmt::Display for RegistryError {
                 write!(f, "registry is full: it already holds {max} breakers")
             }
             RegistryError::InvalidConfig(e) => e.fmt(f),
+            RegistryError::UnknownGroup => write!(f, "no group of that name was set"),
+            RegistryError::InvalidGroupLimit(e) => e.fmt(f),
         }
     }
 }
@@ -224,6 +231,10 @@ impl Drop for Slot {
 pub struct Registry {
     breakers: papaya::HashMap<Arc<str>, Slot>,
     configs: papaya::HashMap<Arc<str>, Arc<Config>>,
+    /// Group guards by group name.
+    groups: papaya::HashMap<Arc<str>, Arc<Group>>,
+    /// The group each breaker name joins when next created.
+    memberships: papaya::HashMap<Arc<str>, Arc<Group>>,
     defaults: Arc<Config>,
     env: Arc<Env>,
     len: AtomicUsize,
@@ -270,6 +281,8 @@ impl Registry {
         Registry {
             breakers: papaya::HashMap::new(),
             configs: papaya::HashMap::new(),
+            groups: papaya::HashMap::new(),
+            memberships: papaya::HashMap::new(),
             defaults: Arc::new(options.defaults),
             env: Env::new(clock, Some(listeners.clone())),
             len: AtomicUsize::new(0),
@@ -291,6 +304,48 @@ impl Registry {
         check_name(name)?;
         self.configs.pin().insert(Arc::from(name), Arc::new(config));
         Ok(())
+    }
+
+    /// Creates the group `group` with `limit`, or changes the limit of the
+    /// existing one (members keep their places; later trips use the new
+    /// limit). Returns the group. See [`crate::group`].
+    pub fn set_group(&self, group: &str, limit: GroupLimit) -> Result<Arc<Group>, RegistryError> {
+        check_name(group)?;
+        let limit = limit.validate().map_err(RegistryError::InvalidGroupLimit)?;
+        let map = self.groups.pin();
+        let g = map.get_or_insert_with(Arc::from(group), || {
+            Arc::new(Group::new(Arc::from(group), limit))
+        });
+        g.set_limit(limit);
+        Ok(g.clone())
+    }
+
+    /// Puts the breaker `name` in the group `group` (set before with
+    /// [`Registry::set_group`]) when `name` is next created; a breaker that
+    /// already exists stays where it is until removed, as with configs.
+    pub fn join_group(&self, name: &str, group: &str) -> Result<(), RegistryError> {
+        check_name(name)?;
+        check_name(group)?;
+        let g = self
+            .groups
+            .pin()
+            .get(group)
+            .cloned()
+            .ok_or(RegistryError::UnknownGroup)?;
+        self.memberships.pin().insert(Arc::from(name), g);
+        Ok(())
+    }
+
+    /// The group named `group`, if set.
+    pub fn group(&self, group: &str) -> Option<Arc<Group>> {
+        self.groups.pin().get(group).cloned()
+    }
+
+    /// Every group's numbers, sorted by group name.
+    pub fn groups(&self) -> Vec<GroupStats> {
+        let mut v: Vec<GroupStats> = self.groups.pin().values().map(|g| g.stats()).collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 
     /// The breaker named `name`, if it exists. Lock-free.
@@ -347,12 +402,21 @@ impl Registry {
                 .get(name)
                 .cloned()
                 .unwrap_or_else(|| self.defaults.clone());
-            let breaker = Arc::new(Breaker::shared(key.clone(), config, self.env.clone()));
+            let mut breaker = Breaker::shared(key.clone(), config, self.env.clone());
+            if let Some(g) = self.memberships.pin().get(name) {
+                breaker.set_group(g.clone());
+            }
+            let breaker = Arc::new(breaker);
             let map = self.breakers.pin();
             // The reference returned is taken before the slot is published,
             // so any sweep that finds the slot counts it (invariant 10).
             match map.try_insert(key.clone(), Slot::new(breaker.clone())) {
-                Ok(_) => return Ok(breaker),
+                Ok(_) => {
+                    // Only the breaker published under the name counts as
+                    // a member (a losing candidate never does).
+                    breaker.join_group();
+                    return Ok(breaker);
+                }
                 Err(lost) => {
                     // Invariant 2: someone else created it first.
                     self.len.fetch_sub(1, Ordering::AcqRel);

@@ -30,6 +30,7 @@ use std::cell::Cell;
 
 use crossbeam_utils::CachePadded;
 
+use crate::group::Membership;
 use crate::histogram::LatencyHistogram;
 use crate::loom_shim::process_wide;
 use crate::loom_shim::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
@@ -198,6 +199,10 @@ struct SideBox {
     /// ever counts one: the others do not pay 8 bytes for it (the memory
     /// budget of 100,000 breakers has under 1 MB to spare).
     ramp_limited: AtomicU64,
+    /// The group guard the breaker is under (invariant 15), set before
+    /// any other thread sees the breaker. Here because most breakers are in
+    /// no group and should not pay a word for it.
+    group: Option<Membership>,
 }
 
 impl Drop for SideBox {
@@ -246,6 +251,7 @@ impl Side {
                 latency: Some(h),
                 stripes: AtomicPtr::new(core::ptr::null_mut()),
                 ramp_limited: AtomicU64::new(0),
+                group: None,
             })),
             None => core::ptr::null_mut(),
         }))
@@ -297,6 +303,7 @@ impl Side {
             latency: None,
             stripes: AtomicPtr::new(core::ptr::null_mut()),
             ramp_limited: AtomicU64::new(0),
+            group: None,
         }));
         // AcqRel: Release publishes the box; Acquire (on failure) reads
         // the box another thread published (invariant 12).
@@ -315,6 +322,22 @@ impl Side {
                 unsafe { &*cur }
             }
         }
+    }
+
+    /// Puts the breaker under a group guard. `&mut self`: the breaker is
+    /// not shared yet.
+    pub(crate) fn set_group(&mut self, membership: Membership) {
+        self.boxed_or_new();
+        let p = self.0.load(Ordering::Relaxed);
+        // SAFETY: `p` is the live box `boxed_or_new` just ensured, owned by
+        // `self`; `&mut self` means no reference into it exists elsewhere.
+        unsafe { (*p).group = Some(membership) };
+    }
+
+    /// The group guard the breaker is under, if any.
+    #[inline]
+    pub(crate) fn group(&self) -> Option<&Membership> {
+        self.boxed()?.group.as_ref()
     }
 
     /// Counts a call a ramp-up refused (a `Relaxed` add, invariant 8).

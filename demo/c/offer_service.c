@@ -55,7 +55,8 @@ static struct {
   unsigned open_ms, slow_ms, timeout_ms;
   const char *redis;
   const char *namespace_;
-} opt = {"c", NULL, "", 0, "", 0, 2000, 300, 2000, "", "demo"};
+  unsigned quorum;
+} opt = {"c", NULL, "", 0, "", 0, 2000, 300, 2000, "", "demo", 0};
 
 static const circuit_registry *registry;
 static const circuit_breaker *partner;
@@ -198,6 +199,13 @@ static void sync_start(void) {
     snprintf(sync_off_reason, sizeof sync_off_reason, "failed: %s", msg);
     fprintf(stderr, "offer_service_c: circuit_sync_start: %s\n", msg);
     fleet = NULL;
+    return;
+  }
+  if (opt.quorum > 0) {
+    /* Open fleet-wide only once `quorum` instances tripped (30 s window). */
+    rc = circuit_sync_set_fleet_policy(fleet, "partner", 7, opt.quorum, 0.0, 30000000000ull);
+    if (rc != CIRCUIT_RESULT_OK)
+      fprintf(stderr, "offer_service_c: circuit_sync_set_fleet_policy: %s\n", circuit_result_str(rc));
   }
 }
 
@@ -228,9 +236,10 @@ static void sync_json(buf *b) {
   }
   bprintf(b, "{\"enabled\":true,\"status\":");
   bjson(b, text);
-  bprintf(b, ",\"published\":%llu,\"applied\":%llu,\"refused\":%llu,\"reconnects\":%llu}",
+  bprintf(b, ",\"published\":%llu,\"applied\":%llu,\"refused\":%llu,\"reconnects\":%llu,\"votes\":%llu}",
           (unsigned long long)st.published, (unsigned long long)st.applied,
-          (unsigned long long)st.refused, (unsigned long long)st.reconnects);
+          (unsigned long long)st.refused, (unsigned long long)st.reconnects,
+          (unsigned long long)st.votes);
 }
 
 /* Stops the worker (joins its threads, bounded). The handle is not freed:
@@ -506,7 +515,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: offer_service_c --partner http://127.0.0.1:PORT/offers [--instance NAME]\n"
           "       [--port N] [--open-ms N] [--slow-ms N] [--timeout-ms N]\n"
-          "       [--redis redis://127.0.0.1:PORT] [--namespace NS]\n");
+          "       [--redis redis://127.0.0.1:PORT] [--namespace NS] [--quorum N]\n");
   exit(2);
 }
 
@@ -538,6 +547,8 @@ static void parse_args(int argc, char **argv) {
       opt.redis = v;
     else if (strcmp(a, "--namespace") == 0)
       opt.namespace_ = v;
+    else if (strcmp(a, "--quorum") == 0)
+      opt.quorum = parse_uint(v, 0, 1000);
     else
       usage();
   }

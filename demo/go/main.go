@@ -47,6 +47,7 @@ const (
 type options struct {
 	instance, partner, redis, namespace string
 	port, openMS, slowMS, timeoutMS     int
+	quorum                              int // fleet policy: 0 first, N a quorum
 }
 
 // partnerConfig is the "partner" breaker's config: the same numbers in all
@@ -242,6 +243,7 @@ func main() {
 	flag.IntVar(&o.timeoutMS, "timeout-ms", 2000, "partner call timeout, ms")
 	flag.StringVar(&o.redis, "redis", "", "redis://127.0.0.1:PORT: share breaker state")
 	flag.StringVar(&o.namespace, "namespace", "demo", "fleet sync namespace")
+	flag.IntVar(&o.quorum, "quorum", 0, "fleet policy: open fleet-wide after N trips (0: first)")
 	flag.Parse()
 	if o.partner == "" {
 		log.Fatal("offer_service_go: -partner is required")
@@ -278,7 +280,7 @@ func main() {
 		client:   &http.Client{Transport: transport},
 	}
 	go s.watch(ev, monoOffset())
-	s.sync = startSync(reg, o.redis, o.namespace)
+	s.sync = startSync(reg, o.redis, o.namespace, o.quorum)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/offer", func(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,10 @@
 package main
 
-import "example.invalid/circuit"
+import (
+	"time"
+
+	"example.invalid/circuit"
+)
 
 // fleetSync shares the registry's breakers with the other instances
 // through Redis: the library's worker threads publish this registry's
@@ -11,13 +15,21 @@ type fleetSync struct {
 	off  string        // why it is off
 }
 
-func startSync(reg *circuit.Registry, url, namespace string) *fleetSync {
+func startSync(reg *circuit.Registry, url, namespace string, quorum int) *fleetSync {
 	if url == "" {
 		return &fleetSync{off: "off"}
 	}
 	s, err := reg.Sync(url, namespace)
 	if err != nil {
 		return &fleetSync{off: "failed: " + err.Error()}
+	}
+	if quorum > 0 {
+		// Open fleet-wide only once `quorum` instances tripped.
+		p := circuit.FleetPolicy{MinInstances: uint32(quorum), Window: 30 * time.Second}
+		if err := s.SetFleetPolicy("partner", p); err != nil {
+			_ = s.Close()
+			return &fleetSync{off: "failed: " + err.Error()}
+		}
 	}
 	return &fleetSync{sync: s}
 }
@@ -38,7 +50,7 @@ func (f *fleetSync) status() map[string]interface{} {
 	}
 	return map[string]interface{}{
 		"enabled": true, "status": text, "published": st.Published, "applied": st.Applied,
-		"refused": st.Refused, "reconnects": st.Reconnects,
+		"refused": st.Refused, "reconnects": st.Reconnects, "votes": st.Votes,
 	}
 }
 

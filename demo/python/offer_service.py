@@ -111,6 +111,9 @@ class OfferService:
         if args.redis:
             try:
                 self.sync = self.registry.sync(args.redis, args.namespace)
+                if args.quorum:
+                    # Open fleet-wide only once `quorum` instances tripped.
+                    self.sync.set_fleet_policy("partner", quorum_instances=args.quorum, window=30)
             except circuit.CircuitError as e:
                 self.sync_error = f"failed: {e}"
                 print(f"offer_service.py: fleet sync: {e}", file=sys.stderr, flush=True)
@@ -195,7 +198,7 @@ class OfferService:
         if st.state == circuit.SyncState.DEGRADED and self.sync.last_error:
             text += ": " + self.sync.last_error
         return {"enabled": True, "status": text, "published": st.published, "applied": st.applied,
-                "refused": st.refused, "reconnects": st.reconnects}
+                "refused": st.refused, "reconnects": st.reconnects, "votes": st.votes}
 
     def metrics_text(self) -> str:
         text = self.registry.prometheus()
@@ -264,6 +267,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--timeout-ms", type=int, default=2000)
     ap.add_argument("--redis", default="", help="redis://127.0.0.1:PORT: share breaker state")
     ap.add_argument("--namespace", default="demo")
+    ap.add_argument("--quorum", type=int, default=0, help="fleet policy: open fleet-wide after N trips (0: first)")
     args = ap.parse_args(argv)
 
     service = OfferService(args)

@@ -55,6 +55,7 @@ pub mod clock;
 pub mod config;
 pub mod events;
 pub mod fast;
+pub mod group;
 pub mod handle;
 pub mod http;
 pub mod registry;

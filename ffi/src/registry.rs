@@ -50,13 +50,15 @@ impl std::fmt::Debug for FfiRegistry {
 
 static NEXT_REGISTRY: AtomicU64 = AtomicU64::new(1);
 
-fn registry_error(e: RegistryError) -> circuit_result {
+pub(crate) fn registry_error(e: RegistryError) -> circuit_result {
     let code = match e {
         RegistryError::EmptyName | RegistryError::NameTooLong { .. } => {
             circuit_result::InvalidArgument
         }
         RegistryError::LimitReached { .. } => circuit_result::LimitExceeded,
         RegistryError::InvalidConfig(_) => circuit_result::InvalidConfig,
+        RegistryError::UnknownGroup => circuit_result::NotFound,
+        RegistryError::InvalidGroupLimit(_) => circuit_result::InvalidArgument,
     };
     fail(code, e)
 }

@@ -10,7 +10,9 @@
 use std::ffi::c_char;
 
 #[cfg(feature = "sync")]
-use ::circuit_sync::{FleetSync, RegistryOwner, SyncConfig, SyncError, SyncHandle, SyncStatus};
+use ::circuit_sync::{
+    FleetPolicy, FleetSync, Quorum, RegistryOwner, SyncConfig, SyncError, SyncHandle, SyncStatus,
+};
 #[cfg(feature = "sync")]
 use circuit_core::Registry;
 
@@ -116,6 +118,10 @@ pub struct circuit_sync_stats {
     /// or damaged content; each one is a new record). Filled only when
     /// `struct_size` covers it.
     pub repaired: u64,
+    /// Quorum votes this instance wrote that did not reach the quorum (the
+    /// breaker stayed open here only; see `circuit_sync_set_fleet_policy`).
+    /// Filled only when `struct_size` covers it.
+    pub votes: u64,
 }
 
 impl SizeTagged for circuit_sync_stats {
@@ -194,6 +200,62 @@ pub unsafe extern "C" fn circuit_sync_start(
             }
             Err(e) => sync_error(e),
         }
+        }
+    }
+}
+
+/// Sets the fleet policy of the breaker `name` (UTF-8, `name_len` bytes;
+/// it need not exist yet). `window_ns` 0: `first`, the default (the first
+/// instance to trip opens the breaker on every instance). Otherwise a
+/// quorum: the breaker opens fleet-wide only once at least
+/// `min_instances` instances, and at least `min_fraction` (0.0 to 1.0,
+/// rounded up) of the live instances, tripped within `window_ns`; until
+/// then an instance that tripped is open locally only. The votes are
+/// counted by one server-side script written by the worker (never on the
+/// call path); an instance counts as live for 10 s after its last
+/// heartbeat, so one that dies drops out. With Redis unreachable every
+/// instance decides alone. `CIRCUIT_RESULT_INVALID_CONFIG` for a fraction
+/// outside 0.0..=1.0 (or NaN), more than 1,000,000 instances, or a name
+/// that is empty or longer than `CIRCUIT_NAME_MAX_LEN`; nothing changes
+/// then.
+///
+/// # Safety
+/// `sync` must be a live sync handle; `name` must point to `name_len`
+/// readable bytes.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_sync_set_fleet_policy(
+    sync: *const circuit_sync,
+    name: *const c_char,
+    name_len: usize,
+    min_instances: u32,
+    min_fraction: f64,
+    window_ns: u64,
+) -> circuit_result {
+    ffi_boundary! {
+        let handle = arg_ref!(sync);
+        let name = arg_str!(name, name_len);
+        #[cfg(not(feature = "sync"))]
+        {
+            let _ = (handle, name, min_instances, min_fraction, window_ns);
+            not_built("circuit_sync_set_fleet_policy")
+        }
+        #[cfg(feature = "sync")]
+        {
+            let policy = if window_ns == 0 {
+                FleetPolicy::First
+            } else {
+                FleetPolicy::Quorum(Quorum {
+                    min_instances,
+                    min_fraction,
+                    window: std::time::Duration::from_nanos(window_ns),
+                })
+            };
+            match handle.set_fleet_policy(name, policy) {
+                Ok(()) => circuit_result::Ok,
+                Err(e) => sync_error(e),
+            }
         }
     }
 }
@@ -287,6 +349,7 @@ pub unsafe extern "C" fn circuit_sync_status(
             reconnects: s.reconnects,
             pending: s.pending,
             repaired: s.repaired,
+            votes: s.votes,
         };
         fill_sized(out, full, n);
         circuit_result::Ok

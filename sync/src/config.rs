@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::store::Quorum;
 use crate::{keys, redact_url, SyncError};
 
 /// Settings of one sync worker.
@@ -22,7 +23,9 @@ pub struct SyncConfig {
     pub reconcile_every: Duration,
     /// Spread of the reconcile period, as a fraction (default 0.2: ±20%).
     pub reconcile_jitter: f64,
-    /// This instance's id in records (default `<host>:<pid>`); sanitized to
+    /// This instance's id in records and quorum votes (default
+    /// `<host>:<pid>`, and `<host>:<pid>:<n>` for the n-th further worker of
+    /// the process); sanitized to
     /// `[A-Za-z0-9._:-]{1,64}`.
     pub origin: Option<String>,
     /// Connect (and handshake) timeout (default 1 s).
@@ -50,6 +53,86 @@ pub struct SyncConfig {
     /// A HALF_OPEN may end the fleet's open window this early (default
     /// 20 ms; covers the originator's own latency).
     pub half_open_grace: Duration,
+    /// How a trip spreads to the fleet, for every breaker without its own
+    /// policy ([`SyncHandle::set_fleet_policy`](crate::SyncHandle::set_fleet_policy)).
+    /// Default [`FleetPolicy::First`].
+    pub fleet_policy: FleetPolicy,
+    /// With a quorum policy: how long an instance counts as live after its
+    /// last heartbeat or vote (default 10 s; heartbeats every third of it).
+    /// An instance that dies drops out of the votes after this.
+    pub live_for: Duration,
+}
+
+/// How a breaker's trip spreads to the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FleetPolicy {
+    /// The first instance to trip opens the breaker on every instance.
+    #[default]
+    First,
+    /// The breaker opens fleet-wide only once a quorum of live instances
+    /// tripped within the window (one server-side script counts the votes);
+    /// until then an instance that tripped is open locally only.
+    Quorum(Quorum),
+}
+
+/// The fleet policy of each breaker: per-name policies over the default,
+/// read by the worker when it writes (never on the call path).
+#[derive(Debug)]
+pub(crate) struct Policies {
+    default: FleetPolicy,
+    by_name: std::sync::RwLock<std::collections::HashMap<std::sync::Arc<str>, FleetPolicy>>,
+    any_quorum: std::sync::atomic::AtomicBool,
+}
+
+impl Policies {
+    pub(crate) fn new(default: FleetPolicy) -> Policies {
+        Policies {
+            default,
+            by_name: Default::default(),
+            any_quorum: std::sync::atomic::AtomicBool::new(default != FleetPolicy::First),
+        }
+    }
+
+    pub(crate) fn set(&self, name: &str, policy: FleetPolicy) {
+        let mut map = self.by_name.write().unwrap_or_else(|e| e.into_inner());
+        map.insert(std::sync::Arc::from(name), policy);
+        if policy != FleetPolicy::First {
+            // Relaxed: a hint that heartbeats are needed; the worker reads
+            // it on its next turn.
+            self.any_quorum
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The quorum of `name`, if its policy is one.
+    pub(crate) fn quorum(&self, name: &str) -> Option<Quorum> {
+        let map = self.by_name.read().unwrap_or_else(|e| e.into_inner());
+        match map.get(name).copied().unwrap_or(self.default) {
+            FleetPolicy::First => None,
+            FleetPolicy::Quorum(q) => Some(q),
+        }
+    }
+
+    pub(crate) fn of(&self, name: &str) -> FleetPolicy {
+        let map = self.by_name.read().unwrap_or_else(|e| e.into_inner());
+        map.get(name).copied().unwrap_or(self.default)
+    }
+
+    /// True once any breaker may vote: the instance must then keep itself
+    /// live in Redis.
+    pub(crate) fn any_quorum(&self) -> bool {
+        self.any_quorum.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl FleetPolicy {
+    /// Checks a quorum's numbers.
+    pub fn validate(&self) -> Result<(), SyncError> {
+        match self {
+            FleetPolicy::First => Ok(()),
+            FleetPolicy::Quorum(q) => q.validate().map_err(SyncError::Config),
+        }
+    }
 }
 
 impl std::fmt::Debug for SyncConfig {
@@ -85,6 +168,8 @@ impl SyncConfig {
             coalesce: Duration::from_millis(2),
             writes_per_sec: 1000,
             half_open_grace: Duration::from_millis(20),
+            fleet_policy: FleetPolicy::First,
+            live_for: Duration::from_secs(10),
         }
     }
 
@@ -97,7 +182,9 @@ impl SyncConfig {
             ("ping_after", self.ping_after),
             ("max_open", self.max_open),
             ("backoff_min", self.backoff_min),
+            ("live_for", self.live_for),
         ];
+        self.fleet_policy.validate()?;
         for (field, d) in nonzero {
             if d.is_zero() {
                 return Err(SyncError::Config(format!("{field} must be positive")));
@@ -122,15 +209,17 @@ impl SyncConfig {
         Ok(())
     }
 
-    pub(crate) fn origin(&self) -> String {
+    /// The origin of the `seq`-th worker started in this process (0 for
+    /// the first).
+    pub(crate) fn origin(&self, seq: u64) -> String {
         match &self.origin {
             Some(o) => keys::sanitize_origin(o),
-            None => default_origin(),
+            None => default_origin(seq),
         }
     }
 }
 
-fn default_origin() -> String {
+fn default_origin(seq: u64) -> String {
     let mut buf = [0u8; 256];
     // SAFETY: `buf` is writable for its length; gethostname writes at most
     // that many bytes and we read only up to the first NUL within it.
@@ -142,7 +231,14 @@ fn default_origin() -> String {
         "host".to_owned()
     };
     let host: String = host.chars().take(40).collect();
-    keys::sanitize_origin(&format!("{host}:{}", std::process::id()))
+    // Each worker is an instance of its own (quorum votes count instances):
+    // the second and later workers of a process get their sequence number.
+    let pid = std::process::id();
+    if seq == 0 {
+        keys::sanitize_origin(&format!("{host}:{pid}"))
+    } else {
+        keys::sanitize_origin(&format!("{host}:{pid}:{seq}"))
+    }
 }
 
 #[cfg(test)]

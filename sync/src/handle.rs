@@ -10,9 +10,10 @@ use std::thread::JoinHandle;
 use arc_swap::ArcSwapOption;
 use circuit_core::{Listener, ListenerId, Reason, Registry, Transition};
 
+use crate::config::Policies;
 use crate::stats::NOT_CONNECTED_YET;
 use crate::{conn, notice, subscriber, worker};
-use crate::{Namespace, Shared, SyncConfig, SyncError, SyncStats, SyncStatus};
+use crate::{FleetPolicy, Namespace, Shared, SyncConfig, SyncError, SyncStats, SyncStatus};
 
 /// What the listener and the subscriber hand to the worker.
 pub(crate) enum Event {
@@ -76,7 +77,13 @@ struct Inner {
     listener: Mutex<Option<ListenerId>>,
     threads: Mutex<Option<Threads>>,
     shared: ArcSwapOption<Shared>,
+    policies: Arc<Policies>,
+    /// Which worker of the process this is (its default origin).
+    seq: u64,
 }
+
+/// Workers started in this process (numbers their default origins).
+static WORKERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// What a sync worker needs from its owner: the registry. Implemented for
 /// [`Registry`] itself; a type that owns a registry (the C ABI's registry
@@ -126,6 +133,7 @@ impl FleetSync {
         cfg.validate()?;
         let ns = Namespace::new(&cfg.namespace)?;
         let endpoint = conn::Endpoint::parse(&cfg.url, cfg.cluster, cfg.tls_ca.clone())?;
+        let policies = Arc::new(Policies::new(cfg.fleet_policy));
         let inner = Arc::new_cyclic(|weak| Inner {
             registry,
             cfg,
@@ -140,6 +148,8 @@ impl FleetSync {
             listener: Mutex::new(None),
             threads: Mutex::new(None),
             shared: ArcSwapOption::empty(),
+            policies,
+            seq: WORKERS.fetch_add(1, Ordering::Relaxed),
         });
         inner
             .spawn()
@@ -158,7 +168,7 @@ impl Inner {
         shared.error(NOT_CONNECTED_YET);
         shared.set_status(SyncStatus::Degraded);
         let (tx, rx) = sync_channel(CHANNEL);
-        let origin = self.cfg.origin();
+        let origin = self.cfg.origin(self.seq);
         let w = worker::Worker::new(
             self.registry.clone(),
             self.cfg.clone(),
@@ -168,6 +178,7 @@ impl Inner {
             rx,
             self.port.overflow.clone(),
             origin,
+            self.policies.clone(),
         );
         let worker = std::thread::Builder::new()
             .name("circuit-sync".into())
@@ -290,6 +301,26 @@ impl SyncHandle {
             Some(s) => s.stats(),
             None => Shared::default().stats(),
         }
+    }
+
+    /// Sets the fleet policy of the breaker `name` (it need not exist
+    /// yet): [`FleetPolicy::First`] or a quorum. Used by the worker from
+    /// its next write of that breaker; the call path is unaffected.
+    pub fn set_fleet_policy(&self, name: &str, policy: FleetPolicy) -> Result<(), SyncError> {
+        policy.validate()?;
+        if name.is_empty() || name.len() > circuit_core::registry::MAX_NAME_LEN {
+            return Err(SyncError::Config(format!(
+                "breaker name must be 1 to {} bytes",
+                circuit_core::registry::MAX_NAME_LEN
+            )));
+        }
+        self.inner.policies.set(name, policy);
+        Ok(())
+    }
+
+    /// The fleet policy of the breaker `name`.
+    pub fn fleet_policy(&self, name: &str) -> FleetPolicy {
+        self.inner.policies.of(name)
     }
 
     /// The namespace.

@@ -80,6 +80,19 @@ impl Namespace {
         &self.index
     }
 
+    /// `cb:{<ns>}:live`, a sorted set of the instances that take part in
+    /// quorum votes (member: origin; score: when it stops counting as live,
+    /// server Unix ms), refreshed by each worker's heartbeat.
+    pub fn live_key(&self) -> String {
+        format!("cb:{{{}}}:live", self.name)
+    }
+
+    /// `cb:{<ns>}:v:<enc>`, the quorum votes of one breaker (member: origin;
+    /// score: when it voted, server Unix ms).
+    pub fn votes_key(&self, enc: &str) -> String {
+        format!("cb:{{{}}}:v:{enc}", self.name)
+    }
+
     /// `cb:{<ns>}:b:<enc>` for an already encoded name.
     pub fn record_key(&self, enc: &str) -> String {
         let mut k = String::with_capacity(self.key_prefix.len() + enc.len());

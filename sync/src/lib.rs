@@ -88,7 +88,7 @@ mod store;
 mod subscriber;
 mod worker;
 
-pub use config::SyncConfig;
+pub use config::{FleetPolicy, SyncConfig};
 pub use error::SyncError;
 pub use handle::{FleetSync, RegistryOwner, SyncHandle};
 pub use stats::{SyncStats, SyncStatus};
@@ -100,5 +100,5 @@ pub(crate) use stats::Shared;
 pub use conn::redact_url;
 pub use keys::{encode_name, Namespace};
 pub use ops::Fleet;
-pub use script::{AutoState, ForceMode, Record, Version, WriteReply, WriteStatus};
-pub use store::WriteOp;
+pub use script::{AutoState, ForceMode, Record, Version, Vote, VoteCount, WriteReply, WriteStatus};
+pub use store::{Quorum, WriteOp};

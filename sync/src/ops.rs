@@ -9,7 +9,7 @@ use redis::Value;
 use crate::conn::{describe, CommandConn, Endpoint};
 use crate::keys::{encode_name, sanitize_origin, Namespace};
 use crate::notice::{self, Notice};
-use crate::script::{parse_u64, ForceMode, Read, Record, WriteReply};
+use crate::script::{parse_u64, ForceMode, Read, Record, Vote, WriteReply};
 use crate::store::{Limits, Scripts, WriteOp};
 use crate::SyncError;
 
@@ -167,6 +167,15 @@ impl Fleet {
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok((now, out))
+    }
+
+    /// The quorum votes of `name` (newest first; only those of live
+    /// instances count), how many instances are live, and the server time
+    /// (Unix ms).
+    pub fn votes(&mut self, name: &str) -> Result<(u64, Vec<Vote>, u64), SyncError> {
+        self.scripts
+            .votes(&mut *self.conn, &self.ns, name)
+            .map_err(|e| redis_err("votes", &e))
     }
 
     /// Runs one write through the shared script.

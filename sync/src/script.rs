@@ -58,6 +58,24 @@
 //! 8. **Every reply** carries the server time, whether a malformed record
 //!    was repaired, and the record as it is after the call, so a refused
 //!    caller can adopt it at once.
+//! 9. **Quorum votes** (`vote`, for breakers whose fleet policy is a
+//!    quorum): the caller's trip is recorded as its vote in
+//!    `cb:{ns}:v:<enc>` (one member per origin, scored by server time), and
+//!    the caller is marked live in `cb:{ns}:live` until `now + live_ms`.
+//!    Votes older than the window, and instances whose liveness has lapsed
+//!    (a dead instance drops out), are removed first. The votes that count
+//!    are those of live instances; `need` is the larger of `min_count` and
+//!    `ceil(live * ppm / 10^6)`, at least 1. Below it the reply is
+//!    `votes` with the counts and nothing else changes; at it, the call
+//!    continues as an automatic OPEN (rule 5), and the votes are cleared
+//!    only if that OPEN is written (a stale one keeps them for the retry).
+//!    Both sets are untrusted: one of the wrong type, or one larger than
+//!    `MAXVOTERS` members, is deleted (`repaired`).
+//! 10. **Follow** (`follow`, a quorum breaker's local HALF_OPEN or
+//!     CLOSED): written as an automatic change only while the record is not
+//!     CLOSED (the instance takes part in a fleet episode); otherwise `idle`
+//!     and nothing changes, so an instance that tripped alone never closes
+//!     the others.
 
 use std::time::Duration;
 
@@ -96,6 +114,7 @@ local key, idx = KEYS[1], KEYS[2]
 local op, name, enc, arg = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local xe, origin, ns = ARGV[6], ARGV[8], ARGV[11]
 local MAXVER, MAXWIN, MAXNAME = 999999999999999, 31536000000, 1024
+local MAXVOTERS, MAXLIVE = 1000, 100000
 local function fmt(n) return string.format('%d', n) end
 local function bad(why) return {'bad', why} end
 local function uint(s)
@@ -121,14 +140,28 @@ if not (dur and xv and maxms and ttl and grace) or maxms < 1 or ttl < 1
     or not (xe == '0' or epochok(xe)) then
   return bad('number')
 end
+local window, needc, needppm, livems = 0, 0, 0, 0
+if op == 'vote' then
+  window, needc, needppm, livems = uint(ARGV[13]), uint(ARGV[14]), uint(ARGV[15]), uint(ARGV[16])
+  if not (window and needc and needppm and livems) or window < 1 or livems < 1
+      or needc > 1000000 or needppm > 1000000 then
+    return bad('number')
+  end
+  window, livems = math.min(window, MAXWIN), math.min(livems, MAXWIN)
+end
 maxms, ttl = math.min(maxms, MAXWIN), math.min(ttl, MAXWIN)
 if #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then return bad('namespace') end
 if not originok(origin) then return bad('origin') end
 local prefix = 'cb:{' .. ns .. '}:'
 if key ~= prefix .. 'b:' .. enc or idx ~= prefix .. 'idx' then return bad('keys') end
+if op == 'vote' and (KEYS[3] ~= prefix .. 'live' or KEYS[4] ~= prefix .. 'v:' .. enc) then
+  return bad('keys')
+end
 if #name > MAXNAME or encode(name) ~= enc then return bad('encoding') end
-if op == 'auto' then
+if op == 'auto' or op == 'follow' then
   if not states[arg] then return bad('state') end
+elseif op == 'vote' then
+  if arg ~= 'open' then return bad('state') end
 elseif op == 'force' then
   if not modes[arg] then return bad('mode') end
 elseif op ~= 'clear' then
@@ -165,6 +198,42 @@ local function reply(status)
   return {status, fmt(now), fmt(repaired), epoch, fmt(ver), state, fmt(untl), force, fmt(fu),
     rorigin, rts}
 end
+if op == 'follow' then
+  if state == 'closed' then return reply('idle') end
+  op = 'auto'
+end
+if op == 'vote' and force == '' and exists and state == 'open' and untl > now then
+  op = 'auto' -- a running episode: the trip belongs to it (rule 5)
+end
+local spent = nil
+if op == 'vote' then
+  local live, votes = KEYS[3], KEYS[4]
+  local function tidy(k, floor, cap)
+    local ok, n = pcall(redis.call, 'ZREMRANGEBYSCORE', k, '-inf', '(' .. fmt(floor))
+    if ok then ok, n = pcall(redis.call, 'ZCARD', k) end
+    if not ok or n > cap then
+      redis.call('DEL', k)
+      repaired = 1
+    end
+  end
+  tidy(live, now, MAXLIVE)
+  tidy(votes, now - window, MAXVOTERS)
+  redis.call('ZADD', live, fmt(now + livems), origin)
+  if redis.call('PTTL', live) < livems then redis.call('PEXPIRE', live, fmt(livems)) end
+  redis.call('ZADD', votes, fmt(now), origin)
+  if redis.call('PTTL', votes) < window then redis.call('PEXPIRE', votes, fmt(window)) end
+  local nlive = redis.call('ZCARD', live)
+  local n = 0
+  for _, o in ipairs(redis.call('ZRANGE', votes, 0, -1)) do
+    if redis.call('ZSCORE', live, o) then n = n + 1 end
+  end
+  local need = math.max(needc, math.floor((nlive * needppm + 999999) / 1000000), 1)
+  if n < need then
+    return {'votes', fmt(now), fmt(repaired), fmt(n), fmt(nlive), fmt(need)}
+  end
+  spent = votes
+  op = 'auto'
+end
 if op == 'auto' then
   if force ~= '' then return reply('override') end
   local running = exists and state == 'open' and untl > now
@@ -193,6 +262,7 @@ local rem = 0
 if state == 'open' then rem = untl - now end
 local frem = 0
 if force ~= '' then if fu == 0 then frem = -1 else frem = fu - now end end
+if spent then redis.call('DEL', spent) end
 redis.call('HSET', key, 'epoch', epoch, 'ver', fmt(ver), 'state', state, 'until', fmt(untl),
   'force', force, 'force_until', fmt(fu), 'origin', origin, 'ts', fmt(now), 'name', name)
 local expires
@@ -215,6 +285,102 @@ redis.call('PUBLISH', prefix .. 'ev', '{"v":1,"ns":"' .. ns .. '","k":"' .. enc 
 return {'ok', fmt(now), fmt(repaired), epoch, fmt(ver), state, fmt(untl), force, fmt(fu),
   origin, fmt(now)}
 "#;
+
+/// The heartbeat script: marks the caller (`ARGV[2]`, an origin) live in
+/// `cb:{ns}:live` (`KEYS[1]`, namespace `ARGV[1]`) until server time plus
+/// `ARGV[3]` ms, after removing the instances whose liveness lapsed.
+/// Replies `{now_ms, live}`, or `{'bad', why}`. A set of the wrong type or
+/// larger than `MAXLIVE` members is deleted first (untrusted content).
+pub const HEARTBEAT_LUA: &str = r#"
+local ns, origin, ms = ARGV[1], ARGV[2], ARGV[3]
+local MAXWIN, MAXLIVE = 31536000000, 100000
+if type(ns) ~= 'string' or #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then
+  return {'bad', 'namespace'}
+end
+if type(origin) ~= 'string' or #origin < 1 or #origin > 64
+    or not string.find(origin, '^[%w%._:%-]+$') then
+  return {'bad', 'origin'}
+end
+if type(ms) ~= 'string' or not string.find(ms, '^[1-9]%d*$') or #ms > 15 then
+  return {'bad', 'number'}
+end
+if KEYS[1] ~= 'cb:{' .. ns .. '}:live' then return {'bad', 'keys'} end
+ms = math.min(tonumber(ms), MAXWIN)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ok, n = pcall(redis.call, 'ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', now))
+if ok then ok, n = pcall(redis.call, 'ZCARD', KEYS[1]) end
+if not ok or n > MAXLIVE then redis.call('DEL', KEYS[1]) end
+redis.call('ZADD', KEYS[1], string.format('%d', now + ms), origin)
+if redis.call('PTTL', KEYS[1]) < ms then redis.call('PEXPIRE', KEYS[1], string.format('%d', ms)) end
+return {string.format('%d', now), string.format('%d', redis.call('ZCARD', KEYS[1]))}
+"#;
+
+/// The votes script (read only, for operators): server `TIME`, then the
+/// first 1000 members of `KEYS[1]` (a breaker's votes) and of `KEYS[2]`
+/// (the live instances), each with its score; a set of the wrong type
+/// reads as `false`.
+pub const VOTES_LUA: &str = r#"
+local t = redis.call('TIME')
+local out = {t[1], t[2]}
+for i = 1, 2 do
+  local ok, m = pcall(redis.call, 'ZRANGE', KEYS[i], 0, 999, 'WITHSCORES')
+  if ok then out[i + 2] = m else out[i + 2] = false end
+end
+return out
+"#;
+
+/// One instance's vote, as read by operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vote {
+    /// Who voted.
+    pub origin: String,
+    /// How long ago, by server time.
+    pub age: Duration,
+    /// Whether the instance is live now (only live votes count).
+    pub live: bool,
+}
+
+/// Parses the votes script's reply: server time (Unix ms), the votes
+/// (newest first) and how many instances are live. Members that are not
+/// origins and scores that are not integers in range are skipped.
+pub(crate) fn parse_votes_reply(v: &Value) -> Option<(u64, Vec<Vote>, u64)> {
+    let Value::Array(items) = v else {
+        return None;
+    };
+    if items.len() != 4 {
+        return None;
+    }
+    let sec = parse_u64(bytes(&items[0])?)?;
+    let usec = parse_u64(bytes(&items[1])?)?;
+    let now = sec.checked_mul(1000)?.checked_add(usec / 1000)?;
+    let pairs = |v: &Value| -> Vec<(String, u64)> {
+        let Value::Array(m) = v else {
+            return Vec::new();
+        };
+        m.chunks(2)
+            .filter_map(|c| {
+                let origin = std::str::from_utf8(bytes(c.first()?)?).ok()?;
+                let score = millis(bytes(c.get(1)?)?)?;
+                valid_origin(origin).then(|| (origin.to_owned(), score))
+            })
+            .collect()
+    };
+    let live: Vec<(String, u64)> = pairs(&items[3])
+        .into_iter()
+        .filter(|(_, until)| *until >= now)
+        .collect();
+    let mut votes: Vec<Vote> = pairs(&items[2])
+        .into_iter()
+        .map(|(origin, at)| Vote {
+            live: live.iter().any(|(o, _)| *o == origin),
+            age: Duration::from_millis(now.saturating_sub(at)),
+            origin,
+        })
+        .collect();
+    votes.sort_by_key(|v| v.age);
+    Some((now, votes, live.len() as u64))
+}
 
 /// The read script: server `TIME` and the fields of every key in `KEYS`, in
 /// one round trip on the node that owns the namespace's slot (so the time
@@ -532,6 +698,12 @@ pub enum WriteStatus {
     Override,
     /// Another name owns this key (digest collision).
     Collision,
+    /// A quorum vote was recorded; too few live instances have voted yet
+    /// ([`WriteReply::votes`]). Nothing else changed.
+    Votes,
+    /// A `follow` while the record is CLOSED: nothing to follow, nothing
+    /// changed.
+    Idle,
 }
 
 impl WriteStatus {
@@ -543,6 +715,8 @@ impl WriteStatus {
             WriteStatus::Running => "running",
             WriteStatus::Override => "override",
             WriteStatus::Collision => "collision",
+            WriteStatus::Votes => "votes",
+            WriteStatus::Idle => "idle",
         }
     }
 }
@@ -560,6 +734,20 @@ pub struct WriteReply {
     /// The stored record (or the namespace index) was malformed and the
     /// script replaced it.
     pub repaired: bool,
+    /// [`WriteStatus::Votes`]: the votes of live instances, the live
+    /// instances, and the votes needed.
+    pub votes: Option<VoteCount>,
+}
+
+/// Where a quorum vote stands (write script rule 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoteCount {
+    /// Live instances that voted within the window, this one included.
+    pub votes: u64,
+    /// Live instances.
+    pub live: u64,
+    /// Votes needed to open the breaker fleet-wide.
+    pub need: u64,
 }
 
 /// Parses the write script's reply. `Err` carries a description of a reply
@@ -576,6 +764,8 @@ pub fn parse_write_reply(v: &Value) -> Result<WriteReply, String> {
         Some(b"running") => WriteStatus::Running,
         Some(b"override") => WriteStatus::Override,
         Some(b"collision") => WriteStatus::Collision,
+        Some(b"idle") => WriteStatus::Idle,
+        Some(b"votes") => WriteStatus::Votes,
         Some(b"bad") => {
             let why = text(1).map(String::from_utf8_lossy).unwrap_or_default();
             return Err(format!("the write script refused its arguments: {why}"));
@@ -590,6 +780,21 @@ pub fn parse_write_reply(v: &Value) -> Result<WriteReply, String> {
         Some(b"1") => true,
         _ => return Err("reply without the repair flag".into()),
     };
+    if status == WriteStatus::Votes {
+        // Small counts: at most MAXLIVE live instances.
+        let count = |i: usize| text(i).and_then(parse_u64).filter(|&n| n <= 1_000_000);
+        let (Some(votes), Some(live), Some(need), 6) = (count(3), count(4), count(5), items.len())
+        else {
+            return Err("a votes reply without its counts".into());
+        };
+        return Ok(WriteReply {
+            status,
+            now_ms,
+            record: None,
+            repaired,
+            votes: Some(VoteCount { votes, live, need }),
+        });
+    }
     let record = if items.len() == 3 {
         None
     } else if items.len() == 11 {
@@ -606,6 +811,7 @@ pub fn parse_write_reply(v: &Value) -> Result<WriteReply, String> {
         now_ms,
         record,
         repaired,
+        votes: None,
     })
 }
 
@@ -775,6 +981,80 @@ mod tests {
         assert!(r.repaired);
         assert!(parse_write_reply(&Value::Array(vec![bulk("stale"), bulk("5")])).is_err());
         assert!(parse_write_reply(&Value::Nil).is_err());
+        let v = Value::Array(vec![
+            bulk("votes"),
+            bulk("5"),
+            bulk("0"),
+            bulk("1"),
+            bulk("3"),
+            bulk("2"),
+        ]);
+        let r = parse_write_reply(&v).unwrap();
+        assert_eq!(r.status, WriteStatus::Votes);
+        assert_eq!(
+            r.votes,
+            Some(VoteCount {
+                votes: 1,
+                live: 3,
+                need: 2
+            })
+        );
+        for bad in ["-1", "x", "99999999"] {
+            let v = Value::Array(vec![
+                bulk("votes"),
+                bulk("5"),
+                bulk("0"),
+                bulk(bad),
+                bulk("3"),
+                bulk("2"),
+            ]);
+            assert!(parse_write_reply(&v).is_err(), "{bad}");
+        }
+        let v = Value::Array(vec![bulk("idle"), bulk("5"), bulk("0")]);
+        assert_eq!(parse_write_reply(&v).unwrap().status, WriteStatus::Idle);
+    }
+
+    #[test]
+    fn votes_replies_skip_what_is_not_a_vote() {
+        let reply = Value::Array(vec![
+            bulk("1700000000"),
+            bulk("500000"),
+            Value::Array(vec![
+                bulk("node-1"),
+                bulk("1699999999000"),
+                bulk("bad origin!"),
+                bulk("1699999999000"),
+                bulk("node-2"),
+                bulk("1.5"),
+                bulk("node-3"),
+                bulk("1700000000400"),
+            ]),
+            Value::Array(vec![
+                bulk("node-3"),
+                bulk("1700000009000"),
+                bulk("node-1"),
+                bulk("1699999000000"),
+            ]),
+        ]);
+        let (now, votes, live) = parse_votes_reply(&reply).unwrap();
+        assert_eq!(now, 1_700_000_000_500);
+        assert_eq!(live, 1);
+        let got: Vec<_> = votes
+            .iter()
+            .map(|v| (v.origin.as_str(), v.age.as_millis(), v.live))
+            .collect();
+        assert_eq!(got, [("node-3", 100, true), ("node-1", 1500, false)]);
+        let wrong_type = Value::Array(vec![
+            bulk("1700000000"),
+            bulk("0"),
+            Value::Boolean(false),
+            Value::Nil,
+        ]);
+        assert_eq!(
+            parse_votes_reply(&wrong_type).unwrap(),
+            (1_700_000_000_000, vec![], 0)
+        );
+        assert!(parse_votes_reply(&Value::Array(vec![])).is_none());
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub struct SyncStats {
     pub pending: u64,
     /// Transitions lost to a full channel (each causes a full rescan).
     pub overflows: u64,
+    /// Quorum votes written that did not reach the quorum (the breaker
+    /// stayed open on this instance only).
+    pub votes: u64,
     /// The last error, if any (never contains a password).
     pub last_error: Option<String>,
 }
@@ -131,6 +134,11 @@ impl SyncStats {
                 "Reconnects after a lost connection.",
             ),
             ("overflows", self.overflows, "Full-channel rescans."),
+            (
+                "votes",
+                self.votes,
+                "Quorum votes below the quorum (open on this instance only).",
+            ),
         ];
         for (name, v, help) in counters {
             out.push_str(&format!(
@@ -161,6 +169,7 @@ pub(crate) struct Shared {
     pub(crate) reconnects: AtomicU64,
     pub(crate) pending: AtomicU64,
     pub(crate) overflows: AtomicU64,
+    pub(crate) votes: AtomicU64,
     last_error: ArcSwapOption<String>,
     pub(crate) stop: AtomicBool,
 }
@@ -209,7 +218,44 @@ impl Shared {
             reconnects: r(&self.reconnects),
             pending: r(&self.pending),
             overflows: r(&self.overflows),
+            votes: r(&self.votes),
             last_error: self.last_error.load_full().map(|s| (*s).clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `circuit_sync_*` metric the Grafana dashboard queries is one
+    /// the sync worker emits (the core's families are checked by
+    /// core/tests/dashboard.rs).
+    #[test]
+    fn every_dashboard_sync_metric_is_emitted() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../dashboards/circuit.json");
+        let text = std::fs::read_to_string(path).expect("dashboards/circuit.json");
+        let shared = Shared::default();
+        Shared::bump(&shared.votes);
+        let rendered = shared.stats().prometheus(&Namespace::new("shop").unwrap());
+        let mut wanted = 0;
+        for line in text.lines().filter(|l| l.contains("\"expr\"")) {
+            let mut rest = line;
+            while let Some(i) = rest.find("circuit_sync_") {
+                let tail = &rest[i..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                let name = &tail[..end];
+                assert!(
+                    rendered.contains(&format!("\n{name}{{namespace=\"shop\"}}")),
+                    "the dashboard queries {name}, which the sync worker never emits"
+                );
+                wanted += 1;
+                rest = &tail[end..];
+            }
+        }
+        assert!(wanted >= 1, "the dashboard has no sync panel");
+        assert!(rendered.contains("circuit_sync_votes_total{namespace=\"shop\"} 1\n"));
     }
 }

@@ -9,8 +9,9 @@ use redis::{ConnectionLike, Script, Value};
 
 use crate::keys::{encode_name, Namespace};
 use crate::script::{
-    parse_any, parse_read_reply, parse_write_reply, split_read_reply, AutoState, ForceMode, Read,
-    Record, Version, WriteReply, MAX_MILLIS, MAX_WINDOW_MS, READ_LUA, WRITE_LUA,
+    parse_any, parse_read_reply, parse_votes_reply, parse_write_reply, split_read_reply, AutoState,
+    ForceMode, Read, Record, Version, Vote, WriteReply, HEARTBEAT_LUA, MAX_MILLIS, MAX_WINDOW_MS,
+    READ_LUA, VOTES_LUA, WRITE_LUA,
 };
 
 fn bad_read_reply() -> redis::RedisError {
@@ -49,6 +50,62 @@ pub enum WriteOp {
     },
     /// Clears any override and lands in CLOSED (unforce, reset).
     Clear,
+    /// A quorum breaker's local trip: a vote; OPEN fleet-wide (as `Auto`
+    /// to OPEN decided on `expect`) once enough live instances voted within
+    /// the window (write script rule 9).
+    Vote {
+        /// The open window to set when the quorum is reached.
+        open_for: Duration,
+        /// The version the trip was decided on.
+        expect: Version,
+        /// The quorum.
+        quorum: Quorum,
+        /// This instance counts as live this long after the vote.
+        live_for: Duration,
+    },
+    /// A quorum breaker's local HALF_OPEN or CLOSED: written as `Auto` only
+    /// while the record is not CLOSED (write script rule 10).
+    Follow {
+        /// The new automatic state.
+        to: AutoState,
+        /// The version the decision was made on.
+        expect: Version,
+    },
+}
+
+/// How many live instances must have tripped, within how long, before a
+/// breaker opens fleet-wide (the fleet policy `quorum`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quorum {
+    /// At least this many instances (0 or 1: no floor).
+    pub min_instances: u32,
+    /// And at least this fraction (0.0 to 1.0) of the live instances,
+    /// rounded up.
+    pub min_fraction: f64,
+    /// Votes older than this do not count.
+    pub window: Duration,
+}
+
+impl Eq for Quorum {}
+
+impl Quorum {
+    /// Checks the quorum: a fraction within 0.0..=1.0, at most 1,000,000
+    /// instances, a window of at least a millisecond.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.min_fraction) {
+            return Err(format!(
+                "quorum fraction must be within 0.0..=1.0, got {}",
+                self.min_fraction
+            ));
+        }
+        if self.min_instances > 1_000_000 {
+            return Err("quorum min_instances must be at most 1000000".into());
+        }
+        if self.window < Duration::from_millis(1) {
+            return Err("quorum window must be at least 1 ms".into());
+        }
+        Ok(())
+    }
 }
 
 /// Limits passed to the write script.
@@ -62,10 +119,12 @@ pub(crate) struct Limits {
     pub(crate) grace_ms: u64,
 }
 
-/// Both scripts, hashed once.
+/// The scripts, hashed once.
 pub(crate) struct Scripts {
     write: Script,
     read: Script,
+    heartbeat: Script,
+    votes: Script,
 }
 
 impl std::fmt::Debug for Scripts {
@@ -86,7 +145,41 @@ impl Scripts {
         Scripts {
             write: Script::new(WRITE_LUA),
             read: Script::new(READ_LUA),
+            heartbeat: Script::new(HEARTBEAT_LUA),
+            votes: Script::new(VOTES_LUA),
         }
+    }
+
+    /// Marks `origin` live for quorum votes for `live_for` (server time);
+    /// returns how many instances are live.
+    pub(crate) fn heartbeat(
+        &self,
+        con: &mut dyn ConnectionLike,
+        ns: &Namespace,
+        origin: &str,
+        live_for: Duration,
+    ) -> redis::RedisResult<u64> {
+        let v: Value = self
+            .heartbeat
+            .key(ns.live_key())
+            .arg(ns.as_str())
+            .arg(origin)
+            .arg(ms(live_for).clamp(1, MAX_WINDOW_MS))
+            .invoke(con)?;
+        match &v {
+            Value::Array(items) if items.len() == 2 => match &items[1] {
+                Value::BulkString(b) => crate::script::parse_u64(b),
+                _ => None,
+            },
+            _ => None,
+        }
+        .ok_or_else(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "heartbeat script",
+                format!("unexpected reply {v:?}"),
+            ))
+        })
     }
 
     /// Runs one write. `Err` is the redis error (I/O or server) or a reply
@@ -115,12 +208,17 @@ impl Scripts {
                 Version::MISSING,
             ),
             WriteOp::Clear => ("clear", "", 0, Version::MISSING),
+            WriteOp::Vote {
+                open_for, expect, ..
+            } => ("vote", "open", ms(open_for), expect),
+            WriteOp::Follow { to, expect } => ("follow", to.as_str(), 0, expect),
         };
-        let v: Value = self
-            .write
-            .key(ns.record_key(&enc))
-            .key(ns.index_key())
-            .arg(opname)
+        let mut inv = self.write.prepare_invoke();
+        inv.key(ns.record_key(&enc)).key(ns.index_key());
+        if let WriteOp::Vote { .. } = op {
+            inv.key(ns.live_key()).key(ns.votes_key(&enc));
+        }
+        inv.arg(opname)
             .arg(name)
             .arg(&enc)
             .arg(arg)
@@ -131,10 +229,43 @@ impl Scripts {
             .arg(limits.max_ms.clamp(1, MAX_WINDOW_MS))
             .arg(limits.ttl_ms.clamp(1, MAX_WINDOW_MS))
             .arg(ns.as_str())
-            .arg(limits.grace_ms.min(MAX_WINDOW_MS))
-            .invoke(con)?;
+            .arg(limits.grace_ms.min(MAX_WINDOW_MS));
+        if let WriteOp::Vote {
+            quorum: q,
+            live_for,
+            ..
+        } = op
+        {
+            inv.arg(ms(q.window).clamp(1, MAX_WINDOW_MS))
+                .arg(q.min_instances.min(1_000_000))
+                .arg((q.min_fraction.clamp(0.0, 1.0) * 1e6).round() as u64)
+                .arg(ms(live_for).clamp(1, MAX_WINDOW_MS));
+        }
+        let v: Value = inv.invoke(con)?;
         parse_write_reply(&v)
             .map_err(|e| redis::RedisError::from((redis::ErrorKind::Parse, "write script", e)))
+    }
+
+    /// The votes of `name` and the live instances (write script rule 9),
+    /// with the server time (Unix ms).
+    pub(crate) fn votes(
+        &self,
+        con: &mut dyn ConnectionLike,
+        ns: &Namespace,
+        name: &str,
+    ) -> redis::RedisResult<(u64, Vec<Vote>, u64)> {
+        let v: Value = self
+            .votes
+            .key(ns.votes_key(&encode_name(name)))
+            .key(ns.live_key())
+            .invoke(con)?;
+        parse_votes_reply(&v).ok_or_else(|| {
+            redis::RedisError::from((
+                redis::ErrorKind::Parse,
+                "votes script",
+                "unexpected reply shape".to_owned(),
+            ))
+        })
     }
 
     /// Reads the records of `names` (raw names). Returns the server time

@@ -45,6 +45,13 @@
 //!    (by more than [`DEADLINE_TOLERANCE`]) is brought forward to it; an
 //!    earlier one is the episode's earliest deadline, so it is written (the
 //!    script keeps the earlier deadline) and the others follow.
+//! 9. A breaker whose fleet policy is a quorum writes its local trip as a
+//!    vote (write script rule 9): below the quorum nothing is written and
+//!    the instance stays open locally only; its local HALF_OPEN and CLOSED
+//!    are written only while the record is not CLOSED (rule 10), so an
+//!    instance that tripped alone never closes the others. While any
+//!    breaker has a quorum policy, the worker keeps the instance live in
+//!    Redis with a heartbeat every third of `live_for`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +61,7 @@ use std::time::{Duration, Instant};
 
 use circuit_core::{Breaker, Reason, State, Transition};
 
+use crate::config::Policies;
 use crate::conn::{describe, CommandConn, Endpoint};
 use crate::keys::{encode_name, Namespace};
 use crate::notice::Hint;
@@ -235,6 +243,9 @@ pub(crate) struct Worker {
     seen_len: usize,
     bucket: Bucket,
     rng: SplitMix64,
+    policies: Arc<Policies>,
+    /// When the next heartbeat is due (rule 9).
+    next_beat: Instant,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -256,6 +267,7 @@ impl Worker {
         rx: Receiver<Event>,
         overflow: Arc<AtomicBool>,
         origin: String,
+        policies: Arc<Policies>,
     ) -> Worker {
         let max_ms = ms(cfg.max_open).max(1);
         let limits = Limits {
@@ -297,6 +309,8 @@ impl Worker {
             dirty: HashSet::new(),
             seen_len: usize::MAX,
             rng: SplitMix64::from_entropy(),
+            policies,
+            next_beat: now,
             cfg,
         }
     }
@@ -512,7 +526,30 @@ impl Worker {
         if !self.hinted.is_empty() && self.read_hinted().is_err() {
             return;
         }
+        self.beat(now);
         self.flush(false);
+    }
+
+    /// Rule 9: keeps this instance live for quorum votes.
+    fn beat(&mut self, now: Instant) {
+        if now < self.next_beat || !self.policies.any_quorum() {
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let live_for = self.cfg.live_for;
+        match self
+            .scripts
+            .heartbeat(&mut **conn, &self.ns, &self.origin, live_for)
+        {
+            Ok(_) => self.next_beat = now + live_for / 3,
+            Err(e) if is_connection_error(&e) => self.failed("heartbeat", false, &e),
+            Err(e) => {
+                self.shared.error(format!("heartbeat: {}", describe(&e)));
+                self.next_beat = now + live_for / 3;
+            }
+        }
     }
 
     fn publish_status(&self) {
@@ -823,6 +860,7 @@ impl Worker {
             }
         };
         let clock_now = self.registry.clock().now();
+        let quorum = self.policies.quorum(name);
         let op = match p.kind {
             Kind::Auto(AutoState::Open) => {
                 let deadline = b
@@ -835,12 +873,27 @@ impl Worker {
                     self.apply_deferred(name);
                     return;
                 }
-                WriteOp::Auto {
-                    to: AutoState::Open,
-                    open_for: Duration::from_nanos(left).min(self.cfg.max_open),
-                    expect: p.base.unwrap_or(Version::MISSING),
+                let open_for = Duration::from_nanos(left).min(self.cfg.max_open);
+                let expect = p.base.unwrap_or(Version::MISSING);
+                match quorum {
+                    // Rule 9: a vote.
+                    Some(quorum) => WriteOp::Vote {
+                        open_for,
+                        expect,
+                        quorum,
+                        live_for: self.cfg.live_for,
+                    },
+                    None => WriteOp::Auto {
+                        to: AutoState::Open,
+                        open_for,
+                        expect,
+                    },
                 }
             }
+            Kind::Auto(to) if quorum.is_some() => WriteOp::Follow {
+                to,
+                expect: p.base.unwrap_or(Version::MISSING),
+            },
             Kind::Auto(to) => WriteOp::Auto {
                 to,
                 open_for: Duration::ZERO,
@@ -919,6 +972,12 @@ impl Worker {
                     self.write_one(name);
                 }
             }
+            WriteStatus::Votes => {
+                // Rule 9: below the quorum; open here only.
+                Shared::bump(&self.shared.votes);
+                self.finish(name);
+            }
+            WriteStatus::Idle => self.finish(name),
             WriteStatus::Collision => {
                 self.shared.error(format!(
                     "breaker {:?}: its key belongs to another name (digest collision)",
@@ -1184,6 +1243,7 @@ mod tests {
             rx,
             Arc::new(AtomicBool::new(false)),
             "me".into(),
+            Arc::new(Policies::new(crate::FleetPolicy::First)),
         );
         let written = Arc::new(std::sync::Mutex::new(Vec::new()));
         w.conn = Some(Box::new(FakeConn {

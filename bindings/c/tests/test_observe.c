@@ -1041,6 +1041,129 @@ static void test_latency(void) {
   circuit_clock_free(clock);
 }
 
+/* ---------- group guard ------------------------------------------------------- */
+
+/* Three breakers in a group of which one may be OPEN: the second trip is
+ * refused (a shadow trip event, CLOSED to CLOSED, counted in the group's
+ * stats and in the Prometheus text); bad arguments change nothing. */
+static void test_group_guard(void) {
+  circuit_clock *clock = circuit_clock_manual_new(0);
+  circuit_config *strict = config_consecutive(1, SEC);
+  const circuit_registry *r = NULL;
+  const circuit_breaker *a = NULL, *b = NULL;
+  circuit_event_queue *q = NULL;
+  circuit_group_stats gs;
+  circuit_event ev;
+  char buf[64], text[8192];
+  size_t len = 0;
+  int shadow = 0;
+
+  CHECK_RC(circuit_registry_new(strict, 0, 0, clock, &r), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_event_queue_new(r, 16, &q), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_join_group(r, "a", 1, "pool", 4), CIRCUIT_RESULT_NOT_FOUND);
+  CHECK_ERR_MENTIONS("group");
+  CHECK_RC(circuit_registry_set_group_fraction(r, "pool", 4, 1.5), CIRCUIT_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(circuit_registry_set_group_fraction(r, "pool", 4, NAN), CIRCUIT_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(circuit_registry_set_group_count(r, "", 0, 1), CIRCUIT_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(circuit_registry_set_group_count(r, "caf\xc3", 4, 1), CIRCUIT_RESULT_INVALID_UTF8);
+  CHECK_RC(circuit_registry_set_group_count(NULL, "pool", 4, 1), CIRCUIT_RESULT_NULL_ARGUMENT);
+  memset(&gs, 0, sizeof gs);
+  gs.struct_size = sizeof gs;
+  CHECK_RC(circuit_registry_group_stats(r, "pool", 4, &gs), CIRCUIT_RESULT_NOT_FOUND);
+
+  CHECK_RC(circuit_registry_set_group_count(r, "pool", 4, 1), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_join_group(r, "a", 1, "pool", 4), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_join_group(r, "b", 1, "pool", 4), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_join_group(r, "b", 1, NULL, 4), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_registry_get_or_create(r, "a", 1, &a), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_get_or_create(r, "b", 1, &b), CIRCUIT_RESULT_OK);
+
+  call(a, CIRCUIT_OUTCOME_FAILURE, 1);
+  CHECK(state_of(a) == CIRCUIT_STATE_OPEN);
+  call(b, CIRCUIT_OUTCOME_FAILURE, 1);
+  CHECK(state_of(b) == CIRCUIT_STATE_CLOSED); /* refused: b keeps serving */
+  call(b, CIRCUIT_OUTCOME_SUCCESS, 1);
+
+  memset(&ev, 0, sizeof ev);
+  ev.struct_size = sizeof ev;
+  while (circuit_event_queue_poll(q, &ev, buf, sizeof buf, &len) == CIRCUIT_RESULT_OK) {
+    if (ev.reason == CIRCUIT_REASON_SHADOW_TRIP) {
+      shadow++;
+      CHECK(strcmp(buf, "b") == 0);
+      CHECK(ev.from == CIRCUIT_STATE_CLOSED && ev.to == CIRCUIT_STATE_CLOSED);
+    }
+  }
+  CHECK(shadow == 1);
+
+  memset(&gs, 0, sizeof gs);
+  gs.struct_size = sizeof gs;
+  CHECK_RC(circuit_registry_group_stats(r, "pool", 4, &gs), CIRCUIT_RESULT_OK);
+  CHECK(gs.struct_size == sizeof gs);
+  CHECK(gs.limit_kind == CIRCUIT_GROUP_LIMIT_COUNT && gs.limit == 1.0);
+  CHECK(gs.members == 2 && gs.open == 1 && gs.max_open == 1 && gs.refused_trips == 1);
+  /* A struct from an older header: only its bytes are filled. */
+  memset(&gs, 0xAB, sizeof gs);
+  gs.struct_size = 16;
+  CHECK_RC(circuit_registry_group_stats(r, "pool", 4, &gs), CIRCUIT_RESULT_OK);
+  CHECK(gs.struct_size == 16 && gs.limit == 1.0 && gs.members == 0xABABABABABABABABull);
+  gs.struct_size = 4;
+  CHECK_RC(circuit_registry_group_stats(r, "pool", 4, &gs), CIRCUIT_RESULT_INVALID_ARGUMENT);
+
+  CHECK_RC(circuit_registry_render_prometheus(r, text, sizeof text, &len), CIRCUIT_RESULT_OK);
+  CHECK(strstr(text, "circuit_group_refused_trips_total{group=\"pool\"} 1\n") != NULL);
+  CHECK(strstr(text, "circuit_group_open{group=\"pool\"} 1\n") != NULL);
+
+  /* A fraction: half of two members is one place, already taken. */
+  CHECK_RC(circuit_registry_set_group_fraction(r, "pool", 4, 0.5), CIRCUIT_RESULT_OK);
+  gs.struct_size = sizeof gs;
+  CHECK_RC(circuit_registry_group_stats(r, "pool", 4, &gs), CIRCUIT_RESULT_OK);
+  CHECK(gs.limit_kind == CIRCUIT_GROUP_LIMIT_FRACTION && gs.limit == 0.5 && gs.max_open == 1);
+
+  circuit_breaker_free(a);
+  circuit_breaker_free(b);
+  circuit_event_queue_free(q);
+  circuit_registry_free(r);
+  circuit_config_free(strict);
+  circuit_clock_free(clock);
+}
+
+/* ---------- fleet policy --------------------------------------------------------- */
+
+/* circuit_sync_set_fleet_policy checks its arguments and refuses bad
+ * numbers; a worker whose Redis is unreachable takes a policy all the same
+ * (the votes are counted by Redis once it answers; tests against a real
+ * redis-server are in Python, Go and sync/tests/quorum.rs). */
+static void test_fleet_policy_arguments(void) {
+  const circuit_registry *r = NULL;
+  circuit_sync *s = NULL;
+  circuit_sync_stats st;
+  const char *url = "redis://127.0.0.1:1";
+
+  CHECK_RC(circuit_sync_set_fleet_policy(NULL, "p", 1, 2, 0.0, SEC), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_registry_new(NULL, 0, 0, NULL, &r), CIRCUIT_RESULT_OK);
+  if (!(circuit_features() & CIRCUIT_FEATURE_SYNC)) {
+    circuit_registry_free(r);
+    return;
+  }
+  CHECK_RC(circuit_sync_start(r, url, strlen(url), "cpolicy", 7, &s), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, NULL, 1, 2, 0.0, SEC), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "", 0, 2, 0.0, SEC), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "caf\xc3", 4, 2, 0.0, SEC), CIRCUIT_RESULT_INVALID_UTF8);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "p", 1, 2, 1.5, SEC), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_ERR_MENTIONS("fraction");
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "p", 1, 2, NAN, SEC), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "p", 1, 2000000, 0.0, SEC), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "p", 1, 2, 0.5, SEC), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_sync_set_fleet_policy(s, "p", 1, 0, 0.0, 0), CIRCUIT_RESULT_OK); /* first */
+  memset(&st, 0xAB, sizeof st);
+  st.struct_size = sizeof st;
+  CHECK_RC(circuit_sync_status(s, &st), CIRCUIT_RESULT_OK);
+  CHECK(st.struct_size == sizeof st && st.votes == 0 && st.state == CIRCUIT_SYNC_DEGRADED);
+  CHECK_RC(circuit_sync_stop(s), CIRCUIT_RESULT_OK);
+  circuit_sync_free(s);
+  circuit_registry_free(r);
+}
+
 int main(void) {
   test_names();
   test_null_arguments();
@@ -1054,5 +1177,7 @@ int main(void) {
   test_retry();
   test_retry_decide();
   test_latency();
+  test_group_guard();
+  test_fleet_policy_arguments();
   return check_summary();
 }

@@ -33,6 +33,7 @@ from ._errors import (
     NotFoundError,
 )
 from ._events import Event, EventQueue, Listener, Reason
+from ._group import GroupStats
 from ._registry import Registry
 from ._sync import FleetSync, SyncState, SyncStatus
 from ._retry import Retry, RetryBudget, RetryPolicy
@@ -68,6 +69,7 @@ __all__ = [
     "Event",
     "EventQueue",
     "FleetSync",
+    "GroupStats",
     "SyncState",
     "SyncStatus",
     "Latency",

@@ -40,6 +40,8 @@ NAME_MAX_LEN = 1_024
 EVENT_QUEUE_DEFAULT_CAPACITY = 1_024
 WORD_FAST_MASK = 31
 WORD_GENERATION_SHIFT = 32
+GROUP_LIMIT_COUNT = 0
+GROUP_LIMIT_FRACTION = 1
 HTTP_RETRY_AFTER_MAX_LEN = 128
 SYNC_CONNECTED = 0
 SYNC_DEGRADED = 1
@@ -187,6 +189,18 @@ class circuit_event(Structure):
     ]
 
 
+class circuit_group_stats(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("limit_kind", c_uint32),
+        ("limit", c_double),
+        ("members", c_uint64),
+        ("open", c_uint64),
+        ("max_open", c_uint64),
+        ("refused_trips", c_uint64),
+    ]
+
+
 class circuit_sync_stats(Structure):
     _fields_ = [
         ("struct_size", c_uint32),
@@ -200,6 +214,7 @@ class circuit_sync_stats(Structure):
         ("reconnects", c_uint64),
         ("pending", c_uint64),
         ("repaired", c_uint64),
+        ("votes", c_uint64),
     ]
 
 
@@ -287,6 +302,10 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_reason_str", c_char_p, (c_uint32,)),
     ("circuit_breaker_state_word", c_uint32, (c_void_p, POINTER(c_void_p))),
     ("circuit_breaker_record_parts", c_uint32, (c_void_p, c_uint32, c_uint32, c_uint32, c_uint64)),
+    ("circuit_registry_set_group_count", c_uint32, (c_void_p, c_char_p, c_size_t, c_uint32)),
+    ("circuit_registry_set_group_fraction", c_uint32, (c_void_p, c_char_p, c_size_t, c_double)),
+    ("circuit_registry_join_group", c_uint32, (c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)),
+    ("circuit_registry_group_stats", c_uint32, (c_void_p, c_char_p, c_size_t, POINTER(circuit_group_stats))),
     ("circuit_http_outcome", c_uint32, (c_uint32, POINTER(c_uint32))),
     ("circuit_http_retry_after", c_uint32, (c_char_p, c_size_t, c_uint64, POINTER(c_uint64))),
     ("circuit_registry_new", c_uint32, (c_void_p, c_uint64, c_uint32, c_void_p, POINTER(c_void_p))),
@@ -315,6 +334,7 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_retry_next", c_uint32, (c_void_p, c_void_p, c_uint32, c_uint64, c_uint64, POINTER(c_uint64))),
     ("circuit_retry_decide", c_uint32, (c_void_p, c_void_p, c_uint32, c_uint32, c_uint64, c_uint64, POINTER(c_uint64), POINTER(c_uint32))),
     ("circuit_sync_start", c_uint32, (c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_void_p))),
+    ("circuit_sync_set_fleet_policy", c_uint32, (c_void_p, c_char_p, c_size_t, c_uint32, c_double, c_uint64)),
     ("circuit_sync_stop", c_uint32, (c_void_p,)),
     ("circuit_sync_free", None, (c_void_p,)),
     ("circuit_sync_status", c_uint32, (c_void_p, POINTER(circuit_sync_stats))),

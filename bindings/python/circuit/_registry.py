@@ -9,7 +9,7 @@ import weakref
 from ctypes import byref, c_size_t, c_void_p
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from . import _ffi
+from . import _ffi, _group
 from ._breaker import Breaker, _split_exclude
 from ._clock import Clock
 from ._config import Config
@@ -143,6 +143,32 @@ class Registry(Managed):
         finally:
             if own is not None:
                 own.close()
+
+    # ---- group guards --------------------------------------------------------------
+    def set_group(
+        self,
+        group: str,
+        *,
+        max_open: Optional[int] = None,
+        max_open_fraction: Optional[float] = None,
+    ) -> None:
+        """Creates the group ``group`` (or changes its limit): at most
+        ``max_open`` members, or ``max_open_fraction`` (0.0 to 1.0, rounded
+        down) of them, OPEN or HALF_OPEN at once. A trip past it is refused:
+        the breaker stays CLOSED and listeners get a ``SHADOW_TRIP`` event.
+        Breakers join with ``join_group``."""
+        _group.set_group(self._handle(), group, max_open, max_open_fraction)
+
+    def join_group(self, name: str, group: str) -> None:
+        """Puts the breaker ``name`` in ``group`` (set before with
+        ``set_group``; ``NotFoundError`` otherwise) when it is next created;
+        an existing breaker stays as it is until removed."""
+        _group.join_group(self._handle(), _name_arg(name), group)
+
+    def group(self, group: str) -> Optional[_group.GroupStats]:
+        """The numbers of ``group`` now, or ``None`` if there is no such
+        group."""
+        return _group.stats(self._handle(), group)
 
     # ---- lookups -------------------------------------------------------------------
     def _wrap(self, name: str, ptr: int) -> Breaker:

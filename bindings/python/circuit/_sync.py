@@ -14,10 +14,12 @@ import ctypes
 import enum
 from ctypes import byref, c_size_t, c_void_p, sizeof
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from . import _ffi
+from ._errors import ConfigError
 from ._managed import Managed
+from ._types import Seconds, to_ns
 
 __all__ = ["FleetSync", "SyncState", "SyncStatus"]
 
@@ -40,6 +42,7 @@ class SyncStatus:
     reconnects: int
     pending: int  #: local transitions waiting to be written
     repaired: int  #: malformed records in Redis replaced by the write script
+    votes: int  #: quorum votes below the quorum (the breaker opened here only)
 
 
 class FleetSync(Managed):
@@ -87,7 +90,42 @@ class FleetSync(Managed):
             reconnects=s.reconnects,
             pending=s.pending,
             repaired=s.repaired,
+            votes=s.votes,
         )
+
+    def set_fleet_policy(
+        self,
+        name: str,
+        *,
+        quorum_instances: int = 0,
+        quorum_fraction: float = 0.0,
+        window: Optional[Seconds] = None,
+    ) -> None:
+        """How a trip of the breaker ``name`` spreads to the fleet. Without
+        ``window``: ``first`` (the default: the first instance to trip opens
+        it everywhere). With ``window`` (seconds): a quorum: it opens
+        fleet-wide only once at least ``quorum_instances`` instances, and at
+        least ``quorum_fraction`` of the live instances, tripped within
+        ``window``; until then an instance that tripped is open locally
+        only. Bad numbers raise ``ConfigError`` and change nothing."""
+        from ._registry import _name_arg
+
+        raw = _name_arg(name)
+        if isinstance(quorum_instances, bool) or not isinstance(quorum_instances, int):
+            raise TypeError("quorum_instances must be an int")
+        if not 0 <= quorum_instances <= _ffi.U32_MAX:
+            raise ConfigError(f"quorum_instances must be between 0 and {_ffi.U32_MAX}")
+        if isinstance(quorum_fraction, bool) or not isinstance(quorum_fraction, (int, float)):
+            raise TypeError("quorum_fraction must be a float")
+        window_ns = 0
+        if window is not None:
+            window_ns = to_ns(window, "window", ConfigError)
+            if window_ns == 0:
+                raise ConfigError("window must be positive (omit it for the `first` policy)")
+        rc = _ffi.lib.sync_set_fleet_policy(
+            self._handle(), raw, len(raw), quorum_instances, float(quorum_fraction), window_ns
+        )
+        _ffi.check(rc, f"set_fleet_policy({name!r})")
 
     @property
     def state(self) -> SyncState:

@@ -43,3 +43,15 @@ def test_readme_http_example_runs() -> None:
     assert any(l.startswith("requests: 127.0.0.1:") and l.endswith("open, retry after 30 s") for l in lines), lines
     assert 'httpx async: {"offer": "10% off"}' in lines, lines
     assert "partner saw: /down /offers /down" in lines, lines
+
+
+def test_readme_group_example_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "readme_group.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 of 10 open (at most 3); 7 trips refused" in done.stdout, done.stdout

@@ -161,3 +161,39 @@ def test_bad_url_or_namespace(url, ns):
     with pytest.raises(TypeError):
         r.sync(1, "ns")
     r.close()
+
+
+def test_a_quorum_of_two_opens_the_fleet_only_after_the_second_trip(redis_url):
+    ns = f"pyq-{time.monotonic_ns()}"
+    regs = [circuit.Registry(consecutive_failures=3, jitter=0, open_duration=30) for _ in range(3)]
+    breakers = [r["partner"] for r in regs]
+    syncs = [r.sync(redis_url, ns) for r in regs]
+    try:
+        for s in syncs:
+            s.set_fleet_policy("partner", quorum_instances=2, window=30)
+        with pytest.raises(circuit.ConfigError):
+            syncs[0].set_fleet_policy("partner", quorum_fraction=1.5, window=30)
+        with pytest.raises(circuit.ConfigError):
+            syncs[0].set_fleet_policy("partner", window=0)
+        assert wait_for(lambda: all(s.state is SyncState.CONNECTED for s in syncs))
+        assert wait_for(
+            lambda: redis_command(redis_url, "ZCARD", f"cb:{{{ns}}}:live") == b":3"
+        )
+
+        def trip(b):
+            for _ in range(3):
+                with pytest.raises(Boom):
+                    b.call(fail)
+            assert b.state is State.OPEN
+
+        trip(breakers[0])
+        assert wait_for(lambda: syncs[0].status().votes == 1), syncs[0].status()
+        time.sleep(0.5)  # one vote of two: nobody else opens
+        assert breakers[1].state is State.CLOSED and breakers[2].state is State.CLOSED
+        trip(breakers[1])
+        assert wait_for(lambda: breakers[2].state is State.OPEN), syncs[2].status()
+    finally:
+        for s in syncs:
+            s.close()
+        for r in regs:
+            r.close()

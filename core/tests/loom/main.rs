@@ -5,6 +5,7 @@
 
 mod common;
 mod counters;
+mod group;
 mod half_open;
 mod overrides;
 mod ramp;

@@ -92,3 +92,24 @@ func rampedOffer(ctx context.Context, partner *circuit.Breaker, user string) (st
 }
 
 // readme:end ramp
+
+// readme:begin group
+func newPool(hosts []string) (*circuit.Registry, error) {
+	pool, err := circuit.NewRegistry(circuit.RegistryConfig{
+		Defaults: circuit.Config{ConsecutiveFailures: 3}})
+	if err != nil {
+		return nil, err
+	}
+	// At most 30 % of the hosts' breakers OPEN at once (or SetGroupCount).
+	if err := pool.SetGroupFraction("backends", 0.3); err != nil {
+		return nil, err
+	}
+	for _, host := range hosts {
+		if err := pool.JoinGroup(host, "backends"); err != nil { // before first use
+			return nil, err
+		}
+	}
+	return pool, nil // pool.Group("backends") tells how many trips were refused
+}
+
+// readme:end group

@@ -168,3 +168,33 @@ func TestRampedOfferAdmitsATenthThenAll(t *testing.T) {
 		}
 	}
 }
+
+// The top-level README's group guard: every host fails, three of ten trip,
+// the seven others keep serving and their trips are counted as refused.
+func TestGroupGuardKeepsSevenOfTenServing(t *testing.T) {
+	hosts := []string{"b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9"}
+	pool, err := newPool(hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ctx := context.Background()
+	open := 0
+	for _, host := range hosts {
+		b, err := pool.Breaker(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 3; i++ {
+			_ = b.Execute(ctx, func(context.Context) error { return errors.New("503") })
+		}
+		if s, _ := b.State(); s == circuit.StateOpen {
+			open++
+		}
+		_ = b.Close()
+	}
+	g, err := pool.Group("backends")
+	if err != nil || open != 3 || g.Open != 3 || g.RefusedTrips != 7 {
+		t.Fatalf("%d open, group %+v, %v; want 3 open and 7 refused", open, g, err)
+	}
+}
