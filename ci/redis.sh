@@ -2,11 +2,11 @@
 # Fleet sync and the `circuit` CLI against real redis-server processes that
 # the tests start on free loopback ports (SYNC.md "Testing against a real
 # server"): separate instance processes, kill -9 / restart, SIGSTOP, hostile
-# messages, ACL users, a 3-node cluster, fork. Those tests are `#[ignore]`d
-# in the plain workspace run (ci/rust.sh) because they need redis-server and
-# redis-cli (ci/deps.sh installs them); here they run. Selecting the test
-# targets with --workspace keeps ci/rust.sh's feature resolution, so after it
-# nothing is compiled again.
+# messages, ACL users, a 3-node cluster, fork, quorum votes of three instance
+# processes. Those tests are `#[ignore]`d in the plain workspace run
+# (ci/rust.sh) because they need redis-server and redis-cli (ci/deps.sh
+# installs them); here they run. Selecting the test targets with --workspace
+# keeps ci/rust.sh's feature resolution, so after it nothing is compiled again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +21,6 @@ if ! command -v openssl >/dev/null; then
 fi
 
 start=$(date +%s)
-cargo test --workspace --release --test fleet --test fork --test cli --test quorum -- --include-ignored
+cargo test --workspace --release --test fleet --test fork --test cli --test quorum \
+  --test quorum_processes -- --include-ignored
 echo "redis: $(redis-server --version | cut -d' ' -f3), $(( $(date +%s) - start ))s"
