@@ -8,7 +8,10 @@
 mod count;
 mod time;
 
-pub(crate) use count::{CountWindow, COUNTS_EMPTY};
+pub(crate) use count::CountWindow;
+/// The empty count word, for host-shared slots (`crate::shared`).
+#[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+pub(crate) use count::COUNTS_EMPTY;
 pub(crate) use time::TimeWindow;
 
 use crate::clock::Nanos;
