@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use circuit_core::{Config, Outcome, Registry, RegistryOptions, State};
+use circuit_core::{Config, Outcome, Registry, State};
 use circuit_sync::ops::FleetOptions;
 use circuit_sync::{
     AutoState, Fleet, FleetSync, ForceMode, SyncConfig, SyncStatus, Version, WriteOp, WriteStatus,
@@ -52,21 +52,8 @@ struct Instance {
 }
 
 fn instance(url: &str, ns: &str, tweak: impl FnOnce(&mut SyncConfig)) -> Instance {
-    let defaults = Config::builder()
-        .consecutive_failures(Some(3))
-        .open_duration(Duration::from_secs(2))
-        .jitter(0.0)
-        .build()
-        .unwrap();
-    let registry = Arc::new(Registry::new(RegistryOptions {
-        defaults,
-        ..RegistryOptions::default()
-    }));
-    let mut cfg = SyncConfig::new(url, ns);
-    cfg.reconcile_every = Duration::from_millis(1000);
-    cfg.io_timeout = Duration::from_millis(500);
-    cfg.connect_timeout = Duration::from_millis(500);
-    cfg.backoff_max = Duration::from_millis(1000);
+    let registry = support::test_registry(Duration::from_secs(2));
+    let mut cfg = support::test_sync_config(url, ns, Duration::from_millis(1000));
     tweak(&mut cfg);
     let handle = FleetSync::start(registry.clone(), cfg).unwrap();
     Instance { registry, handle }

@@ -31,22 +31,9 @@ fn quorum(min_instances: u32, min_fraction: f64) -> FleetPolicy {
 }
 
 fn instance(url: &str, ns: &str, origin: &str, policy: FleetPolicy) -> Instance {
-    let defaults = Config::builder()
-        .consecutive_failures(Some(3))
-        .open_duration(Duration::from_secs(20))
-        .jitter(0.0)
-        .build()
-        .unwrap();
-    let registry = Arc::new(Registry::new(RegistryOptions {
-        defaults,
-        ..RegistryOptions::default()
-    }));
-    let mut cfg = SyncConfig::new(url, ns);
+    let registry = support::test_registry(Duration::from_secs(20));
+    let mut cfg = support::test_sync_config(url, ns, Duration::from_millis(500));
     cfg.origin = Some(origin.into());
-    cfg.reconcile_every = Duration::from_millis(1000);
-    cfg.io_timeout = Duration::from_millis(500);
-    cfg.connect_timeout = Duration::from_millis(500);
-    cfg.backoff_max = Duration::from_millis(500);
     cfg.fleet_policy = policy;
     cfg.live_for = LIVE_FOR;
     let handle = FleetSync::start(registry.clone(), cfg).unwrap();

@@ -12,11 +12,10 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use circuit_core::{Config, Outcome, Registry, RegistryOptions};
-use circuit_sync::{AutoState, Fleet, FleetPolicy, FleetSync, Quorum, SyncConfig};
+use circuit_core::Outcome;
+use circuit_sync::{AutoState, Fleet, FleetPolicy, FleetSync, Quorum};
 use support::{wait_until, RedisServer};
 
 const NS: &str = "qproc";
@@ -34,22 +33,9 @@ fn child() {
     let [url, origin, policy] = role.split(' ').collect::<Vec<_>>()[..] else {
         panic!("{ROLE}={role:?}");
     };
-    let defaults = Config::builder()
-        .consecutive_failures(Some(3))
-        .open_duration(Duration::from_secs(20))
-        .jitter(0.0)
-        .build()
-        .unwrap();
-    let registry = Arc::new(Registry::new(RegistryOptions {
-        defaults,
-        ..RegistryOptions::default()
-    }));
-    let mut cfg = SyncConfig::new(url, NS);
+    let registry = support::test_registry(Duration::from_secs(20));
+    let mut cfg = support::test_sync_config(url, NS, Duration::from_millis(500));
     cfg.origin = Some(origin.into());
-    cfg.reconcile_every = Duration::from_millis(1000);
-    cfg.io_timeout = Duration::from_millis(500);
-    cfg.connect_timeout = Duration::from_millis(500);
-    cfg.backoff_max = Duration::from_millis(500);
     cfg.live_for = LIVE_FOR;
     cfg.fleet_policy = match policy {
         "first" => FleetPolicy::First,

@@ -11,6 +11,10 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use circuit_core::{Config, Registry, RegistryOptions};
+use circuit_sync::SyncConfig;
 use serde_json::Value;
 
 /// A port that was free a moment ago (and, for cluster nodes, whose bus
@@ -350,4 +354,30 @@ impl Drop for Proc {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// A registry whose breakers trip after 3 consecutive failures and stay
+/// open for `open_for` (no jitter), as the fleet tests' instances use.
+pub fn test_registry(open_for: Duration) -> Arc<Registry> {
+    let defaults = Config::builder()
+        .consecutive_failures(Some(3))
+        .open_duration(open_for)
+        .jitter(0.0)
+        .build()
+        .unwrap();
+    Arc::new(Registry::new(RegistryOptions {
+        defaults,
+        ..RegistryOptions::default()
+    }))
+}
+
+/// A sync config with the short timeouts and reconcile period the tests
+/// use (reconnect backoff capped at `backoff_max`).
+pub fn test_sync_config(url: &str, ns: &str, backoff_max: Duration) -> SyncConfig {
+    let mut cfg = SyncConfig::new(url, ns);
+    cfg.reconcile_every = Duration::from_millis(1000);
+    cfg.io_timeout = Duration::from_millis(500);
+    cfg.connect_timeout = Duration::from_millis(500);
+    cfg.backoff_max = backoff_max;
+    cfg
 }
