@@ -275,6 +275,7 @@ pub mod http;
 pub mod implementation;
 mod loom_shim;
 mod metrics;
+pub mod probe;
 pub mod prometheus;
 mod ramp;
 pub mod registry;
