@@ -49,7 +49,7 @@ def _outcome_of(fn: ProbeFn) -> int:
         result = fn()
     except TimeoutError:
         return int(Outcome.TIMEOUT)
-    except Exception:
+    except BaseException:  # the polling thread must go on whatever the probe raised
         log.debug("circuit: a health probe raised; counted as a failure", exc_info=True)
         return int(Outcome.FAILURE)
     if isinstance(result, Outcome):
