@@ -91,6 +91,11 @@ pub struct ProbeOptions {
     pub min_interval: Duration,
 }
 
+/// The least wait (1 ms) before trying a probe again after the breaker
+/// refused its acquire or gave an ordinary permit (it raced with user
+/// traffic), so a refusal without a retry-after never spins.
+const RETRY_FLOOR: Nanos = 1_000_000;
+
 /// Default [`ProbeOptions::min_interval`].
 pub const DEFAULT_MIN_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -175,9 +180,11 @@ struct Table {
     entries: Vec<Entry>,
     next_id: u64,
     closed: bool,
-    /// A transition, a registration or a completion happened since a waiter
-    /// last looked (set under the lock, so no wake-up is lost).
-    dirty: bool,
+    /// Counts changes (transitions of probed breakers, registrations,
+    /// completions, reclaims), under the lock: a waiter notes it before it
+    /// looks and waits only if it has not moved since, so no wake-up is
+    /// lost, whichever of several waiters runs first.
+    epoch: u64,
 }
 
 struct Shared {
@@ -193,7 +200,7 @@ impl Shared {
     }
 
     fn poke(&self) {
-        self.lock().dirty = true;
+        self.lock().epoch += 1;
         self.wake.notify_all();
     }
 }
@@ -357,7 +364,7 @@ impl Prober {
         let entries = {
             let mut t = self.shared.lock();
             t.closed = true;
-            t.dirty = true;
+            t.epoch += 1;
             std::mem::take(&mut t.entries)
         };
         self.shared.wake.notify_all();
@@ -477,7 +484,7 @@ impl Shared {
             not_before: 0,
             in_flight: None,
         });
-        t.dirty = true;
+        t.epoch += 1;
         drop(t);
         self.wake.notify_all();
         Ok(id)
@@ -489,7 +496,7 @@ impl Shared {
             let Some(i) = t.entries.iter().position(|e| e.id == id) else {
                 return Err(ProbeError::UnknownProbe(id));
             };
-            t.dirty = true;
+            t.epoch += 1;
             t.entries.swap_remove(i)
         };
         self.wake.notify_all();
@@ -512,7 +519,7 @@ impl Shared {
             };
             let now = flight.guard.breaker().clock().now();
             e.not_before = now.saturating_add(e.min_interval);
-            t.dirty = true;
+            t.epoch += 1;
             flight.guard
         };
         self.wake.notify_all();
@@ -550,6 +557,7 @@ impl Shared {
         until: Option<Instant>,
     ) -> Option<(ProbeId, TicketId, Arc<Breaker>)> {
         loop {
+            let seen = self.lock().epoch;
             let wait = match self.look(kind) {
                 Look::Start(probe, breaker) => match self.start(probe, breaker) {
                     Some(started) => return Some(started),
@@ -557,13 +565,12 @@ impl Shared {
                 },
                 Look::Wait(w) => w,
             };
-            let mut t = self.lock();
+            let t = self.lock();
             if t.closed {
                 return None;
             }
-            if t.dirty {
+            if t.epoch != seen {
                 // Something changed since the look: look again.
-                t.dirty = false;
                 continue;
             }
             let now = Instant::now();
@@ -611,7 +618,7 @@ impl Shared {
                     i += 1;
                 }
             }
-            t.dirty = true;
+            t.epoch += 1;
         }
         // Outside the lock: dropping a guard records `Ignored`.
         drop(released);
@@ -711,14 +718,16 @@ impl Shared {
                     // A user call holds the slot, or the deadline moved:
                     // not before the breaker says, nor the interval.
                     let after = rejected.retry_after.map_or(0, duration_to_nanos);
-                    e.not_before = now.saturating_add(after.max(e.min_interval).max(1));
+                    e.not_before = now.saturating_add(after.max(e.min_interval).max(RETRY_FLOOR));
                     None
                 }
                 (Some(e), Ok(g)) => {
                     // Not a probe (the breaker closed or took an override
                     // meanwhile) or another look started this probe first:
                     // release the permit as `Ignored`.
-                    e.not_before = e.not_before.max(now.saturating_add(e.min_interval.max(1)));
+                    e.not_before = e
+                        .not_before
+                        .max(now.saturating_add(e.min_interval.max(RETRY_FLOOR)));
                     released = Some(g);
                     None
                 }
