@@ -232,12 +232,12 @@
 //! - **B11** adaptive timeout: `AdaptiveTimeout::recommend`
 //!   (`core/src/adaptive.rs`), `Breaker::recommended_timeout`.
 //! - Active health probes (issue 18): `probe::Prober`
-  (`core/src/probe.rs`) over `Breaker::probe_due_at`, a read of the word
-  and its stamp; the probe's permit comes from `Breaker::acquire` and its
-  outcome goes through `Breaker::record`, so B4, B5 and invariant 14 apply
-  unchanged. The prober's table is behind a `Mutex`: no atomic, hence no
-  invariant of its own.
-- **B12** bad input: `ConfigBuilder::build` (`core/src/config.rs`) and
+//!   (`core/src/probe.rs`) over `Breaker::probe_due_at`, a read of the word
+//!   and its stamp; the probe's permit comes from `Breaker::acquire` and its
+//!   outcome goes through `Breaker::record`, so B4, B5 and invariant 14 apply
+//!   unchanged. The prober's table is behind a `Mutex`: no atomic, hence no
+//!   invariant of its own.
+//! - **B12** bad input: `ConfigBuilder::build` (`core/src/config.rs`) and
 //!   the other builders' `build`; saturating time in
 //!   `clock::duration_to_nanos` and `Stamp`; across the C ABI, the
 //!   argument checks of `ffi/src/boundary.rs` and the typed handles of

@@ -99,8 +99,10 @@ impl Drop for CProbe {
     fn drop(&mut self) {
         if let Some(finalize) = self.finalizer {
             // SAFETY: the caller's finalizer, once, after the last run.
+            // What it releases is given back by the exported call that
+            // dropped the probe, or, on the prober's thread, after its next
+            // run or when the thread ends.
             crate::boundary::call_foreign(|| unsafe { finalize(self.userdata) });
-            crate::boundary::after_call();
         }
     }
 }
