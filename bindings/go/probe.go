@@ -147,7 +147,8 @@ func (pr *Probe) Stop() error {
 }
 
 // Close stops the goroutine (waiting for a probe running now, whose
-// context is cancelled) and forgets every probe. Idempotent.
+// context is cancelled) and forgets every probe. Idempotent. Do not call
+// it from a probe function (it would wait for itself).
 func (p *Prober) Close() error {
 	if p == nil {
 		return nil

@@ -173,12 +173,14 @@ class Prober(Managed):
         ptr = getattr(self, "_ptr", None)
         if ptr is None:
             return
+        if self._thread is threading.current_thread():
+            raise RuntimeError("a Prober cannot be closed from one of its probe functions")
         # Wakes the thread (its waits return EMPTY from now on), then joins it
         # before the prober is freed under it.
         self._stop.set()
         _ffi.lib.prober_close(ptr)
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if thread is not None:
             thread.join()
         self._fns.clear()
         super().close()

@@ -124,3 +124,21 @@ def test_close_stops_the_thread_promptly():
     prober.close()
     assert not thread.is_alive()
     assert time.monotonic() - started < 5
+
+
+def test_closing_from_a_probe_function_is_refused():
+    with circuit.Prober() as prober:
+        b = tripped()
+        seen = []
+
+        def fn():
+            try:
+                prober.close()
+            except RuntimeError as e:
+                seen.append(str(e))
+            return True
+
+        prober.add(b, fn)
+        assert wait_for(lambda: b.state is State.CLOSED)
+        assert seen and "cannot be closed" in seen[0]
+        assert not prober.closed
