@@ -17,6 +17,7 @@ first use.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from ctypes import byref, c_uint64, c_void_p, sizeof
 from typing import Any, Callable, Dict, Optional
@@ -191,6 +192,21 @@ class Prober(Managed):
 
 _default: Optional[Prober] = None
 _default_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's prober thread does not exist in a child, and its lock may
+    # have been held at the fork: forget it (never freed, so its state is
+    # not touched); the child's first set_probe makes a new one.
+    global _default, _default_lock
+    _default_lock = threading.Lock()
+    if _default is not None:
+        _default._ptr = None  # neither freed nor closed here
+    _default = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def default_prober() -> Prober:

@@ -4,6 +4,7 @@ library, in real time kept short (20 ms open durations)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -142,3 +143,22 @@ def test_closing_from_a_probe_function_is_refused():
         assert wait_for(lambda: b.state is State.CLOSED)
         assert seen and "cannot be closed" in seen[0]
         assert not prober.closed
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_a_prober_of_its_own():
+    parent = tripped()
+    probe = parent.set_probe(lambda: True)  # the parent's process-wide prober runs
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 3
+        try:
+            child = tripped()
+            child.set_probe(lambda: True)
+            code = 0 if wait_for(lambda: child.state is State.CLOSED) else 4
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert wait_for(lambda: parent.state is State.CLOSED)
+    probe.remove()
