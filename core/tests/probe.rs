@@ -354,3 +354,129 @@ fn probe_functions_run_on_the_prober_thread_and_a_panic_counts_as_failure() {
     assert_eq!(b.state(), State::Open);
     assert_eq!(runs.load(Ordering::SeqCst), 3);
 }
+
+/// Real threads: user calls, a probe thread running a function for one
+/// breaker and a host thread polling tickets for another race while the
+/// dependency flips between healthy and down. Once it stays healthy and the
+/// users stop, the probes alone close both breakers: no half-open slot is
+/// lost to the races. Also run under ThreadSanitizer (ci/tsan.sh).
+#[test]
+fn probes_and_user_traffic_race_and_the_probes_still_close_the_breakers() {
+    use std::sync::atomic::AtomicBool;
+    use std::thread;
+
+    let config = quiet()
+        .consecutive_failures(Some(3))
+        .open_duration(ms(2))
+        .max_open_duration(ms(8))
+        .half_open_probes(2)
+        .half_open_successes(2)
+        .probe_lease(ms(50))
+        .build()
+        .unwrap();
+    let called = Arc::new(Breaker::new(config.clone()));
+    let polled = Arc::new(Breaker::new(config));
+    let healthy = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let prober = Arc::new(Prober::new());
+    let options = ProbeOptions {
+        min_interval: ms(1),
+    };
+    let h = healthy.clone();
+    prober
+        .register_fn(&called, options, move || {
+            if h.load(Ordering::SeqCst) {
+                Success
+            } else {
+                Failure
+            }
+        })
+        .unwrap();
+    prober.register(&polled, options).unwrap();
+
+    let mut threads = Vec::new();
+    for _ in 0..3 {
+        let (bs, h, stop) = (
+            [called.clone(), polled.clone()],
+            healthy.clone(),
+            stop.clone(),
+        );
+        threads.push(thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                for b in &bs {
+                    if let Ok(p) = b.acquire() {
+                        let o = if h.load(Ordering::SeqCst) {
+                            Success
+                        } else {
+                            Failure
+                        };
+                        b.record(p, o, Duration::ZERO);
+                    }
+                }
+                thread::yield_now();
+            }
+        }));
+    }
+    let poller = {
+        let (p, h, stop) = (prober.clone(), healthy.clone(), stop.clone());
+        thread::spawn(move || {
+            let mut n = 0u32;
+            while !(stop.load(Ordering::SeqCst) && h.load(Ordering::SeqCst) && p.is_closed()) {
+                let Some(due) = p.next_due(ms(5)) else {
+                    if p.is_closed() {
+                        return;
+                    }
+                    continue;
+                };
+                n += 1;
+                // Now and then a ticket is left to its lease.
+                if n % 7 == 0 {
+                    continue;
+                }
+                let o = if h.load(Ordering::SeqCst) {
+                    Success
+                } else {
+                    Failure
+                };
+                let _ = p.complete(due.ticket, o);
+            }
+        })
+    };
+    for i in 0..20 {
+        healthy.store(i % 2 == 0, Ordering::SeqCst);
+        thread::sleep(ms(10));
+    }
+    healthy.store(false, Ordering::SeqCst);
+    thread::sleep(ms(20));
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    // Make sure both are out of CLOSED with no user traffic left.
+    for b in [&called, &polled] {
+        if b.state() == State::Closed {
+            trip_with(b, 3);
+        }
+    }
+    healthy.store(true, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while called.state() != State::Closed || polled.state() != State::Closed {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not recovered: {:?} {:?}",
+            called.state(),
+            polled.state()
+        );
+        thread::sleep(ms(2));
+    }
+    prober.close();
+    poller.join().unwrap();
+}
+
+fn trip_with(b: &Breaker, failures: u32) {
+    for _ in 0..failures {
+        if let Ok(p) = b.acquire() {
+            b.record(p, Failure, Duration::ZERO);
+        }
+    }
+}
