@@ -84,7 +84,9 @@ unsafe impl Sync for CProbe {}
 
 impl CProbe {
     fn run(&self) -> Outcome {
-        let id = self.id.get().copied().unwrap_or(0);
+        // The id is set as soon as `circuit_prober_add` has it; a probe due
+        // at once may start a moment before.
+        let id = *self.id.wait();
         // SAFETY: the caller's callback with its own `userdata`, callable
         // from any thread until the finalizer runs (contract).
         let code = crate::boundary::call_foreign(|| unsafe { (self.callback)(self.userdata, id) });

@@ -116,14 +116,17 @@ static void test_tickets_recover_with_no_user_traffic(void) {
 /* ---------- a callback on the prober's thread ---------------------------------- */
 
 typedef struct {
-  int runs;      /* written by the prober's thread */
-  int finalized; /* written by the thread dropping the probe */
+  int runs;         /* written by the prober's thread */
+  int finalized;    /* written by the thread dropping the probe */
+  uint64_t first_id; /* the probe id the first run was given */
 } probe_log;
 
 static uint32_t fail_then_succeed(void *userdata, uint64_t probe_id) {
   probe_log *log = (probe_log *)userdata;
-  (void)probe_id;
   int run = __atomic_fetch_add(&log->runs, 1, __ATOMIC_SEQ_CST);
+  if (run == 0) {
+    __atomic_store_n(&log->first_id, probe_id, __ATOMIC_SEQ_CST);
+  }
   return run == 0 ? CIRCUIT_OUTCOME_FAILURE : CIRCUIT_OUTCOME_SUCCESS;
 }
 
@@ -139,15 +142,18 @@ static void test_callback_recovers_with_no_user_traffic(void) {
   memset(&log, 0, sizeof log);
   uint64_t id = 0;
   CHECK_RC(circuit_prober_new(&p), CIRCUIT_RESULT_OK);
+  /* Already past its open deadline when the probe is added: due at once. */
+  trip(b);
+  sleep_ms(30);
   CHECK_RC(circuit_prober_add(p, b, 0, fail_then_succeed, &log, count_finalize, &id),
            CIRCUIT_RESULT_OK);
-  trip(b);
   uint64_t deadline = now_ns() + 5 * SEC;
   while (state_of(b) != CIRCUIT_STATE_CLOSED && now_ns() < deadline) {
     sleep_ms(5);
   }
   CHECK(state_of(b) == CIRCUIT_STATE_CLOSED);
   CHECK(__atomic_load_n(&log.runs, __ATOMIC_SEQ_CST) == 2);
+  CHECK(__atomic_load_n(&log.first_id, __ATOMIC_SEQ_CST) == id);
   circuit_metrics m;
   memset(&m, 0, sizeof m);
   m.struct_size = sizeof m;
