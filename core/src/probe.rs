@@ -31,7 +31,9 @@
 //!
 //! The prober holds its breakers weakly: once the last reference to a
 //! breaker is gone (removed from its registry and released by every host),
-//! it is no longer probed. Its lock guards only its own table and is never
+//! it is no longer probed. A registry's map frees a removed breaker lazily
+//! (epoch-based reclamation), so unregister a probe together with its
+//! breaker to stop it at once. Its lock guards only its own table and is never
 //! held across a call into a breaker or a probe function (a transition that
 //! a probe causes calls the prober's listener, which takes the lock).
 //!

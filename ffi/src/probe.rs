@@ -191,7 +191,9 @@ pub unsafe extern "C" fn circuit_prober_close(prober: *const circuit_prober) -> 
 /// breaker to the start of the next (0 allowed; at most 10 years).
 ///
 /// The prober holds the breaker weakly: once every reference to it is
-/// released it is no longer probed. Returns `CIRCUIT_RESULT_INVALID_ARGUMENT`
+/// released it is no longer probed. (A registry frees a removed breaker
+/// lazily, when its map reclaims the entry: remove the probe with the
+/// breaker to stop it at once.) Returns `CIRCUIT_RESULT_INVALID_ARGUMENT`
 /// when the breaker already has a probe in this prober, the prober is
 /// closed, or an argument is out of range; nothing is registered then.
 ///
