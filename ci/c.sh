@@ -51,12 +51,14 @@ warn=(-Wall -Wextra -Wpedantic -Werror)
 san=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all)
 inc=(-Iinclude -Ibindings/c/tests "-DCIRCUIT_EXPECTED_VERSION=\"$version\"")
 link=(-L"$stage/lib" -lcircuit -pthread -Wl,-rpath,"$stage/lib")
-# Two suites: the call protocol and its misuse; observability and helpers.
+# Three suites: the call protocol and its misuse; observability and helpers;
+# active health probes.
 declare -A suite_sources=(
   [test_circuit]="bindings/c/tests/test_circuit.c bindings/c/tests/double_include_a.c bindings/c/tests/double_include_b.c"
   [test_observe]="bindings/c/tests/test_observe.c"
+  [test_probe]="bindings/c/tests/test_probe.c"
 )
-suites=(test_circuit test_observe)
+suites=(test_circuit test_observe test_probe)
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

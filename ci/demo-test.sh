@@ -3,7 +3,9 @@
 # 20 s of partner phases (plain output, logs and Prometheus files in a
 # temporary directory), and relies on demo/run.py's checks: every instance
 # (C, Python, Go) tripped during the failing and the slow phases, served
-# cold offers while open, and was CLOSED again at the end. With
+# cold offers while open, and was CLOSED again at the end; and, in the last,
+# traffic-free phase (a partner outage, a trip, then no user request), that
+# the Python instance's active health probe alone closed its breaker. With
 # redis-server installed and a library exporting circuit_sync_start, the
 # run also requires the instances' sync to be connected and at least one
 # transition applied from another instance. About 40 s on an idle 2-core

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The real-thread stress tests under ThreadSanitizer (nightly, std rebuilt
+# The real-thread stress tests (and the active probe tests, whose prober
+# threads race user calls) under ThreadSanitizer (nightly, std rebuilt
 # with the sanitizer so its atomics are instrumented too). Backs up loom,
 # which does not model every Relaxed reordering (STYLE.md).
 set -euo pipefail
@@ -21,5 +22,5 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(pwd)
 export CARGO_TARGET_DIR=target/tsan
 export CIRCUIT_STRESS_OPS=${CIRCUIT_STRESS_OPS:-40000}
 cargo +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu --release \
-  -p circuit-core --test stress
+  -p circuit-core --test stress --test probe
 echo "tsan: $(( $(date +%s) - start ))s"

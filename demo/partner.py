@@ -12,8 +12,14 @@ Before ``POST /start`` and after the last phase it is healthy. The phases
                 ``--recover-ratio`` to 0 over the first half of the phase
 
     GET  /offers?user=U&from=INSTANCE   the offer (or the phase's failure)
+    GET  /health?from=INSTANCE          what /offers would answer now (status
+                                        and delay), without an offer: the
+                                        services' active health probes
     GET  /status                        phase, progress, schedule, hits
     POST /start                         starts the schedule now (once)
+    POST /outage?seconds=S              an outage: every answer is 503 for S
+                                        seconds from now (the demo's last,
+                                        traffic-free phase)
 
 It prints ``READY http://127.0.0.1:PORT`` when it listens. Standard library
 only.
@@ -60,6 +66,8 @@ class Partner:
         self.args = args
         self.t0: Optional[float] = None  # time.monotonic() at /start
         self.hits: Dict[str, Dict[str, int]] = {}
+        self.health_hits: Dict[str, Dict[str, int]] = {}
+        self.outage_until = 0.0  # time.monotonic() until which every answer is 503
         self.lock = threading.Lock()
         self.rng = random.Random(args.seed)
 
@@ -84,6 +92,7 @@ class Partner:
             phase = "done"
         with self.lock:
             hits = {k: dict(v) for k, v in self.hits.items()}
+            health_hits = {k: dict(v) for k, v in self.health_hits.items()}
         return {
             "started": self.t0 is not None,
             "t0_mono_ns": None if self.t0 is None else int(self.t0 * 1e9),
@@ -94,6 +103,8 @@ class Partner:
             "phase_progress": progress,
             "phases": [{"name": n, "start": s, "end": e} for n, s, e in self.phases],
             "hits": hits,
+            "health_hits": health_hits,
+            "outage_left": max(0.0, self.outage_until - time.monotonic()),
         }
 
     def behaviour(self) -> Tuple[int, float]:
@@ -101,6 +112,8 @@ class Partner:
         i, el = self.where()
         a = self.args
         fast = a.healthy_ms / 1000 * (0.5 + self.rng.random())
+        if time.monotonic() < self.outage_until:
+            return 503, fast
         if i is None:
             return 200, fast
         name, start, end = self.phases[i]
@@ -114,9 +127,10 @@ class Partner:
             return (503 if self.rng.random() < ratio else 200), fast
         return 200, fast
 
-    def count(self, caller: str, status: int) -> None:
+    def count(self, caller: str, status: int, health: bool = False) -> None:
         with self.lock:
-            h = self.hits.setdefault(caller, {"ok": 0, "error": 0})
+            table = self.health_hits if health else self.hits
+            h = table.setdefault(caller, {"ok": 0, "error": 0})
             h["ok" if status == 200 else "error"] += 1
 
 
@@ -138,16 +152,34 @@ def make_handler(partner: Partner) -> type:
                     self._send(200, {"offer": f"{pct}% off for user {user}"})
                 else:
                     self._send(status, {"error": "partner overloaded"})
+            elif url.path == "/health":
+                caller = urllib.parse.parse_qs(url.query).get("from", ["?"])[0][:32]
+                status, delay = partner.behaviour()
+                time.sleep(delay)
+                partner.count(caller, status, health=True)
+                self._send(status, {"healthy": status == 200})
             elif url.path == "/status":
                 self._send(200, partner.status())
             else:
                 self._send(404, {"error": "not found"})
 
         def do_POST(self) -> None:  # noqa: N802
-            if self.path == "/start":
+            url = urllib.parse.urlsplit(self.path)
+            if url.path == "/start":
                 with partner.lock:
                     if partner.t0 is None:
                         partner.t0 = time.monotonic()
+                self._send(200, partner.status())
+            elif url.path == "/outage":
+                try:
+                    seconds = float(urllib.parse.parse_qs(url.query).get("seconds", ["0"])[0])
+                except ValueError:
+                    seconds = -1.0
+                if not 0 <= seconds <= 600:
+                    self._send(400, {"error": "seconds must be in [0, 600]"})
+                    return
+                with partner.lock:
+                    partner.outage_until = time.monotonic() + seconds
                 self._send(200, partner.status())
             else:
                 self._send(404, {"error": "not found"})

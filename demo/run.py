@@ -766,6 +766,7 @@ def run(args: argparse.Namespace, procs: Processes) -> int:
         l.stopping.set()
     for l in loads.values():
         l.stop()
+    recovery = traffic_free_recovery(services["python"], partner_url, open_ms, tty)
     time.sleep(0.3)
     observer.stop()
     observer.poll_once()
@@ -783,7 +784,7 @@ def run(args: argparse.Namespace, procs: Processes) -> int:
         with open(os.path.join(args.out, f"{name}.prom"), "w") as f:
             f.write(prom[name])
 
-    ok = summarize(args, latest, st, prom, loads, services, t0, open_ms, sync_on, redis_note, setup_s)
+    ok = summarize(args, latest, st, prom, loads, services, t0, open_ms, sync_on, redis_note, setup_s, recovery)
 
     if args.keep_running:
         print("\nservices keep running (Ctrl-C stops them):")
@@ -802,9 +803,66 @@ def run(args: argparse.Namespace, procs: Processes) -> int:
     return 0 if ok else 1
 
 
+def traffic_free_recovery(base: str, partner_url: str, open_ms: int, tty: bool) -> Dict[str, Any]:
+    """The last phase, after the load stopped: the partner has an outage of
+    2.5 open durations; a few user requests trip the Python instance's
+    breaker; then no user request at all. Its active health probe (the
+    library runs the service's GET /health at the open deadline, fails while
+    the outage lasts, re-opens with backoff, and succeeds after) must close
+    the breaker on its own. Returns what happened, for the summary."""
+    outage = 2.5 * open_ms / 1000
+    r: Dict[str, Any] = {"ok": False, "outage_s": outage}
+    if not tty:
+        print(f"demo: last phase: partner outage of {outage:.1f} s, then no user traffic;"
+              " the python instance's health probe must close its breaker", flush=True)
+    http_json(f"{partner_url}/outage?seconds={outage}", method="POST")
+    t_outage = time.monotonic()
+    st: Dict[str, Any] = {}
+    for i in range(40):
+        http_json(f"{base}/offer?user=outage-{i}", timeout=5)
+        st = http_json(f"{base}/offer/circuit")
+        if st.get("state") == "open":
+            break
+    else:
+        r["why"] = f"the python breaker did not open during the outage (state {st.get('state')})"
+        return r
+    r["trip_requests"] = i + 1
+    requests_at_open = st["requests"]
+    probes_at_open = dict(st.get("probes") or {})
+    t_open = time.monotonic()
+    deadline = t_outage + outage + 8 * open_ms / 1000 + 5
+    while time.monotonic() < deadline:
+        st = http_json(f"{base}/offer/circuit")
+        if st.get("state") == "closed":
+            break
+        time.sleep(0.02)
+    t_closed = time.monotonic()
+    probes = st.get("probes") or {}
+    closes = [e for e in st.get("events") or [] if e["to"] == "closed"]
+    r.update({
+        "state": st.get("state"),
+        "user_requests_while_open": st["requests"] - requests_at_open,
+        "probes_ok": probes.get("ok", 0) - probes_at_open.get("ok", 0),
+        "probes_failed": probes.get("failed", 0) - probes_at_open.get("failed", 0),
+        "open_to_closed_s": t_closed - t_open,
+        "after_partner_back_s": t_closed - (t_outage + outage),
+        "closed_by": closes[-1]["reason"] if closes else None,
+    })
+    if st.get("state") != "closed":
+        r["why"] = f"the python breaker did not close with no user traffic (state {st.get('state')})"
+    elif r["user_requests_while_open"] != 0:
+        r["why"] = f"{r['user_requests_while_open']} user requests reached the python instance while it was open"
+    elif r["closed_by"] != "probes_succeeded" or r["probes_ok"] < 1:
+        r["why"] = f"closed by {r['closed_by']}, {r['probes_ok']} successful probes"
+    else:
+        r["ok"] = True
+    return r
+
+
 def summarize(args: argparse.Namespace, latest: Dict[str, Dict[str, Any]], st: Dict[str, Any],
               prom: Dict[str, str], loads: Dict[str, Load], services: Dict[str, str], t0: int,
-              open_ms: int, sync_on: bool, redis_note: str, setup_s: float) -> bool:
+              open_ms: int, sync_on: bool, redis_note: str, setup_s: float,
+              recovery: Optional[Dict[str, Any]] = None) -> bool:
     phases = st.get("phases") or []
     events = {name: (latest.get(name) or {}).get("events") or [] for name, _ in INSTANCES}
 
@@ -925,6 +983,17 @@ def summarize(args: argparse.Namespace, latest: Dict[str, Dict[str, Any]], st: D
             problems.append(f"{name}: did not recover (final state {r['final']})")
         if r["partner"] < 1:
             problems.append(f"{name}: no offer from the partner")
+    if recovery is not None:
+        print()
+        print(f"recovery with no user traffic (partner outage of {recovery['outage_s']:.1f} s, then no requests):")
+        if "state" in recovery:
+            print(f"  python   tripped after {recovery.get('trip_requests')} requests; health probes while open:"
+                  f" {recovery['probes_failed']} failed, {recovery['probes_ok']} succeeded;"
+                  f" {recovery['user_requests_while_open']} user requests; final state {recovery['state']}"
+                  f" ({recovery['closed_by']}), {recovery['open_to_closed_s']:.2f} s after opening,"
+                  f" {recovery['after_partner_back_s']:+.2f} s after the partner came back")
+        if not recovery["ok"]:
+            problems.append(f"python: {recovery.get('why')}")
     if args.require_sync:
         if not sync_on:
             problems.append("sync was not running")
@@ -942,13 +1011,15 @@ def summarize(args: argparse.Namespace, latest: Dict[str, Dict[str, Any]], st: D
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump({"rows": rows, "events": events, "phases": phases, "t0_mono_ns": t0, "sync": sync_on,
                    "client": client, "propagation_ms": delays, "problems": problems,
-                   "setup_seconds": setup_s, "partner_hits": st.get("hits")}, f, indent=1)
+                   "setup_seconds": setup_s, "partner_hits": st.get("hits"),
+                   "partner_health_hits": st.get("health_hits"), "recovery": recovery}, f, indent=1)
     if problems:
         print("\nDEMO CHECK FAILED:")
         for p in problems:
             print(f"  - {p}")
         return False
-    print("\ndemo check: every instance tripped, served cold offers while open, and recovered")
+    print("\ndemo check: every instance tripped, served cold offers while open, and recovered;"
+          " the python instance's health probe closed its breaker with no user traffic")
     return True
 
 

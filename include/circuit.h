@@ -692,6 +692,24 @@ typedef struct circuit_config_builder circuit_config_builder;
 typedef struct circuit_event_queue circuit_event_queue;
 
 /**
+ * Runs the active health probes of any number of breakers (see "Active
+ * health probes" in the README). Created by `circuit_prober_new`, freed
+ * by `circuit_prober_free`.
+ *
+ * A breaker with a probe registered is due for one when it is OPEN and its
+ * open deadline has passed (or HALF_OPEN with a probe slot free, or every
+ * slot held past its lease), never under an override. The probe takes the
+ * half-open permit through the ordinary acquire, so it *is* the half-open
+ * probe: a success counts towards closing (and a ramp follows, if
+ * configured), a failure re-opens with backoff and the next probe is due
+ * at the new deadline.
+ *
+ * Thread safety: every function taking a `const circuit_prober *` is safe
+ * to call concurrently from any number of threads.
+ */
+typedef struct circuit_prober circuit_prober;
+
+/**
  * A set of named breakers sharing a clock, per-name configs over defaults,
  * a hard cap on their number, and listeners.
  *
@@ -974,6 +992,37 @@ typedef struct circuit_group_stats {
    */
   uint64_t refused_trips;
 } circuit_group_stats;
+
+/**
+ * Runs one probe on the prober's thread: check the dependency and return a
+ * `circuit_outcome` code (`CIRCUIT_OUTCOME_SUCCESS` moves the breaker on,
+ * `FAILURE` or `TIMEOUT` re-opens it; an unknown code counts as
+ * `IGNORED`: the permit is released and nothing else changes).
+ * `probe_id` is the id `circuit_prober_add` returned.
+ */
+typedef uint32_t (*circuit_probe_callback)(void *userdata, uint64_t probe_id);
+
+/**
+ * A probe handed out by `circuit_prober_next`.
+ */
+typedef struct circuit_probe_due {
+  /**
+   * Size of the struct in bytes (see `circuit_metrics` for the rule).
+   */
+  uint32_t struct_size;
+  /**
+   * Zero.
+   */
+  uint32_t reserved;
+  /**
+   * The probe (`circuit_prober_add`'s id): which breaker to check.
+   */
+  uint64_t probe_id;
+  /**
+   * This run of it: pass it to `circuit_prober_complete`.
+   */
+  uint64_t ticket;
+} circuit_probe_due;
 
 /**
  * A snapshot of a sync worker's status and counters, filled by
@@ -2025,6 +2074,133 @@ circuit_result circuit_http_retry_after(const char *value,
                                         size_t value_len,
                                         uint64_t now_unix_ns,
                                         uint64_t *out_delay_ns);
+
+/**
+ * Creates a prober with no probes; `*out_prober` receives it, owned by
+ * the caller (`circuit_prober_free`). No thread is started until a probe
+ * with a callback is added.
+ *
+ * # Safety
+ * `out_prober` must be a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_prober_new(struct circuit_prober **out_prober);
+
+/**
+ * Closes the prober (as `circuit_prober_close`), waits for its thread to
+ * finish a probe in flight and stop, releases outstanding tickets as
+ * `IGNORED`, runs the finalizers, and frees it. NULL does nothing.
+ *
+ * # Safety
+ * `prober` must be NULL or a prober from `circuit_prober_new` not yet
+ * freed. It must not be called from a probe callback of this prober.
+ *
+ * Thread safety: no other thread may be using this prober (close it,
+ * then join the threads polling it, then free it).
+ */
+void circuit_prober_free(struct circuit_prober *prober);
+
+/**
+ * Closes the prober: threads waiting in `circuit_prober_next` return
+ * `CIRCUIT_RESULT_EMPTY` and later calls do too, `circuit_prober_add` is
+ * refused, the callback thread stops, and runs in flight are released as
+ * `IGNORED`. Idempotent.
+ *
+ * # Safety
+ * `prober` must be a live prober.
+ *
+ * Thread safety: safe from any thread, but not from a probe callback.
+ */
+circuit_result circuit_prober_close(const struct circuit_prober *prober);
+
+/**
+ * Registers an active probe for `breaker`. `*out_probe_id` receives its id.
+ *
+ * With a `callback`, the prober runs it on its own thread (started now if
+ * needed) whenever the breaker is due, one probe at a time across the
+ * prober; `finalizer(userdata)` (if not NULL) runs once when the probe is
+ * removed or the prober freed, after the last run. The callback may call
+ * any function of this library except closing or freeing this prober; it
+ * must not unwind, and should bound its own time (use the breaker's
+ * `probe_lease` as a budget: a probe that outlives it is released).
+ *
+ * With `callback` NULL (then `userdata` and `finalizer` must be NULL), the
+ * probe is handed out by `circuit_prober_next` to a thread of the host.
+ *
+ * `min_interval_ns`: the least time from the end of one probe of this
+ * breaker to the start of the next (0 allowed; at most 10 years).
+ *
+ * The prober holds the breaker weakly: once every reference to it is
+ * released it is no longer probed. (A registry frees a removed breaker
+ * lazily, when its map reclaims the entry: remove the probe with the
+ * breaker to stop it at once.) Returns `CIRCUIT_RESULT_INVALID_ARGUMENT`
+ * when the breaker already has a probe in this prober, the prober is
+ * closed, or an argument is out of range; nothing is registered then.
+ *
+ * # Safety
+ * `prober` and `breaker` must be live; `out_probe_id` a valid pointer;
+ * `callback` and `finalizer` must be safe to call with `userdata` from any
+ * thread until the finalizer has run.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_prober_add(const struct circuit_prober *prober,
+                                  const struct circuit_breaker *breaker,
+                                  uint64_t min_interval_ns,
+                                  circuit_probe_callback callback,
+                                  void *userdata,
+                                  circuit_userdata_free finalizer,
+                                  uint64_t *out_probe_id);
+
+/**
+ * Removes a probe: a run in flight is released as `IGNORED` (its ticket is
+ * no longer known), and its finalizer runs once no run of its callback is
+ * going on. `CIRCUIT_RESULT_NOT_FOUND` for an unknown id.
+ *
+ * # Safety
+ * `prober` must be a live prober.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_prober_remove(const struct circuit_prober *prober, uint64_t probe_id);
+
+/**
+ * Waits up to `timeout_ns` nanoseconds (real time) for a probe added
+ * without a callback to be due, takes its half-open permit, and returns
+ * `CIRCUIT_RESULT_OK` with it in `*out_due` (set `out_due->struct_size`
+ * first); `CIRCUIT_RESULT_EMPTY` on timeout or once the prober is closed.
+ * Run the check, then `circuit_prober_complete(prober, due.ticket, ...)`.
+ * A ticket not completed within the breaker's probe lease is released as
+ * `IGNORED` and forgotten.
+ *
+ * # Safety
+ * `prober` must be a live prober; `out_due` must point to at least
+ * `out_due->struct_size` writable bytes.
+ *
+ * Thread safety: safe from any thread; any number of threads may wait.
+ */
+circuit_result circuit_prober_next(const struct circuit_prober *prober,
+                                   uint64_t timeout_ns,
+                                   struct circuit_probe_due *out_due);
+
+/**
+ * Completes a ticket from `circuit_prober_next` with the probe's outcome
+ * (a `circuit_outcome` code), recorded as the breaker's half-open probe.
+ * Returns `CIRCUIT_RESULT_OK`, `CIRCUIT_RESULT_STALE` (the breaker moved
+ * on meanwhile: counted as stale only), `CIRCUIT_RESULT_NOT_FOUND` for a
+ * ticket not outstanding (completed already, released after its lease,
+ * its probe removed) or `CIRCUIT_RESULT_INVALID_ARGUMENT` for an unknown
+ * outcome, in which case the ticket is still outstanding.
+ *
+ * # Safety
+ * `prober` must be a live prober.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_prober_complete(const struct circuit_prober *prober,
+                                       uint64_t ticket,
+                                       uint32_t outcome);
 
 /**
  * Creates a registry. `defaults` is the config of names without their own

@@ -183,6 +183,26 @@ static gocircuit_retry_after gocircuit_http_retry_after(_GoString_ value, uint64
 
 // The floor of every binding: one cgo call doing nothing (benchmarks).
 static void gocircuit_noop(void) {}
+
+// Active health probes: the next due probe returned by value (no Go
+// pointer crosses; the prober crosses as an integer).
+typedef struct {
+	uint64_t probe_id;
+	uint64_t ticket;
+	uint32_t rc;
+} gocircuit_due;
+
+static gocircuit_due gocircuit_prober_next(uintptr_t p, uint64_t timeout_ns) {
+	gocircuit_due r = {0, 0, 0};
+	circuit_probe_due d;
+	d.struct_size = sizeof d;
+	r.rc = circuit_prober_next((const circuit_prober *)p, timeout_ns, &d);
+	if (r.rc == CIRCUIT_RESULT_OK) {
+		r.probe_id = d.probe_id;
+		r.ticket = d.ticket;
+	}
+	return r;
+}
 */
 import "C"
 
@@ -1434,3 +1454,62 @@ func (s *syncRef) lastError() (string, error) {
 // freeSync releases a stopped worker's handle (Close; the finalizer does
 // the same for a Sync never closed).
 func freeSync(s *syncRef) { C.circuit_sync_free(s.ptr) }
+
+// proberRef owns a C prober. Only Prober uses it.
+type proberRef struct {
+	ptr  *C.circuit_prober
+	addr C.uintptr_t
+}
+
+// abi: circuit_prober_new
+func newProberRef() (*proberRef, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var p *C.circuit_prober
+	if rc := uint32(C.circuit_prober_new(&p)); rc != codeOK {
+		return nil, coldError("circuit.NewProber", rc)
+	}
+	return &proberRef{ptr: p, addr: C.uintptr_t(uintptr(unsafe.Pointer(p)))}, nil
+}
+
+// add registers a polled probe (no C callback) for b.
+//
+// abi: circuit_prober_add
+func (p *proberRef) add(b *breakerRef, minInterval time.Duration) (uint64, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var id C.uint64_t
+	rc := uint32(C.circuit_prober_add(p.ptr, b.ptr, C.uint64_t(minInterval), nil, nil, nil, &id))
+	runtime.KeepAlive(b)
+	if rc != codeOK {
+		return 0, coldError("circuit.Prober.Add", rc)
+	}
+	return uint64(id), nil
+}
+
+// abi: circuit_prober_remove
+func (p *proberRef) remove(id uint64) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return coldError("circuit.Probe.Stop", uint32(C.circuit_prober_remove(p.ptr, C.uint64_t(id))))
+}
+
+// next waits up to timeout for a due probe; ok is false on timeout or once
+// the prober is closed.
+//
+// abi: circuit_prober_next
+func (p *proberRef) next(timeout time.Duration) (probe, ticket uint64, ok bool) {
+	d := C.gocircuit_prober_next(p.addr, C.uint64_t(timeout))
+	return uint64(d.probe_id), uint64(d.ticket), uint32(d.rc) == codeOK
+}
+
+// abi: circuit_prober_complete
+func (p *proberRef) complete(ticket uint64, outcome Outcome) uint32 {
+	return uint32(C.circuit_prober_complete(p.ptr, C.uint64_t(ticket), C.uint32_t(outcome)))
+}
+
+// abi: circuit_prober_close
+func (p *proberRef) close() { C.circuit_prober_close(p.ptr) }
+
+// abi: circuit_prober_free
+func (p *proberRef) free() { C.circuit_prober_free(p.ptr) }

@@ -1241,6 +1241,36 @@ impl Breaker {
     }
 }
 
+/// Active health probes (`core/src/probe.rs`).
+impl Breaker {
+    /// When this breaker next wants an active probe (clock nanoseconds; 0
+    /// means now), reading the word and its deadline only (no transition):
+    /// in OPEN, the open deadline; in HALF_OPEN, now while a probe slot is
+    /// free, else the probe lease; never under an override, in CLOSED or
+    /// while ramping. An unstamped generation is due now: the acquire that
+    /// follows stands in for its winner (invariant 4).
+    pub(crate) fn probe_due_at(&self) -> Option<Nanos> {
+        let s = self.control.word.load();
+        if s.override_mode().is_some() {
+            return None;
+        }
+        let stamp = self.control.deadline.load();
+        let deadline = || {
+            if stamp.belongs_to(s.generation()) {
+                self.deadline_of(stamp)
+            } else {
+                0
+            }
+        };
+        match s.phase() {
+            Phase::Open => Some(deadline()),
+            Phase::HalfOpen if s.inflight() + s.success() < self.config.half_open_probes => Some(0),
+            Phase::HalfOpen => Some(deadline()),
+            Phase::Closed => None,
+        }
+    }
+}
+
 #[cfg(all(test, not(circuit_loom)))]
 mod tests {
     use super::*;

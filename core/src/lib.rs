@@ -231,6 +231,12 @@
 //!   `Retrier::run` and `is_rejected` (the `retry` module).
 //! - **B11** adaptive timeout: `AdaptiveTimeout::recommend`
 //!   (`core/src/adaptive.rs`), `Breaker::recommended_timeout`.
+//! - Active health probes (issue 18): `probe::Prober`
+//!   (`core/src/probe.rs`) over `Breaker::probe_due_at`, a read of the word
+//!   and its stamp; the probe's permit comes from `Breaker::acquire` and its
+//!   outcome goes through `Breaker::record`, so B4, B5 and invariant 14 apply
+//!   unchanged. The prober's table is behind a `Mutex`: no atomic, hence no
+//!   invariant of its own.
 //! - **B12** bad input: `ConfigBuilder::build` (`core/src/config.rs`) and
 //!   the other builders' `build`; saturating time in
 //!   `clock::duration_to_nanos` and `Stamp`; across the C ABI, the
@@ -275,6 +281,7 @@ pub mod http;
 pub mod implementation;
 mod loom_shim;
 mod metrics;
+pub mod probe;
 pub mod prometheus;
 mod ramp;
 pub mod registry;

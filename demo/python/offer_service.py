@@ -13,6 +13,11 @@ services (see demo/README.md), and records each answer as the library
 classifies it (5xx a failure, a timeout a timeout, a slow answer slow). With ``--redis`` the registry's breakers are shared with
 the other instances through the library's fleet sync.
 
+The ``partner`` breaker has an active health probe (``Breaker.set_probe``):
+while it is OPEN, the library runs a ``GET /health`` against the partner at
+the open deadline (and after a failed probe, at the backed-off deadline), so
+the breaker closes when the partner recovers even if no user request comes.
+
 Prints ``READY http://127.0.0.1:PORT`` when it listens.
 """
 
@@ -103,6 +108,15 @@ class OfferService:
         self.mono_offset = min(time.monotonic_ns() - clk.now_ns() for _ in range(5))
         clk.close()
         self.registry.add_listener(self._on_transition)
+        # Active health probe: the partner's /health, outside the breaker's
+        # own call path (a session without the adapter); the library runs it
+        # on its probe thread only while the breaker is OPEN (or HALF_OPEN
+        # needing more probes).
+        self.health_url = args.partner.rsplit("/", 1)[0] + "/health"
+        self.health = requests.Session()
+        self.health.trust_env = False
+        self.probes = {"ok": 0, "failed": 0}
+        self.probe = self.breaker.set_probe(self._probe_partner, min_interval=0.05)
         # Fleet sync: the library's worker threads publish this registry's
         # transitions to Redis and apply the other instances' (reason
         # "remote"). Never on the call path.
@@ -130,6 +144,18 @@ class OfferService:
         with self.lock:
             self.events.append(rec)
             del self.events[:-MAX_EVENTS]
+
+    def _probe_partner(self) -> bool:
+        """One health probe: True (success) on a 200, False (failure) on
+        anything else; an exception (timeout, refused) is a failure too."""
+        ok = False
+        try:
+            r = self.health.get(self.health_url, params={"from": self.instance}, timeout=self.timeout)
+            ok = r.status_code == 200
+            return ok
+        finally:
+            with self.lock:
+                self.probes["ok" if ok else "failed"] += 1
 
     def _count(self, key: str) -> None:
         with self.lock:
@@ -162,6 +188,7 @@ class OfferService:
         with self.lock:
             counts = dict(self.counts)
             events = list(self.events)
+            probes = dict(self.probes)
         return {
             "instance": self.instance,
             "language": LANGUAGE,
@@ -188,6 +215,7 @@ class OfferService:
             "config": config_echo(self.args.open_ms, self.args.slow_ms, self.args.timeout_ms),
             "sync": self.sync_status(),
             "events": events,
+            "probes": probes,
         }
 
     def sync_status(self) -> Dict[str, Any]:
@@ -214,6 +242,8 @@ class OfferService:
         return text + "\n".join(lines) + "\n"
 
     def close(self) -> None:
+        self.probe.remove()
+        self.health.close()
         self.http.close()
         if self.sync is not None:
             self.sync.close()  # stops the worker (bounded), then frees it

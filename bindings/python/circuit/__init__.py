@@ -34,6 +34,7 @@ from ._errors import (
 )
 from ._events import Event, EventQueue, Listener, Reason
 from ._group import GroupStats
+from ._probe import Probe, Prober
 from ._registry import Registry
 from ._sync import FleetSync, SyncState, SyncStatus
 from ._retry import Retry, RetryBudget, RetryPolicy
@@ -74,6 +75,8 @@ __all__ = [
     "SyncStatus",
     "Latency",
     "Listener",
+    "Probe",
+    "Prober",
     "Reason",
     "Registry",
     "Retry",

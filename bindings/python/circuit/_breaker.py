@@ -80,6 +80,7 @@ from ._types import Metrics, Outcome, Seconds, State, to_ns
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._events import Event, EventQueue, Listener
+    from ._probe import Probe
     from ._timeout import AdaptiveTimeout, Latency
 
 __all__ = ["Breaker", "Permit", "Exclude"]
@@ -762,6 +763,20 @@ class Breaker(Managed):
     def reset(self) -> None:
         """Returns to CLOSED with an empty window, clearing any override."""
         _ffi.check(_ffi.lib.breaker_reset(self._handle()), "circuit_breaker_reset")
+
+    # ---- active health probes ----------------------------------------------------
+    def set_probe(self, fn: Callable[[], Any], *, min_interval: float = 0.01) -> "Probe":
+        """Probes the dependency with ``fn()`` while this breaker is OPEN, at
+        its open deadline and after each failed probe at the backed-off
+        deadline, with no user traffic needed. ``fn`` runs on the library's
+        probe thread (``circuit._probe``): returning is a success (``False``
+        a failure, an ``Outcome`` itself), raising a failure (``TimeoutError``
+        a timeout). A success moves the breaker on as a half-open probe's
+        would. Returns a ``Probe`` (``.remove()``); the probe also stops once
+        the breaker is closed (``close()``) and released."""
+        from . import _probe
+
+        return _probe.default_prober().add(self, fn, min_interval=min_interval)
 
     # ---- events ------------------------------------------------------------------
     def add_listener(self, fn: Callable[["Event"], Any]) -> "Listener":

@@ -201,6 +201,15 @@ class circuit_group_stats(Structure):
     ]
 
 
+class circuit_probe_due(Structure):
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("reserved", c_uint32),
+        ("probe_id", c_uint64),
+        ("ticket", c_uint64),
+    ]
+
+
 class circuit_sync_stats(Structure):
     _fields_ = [
         ("struct_size", c_uint32),
@@ -237,6 +246,8 @@ class circuit_latency(Structure):
 circuit_event_callback = ctypes.CFUNCTYPE(None, c_void_p, POINTER(circuit_event))
 
 circuit_userdata_free = ctypes.CFUNCTYPE(None, c_void_p)
+
+circuit_probe_callback = ctypes.CFUNCTYPE(c_uint32, c_void_p, c_uint64)
 
 #: (name, restype, argtypes) of every function, in header order.
 PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
@@ -308,6 +319,13 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_registry_group_stats", c_uint32, (c_void_p, c_char_p, c_size_t, POINTER(circuit_group_stats))),
     ("circuit_http_outcome", c_uint32, (c_uint32, POINTER(c_uint32))),
     ("circuit_http_retry_after", c_uint32, (c_char_p, c_size_t, c_uint64, POINTER(c_uint64))),
+    ("circuit_prober_new", c_uint32, (POINTER(c_void_p),)),
+    ("circuit_prober_free", None, (c_void_p,)),
+    ("circuit_prober_close", c_uint32, (c_void_p,)),
+    ("circuit_prober_add", c_uint32, (c_void_p, c_void_p, c_uint64, circuit_probe_callback, c_void_p, circuit_userdata_free, POINTER(c_uint64))),
+    ("circuit_prober_remove", c_uint32, (c_void_p, c_uint64)),
+    ("circuit_prober_next", c_uint32, (c_void_p, c_uint64, POINTER(circuit_probe_due))),
+    ("circuit_prober_complete", c_uint32, (c_void_p, c_uint64, c_uint32)),
     ("circuit_registry_new", c_uint32, (c_void_p, c_uint64, c_uint32, c_void_p, POINTER(c_void_p))),
     ("circuit_registry_free", None, (c_void_p,)),
     ("circuit_registry_set_config", c_uint32, (c_void_p, c_char_p, c_size_t, c_void_p)),

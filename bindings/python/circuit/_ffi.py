@@ -81,7 +81,8 @@ RELEASE = "release"  # CDLL: the GIL is released (calls that may run long)
 #: on another thread must be able to take the GIL meanwhile); sweeping,
 #: iterating and rendering a registry may be long; fleet sync's start spawns
 #: threads, stop and free join them (the worker may be delivering events to
-#: Python listeners meanwhile).
+#: Python listeners meanwhile); a prober's poll waits for a due probe, and
+#: close and free stop and join its thread.
 _RELEASE = frozenset(
     {
         "circuit_breaker_free",
@@ -97,6 +98,9 @@ _RELEASE = frozenset(
         "circuit_sync_start",
         "circuit_sync_stop",
         "circuit_sync_free",
+        "circuit_prober_next",
+        "circuit_prober_close",
+        "circuit_prober_free",
     }
 )
 

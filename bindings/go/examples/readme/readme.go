@@ -18,8 +18,10 @@ const coldOffer = "cold offer"
 // their behaviour.
 var (
 	callPartner func(ctx context.Context, user string) (string, error)
-	callPrices  func(ctx context.Context) (float64, error)
-	cachedPrice = func() float64 { return 9.99 }
+	// checkPartnerHealth stands in for a GET of the partner's /health.
+	checkPartnerHealth func(ctx context.Context) error
+	callPrices         func(ctx context.Context) (float64, error)
+	cachedPrice        = func() float64 { return 9.99 }
 )
 
 // readme:begin quickstart
@@ -92,6 +94,29 @@ func rampedOffer(ctx context.Context, partner *circuit.Breaker, user string) (st
 }
 
 // readme:end ramp
+
+// readme:begin probe
+func newProbedPartner(open time.Duration) (*circuit.Breaker, *circuit.Probe, error) {
+	partner, err := circuit.New(circuit.Config{Name: "partner", ConsecutiveFailures: 3,
+		OpenDuration: open})
+	if err != nil {
+		return nil, nil, err
+	}
+	// While the breaker is OPEN, the library asks for this check at the open
+	// deadline (again at each backed-off deadline after a failure), with no
+	// user call needed; a goroutine of the package runs it. nil closes the
+	// breaker as a successful half-open probe would. probe.Stop() ends it.
+	probe, err := partner.SetProbe(func(ctx context.Context) error {
+		return checkPartnerHealth(ctx)
+	})
+	if err != nil {
+		partner.Close()
+		return nil, nil, err
+	}
+	return partner, probe, nil
+}
+
+// readme:end probe
 
 // readme:begin group
 func newPool(hosts []string) (*circuit.Registry, error) {

@@ -171,6 +171,49 @@ func TestRampedOfferAdmitsATenthThenAll(t *testing.T) {
 
 // The top-level README's group guard: every host fails, three of ten trip,
 // the seven others keep serving and their trips are counted as refused.
+// The probe promise: after the trip, no user call; the health check fails
+// once (re-open with backoff), then succeeds and closes the breaker.
+func TestProbedPartnerRecoversWithNoUserCall(t *testing.T) {
+	var checks atomic.Int32
+	checkPartnerHealth = func(ctx context.Context) error {
+		if checks.Add(1) == 1 {
+			return errors.New("still down")
+		}
+		return nil
+	}
+	callPartner = func(ctx context.Context, user string) (string, error) { return "", errors.New("503") }
+	partner, probe, err := newProbedPartner(20 * time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer partner.Close()
+	defer probe.Stop()
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		_, _ = offer(ctx, partner, "ada") // the partner fails: the third opens it
+	}
+	if s, _ := partner.State(); s != circuit.StateOpen {
+		t.Fatalf("state %v after three failures", s)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, err := partner.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s == circuit.StateClosed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state %v after 5 s", s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := checks.Load(); n != 2 {
+		t.Fatalf("%d health checks, want 2", n)
+	}
+}
+
 func TestGroupGuardKeepsSevenOfTenServing(t *testing.T) {
 	hosts := []string{"b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9"}
 	pool, err := newPool(hosts)
