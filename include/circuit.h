@@ -1893,6 +1893,40 @@ circuit_result circuit_breaker_state_word(const struct circuit_breaker *breaker,
                                           const uint64_t **out_word);
 
 /**
+ * For wrappers that repeat a rejection in OPEN on their side without a
+ * library call. Writes to `*out_deadline_word` the address of the
+ * breaker's 64-bit deadline word, and to `*out_open_rejections` the
+ * address of the 64-bit counter its metrics read rejections in OPEN from
+ * (NULL when the breaker keeps no metrics).
+ *
+ * The contract: load the state word (`circuit_breaker_state_word`) and
+ * the deadline word atomically, read the monotonic clock (`t0`), call
+ * `circuit_breaker_acquire`; if it returned
+ * `CIRCUIT_RESULT_REJECTED_OPEN` with a known retry-after `r` and both
+ * words still read the same, later calls may be refused by the wrapper
+ * (as `CIRCUIT_RESULT_REJECTED_OPEN`, retry-after `t0 + r - now`) while
+ * both words read those same values and `now < t0 + r`; each call so
+ * refused adds 1 to `*out_open_rejections` with an atomic add (relaxed),
+ * so every metrics reader, the Prometheus text included, counts it. The
+ * values of both words are opaque: compare them for equality, never
+ * decode them. Only for a breaker on the system's monotonic clock
+ * (`CLOCK_MONOTONIC`; not one made with a `circuit_clock`), whose
+ * readings the wrapper's clock must share. Every change that could admit
+ * a call (a transition, an override, a reset, a fleet update, a deadline
+ * written) changes one of the words. The addresses stay valid while the
+ * caller holds a reference to the breaker. Never write through the
+ * deadline word's; write the counter only by that atomic add.
+ *
+ * # Safety
+ * `breaker` must be a live breaker, the out pointers valid.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_breaker_open_rejection_words(const struct circuit_breaker *breaker,
+                                                    const uint64_t **out_deadline_word,
+                                                    uint64_t **out_open_rejections);
+
+/**
  * `circuit_breaker_record` with the permit passed as its two fields, for
  * wrappers where passing a struct by value is slow (ctypes).
  *

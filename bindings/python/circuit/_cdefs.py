@@ -301,6 +301,7 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_event_queue_dropped", c_uint32, (c_void_p, POINTER(c_uint64))),
     ("circuit_reason_str", c_char_p, (c_uint32,)),
     ("circuit_breaker_state_word", c_uint32, (c_void_p, POINTER(c_void_p))),
+    ("circuit_breaker_open_rejection_words", c_uint32, (c_void_p, POINTER(c_void_p), POINTER(c_void_p))),
     ("circuit_breaker_record_parts", c_uint32, (c_void_p, c_uint32, c_uint32, c_uint32, c_uint64)),
     ("circuit_registry_set_group_count", c_uint32, (c_void_p, c_char_p, c_size_t, c_uint32)),
     ("circuit_registry_set_group_fraction", c_uint32, (c_void_p, c_char_p, c_size_t, c_double)),
