@@ -1897,7 +1897,9 @@ circuit_result circuit_breaker_state_word(const struct circuit_breaker *breaker,
  * library call. Writes to `*out_deadline_word` the address of the
  * breaker's 64-bit deadline word, and to `*out_open_rejections` the
  * address of the 64-bit counter its metrics read rejections in OPEN from
- * (NULL when the breaker keeps no metrics).
+ * (NULL when the breaker keeps no metrics). Writes NULL to both when the
+ * breaker is not on the system's monotonic clock (made with a
+ * `circuit_clock`, or not on Linux): then no rejection may be repeated.
  *
  * The contract: load the state word (`circuit_breaker_state_word`) and
  * the deadline word atomically, read the monotonic clock (`t0`), call
@@ -1909,9 +1911,8 @@ circuit_result circuit_breaker_state_word(const struct circuit_breaker *breaker,
  * refused adds 1 to `*out_open_rejections` with an atomic add (relaxed),
  * so every metrics reader, the Prometheus text included, counts it. The
  * values of both words are opaque: compare them for equality, never
- * decode them. Only for a breaker on the system's monotonic clock
- * (`CLOCK_MONOTONIC`; not one made with a `circuit_clock`), whose
- * readings the wrapper's clock must share. Every change that could admit
+ * decode them. The wrapper's clock must be `CLOCK_MONOTONIC`, the
+ * breaker's. Every change that could admit
  * a call (a transition, an override, a reset, a fleet update, a deadline
  * written) changes one of the words. The addresses stay valid while the
  * caller holds a reference to the breaker. Never write through the

@@ -301,6 +301,13 @@ impl Breaker {
         self.control.deadline.as_ptr()
     }
 
+    /// Whether the breaker reads the system's monotonic clock
+    /// ([`Clock::is_system_monotonic`]): only then may a host compare its
+    /// deadlines with its own clock.
+    pub fn on_system_clock(&self) -> bool {
+        self.env.clock.is_system_monotonic()
+    }
+
     /// Address of the counter that [`Breaker::metrics`] and the Prometheus
     /// text read rejections in OPEN from (the breaker's inline cell), for a
     /// host that rejects a call on its side instead of calling

@@ -57,7 +57,9 @@ pub unsafe extern "C" fn circuit_breaker_state_word(
 /// library call. Writes to `*out_deadline_word` the address of the
 /// breaker's 64-bit deadline word, and to `*out_open_rejections` the
 /// address of the 64-bit counter its metrics read rejections in OPEN from
-/// (NULL when the breaker keeps no metrics).
+/// (NULL when the breaker keeps no metrics). Writes NULL to both when the
+/// breaker is not on the system's monotonic clock (made with a
+/// `circuit_clock`, or not on Linux): then no rejection may be repeated.
 ///
 /// The contract: load the state word (`circuit_breaker_state_word`) and
 /// the deadline word atomically, read the monotonic clock (`t0`), call
@@ -69,9 +71,8 @@ pub unsafe extern "C" fn circuit_breaker_state_word(
 /// refused adds 1 to `*out_open_rejections` with an atomic add (relaxed),
 /// so every metrics reader, the Prometheus text included, counts it. The
 /// values of both words are opaque: compare them for equality, never
-/// decode them. Only for a breaker on the system's monotonic clock
-/// (`CLOCK_MONOTONIC`; not one made with a `circuit_clock`), whose
-/// readings the wrapper's clock must share. Every change that could admit
+/// decode them. The wrapper's clock must be `CLOCK_MONOTONIC`, the
+/// breaker's. Every change that could admit
 /// a call (a transition, an override, a reset, a fleet update, a deadline
 /// written) changes one of the words. The addresses stay valid while the
 /// caller holds a reference to the breaker. Never write through the
@@ -91,8 +92,13 @@ pub unsafe extern "C" fn circuit_breaker_open_rejection_words(
         let b = arg_ref!(breaker);
         let out_deadline_word = arg_out!(out_deadline_word);
         let out_open_rejections = arg_out!(out_open_rejections);
-        out_deadline_word.write(b.deadline_word_ptr());
-        out_open_rejections.write(b.open_rejection_cell_ptr().unwrap_or(std::ptr::null_mut()));
+        if b.on_system_clock() {
+            out_deadline_word.write(b.deadline_word_ptr());
+            out_open_rejections.write(b.open_rejection_cell_ptr().unwrap_or(std::ptr::null_mut()));
+        } else {
+            out_deadline_word.write(std::ptr::null());
+            out_open_rejections.write(std::ptr::null_mut());
+        }
         circuit_result::Ok
     }
 }
@@ -293,6 +299,29 @@ mod tests {
             );
             assert!(!deadline.is_null() && cell.is_null());
             circuit_breaker_free(b);
+
+            // A breaker on a manual clock: nothing to repeat rejections by.
+            let clock = crate::clock::circuit_clock_manual_new(0);
+            let builder = circuit_config_builder_new();
+            let mut config = ptr::null_mut();
+            assert_eq!(
+                circuit_config_builder_build(builder, &mut config),
+                circuit_result::Ok
+            );
+            crate::config::circuit_config_builder_free(builder);
+            let mut b = ptr::null();
+            assert_eq!(
+                circuit_breaker_new(config, clock, &mut b),
+                circuit_result::Ok
+            );
+            crate::config::circuit_config_free(config);
+            assert_eq!(
+                circuit_breaker_open_rejection_words(b, &mut deadline, &mut cell),
+                circuit_result::Ok
+            );
+            assert!(deadline.is_null() && cell.is_null());
+            circuit_breaker_free(b);
+            crate::clock::circuit_clock_free(clock);
         }
     }
 }
