@@ -127,7 +127,10 @@ func (b *Breaker) Allow() (Permit, error) {
 	if w&fastMask == 0 {
 		return Permit{b: b, generation: uint32(w >> generationShift), reported: new(atomic.Bool)}, nil
 	}
-	rc, gen, flags, retryAfter := r.acquire(w)
+	if e := r.open.repeat(r.word, w, b.name); e != nil {
+		return Permit{}, e
+	}
+	rc, gen, flags, retryAfter := r.acquire()
 	if rc != codeOK {
 		return Permit{}, b.rejection(rc, retryAfter)
 	}
@@ -260,7 +263,10 @@ func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) (
 	if w := atomic.LoadUint64(r.word); w&fastMask == 0 {
 		gen = uint32(w >> generationShift)
 	} else {
-		rc, g, f, retryAfter := r.acquire(w)
+		if e := r.open.repeat(r.word, w, b.name); e != nil {
+			return e
+		}
+		rc, g, f, retryAfter := r.acquire()
 		if rc != codeOK {
 			return b.rejection(rc, retryAfter)
 		}

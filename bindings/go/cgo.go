@@ -559,15 +559,12 @@ func (r *breakerRef) release() {
 }
 
 // acquire is circuit_breaker_acquire: the path taken when the state word
-// w, just loaded, does not admit by itself (not CLOSED, or an override).
-// An OPEN rejection the library made under the words that still hold,
-// before its deadline, is repeated without cgo (openShortcut).
+// does not admit by itself (not CLOSED, or an override), and that
+// openShortcut.repeat did not answer. An OPEN rejection arms the shortcut
+// for the next calls.
 //
 // abi: circuit_breaker_acquire
-func (r *breakerRef) acquire(w uint64) (rc, generation, flags uint32, retryAfter uint64) {
-	if left, ok := r.open.repeat(r.word, w); ok {
-		return codeRejectedOpen, 0, 0, left
-	}
+func (r *breakerRef) acquire() (rc, generation, flags uint32, retryAfter uint64) {
 	if !r.open.eligible() {
 		a := C.gocircuit_acquire(r.addr)
 		runtime.KeepAlive(r)

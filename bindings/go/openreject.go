@@ -1,6 +1,9 @@
 package circuit
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // openShortcut repeats the library's OPEN rejections on the Go side, so
 // that a breaker shedding load while its dependency is down does not cross
@@ -18,10 +21,13 @@ import "sync/atomic"
 // clock may lag).
 //
 // Repeating: a later acquire whose state word and deadline word still
-// read the stored values, at nanotime() < until, returns REJECTED_OPEN
-// with retry-after until - now, and adds 1 to the library's OPEN
-// rejection counter (the cell its metrics and Prometheus text read, so
-// every reader counts it at once; nothing is batched).
+// read the stored values, at nanotime() < until, returns a *RejectedError
+// (ErrOpen) with RetryAfter until - now rounded up to the millisecond, and
+// adds 1 to the library's OPEN rejection counter (the cell its metrics and
+// Prometheus text read, so every reader counts it at once; nothing is
+// batched). The rounding lets calls refused within one millisecond share
+// one error value instead of allocating one each; the library's own
+// retry-after is already late by up to a kernel tick (its coarse clock).
 //
 // Only OPEN rejections with a deadline are repeated. Forced open, half-open
 // full and ramp-limited rejections always go through the library, and so
@@ -47,6 +53,7 @@ type openShortcut struct {
 type openRejection struct {
 	word, deadline uint64
 	until          int64
+	last           atomic.Pointer[RejectedError] // the error of the last millisecond
 }
 
 // wordsBefore is what arming reads before the cgo acquire.
@@ -58,23 +65,29 @@ type wordsBefore struct {
 
 func (o *openShortcut) eligible() bool { return o.deadline != nil }
 
-// repeat returns the retry-after of a repeated OPEN rejection, if the
-// armed one still holds for state word w.
-func (o *openShortcut) repeat(word *uint64, w uint64) (retryAfter uint64, ok bool) {
+// repeat returns a repeated OPEN rejection of the breaker named name, if
+// the armed one still holds for state word w; nil otherwise.
+func (o *openShortcut) repeat(word *uint64, w uint64, name string) *RejectedError {
 	a := o.armed.Load()
 	if a == nil || a.word != w || atomic.LoadUint64(o.deadline) != a.deadline {
-		return 0, false
+		return nil
 	}
 	left := a.until - nanotime()
 	// The words again: a transition between the first look and the clock
 	// read is then seen, so a call after an override is never refused.
 	if left <= 0 || atomic.LoadUint64(word) != w {
-		return 0, false
+		return nil
 	}
 	if o.rejections != nil {
 		atomic.AddUint64(o.rejections, 1)
 	}
-	return uint64(left), true
+	retryAfter := time.Duration((left + 999_999) / 1_000_000 * 1_000_000)
+	if e := a.last.Load(); e != nil && e.RetryAfter == retryAfter && e.Breaker == name {
+		return e
+	}
+	e := &RejectedError{Breaker: name, Reason: ErrOpen, RetryAfter: retryAfter}
+	a.last.Store(e)
+	return e
 }
 
 // before reads the words and the clock ahead of a cgo acquire, when the
