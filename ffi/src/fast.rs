@@ -124,6 +124,36 @@ pub unsafe extern "C" fn circuit_breaker_record_parts(
     unsafe { circuit_breaker_record(breaker, permit, outcome, duration_ns) }
 }
 
+/// `circuit_breaker_record_parts(breaker, generation, 0,
+/// CIRCUIT_OUTCOME_SUCCESS, 0)`: the success, without a duration, of a call
+/// admitted with flags 0 (as the closed fast path admits), in two
+/// arguments, for wrappers where every argument of a foreign call costs
+/// (ctypes: about 25 ns each).
+///
+/// # Safety
+/// `breaker` must be a live breaker.
+///
+/// Thread safety: safe from any thread; lock-free.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_breaker_record_success(
+    breaker: *const circuit_breaker,
+    generation: u32,
+) -> circuit_result {
+    // SAFETY: the same contract as ours, passed on; that function has its
+    // own panic boundary.
+    unsafe {
+        circuit_breaker_record(
+            breaker,
+            circuit_permit {
+                generation,
+                flags: 0,
+            },
+            crate::breaker::circuit_outcome::Success as u32,
+            0,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +210,24 @@ mod tests {
             );
             assert_eq!(
                 circuit_breaker_record_parts(ptr::null(), 0, 0, 0, 5),
+                circuit_result::NullArgument
+            );
+            let core = crate::handle::as_ref(b).unwrap();
+            let before = core.metrics().outcome(circuit_core::Outcome::Success);
+            assert_eq!(
+                circuit_breaker_record_success(b, permit.generation),
+                circuit_result::Ok
+            );
+            assert_eq!(
+                core.metrics().outcome(circuit_core::Outcome::Success),
+                before + 1
+            );
+            assert_eq!(
+                circuit_breaker_record_success(b, permit.generation.wrapping_add(1)),
+                circuit_result::Stale
+            );
+            assert_eq!(
+                circuit_breaker_record_success(ptr::null(), 0),
                 circuit_result::NullArgument
             );
             circuit_breaker_free(b);

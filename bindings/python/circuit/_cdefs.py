@@ -303,6 +303,7 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_breaker_state_word", c_uint32, (c_void_p, POINTER(c_void_p))),
     ("circuit_breaker_open_rejection_words", c_uint32, (c_void_p, POINTER(c_void_p), POINTER(c_void_p))),
     ("circuit_breaker_record_parts", c_uint32, (c_void_p, c_uint32, c_uint32, c_uint32, c_uint64)),
+    ("circuit_breaker_record_success", c_uint32, (c_void_p, c_uint32)),
     ("circuit_registry_set_group_count", c_uint32, (c_void_p, c_char_p, c_size_t, c_uint32)),
     ("circuit_registry_set_group_fraction", c_uint32, (c_void_p, c_char_p, c_size_t, c_double)),
     ("circuit_registry_join_group", c_uint32, (c_void_p, c_char_p, c_size_t, c_char_p, c_size_t)),
