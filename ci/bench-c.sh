@@ -9,7 +9,10 @@
 # timed loops; the script runs the programs in alternating rounds and
 # reports the median of the rounds (medians: these machines are shared and
 # busy, and a best-of picks lucky moments unevenly).
-# Ratios are what carry across machines (DESIGN.md section 6).
+# Ratios are what carry across machines (DESIGN.md section 6). Then, where
+# valgrind is installed, instructions per protected call of each path
+# (cachegrind, two loop lengths, the difference divided: what a loaded
+# machine does not move; ci/instructions.sh does the same for the peers).
 #   bash ci/bench-c.sh [iterations per loop] [rounds]   (default 3,000,000 and 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,3 +65,30 @@ awk '
     printf "\nABI overhead (C via libcircuit.so / Rust core): %.2fx, +%.2f ns per protected call\n",
       ns["c_shared"] / ns["rust_core"], ns["c_shared"] - ns["rust_core"]
   }' <<<"$results"
+
+# Instructions per protected call. Each program runs its loop RUNS (7)
+# times plus a warm-up of a tenth: 7.1 loops of n calls.
+if command -v valgrind >/dev/null; then
+  irefs() {
+    valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
+      awk '/I *refs:/ { gsub(",", "", $NF); print $NF }'
+  }
+  n1=100000 n2=600000
+  echo
+  printf '%-14s %12s\n' path instructions/call
+  for p in rust_core rust_via_abi c_static c_shared; do
+    case "$p" in
+      c_*) run=("$stage/bin/abi_bench_${p#c_}" "$p") ;;
+      *) run=("$target_dir/release/examples/abi_bench") ;;
+    esac
+    if [ "${p#c_}" = "$p" ]; then
+      a=$(irefs "${run[@]}" "$n1" "$p"); b=$(irefs "${run[@]}" "$n2" "$p")
+    else
+      a=$(irefs "${run[@]}" "$n1"); b=$(irefs "${run[@]}" "$n2")
+    fi
+    awk -v p="$p" -v a="$a" -v b="$b" -v n1="$n1" -v n2="$n2" \
+      'BEGIN { printf "%-14s %12.1f\n", p, (b - a) / (7.1 * (n2 - n1)) }'
+  done
+else
+  echo "bench-c: valgrind missing, no instruction counts (make deps installs it)"
+fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Python binding benchmark (DESIGN.md section 6): builds libcircuit.so,
-# installs the binding and the peer breakers it is compared with
-# (pybreaker, circuitbreaker, purgatory: for the benchmark only), then runs
+# installs the peer breakers it is compared with (pybreaker,
+# circuitbreaker, purgatory: for the benchmark only), then runs, with the
+# binding imported from bindings/python (pure Python) and loading the
+# library just built through CIRCUIT_LIBRARY,
 # bindings/python/bench.py, which prints the table, the ratios against
 # pybreaker and the budget PASS/MISS; then bindings/python/bench_http.py,
 # the overhead of the HTTP integrations (httpx, requests) against the bare
@@ -19,11 +21,15 @@ case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 cargo build --release --quiet -p circuit-ffi
 
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
-python3 -m pip install --quiet ./bindings/python
 python3 -m pip install --quiet pybreaker circuitbreaker purgatory httpx requests
 
-cd /tmp  # import the installed package, not the source folder
-CIRCUIT_LIBRARY="$target_dir/release/libcircuit.so" python3 "$root/bindings/python/bench.py" "$@"
+# The source package, not one installed earlier (building the wheel would
+# compile the library a second time): PYTHONPATH comes before site-packages.
+export PYTHONPATH="$root/bindings/python${PYTHONPATH:+:$PYTHONPATH}"
+export CIRCUIT_LIBRARY="$target_dir/release/libcircuit.so"
+cd /tmp
+python3 -c 'import circuit, sys; sys.exit(0 if circuit.__file__.startswith(sys.argv[1]) else "bench-python: imported " + circuit.__file__)' "$root/bindings/python/"
+python3 "$root/bindings/python/bench.py" "$@"
 quick=()
 for a in "$@"; do [ "$a" != --quick ] || quick=(--quick); done
-CIRCUIT_LIBRARY="$target_dir/release/libcircuit.so" python3 "$root/bindings/python/bench_http.py" "${quick[@]}"
+python3 "$root/bindings/python/bench_http.py" "${quick[@]}"

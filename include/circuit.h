@@ -1942,6 +1942,41 @@ circuit_result circuit_breaker_state_word(const struct circuit_breaker *breaker,
                                           const uint64_t **out_word);
 
 /**
+ * For wrappers that repeat a rejection in OPEN on their side without a
+ * library call. Writes to `*out_deadline_word` the address of the
+ * breaker's 64-bit deadline word, and to `*out_open_rejections` the
+ * address of the 64-bit counter its metrics read rejections in OPEN from
+ * (NULL when the breaker keeps no metrics). Writes NULL to both when the
+ * breaker is not on the system's monotonic clock (made with a
+ * `circuit_clock`, or not on Linux): then no rejection may be repeated.
+ *
+ * The contract: load the state word (`circuit_breaker_state_word`) and
+ * the deadline word atomically, read the monotonic clock (`t0`), call
+ * `circuit_breaker_acquire`; if it returned
+ * `CIRCUIT_RESULT_REJECTED_OPEN` with a known retry-after `r` and both
+ * words still read the same, later calls may be refused by the wrapper
+ * (as `CIRCUIT_RESULT_REJECTED_OPEN`, retry-after `t0 + r - now`) while
+ * both words read those same values and `now < t0 + r`; each call so
+ * refused adds 1 to `*out_open_rejections` with an atomic add (relaxed),
+ * so every metrics reader, the Prometheus text included, counts it. The
+ * values of both words are opaque: compare them for equality, never
+ * decode them. The wrapper's clock must be `CLOCK_MONOTONIC`, the
+ * breaker's. Every change that could admit
+ * a call (a transition, an override, a reset, a fleet update, a deadline
+ * written) changes one of the words. The addresses stay valid while the
+ * caller holds a reference to the breaker. Never write through the
+ * deadline word's; write the counter only by that atomic add.
+ *
+ * # Safety
+ * `breaker` must be a live breaker, the out pointers valid.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_breaker_open_rejection_words(const struct circuit_breaker *breaker,
+                                                    const uint64_t **out_deadline_word,
+                                                    uint64_t **out_open_rejections);
+
+/**
  * `circuit_breaker_record` with the permit passed as its two fields, for
  * wrappers where passing a struct by value is slow (ctypes).
  *
@@ -1955,6 +1990,21 @@ circuit_result circuit_breaker_record_parts(const struct circuit_breaker *breake
                                             uint32_t flags,
                                             uint32_t outcome,
                                             uint64_t duration_ns);
+
+/**
+ * `circuit_breaker_record_parts(breaker, generation, 0,
+ * CIRCUIT_OUTCOME_SUCCESS, 0)`: the success, without a duration, of a call
+ * admitted with flags 0 (as the closed fast path admits), in two
+ * arguments, for wrappers where every argument of a foreign call costs
+ * (ctypes: about 25 ns each).
+ *
+ * # Safety
+ * `breaker` must be a live breaker.
+ *
+ * Thread safety: safe from any thread; lock-free.
+ */
+circuit_result circuit_breaker_record_success(const struct circuit_breaker *breaker,
+                                              uint32_t generation);
 
 /**
  * Creates the group `group` (UTF-8, `group_len` bytes, 1 to

@@ -15,7 +15,13 @@ import (
 // Goroutine safety: every method is safe to call from any number of
 // goroutines at once, Close included. The call path (Execute, Allow,
 // Permit.Done) takes no lock and, in CLOSED, allocates nothing and makes
-// one cgo call (the record); a rejection makes one cgo call too.
+// one cgo call (the record); a rejection makes one cgo call too, except a
+// rejection while OPEN on a breaker on the system clock (no Config.Clock),
+// which from the second one of an OPEN episode on repeats the library's
+// answer without cgo for as long as the library would give it: until the
+// open deadline, or at once after any transition, override or Reset (see
+// openShortcut in openreject.go), and still counts in Metrics and the
+// Prometheus text.
 //
 // Lifetime: Close marks the breaker closed at once (every later call
 // returns ErrClosed, never crashes) and stops its Events streams; the
@@ -117,8 +123,12 @@ func (b *Breaker) Allow() (Permit, error) {
 	if r == nil {
 		return Permit{}, ErrClosed
 	}
-	if w := atomic.LoadUint64(r.word); w&fastMask == 0 {
+	w := atomic.LoadUint64(r.word)
+	if w&fastMask == 0 {
 		return Permit{b: b, generation: uint32(w >> generationShift), reported: new(atomic.Bool)}, nil
+	}
+	if e := r.open.repeat(r.word, w, b.name); e != nil {
+		return Permit{}, e
 	}
 	rc, gen, flags, retryAfter := r.acquire()
 	if rc != codeOK {
@@ -253,6 +263,9 @@ func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) (
 	if w := atomic.LoadUint64(r.word); w&fastMask == 0 {
 		gen = uint32(w >> generationShift)
 	} else {
+		if e := r.open.repeat(r.word, w, b.name); e != nil {
+			return e
+		}
 		rc, g, f, retryAfter := r.acquire()
 		if rc != codeOK {
 			return b.rejection(rc, retryAfter)

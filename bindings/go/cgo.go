@@ -415,6 +415,10 @@ type breakerRef struct {
 	// needsDurations: the library reads call durations (asked of it once,
 	// circuit_breaker_needs_durations); Execute times calls only then.
 	needsDurations bool
+	// open repeats the library's OPEN rejections without cgo (see
+	// openRejection); its deadline word is nil for a breaker off the
+	// system clock, which never repeats one.
+	open openShortcut
 }
 
 // newBreakerRef builds a config from opts and a breaker from it.
@@ -458,7 +462,7 @@ func newBreakerRef(name string, opts []option, clk *clockRef) (*breakerRef, erro
 
 // wrapBreaker takes ownership of one reference to b.
 //
-// abi: circuit_breaker_needs_durations
+// abi: circuit_breaker_needs_durations circuit_breaker_open_rejection_words
 func wrapBreaker(op string, b *C.circuit_breaker) (*breakerRef, error) {
 	var word *C.uint64_t
 	rc := uint32(C.circuit_breaker_state_word(b, &word))
@@ -471,8 +475,17 @@ func wrapBreaker(op string, b *C.circuit_breaker) (*breakerRef, error) {
 		C.circuit_breaker_free(b)
 		return nil, err
 	}
+	var deadline *C.uint64_t
+	var rejections *C.uint64_t
+	if rc := uint32(C.circuit_breaker_open_rejection_words(b, &deadline, &rejections)); rc != codeOK {
+		err := coldError(op, rc)
+		C.circuit_breaker_free(b)
+		return nil, err
+	}
 	ref := &breakerRef{ptr: b, addr: C.uintptr_t(uintptr(unsafe.Pointer(b))), word: (*uint64)(unsafe.Pointer(word)),
 		needsDurations: needs != 0}
+	ref.open.deadline = (*uint64)(unsafe.Pointer(deadline))
+	ref.open.rejections = (*uint64)(unsafe.Pointer(rejections))
 	liveBreakers.Add(1)
 	runtime.SetFinalizer(ref, (*breakerRef).release)
 	return ref, nil
@@ -566,13 +579,23 @@ func (r *breakerRef) release() {
 }
 
 // acquire is circuit_breaker_acquire: the path taken when the state word
-// does not admit by itself (not CLOSED, or an override).
+// does not admit by itself (not CLOSED, or an override), and that
+// openShortcut.repeat did not answer. An OPEN rejection arms the shortcut
+// for the next calls.
 //
 // abi: circuit_breaker_acquire
 func (r *breakerRef) acquire() (rc, generation, flags uint32, retryAfter uint64) {
+	if !r.open.eligible() {
+		a := C.gocircuit_acquire(r.addr)
+		runtime.KeepAlive(r)
+		return uint32(a.rc), uint32(a.generation), uint32(a.flags), uint64(a.retry_after_ns)
+	}
+	before := r.open.before(r.word)
 	a := C.gocircuit_acquire(r.addr)
 	runtime.KeepAlive(r)
-	return uint32(a.rc), uint32(a.generation), uint32(a.flags), uint64(a.retry_after_ns)
+	rc, retryAfter = uint32(a.rc), uint64(a.retry_after_ns)
+	r.open.after(r.word, before, rc == codeRejectedOpen, retryAfter)
+	return rc, uint32(a.generation), uint32(a.flags), retryAfter
 }
 
 // record is the one cgo crossing of a call admitted in CLOSED.

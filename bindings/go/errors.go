@@ -72,9 +72,13 @@ type RejectedError struct {
 	// (RetryAfter is then RetryAfterUnknown).
 	Reason error
 	// RetryAfter is the time until the breaker may admit a call again, or
-	// RetryAfterUnknown.
+	// RetryAfterUnknown. A rejection while OPEN repeated without a library
+	// call (see Breaker) rounds it up to the millisecond.
 	RetryAfter time.Duration
 }
+
+// A *RejectedError is a value: calls refused while OPEN within the same
+// millisecond may return the same one. Do not modify it.
 
 func (e *RejectedError) Error() string {
 	msg := "circuit: breaker "

@@ -242,8 +242,50 @@ def ffi_cases() -> Dict[str, Tuple[str, Runner]]:
 
         out[f"ffi  circuit_abi_version() via {kind}"] = ("ffi", one)
         out[f"ffi  circuit_breaker_record_parts via {kind}"] = ("ffi", record)
+        if kind == "PyDLL" and "circuit_breaker_record_success" not in _ffi.lib.missing:
+            ok = dll["circuit_breaker_record_success"]
+            ok.restype = ctypes.c_uint32
+
+            def success(n: int, f=ok) -> None:
+                g = b._word.value >> 32
+                for _ in range(n):
+                    f(bref, g)
+
+            out["ffi  circuit_breaker_record_success via PyDLL"] = ("ffi", success)
+
+    class Empty:
+        """A context manager doing nothing: what the `with` protocol costs
+        with Python methods, before any work of a breaker's."""
+
+        __slots__ = ()
+
+        def __enter__(self) -> "Empty":
+            return self
+
+        def __exit__(self, et: object, ev: object, tb: object) -> bool:
+            return False
+
+    empty = Empty()
+
+    def with_empty(n: int) -> None:
+        e = empty
+        for _ in range(n):
+            with e:
+                work()
+
+    def bare(n: int) -> None:
+        for _ in range(n):
+            pass
+
+    out[WITH_FLOOR] = ("ffi", with_empty)
+    out[LOOP] = ("ffi", bare)
     out["_keep"] = ("keep", b)  # type: ignore[assignment]
     return out
+
+
+WITH_FLOOR = "python  with: on an empty context manager"
+SUCCESS_FLOOR = "ffi  circuit_breaker_record_success via PyDLL"
+LOOP = "python  empty loop"
 
 
 PEERS = [
@@ -389,6 +431,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             lines.append(f"2 threads {r2:.2f}x pybreaker, ahead by more than 1 thread: {verdict}")
             ok &= verdict == "PASS"
         print(f"  {form.split('  ', 1)[1]:<17} " + ("\n" + " " * 20).join(lines))
+    if pyb1 and WITH_FLOOR in one and SUCCESS_FLOOR in one:
+        floor = one[WITH_FLOOR] + one[SUCCESS_FLOOR] - one.get(LOOP, 0)
+        print(
+            f"  floor of `with`: an empty context manager + the one record call = {floor:.0f} ns,"
+            f" {floor / pyb1:.2f}x pybreaker, before the breaker's own work (state word read,"
+            " per-thread permit stack)"
+        )
     if missing:
         print(f"  (peers not measured: {', '.join(missing)})")
     print(

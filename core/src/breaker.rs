@@ -290,6 +290,38 @@ impl Breaker {
         self.control.word.as_ptr()
     }
 
+    /// Address of the word holding the current generation's deadline (the
+    /// open deadline in OPEN), for hosts that repeat a rejection on their
+    /// side while neither this word nor the state word has changed (see
+    /// [`crate::fast_path`]). Its value is opaque: compare it, never decode
+    /// it. Valid as long as the breaker lives; read it only with atomic
+    /// loads.
+    #[cfg(not(circuit_loom))]
+    pub fn deadline_word_ptr(&self) -> *const u64 {
+        self.control.deadline.as_ptr()
+    }
+
+    /// Whether the breaker reads the system's monotonic clock
+    /// ([`Clock::is_system_monotonic`]): only then may a host compare its
+    /// deadlines with its own clock.
+    pub fn on_system_clock(&self) -> bool {
+        self.env.clock.is_system_monotonic()
+    }
+
+    /// Address of the counter that [`Breaker::metrics`] and the Prometheus
+    /// text read rejections in OPEN from (the breaker's inline cell), for a
+    /// host that rejects a call on its side instead of calling
+    /// [`Breaker::acquire`]: it adds 1 atomically (`Relaxed`) per call so
+    /// rejected, and every reader counts it at once. Any thread may add to
+    /// any cell (invariant 12). `None` when the breaker keeps no metrics.
+    /// Valid as long as the breaker lives; never write it otherwise.
+    #[cfg(not(circuit_loom))]
+    pub fn open_rejection_cell_ptr(&self) -> Option<*mut u64> {
+        self.config
+            .metrics
+            .then(|| self.hot.counters.rejected_cell(RejectReason::Open).as_ptr())
+    }
+
     /// The current generation (B6).
     pub fn generation(&self) -> u32 {
         self.control.word.load().generation()

@@ -30,6 +30,14 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn coarse_now(&self) -> Nanos {
         self.now()
     }
+
+    /// True only for a clock whose readings differ exactly as the
+    /// operating system's monotonic clock's do (`CLOCK_MONOTONIC` on
+    /// Linux), so that a host may compare a deadline the breaker reported
+    /// with its own monotonic clock (`crate::fast_path`). Defaults to false.
+    fn is_system_monotonic(&self) -> bool {
+        false
+    }
 }
 
 /// The production clock: `CLOCK_MONOTONIC` for `now`, `CLOCK_MONOTONIC_COARSE`
@@ -107,6 +115,11 @@ impl Clock for MonotonicClock {
     #[inline]
     fn coarse_now(&self) -> Nanos {
         os::coarse()
+    }
+
+    fn is_system_monotonic(&self) -> bool {
+        // Elsewhere `Instant` may not be the clock a host reads.
+        cfg!(target_os = "linux")
     }
 }
 

@@ -260,6 +260,20 @@
 /// This is the whole of the closed fast path, so the wrapper duplicates no
 /// decision: any other word goes through the core. The constants are part
 /// of the C ABI and change only with its version.
+///
+/// **Repeating a rejection in OPEN.** A host that read the state word `w`
+/// and the deadline word `d` (`Breaker::deadline_word_ptr`), then its
+/// monotonic clock `t0`, then got `RejectReason::Open` with a retry-after
+/// `r` from `acquire`, and reads `w` and `d` again afterwards, may refuse
+/// later calls itself (reason OPEN, retry-after `t0 + r - now`) while both
+/// words still read `w` and `d` and `now < t0 + r`, adding 1 to
+/// `Breaker::open_rejection_cell_ptr` per call so refused. That is the
+/// core's own answer for those words: in OPEN with a deadline set, acquire
+/// refuses until the deadline, and every change that could admit a call
+/// (a transition, an override, a reset, a fleet update, a deadline written)
+/// changes one of the words. Only a breaker on the system clock qualifies
+/// (the host's clock must be the breaker's); no other rejection does
+/// (forced open, half-open full, ramp-limited go through `acquire`).
 pub mod fast_path {
     /// Bits that must all be zero for the fast path to admit.
     pub const MASK: u64 = crate::state::FAST_PATH_MASK;

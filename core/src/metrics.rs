@@ -65,6 +65,13 @@ impl CallCounters {
         self.rejected[r as usize].fetch_add(1, Relaxed);
     }
 
+    /// The counter of rejections for `r`, for a host that counts its own
+    /// (`Breaker::open_rejection_cell`). `RampLimited` is not counted here.
+    #[cfg(not(circuit_loom))]
+    pub(crate) fn rejected_cell(&self, r: RejectReason) -> &AtomicU64 {
+        &self.rejected[r as usize]
+    }
+
     /// Adds this cell's counts to `m` (a breaker's counts are the sum of
     /// its cells, invariant 12).
     fn add_to(&self, m: &mut MetricsSnapshot) {

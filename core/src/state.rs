@@ -457,6 +457,12 @@ impl Stamp {
 pub(crate) struct StampCell(AtomicU64);
 
 impl StampCell {
+    /// Address of the word (for `Breaker::deadline_word_ptr`).
+    #[cfg(not(circuit_loom))]
+    pub(crate) fn as_ptr(&self) -> *const u64 {
+        self.0.as_ptr()
+    }
+
     pub(crate) fn new() -> Self {
         // A stamp for no generation the breaker is in yet (low 16 bits all
         // ones); should one ever match, "never" is the safe reading: an open

@@ -15,7 +15,9 @@
 //! program bindings/c/bench/abi_bench.c prints the same for calls through
 //! libcircuit.so and libcircuit.a.
 //!
-//! `cargo run --release -p circuit-ffi --example abi_bench [iterations]`
+//! `cargo run --release -p circuit-ffi --example abi_bench [iterations] [path]`
+//! (a path name runs that path alone: ci/bench-c.sh counts its
+//! instructions under cachegrind).
 
 use std::hint::black_box;
 use std::ptr;
@@ -49,21 +51,25 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000_000);
+    let only = std::env::args().nth(2);
+    let runs = |path: &str| only.as_deref().is_none_or(|o| o == path);
 
     let breaker = Breaker::new(Config::default());
-    let core = median_ns_per_call(iterations, |n| {
-        let b = black_box(&breaker);
-        for _ in 0..n {
-            if let Ok(p) = b.acquire() {
-                black_box(b.record(p, Outcome::Success, Duration::ZERO));
+    let core = runs("rust_core").then(|| {
+        median_ns_per_call(iterations, |n| {
+            let b = black_box(&breaker);
+            for _ in 0..n {
+                if let Ok(p) = b.acquire() {
+                    black_box(b.record(p, Outcome::Success, Duration::ZERO));
+                }
             }
-        }
+        })
     });
-    assert!(breaker.metrics().outcome(Outcome::Success) >= iterations);
+    assert!(core.is_none() || breaker.metrics().outcome(Outcome::Success) >= iterations);
 
     // SAFETY: every pointer passed is a live handle or a valid local, and
     // the breaker is released once at the end.
-    let via_abi = unsafe {
+    let via_abi = runs("rust_via_abi").then(|| unsafe {
         let builder = circuit_config_builder_new();
         let mut config = ptr::null_mut();
         assert_eq!(
@@ -96,20 +102,28 @@ fn main() {
         });
         circuit_breaker_free(b);
         ns
-    };
+    });
 
     let word = AtomicU64::new(0);
     let counter = AtomicU64::new(0);
-    let floor = median_ns_per_call(iterations, |n| {
-        let (w, c) = (black_box(&word), black_box(&counter));
-        for _ in 0..n {
-            if w.load(Ordering::Acquire) == 0 {
-                c.fetch_add(1, Ordering::Relaxed);
+    let floor = runs("floor").then(|| {
+        median_ns_per_call(iterations, |n| {
+            let (w, c) = (black_box(&word), black_box(&counter));
+            for _ in 0..n {
+                if w.load(Ordering::Acquire) == 0 {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
             }
-        }
+        })
     });
 
-    println!("rust_core {core:.2}");
-    println!("rust_via_abi {via_abi:.2}");
-    println!("floor {floor:.2}");
+    for (name, ns) in [
+        ("rust_core", core),
+        ("rust_via_abi", via_abi),
+        ("floor", floor),
+    ] {
+        if let Some(ns) = ns {
+            println!("{name} {ns:.2}");
+        }
+    }
 }

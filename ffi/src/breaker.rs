@@ -408,24 +408,56 @@ pub unsafe extern "C" fn circuit_breaker_acquire(
     out_permit: *mut circuit_permit,
     out_retry_after_ns: *mut u64,
 ) -> circuit_result {
+    // The closed fast path through the core's published contract
+    // (`circuit_core::fast_path`): the very check `Breaker::acquire` makes
+    // first (core invariant 2), done here so that the permit goes out of a
+    // register in one store (see `write_permit`). It is a leaf: NULL
+    // checks, one load, one store, nothing that can panic and no callback
+    // (so no reference can have been parked for this call to give back:
+    // `boundary::after_call` has nothing to do). Everything else, the NULL
+    // errors included, is `acquire_slow`, out of line so that this path
+    // saves no registers for it.
+    if !breaker.is_null() && !out_permit.is_null() {
+        // SAFETY: the function's contract: a non-NULL `breaker` is a live
+        // breaker for the duration of the call.
+        if let Some(b) = unsafe { crate::handle::as_ref(breaker) } {
+            // SAFETY: `state_word_ptr` is the address of the breaker's live
+            // `AtomicU64` state word, valid while `b` is borrowed; it is
+            // only read, atomically.
+            // Acquire: crate rule 1 (core invariants 2 and 3).
+            let word =
+                unsafe { std::sync::atomic::AtomicU64::from_ptr(b.state_word_ptr().cast_mut()) }
+                    .load(std::sync::atomic::Ordering::Acquire);
+            if word & circuit_core::fast_path::MASK == 0 {
+                let generation = (word >> circuit_core::fast_path::GENERATION_SHIFT) as u32;
+                // SAFETY: the contract: a non-NULL `out_permit` is valid for
+                // a write of a `circuit_permit`.
+                let out = unsafe {
+                    crate::boundary::Out::new(std::ptr::NonNull::new_unchecked(out_permit))
+                };
+                write_permit(out, Permit::from_raw(generation, 0));
+                return circuit_result::Ok;
+            }
+        }
+    }
+    // SAFETY: the same contract, passed on.
+    unsafe { acquire_slow(breaker, out_permit, out_retry_after_ns) }
+}
+
+/// `circuit_breaker_acquire` off the closed fast path (and its NULL
+/// errors), under the panic boundary.
+///
+/// # Safety
+/// As `circuit_breaker_acquire`.
+#[inline(never)]
+unsafe fn acquire_slow(
+    breaker: *const circuit_breaker,
+    out_permit: *mut circuit_permit,
+    out_retry_after_ns: *mut u64,
+) -> circuit_result {
     ffi_boundary! {
         let b = arg_ref!(breaker);
         let out_permit = arg_out!(out_permit);
-        // The closed fast path through the core's published contract
-        // (`circuit_core::fast_path`): the very check `Breaker::acquire`
-        // makes first (core invariant 2), done here so that the permit goes
-        // out of a register in one store (see `write_permit`).
-        // SAFETY: `state_word_ptr` is the address of the breaker's live
-        // `AtomicU64` state word, valid while `b` is borrowed; it is only
-        // read, atomically.
-        // Acquire: crate rule 1 (core invariants 2 and 3).
-        let word = unsafe { std::sync::atomic::AtomicU64::from_ptr(b.state_word_ptr().cast_mut()) }
-            .load(std::sync::atomic::Ordering::Acquire);
-        if word & circuit_core::fast_path::MASK == 0 {
-            let generation = (word >> circuit_core::fast_path::GENERATION_SHIFT) as u32;
-            write_permit(out_permit, Permit::from_raw(generation, 0));
-            return circuit_result::Ok;
-        }
         match b.acquire() {
             Ok(permit) => {
                 write_permit(out_permit, permit);

@@ -53,6 +53,56 @@ pub unsafe extern "C" fn circuit_breaker_state_word(
     }
 }
 
+/// For wrappers that repeat a rejection in OPEN on their side without a
+/// library call. Writes to `*out_deadline_word` the address of the
+/// breaker's 64-bit deadline word, and to `*out_open_rejections` the
+/// address of the 64-bit counter its metrics read rejections in OPEN from
+/// (NULL when the breaker keeps no metrics). Writes NULL to both when the
+/// breaker is not on the system's monotonic clock (made with a
+/// `circuit_clock`, or not on Linux): then no rejection may be repeated.
+///
+/// The contract: load the state word (`circuit_breaker_state_word`) and
+/// the deadline word atomically, read the monotonic clock (`t0`), call
+/// `circuit_breaker_acquire`; if it returned
+/// `CIRCUIT_RESULT_REJECTED_OPEN` with a known retry-after `r` and both
+/// words still read the same, later calls may be refused by the wrapper
+/// (as `CIRCUIT_RESULT_REJECTED_OPEN`, retry-after `t0 + r - now`) while
+/// both words read those same values and `now < t0 + r`; each call so
+/// refused adds 1 to `*out_open_rejections` with an atomic add (relaxed),
+/// so every metrics reader, the Prometheus text included, counts it. The
+/// values of both words are opaque: compare them for equality, never
+/// decode them. The wrapper's clock must be `CLOCK_MONOTONIC`, the
+/// breaker's. Every change that could admit
+/// a call (a transition, an override, a reset, a fleet update, a deadline
+/// written) changes one of the words. The addresses stay valid while the
+/// caller holds a reference to the breaker. Never write through the
+/// deadline word's; write the counter only by that atomic add.
+///
+/// # Safety
+/// `breaker` must be a live breaker, the out pointers valid.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_breaker_open_rejection_words(
+    breaker: *const circuit_breaker,
+    out_deadline_word: *mut *const u64,
+    out_open_rejections: *mut *mut u64,
+) -> circuit_result {
+    ffi_boundary! {
+        let b = arg_ref!(breaker);
+        let out_deadline_word = arg_out!(out_deadline_word);
+        let out_open_rejections = arg_out!(out_open_rejections);
+        if b.on_system_clock() {
+            out_deadline_word.write(b.deadline_word_ptr());
+            out_open_rejections.write(b.open_rejection_cell_ptr().unwrap_or(std::ptr::null_mut()));
+        } else {
+            out_deadline_word.write(std::ptr::null());
+            out_open_rejections.write(std::ptr::null_mut());
+        }
+        circuit_result::Ok
+    }
+}
+
 /// `circuit_breaker_record` with the permit passed as its two fields, for
 /// wrappers where passing a struct by value is slow (ctypes).
 ///
@@ -72,6 +122,36 @@ pub unsafe extern "C" fn circuit_breaker_record_parts(
     // SAFETY: the same contract as ours: `breaker` is live or NULL (checked
     // there), and that function has its own panic boundary.
     unsafe { circuit_breaker_record(breaker, permit, outcome, duration_ns) }
+}
+
+/// `circuit_breaker_record_parts(breaker, generation, 0,
+/// CIRCUIT_OUTCOME_SUCCESS, 0)`: the success, without a duration, of a call
+/// admitted with flags 0 (as the closed fast path admits), in two
+/// arguments, for wrappers where every argument of a foreign call costs
+/// (ctypes: about 25 ns each).
+///
+/// # Safety
+/// `breaker` must be a live breaker.
+///
+/// Thread safety: safe from any thread; lock-free.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_breaker_record_success(
+    breaker: *const circuit_breaker,
+    generation: u32,
+) -> circuit_result {
+    // SAFETY: the same contract as ours, passed on; that function has its
+    // own panic boundary.
+    unsafe {
+        circuit_breaker_record(
+            breaker,
+            circuit_permit {
+                generation,
+                flags: 0,
+            },
+            crate::breaker::circuit_outcome::Success as u32,
+            0,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -132,7 +212,164 @@ mod tests {
                 circuit_breaker_record_parts(ptr::null(), 0, 0, 0, 5),
                 circuit_result::NullArgument
             );
+            let core = crate::handle::as_ref(b).unwrap();
+            let before = core.metrics().outcome(circuit_core::Outcome::Success);
+            assert_eq!(
+                circuit_breaker_record_success(b, permit.generation),
+                circuit_result::Ok
+            );
+            assert_eq!(
+                core.metrics().outcome(circuit_core::Outcome::Success),
+                before + 1
+            );
+            assert_eq!(
+                circuit_breaker_record_success(b, permit.generation.wrapping_add(1)),
+                circuit_result::Stale
+            );
+            assert_eq!(
+                circuit_breaker_record_success(ptr::null(), 0),
+                circuit_result::NullArgument
+            );
             circuit_breaker_free(b);
+        }
+    }
+
+    /// A breaker from the ABI with one consecutive failure to trip and
+    /// metrics on or off.
+    unsafe fn tripping_breaker(metrics: u32) -> *const crate::breaker::circuit_breaker {
+        // SAFETY: every pointer passed is a live handle or a valid local.
+        unsafe {
+            let builder = circuit_config_builder_new();
+            assert_eq!(
+                crate::config::circuit_config_builder_set_consecutive_failures(builder, 1),
+                circuit_result::Ok
+            );
+            assert_eq!(
+                crate::config::circuit_config_builder_set_metrics(builder, metrics),
+                circuit_result::Ok
+            );
+            let mut config = ptr::null_mut();
+            assert_eq!(
+                circuit_config_builder_build(builder, &mut config),
+                circuit_result::Ok
+            );
+            crate::config::circuit_config_builder_free(builder);
+            let mut b = ptr::null();
+            assert_eq!(
+                circuit_breaker_new(config, ptr::null(), &mut b),
+                circuit_result::Ok
+            );
+            crate::config::circuit_config_free(config);
+            b
+        }
+    }
+
+    #[test]
+    fn the_open_rejection_words_follow_the_breaker_and_its_metrics_count_the_cell() {
+        use circuit_core::RejectReason;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // SAFETY: every pointer passed is a live handle or a valid local;
+        // the words are read atomically and the cell only added to.
+        unsafe {
+            let b = tripping_breaker(1);
+            let (mut deadline, mut cell) = (ptr::null(), ptr::null_mut());
+            assert_eq!(
+                circuit_breaker_open_rejection_words(b, &mut deadline, &mut cell),
+                circuit_result::Ok
+            );
+            assert!(!deadline.is_null() && !cell.is_null());
+            for (d, c) in [
+                (ptr::null_mut(), &mut cell as *mut _),
+                (&mut deadline as *mut _, ptr::null_mut()),
+            ] {
+                assert_eq!(
+                    circuit_breaker_open_rejection_words(b, d, c),
+                    circuit_result::NullArgument
+                );
+            }
+            assert_eq!(
+                circuit_breaker_open_rejection_words(ptr::null(), &mut deadline, &mut cell),
+                circuit_result::NullArgument
+            );
+            let core = crate::handle::as_ref(b).unwrap();
+            let mut word = ptr::null();
+            assert_eq!(circuit_breaker_state_word(b, &mut word), circuit_result::Ok);
+            let load = |p: *const u64| AtomicU64::from_ptr(p.cast_mut()).load(Ordering::Acquire);
+
+            // Trip it: the state word and the deadline word both change.
+            let (w0, d0) = (load(word), load(deadline));
+            let mut permit = circuit_permit {
+                generation: 0,
+                flags: 0,
+            };
+            assert_eq!(
+                crate::breaker::circuit_breaker_acquire(b, &mut permit, ptr::null_mut()),
+                circuit_result::Ok
+            );
+            assert_eq!(
+                circuit_breaker_record_parts(b, permit.generation, 0, 1, 0),
+                circuit_result::Ok
+            );
+            let (w1, d1) = (load(word), load(deadline));
+            assert_ne!(w1, w0);
+            assert_ne!(d1, d0);
+            let mut retry = 0u64;
+            assert_eq!(
+                crate::breaker::circuit_breaker_acquire(b, &mut permit, &mut retry),
+                circuit_result::RejectedOpen
+            );
+            assert_eq!((load(word), load(deadline)), (w1, d1));
+            assert_eq!(core.metrics().rejected[RejectReason::Open as usize], 1);
+
+            // A host's rejections, added to the cell, are the core's count.
+            AtomicU64::from_ptr(cell).fetch_add(2, Ordering::Relaxed);
+            assert_eq!(core.metrics().rejected[RejectReason::Open as usize], 3);
+            let shared = crate::handle::clone_shared(b).unwrap();
+            let text = circuit_core::prometheus::render(&[(std::sync::Arc::from("t"), shared)]);
+            assert!(
+                text.contains("circuit_rejected_total{name=\"t\",reason=\"open\"} 3"),
+                "{text}"
+            );
+
+            // An override changes the state word.
+            assert_eq!(
+                crate::breaker::circuit_breaker_force(b, 2, 0),
+                circuit_result::Ok
+            );
+            assert_ne!(load(word), w1);
+            circuit_breaker_free(b);
+
+            // No metrics: no cell.
+            let b = tripping_breaker(0);
+            assert_eq!(
+                circuit_breaker_open_rejection_words(b, &mut deadline, &mut cell),
+                circuit_result::Ok
+            );
+            assert!(!deadline.is_null() && cell.is_null());
+            circuit_breaker_free(b);
+
+            // A breaker on a manual clock: nothing to repeat rejections by.
+            let clock = crate::clock::circuit_clock_manual_new(0);
+            let builder = circuit_config_builder_new();
+            let mut config = ptr::null_mut();
+            assert_eq!(
+                circuit_config_builder_build(builder, &mut config),
+                circuit_result::Ok
+            );
+            crate::config::circuit_config_builder_free(builder);
+            let mut b = ptr::null();
+            assert_eq!(
+                circuit_breaker_new(config, clock, &mut b),
+                circuit_result::Ok
+            );
+            crate::config::circuit_config_free(config);
+            assert_eq!(
+                circuit_breaker_open_rejection_words(b, &mut deadline, &mut cell),
+                circuit_result::Ok
+            );
+            assert!(deadline.is_null() && cell.is_null());
+            circuit_breaker_free(b);
+            crate::clock::circuit_clock_free(clock);
         }
     }
 }

@@ -104,6 +104,19 @@ _FAILURE = _ffi.OUTCOME_FAILURE
 _TIMEOUT = _ffi.OUTCOME_TIMEOUT
 _IGNORED = _ffi.OUTCOME_IGNORED
 
+# The untimed success of a permit int with flags 0 (every permit of the
+# closed fast path): `_ok(bref, generation)`, one ctypes call of two
+# arguments (see `_ffi.Lib.raw_record_success`); through record_parts where
+# the library or the platform lacks it.
+if _ffi.lib.raw_record_success is not None:
+    _ok = _ffi.lib.raw_record_success
+else:  # pragma: no cover - an older library, or another platform
+
+    def _ok(b: Any, g: int) -> int:
+        rc: int = _ffi.lib.breaker_record_parts(b, g, 0, _SUCCESS, 0)
+        return rc
+
+
 # A state word no breaker has: every fast-path bit set, so a closed breaker's
 # admissions all take the slow path, which raises ClosedError.
 _CLOSED_WORD = c_uint64(_MASK)
@@ -547,7 +560,10 @@ class Breaker(Managed):
             p, t0 = p
             d = _pc() - t0
         elif et is None:  # the hot path: an untimed success
-            self._rec(self._bref, p >> _GEN_SHIFT, p & _FLAGS, _SUCCESS, 0)
+            if p & _FLAGS:
+                self._rec(self._bref, p >> _GEN_SHIFT, p & _FLAGS, _SUCCESS, 0)
+            else:
+                _ok(self._bref, p >> _GEN_SHIFT)
             return False
         else:
             d = 0
@@ -603,7 +619,10 @@ class Breaker(Managed):
             except BaseException as e:
                 self._record_exception(w, 0, e)
                 raise
-            self._rec(self._bref, w >> _GEN_SHIFT, w & _FLAGS, _SUCCESS, 0)
+            if w & _FLAGS:
+                self._rec(self._bref, w >> _GEN_SHIFT, w & _FLAGS, _SUCCESS, 0)
+            else:
+                _ok(self._bref, w >> _GEN_SHIFT)
             return r
         t0 = _pc() if self._timed else 0
         try:
@@ -909,6 +928,7 @@ def _wrap_sync(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Call
     # The closure reads `_word` and `_bref` through the breaker on every call
     # (close() replaces them); everything else is bound once.
     rec = breaker._rec
+    ok = _ok
     pc = _pc
     failure_if = breaker._failure_if
 
@@ -954,7 +974,10 @@ def _wrap_sync(breaker: Breaker, fn: Callable[..., Any], fallback: Optional[Call
             except BaseException as e:
                 breaker._record_exception(w, 0, e)
                 raise
-            rec(breaker._bref, w >> _GEN_SHIFT, w & _FLAGS, _SUCCESS, 0)
+            if w & _FLAGS:
+                rec(breaker._bref, w >> _GEN_SHIFT, w & _FLAGS, _SUCCESS, 0)
+            else:
+                ok(breaker._bref, w >> _GEN_SHIFT)
             return r
 
     protected.breaker = breaker  # type: ignore[attr-defined]

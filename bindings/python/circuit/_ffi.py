@@ -255,9 +255,19 @@ class Lib:
         raw = py["circuit_breaker_acquire"]
         raw.restype = c_uint32
         self.raw_acquire: Optional[Any] = raw
+        # The untimed success of a permit with flags 0 in two arguments (each
+        # argument of a ctypes call costs about 25 ns): the hot path of
+        # `with` and of the untimed decorator and call(). A library of this
+        # ABI version may lack it (then `None`: callers use record_parts).
+        self.raw_record_success: Optional[Any] = None
+        if "circuit_breaker_record_success" not in self.missing:
+            raw = py["circuit_breaker_record_success"]
+            raw.restype = c_uint32
+            self.raw_record_success = raw
         if not _raw_passing_supported():
             self.raw_record_parts = None
             self.raw_acquire = None
+            self.raw_record_success = None
 
     def __repr__(self) -> str:
         return f"<libcircuit {self.path!r}>"

@@ -290,6 +290,26 @@ def test_raw_record_passes_uint32_values_intact(make):
         assert f"unknown value {v} " in _ffi.last_error()
 
 
+def test_raw_record_success_counts_the_current_generation_only(make):
+    """The two-argument success record of the hot path (`with`, untimed
+    decorator and call()): counted for the breaker's generation, stale for
+    any other, generations of 32 bits included."""
+    b = make()
+    raw = _ffi.lib.raw_record_success
+    if raw is None:
+        pytest.skip("raw argument passing is off on this platform")
+    g = b.generation
+    assert raw(b._bref, g) == _ffi.RESULT_OK
+    for other in (g + 1, 2**31, 2**32 - 1):
+        assert raw(b._bref, other) == _ffi.RESULT_STALE
+    m = b.metrics()
+    assert (m.successes, m.stale) == (1, 3)
+    with b:
+        pass
+    b.call(lambda: None)
+    assert b.metrics().successes == 3
+
+
 # ---- loading -------------------------------------------------------------------
 
 
