@@ -81,7 +81,7 @@ func (o *openShortcut) repeat(word *uint64, w uint64, name string) *RejectedErro
 	if o.rejections != nil {
 		atomic.AddUint64(o.rejections, 1)
 	}
-	retryAfter := time.Duration((left + 999_999) / 1_000_000 * 1_000_000)
+	retryAfter := (time.Duration(left) + time.Millisecond - 1).Truncate(time.Millisecond)
 	if e := a.last.Load(); e != nil && e.RetryAfter == retryAfter && e.Breaker == name {
 		return e
 	}
