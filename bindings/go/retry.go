@@ -42,7 +42,8 @@ type RetryConfig struct {
 	MaxDelay       time.Duration // cap on every delay, up to one week; 0: 10 s
 	MaxAttempts    int           // counting the first, 1 to 1000 (1: never retry); 0: 3
 	// Budget, if set, must grant every retry, so that retries cannot
-	// multiply an outage; every first attempt of Do deposits a call in it.
+	// multiply an outage; every first attempt of Do that the breaker admits
+	// deposits a call in it.
 	Budget *RetryBudget
 	// Retryable decides whether a failed attempt may be retried. Rejections
 	// by the breaker, errors of this package (ErrClosed, bad arguments) and
@@ -199,13 +200,17 @@ func (r *Retry) run(ctx context.Context, attempt func() uint32, discard func()) 
 		if budget = r.budget.ref.Load(); budget == nil {
 			return ErrClosed
 		}
-		budget.recordCall()
 	}
 	seed := randomSeed()
 	var prev time.Duration
 	var timer *time.Timer
 	for n := uint32(1); ; n++ {
 		outcome := attempt()
+		// The call is deposited once its first attempt was made, not when
+		// the breaker refused it at once (as in the core's retry loop).
+		if n == 1 && budget != nil && outcome != retryOutcomeRejected {
+			budget.recordCall()
+		}
 		if outcome == retryOutcomeSuccess {
 			return nil
 		}

@@ -265,3 +265,31 @@ func TestRetryDecisionsComeFromTheLibrary(t *testing.T) {
 		t.Fatalf("a rejection withdrew %d retries", after-before)
 	}
 }
+
+// A call the breaker refuses at once deposits nothing in the budget, as in
+// the core's retry loop, so refused calls cannot pay for later retries.
+func TestRetryRefusedCallsDepositNothing(t *testing.T) {
+	budget, r := newTestRetry(t, 0.5, RetryConfig{Backoff: BackoffNone, MaxAttempts: 3})
+	b, _ := newTest(t, Config{ConsecutiveFailures: -1})
+	if err := b.ForceOpen(0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		var rejected *RejectedError
+		if err := r.Do(context.Background(), b, func(context.Context) error { return nil }); !errors.As(err, &rejected) {
+			t.Fatalf("Do on an open breaker = %v", err)
+		}
+	}
+	if _, calls, _, err := budget.Balance(); err != nil || calls != 0 {
+		t.Fatalf("refused calls deposited %d calls (%v)", calls, err)
+	}
+	if err := b.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Do(context.Background(), b, func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, calls, _, err := budget.Balance(); err != nil || calls != 1 {
+		t.Fatalf("an admitted call deposited %d calls (%v)", calls, err)
+	}
+}

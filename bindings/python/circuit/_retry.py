@@ -201,8 +201,9 @@ class Retry:
         retry = circuit.Retry(RetryPolicy(max_attempts=4), budget, breaker=partner)
         offer = retry.call(fetch_offer, user)            # or: @retry, await retry.acall(...)
 
-    Every first attempt is deposited in the budget; each retry withdraws
-    one. Only exceptions matching ``retry_on`` (types, or a predicate;
+    Every first attempt the breaker admits is deposited in the budget (a
+    call refused at once deposits nothing, as in the core); each retry
+    withdraws one. Only exceptions matching ``retry_on`` (types, or a predicate;
     default ``Exception``) are retried, and never ``CircuitOpenError``: a
     call the breaker refused is not retried. When retries run out, the last
     attempt's exception propagates. ``sleep`` (and ``asleep`` for coroutines)
@@ -270,10 +271,8 @@ class Retry:
         return delay.value
 
     def _begin(self) -> "_Sequence":
-        """One call's retry sequence: its seed, and its deposit in the budget."""
+        """One call's retry sequence and its seed."""
         seed = int(_ffi.lib.random_seed()) if self._seed is None else self._seed
-        if self.budget is not None:
-            self.budget.record_call()
         return _Sequence(self, seed)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -281,12 +280,17 @@ class Retry:
         while True:
             try:
                 if self.breaker is not None:
-                    return cast(T, self.breaker.call(fn, *args, **kwargs))
-                return fn(*args, **kwargs)
+                    result = cast(T, self.breaker.call(fn, *args, **kwargs))
+                else:
+                    result = fn(*args, **kwargs)
             except BaseException as e:
+                seq.attempted(e)
                 pause = seq.after(e)
                 if pause is None:
                     raise
+            else:
+                seq.attempted(None)
+                return result
             self.sleep(pause)
 
     async def acall(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -294,12 +298,17 @@ class Retry:
         while True:
             try:
                 if self.breaker is not None:
-                    return await self.breaker.acall(fn, *args, **kwargs)
-                return await fn(*args, **kwargs)
+                    result = await self.breaker.acall(fn, *args, **kwargs)
+                else:
+                    result = await fn(*args, **kwargs)
             except BaseException as e:
+                seq.attempted(e)
                 pause = seq.after(e)
                 if pause is None:
                     raise
+            else:
+                seq.attempted(None)
+                return result
             r = self.asleep(pause)
             if inspect.isawaitable(r):
                 await r
@@ -332,6 +341,13 @@ class _Sequence:
         self._seed = seed
         self._attempt = 0
         self._prev = 0
+
+    def attempted(self, exc: Optional[BaseException]) -> None:
+        """Deposits the call in the budget once its first attempt was made
+        (not refused by the breaker), as the core's retry loop does."""
+        budget = self._retry.budget
+        if self._attempt == 0 and budget is not None and not isinstance(exc, CircuitOpenError):
+            budget.record_call()
 
     def after(self, exc: BaseException) -> Optional[float]:
         """The pause in seconds before the next attempt, or None to stop."""

@@ -272,3 +272,41 @@ def test_no_histogram(make):
 def test_adaptive_timeout_refuses_bad_values(kw):
     with pytest.raises(circuit.ConfigError):
         circuit.AdaptiveTimeout(**kw)
+
+
+def test_a_call_refused_at_once_deposits_nothing(clock):
+    # As in the core's retry loop: only a first attempt the breaker admits
+    # is deposited, so refused calls cannot buy retries for later ones.
+    b = circuit.Breaker(consecutive_failures=1, jitter=0, clock=clock)
+    budget = RetryBudget(ratio=0.5, min_retries_per_sec=0, window=10, clock=clock)
+    r = Retry(RetryPolicy(max_attempts=3, base=0.001), budget, breaker=b, sleep=lambda s: None)
+    b.force_open()
+    for _ in range(5):
+        with pytest.raises(circuit.CircuitOpenError):
+            r.call(lambda: None)
+    assert budget.balance()[1:] == (0, 0)
+    b.reset()
+    assert r.call(lambda: 7) == 7
+    assert budget.balance()[1:] == (1, 0)
+    b.close()
+
+
+async def _refused_async(r):
+    async def ok():
+        return 1
+
+    return await r.acall(ok)
+
+
+def test_an_async_call_refused_at_once_deposits_nothing(clock):
+    b = circuit.Breaker(consecutive_failures=1, jitter=0, clock=clock)
+    budget = RetryBudget(ratio=0.5, min_retries_per_sec=0, window=10, clock=clock)
+    r = Retry(RetryPolicy(max_attempts=3, base=0.001), budget, breaker=b, sleep=lambda s: None)
+    b.force_open()
+    with pytest.raises(circuit.CircuitOpenError):
+        asyncio.run(_refused_async(r))
+    assert budget.balance()[1:] == (0, 0)
+    b.reset()
+    assert asyncio.run(_refused_async(r)) == 1
+    assert budget.balance()[1:] == (1, 0)
+    b.close()
