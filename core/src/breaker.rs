@@ -1080,8 +1080,17 @@ impl Breaker {
 
     fn clear_statistics(&self) {
         self.hot.consecutive_failures.store(0, Relaxed);
-        if let Some(w) = self.window_of(self.config.load()) {
+        let live = self.config.load();
+        if let Some(w) = self.window_of(live) {
             w.clear();
+        }
+        // A reconfiguration published meanwhile may have seeded its window
+        // from the one just cleared: clear that one too (invariant 18).
+        let now = self.config.load();
+        if !std::ptr::eq(now.config, live.config) || now.moved != live.moved {
+            if let Some(w) = self.window_of(now) {
+                w.clear();
+            }
         }
         self.hot.ewma.clear();
     }
@@ -1311,7 +1320,11 @@ impl Breaker {
                     }
                     _ => (rc.window_for(&mut pool, kind), true),
                 };
-                if let Some(old) = old_window {
+                // Outside an admitting state the window is not recorded
+                // into and is cleared on the way back (invariant 6): the new
+                // one starts empty. Seeding from OPEN could copy what the
+                // trip's winner has yet to clear.
+                if let (Some(old), true) = (old_window, before.state().admits_all()) {
                     w.seed_from(old, self.env.clock.coarse_now());
                 }
                 (Some(w), moved, true)

@@ -32,7 +32,10 @@
 //!   within the new window; older ones are dropped (outcomes inside a
 //!   bucket have no finer time);
 //! - count to time, time to count, or no window before: empty;
-//! - the same shape (only thresholds changed): the window itself, untouched.
+//! - the same shape (only thresholds changed): the window itself, untouched;
+//! - a breaker not in an admitting state (OPEN, HALF_OPEN, FORCED_OPEN):
+//!   empty, since its window is not recorded into and is cleared when it
+//!   closes again.
 //!
 //! A record that loaded the old config just before the swap may land its
 //! sample in the old window after the new one was seeded: at most one
@@ -40,8 +43,15 @@
 //! in the call counters and the consecutive-failure count), the same
 //! allowance invariant 6 makes for a transition's clear. A transition that
 //! clears the statistics while a window is being replaced is detected by
-//! the generation (see [`crate::Breaker::reconfigure`]), and the new window
-//! is cleared too.
+//! the generation (the settle CAS of `Breaker::settle_window`), and a
+//! winner that finds the config changed while it cleared clears the new
+//! window too. One race is left, and bounded: a transition between two
+//! admitting states (a reset, an override set or cleared) whose CAS lands
+//! just before the reconfiguration reads the state word, and whose winner
+//! clears the old window after it was copied but reads the config before
+//! the new one is published, leaves the copied samples in the new window,
+//! where they age out as any sample does (a count window's within `size`
+//! records). Closing it would take a SeqCst handshake on every transition.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
