@@ -58,6 +58,7 @@ pub mod fast;
 pub mod group;
 pub mod handle;
 pub mod http;
+pub mod reconfig;
 pub mod registry;
 pub mod result;
 pub mod retry;
