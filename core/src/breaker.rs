@@ -14,7 +14,7 @@ use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::loom_shim::{spin_hint, AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
 use crate::ramp;
-use crate::reconfig::{ConfigCell, Live};
+use crate::reconfig::{ConfigCell, WindowAt};
 use crate::rng;
 use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
 use crate::striped::{self, Claim, Side};
@@ -166,6 +166,16 @@ impl Breaker {
     /// forwarding events to a parent listener set (a registry's).
     pub(crate) fn shared(name: Arc<str>, config: Arc<Config>, env: Arc<Env>) -> Breaker {
         let now = env.clock.now();
+        // A copy of a reconfigured breaker's config may say its window is
+        // in a side box; a new breaker's is inline (invariant 18).
+        let config = if config.window_at.is_side() {
+            Arc::new(Config {
+                window_at: WindowAt::INLINE,
+                ..(*config).clone()
+            })
+        } else {
+            config
+        };
         Breaker {
             control: Control {
                 word: StateCell::new(),
@@ -235,7 +245,7 @@ impl Breaker {
     /// The configuration in force: the one the breaker was built with, or
     /// the last one [`Breaker::reconfigure`] published.
     pub fn config(&self) -> &Config {
-        self.config.load().config
+        self.config.load()
     }
 
     /// The clock this breaker reads.
@@ -750,8 +760,7 @@ impl Breaker {
         retry_after: Option<Duration>,
     ) -> Recorded {
         // One load of the config for the whole record (invariant 18).
-        let live = self.config.load();
-        let config = live.config;
+        let config = self.config.load();
         self.count_outcome(config, outcome, nanos);
         if outcome == Outcome::Ignored {
             return Recorded::Counted;
@@ -773,7 +782,7 @@ impl Breaker {
             }
         }
 
-        if let Some(window) = self.window_of(live) {
+        if let Some(window) = self.window_of(config) {
             // Rates are evaluated only when this outcome could raise one
             // (invariant 6): a success only lowers them.
             let evaluate = failed || slow;
@@ -841,11 +850,11 @@ impl Breaker {
         None
     }
 
-    /// The window the config `live` says is in use (invariant 18): the
-    /// inline one, or the one a reconfiguration published.
+    /// The window `config` says is in use (invariant 18): none, the inline
+    /// one, or the one a reconfiguration published in the side box.
     #[inline]
-    fn window_of(&self, live: Live<'_>) -> Option<&Window> {
-        if live.moved {
+    fn window_of(&self, config: &Config) -> Option<&Window> {
+        if config.window_at.is_side() {
             self.moved_window()
         } else {
             self.window.as_ref()
@@ -1087,7 +1096,7 @@ impl Breaker {
         // A reconfiguration published meanwhile may have seeded its window
         // from the one just cleared: clear that one too (invariant 18).
         let now = self.config.load();
-        if !std::ptr::eq(now.config, live.config) || now.moved != live.moved {
+        if !std::ptr::eq(now, live) {
             if let Some(w) = self.window_of(now) {
                 w.clear();
             }
@@ -1309,16 +1318,21 @@ impl Breaker {
         let old_window = self.window_of(live);
         let kind = config.window;
         let before = self.control.word.load();
-        let (window, moved, seeded) = match old_window {
-            _ if !config.uses_window() => (None, true, false),
-            Some(w) if w.fits(kind) => (Some(w), live.moved, false),
+        let (window, at, seeded) = match old_window {
+            // No window read: the inline one stands for "none" only if
+            // there is none.
+            _ if !config.uses_window() => match self.window {
+                None => (None, WindowAt::INLINE, false),
+                Some(_) => (None, WindowAt::SIDE, false),
+            },
+            Some(w) if w.fits(kind) => (Some(w), live.window_at, false),
             _ => {
-                let (w, moved) = match &self.window {
+                let (w, at) = match &self.window {
                     Some(inline) if inline.fits(kind) => {
                         inline.clear();
-                        (inline, false)
+                        (inline, WindowAt::INLINE)
                     }
-                    _ => (rc.window_for(&mut pool, kind), true),
+                    _ => (rc.window_for(&mut pool, kind), WindowAt::SIDE),
                 };
                 // Outside an admitting state the window is not recorded
                 // into and is cleared on the way back (invariant 6): the new
@@ -1327,14 +1341,24 @@ impl Breaker {
                 if let (Some(old), true) = (old_window, before.state().admits_all()) {
                     w.seed_from(old, self.env.clock.coarse_now());
                 }
-                (Some(w), moved, true)
+                (Some(w), at, true)
             }
         };
-        if moved {
+        if at.is_side() {
             rc.set_window(window);
         }
+        // The config says where the window is: a config whose derived
+        // place is not this breaker's is published as a copy of its own.
+        let config = if config.window_at.0 == at.0 {
+            config
+        } else {
+            Arc::new(Config {
+                window_at: at,
+                ..(*config).clone()
+            })
+        };
         let config = pool.take_config(config);
-        let replaced = self.config.publish(config, moved);
+        let replaced = self.config.publish(config);
         pool.keep_config(replaced);
         if let (Some(w), true) = (window, seeded) {
             self.settle_window(w, before);

@@ -201,8 +201,9 @@
 //!     call; a reconfiguration publishes a new config with a Release swap,
 //!     after writing and publishing (Release) any window it replaces, so a
 //!     call that loads the new pointer sees the new config and the seeded
-//!     window it names (bit 0 of the pointer: the window published in the
-//!     side box). A config or window once published is never freed while
+//!     window it names (the config's `window_at`: inline, or the one
+//!     published in the side box). A config or window once published is
+//!     never freed while
 //!     the breaker lives (a call may still hold the old one); replaced ones
 //!     are kept, one per distinct config and one per window shape, and
 //!     freed with the breaker. Reconfigurations of a breaker are serialised
@@ -212,7 +213,7 @@
 //!     before it fails the CAS and the reconfiguration clears the window
 //!     itself, so no window keeps statistics of an earlier stretch
 //!     (invariant 6).
-//!     *Implemented by* `ConfigCell`, `Reconfig` and `Pool`
+//!     *Implemented by* `ConfigCell`, `WindowAt`, `Reconfig` and `Pool`
 //!     (`core/src/reconfig.rs`), `Breaker::reconfigure_shared` /
 //!     `settle_window` / `window_of` (`core/src/breaker.rs`), and
 //!     `Registry::reconfigure` (`core/src/registry.rs`).

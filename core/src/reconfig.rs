@@ -17,9 +17,10 @@
 //!
 //! **The window.** A breaker's first window lives inline (the memory
 //! budget: DESIGN.md section 6). A window of another shape is another
-//! window, published by pointer: bit 0 of the config pointer (configs are
-//! 8-aligned) says "the window is the one published in the side box", so
-//! the record path tells which window to use from the word it loads anyway.
+//! window, published by pointer in the side box. The config says where the
+//! window is (`WindowAt`, a byte the record path reads from the config it
+//! loads anyway): none, inline, or the side box's; a config published with
+//! its window in the side box is the breaker's own copy.
 //! A breaker reconfigured back to a shape it had before gets that window
 //! back (emptied, then seeded), so the pool holds at most one window per
 //! distinct shape, plus the inline one.
@@ -59,76 +60,76 @@ use crate::config::{Config, WindowKind};
 use crate::loom_shim::{AtomicPtr, Ordering};
 use crate::window::Window;
 
-/// Bit 0 of the config pointer: the window is the side box's, not the
-/// inline one.
-const MOVED: usize = 1;
+/// Where a breaker finds its window: a byte of the config, read on the
+/// record path from the config it loads anyway (invariant 18). Equality
+/// ignores it: it says where a window is, not what the config is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WindowAt(pub(crate) u8);
+
+impl WindowAt {
+    /// The breaker's inline window, or none if it has none: every config
+    /// `build` makes (a breaker is created with an inline window exactly
+    /// when its config reads one).
+    pub(crate) const INLINE: WindowAt = WindowAt(0);
+    /// The window published in the breaker's side box, or none if that is
+    /// null (a config that reads no window, on a breaker with an inline
+    /// window): only on a breaker's own copy of a config.
+    pub(crate) const SIDE: WindowAt = WindowAt(1);
+
+    pub(crate) fn is_side(self) -> bool {
+        self.0 == Self::SIDE.0
+    }
+}
+
+impl PartialEq for WindowAt {
+    fn eq(&self, _: &WindowAt) -> bool {
+        true
+    }
+}
 
 /// The breaker's config pointer (invariant 18). Owns one strong count of
 /// the `Arc<Config>` it points to.
 #[derive(Debug)]
 pub(crate) struct ConfigCell(AtomicPtr<Config>);
 
-/// The config a call uses, and where its window is.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Live<'a> {
-    pub(crate) config: &'a Config,
-    /// The window is the one published in the side box.
-    pub(crate) moved: bool,
-}
-
-const _: () = assert!(std::mem::align_of::<Config>() > MOVED);
-
 impl ConfigCell {
     pub(crate) fn new(config: Arc<Config>) -> ConfigCell {
         ConfigCell(AtomicPtr::new(Arc::into_raw(config).cast_mut()))
     }
 
-    /// The config now, and where the window is. One `Acquire` load
-    /// (invariant 18).
+    /// The config now. One `Acquire` load (invariant 18): a plain load
+    /// on x86-64 and AArch64's `ldar`, as cheap as the `Arc` it replaces.
     #[inline]
-    pub(crate) fn load(&self) -> Live<'_> {
+    pub(crate) fn load(&self) -> &Config {
         let p = self.0.load(Ordering::Acquire);
-        let tag = p as usize & MOVED;
-        // SAFETY: the untagged pointer came from `Arc::into_raw` in `new` or
+        // SAFETY: the pointer came from `Arc::into_raw` in `new` or
         // `publish`; the config it points to is freed only by `Drop` (the
         // current one) or when the breaker's pool drops (replaced ones),
         // both after the breaker's last `&self` (invariant 18).
-        let config = unsafe { &*p.wrapping_byte_sub(tag) };
-        Live {
-            config,
-            moved: tag != 0,
-        }
+        unsafe { &*p }
     }
 
-    /// Publishes `config` (with the window where `moved` says) and returns
-    /// the config it replaced, which the caller must keep alive until the
-    /// breaker drops. Callers hold the breaker's pool lock, so publishers
-    /// are serialised.
-    pub(crate) fn publish(&self, config: Arc<Config>, moved: bool) -> Arc<Config> {
+    /// Publishes `config` and returns the config it replaced, which the
+    /// caller must keep alive until the breaker drops. Callers hold the
+    /// breaker's pool lock, so publishers are serialised.
+    pub(crate) fn publish(&self, config: Arc<Config>) -> Arc<Config> {
         let raw = Arc::into_raw(config).cast_mut();
-        let tagged = if moved {
-            raw.wrapping_byte_add(MOVED)
-        } else {
-            raw
-        };
         // AcqRel: Release publishes the config (and, before it, any window
         // the side box now holds) to readers' Acquire loads; Acquire takes
         // the old pointer's config as written (invariant 18).
-        let old = self.0.swap(tagged, Ordering::AcqRel);
-        let tag = old as usize & MOVED;
-        // SAFETY: `old` (untagged) came from `Arc::into_raw` and the cell
-        // owned its strong count, which moves to the returned `Arc`.
-        unsafe { Arc::from_raw(old.wrapping_byte_sub(tag).cast_const()) }
+        let old = self.0.swap(raw, Ordering::AcqRel);
+        // SAFETY: `old` came from `Arc::into_raw` and the cell owned its
+        // strong count, which moves to the returned `Arc`.
+        unsafe { Arc::from_raw(old.cast_const()) }
     }
 }
 
 impl Drop for ConfigCell {
     fn drop(&mut self) {
         let p = self.0.load(Ordering::Acquire);
-        let tag = p as usize & MOVED;
-        // SAFETY: the cell owns one strong count of the untagged pointer,
-        // released here once; `&mut self`: no reader is left.
-        drop(unsafe { Arc::from_raw(p.wrapping_byte_sub(tag).cast_const()) });
+        // SAFETY: the cell owns one strong count of the pointer, released
+        // here once; `&mut self`: no reader is left.
+        drop(unsafe { Arc::from_raw(p.cast_const()) });
     }
 }
 
@@ -138,8 +139,8 @@ impl Drop for ConfigCell {
 /// reconfigured pays nothing for it.
 #[derive(Debug)]
 pub(crate) struct Reconfig {
-    /// The window in use when the config pointer's bit 0 is set; null for
-    /// "no window". Points into `pool.windows`.
+    /// The window in use when the config says `WindowAt::SIDE`. Points
+    /// into `pool.windows`.
     window: AtomicPtr<Window>,
     /// Serialises reconfigurations of this breaker and owns what they
     /// replaced.
@@ -166,7 +167,7 @@ impl Reconfig {
         }
     }
 
-    /// The published window (when the config pointer says it is moved).
+    /// The published window (when the config says `WindowAt::SIDE`).
     #[inline]
     pub(crate) fn window(&self) -> Option<&Window> {
         // Acquire: pairs with the Release store in `set_window` (the
@@ -214,10 +215,12 @@ impl Reconfig {
 }
 
 impl Pool {
-    /// `config` as an `Arc`: a kept config equal to it if there is one
-    /// (taken out of the pool: it is about to be published), else a new one.
+    /// `config` as an `Arc`: a kept config equal to it (with its window in
+    /// the same place) if there is one (taken out of the pool: it is about
+    /// to be published), else `config` itself.
     pub(crate) fn take_config(&mut self, config: Arc<Config>) -> Arc<Config> {
-        match self.configs.iter().position(|c| **c == *config) {
+        let same = |c: &Arc<Config>| **c == *config && c.window_at.0 == config.window_at.0;
+        match self.configs.iter().position(same) {
             Some(i) => self.configs.swap_remove(i),
             None => config,
         }

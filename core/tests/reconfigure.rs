@@ -339,3 +339,26 @@ fn concurrent_records_during_reconfigurations_stay_exact() {
     assert_eq!(m.outcome(Success), 60_000);
     assert_eq!(b.state(), State::Closed);
 }
+
+/// A config read back from a reconfigured breaker (whose window moved) is
+/// an ordinary config: a breaker built from it, or a breaker reconfigured
+/// with it, has a working window of its own.
+#[test]
+fn a_config_read_back_after_a_resize_builds_ordinary_breakers() {
+    let (b, _clock, _) = manual(count_window(10, 0.9).build().unwrap(), START);
+    b.reconfigure(count_window(4, 0.5).build().unwrap())
+        .unwrap();
+    let copy = b.config().clone();
+    assert_eq!(copy, count_window(4, 0.5).build().unwrap());
+    for c in [manual(copy.clone(), START).0, {
+        let (c, _, _) = manual(count_window(4, 0.5).build().unwrap(), START);
+        c.reconfigure(count_window(8, 0.5).build().unwrap())
+            .unwrap();
+        c.reconfigure(copy.clone()).unwrap();
+        c
+    }] {
+        counted(&c, &[Success]);
+        assert_eq!(c.metrics().window_calls, 1);
+        assert_eq!(call(&c, Failure), Recorded::Transitioned(State::Open));
+    }
+}
