@@ -3,6 +3,10 @@ of a registry name, take a new config without losing their state."""
 
 from __future__ import annotations
 
+import os
+import pathlib
+import subprocess
+import sys
 import threading
 import time
 
@@ -115,3 +119,12 @@ def test_calls_from_threads_during_reconfigurations_are_all_counted(make):
     m = b.metrics()
     assert m.successes == m.recorded and m.failures == 0
     assert b.state is State.CLOSED
+
+
+def test_the_readme_example_runs():
+    example = pathlib.Path(__file__).resolve().parent.parent / "examples" / "readme_reconfigure.py"
+    done = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=60, env=dict(os.environ)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "failure rate 25%" in done.stdout and "partner is open" in done.stdout, done.stdout
