@@ -362,3 +362,24 @@ fn a_config_read_back_after_a_resize_builds_ordinary_breakers() {
         assert_eq!(call(&c, Failure), Recorded::Transitioned(State::Open));
     }
 }
+
+/// A breaker created while its name is reconfigured ends with the last
+/// config set for the name, whichever wins the race (`Registry::catch_up`).
+#[test]
+fn a_breaker_created_during_a_registry_reconfigure_gets_the_new_config() {
+    for round in 0..200 {
+        let r = Arc::new(Registry::new(RegistryOptions {
+            defaults: quiet().consecutive_failures(Some(5)).build().unwrap(),
+            ..RegistryOptions::default()
+        }));
+        let name = format!("db-{round}");
+        let creator = {
+            let (r, name) = (r.clone(), name.clone());
+            std::thread::spawn(move || r.get_or_create(&name).unwrap())
+        };
+        r.reconfigure(&name, quiet().consecutive_failures(Some(2)).build().unwrap())
+            .unwrap();
+        let b = creator.join().unwrap();
+        assert_eq!(b.config().consecutive_failures(), Some(2), "round {round}");
+    }
+}
