@@ -117,8 +117,8 @@ func TestTimedIsAskedOfTheLibrary(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.timed != tc.want {
-			t.Errorf("New(%+v).timed = %v, want %v", tc.cfg, b.timed, tc.want)
+		if b.timed.Load() != tc.want {
+			t.Errorf("New(%+v).timed = %v, want %v", tc.cfg, b.timed.Load(), tc.want)
 		}
 		_ = b.Close()
 	}

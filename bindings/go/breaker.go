@@ -33,7 +33,9 @@ type Breaker struct {
 	ref      atomic.Pointer[breakerRef] // nil after Close
 	name     string
 	classify func(error) Outcome
-	timed    bool // the library uses call durations (see Execute)
+	// timed: the library uses call durations (see Execute). Shared by the
+	// handles of one registry name, and changed by Reconfigure.
+	timed *atomic.Bool
 
 	streams  *streams  // Events streams, closed with the breaker (nil in a zero Breaker)
 	finalize sync.Once // a finalizer closes forgotten streams
@@ -59,7 +61,8 @@ func New(cfg Config) (*Breaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Breaker{name: cfg.Name, classify: cfg.Classify, timed: ref.needsDurations, streams: &streams{}}
+	b := &Breaker{name: cfg.Name, classify: cfg.Classify, timed: new(atomic.Bool), streams: &streams{}}
+	b.timed.Store(ref.needsDurations)
 	b.ref.Store(ref)
 	return b, nil
 }
@@ -274,7 +277,7 @@ func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) (
 	}
 
 	var start int64
-	if b.timed {
+	if b.timed.Load() {
 		start = nanotime()
 	}
 	returned := false
@@ -431,6 +434,40 @@ func (b *Breaker) Reset() error {
 	return r.reset()
 }
 
+// Reconfigure puts cfg in force on the running breaker, keeping its
+// state: state and generation (permits in flight stay valid), the current
+// deadline, counters, consecutive failures, backoff and the window's
+// outcomes (a window of another size keeps its most recent ones; see the
+// README's "Live reconfiguration"). A new OpenDuration applies from the
+// next opening. cfg.Name and cfg.Clock must be empty (the breaker keeps
+// its own); cfg.Classify replaces nothing (it is fixed at New). An
+// invalid cfg, or one that changes LatencyHistogram (fixed when the
+// breaker is created), returns an error matching ErrInvalidConfig and
+// changes nothing.
+func (b *Breaker) Reconfigure(cfg Config) error {
+	const op = "circuit.Breaker.Reconfigure"
+	r, err := b.load(op)
+	if err != nil {
+		return err
+	}
+	if cfg.Clock != nil || cfg.Name != "" {
+		err := configError("Config.Clock and Config.Name must be empty: the breaker keeps its own").(*Error)
+		err.Op = op
+		return err
+	}
+	opts, err := cfg.options()
+	if err != nil {
+		err.(*Error).Op = op
+		return err
+	}
+	needs, err := r.reconfigure(opts)
+	if err != nil {
+		return err
+	}
+	b.timed.Store(needs)
+	return nil
+}
+
 // Close marks the breaker closed: every later call returns ErrClosed,
 // and its Events streams are closed. Closing twice is a no-op. The library breaker is released once no
 // goroutine can still use it (see the type's doc). Close always returns
@@ -446,7 +483,7 @@ func (b *Breaker) Close() error {
 // elapsed returns the nanoseconds since start on the runtime's monotonic
 // clock, or 0 for a breaker that does not use durations.
 func (b *Breaker) elapsed(start int64) uint64 {
-	if !b.timed {
+	if !b.timed.Load() {
 		return 0
 	}
 	if d := nanotime() - start; d > 0 {

@@ -695,6 +695,29 @@ func (r *breakerRef) clearOverride() error {
 }
 
 // abi: circuit_breaker_reset
+// reconfigure builds a config from opts and puts it in force; it returns
+// whether the library now reads call durations.
+//
+// abi: circuit_breaker_reconfigure
+func (r *breakerRef) reconfigure(opts []option) (bool, error) {
+	const op = "circuit.Breaker.Reconfigure"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	config, err := buildConfig(op, opts)
+	if err != nil {
+		return false, err
+	}
+	defer C.circuit_config_free(config)
+	if rc := uint32(C.circuit_breaker_reconfigure(r.ptr, config)); rc != codeOK {
+		runtime.KeepAlive(r)
+		return false, coldError(op, rc)
+	}
+	var needs C.uint32_t
+	rc := uint32(C.circuit_breaker_needs_durations(r.ptr, &needs))
+	runtime.KeepAlive(r)
+	return needs != 0, coldError(op, rc)
+}
+
 func (r *breakerRef) reset() error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -993,6 +1016,23 @@ func (r *registryRef) setConfig(name string, opts []option) error {
 	p, n := cname(name)
 	defer C.free(unsafe.Pointer(p))
 	rc := uint32(C.circuit_registry_set_config(r.ptr, p, n, config))
+	runtime.KeepAlive(r)
+	return coldError(op, rc)
+}
+
+// abi: circuit_registry_reconfigure
+func (r *registryRef) reconfigure(name string, opts []option) error {
+	const op = "circuit.Registry.Reconfigure"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	config, err := buildConfig(op, opts)
+	if err != nil {
+		return err
+	}
+	defer C.circuit_config_free(config)
+	p, n := cname(name)
+	defer C.free(unsafe.Pointer(p))
+	rc := uint32(C.circuit_registry_reconfigure(r.ptr, p, n, config))
 	runtime.KeepAlive(r)
 	return coldError(op, rc)
 }

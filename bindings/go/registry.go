@@ -45,7 +45,10 @@ type Registry struct {
 	defaults Config
 	mu       sync.RWMutex
 	configs  map[string]Config // per-name configs given to SetConfig (Go-side settings)
-	sizeHint atomic.Int64      // length of the last Prometheus text
+	// timed: per name, whether the library reads call durations, shared by
+	// every handle of the name so that Reconfigure reaches them all.
+	timed    map[string]*atomic.Bool
+	sizeHint atomic.Int64 // length of the last Prometheus text
 	streams  *streams
 	finalize sync.Once
 }
@@ -79,7 +82,8 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{defaults: cfg.Defaults, configs: map[string]Config{}, streams: &streams{}}
+	r := &Registry{defaults: cfg.Defaults, configs: map[string]Config{}, timed: map[string]*atomic.Bool{},
+		streams: &streams{}}
 	r.ref.Store(ref)
 	return r, nil
 }
@@ -137,6 +141,39 @@ func (r *Registry) SetConfig(name string, cfg Config) error {
 	return nil
 }
 
+// Reconfigure sets the config of name and puts it in force on the breaker
+// of that name, if one exists, keeping its state (see
+// Breaker.Reconfigure); a breaker created later gets it too. cfg.Name and
+// cfg.Clock must be empty. An error changes nothing.
+func (r *Registry) Reconfigure(name string, cfg Config) error {
+	const op = "circuit.Registry.Reconfigure"
+	ref, err := r.load(op)
+	if err != nil {
+		return err
+	}
+	if err := checkRegistryConfig(cfg, "Config"); err != nil {
+		err.(*Error).Op = op
+		return err
+	}
+	opts, err := cfg.options()
+	if err != nil {
+		err.(*Error).Op = op
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := ref.reconfigure(name, opts); err != nil {
+		return err
+	}
+	r.configs[name] = cfg
+	if timed := r.timed[name]; timed != nil {
+		if b, err := ref.breaker(op, name, false); err == nil {
+			timed.Store(b.needsDurations)
+		}
+	}
+	return nil
+}
+
 // Breaker returns the breaker named name, creating it from its config (or
 // the defaults) if it does not exist. Names are UTF-8, 1 to 1024 bytes.
 // Each call returns a new handle on the same library breaker; Close it (or
@@ -173,7 +210,15 @@ func (r *Registry) wrap(name string, br *breakerRef) *Breaker {
 	if !ok {
 		cfg = r.defaults
 	}
-	b := &Breaker{name: name, classify: cfg.Classify, timed: br.needsDurations, streams: &streams{}}
+	r.mu.Lock()
+	timed := r.timed[name]
+	if timed == nil {
+		timed = new(atomic.Bool)
+		r.timed[name] = timed
+	}
+	r.mu.Unlock()
+	timed.Store(br.needsDurations)
+	b := &Breaker{name: name, classify: cfg.Classify, timed: timed, streams: &streams{}}
 	b.ref.Store(br)
 	return b
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::call::{Outcome, Permit, Recorded, RejectReason, Rejected};
 use crate::clock::{duration_to_nanos, Clock, MonotonicClock, Nanos};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::events::{Listener, ListenerId, ListenerSet};
 use crate::ewma::Ewma;
 use crate::group::{holds_place, Group, Membership};
@@ -14,6 +14,7 @@ use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::loom_shim::{spin_hint, AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
 use crate::ramp;
+use crate::reconfig::{ConfigCell, WindowAt};
 use crate::rng;
 use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
 use crate::striped::{self, Claim, Side};
@@ -99,7 +100,8 @@ pub struct Breaker {
     control: Control,
     transitions: TransitionStats,
     hot: Hot,
-    config: Arc<Config>,
+    /// The config, swapped whole by a reconfiguration (invariant 18).
+    config: ConfigCell,
     env: Arc<Env>,
     name: Arc<str>,
     listeners: ListenerSet,
@@ -126,7 +128,7 @@ impl std::fmt::Debug for Breaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Breaker")
             .field("state", &self.control.word.load())
-            .field("config", &self.config)
+            .field("config", self.config())
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +166,16 @@ impl Breaker {
     /// forwarding events to a parent listener set (a registry's).
     pub(crate) fn shared(name: Arc<str>, config: Arc<Config>, env: Arc<Env>) -> Breaker {
         let now = env.clock.now();
+        // A copy of a reconfigured breaker's config may say its window is
+        // in a side box; a new breaker's is inline (invariant 18).
+        let config = if config.window_at.is_side() {
+            Arc::new(Config {
+                window_at: WindowAt::INLINE,
+                ..(*config).clone()
+            })
+        } else {
+            config
+        };
         Breaker {
             control: Control {
                 word: StateCell::new(),
@@ -181,7 +193,7 @@ impl Breaker {
                     .latency_histogram
                     .map(|period| LatencyHistogram::new(period, now)),
             ),
-            config,
+            config: ConfigCell::new(config),
             env,
             name,
             listeners: ListenerSet::default(),
@@ -230,9 +242,10 @@ impl Breaker {
         self.listeners.remove(id)
     }
 
-    /// The configuration this breaker was built with.
+    /// The configuration in force: the one the breaker was built with, or
+    /// the last one [`Breaker::reconfigure`] published.
     pub fn config(&self) -> &Config {
-        &self.config
+        self.config.load()
     }
 
     /// The clock this breaker reads.
@@ -313,11 +326,15 @@ impl Breaker {
     /// host that rejects a call on its side instead of calling
     /// [`Breaker::acquire`]: it adds 1 atomically (`Relaxed`) per call so
     /// rejected, and every reader counts it at once. Any thread may add to
-    /// any cell (invariant 12). `None` when the breaker keeps no metrics.
+    /// any cell (invariant 12). `None` when the config in force keeps no
+    /// metrics; a host that took the address before a reconfiguration
+    /// turned metrics off keeps counting into the cell (harmless: the
+    /// library stops adding to it), and one that got `None` before they
+    /// were turned on counts nothing until it asks again.
     /// Valid as long as the breaker lives; never write it otherwise.
     #[cfg(not(circuit_loom))]
     pub fn open_rejection_cell_ptr(&self) -> Option<*mut u64> {
-        self.config
+        self.config()
             .metrics
             .then(|| self.hot.counters.rejected_cell(RejectReason::Open).as_ptr())
     }
@@ -424,7 +441,7 @@ impl Breaker {
         if s.state() != State::Open || !stamp.belongs_to(s.generation()) {
             return false;
         }
-        let remaining = remaining.min(self.config.max_open_duration);
+        let remaining = remaining.min(self.config().max_open_duration);
         let target = self
             .env
             .clock
@@ -445,12 +462,12 @@ impl Breaker {
         let cells = std::iter::once(&self.hot.counters).chain(stripes.iter().map(|c| &**c));
         let mut m = metrics::snapshot(cells, &self.transitions, state, now);
         m.rejected[RejectReason::RampLimited as usize] = self.side.ramp_limited_count();
-        if let Some(w) = &self.window {
+        if let Some(w) = self.window_of(self.config.load()) {
             let c = w.counts(self.env.clock.coarse_now());
             m.failure_rate = c.failure_rate();
             m.slow_call_rate = c.slow_rate();
             m.window_calls = c.calls;
-        } else if self.config.ewma.is_some() {
+        } else if self.config().ewma.is_some() {
             let (calls, rate) = self.hot.ewma.read();
             m.failure_rate = rate;
             m.window_calls = u64::from(calls);
@@ -479,6 +496,7 @@ impl Breaker {
     pub fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Breaker>()
             + self.window.as_ref().map_or(0, Window::heap_bytes)
+            + self.side.reconfig().map_or(0, |r| r.lock().window_bytes())
             + self
                 .side
                 .latency()
@@ -522,7 +540,7 @@ impl Breaker {
                             s = cur;
                             continue;
                         }
-                        self.fill_missing_stamp(s, self.config.max_open_duration);
+                        self.fill_missing_stamp(s, self.config().max_open_duration);
                         continue;
                     }
                     let now = self.env.clock.coarse_now();
@@ -542,7 +560,7 @@ impl Breaker {
                     }
                 }
                 Phase::HalfOpen => {
-                    if s.inflight() + s.success() < self.config.half_open_probes {
+                    if s.inflight() + s.success() < self.config().half_open_probes {
                         match self
                             .control
                             .word
@@ -570,7 +588,7 @@ impl Breaker {
                             continue;
                         }
                         // Or no lease yet (invariant 4).
-                        self.fill_missing_stamp(s, self.config.probe_lease);
+                        self.fill_missing_stamp(s, self.config().probe_lease);
                         continue;
                     }
                     let now = self.env.clock.coarse_now();
@@ -627,7 +645,7 @@ impl Breaker {
     }
 
     fn reject(&self, reason: RejectReason, retry_after: Option<Duration>) -> Rejected {
-        if self.config.metrics {
+        if self.config().metrics {
             self.cell().rejected(reason);
         }
         Rejected {
@@ -642,7 +660,7 @@ impl Breaker {
             .env
             .clock
             .coarse_now()
-            .saturating_add(duration_to_nanos(self.config.probe_lease));
+            .saturating_add(duration_to_nanos(self.config().probe_lease));
         let word = &self.control.word;
         self.control.deadline.raise(
             word,
@@ -707,7 +725,7 @@ impl Breaker {
         match s.override_mode() {
             Some(Override::Disabled) => Recorded::NotRecorded,
             Some(Override::ForcedClosed) => {
-                self.count_outcome(outcome, nanos);
+                self.count_outcome(self.config(), outcome, nanos);
                 Recorded::Counted
             }
             Some(Override::MetricsOnly) => self.record_closed(s, outcome, nanos, retry_after),
@@ -749,16 +767,16 @@ impl Breaker {
     }
 
     fn stale(&self) -> Recorded {
-        if self.config.metrics {
+        if self.config().metrics {
             self.cell().stale();
         }
         Recorded::Stale
     }
 
     #[inline]
-    fn count_outcome(&self, outcome: Outcome, nanos: u64) {
-        if self.config.metrics {
-            let slow = outcome != Outcome::Ignored && nanos >= self.config.slow_nanos;
+    fn count_outcome(&self, config: &Config, outcome: Outcome, nanos: u64) {
+        if config.metrics {
+            let slow = outcome != Outcome::Ignored && nanos >= config.slow_nanos;
             self.cell().outcome(outcome, slow);
             // Neutral outcomes (cancellations) say nothing of the
             // dependency's latency.
@@ -777,15 +795,17 @@ impl Breaker {
         nanos: u64,
         retry_after: Option<Duration>,
     ) -> Recorded {
-        self.count_outcome(outcome, nanos);
+        // One load of the config for the whole record (invariant 18).
+        let config = self.config.load();
+        self.count_outcome(config, outcome, nanos);
         if outcome == Outcome::Ignored {
             return Recorded::Counted;
         }
         let failed = outcome.is_failure();
-        let slow = nanos >= self.config.slow_nanos;
+        let slow = nanos >= config.slow_nanos;
         let mut trip = None;
 
-        if let Some(threshold) = self.config.consecutive_failures {
+        if let Some(threshold) = config.consecutive_failures {
             let c = &self.hot.consecutive_failures;
             if failed {
                 // Relaxed: a statistic; the trip it causes is decided by the
@@ -798,7 +818,7 @@ impl Breaker {
             }
         }
 
-        if let Some(window) = &self.window {
+        if let Some(window) = self.window_of(config) {
             // Rates are evaluated only when this outcome could raise one
             // (invariant 6): a success only lowers them.
             let evaluate = failed || slow;
@@ -808,17 +828,17 @@ impl Breaker {
                 evaluate,
             );
             if evaluate && trip.is_none() {
-                trip = self.window_trip(&counts);
+                trip = Self::window_trip(config, &counts);
             }
         }
 
-        if let Some(policy) = self.config.ewma {
-            let (calls, rate) = self.hot.ewma.record(failed, self.config.ewma_alpha_q32);
+        if let Some(policy) = config.ewma {
+            let (calls, rate) = self.hot.ewma.record(failed, config.ewma_alpha_q32);
             // B2 says rate >= R, equality included; the Q0.32 EWMA sits a
             // few 2^-32 steps below the exact rate, so allow for that.
             if failed
                 && trip.is_none()
-                && calls >= self.config.minimum_calls
+                && calls >= config.minimum_calls
                 && rate + 1e-6 >= policy.threshold
             {
                 trip = Some(Reason::EwmaFailureRate);
@@ -849,21 +869,38 @@ impl Breaker {
         }
     }
 
-    fn window_trip(&self, c: &WindowCounts) -> Option<Reason> {
-        if c.calls < u64::from(self.config.minimum_calls) {
+    fn window_trip(config: &Config, c: &WindowCounts) -> Option<Reason> {
+        if c.calls < u64::from(config.minimum_calls) {
             return None;
         }
-        if let Some(p) = self.config.failure_rate {
+        if let Some(p) = config.failure_rate {
             if c.failure_rate() >= p.threshold {
                 return Some(Reason::FailureRate);
             }
         }
-        if let Some(p) = self.config.slow_call {
+        if let Some(p) = config.slow_call {
             if c.slow_rate() >= p.threshold {
                 return Some(Reason::SlowCallRate);
             }
         }
         None
+    }
+
+    /// The window `config` says is in use (invariant 18): none, the inline
+    /// one, or the one a reconfiguration published in the side box.
+    #[inline]
+    fn window_of(&self, config: &Config) -> Option<&Window> {
+        if config.window_at.is_side() {
+            self.moved_window()
+        } else {
+            self.window.as_ref()
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn moved_window(&self) -> Option<&Window> {
+        self.side.reconfig().and_then(|r| r.window())
     }
 
     /// HALF_OPEN: a probe reports (B5).
@@ -885,8 +922,8 @@ impl Breaker {
         {
             return self.stale();
         }
-        let slow_counts_as_failure =
-            self.config.slow_call.is_some() && nanos >= self.config.slow_nanos;
+        let config = self.config();
+        let slow_counts_as_failure = config.slow_call.is_some() && nanos >= config.slow_nanos;
         loop {
             let attempt = match outcome {
                 Outcome::Ignored => self
@@ -901,7 +938,7 @@ impl Breaker {
                 }
                 _ => {
                     let next = s.with_probe_reported(true);
-                    if next.success() >= self.config.half_open_successes {
+                    if next.success() >= self.config().half_open_successes {
                         self.transition(s, self.recovered(s), Reason::ProbesSucceeded, None)
                             .map(|n| Recorded::Transitioned(n.state()))
                     } else {
@@ -916,7 +953,7 @@ impl Breaker {
                 Ok(r) => {
                     // Counted once it has landed, so that a report that
                     // turns out stale is counted as stale only.
-                    self.count_outcome(outcome, nanos);
+                    self.count_outcome(config, outcome, nanos);
                     return r;
                 }
                 Err(cur) if cur.generation() != permit.generation => {
@@ -1012,7 +1049,7 @@ impl Breaker {
                     .store(&self.control.word, generation, stamp);
             }
             (None, Phase::HalfOpen) => {
-                let lease = duration_to_nanos(self.config.probe_lease);
+                let lease = duration_to_nanos(self.config().probe_lease);
                 let deadline = now.saturating_add(lease);
                 let stamp = self.stamp(generation, deadline);
                 self.control
@@ -1036,7 +1073,7 @@ impl Breaker {
         if was.admits_all() || is.admits_all() {
             self.clear_statistics();
         }
-        if self.config.metrics {
+        if self.config().metrics {
             self.transitions.record(was, is, now);
         }
         let parent = self.env.parent.as_deref().filter(|p| !p.is_empty());
@@ -1088,8 +1125,17 @@ impl Breaker {
 
     fn clear_statistics(&self) {
         self.hot.consecutive_failures.store(0, Relaxed);
-        if let Some(w) = &self.window {
+        let live = self.config.load();
+        if let Some(w) = self.window_of(live) {
             w.clear();
+        }
+        // A reconfiguration published meanwhile may have seeded its window
+        // from the one just cleared: clear that one too (invariant 18).
+        let now = self.config.load();
+        if !std::ptr::eq(now, live) {
+            if let Some(w) = self.window_of(now) {
+                w.clear();
+            }
         }
         self.hot.ewma.clear();
     }
@@ -1097,17 +1143,18 @@ impl Breaker {
     /// B4: base x multiplier^streak, capped, jittered, capped again; or the
     /// dependency's own `Retry-After`, clamped.
     fn open_duration(&self, streak: u32, retry_after: Option<Duration>) -> u64 {
-        let max = duration_to_nanos(self.config.max_open_duration);
+        let config = self.config();
+        let max = duration_to_nanos(config.max_open_duration);
         if let Some(d) = retry_after {
             return duration_to_nanos(d).min(max);
         }
-        let base = duration_to_nanos(self.config.open_duration) as f64;
-        let grown = (base * self.config.backoff_multiplier.powi(streak as i32)).min(max as f64);
-        let j = self.config.jitter;
+        let base = duration_to_nanos(config.open_duration) as f64;
+        let grown = (base * config.backoff_multiplier.powi(streak as i32)).min(max as f64);
+        let j = config.jitter;
         let factor = if j > 0.0 {
             // Deterministic per (seed, generation): no RNG state to keep,
             // and every episode of every breaker draws differently.
-            let seed = match self.config.seed {
+            let seed = match config.seed {
                 0 => self.env.salt ^ (self as *const Breaker as u64),
                 s => s,
             };
@@ -1154,7 +1201,7 @@ impl Breaker {
     }
 
     fn ramp_nanos(&self) -> Option<Nanos> {
-        self.config.ramp.map(|r| duration_to_nanos(r.duration))
+        self.config().ramp.map(|r| duration_to_nanos(r.duration))
     }
 
     /// The admitted fraction (Q0.32) of the ramp of `s`'s generation, or
@@ -1162,7 +1209,7 @@ impl Breaker {
     /// whose deadline its winner has not written yet has just begun
     /// (invariant 4: the conservative reading).
     fn ramp_fraction_q32(&self, s: Snapshot) -> Option<u64> {
-        let Some(policy) = self.config.ramp else {
+        let Some(policy) = self.config().ramp else {
             return Some(ramp::ONE);
         };
         let stamp = self.control.deadline.load();
@@ -1198,7 +1245,7 @@ impl Breaker {
         Ok(if ramp::admits(ticket, fraction) {
             Ok(Permit::new(s.generation()))
         } else {
-            if self.config.metrics {
+            if self.config().metrics {
                 self.side.ramp_limited();
             }
             Err(Rejected {
@@ -1253,7 +1300,7 @@ impl Breaker {
     /// The word HALF_OPEN closes to: RAMPING keeping the streak when the
     /// config ramps up, otherwise a fresh CLOSED.
     fn recovered(&self, s: Snapshot) -> Snapshot {
-        if self.config.ramp.is_some() {
+        if self.config().ramp.is_some() {
             s.to_ramping(s.streak())
         } else {
             s.to_closed(0)
@@ -1296,9 +1343,126 @@ impl Breaker {
         };
         match s.phase() {
             Phase::Open => Some(deadline()),
-            Phase::HalfOpen if s.inflight() + s.success() < self.config.half_open_probes => Some(0),
+            Phase::HalfOpen if s.inflight() + s.success() < self.config().half_open_probes => Some(0),
             Phase::HalfOpen => Some(deadline()),
             Phase::Closed => None,
+        }
+    }
+}
+
+/// Live reconfiguration (invariant 18, `core/src/reconfig.rs`).
+impl Breaker {
+    /// Puts `config` in force now, keeping the breaker's state: its state
+    /// and generation, the current deadline, the counters, the
+    /// consecutive-failure count, the EWMA, the backoff streak, and the
+    /// window's contents (resized as `core/src/reconfig.rs` says when the
+    /// new config's window has another shape). Thresholds, rates, probe
+    /// counts, ramp and metrics apply from the next call; a new open
+    /// duration from the next opening (the current deadline stands); a
+    /// ramp under way keeps its end. Calls in flight stay correct: each
+    /// call uses one config, the old or the new.
+    ///
+    /// The config was validated when it was built (the one set of rules,
+    /// `ConfigBuilder::build`). The latency histogram is allocated with
+    /// the breaker: a config that turns it on or off or changes its period
+    /// is refused with an error naming `latency_histogram`, and a refused
+    /// config changes nothing.
+    pub fn reconfigure(&self, config: Config) -> Result<(), ConfigError> {
+        self.reconfigure_shared(Arc::new(config))
+    }
+
+    /// As [`Breaker::reconfigure`], sharing the config (a registry's).
+    pub(crate) fn reconfigure_shared(&self, config: Arc<Config>) -> Result<(), ConfigError> {
+        self.check_reconfigure(&config)?;
+        if *self.config() == *config {
+            return Ok(());
+        }
+        let rc = self.side.reconfig_or_new();
+        let mut pool = rc.lock();
+        // Under the pool lock no one else publishes: `live` stays current.
+        let live = self.config.load();
+        let old_window = self.window_of(live);
+        let kind = config.window;
+        let before = self.control.word.load();
+        let (window, at, seeded) = match old_window {
+            // No window read: the inline one stands for "none" only if
+            // there is none.
+            _ if !config.uses_window() => match self.window {
+                None => (None, WindowAt::INLINE, false),
+                Some(_) => (None, WindowAt::SIDE, false),
+            },
+            Some(w) if w.fits(kind) => (Some(w), live.window_at, false),
+            _ => {
+                let (w, at) = match &self.window {
+                    Some(inline) if inline.fits(kind) => {
+                        inline.clear();
+                        (inline, WindowAt::INLINE)
+                    }
+                    _ => (rc.window_for(&mut pool, kind), WindowAt::SIDE),
+                };
+                // Outside an admitting state the window is not recorded
+                // into and is cleared on the way back (invariant 6): the new
+                // one starts empty. Seeding from OPEN could copy what the
+                // trip's winner has yet to clear.
+                if let (Some(old), true) = (old_window, before.state().admits_all()) {
+                    w.seed_from(old, self.env.clock.coarse_now());
+                }
+                (Some(w), at, true)
+            }
+        };
+        if at.is_side() {
+            rc.set_window(window);
+        }
+        // The config says where the window is: a config whose derived
+        // place is not this breaker's is published as a copy of its own.
+        let config = if config.window_at.0 == at.0 {
+            config
+        } else {
+            Arc::new(Config {
+                window_at: at,
+                ..(*config).clone()
+            })
+        };
+        let config = pool.take_config(config);
+        let replaced = self.config.publish(config);
+        pool.keep_config(replaced);
+        if let (Some(w), true) = (window, seeded) {
+            self.settle_window(w, before);
+        }
+        Ok(())
+    }
+
+    /// Whether `config` can be put in force on this breaker: everything but
+    /// a change of the latency histogram, which is allocated with it.
+    pub(crate) fn check_reconfigure(&self, config: &Config) -> Result<(), ConfigError> {
+        if self.config().latency_histogram != config.latency_histogram {
+            return Err(ConfigError {
+                field: "latency_histogram",
+                reason: "the latency histogram is fixed when the breaker is created".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A window seeded from the statistics of generation `before`, now
+    /// published: if a transition cleared the statistics meanwhile
+    /// (invariant 6), the seed is stale and the window is emptied. A CAS of
+    /// the word onto itself, after the config's publication, puts this check
+    /// in the word's order (invariant 18): a transition whose CAS comes
+    /// after it acquires the new config and clears the new window itself;
+    /// one whose CAS comes before it fails it, and the window is cleared
+    /// here.
+    fn settle_window(&self, window: &Window, mut before: Snapshot) {
+        loop {
+            match self.control.word.compare_exchange(before, before) {
+                Ok(_) => return,
+                Err(now) => {
+                    if now.generation() != before.generation() {
+                        window.clear();
+                    }
+                    before = now;
+                }
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! typed error naming the field and the reason (B12). A [`Config`] that exists
 //! is valid; the breaker never re-checks it.
 
+use crate::reconfig::WindowAt;
 use std::fmt;
 use std::time::Duration;
 
@@ -114,6 +115,11 @@ pub struct Config {
     /// off, derived by `build` (read on every record; kept here, shared by
     /// every breaker of a config, rather than in each breaker).
     pub(crate) slow_nanos: u64,
+    /// Where a breaker with this config finds its window (invariant 18):
+    /// inline for every config `build` makes; a reconfiguration publishes
+    /// a breaker's own copy that says "the side box's". Not part of the
+    /// config's value (equality ignores it).
+    pub(crate) window_at: WindowAt,
 }
 
 impl Default for Config {
@@ -149,6 +155,7 @@ impl Config {
                 ramp: None,
                 ewma_alpha_q32: 0,
                 slow_nanos: u64::MAX,
+                window_at: WindowAt::INLINE,
             },
             count_window_set: false,
             time_window_set: false,
@@ -503,6 +510,7 @@ impl ConfigBuilder {
         c.slow_nanos = c
             .slow_call
             .map_or(u64::MAX, |p| crate::clock::duration_to_nanos(p.duration));
+        c.window_at = WindowAt::INLINE;
         Ok(c)
     }
 }

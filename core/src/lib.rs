@@ -196,6 +196,27 @@
 //!     *Implemented by* `Group::reserve` / `Group::release`
 //!     (`core/src/group.rs`) and `Breaker::transition` / `Breaker::refuse`
 //!     (`core/src/breaker.rs`).
+//! 18. **Config swap** (live reconfiguration). A breaker's config is one
+//!     pointer, loaded once per call with Acquire and used for the whole
+//!     call; a reconfiguration publishes a new config with a Release swap,
+//!     after writing and publishing (Release) any window it replaces, so a
+//!     call that loads the new pointer sees the new config and the seeded
+//!     window it names (the config's `window_at`: inline, or the one
+//!     published in the side box). A config or window once published is
+//!     never freed while
+//!     the breaker lives (a call may still hold the old one); replaced ones
+//!     are kept, one per distinct config and one per window shape, and
+//!     freed with the breaker. Reconfigurations of a breaker are serialised
+//!     by a lock that no call takes. A reconfiguration that seeded a window
+//!     then CASes the state word onto itself (AcqRel): a transition after
+//!     that CAS acquires the new config and clears the new window; one
+//!     before it fails the CAS and the reconfiguration clears the window
+//!     itself, so no window keeps statistics of an earlier stretch
+//!     (invariant 6).
+//!     *Implemented by* `ConfigCell`, `WindowAt`, `Reconfig` and `Pool`
+//!     (`core/src/reconfig.rs`), `Breaker::reconfigure_shared` /
+//!     `settle_window` / `window_of` (`core/src/breaker.rs`), and
+//!     `Registry::reconfigure` (`core/src/registry.rs`).
 //!
 //! ## Behaviours
 //!
@@ -298,6 +319,7 @@ mod metrics;
 pub mod probe;
 pub mod prometheus;
 mod ramp;
+mod reconfig;
 pub mod registry;
 pub mod retry;
 mod ring;

@@ -242,6 +242,9 @@ pub struct Registry {
     evict_after: Option<u32>,
     idle: std::sync::Mutex<IdleLog>,
     listeners: Arc<ListenerSet>,
+    /// Serialises `reconfigure` (and a creator catching up with one), so
+    /// that the last config set for a name is the one its breaker has.
+    reconfiguring: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -290,6 +293,7 @@ impl Registry {
             evict_after: options.evict_after_idle_sweeps.map(|n| n.max(1)),
             idle: std::sync::Mutex::new(IdleLog::new()),
             listeners,
+            reconfiguring: std::sync::Mutex::new(()),
         }
     }
 
@@ -299,11 +303,60 @@ impl Registry {
     }
 
     /// Sets the config used when `name` is next created. A breaker that
-    /// already exists keeps its config until removed.
+    /// already exists keeps its config until removed; to change it too,
+    /// use [`Registry::reconfigure`].
     pub fn set_config(&self, name: &str, config: Config) -> Result<(), RegistryError> {
         check_name(name)?;
         self.configs.pin().insert(Arc::from(name), Arc::new(config));
         Ok(())
+    }
+
+    /// Sets the config of `name` and puts it in force on the breaker of
+    /// that name, if one exists, without losing its state
+    /// ([`Breaker::reconfigure`]). A config the breaker refuses (a change
+    /// of its latency histogram) is an error that changes nothing. A
+    /// breaker created while this runs gets the new config too.
+    pub fn reconfigure(&self, name: &str, config: Config) -> Result<(), RegistryError> {
+        check_name(name)?;
+        let config = Arc::new(config);
+        let _serial = self
+            .reconfiguring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(b) = self.get(name) {
+            // Checked first, so that a refused config changes nothing.
+            b.check_reconfigure(&config)
+                .map_err(RegistryError::InvalidConfig)?;
+        }
+        self.configs.pin().insert(Arc::from(name), config.clone());
+        // SeqCst: a creator publishes its breaker, fences, then reads the
+        // config; this writes the config, fences, then looks the breaker
+        // up: one of the two sees the other (see `catch_up`).
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        if let Some(b) = self.get(name) {
+            b.reconfigure_shared(config)
+                .map_err(RegistryError::InvalidConfig)?;
+        }
+        Ok(())
+    }
+
+    /// A breaker just published under `name` from config `used`: if a
+    /// `reconfigure` set another config meanwhile (and may have missed the
+    /// breaker), puts the current one in force.
+    fn catch_up(&self, name: &str, breaker: &Breaker, used: &Arc<Config>) {
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        let current = self.configs.pin().get(name).cloned();
+        if current.as_ref().map_or(true, |c| Arc::ptr_eq(c, used)) {
+            return;
+        }
+        let _serial = self
+            .reconfiguring
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(c) = self.configs.pin().get(name).cloned() {
+            // A refusal (a histogram change) leaves the breaker as created.
+            let _ = breaker.reconfigure_shared(c);
+        }
     }
 
     /// Creates the group `group` with `limit`, or changes the limit of the
@@ -402,7 +455,7 @@ impl Registry {
                 .get(name)
                 .cloned()
                 .unwrap_or_else(|| self.defaults.clone());
-            let mut breaker = Breaker::shared(key.clone(), config, self.env.clone());
+            let mut breaker = Breaker::shared(key.clone(), config.clone(), self.env.clone());
             if let Some(g) = self.memberships.pin().get(name) {
                 breaker.set_group(g.clone());
             }
@@ -415,6 +468,7 @@ impl Registry {
                     // Only the breaker published under the name counts as
                     // a member (a losing candidate never does).
                     breaker.join_group();
+                    self.catch_up(name, &breaker, &config);
                     return Ok(breaker);
                 }
                 Err(lost) => {

@@ -35,6 +35,7 @@ use crate::histogram::LatencyHistogram;
 use crate::loom_shim::process_wide;
 use crate::loom_shim::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::metrics::CallCounters;
+use crate::reconfig::Reconfig;
 
 /// Ownership changes after which a breaker counts as contended. Small under
 /// loom, so that a model reaches the striped state in a few records.
@@ -203,6 +204,9 @@ struct SideBox {
     /// any other thread sees the breaker. Here because most breakers are in
     /// no group and should not pay a word for it.
     group: Option<Membership>,
+    /// Null until the breaker is first reconfigured (invariant 18); then a
+    /// `Box<Reconfig>` leaked until drop.
+    reconfig: AtomicPtr<Reconfig>,
 }
 
 impl Drop for SideBox {
@@ -212,6 +216,12 @@ impl Drop for SideBox {
             // SAFETY: a non-null `stripes` came from `Box::into_raw` in
             // `Side::stripes` and is freed only here, once.
             drop(unsafe { Box::from_raw(p) });
+        }
+        let r = self.reconfig.load(Ordering::Acquire);
+        if !r.is_null() {
+            // SAFETY: a non-null `reconfig` came from `Box::into_raw` in
+            // `Side::reconfig_or_new` and is freed only here, once.
+            drop(unsafe { Box::from_raw(r) });
         }
     }
 }
@@ -252,6 +262,7 @@ impl Side {
                 stripes: AtomicPtr::new(core::ptr::null_mut()),
                 ramp_limited: AtomicU64::new(0),
                 group: None,
+                reconfig: AtomicPtr::new(core::ptr::null_mut()),
             })),
             None => core::ptr::null_mut(),
         }))
@@ -304,6 +315,7 @@ impl Side {
             stripes: AtomicPtr::new(core::ptr::null_mut()),
             ramp_limited: AtomicU64::new(0),
             group: None,
+            reconfig: AtomicPtr::new(core::ptr::null_mut()),
         }));
         // AcqRel: Release publishes the box; Acquire (on failure) reads
         // the box another thread published (invariant 12).
@@ -338,6 +350,45 @@ impl Side {
     #[inline]
     pub(crate) fn group(&self) -> Option<&Membership> {
         self.boxed()?.group.as_ref()
+    }
+
+    /// What reconfigurations keep, once the breaker has been reconfigured.
+    #[inline]
+    pub(crate) fn reconfig(&self) -> Option<&Reconfig> {
+        let b = self.boxed()?;
+        // Acquire: pairs with the AcqRel CAS in `reconfig_or_new`
+        // (invariant 12).
+        let p = b.reconfig.load(Ordering::Acquire);
+        // SAFETY: non-null means a live `Reconfig` owned by the box, freed
+        // only when the box is dropped.
+        unsafe { p.as_ref() }
+    }
+
+    /// What reconfigurations keep, allocating it (and the box) first.
+    #[cold]
+    pub(crate) fn reconfig_or_new(&self) -> &Reconfig {
+        if let Some(r) = self.reconfig() {
+            return r;
+        }
+        let b = self.boxed_or_new();
+        let fresh = Box::into_raw(Box::new(Reconfig::new()));
+        // AcqRel: published once by a CAS from null, as the stripes are
+        // (invariant 12).
+        let p = match b.reconfig.compare_exchange(
+            core::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(cur) => {
+                // SAFETY: `fresh` was never shared.
+                drop(unsafe { Box::from_raw(fresh) });
+                cur
+            }
+        };
+        // SAFETY: `p` is a live `Reconfig` owned by the box until drop.
+        unsafe { &*p }
     }
 
     /// Counts a call a ramp-up refused (a `Relaxed` add, invariant 8).

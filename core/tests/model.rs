@@ -26,6 +26,17 @@
 //!    at its end, and re-opens a trip during it with the HALF_OPEN streak
 //!    plus one.
 //!
+//! 7. Live reconfiguration (invariant 18): a step may put a new random
+//!    config in force (same window kind, same time-bucket width, same
+//!    metrics switch and clock origin, so the clock grid stays valid).
+//!    The model keeps its state, generation, deadlines, counters,
+//!    consecutive count, EWMA and streak, and reads every threshold from
+//!    the new config from then on; its window keeps the most recent
+//!    `min(held, new size)` outcomes of a count window, the entries of a
+//!    time window within both spans (not ahead of now), nothing when the
+//!    old or new config reads no window or the state does not admit every
+//!    call, and everything when the shape is unchanged.
+//!
 //! A separate property checks the time window alone, through the public
 //! API, with a clock that also moves backwards (the core's unit tests cover
 //! only a forward clock).
@@ -785,6 +796,38 @@ impl Model {
     fn reset(&mut self) {
         self.enter_closed(Reason::Reset);
     }
+
+    /// Property 7: a new config, the state kept.
+    fn reconfigure(&mut self, new: Spec) {
+        let old = std::mem::replace(&mut self.spec, new);
+        let new = &self.spec;
+        let same_shape = match (old.window, new.window) {
+            (WindowSpec::Count(a), WindowSpec::Count(b)) => a == b,
+            (WindowSpec::Time(w1, b1), WindowSpec::Time(w2, b2)) => w1 == w2 && b1 == b2,
+            _ => false,
+        };
+        if !new.uses_window() || !old.uses_window() || (!same_shape && !self.state.admits_all()) {
+            self.count_window.clear();
+            self.time_window.clear();
+            return;
+        }
+        if same_shape {
+            return;
+        }
+        match (old.window, new.window) {
+            (WindowSpec::Count(_), WindowSpec::Count(n)) => {
+                while self.count_window.len() > n as usize {
+                    self.count_window.pop_front();
+                }
+            }
+            (WindowSpec::Time(width, b_old), WindowSpec::Time(_, b_new)) => {
+                let cur = self.now / width;
+                let span = u64::from(b_old.min(b_new));
+                self.time_window.retain(|e| e.0 <= cur && cur - e.0 < span);
+            }
+            _ => unreachable!("the harness keeps the window kind"),
+        }
+    }
 }
 
 /// B2: a timeout counts as a failure.
@@ -871,6 +914,9 @@ enum Op {
     Force(Override, Option<u64>),
     ClearOverride,
     Reset,
+    /// A new config (patched by the harness to keep the window kind, the
+    /// bucket width, the metrics switch and the clock origin).
+    Reconfigure(Box<Spec>),
 }
 
 fn outcome() -> impl Strategy<Value = Outcome> {
@@ -923,6 +969,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(m, e)| Op::Force(m, e)),
         1 => Just(Op::ClearOverride),
         1 => Just(Op::Reset),
+        2 => spec().prop_map(|s| Op::Reconfigure(Box::new(s))),
     ]
 }
 
@@ -1122,6 +1169,30 @@ impl Harness {
             Op::Reset => {
                 self.breaker.reset();
                 self.model.reset();
+            }
+            Op::Reconfigure(ref new) => {
+                let mut new = (**new).clone();
+                let cur = &self.spec;
+                new.origin = cur.origin;
+                new.metrics = cur.metrics;
+                new.window = match (cur.window, new.window) {
+                    (WindowSpec::Count(_), WindowSpec::Count(n) | WindowSpec::Time(_, n)) => {
+                        WindowSpec::Count(n)
+                    }
+                    (WindowSpec::Time(w, _), WindowSpec::Time(_, n) | WindowSpec::Count(n)) => {
+                        WindowSpec::Time(w, (n - 1) % 8 + 1)
+                    }
+                };
+                if let WindowSpec::Count(n) = new.window {
+                    if new.uses_window() {
+                        new.minimum_calls = new.minimum_calls.min(n);
+                    }
+                }
+                self.breaker
+                    .reconfigure(new.config())
+                    .expect("no latency histogram on either side");
+                self.model.reconfigure(new.clone());
+                self.spec = new;
             }
         }
         Ok(())

@@ -59,6 +59,7 @@ pub mod group;
 pub mod handle;
 pub mod http;
 pub mod probe;
+pub mod reconfig;
 pub mod registry;
 pub mod result;
 pub mod retry;

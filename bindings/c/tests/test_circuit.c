@@ -1317,6 +1317,88 @@ static void test_ramp_up(void) {
   circuit_clock_free(clock);
 }
 
+/* ---------- live reconfiguration ------------------------------------------ */
+
+static circuit_config *window_config(uint32_t size, double rate, uint64_t histogram_ns) {
+  circuit_config_builder *cb = circuit_config_builder_new();
+  circuit_config *cfg = NULL;
+  CHECK_RC(circuit_config_builder_set_consecutive_failures(cb, 0), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_failure_rate(cb, rate), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_minimum_calls(cb, 1), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_count_window(cb, size), CIRCUIT_RESULT_OK);
+  if (histogram_ns != 0) {
+    CHECK_RC(circuit_config_builder_set_latency_histogram(cb, histogram_ns), CIRCUIT_RESULT_OK);
+  }
+  CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_OK);
+  circuit_config_builder_free(cb);
+  return cfg;
+}
+
+static void test_reconfigure(void) {
+  circuit_clock *clock = circuit_clock_manual_new(5 * SEC);
+  circuit_config *ten = window_config(10, 0.9, 0);
+  circuit_config *two = window_config(2, 0.5, 0);
+  circuit_config *timed = window_config(2, 0.5, 10 * SEC);
+  const circuit_breaker *b = make_breaker(ten, clock);
+  const circuit_registry *r = NULL;
+  const circuit_breaker *named = NULL;
+  circuit_permit held, p;
+  circuit_metrics m;
+  uint32_t generation;
+  int i;
+  const uint32_t outcomes[4] = {CIRCUIT_OUTCOME_SUCCESS, CIRCUIT_OUTCOME_FAILURE,
+                                CIRCUIT_OUTCOME_SUCCESS, CIRCUIT_OUTCOME_SUCCESS};
+
+  for (i = 0; i < 4; i++) {
+    p = admit(b);
+    CHECK_RC(circuit_breaker_record(b, p, outcomes[i], MS), CIRCUIT_RESULT_OK);
+  }
+  CHECK(metrics_of(b).window_calls == 4);
+  held = admit(b);
+  generation = generation_of(b);
+
+  /* A smaller window keeps the most recent outcomes: S, S. */
+  CHECK_RC(circuit_breaker_reconfigure(b, two), CIRCUIT_RESULT_OK);
+  m = metrics_of(b);
+  CHECK(m.window_calls == 2 && m.failure_rate == 0.0);
+  CHECK(generation_of(b) == generation && state_of(b) == CIRCUIT_STATE_CLOSED);
+  CHECK(m.successes == 3 && m.failures == 1); /* counters kept */
+  /* The permit taken before the change is still good, and the new
+   * threshold applies: S then F is 1 of 2, at 0.5 it trips. */
+  CHECK_RC(circuit_breaker_record(b, held, CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_OK);
+  CHECK(state_of(b) == CIRCUIT_STATE_OPEN);
+
+  /* A refused config changes nothing and says why. */
+  CHECK_RC(circuit_breaker_reconfigure(b, timed), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_ERR_MENTIONS("latency_histogram");
+  CHECK(state_of(b) == CIRCUIT_STATE_OPEN && generation_of(b) == generation + 1);
+  CHECK_RC(circuit_breaker_reconfigure(NULL, two), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_breaker_reconfigure(b, NULL), CIRCUIT_RESULT_NULL_ARGUMENT);
+
+  /* Through a registry: the breaker of the name takes the new config. */
+  CHECK_RC(circuit_registry_new(ten, 0, 0, clock, &r), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_get_or_create(r, "db", 2, &named), CIRCUIT_RESULT_OK);
+  for (i = 0; i < 3; i++) {
+    p = admit(named);
+    CHECK_RC(circuit_breaker_record(named, p, CIRCUIT_OUTCOME_SUCCESS, MS), CIRCUIT_RESULT_OK);
+  }
+  CHECK_RC(circuit_registry_reconfigure(r, "db", 2, two), CIRCUIT_RESULT_OK);
+  CHECK(metrics_of(named).window_calls == 2);
+  CHECK_RC(circuit_registry_reconfigure(r, "", 0, two), CIRCUIT_RESULT_INVALID_ARGUMENT);
+  CHECK_RC(circuit_registry_reconfigure(r, "\xff", 1, two), CIRCUIT_RESULT_INVALID_UTF8);
+  CHECK_RC(circuit_registry_reconfigure(r, "db", 2, timed), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_RC(circuit_registry_reconfigure(r, "db", 2, NULL), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK(metrics_of(named).window_calls == 2);
+
+  circuit_breaker_free(named);
+  circuit_registry_free(r);
+  circuit_breaker_free(b);
+  circuit_config_free(ten);
+  circuit_config_free(two);
+  circuit_config_free(timed);
+  circuit_clock_free(clock);
+}
+
 int main(void) {
   test_versions();
   test_result_names();
@@ -1331,6 +1413,7 @@ int main(void) {
   test_clocks();
   test_trip_and_recovery();
   test_ramp_up();
+  test_reconfigure();
   test_manual_clock_at_a_large_origin();
   test_probe_recorded_twice_is_stale();
   test_retry_after();

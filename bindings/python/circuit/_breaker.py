@@ -273,6 +273,7 @@ class Breaker(Managed):
         "_exclude_preds",
         "_failure_if",
         "_timed",
+        "_timed_auto",
         "_plain",
         "_tl",
     )
@@ -332,6 +333,7 @@ class Breaker(Managed):
         asks the library whether it reads call durations."""
         word = c_void_p()
         rc = _ffi.lib.breaker_state_word(ptr, byref(word))
+        self._timed_auto = timed is None
         if rc == _ffi.RESULT_OK and timed is None:
             try:
                 timed = _ffi.breaker_needs_durations(ptr)
@@ -797,6 +799,35 @@ class Breaker(Managed):
 
         return _probe.default_prober().add(self, fn, min_interval=min_interval)
 
+    # ---- live reconfiguration ------------------------------------------------------
+    def reconfigure(self, config: Optional[Config] = None, **options: Any) -> None:
+        """Puts a new configuration in force now, keeping the breaker's
+        state: state and generation (permits in flight stay valid), the
+        current deadline, counters, consecutive failures, backoff and the
+        window's outcomes (a window of another size keeps its most recent
+        ones). ``config`` is the whole new configuration (``options``
+        change some of it); with ``options`` alone, they change this
+        breaker's current options. A config the library refuses (a change
+        of ``latency_histogram``, fixed at creation) raises
+        ``ConfigError`` and changes nothing."""
+        config, own = _new_config(config, options, self._options)
+        try:
+            rc = _ffi.lib.breaker_reconfigure(self._handle(), config._handle())
+            _ffi.check(rc, "circuit_breaker_reconfigure")
+            self._took(config.options)
+        finally:
+            if own is not None:
+                own.close()
+
+    def _took(self, options: Dict[str, Any]) -> None:
+        """The library put a config with ``options`` in force: what the
+        wrapper keeps of it follows (whether calls are timed, unless the
+        breaker was made with ``timed=`` given)."""
+        self._options = dict(options)
+        if self._timed_auto:
+            self._timed = _ffi.breaker_needs_durations(self._handle())
+            self._plain = not self._timed and self._failure_if is None
+
     # ---- events ------------------------------------------------------------------
     def add_listener(self, fn: Callable[["Event"], Any]) -> "Listener":
         """Calls ``fn(event)`` on every transition of this breaker, on the
@@ -866,6 +897,23 @@ class Breaker(Managed):
 
 
 # ---- helpers ------------------------------------------------------------------
+def _new_config(
+    config: Optional[Config], options: Dict[str, Any], current: Dict[str, Any]
+) -> Tuple[Config, Optional[Config]]:
+    """The config a ``reconfigure`` asks for, and the one to close after
+    (made here) if any: ``config`` with ``options`` changed, or the
+    ``current`` options with ``options`` changed."""
+    if config is None:
+        own = Config(**{**current, **options})
+        return own, own
+    if not isinstance(config, Config):
+        raise TypeError(f"config must be a circuit.Config, not {type(config).__name__}")
+    if options:
+        own = config.replace(**options)
+        return own, own
+    return config, None
+
+
 def _split_exclude(
     exclude: Union[Exclude, Iterable[Exclude]],
 ) -> Tuple[Tuple[Type[BaseException], ...], Tuple[Callable[[BaseException], bool], ...]]:

@@ -340,6 +340,8 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_registry_iter_next", c_uint32, (c_void_p, POINTER(c_void_p), POINTER(c_size_t), POINTER(c_void_p))),
     ("circuit_registry_iter_free", None, (c_void_p,)),
     ("circuit_registry_render_prometheus", c_uint32, (c_void_p, c_void_p, c_size_t, POINTER(c_size_t))),
+    ("circuit_breaker_reconfigure", c_uint32, (c_void_p, c_void_p)),
+    ("circuit_registry_reconfigure", c_uint32, (c_void_p, c_char_p, c_size_t, c_void_p)),
     ("circuit_result_str", c_char_p, (c_uint32,)),
     ("circuit_last_error", c_uint32, (c_void_p, c_size_t, POINTER(c_size_t))),
     ("circuit_retry_policy_new", c_uint32, (c_uint32, c_uint64, c_double, c_uint32, c_double, c_uint64, c_uint32, POINTER(c_void_p))),

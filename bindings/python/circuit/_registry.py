@@ -10,7 +10,7 @@ from ctypes import byref, c_size_t, c_void_p
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _ffi, _group
-from ._breaker import Breaker, _split_exclude
+from ._breaker import Breaker, _new_config, _split_exclude
 from ._clock import Clock
 from ._config import Config
 from ._errors import ConfigError, InvalidArgumentError
@@ -140,6 +140,27 @@ class Registry(Managed):
             rc = _ffi.lib.registry_set_config(self._handle(), raw, len(raw), config._handle())
             _ffi.check(rc, f"set_config({name!r})")
             self._configs[name] = dict(config.options)
+        finally:
+            if own is not None:
+                own.close()
+
+    def reconfigure(self, name: str, config: Optional[Config] = None, **options: Any) -> None:
+        """Sets the config of ``name`` and puts it in force on the breaker of
+        that name if one exists, keeping its state (see
+        ``Breaker.reconfigure``); a breaker created later gets it too. With
+        ``options`` alone, they change the name's current options. An error
+        changes nothing."""
+        raw = _name_arg(name)
+        current = self._configs.get(name, self._defaults)
+        config, own = _new_config(config, options, current)
+        try:
+            rc = _ffi.lib.registry_reconfigure(self._handle(), raw, len(raw), config._handle())
+            _ffi.check(rc, f"reconfigure({name!r})")
+            self._configs[name] = dict(config.options)
+            with self._lock:
+                cached = self._wrappers.get(name)
+            if cached is not None:
+                cached._took(config.options)
         finally:
             if own is not None:
                 own.close()

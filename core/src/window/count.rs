@@ -118,6 +118,34 @@ impl CountWindow {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.slots.len() * core::mem::size_of::<AtomicU64>()
     }
+
+    pub(crate) fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// The outcome of ticket `ticket` (its slot's two bits).
+    fn sample_of(&self, ticket: u64) -> Sample {
+        let slot = self.modulo.rem(ticket as u32, self.size);
+        let word = self.slots[(slot / SLOTS_PER_WORD) as usize].load(Relaxed);
+        let b = (word >> ((slot % SLOTS_PER_WORD) * 2)) & 0b11;
+        Sample {
+            failed: b & 1 != 0,
+            slow: b & 2 != 0,
+        }
+    }
+
+    /// Records, oldest first, the most recent `min(calls in old, size)`
+    /// outcomes of `old` (live reconfiguration). A record of `old` in
+    /// flight may be read before its slot is written: it then shows the
+    /// outcome it replaces (invariant 6: statistics).
+    pub(crate) fn seed_from(&self, old: &CountWindow) {
+        let t = old.cursor.load(Relaxed);
+        let held = t.min(u64::from(old.size));
+        let k = held.min(u64::from(self.size));
+        for ticket in t - k..t {
+            self.record(old.sample_of(ticket), false);
+        }
+    }
 }
 
 #[inline]
@@ -163,6 +191,38 @@ mod tests {
             }
             w.clear();
             prop_assert_eq!(w.counts(), WindowCounts::default());
+        }
+
+        /// A resized window holds the last `min(held, new size)` outcomes,
+        /// and goes on as a window of its own size.
+        #[test]
+        fn a_seeded_window_holds_the_most_recent_outcomes(
+            old_size in 1u32..70,
+            new_size in 1u32..70,
+            before in proptest::collection::vec((any::<bool>(), any::<bool>()), 0..200),
+            after in proptest::collection::vec((any::<bool>(), any::<bool>()), 0..100),
+        ) {
+            let old = CountWindow::new(old_size);
+            let mut model: VecDeque<(bool, bool)> = VecDeque::new();
+            for (f, s) in before {
+                old.record(sample(f, s), false);
+                model.push_back((f, s));
+                if model.len() > old_size as usize { model.pop_front(); }
+            }
+            let new = CountWindow::new(new_size);
+            new.seed_from(&old);
+            while model.len() > new_size as usize { model.pop_front(); }
+            for (f, s) in after {
+                new.record(sample(f, s), false);
+                model.push_back((f, s));
+                if model.len() > new_size as usize { model.pop_front(); }
+            }
+            let want = WindowCounts {
+                calls: model.len() as u64,
+                failures: model.iter().filter(|o| o.0).count() as u64,
+                slow: model.iter().filter(|o| o.1).count() as u64,
+            };
+            prop_assert_eq!(new.counts(), want);
         }
     }
 

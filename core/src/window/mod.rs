@@ -123,6 +123,28 @@ impl Window {
         }
     }
 
+    /// Whether this window has the shape `kind` asks for (live
+    /// reconfiguration, `crate::reconfig`).
+    pub(crate) fn fits(&self, kind: WindowKind) -> bool {
+        match (self, kind) {
+            (Window::Count(w), WindowKind::Count { size }) => w.size() == size,
+            (Window::Time(w), WindowKind::Time { duration, buckets }) => w.fits(duration, buckets),
+            _ => false,
+        }
+    }
+
+    /// Fills this (empty) window from `old`, the window it replaces: the
+    /// most recent outcomes of a count window, the buckets of a time window
+    /// that the new span still covers; nothing across kinds. The rules are
+    /// in `crate::reconfig`.
+    pub(crate) fn seed_from(&self, old: &Window, now: Nanos) {
+        match (self, old) {
+            (Window::Count(new), Window::Count(old)) => new.seed_from(old),
+            (Window::Time(new), Window::Time(old)) => new.seed_from(old, now),
+            _ => {}
+        }
+    }
+
     /// Bytes of heap the window owns.
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {

@@ -116,6 +116,52 @@ impl TimeWindow {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.ring.heap_bytes()
     }
+
+    /// Whether `TimeWindow::new(duration, buckets)` would have this shape.
+    pub(crate) fn fits(&self, duration: Duration, buckets: u32) -> bool {
+        self.ring.count() == buckets
+            && self.ring.width() == (duration_to_nanos(duration) / u64::from(buckets)).max(1)
+    }
+
+    /// Adds each live bucket of `old`, whole, to the bucket of this window
+    /// that covers the old bucket's start, when that bucket is live at
+    /// `now` (live reconfiguration); older buckets are dropped. Counts that
+    /// would pass a field's limit stop at it.
+    pub(crate) fn seed_from(&self, old: &TimeWindow, now: Nanos) {
+        let old_index = old.ring.index(now);
+        let index = self.ring.index(now);
+        let span = u64::from(self.ring.count());
+        let first = old_index.saturating_sub(u64::from(old.ring.count()) - 1);
+        for i in first..=old_index {
+            let slot = old.ring.slot(i);
+            let w = old.ring.bucket(slot).load(Relaxed);
+            if CALLS.get(w) == 0 || Ring::age(EPOCH, i, w) != 0 || !old.ring.rolled_near(i, slot) {
+                continue;
+            }
+            let start = i.saturating_mul(old.ring.width());
+            let j = self.ring.index(start);
+            if index - j.min(index) >= span {
+                continue;
+            }
+            let at = self.ring.at(start);
+            let add = |field: Field, mine: u64| (field.get(mine) + field.get(w)).min(field.max());
+            let bucket = self.ring.bucket(at.slot);
+            let _ = bucket.fetch_update(Relaxed, Relaxed, |mine| {
+                let mine = if CALLS.get(mine) != 0 && Ring::age(EPOCH, j, mine) == 0 {
+                    mine
+                } else {
+                    0
+                };
+                Some(
+                    Ring::epoch_bits(EPOCH, j)
+                        | (add(CALLS, mine) << CALLS.shift)
+                        | (add(FAILURES, mine) << FAILURES.shift)
+                        | (add(SLOW, mine) << SLOW.shift),
+                )
+            });
+            self.ring.mark_rolled(at);
+        }
+    }
 }
 
 #[cfg(all(test, not(circuit_loom)))]
@@ -151,6 +197,37 @@ mod tests {
                 prop_assert_eq!(w.counts(now), want);
             }
         }
+    }
+
+    #[test]
+    fn a_seeded_window_keeps_the_buckets_its_span_covers() {
+        let sample = |failed| Sample {
+            failed,
+            slow: false,
+        };
+        // Old: 10 buckets of 10 ms. One sample in each of the last 10 ms
+        // buckets, failures in the newest three.
+        let old = TimeWindow::new(Duration::from_millis(100), 10);
+        for k in 0..10u64 {
+            old.record(sample(k >= 7), (100 + k * 10) * MS + MS);
+        }
+        let now = 195 * MS;
+        assert_eq!(old.counts(now).calls, 10);
+        // New: 4 buckets of 20 ms, live at 195 ms: indexes 6..=9, i.e.
+        // 120 ms onwards. Old buckets starting at 120..=190 ms are kept.
+        let new = TimeWindow::new(Duration::from_millis(80), 4);
+        new.seed_from(&old, now);
+        let c = new.counts(now);
+        assert_eq!((c.calls, c.failures), (8, 3));
+        // They age out with the new window's buckets: at 220 ms, buckets
+        // 8..=11 (160 ms onwards) are live.
+        let c = new.counts(220 * MS);
+        assert_eq!((c.calls, c.failures), (4, 3));
+        // Across kinds or from nothing: the window is left empty.
+        let fresh = TimeWindow::new(Duration::from_millis(80), 4);
+        assert_eq!(fresh.counts(now), WindowCounts::default());
+        assert!(new.fits(Duration::from_millis(80), 4));
+        assert!(!new.fits(Duration::from_millis(80), 8));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod group;
 mod half_open;
 mod overrides;
 mod ramp;
+mod reconfig;
 mod registry;
 mod transitions;
 mod window;
