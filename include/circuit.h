@@ -2253,6 +2253,45 @@ circuit_result circuit_prober_complete(const struct circuit_prober *prober,
                                        uint32_t outcome);
 
 /**
+ * Puts `config` in force on a running breaker, keeping its state: state
+ * and generation (outstanding permits stay valid), the current deadline,
+ * counters, consecutive failures, backoff streak, and the window's
+ * outcomes (a window of another size keeps its most recent outcomes; see
+ * the README's "Live reconfiguration"). A new open duration applies from
+ * the next opening. The config is not consumed (free it as usual).
+ * `CIRCUIT_RESULT_INVALID_CONFIG` when the config turns the latency
+ * histogram on or off or changes its period (it is fixed when the breaker
+ * is created); a refused config changes nothing.
+ *
+ * # Safety
+ * `breaker` and `config` must be live handles.
+ *
+ * Thread safety: safe from any thread, concurrently with calls on the
+ * breaker (each call uses the old config or the new one, whole).
+ */
+circuit_result circuit_breaker_reconfigure(const struct circuit_breaker *breaker,
+                                           const struct circuit_config *config);
+
+/**
+ * Sets the config of `name` (UTF-8, `name_len` bytes, 1 to
+ * `CIRCUIT_NAME_MAX_LEN`) and puts it in force on the breaker of that
+ * name if one exists, as `circuit_breaker_reconfigure` does; a breaker
+ * created later gets it too. Errors: `INVALID_UTF8`, `INVALID_ARGUMENT`
+ * (bad name), `INVALID_CONFIG` (the breaker refused it); an error changes
+ * nothing.
+ *
+ * # Safety
+ * `registry` and `config` must be live handles; `name` must point to
+ * `name_len` readable bytes.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_reconfigure(const struct circuit_registry *registry,
+                                            const char *name,
+                                            size_t name_len,
+                                            const struct circuit_config *config);
+
+/**
  * Creates a registry. `defaults` is the config of names without their own
  * (NULL: the library's defaults); `max_breakers` the hard cap (0: one
  * million); `evict_after_idle_sweeps` how many consecutive
@@ -2438,45 +2477,6 @@ circuit_result circuit_registry_render_prometheus(const struct circuit_registry 
                                                   char *buf,
                                                   size_t buf_len,
                                                   size_t *out_len);
-
-/**
- * Puts `config` in force on a running breaker, keeping its state: state
- * and generation (outstanding permits stay valid), the current deadline,
- * counters, consecutive failures, backoff streak, and the window's
- * outcomes (a window of another size keeps its most recent outcomes; see
- * the README's "Live reconfiguration"). A new open duration applies from
- * the next opening. The config is not consumed (free it as usual).
- * `CIRCUIT_RESULT_INVALID_CONFIG` when the config turns the latency
- * histogram on or off or changes its period (it is fixed when the breaker
- * is created); a refused config changes nothing.
- *
- * # Safety
- * `breaker` and `config` must be live handles.
- *
- * Thread safety: safe from any thread, concurrently with calls on the
- * breaker (each call uses the old config or the new one, whole).
- */
-circuit_result circuit_breaker_reconfigure(const struct circuit_breaker *breaker,
-                                           const struct circuit_config *config);
-
-/**
- * Sets the config of `name` (UTF-8, `name_len` bytes, 1 to
- * `CIRCUIT_NAME_MAX_LEN`) and puts it in force on the breaker of that
- * name if one exists, as `circuit_breaker_reconfigure` does; a breaker
- * created later gets it too. Errors: `INVALID_UTF8`, `INVALID_ARGUMENT`
- * (bad name), `INVALID_CONFIG` (the breaker refused it); an error changes
- * nothing.
- *
- * # Safety
- * `registry` and `config` must be live handles; `name` must point to
- * `name_len` readable bytes.
- *
- * Thread safety: safe from any thread.
- */
-circuit_result circuit_registry_reconfigure(const struct circuit_registry *registry,
-                                            const char *name,
-                                            size_t name_len,
-                                            const struct circuit_config *config);
 
 /**
  * The name of a result code (for example `"CIRCUIT_RESULT_REJECTED_OPEN"`),
