@@ -275,6 +275,7 @@ pub mod http;
 pub mod implementation;
 mod loom_shim;
 mod metrics;
+mod place;
 pub mod prometheus;
 mod ramp;
 pub mod registry;
@@ -286,9 +287,13 @@ pub mod shared;
 mod state;
 mod striped;
 mod transition;
+mod words;
 pub mod window;
 
 pub use breaker::Breaker;
+/// Test hooks for the crash tests of host-shared breakers.
+#[cfg(feature = "test-hooks")]
+pub use place::hooks as test_hooks;
 pub use call::{Outcome, Permit, Recorded, RejectReason, Rejected};
 pub use clock::{Clock, ManualClock, MonotonicClock, Nanos};
 pub use config::{Config, ConfigBuilder, ConfigError, RampPolicy, WindowKind};

@@ -31,6 +31,7 @@ use std::cell::Cell;
 use crossbeam_utils::CachePadded;
 
 use crate::group::Membership;
+use crate::place::Mapped;
 use crate::histogram::LatencyHistogram;
 use crate::loom_shim::process_wide;
 use crate::loom_shim::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
@@ -146,6 +147,13 @@ impl Owner {
         self.0.load(Ordering::Relaxed) & !HANDOFF_MASK == tag
     }
 
+    /// Marks the breaker contended from the start (a host-shared breaker:
+    /// its counts go to its process's stripe of the slot).
+    #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+    pub(crate) fn set_striped(&self) {
+        self.0.store(STRIPED, Ordering::Relaxed);
+    }
+
     /// Takes the inline cell for `tag`, or reports that the breaker is
     /// (now) contended. A thread that gets `Inline` may find ownership gone
     /// by the time it adds: two threads then share the inline cell for a
@@ -203,6 +211,9 @@ struct SideBox {
     /// any other thread sees the breaker. Here because most breakers are in
     /// no group and should not pay a word for it.
     group: Option<Membership>,
+    /// The slot whose words a host-shared breaker runs on
+    /// (`crate::place`), set before any other thread sees the breaker.
+    mapped: Option<Mapped>,
 }
 
 impl Drop for SideBox {
@@ -252,6 +263,7 @@ impl Side {
                 stripes: AtomicPtr::new(core::ptr::null_mut()),
                 ramp_limited: AtomicU64::new(0),
                 group: None,
+                mapped: None,
             })),
             None => core::ptr::null_mut(),
         }))
@@ -286,6 +298,9 @@ impl Side {
     /// The calling thread's stripe, allocating the stripes (and the box)
     /// first if this is the first striped record.
     pub(crate) fn stripe(&self) -> &CallCounters {
+        if let Some(m) = self.mapped() {
+            return m.stripe();
+        }
         let stripes = match self.stripes() {
             Some(s) => s,
             None => self.allocate(),
@@ -304,6 +319,7 @@ impl Side {
             stripes: AtomicPtr::new(core::ptr::null_mut()),
             ramp_limited: AtomicU64::new(0),
             group: None,
+            mapped: None,
         }));
         // AcqRel: Release publishes the box; Acquire (on failure) reads
         // the box another thread published (invariant 12).
@@ -332,6 +348,22 @@ impl Side {
         // SAFETY: `p` is the live box `boxed_or_new` just ensured, owned by
         // `self`; `&mut self` means no reference into it exists elsewhere.
         unsafe { (*p).group = Some(membership) };
+    }
+
+    /// Puts the breaker on a host-shared slot's words. `&mut self`: the
+    /// breaker is not shared yet.
+    #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+    pub(crate) fn set_mapped(&mut self, mapped: Mapped) {
+        self.boxed_or_new();
+        let p = self.0.load(Ordering::Relaxed);
+        // SAFETY: as in `set_group`.
+        unsafe { (*p).mapped = Some(mapped) };
+    }
+
+    /// The host-shared slot the breaker runs on, if any.
+    #[inline]
+    pub(crate) fn mapped(&self) -> Option<&Mapped> {
+        self.boxed()?.mapped.as_ref()
     }
 
     /// The group guard the breaker is under, if any.
