@@ -13,7 +13,7 @@ use crate::group::{holds_place, Group, Membership};
 use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::loom_shim::{spin_hint, AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
-use crate::place::{Mapped, Words};
+use crate::place::{Inline, Mapped, Place, Words};
 use crate::ramp;
 use crate::rng;
 use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
@@ -386,7 +386,7 @@ impl Breaker {
     /// forced "for 10 minutes" reads CLOSED after them even without traffic.
     pub fn state(&self) -> State {
         let w = self.words();
-        self.expire_override(w, w.control.word.load()).state()
+        self.expire_override(w, w.control(self).word.load()).state()
     }
 
     /// Address of the state word, for hosts that inline the closed fast path
@@ -407,7 +407,7 @@ impl Breaker {
     pub fn force(&self, mode: Override, duration: Option<Duration>) -> State {
         let requested = duration.map(|d| d.min(crate::config::MAX_DURATION));
         let w = self.words();
-        let mut s = w.control.word.load();
+        let mut s = w.control(self).word.load();
         loop {
             match self.transition(w, s, s.to_override(mode), Reason::OverrideSet, requested) {
                 Ok(_) => return s.state(),
@@ -420,7 +420,7 @@ impl Breaker {
     /// false when no override was set.
     pub fn clear_override(&self) -> bool {
         let w = self.words();
-        let mut s = w.control.word.load();
+        let mut s = w.control(self).word.load();
         while s.override_mode().is_some() {
             match self.transition(w, s, s.to_closed(0), Reason::OverrideCleared, None) {
                 Ok(_) => return true,
@@ -433,7 +433,7 @@ impl Breaker {
     /// Returns to CLOSED with an empty window, clearing any override (B1).
     pub fn reset(&self) {
         let w = self.words();
-        let mut s = w.control.word.load();
+        let mut s = w.control(self).word.load();
         loop {
             match self.transition(w, s, s.to_closed(0), Reason::Reset, None) {
                 Ok(_) => return,
@@ -448,7 +448,7 @@ impl Breaker {
     /// CLOSED while an override is set locally.
     pub fn apply_remote(&self, to: State, open_for: Option<Duration>) -> bool {
         let w = self.words();
-        let mut s = w.control.word.load();
+        let mut s = w.control(self).word.load();
         loop {
             if s.state() == to {
                 return false;
@@ -474,8 +474,8 @@ impl Breaker {
     /// `None` when not OPEN or not yet written.
     pub fn open_deadline(&self) -> Option<Nanos> {
         let w = self.words();
-        let s = w.control.word.load();
-        let stamp = w.control.deadline.load();
+        let s = w.control(self).word.load();
+        let stamp = w.control(self).deadline.load();
         (s.state() == State::Open && stamp.belongs_to(s.generation()))
             .then(|| self.deadline_of(stamp))
     }
@@ -486,8 +486,8 @@ impl Breaker {
     /// remaining duration.
     pub fn override_deadline(&self) -> Option<Nanos> {
         let w = self.words();
-        let s = w.control.word.load();
-        let stamp = w.control.deadline.load();
+        let s = w.control(self).word.load();
+        let stamp = w.control(self).deadline.load();
         (s.override_mode().is_some() && stamp.belongs_to(s.generation()) && !stamp.is_never())
             .then(|| self.deadline_of(stamp))
     }
@@ -501,8 +501,8 @@ impl Breaker {
     /// deadline moved.
     pub fn shorten_open(&self, remaining: Duration) -> bool {
         let w = self.words();
-        let s = w.control.word.load();
-        let stamp = w.control.deadline.load();
+        let s = w.control(self).word.load();
+        let stamp = w.control(self).deadline.load();
         if s.state() != State::Open || !stamp.belongs_to(s.generation()) {
             return false;
         }
@@ -578,21 +578,24 @@ impl Breaker {
     // ----- acquire ---------------------------------------------------------
 
     #[inline(never)]
-    fn acquire_slow(&self, mut s: Snapshot) -> Result<Permit, Rejected> {
-        let w = match self.host_shared(s) {
-            None => self.inline_words(),
+    fn acquire_slow(&self, s: Snapshot) -> Result<Permit, Rejected> {
+        match self.host_shared(s) {
+            None => self.acquire_in(Inline, s),
             // Host-shared: `s` is the inline word, which only sends calls
             // here; the slot's word decides, fast path included.
             Some(m) => {
-                let w = m.words();
-                s = w.control.word.load();
+                let s = m.words().control.word.load();
                 self.notice_remote(m, s);
                 if s.on_fast_path() {
                     return Ok(Permit::new(s.generation()));
                 }
-                w
+                self.acquire_in(m, s)
             }
-        };
+        }
+    }
+
+    #[inline]
+    fn acquire_in<'a>(&'a self, w: impl Place<'a>, mut s: Snapshot) -> Result<Permit, Rejected> {
         loop {
             if let Some(mode) = s.override_mode() {
                 let e = self.expire_override(w, s);
@@ -603,7 +606,7 @@ impl Breaker {
                 if mode != Override::ForcedOpen {
                     return Ok(Permit::new(s.generation()));
                 }
-                let stamp = w.control.deadline.load();
+                let stamp = w.control(self).deadline.load();
                 let retry_after = (stamp.belongs_to(s.generation()) && !stamp.is_never())
                     .then(|| remaining(self.deadline_of(stamp), self.env.clock.coarse_now()));
                 return Err(self.reject(RejectReason::ForcedOpen, retry_after));
@@ -615,12 +618,12 @@ impl Breaker {
                 },
                 Phase::Closed => return Ok(Permit::new(s.generation())),
                 Phase::Open => {
-                    let stamp = w.control.deadline.load();
+                    let stamp = w.control(self).deadline.load();
                     if !stamp.belongs_to(s.generation()) {
                         // The stamp is a later generation's (the word has
                         // moved on: look again) or the winner has not
                         // written its deadline yet (invariant 4).
-                        let cur = w.control.word.load();
+                        let cur = w.control(self).word.load();
                         if cur != s {
                             s = cur;
                             continue;
@@ -646,14 +649,14 @@ impl Breaker {
                 }
                 Phase::HalfOpen => {
                     if s.inflight() + s.success() < self.config.half_open_probes {
-                        match w.control
+                        match w.control(self)
                             .word
                             .compare_exchange(s, s.with_probe_admitted())
                         {
                             Ok(_) => {
                                 let generation = s.generation();
                                 self.extend_lease(w, generation);
-                                let ticket = w.probes.issue(&w.control.word, generation);
+                                let ticket = w.probes(self).issue(&w.control(self).word, generation);
                                 return Ok(Permit::probe(generation, ticket, self.probe_tag()));
                             }
                             Err(cur) => {
@@ -663,10 +666,10 @@ impl Breaker {
                             }
                         }
                     }
-                    let stamp = w.control.deadline.load();
+                    let stamp = w.control(self).deadline.load();
                     if !stamp.belongs_to(s.generation()) {
                         // A later generation's stamp: the word has moved on.
-                        let cur = w.control.word.load();
+                        let cur = w.control(self).word.load();
                         if cur != s {
                             s = cur;
                             continue;
@@ -708,15 +711,15 @@ impl Breaker {
     /// of never; a winner that does stamp replaces this (invariant 4).
     #[cold]
     #[inline(never)]
-    fn fill_missing_stamp(&self, w: Words<'_>, s: Snapshot, bound: Duration) {
+    fn fill_missing_stamp<'a>(&'a self, w: impl Place<'a>, s: Snapshot, bound: Duration) {
         let generation = s.generation();
         let deadline = self
             .env
             .clock
             .now()
             .saturating_add(duration_to_nanos(bound));
-        w.control.deadline.fill(
-            &w.control.word,
+        w.control(self).deadline.fill(
+            &w.control(self).word,
             generation,
             self.stamp(generation, deadline),
         );
@@ -739,14 +742,14 @@ impl Breaker {
     }
 
     /// Raises this half-open generation's lease to cover the grant just made.
-    fn extend_lease(&self, w: Words<'_>, generation: u32) {
+    fn extend_lease<'a>(&'a self, w: impl Place<'a>, generation: u32) {
         let deadline = self
             .env
             .clock
             .coarse_now()
             .saturating_add(duration_to_nanos(self.config.probe_lease));
-        let word = &w.control.word;
-        w.control.deadline.raise(
+        let word = &w.control(self).word;
+        w.control(self).deadline.raise(
             word,
             generation,
             self.stamp(generation, deadline),
@@ -756,11 +759,11 @@ impl Breaker {
 
     /// If `s` has an override whose expiry has passed, transitions to CLOSED
     /// and returns the fresh word; otherwise returns `s`.
-    fn expire_override(&self, w: Words<'_>, s: Snapshot) -> Snapshot {
+    fn expire_override<'a>(&'a self, w: impl Place<'a>, s: Snapshot) -> Snapshot {
         if s.override_mode().is_none() {
             return s;
         }
-        let stamp = w.control.deadline.load();
+        let stamp = w.control(self).deadline.load();
         if !stamp.belongs_to(s.generation()) || stamp.is_never() {
             return s;
         }
@@ -805,19 +808,30 @@ impl Breaker {
         nanos: u64,
         retry_after: Option<Duration>,
     ) -> Recorded {
-        let (w, s) = match self.host_shared(s) {
-            None => (self.inline_words(), s),
+        match self.host_shared(s) {
+            None => self.record_in(Inline, s, permit, outcome, nanos, retry_after),
             // Host-shared: as in `acquire_slow`, the slot's word decides.
             Some(m) => {
-                let w = m.words();
-                let s = w.control.word.load();
+                let s = m.words().control.word.load();
                 self.notice_remote(m, s);
                 if s.generation() == permit.generation && s.on_fast_path() && !permit.is_probe() {
-                    return self.record_closed(w.stats, s, outcome, nanos, retry_after);
+                    return self.record_closed(m.words().stats, s, outcome, nanos, retry_after);
                 }
-                (w, s)
+                self.record_in(m, s, permit, outcome, nanos, retry_after)
             }
-        };
+        }
+    }
+
+    #[inline]
+    fn record_in<'a>(
+        &'a self,
+        w: impl Place<'a>,
+        s: Snapshot,
+        permit: Permit,
+        outcome: Outcome,
+        nanos: u64,
+        retry_after: Option<Duration>,
+    ) -> Recorded {
         if s.generation() != permit.generation {
             return self.stale();
         }
@@ -827,7 +841,7 @@ impl Breaker {
                 self.count_outcome(outcome, nanos);
                 Recorded::Counted
             }
-            Some(Override::MetricsOnly) => self.record_closed(w.stats, s, outcome, nanos, retry_after),
+            Some(Override::MetricsOnly) => self.record_closed(w.stats(self), s, outcome, nanos, retry_after),
             // A permit of a forced-open generation cannot have been issued.
             Some(Override::ForcedOpen) => self.stale(),
             None => match s.phase() {
@@ -986,9 +1000,9 @@ impl Breaker {
     }
 
     /// HALF_OPEN: a probe reports (B5).
-    fn record_probe(
-        &self,
-        w: Words<'_>,
+    fn record_probe<'a>(
+        &'a self,
+        w: impl Place<'a>,
         mut s: Snapshot,
         permit: Permit,
         outcome: Outcome,
@@ -1000,8 +1014,8 @@ impl Breaker {
         // changes nothing (B5).
         if permit.tag() != self.probe_tag()
             || !w
-                .probes
-                .claim(&w.control.word, permit.generation, permit.ticket())
+                .probes(self)
+                .claim(&w.control(self).word, permit.generation, permit.ticket())
         {
             return self.stale();
         }
@@ -1010,7 +1024,7 @@ impl Breaker {
         loop {
             let attempt = match outcome {
                 Outcome::Ignored => w
-                    .control
+                    .control(self)
                     .word
                     .compare_exchange(s, s.with_probe_reported(false))
                     .map(|_| Recorded::Counted),
@@ -1025,7 +1039,7 @@ impl Breaker {
                         self.transition(w, s, self.recovered(s), Reason::ProbesSucceeded, None)
                             .map(|n| Recorded::Transitioned(n.state()))
                     } else {
-                        w.control
+                        w.control(self)
                             .word
                             .compare_exchange(s, next)
                             .map(|_| Recorded::Counted)
@@ -1059,9 +1073,9 @@ impl Breaker {
     /// resets the statistics the new state must start without, counts the
     /// transition and notifies the listener, in that order, after the new
     /// state is visible and outside any lock (B7).
-    fn transition(
-        &self,
-        w: Words<'_>,
+    fn transition<'a>(
+        &'a self,
+        w: impl Place<'a>,
         from: Snapshot,
         to: Snapshot,
         reason: Reason,
@@ -1082,7 +1096,7 @@ impl Breaker {
         let won = if from.ramping() {
             self.leave_ramp(w, from, to)
         } else {
-            w.control
+            w.control(self)
                 .word
                 .compare_exchange(from, to)
                 .map(|_| (from, to))
@@ -1116,7 +1130,7 @@ impl Breaker {
                     // B1: a shadow trip keeps the override's expiry (never,
                     // if its stamp is not written yet: invariant 4).
                     _ if reason == Reason::ShadowTrip => {
-                        let old = w.control.deadline.load();
+                        let old = w.control(self).deadline.load();
                         if old.belongs_to(from.generation()) && !old.is_never() {
                             self.stamp(generation, self.deadline_of(old))
                         } else {
@@ -1126,33 +1140,33 @@ impl Breaker {
                     Some(d) => self.stamp(generation, now.saturating_add(duration_to_nanos(d))),
                     None => Stamp::never(generation),
                 };
-                w.control
+                w.control(self)
                     .deadline
-                    .store(&w.control.word, generation, stamp);
+                    .store(&w.control(self).word, generation, stamp);
             }
             (None, Phase::Open) => {
                 open_for = self.open_duration(w, to.streak(), requested);
                 let deadline = now.saturating_add(open_for);
                 let stamp = self.stamp(generation, deadline);
-                w.control
+                w.control(self)
                     .deadline
-                    .store(&w.control.word, generation, stamp);
+                    .store(&w.control(self).word, generation, stamp);
             }
             (None, Phase::HalfOpen) => {
                 let lease = duration_to_nanos(self.config.probe_lease);
                 let deadline = now.saturating_add(lease);
                 let stamp = self.stamp(generation, deadline);
-                w.control
+                w.control(self)
                     .deadline
-                    .store(&w.control.word, generation, stamp);
+                    .store(&w.control(self).word, generation, stamp);
             }
             (None, Phase::Closed) if to.ramping() => {
                 // Invariant 14: the ramp's end is this generation's deadline.
                 let end = self.ramp_nanos().map_or(now, |d| now.saturating_add(d));
                 let stamp = self.stamp(generation, end);
-                w.control
+                w.control(self)
                     .deadline
-                    .store(&w.control.word, generation, stamp);
+                    .store(&w.control(self).word, generation, stamp);
             }
             (None, Phase::Closed) => {}
         }
@@ -1189,7 +1203,7 @@ impl Breaker {
     /// the statistics afresh and tells the listeners; counted by the group
     /// when it wins.
     #[cold]
-    fn refuse(&self, w: Words<'_>, m: &Membership, from: Snapshot) -> Result<Snapshot, Snapshot> {
+    fn refuse<'a>(&'a self, w: impl Place<'a>, m: &Membership, from: Snapshot) -> Result<Snapshot, Snapshot> {
         let shadow = match from.override_mode() {
             Some(mode) => from.to_override(mode),
             None => from.to_closed(0),
@@ -1213,17 +1227,17 @@ impl Breaker {
         stamp.deadline(self.env.stamp_base)
     }
 
-    fn clear_statistics(&self, w: Words<'_>) {
-        w.stats.consecutive_failures.store(0, Relaxed);
+    fn clear_statistics<'a>(&'a self, w: impl Place<'a>) {
+        w.stats(self).consecutive_failures.store(0, Relaxed);
         if let Some(w) = &self.window {
             w.clear();
         }
-        w.stats.ewma.clear();
+        w.stats(self).ewma.clear();
     }
 
     /// B4: base x multiplier^streak, capped, jittered, capped again; or the
     /// dependency's own `Retry-After`, clamped.
-    fn open_duration(&self, w: Words<'_>, streak: u32, retry_after: Option<Duration>) -> u64 {
+    fn open_duration<'a>(&'a self, w: impl Place<'a>, streak: u32, retry_after: Option<Duration>) -> u64 {
         let max = duration_to_nanos(self.config.max_open_duration);
         if let Some(d) = retry_after {
             return duration_to_nanos(d).min(max);
@@ -1238,7 +1252,7 @@ impl Breaker {
                 0 => self.env.salt ^ (self as *const Breaker as u64),
                 s => s,
             };
-            let u = rng::unit_f64(seed, w.control.word.load().generation());
+            let u = rng::unit_f64(seed, w.control(self).word.load().generation());
             1.0 + j * (2.0 * u - 1.0)
         } else {
             1.0
@@ -1266,6 +1280,23 @@ fn remaining(deadline: Nanos, now: Nanos) -> Duration {
     Duration::from_nanos(deadline.saturating_sub(now))
 }
 
+impl<'a> Place<'a> for Inline {
+    #[inline(always)]
+    fn control(self, b: &'a Breaker) -> &'a Control {
+        &b.control
+    }
+
+    #[inline(always)]
+    fn probes(self, b: &'a Breaker) -> &'a ProbeLedger {
+        &b.probes
+    }
+
+    #[inline(always)]
+    fn stats(self, b: &'a Breaker) -> &'a Stats {
+        &b.hot.stats
+    }
+}
+
 /// Ramp-up after recovery (invariant 14, `core/src/ramp.rs`).
 impl Breaker {
     /// The fraction of calls admitted now while the breaker ramps up after
@@ -1273,7 +1304,7 @@ impl Breaker {
     /// every call, or is not CLOSED).
     pub fn ramp_fraction(&self) -> Option<f64> {
         let w = self.words();
-        let s = w.control.word.load();
+        let s = w.control(self).word.load();
         if !s.ramping() || s.override_mode().is_some() {
             return None;
         }
@@ -1289,13 +1320,13 @@ impl Breaker {
     /// `None` when the word moved on while its deadline was read. A ramp
     /// whose deadline its winner has not written yet has just begun
     /// (invariant 4: the conservative reading).
-    fn ramp_fraction_q32(&self, w: Words<'_>, s: Snapshot) -> Option<u64> {
+    fn ramp_fraction_q32<'a>(&'a self, w: impl Place<'a>, s: Snapshot) -> Option<u64> {
         let Some(policy) = self.config.ramp else {
             return Some(ramp::ONE);
         };
-        let stamp = w.control.deadline.load();
+        let stamp = w.control(self).deadline.load();
         if !stamp.belongs_to(s.generation()) {
-            return (w.control.word.load() == s).then(|| ramp::fraction_q32(&policy, 0));
+            return (w.control(self).word.load() == s).then(|| ramp::fraction_q32(&policy, 0));
         }
         let now = self.env.clock.coarse_now();
         let end = self.deadline_of(stamp);
@@ -1305,23 +1336,23 @@ impl Breaker {
     }
 
     /// Acquire while RAMPING: `Ok(result)`, or `Err(word)` to look again.
-    fn acquire_ramping(&self, w: Words<'_>, s: Snapshot) -> Result<Result<Permit, Rejected>, Snapshot> {
+    fn acquire_ramping<'a>(&'a self, w: impl Place<'a>, s: Snapshot) -> Result<Result<Permit, Rejected>, Snapshot> {
         let fraction = self
             .ramp_fraction_q32(w, s)
-            .ok_or_else(|| w.control.word.load())?;
+            .ok_or_else(|| w.control(self).word.load())?;
         if fraction >= ramp::ONE {
             // The ramp is over: back to the fast path, same generation, so
             // permits of the ramp stay valid (invariant 14). Whoever loses
             // this CAS looks again.
-            return match w.control.word.compare_exchange(s, s.without_ramp()) {
+            return match w.control(self).word.compare_exchange(s, s.without_ramp()) {
                 Ok(_) => Ok(Ok(Permit::new(s.generation()))),
                 Err(cur) => Err(cur),
             };
         }
         // The ramp's tickets live in the probe ledger, which a CLOSED
         // generation does not use (invariant 14); no ticket: the word moved.
-        let Some(ticket) = w.probes.ramp_ticket(&w.control.word, s.generation()) else {
-            return Err(w.control.word.load());
+        let Some(ticket) = w.probes(self).ramp_ticket(&w.control(self).word, s.generation()) else {
+            return Err(w.control(self).word.load());
         };
         Ok(if ramp::admits(ticket, fraction) {
             Ok(Permit::new(s.generation()))
@@ -1346,18 +1377,18 @@ impl Breaker {
     /// to the caller as usual. Returns the `(from, to)` that won.
     #[cold]
     #[inline(never)]
-    fn leave_ramp(&self, w: Words<'_>, from: Snapshot, to: Snapshot) -> Result<(Snapshot, Snapshot), Snapshot> {
+    fn leave_ramp<'a>(&'a self, w: impl Place<'a>, from: Snapshot, to: Snapshot) -> Result<(Snapshot, Snapshot), Snapshot> {
         let opens = to.phase() == Phase::Open && to.override_mode().is_none();
         let to = if opens {
             from.to_open(self.trip_streak(w, from))
         } else {
             to
         };
-        match w.control.word.compare_exchange(from, to) {
+        match w.control(self).word.compare_exchange(from, to) {
             Ok(_) => Ok((from, to)),
             Err(cur) if opens && cur == from.without_ramp() => {
                 let to = cur.to_open(0);
-                w.control.word.compare_exchange(cur, to)?;
+                w.control(self).word.compare_exchange(cur, to)?;
                 Ok((cur, to))
             }
             Err(cur) => Err(cur),
@@ -1368,15 +1399,15 @@ impl Breaker {
     /// that the closed record path compiles as it did before ramps.
     #[cold]
     #[inline(never)]
-    fn record_ramping(
-        &self,
-        w: Words<'_>,
+    fn record_ramping<'a>(
+        &'a self,
+        w: impl Place<'a>,
         s: Snapshot,
         outcome: Outcome,
         nanos: u64,
         retry_after: Option<Duration>,
     ) -> Recorded {
-        self.record_closed(w.stats, s, outcome, nanos, retry_after)
+        self.record_closed(w.stats(self), s, outcome, nanos, retry_after)
     }
 
     /// The word HALF_OPEN closes to: RAMPING keeping the streak when the
@@ -1391,7 +1422,7 @@ impl Breaker {
 
     /// The streak a trip from `s` opens with: as from HALF_OPEN during a
     /// ramp (backoff applies), 0 otherwise.
-    fn trip_streak(&self, w: Words<'_>, s: Snapshot) -> u32 {
+    fn trip_streak<'a>(&'a self, w: impl Place<'a>, s: Snapshot) -> u32 {
         if !s.ramping() {
             return 0;
         }

@@ -42,7 +42,7 @@
 use core::ptr::NonNull;
 use std::sync::Arc;
 
-use crate::breaker::{Control, Stats};
+use crate::breaker::{Breaker, Control, Stats};
 use crate::loom_shim::{AtomicU64, Ordering::Relaxed};
 use crate::metrics::CallCounters;
 use crate::state::{ProbeLedger, Snapshot};
@@ -53,6 +53,57 @@ pub(crate) struct Words<'a> {
     pub(crate) control: &'a Control,
     pub(crate) probes: &'a ProbeLedger,
     pub(crate) stats: &'a Stats,
+}
+
+/// Where the breaker's logic finds its decision words. Each method takes
+/// the breaker, so that [`Inline`] (a zero-sized place: the breaker's own
+/// fields, at fixed offsets) costs the in-process slow paths nothing over
+/// reading the fields directly; `&Mapped` reads the slot's, and [`Words`]
+/// (references, for the paths that are not hot) either. The slow paths are
+/// generic over it: one source, monomorphised for each place.
+pub(crate) trait Place<'a>: Copy {
+    fn control(self, b: &'a Breaker) -> &'a Control;
+    fn probes(self, b: &'a Breaker) -> &'a ProbeLedger;
+    fn stats(self, b: &'a Breaker) -> &'a Stats;
+}
+
+/// The breaker's own words (its `Place` impl is in `breaker.rs`, beside
+/// the fields).
+#[derive(Clone, Copy)]
+pub(crate) struct Inline;
+
+impl<'a> Place<'a> for Words<'a> {
+    #[inline(always)]
+    fn control(self, _: &'a Breaker) -> &'a Control {
+        self.control
+    }
+
+    #[inline(always)]
+    fn probes(self, _: &'a Breaker) -> &'a ProbeLedger {
+        self.probes
+    }
+
+    #[inline(always)]
+    fn stats(self, _: &'a Breaker) -> &'a Stats {
+        self.stats
+    }
+}
+
+impl<'a> Place<'a> for &'a Mapped {
+    #[inline(always)]
+    fn control(self, _: &'a Breaker) -> &'a Control {
+        self.words().control
+    }
+
+    #[inline(always)]
+    fn probes(self, _: &'a Breaker) -> &'a ProbeLedger {
+        self.words().probes
+    }
+
+    #[inline(always)]
+    fn stats(self, _: &'a Breaker) -> &'a Stats {
+        self.words().stats
+    }
 }
 
 /// A breaker's words in a mapped segment slot, and the mapping they are in.
