@@ -528,8 +528,7 @@ impl Breaker {
             Some(mapped) => metrics::snapshot(mapped.stripes(), &self.transitions, state, now),
             None => {
                 let stripes = self.side.stripes().unwrap_or_default();
-                let cells =
-                    std::iter::once(&self.hot.counters).chain(stripes.iter().map(|c| &**c));
+                let cells = std::iter::once(&self.hot.counters).chain(stripes.iter().map(|c| &**c));
                 metrics::snapshot(cells, &self.transitions, state, now)
             }
         };
@@ -649,14 +648,16 @@ impl Breaker {
                 }
                 Phase::HalfOpen => {
                     if s.inflight() + s.success() < self.config.half_open_probes {
-                        match w.control(self)
+                        match w
+                            .control(self)
                             .word
                             .compare_exchange(s, s.with_probe_admitted())
                         {
                             Ok(_) => {
                                 let generation = s.generation();
                                 self.extend_lease(w, generation);
-                                let ticket = w.probes(self).issue(&w.control(self).word, generation);
+                                let ticket =
+                                    w.probes(self).issue(&w.control(self).word, generation);
                                 return Ok(Permit::probe(generation, ticket, self.probe_tag()));
                             }
                             Err(cur) => {
@@ -841,7 +842,9 @@ impl Breaker {
                 self.count_outcome(outcome, nanos);
                 Recorded::Counted
             }
-            Some(Override::MetricsOnly) => self.record_closed(w.stats(self), s, outcome, nanos, retry_after),
+            Some(Override::MetricsOnly) => {
+                self.record_closed(w.stats(self), s, outcome, nanos, retry_after)
+            }
             // A permit of a forced-open generation cannot have been issued.
             Some(Override::ForcedOpen) => self.stale(),
             None => match s.phase() {
@@ -1203,7 +1206,12 @@ impl Breaker {
     /// the statistics afresh and tells the listeners; counted by the group
     /// when it wins.
     #[cold]
-    fn refuse<'a>(&'a self, w: impl Place<'a>, m: &Membership, from: Snapshot) -> Result<Snapshot, Snapshot> {
+    fn refuse<'a>(
+        &'a self,
+        w: impl Place<'a>,
+        m: &Membership,
+        from: Snapshot,
+    ) -> Result<Snapshot, Snapshot> {
         let shadow = match from.override_mode() {
             Some(mode) => from.to_override(mode),
             None => from.to_closed(0),
@@ -1237,7 +1245,12 @@ impl Breaker {
 
     /// B4: base x multiplier^streak, capped, jittered, capped again; or the
     /// dependency's own `Retry-After`, clamped.
-    fn open_duration<'a>(&'a self, w: impl Place<'a>, streak: u32, retry_after: Option<Duration>) -> u64 {
+    fn open_duration<'a>(
+        &'a self,
+        w: impl Place<'a>,
+        streak: u32,
+        retry_after: Option<Duration>,
+    ) -> u64 {
         let max = duration_to_nanos(self.config.max_open_duration);
         if let Some(d) = retry_after {
             return duration_to_nanos(d).min(max);
@@ -1336,7 +1349,11 @@ impl Breaker {
     }
 
     /// Acquire while RAMPING: `Ok(result)`, or `Err(word)` to look again.
-    fn acquire_ramping<'a>(&'a self, w: impl Place<'a>, s: Snapshot) -> Result<Result<Permit, Rejected>, Snapshot> {
+    fn acquire_ramping<'a>(
+        &'a self,
+        w: impl Place<'a>,
+        s: Snapshot,
+    ) -> Result<Result<Permit, Rejected>, Snapshot> {
         let fraction = self
             .ramp_fraction_q32(w, s)
             .ok_or_else(|| w.control(self).word.load())?;
@@ -1351,7 +1368,10 @@ impl Breaker {
         }
         // The ramp's tickets live in the probe ledger, which a CLOSED
         // generation does not use (invariant 14); no ticket: the word moved.
-        let Some(ticket) = w.probes(self).ramp_ticket(&w.control(self).word, s.generation()) else {
+        let Some(ticket) = w
+            .probes(self)
+            .ramp_ticket(&w.control(self).word, s.generation())
+        else {
             return Err(w.control(self).word.load());
         };
         Ok(if ramp::admits(ticket, fraction) {
@@ -1377,7 +1397,12 @@ impl Breaker {
     /// to the caller as usual. Returns the `(from, to)` that won.
     #[cold]
     #[inline(never)]
-    fn leave_ramp<'a>(&'a self, w: impl Place<'a>, from: Snapshot, to: Snapshot) -> Result<(Snapshot, Snapshot), Snapshot> {
+    fn leave_ramp<'a>(
+        &'a self,
+        w: impl Place<'a>,
+        from: Snapshot,
+        to: Snapshot,
+    ) -> Result<(Snapshot, Snapshot), Snapshot> {
         let opens = to.phase() == Phase::Open && to.override_mode().is_none();
         let to = if opens {
             from.to_open(self.trip_streak(w, from))

@@ -287,13 +287,10 @@ pub mod shared;
 mod state;
 mod striped;
 mod transition;
-mod words;
 pub mod window;
+mod words;
 
 pub use breaker::Breaker;
-/// Test hooks for the crash tests of host-shared breakers.
-#[cfg(feature = "test-hooks")]
-pub use place::hooks as test_hooks;
 pub use call::{Outcome, Permit, Recorded, RejectReason, Rejected};
 pub use clock::{Clock, ManualClock, MonotonicClock, Nanos};
 pub use config::{Config, ConfigBuilder, ConfigError, RampPolicy, WindowKind};
@@ -301,6 +298,9 @@ pub use events::{Event, EventQueue, Listener, ListenerId};
 pub use group::{Group, GroupLimit, GroupStats};
 pub use guard::{outcome_of_result, CallError, Guard};
 pub use metrics::MetricsSnapshot;
+/// Test hooks for the crash tests of host-shared breakers.
+#[cfg(feature = "test-hooks")]
+pub use place::hooks as test_hooks;
 pub use registry::{Registry, RegistryError, RegistryOptions};
 pub use state::{Override, Phase, State};
 pub use transition::{Reason, Transition};

@@ -111,7 +111,9 @@ pub(crate) struct Mapped {
     control: NonNull<Control>,
     probes: NonNull<ProbeLedger>,
     stats: NonNull<Stats>,
+    #[cfg_attr(circuit_loom, allow(dead_code))]
     window: NonNull<AtomicU64>,
+    #[cfg_attr(circuit_loom, allow(dead_code))]
     window_len: u32,
     /// This process's stripe's counters.
     stripe: NonNull<CallCounters>,
@@ -166,7 +168,10 @@ impl Mapped {
     /// all initialised, shared only through atomics, and mapped for as long
     /// as `mapping` lives.
     #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
-    pub(crate) unsafe fn new(at: SlotWords, mapping: Arc<dyn std::any::Any + Send + Sync>) -> Mapped {
+    pub(crate) unsafe fn new(
+        at: SlotWords,
+        mapping: Arc<dyn std::any::Any + Send + Sync>,
+    ) -> Mapped {
         let m = Mapped {
             control: at.control.cast(),
             probes: at.probes.cast(),
@@ -243,10 +248,7 @@ impl Mapped {
             }
             // Relaxed: the word only decides which thread reports the news;
             // it guards no memory.
-            match self
-                .seen
-                .compare_exchange_weak(cur, s.0, Relaxed, Relaxed)
-            {
+            match self.seen.compare_exchange_weak(cur, s.0, Relaxed, Relaxed) {
                 Ok(_) => return Some(Snapshot(cur)),
                 Err(now) => cur = now,
             }

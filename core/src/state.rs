@@ -208,6 +208,7 @@ impl Snapshot {
     /// open override (never on the fast path, rejects if ever read by
     /// mistake) with the reserved bits set, which no transition sets, so
     /// that the slow paths tell it apart with one test.
+    #[cfg_attr(circuit_loom, allow(dead_code))]
     pub(crate) const HOST_SHARED: Snapshot =
         Snapshot(RESERVED.mask() | ((Override::ForcedOpen as u64) << OVERRIDE.shift));
 

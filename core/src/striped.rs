@@ -31,11 +31,11 @@ use std::cell::Cell;
 use crossbeam_utils::CachePadded;
 
 use crate::group::Membership;
-use crate::place::Mapped;
 use crate::histogram::LatencyHistogram;
 use crate::loom_shim::process_wide;
 use crate::loom_shim::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::metrics::CallCounters;
+use crate::place::Mapped;
 
 /// Ownership changes after which a breaker counts as contended. Small under
 /// loom, so that a model reaches the striped state in a few records.

@@ -63,7 +63,10 @@ impl WordBox {
         // contract); `self` is not owned, so dropping it frees nothing.
         unsafe {
             let tail = NonNull::new_unchecked(self.ptr.as_ptr().add(n));
-            (WordBox::borrowed(self.ptr, n as u32), WordBox::borrowed(tail, rest))
+            (
+                WordBox::borrowed(self.ptr, n as u32),
+                WordBox::borrowed(tail, rest),
+            )
         }
     }
 

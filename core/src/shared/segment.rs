@@ -37,11 +37,11 @@ use super::layout::{
     encode_name, Geometry, Header, LayoutError, CONTROL_AT, HEADER_BYTES, HOT_AT, NAME_MAX,
     SLOT_CLAIMING, SLOT_FREE, SLOT_READY, STRIPE_BYTES,
 };
-use crate::call::{Outcome, RejectReason};
 use crate::breaker::{Breaker, Env};
+use crate::call::{Outcome, RejectReason};
 use crate::config::Config;
-use crate::place::{Mapped, SlotWords};
 use crate::loom_shim::{AtomicU64, Ordering};
+use crate::place::{Mapped, SlotWords};
 use crate::state::{ProbeLedger, StampCell, State, StateCell};
 
 /// Options of [`Segment::open`].

@@ -159,7 +159,10 @@ impl<H: Head> CountWindow<H> {
             self.head.counts().load(Relaxed)
         } else {
             let delta = (delta_fail << 32).wrapping_add(delta_slow) as u64;
-            self.head.counts().fetch_add(delta, Relaxed).wrapping_add(delta)
+            self.head
+                .counts()
+                .fetch_add(delta, Relaxed)
+                .wrapping_add(delta)
         };
         if !want_counts {
             return WindowCounts::default();

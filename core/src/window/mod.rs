@@ -8,10 +8,10 @@
 mod count;
 mod time;
 
-pub(crate) use count::{CountWindow, MappedHead};
 /// The empty count word, for host-shared slots (`crate::shared`).
 #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
 pub(crate) use count::COUNTS_EMPTY;
+pub(crate) use count::{CountWindow, MappedHead};
 pub(crate) use time::TimeWindow;
 
 use crate::clock::Nanos;
@@ -70,6 +70,7 @@ pub(crate) enum Window {
     Count(CountWindow),
     Time(TimeWindow),
     /// A count window on a host-shared slot's words (`crate::shared`).
+    #[cfg_attr(circuit_loom, allow(dead_code))]
     SharedCount(CountWindow<MappedHead>),
 }
 
