@@ -9,8 +9,9 @@
 //! ([`Segment::breaker`], `crate::place`), the missing-stamp rule, and
 //! events for transitions won by other processes (tests:
 //! `core/tests/shared_segment.rs`, `core/tests/shared_breaker.rs`; bench:
-//! `benches/benches/shared.rs`). Not built yet: the C ABI, Python and Go,
-//! a registry on a segment, fleet sync of a shared breaker.
+//! `benches/benches/shared.rs`), and the C ABI (`ffi/src/segment.rs`).
+//! Not built yet: Python and Go, a registry on a segment, fleet sync of a
+//! shared breaker.
 //!
 //! # Design
 //!
