@@ -559,3 +559,132 @@ fn a_shared_breaker_spares_the_failing_partner() {
         "shared: {shared}"
     );
 }
+
+// ----- random kills during a stress run --------------------------------------
+
+fn chaos_config() -> Config {
+    Config::builder()
+        .consecutive_failures(Some(10))
+        .open_duration(Duration::from_millis(1))
+        .max_open_duration(Duration::from_millis(4))
+        .half_open_probes(2)
+        .half_open_successes(2)
+        .probe_lease(Duration::from_millis(50))
+        .build()
+        .unwrap()
+}
+
+/// Child: calls the shared breaker (failing 5 ms of every 20, host time)
+/// until its stdin closes or it is killed, then prints its tallies.
+#[test]
+fn chaos_child() {
+    let Ok(path) = std::env::var("CIRCUIT_SHB_CHAOS") else {
+        return;
+    };
+    let b = open(Path::new(&path), &chaos_config())
+        .breaker("c")
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    say("chaos-ready");
+    let (mut calls, mut recorded) = (0u64, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        calls += 1;
+        match b.acquire() {
+            Ok(p) => {
+                let ms = circuit_core::Clock::now(&circuit_core::shared::HostClock) / 1_000_000;
+                let o = if ms % 20 < 5 {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                };
+                b.record(p, o, Duration::ZERO);
+                recorded += 1;
+            }
+            Err(_) => std::thread::yield_now(),
+        }
+    }
+    say(&format!("chaos-counts {calls} {recorded}"));
+}
+
+/// Six processes drive one breaker through trips and recoveries; three are
+/// SIGKILLed at random moments (mid-call, holding probes, between a
+/// transition and its deadline: wherever they are). The survivors' calls
+/// are all in the shared counters, and the breaker is never wedged: a new
+/// process brings it back to CLOSED within the lease and the max open
+/// duration.
+#[test]
+fn killing_random_workers_never_wedges_the_breaker() {
+    let d = dir("chaos");
+    let path = d.0.join("seg");
+    let env = [("CIRCUIT_SHB_CHAOS", path.display().to_string())];
+    let mut kids: Vec<Child> = (0..6).map(|_| child("chaos_child", &env)).collect();
+    let mut readers: Vec<_> = kids
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()))
+        .collect();
+    for r in &mut readers {
+        let mut line = String::new();
+        while !line.contains("chaos-ready") {
+            line.clear();
+            assert!(r.read_line(&mut line).unwrap() > 0, "worker exited");
+        }
+    }
+    let seed = u64::from(std::process::id());
+    for (k, c) in kids.iter_mut().take(3).enumerate() {
+        // 20-80 ms apart, differently on every run.
+        let wait = 20 + (seed.wrapping_mul(2_654_435_761).rotate_left(k as u32 * 7) % 60);
+        std::thread::sleep(Duration::from_millis(wait));
+        c.kill().unwrap();
+        assert_eq!(c.wait().unwrap().signal(), Some(libc::SIGKILL));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let mut survivors_recorded = 0;
+    for (c, r) in kids.iter_mut().zip(&mut readers).skip(3) {
+        drop(c.stdin.take());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(r.read_line(&mut line).unwrap() > 0, "survivor exited");
+            if let Some(rest) = line.trim().strip_prefix("chaos-counts ") {
+                let v: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap()).collect();
+                survivors_recorded += v[1];
+                break;
+            }
+        }
+        assert!(c.wait().unwrap().success());
+    }
+    let b = open(&path, &chaos_config()).breaker("c").unwrap();
+    let m = b.metrics();
+    assert!(
+        m.recorded() >= survivors_recorded,
+        "{} < {survivors_recorded}",
+        m.recorded()
+    );
+    let start = Instant::now();
+    while b.state() != State::Closed {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "wedged in {:?}",
+            b.state()
+        );
+        match b.acquire() {
+            Ok(p) => {
+                b.record(p, Outcome::Success, Duration::ZERO);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    println!(
+        "3 of 6 workers killed; {} calls recorded in all, back to CLOSED in {:?}",
+        m.recorded(),
+        start.elapsed()
+    );
+}
