@@ -35,6 +35,7 @@ from ._errors import (
 from ._events import Event, EventQueue, Listener, Reason
 from ._group import GroupStats
 from ._registry import Registry
+from ._segment import Segment
 from ._sync import FleetSync, SyncState, SyncStatus
 from ._retry import Retry, RetryBudget, RetryPolicy
 from ._timeout import AdaptiveTimeout, Latency
@@ -98,6 +99,7 @@ __all__ = [
     "Outcome",
     "Permit",
     "Seconds",
+    "Segment",
     "State",
     "library_path",
     "library_version",
