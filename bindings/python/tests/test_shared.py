@@ -120,3 +120,101 @@ def test_refused_segments_raise(tmp_path):
     assert "magic" in str(e.value)
     with pytest.raises(TypeError):
         circuit.Segment(path, capacity="8")
+
+
+def test_a_probe_held_by_a_killed_process_is_reclaimed(tmp_path):
+    """A forked worker takes the half-open probe and is SIGKILLed holding
+    it; the probe lease frees the slot for the others."""
+    import signal
+    import time
+
+    path = str(tmp_path / "seg")
+    opts = dict(consecutive_failures=1, open_duration=0.05, probe_lease=0.3, jitter=0)
+    seg = circuit.Segment(path, **opts)
+    b = seg.breaker("partner")
+    p = b.acquire()
+    b.record(p, circuit.Outcome.FAILURE)
+    assert b.state is State.OPEN
+    time.sleep(0.08)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: take the probe, say so, wait to be killed
+        try:
+            probe = b.acquire()
+            os.write(w, b"1" if probe.probe else b"0")
+            time.sleep(60)
+        finally:
+            os._exit(1)
+    os.close(w)
+    assert os.read(r, 1) == b"1"
+    os.close(r)
+    held = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert b.state is State.HALF_OPEN
+    with pytest.raises(circuit.CircuitOpenError):
+        b.acquire()
+    while True:
+        try:
+            probe = b.acquire()
+            break
+        except circuit.CircuitOpenError:
+            assert time.monotonic() - held < 5, "the probe was never reclaimed"
+            time.sleep(0.01)
+    assert time.monotonic() - held >= 0.25
+    assert probe.probe
+    b.record(probe, circuit.Outcome.SUCCESS)
+    assert b.state is State.CLOSED
+
+
+def _partner_calls(shared_path):
+    """8 forked workers call a partner that fails every call (it counts
+    the calls that reach it in shared memory) through their breaker, until
+    the breaker refuses; returns the partner's count."""
+    threshold = 5
+    calls = multiprocessing.get_context("fork").Value("q", 0, lock=True)
+    go_r, go_w = os.pipe()
+    pids = []
+    for _ in range(8):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                if shared_path is None:
+                    b = circuit.Breaker(consecutive_failures=threshold, open_duration=60)
+                else:
+                    seg = circuit.Segment(
+                        shared_path, consecutive_failures=threshold, open_duration=60
+                    )
+                    b = seg.breaker("partner")
+                os.read(go_r, 1)  # start together
+                while True:
+                    try:
+                        with b:
+                            with calls.get_lock():
+                                calls.value += 1
+                            raise ConnectionError("partner failed")
+                    except ConnectionError:
+                        pass
+                    except circuit.CircuitOpenError:
+                        break
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    os.write(go_w, b"x" * 8)
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    os.close(go_r)
+    os.close(go_w)
+    return calls.value
+
+
+def test_a_shared_breaker_spares_the_failing_partner(tmp_path):
+    shared = _partner_calls(str(tmp_path / "seg"))
+    separate = _partner_calls(None)
+    print(f"partner calls before 8 workers stop: shared {shared}, per-process {separate}")
+    assert separate == 8 * 5
+    assert 5 <= shared < 5 + 8
