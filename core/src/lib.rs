@@ -162,7 +162,11 @@
 //!     name's hash) and stop at the first slot that holds the name or that
 //!     they claim, so one name gets one slot.
 //!     *Implemented by* `Slot::settle` / `Slot::initialise`
-//!     (`core/src/shared/segment.rs`).
+//!     (`core/src/shared/segment.rs`). A READY slot's words are then
+//!     driven by an ordinary `Breaker` (`Segment::breaker`, through
+//!     `place::Mapped`) under invariants 1-12, unchanged: the same atomic
+//!     operations with the same orderings, on shared memory, which is
+//!     coherent across processes as across threads.
 //! 14. **Ramp-up.** A config with a ramp closes HALF_OPEN into phase
 //!     RAMPING (code 3: CLOSED to hosts, off the fast path because the
 //!     phase bits are not zero). The transition's winner stamps the ramp's
