@@ -1,9 +1,12 @@
 /* Host-shared segments through the C ABI (issue 17): errors for every kind
  * of refused file, and real processes (fork) driving one breaker: every
- * call counted exactly once, and a trip seen by every process. */
+ * call counted exactly once, a trip seen by every process, and a probe
+ * held by a SIGKILLed process reclaimed by the lease. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +221,88 @@ static void test_processes_share_one_breaker(void) {
   unlink(path);
 }
 
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (ms % 1000) * 1000000L;
+  nanosleep(&ts, NULL);
+}
+
+/* A forked process takes the half-open probe and is SIGKILLed holding it:
+ * the probe lease frees the slot for this process. */
+static void test_probe_of_a_killed_process_is_reclaimed(void) {
+  char path[300];
+  circuit_config_builder *cb = circuit_config_builder_new();
+  circuit_config *c = NULL;
+  const circuit_segment *s = NULL;
+  const circuit_breaker *b = NULL;
+  circuit_permit p;
+  uint32_t state = 0;
+  int fds[2];
+  char got = 0;
+  pid_t child;
+  uint64_t held;
+  circuit_result rc;
+
+  CHECK_RC(circuit_config_builder_set_consecutive_failures(cb, 1), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_open_duration(cb, 50000000u), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_jitter(cb, 0.0), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_probe_lease(cb, 300000000u), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_build(cb, &c), CIRCUIT_RESULT_OK);
+  circuit_config_builder_free(cb);
+  path_of(path, sizeof path, "probe");
+  CHECK_RC(open_at(path, c, &s), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_segment_breaker(s, "p", 1, &b), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_acquire(b, &p, NULL), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_FAILURE, 1000), CIRCUIT_RESULT_OK);
+  sleep_ms(80);
+  CHECK(pipe(fds) == 0);
+  child = fork();
+  if (child == 0) {
+    char ok = 'n';
+    close(fds[0]);
+    if (circuit_breaker_acquire(b, &p, NULL) == CIRCUIT_RESULT_OK &&
+        (p.flags & CIRCUIT_PERMIT_PROBE) != 0) {
+      ok = 'y';
+    }
+    if (write(fds[1], &ok, 1) != 1) _exit(2);
+    for (;;) pause(); /* holding the probe until killed */
+  }
+  close(fds[1]);
+  CHECK(read(fds[0], &got, 1) == 1 && got == 'y');
+  close(fds[0]);
+  held = now_ns();
+  CHECK(kill(child, SIGKILL) == 0);
+  {
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  }
+  CHECK_RC(circuit_breaker_state(b, &state), CIRCUIT_RESULT_OK);
+  CHECK(state == CIRCUIT_STATE_HALF_OPEN);
+  CHECK_RC(circuit_breaker_acquire(b, &p, NULL), CIRCUIT_RESULT_REJECTED_HALF_OPEN_FULL);
+  while ((rc = circuit_breaker_acquire(b, &p, NULL)) != CIRCUIT_RESULT_OK &&
+         now_ns() - held < 5000000000u) {
+    sleep_ms(10);
+  }
+  CHECK_RC(rc, CIRCUIT_RESULT_OK);
+  CHECK(now_ns() - held >= 250000000u);
+  CHECK((p.flags & CIRCUIT_PERMIT_PROBE) != 0);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, 1000), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_state(b, &state), CIRCUIT_RESULT_OK);
+  CHECK(state == CIRCUIT_STATE_CLOSED);
+  circuit_breaker_free(b);
+  circuit_segment_free(s);
+  circuit_config_free(c);
+  unlink(path);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/circuit-c-shared-%ld", (long)getpid());
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -226,6 +311,7 @@ int main(void) {
   }
   test_refusals();
   test_processes_share_one_breaker();
+  test_probe_of_a_killed_process_is_reclaimed();
   rmdir(dir);
   return check_summary();
 }
