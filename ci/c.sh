@@ -2,7 +2,7 @@
 # The C ABI, checked from C:
 #  1. libcircuit.so has SONAME libcircuit.so.0 and exports exactly the
 #     circuit_* functions the header declares (nothing else);
-#  2. bindings/c/tests built as C11 (gcc) and as C++17 (g++) with
+#  2. bindings/c/tests (three suites) built as C11 (gcc) and as C++17 (g++) with
 #     -Wall -Wextra -Wpedantic -Werror, run under AddressSanitizer
 #     (LeakSanitizer on) and UndefinedBehaviorSanitizer; also clang -O2;
 #     each run must end with "N passed, 0 failed";
@@ -51,14 +51,15 @@ warn=(-Wall -Wextra -Wpedantic -Werror)
 san=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all)
 inc=(-Iinclude -Ibindings/c/tests "-DCIRCUIT_EXPECTED_VERSION=\"$version\"")
 link=(-L"$stage/lib" -lcircuit -pthread -Wl,-rpath,"$stage/lib")
-# Three suites: the call protocol and its misuse; observability and helpers;
-# active health probes.
+# Four suites: the call protocol and its misuse; observability and helpers;
+# active health probes; host-shared segments with forked processes.
 declare -A suite_sources=(
   [test_circuit]="bindings/c/tests/test_circuit.c bindings/c/tests/double_include_a.c bindings/c/tests/double_include_b.c"
   [test_observe]="bindings/c/tests/test_observe.c"
   [test_probe]="bindings/c/tests/test_probe.c"
+  [test_shared]="bindings/c/tests/test_shared.c"
 )
-suites=(test_circuit test_observe test_probe)
+suites=(test_circuit test_observe test_probe test_shared)
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --release --quiet
+# The README's host-shared breaker example, run (it asserts what it shows).
+cargo run --release --quiet -p circuit-core --example shared_breaker
 # The slim C ABI library (circuit-ffi without `sync`), in its own target
 # directory so that it never replaces the full target/release/libcircuit.so.
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/slim" \

@@ -180,6 +180,21 @@
 #define CIRCUIT_HTTP_RETRY_AFTER_MAX_LEN 128
 
 /**
+ * `circuit_segment_open`: slots (breaker names) when `capacity` is 0.
+ */
+#define CIRCUIT_SEGMENT_DEFAULT_CAPACITY 64
+
+/**
+ * `circuit_segment_open`: process stripes per slot when `stripes` is 0.
+ */
+#define CIRCUIT_SEGMENT_DEFAULT_STRIPES 16
+
+/**
+ * `circuit_segment_open`: file mode when `mode` is 0 (owner only).
+ */
+#define CIRCUIT_SEGMENT_DEFAULT_MODE 384
+
+/**
  * `circuit_sync_stats.state`: subscribed, reconciled, writes accepted.
  */
 #define CIRCUIT_SYNC_CONNECTED 0
@@ -509,6 +524,30 @@ enum circuit_result
    * `circuit_config_builder_set_ramp`).
    */
   CIRCUIT_RESULT_REJECTED_RAMP_LIMITED = 17,
+  /**
+   * Host-shared segments: a system call on the segment file failed
+   * (open, stat, read, create, link, mmap); the last error names the
+   * call, the path and the OS error.
+   */
+  CIRCUIT_RESULT_SEGMENT_IO = 18,
+  /**
+   * Host-shared segments: the file is not a segment this library may use
+   * for this config: truncated, not a circuit segment, another layout
+   * version, a corrupt header, or made for another config, capacity or
+   * stripe count (the last error says which). Nothing in it was changed.
+   */
+  CIRCUIT_RESULT_SEGMENT_INVALID = 19,
+  /**
+   * Host-shared segments: the path is a symlink or not a regular file,
+   * the file belongs to another user, or its mode grants more than the
+   * mode asked for. It is not opened.
+   */
+  CIRCUIT_RESULT_SEGMENT_UNSAFE = 20,
+  /**
+   * Host-shared segments: a live process has been claiming the slot of
+   * this name for longer than the claim wait; try again.
+   */
+  CIRCUIT_RESULT_SEGMENT_BUSY = 21,
 };
 #ifndef __cplusplus
 typedef uint32_t circuit_result;
@@ -749,6 +788,15 @@ typedef struct circuit_retry_budget circuit_retry_budget;
  * from any thread.
  */
 typedef struct circuit_retry_policy circuit_retry_policy;
+
+/**
+ * An open host-shared segment: a file mapped into this process, whose
+ * named slots hold breakers shared by every process that opens the same
+ * file with the same config. Reference-counted like a breaker: each handle
+ * from `circuit_segment_open` is released with `circuit_segment_free`;
+ * breakers taken from it keep the mapping alive on their own.
+ */
+typedef struct circuit_segment circuit_segment;
 
 /**
  * A fleet sync worker attached to one registry: it publishes the
@@ -2699,6 +2747,82 @@ circuit_result circuit_retry_decide(const struct circuit_retry_policy *policy,
                                     uint64_t seed,
                                     uint64_t *out_delay_ns,
                                     uint32_t *out_stop);
+
+/**
+ * Opens the host-shared segment `path_or_name` for breakers of `config`,
+ * creating it if it does not exist (race-free: of several processes
+ * creating it at once, one does and the others open it).
+ *
+ * `path_or_name` (UTF-8, `path_or_name_len` bytes): a name of 1 to 200
+ * characters of `A-Z a-z 0-9 . _ -` (not starting with `.`) opens
+ * `/dev/shm/circuit.<name>`; a string with a `/` is a file path. Every
+ * process sharing the segment must open it with the same config (a hash of
+ * every field that shapes the breaker's words is in the header; another
+ * config is `CIRCUIT_RESULT_SEGMENT_INVALID`), `capacity` (named slots, 0:
+ * `CIRCUIT_SEGMENT_DEFAULT_CAPACITY`, at most 65536) and `stripes`
+ * (process counter stripes per slot, 0: `CIRCUIT_SEGMENT_DEFAULT_STRIPES`,
+ * at most 1024). `mode` (0: `CIRCUIT_SEGMENT_DEFAULT_MODE`, 0600) is the
+ * new file's mode, and an existing file with any permission bit beyond it
+ * is refused (`CIRCUIT_RESULT_SEGMENT_UNSAFE`); it must include 0600.
+ *
+ * On success `*out_segment` receives a handle owned by the caller
+ * (release it with `circuit_segment_free`). Errors:
+ * `CIRCUIT_RESULT_SEGMENT_IO`, `_SEGMENT_INVALID`, `_SEGMENT_UNSAFE`,
+ * `_INVALID_ARGUMENT` (name, capacity, stripes or mode out of range),
+ * with the reason in the last error; nothing is created or changed then.
+ *
+ * # Safety
+ * `path_or_name` must point to `path_or_name_len` readable bytes;
+ * `config` must be a live config; `out_segment` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_segment_open(const char *path_or_name,
+                                    size_t path_or_name_len,
+                                    const struct circuit_config *config,
+                                    uint32_t capacity,
+                                    uint32_t stripes,
+                                    uint32_t mode,
+                                    const struct circuit_segment **out_segment);
+
+/**
+ * The breaker named `name` (UTF-8, `name_len` bytes, 1 to 119) of
+ * `segment`: an ordinary breaker handle (every `circuit_breaker_*`
+ * function works on it; release it with `circuit_breaker_free`) whose
+ * state, deadline, probe slots, window and call counters are the
+ * segment's, shared by every process that opens this name there. It runs
+ * the segment's config on the host's `CLOCK_MONOTONIC`; its listeners,
+ * latency histogram and transition counts stay in this process.
+ * Transitions won by another process reach this process's listeners on
+ * its next call, once, with reason `CIRCUIT_REASON_REMOTE`.
+ *
+ * Errors: `CIRCUIT_RESULT_INVALID_ARGUMENT` (a name out of range),
+ * `_LIMIT_EXCEEDED` (every slot holds another name), `_SEGMENT_BUSY` (a
+ * live process is still claiming the slot), `_SEGMENT_INVALID` (a slot
+ * word no version writes).
+ *
+ * # Safety
+ * `segment` must be a live segment, `name` point to `name_len` readable
+ * bytes, `out_breaker` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_segment_breaker(const struct circuit_segment *segment,
+                                       const char *name,
+                                       size_t name_len,
+                                       const struct circuit_breaker **out_breaker);
+
+/**
+ * Releases a segment handle (NULL is ignored). The mapping stays while
+ * any breaker taken from it lives; the file stays until removed.
+ *
+ * # Safety
+ * `segment` must be NULL or a live segment whose reference the caller
+ * gives up.
+ *
+ * Thread safety: safe from any thread.
+ */
+void circuit_segment_free(const struct circuit_segment *segment);
 
 /**
  * Starts fleet sync for `registry`: a worker thread and a subscriber

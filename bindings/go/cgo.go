@@ -1576,3 +1576,45 @@ func (p *proberRef) close() { C.circuit_prober_close(p.ptr) }
 
 // abi: circuit_prober_free
 func (p *proberRef) free() { C.circuit_prober_free(p.ptr) }
+// segmentRef owns one library reference to a host-shared segment; the
+// finalizer releases it (breakers taken from it keep the mapping).
+type segmentRef struct {
+	ptr *C.circuit_segment
+}
+
+// abi: circuit_segment_open circuit_segment_free
+func openSegmentRef(pathOrName string, opts []option, capacity, stripes, mode uint32) (*segmentRef, error) {
+	const op = "circuit.OpenSegment"
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	config, err := buildConfig(op, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer C.circuit_config_free(config)
+	p, n := cname(pathOrName)
+	defer C.free(unsafe.Pointer(p))
+	var seg *C.circuit_segment
+	rc := uint32(C.circuit_segment_open(p, n, config, C.uint32_t(capacity), C.uint32_t(stripes), C.uint32_t(mode), &seg))
+	if rc != codeOK {
+		return nil, coldError(op, rc)
+	}
+	ref := &segmentRef{ptr: seg}
+	runtime.SetFinalizer(ref, func(s *segmentRef) { C.circuit_segment_free(s.ptr) })
+	return ref, nil
+}
+
+// abi: circuit_segment_breaker
+func (s *segmentRef) breaker(op, name string) (*breakerRef, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	p, n := cname(name)
+	defer C.free(unsafe.Pointer(p))
+	var b *C.circuit_breaker
+	rc := uint32(C.circuit_segment_breaker(s.ptr, p, n, &b))
+	runtime.KeepAlive(s)
+	if rc != codeOK {
+		return nil, coldError(op, rc)
+	}
+	return wrapBreaker(op, b)
+}

@@ -25,6 +25,9 @@ const (
 	cGroupLimitCount            = 0
 	cGroupLimitFraction         = 1
 	cHttpRetryAfterMaxLen       = 128
+	cSegmentDefaultCapacity     = 64
+	cSegmentDefaultStripes      = 16
+	cSegmentDefaultMode         = 384
 	cSyncConnected              = 0
 	cSyncDegraded               = 1
 	cSyncStopped                = 2
@@ -82,6 +85,10 @@ const (
 	cResultEmpty                = 15
 	cResultNotBuilt             = 16
 	cResultRejectedRampLimited  = 17
+	cResultSegmentIo            = 18
+	cResultSegmentInvalid       = 19
+	cResultSegmentUnsafe        = 20
+	cResultSegmentBusy          = 21
 	cRetryOutcomeSuccess        = 0
 	cRetryOutcomeRetryable      = 1
 	cRetryOutcomeNotRetryable   = 2

@@ -13,6 +13,7 @@ use crate::group::{holds_place, Group, Membership};
 use crate::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::loom_shim::{spin_hint, AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
+use crate::place::{Inline, Mapped, Place, Words};
 use crate::ramp;
 use crate::reconfig::{ConfigCell, WindowAt};
 use crate::rng;
@@ -27,13 +28,13 @@ use crate::window::{Sample, Window, WindowCounts};
 /// loads (invariant 2).
 #[derive(Debug)]
 #[repr(C)]
-struct Control {
-    word: StateCell,
+pub(crate) struct Control {
+    pub(crate) word: StateCell,
     /// The deadline of the current generation (invariant 4): the open
     /// deadline in OPEN, the probe lease in HALF_OPEN, the expiry under an
     /// override, unused in CLOSED. Each generation has exactly one of these,
     /// so one stamped word serves all three.
-    deadline: StampCell,
+    pub(crate) deadline: StampCell,
 }
 
 /// What breakers of one registry share: the clock and the registry's
@@ -60,6 +61,18 @@ pub(crate) struct Env {
 pub(crate) const STAMP_SLACK: Nanos = (1 << 45) * 1000;
 
 impl Env {
+    /// The environment of a host-shared breaker: stamps relative to the
+    /// segment's base, which every process of the host shares.
+    #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+    pub(crate) fn on_base(clock: Arc<dyn Clock>, stamp_base: Nanos) -> Arc<Env> {
+        Arc::new(Env {
+            clock,
+            parent: None,
+            salt: rng::fresh_seed(),
+            stamp_base,
+        })
+    }
+
     pub(crate) fn new(clock: Arc<dyn Clock>, parent: Option<Arc<ListenerSet>>) -> Arc<Env> {
         let origin = clock.now();
         let stamp_base = origin - origin.min(STAMP_SLACK) / 1000 * 1000;
@@ -77,9 +90,18 @@ impl Env {
 /// writes them in one record) and apart from `Control`.
 #[derive(Debug)]
 struct Hot {
-    consecutive_failures: AtomicU64,
-    ewma: Ewma,
+    stats: Stats,
     counters: CallCounters,
+}
+
+/// The decision words a record writes besides the window: the
+/// consecutive-failure counter and the EWMA word. `repr(C)` because a
+/// host-shared slot holds them in this order (`crate::shared::layout`).
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct Stats {
+    pub(crate) consecutive_failures: AtomicU64,
+    pub(crate) ewma: Ewma,
 }
 
 /// A lock-free circuit breaker. Share it by reference or `Arc`; every method
@@ -127,7 +149,8 @@ const _: () = {
 impl std::fmt::Debug for Breaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Breaker")
-            .field("state", &self.control.word.load())
+            .field("state", &self.words().control.word.load())
+            .field("host_shared", &self.side.mapped().is_some())
             .field("config", self.config())
             .finish_non_exhaustive()
     }
@@ -182,8 +205,10 @@ impl Breaker {
                 deadline: StampCell::new(),
             },
             hot: Hot {
-                consecutive_failures: AtomicU64::new(0),
-                ewma: Ewma::new(),
+                stats: Stats {
+                    consecutive_failures: AtomicU64::new(0),
+                    ewma: Ewma::new(),
+                },
                 counters: CallCounters::new(),
             },
             transitions: TransitionStats::new(now),
@@ -198,6 +223,85 @@ impl Breaker {
             name,
             listeners: ListenerSet::default(),
             probes: ProbeLedger::new(),
+        }
+    }
+
+    /// The decision words of this breaker: its own fields, or a host-shared
+    /// slot's. Off the fast paths only (they read the inline word, which
+    /// sends a host-shared breaker here).
+    #[inline]
+    fn words(&self) -> Words<'_> {
+        match self.side.mapped() {
+            Some(m) => m.words(),
+            None => self.inline_words(),
+        }
+    }
+
+    /// The slot of a host-shared breaker whose inline word is `s`; `None`
+    /// (after one test of `s`) for an in-process breaker.
+    #[inline(always)]
+    fn host_shared(&self, s: Snapshot) -> Option<&Mapped> {
+        if s.is_host_shared() {
+            self.side.mapped()
+        } else {
+            None
+        }
+    }
+
+    /// The words in the breaker itself.
+    #[inline(always)]
+    fn inline_words(&self) -> Words<'_> {
+        Words {
+            control: &self.control,
+            probes: &self.probes,
+            stats: &self.hot.stats,
+        }
+    }
+
+    /// Moves this breaker's decision words to a host-shared slot
+    /// (`crate::shared`): the inline state word becomes one that is never
+    /// on the fast path, so every call goes to the slow paths, which read
+    /// the slot; the call counters go to the process's stripe (the owner
+    /// word is set striped, invariant 12). `&mut self`: not shared yet.
+    #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+    pub(crate) fn set_mapped(&mut self, mapped: Mapped) {
+        self.control.word.set_host_shared();
+        self.transitions.owner.set_striped();
+        let config = self.config();
+        self.window = config
+            .uses_window()
+            .then(|| Window::on(config.window, mapped.window_words()));
+        self.side.set_mapped(mapped);
+    }
+
+    /// Host-shared: when the slot's word `s` carries a generation this
+    /// process has not seen, a transition won by another process: tell the
+    /// listeners once, with reason `Remote` (`crate::place`).
+    #[inline]
+    fn notice_remote(&self, m: &Mapped, s: Snapshot) {
+        if let Some(before) = m.newer(s) {
+            self.emit_remote(before, s);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn emit_remote(&self, before: Snapshot, s: Snapshot) {
+        let parent = self.env.parent.as_deref().filter(|p| !p.is_empty());
+        if self.listeners.is_empty() && parent.is_none() {
+            return;
+        }
+        let t = Transition {
+            from: before.state(),
+            to: s.state(),
+            generation: s.generation(),
+            reason: Reason::Remote,
+            at: self.env.clock.now(),
+            open_for: 0,
+        };
+        self.listeners.emit(&self.name, &t);
+        if let Some(p) = parent {
+            p.emit(&self.name, &t);
         }
     }
 
@@ -257,6 +361,8 @@ impl Breaker {
     /// and a branch, with no clock read (invariant 2).
     #[inline]
     pub fn acquire(&self) -> Result<Permit, Rejected> {
+        // The inline word: a host-shared breaker keeps one that is never on
+        // the fast path, so it takes `acquire_slow`, which reads its slot.
         let s = self.control.word.load();
         if s.on_fast_path() {
             return Ok(Permit::new(s.generation()));
@@ -292,7 +398,8 @@ impl Breaker {
     /// The current state. Applies an expired override first, so a breaker
     /// forced "for 10 minutes" reads CLOSED after them even without traffic.
     pub fn state(&self) -> State {
-        self.expire_override(self.control.word.load()).state()
+        let w = self.words();
+        self.expire_override(w, w.control(self).word.load()).state()
     }
 
     /// Address of the state word, for hosts that inline the closed fast path
@@ -300,7 +407,7 @@ impl Breaker {
     /// as long as the breaker lives; read it only with atomic loads.
     #[cfg(not(circuit_loom))]
     pub fn state_word_ptr(&self) -> *const u64 {
-        self.control.word.as_ptr()
+        self.words().control.word.as_ptr()
     }
 
     /// Address of the word holding the current generation's deadline (the
@@ -341,16 +448,17 @@ impl Breaker {
 
     /// The current generation (B6).
     pub fn generation(&self) -> u32 {
-        self.control.word.load().generation()
+        self.words().control.word.load().generation()
     }
 
     /// Sets an operator override, optionally expiring after `duration`.
     /// Outstanding permits become stale. Returns the state before.
     pub fn force(&self, mode: Override, duration: Option<Duration>) -> State {
         let requested = duration.map(|d| d.min(crate::config::MAX_DURATION));
-        let mut s = self.control.word.load();
+        let w = self.words();
+        let mut s = w.control(self).word.load();
         loop {
-            match self.transition(s, s.to_override(mode), Reason::OverrideSet, requested) {
+            match self.transition(w, s, s.to_override(mode), Reason::OverrideSet, requested) {
                 Ok(_) => return s.state(),
                 Err(cur) => s = cur,
             }
@@ -360,9 +468,10 @@ impl Breaker {
     /// Clears an override, returning to a fresh CLOSED (invariant 5). Returns
     /// false when no override was set.
     pub fn clear_override(&self) -> bool {
-        let mut s = self.control.word.load();
+        let w = self.words();
+        let mut s = w.control(self).word.load();
         while s.override_mode().is_some() {
-            match self.transition(s, s.to_closed(0), Reason::OverrideCleared, None) {
+            match self.transition(w, s, s.to_closed(0), Reason::OverrideCleared, None) {
                 Ok(_) => return true,
                 Err(cur) => s = cur,
             }
@@ -372,9 +481,10 @@ impl Breaker {
 
     /// Returns to CLOSED with an empty window, clearing any override (B1).
     pub fn reset(&self) {
-        let mut s = self.control.word.load();
+        let w = self.words();
+        let mut s = w.control(self).word.load();
         loop {
-            match self.transition(s, s.to_closed(0), Reason::Reset, None) {
+            match self.transition(w, s, s.to_closed(0), Reason::Reset, None) {
                 Ok(_) => return,
                 Err(cur) => s = cur,
             }
@@ -386,7 +496,8 @@ impl Breaker {
     /// is already there. Never shortens the local view of an outage into
     /// CLOSED while an override is set locally.
     pub fn apply_remote(&self, to: State, open_for: Option<Duration>) -> bool {
-        let mut s = self.control.word.load();
+        let w = self.words();
+        let mut s = w.control(self).word.load();
         loop {
             if s.state() == to {
                 return false;
@@ -400,7 +511,7 @@ impl Breaker {
                 State::Disabled => s.to_override(Override::Disabled),
                 State::MetricsOnly => s.to_override(Override::MetricsOnly),
             };
-            match self.transition(s, next, Reason::Remote, open_for) {
+            match self.transition(w, s, next, Reason::Remote, open_for) {
                 // A group guard may refuse the trip (invariant 15).
                 Ok(n) => return n.state() == to,
                 Err(cur) => s = cur,
@@ -411,8 +522,9 @@ impl Breaker {
     /// The open deadline (clock nanoseconds) of the current OPEN episode, or
     /// `None` when not OPEN or not yet written.
     pub fn open_deadline(&self) -> Option<Nanos> {
-        let s = self.control.word.load();
-        let stamp = self.control.deadline.load();
+        let w = self.words();
+        let s = w.control(self).word.load();
+        let stamp = w.control(self).deadline.load();
         (s.state() == State::Open && stamp.belongs_to(s.generation()))
             .then(|| self.deadline_of(stamp))
     }
@@ -422,8 +534,9 @@ impl Breaker {
     /// written. Fleet sync reads it to publish a local override with its
     /// remaining duration.
     pub fn override_deadline(&self) -> Option<Nanos> {
-        let s = self.control.word.load();
-        let stamp = self.control.deadline.load();
+        let w = self.words();
+        let s = w.control(self).word.load();
+        let stamp = w.control(self).deadline.load();
         (s.override_mode().is_some() && stamp.belongs_to(s.generation()) && !stamp.is_never())
             .then(|| self.deadline_of(stamp))
     }
@@ -436,8 +549,9 @@ impl Breaker {
     /// it is stamped like any other, invariant 4). Returns true when the
     /// deadline moved.
     pub fn shorten_open(&self, remaining: Duration) -> bool {
-        let s = self.control.word.load();
-        let stamp = self.control.deadline.load();
+        let w = self.words();
+        let s = w.control(self).word.load();
+        let stamp = w.control(self).deadline.load();
         if s.state() != State::Open || !stamp.belongs_to(s.generation()) {
             return false;
         }
@@ -450,7 +564,7 @@ impl Breaker {
         if target >= self.deadline_of(stamp) {
             return false;
         }
-        self.transition(s, s.to_open(s.streak()), Reason::Remote, Some(remaining))
+        self.transition(w, s, s.to_open(s.streak()), Reason::Remote, Some(remaining))
             .is_ok()
     }
 
@@ -458,9 +572,15 @@ impl Breaker {
     pub fn metrics(&self) -> MetricsSnapshot {
         let state = self.state();
         let now = self.env.clock.now();
-        let stripes = self.side.stripes().unwrap_or_default();
-        let cells = std::iter::once(&self.hot.counters).chain(stripes.iter().map(|c| &**c));
-        let mut m = metrics::snapshot(cells, &self.transitions, state, now);
+        let mut m = match self.side.mapped() {
+            // Host-shared: every process's stripe of the slot.
+            Some(mapped) => metrics::snapshot(mapped.stripes(), &self.transitions, state, now),
+            None => {
+                let stripes = self.side.stripes().unwrap_or_default();
+                let cells = std::iter::once(&self.hot.counters).chain(stripes.iter().map(|c| &**c));
+                metrics::snapshot(cells, &self.transitions, state, now)
+            }
+        };
         m.rejected[RejectReason::RampLimited as usize] = self.side.ramp_limited_count();
         if let Some(w) = self.window_of(self.config.load()) {
             let c = w.counts(self.env.clock.coarse_now());
@@ -468,7 +588,7 @@ impl Breaker {
             m.slow_call_rate = c.slow_rate();
             m.window_calls = c.calls;
         } else if self.config().ewma.is_some() {
-            let (calls, rate) = self.hot.ewma.read();
+            let (calls, rate) = self.words().stats.ewma.read();
             m.failure_rate = rate;
             m.window_calls = u64::from(calls);
         }
@@ -507,10 +627,27 @@ impl Breaker {
     // ----- acquire ---------------------------------------------------------
 
     #[inline(never)]
-    fn acquire_slow(&self, mut s: Snapshot) -> Result<Permit, Rejected> {
+    fn acquire_slow(&self, s: Snapshot) -> Result<Permit, Rejected> {
+        match self.host_shared(s) {
+            None => self.acquire_in(Inline, s),
+            // Host-shared: `s` is the inline word, which only sends calls
+            // here; the slot's word decides, fast path included.
+            Some(m) => {
+                let s = m.words().control.word.load();
+                self.notice_remote(m, s);
+                if s.on_fast_path() {
+                    return Ok(Permit::new(s.generation()));
+                }
+                self.acquire_in(m, s)
+            }
+        }
+    }
+
+    #[inline]
+    fn acquire_in<'a>(&'a self, w: impl Place<'a>, mut s: Snapshot) -> Result<Permit, Rejected> {
         loop {
             if let Some(mode) = s.override_mode() {
-                let e = self.expire_override(s);
+                let e = self.expire_override(w, s);
                 if e != s {
                     s = e;
                     continue;
@@ -518,29 +655,29 @@ impl Breaker {
                 if mode != Override::ForcedOpen {
                     return Ok(Permit::new(s.generation()));
                 }
-                let stamp = self.control.deadline.load();
+                let stamp = w.control(self).deadline.load();
                 let retry_after = (stamp.belongs_to(s.generation()) && !stamp.is_never())
                     .then(|| remaining(self.deadline_of(stamp), self.env.clock.coarse_now()));
                 return Err(self.reject(RejectReason::ForcedOpen, retry_after));
             }
             match s.phase() {
-                Phase::Closed if s.ramping() => match self.acquire_ramping(s) {
+                Phase::Closed if s.ramping() => match self.acquire_ramping(w, s) {
                     Ok(r) => return r,
                     Err(cur) => s = cur,
                 },
                 Phase::Closed => return Ok(Permit::new(s.generation())),
                 Phase::Open => {
-                    let stamp = self.control.deadline.load();
+                    let stamp = w.control(self).deadline.load();
                     if !stamp.belongs_to(s.generation()) {
                         // The stamp is a later generation's (the word has
                         // moved on: look again) or the winner has not
                         // written its deadline yet (invariant 4).
-                        let cur = self.control.word.load();
+                        let cur = w.control(self).word.load();
                         if cur != s {
                             s = cur;
                             continue;
                         }
-                        self.fill_missing_stamp(s, self.config().max_open_duration);
+                        self.fill_missing_stamp(w, s, self.config().max_open_duration);
                         continue;
                     }
                     let now = self.env.clock.coarse_now();
@@ -552,7 +689,7 @@ impl Breaker {
                     // B5: exactly one thread moves OPEN -> HALF_OPEN and it
                     // takes the first probe slot in the same CAS.
                     let next = s.to_half_open(1, 0);
-                    match self.transition(s, next, Reason::OpenDeadlinePassed, None) {
+                    match self.transition(w, s, next, Reason::OpenDeadlinePassed, None) {
                         // Ticket 0: the probe the transition admits itself
                         // (invariant 11).
                         Ok(n) => return Ok(Permit::probe(n.generation(), 0, self.probe_tag())),
@@ -561,15 +698,16 @@ impl Breaker {
                 }
                 Phase::HalfOpen => {
                     if s.inflight() + s.success() < self.config().half_open_probes {
-                        match self
-                            .control
+                        match w
+                            .control(self)
                             .word
                             .compare_exchange(s, s.with_probe_admitted())
                         {
                             Ok(_) => {
                                 let generation = s.generation();
-                                self.extend_lease(generation);
-                                let ticket = self.probes.issue(&self.control.word, generation);
+                                self.extend_lease(w, generation);
+                                let ticket =
+                                    w.probes(self).issue(&w.control(self).word, generation);
                                 return Ok(Permit::probe(generation, ticket, self.probe_tag()));
                             }
                             Err(cur) => {
@@ -579,16 +717,16 @@ impl Breaker {
                             }
                         }
                     }
-                    let stamp = self.control.deadline.load();
+                    let stamp = w.control(self).deadline.load();
                     if !stamp.belongs_to(s.generation()) {
                         // A later generation's stamp: the word has moved on.
-                        let cur = self.control.word.load();
+                        let cur = w.control(self).word.load();
                         if cur != s {
                             s = cur;
                             continue;
                         }
                         // Or no lease yet (invariant 4).
-                        self.fill_missing_stamp(s, self.config().probe_lease);
+                        self.fill_missing_stamp(w, s, self.config().probe_lease);
                         continue;
                     }
                     let now = self.env.clock.coarse_now();
@@ -598,7 +736,7 @@ impl Breaker {
                         // become stale), keeping the successes, and take the
                         // first slot ourselves.
                         let next = s.to_half_open(1, s.success());
-                        match self.transition(s, next, Reason::ProbeLeaseExpired, None) {
+                        match self.transition(w, s, next, Reason::ProbeLeaseExpired, None) {
                             Ok(n) => return Ok(Permit::probe(n.generation(), 0, self.probe_tag())),
                             Err(cur) => {
                                 s = cur;
@@ -624,15 +762,15 @@ impl Breaker {
     /// of never; a winner that does stamp replaces this (invariant 4).
     #[cold]
     #[inline(never)]
-    fn fill_missing_stamp(&self, s: Snapshot, bound: Duration) {
+    fn fill_missing_stamp<'a>(&'a self, w: impl Place<'a>, s: Snapshot, bound: Duration) {
         let generation = s.generation();
         let deadline = self
             .env
             .clock
             .now()
             .saturating_add(duration_to_nanos(bound));
-        self.control.deadline.fill(
-            &self.control.word,
+        w.control(self).deadline.fill(
+            &w.control(self).word,
             generation,
             self.stamp(generation, deadline),
         );
@@ -655,14 +793,14 @@ impl Breaker {
     }
 
     /// Raises this half-open generation's lease to cover the grant just made.
-    fn extend_lease(&self, generation: u32) {
+    fn extend_lease<'a>(&'a self, w: impl Place<'a>, generation: u32) {
         let deadline = self
             .env
             .clock
             .coarse_now()
             .saturating_add(duration_to_nanos(self.config().probe_lease));
-        let word = &self.control.word;
-        self.control.deadline.raise(
+        let word = &w.control(self).word;
+        w.control(self).deadline.raise(
             word,
             generation,
             self.stamp(generation, deadline),
@@ -672,18 +810,18 @@ impl Breaker {
 
     /// If `s` has an override whose expiry has passed, transitions to CLOSED
     /// and returns the fresh word; otherwise returns `s`.
-    fn expire_override(&self, s: Snapshot) -> Snapshot {
+    fn expire_override<'a>(&'a self, w: impl Place<'a>, s: Snapshot) -> Snapshot {
         if s.override_mode().is_none() {
             return s;
         }
-        let stamp = self.control.deadline.load();
+        let stamp = w.control(self).deadline.load();
         if !stamp.belongs_to(s.generation()) || stamp.is_never() {
             return s;
         }
         if self.env.clock.coarse_now() < self.deadline_of(stamp) {
             return s;
         }
-        match self.transition(s, s.to_closed(0), Reason::OverrideExpired, None) {
+        match self.transition(w, s, s.to_closed(0), Reason::OverrideExpired, None) {
             Ok(n) | Err(n) => n,
         }
     }
@@ -701,9 +839,11 @@ impl Breaker {
         // B12: clamp, so a saturated duration (`Duration::MAX`) stays below
         // `Config::slow_nanos`'s "policy off" value and is never counted as slow.
         let nanos = nanos.min(u64::MAX - 1);
+        // The inline word, as in `acquire`: a host-shared breaker's never
+        // matches, so it takes `record_slow`, which reads its slot.
         let s = self.control.word.load();
         if s.generation() == permit.generation && s.on_fast_path() && !permit.is_probe() {
-            return self.record_closed(s, outcome, nanos, retry_after);
+            return self.record_closed(&self.hot.stats, s, outcome, nanos, retry_after);
         }
         self.record_slow(s, permit, outcome, nanos, retry_after)
     }
@@ -719,6 +859,30 @@ impl Breaker {
         nanos: u64,
         retry_after: Option<Duration>,
     ) -> Recorded {
+        match self.host_shared(s) {
+            None => self.record_in(Inline, s, permit, outcome, nanos, retry_after),
+            // Host-shared: as in `acquire_slow`, the slot's word decides.
+            Some(m) => {
+                let s = m.words().control.word.load();
+                self.notice_remote(m, s);
+                if s.generation() == permit.generation && s.on_fast_path() && !permit.is_probe() {
+                    return self.record_closed(m.words().stats, s, outcome, nanos, retry_after);
+                }
+                self.record_in(m, s, permit, outcome, nanos, retry_after)
+            }
+        }
+    }
+
+    #[inline]
+    fn record_in<'a>(
+        &'a self,
+        w: impl Place<'a>,
+        s: Snapshot,
+        permit: Permit,
+        outcome: Outcome,
+        nanos: u64,
+        retry_after: Option<Duration>,
+    ) -> Recorded {
         if s.generation() != permit.generation {
             return self.stale();
         }
@@ -728,15 +892,17 @@ impl Breaker {
                 self.count_outcome(self.config(), outcome, nanos);
                 Recorded::Counted
             }
-            Some(Override::MetricsOnly) => self.record_closed(s, outcome, nanos, retry_after),
+            Some(Override::MetricsOnly) => {
+                self.record_closed(w.stats(self), s, outcome, nanos, retry_after)
+            }
             // A permit of a forced-open generation cannot have been issued.
             Some(Override::ForcedOpen) => self.stale(),
             None => match s.phase() {
                 Phase::HalfOpen if permit.is_probe() => {
-                    self.record_probe(s, permit, outcome, nanos, retry_after)
+                    self.record_probe(w, s, permit, outcome, nanos, retry_after)
                 }
                 Phase::Closed if s.ramping() && !permit.is_probe() => {
-                    self.record_ramping(s, outcome, nanos, retry_after)
+                    self.record_ramping(w, s, outcome, nanos, retry_after)
                 }
                 // OPEN issues no permits; a non-probe in HALF_OPEN or a probe
                 // in CLOSED names a generation it was not issued under.
@@ -790,6 +956,7 @@ impl Breaker {
     #[inline]
     fn record_closed(
         &self,
+        stats: &Stats,
         s: Snapshot,
         outcome: Outcome,
         nanos: u64,
@@ -806,7 +973,7 @@ impl Breaker {
         let mut trip = None;
 
         if let Some(threshold) = config.consecutive_failures {
-            let c = &self.hot.consecutive_failures;
+            let c = &stats.consecutive_failures;
             if failed {
                 // Relaxed: a statistic; the trip it causes is decided by the
                 // state CAS (invariant 6).
@@ -833,7 +1000,7 @@ impl Breaker {
         }
 
         if let Some(policy) = config.ewma {
-            let (calls, rate) = self.hot.ewma.record(failed, config.ewma_alpha_q32);
+            let (calls, rate) = stats.ewma.record(failed, config.ewma_alpha_q32);
             // B2 says rate >= R, equality included; the Q0.32 EWMA sits a
             // few 2^-32 steps below the exact rate, so allow for that.
             if failed
@@ -856,6 +1023,7 @@ impl Breaker {
     #[cold]
     #[inline(never)]
     fn trip(&self, s: Snapshot, reason: Reason, retry_after: Option<Duration>) -> Recorded {
+        let w = self.words();
         let (next, reason) = if s.override_mode() == Some(Override::MetricsOnly) {
             (s.to_override(Override::MetricsOnly), Reason::ShadowTrip)
         } else {
@@ -863,7 +1031,7 @@ impl Breaker {
         };
         // One CAS, no retry: if the word moved, another thread already made
         // a transition and this outcome's generation is over (invariant 3).
-        match self.transition(s, next, reason, retry_after) {
+        match self.transition(w, s, next, reason, retry_after) {
             Ok(n) => Recorded::Transitioned(n.state()),
             Err(_) => Recorded::Counted,
         }
@@ -904,8 +1072,9 @@ impl Breaker {
     }
 
     /// HALF_OPEN: a probe reports (B5).
-    fn record_probe(
-        &self,
+    fn record_probe<'a>(
+        &'a self,
+        w: impl Place<'a>,
         mut s: Snapshot,
         permit: Permit,
         outcome: Outcome,
@@ -916,9 +1085,9 @@ impl Breaker {
         // breaker's probe, goes on; a second record of the same permit
         // changes nothing (B5).
         if permit.tag() != self.probe_tag()
-            || !self
-                .probes
-                .claim(&self.control.word, permit.generation, permit.ticket())
+            || !w
+                .probes(self)
+                .claim(&w.control(self).word, permit.generation, permit.ticket())
         {
             return self.stale();
         }
@@ -926,23 +1095,23 @@ impl Breaker {
         let slow_counts_as_failure = config.slow_call.is_some() && nanos >= config.slow_nanos;
         loop {
             let attempt = match outcome {
-                Outcome::Ignored => self
-                    .control
+                Outcome::Ignored => w
+                    .control(self)
                     .word
                     .compare_exchange(s, s.with_probe_reported(false))
                     .map(|_| Recorded::Counted),
                 _ if outcome.is_failure() || slow_counts_as_failure => {
                     let next = s.to_open(s.streak().saturating_add(1));
-                    self.transition(s, next, Reason::ProbeFailed, retry_after)
+                    self.transition(w, s, next, Reason::ProbeFailed, retry_after)
                         .map(|n| Recorded::Transitioned(n.state()))
                 }
                 _ => {
                     let next = s.with_probe_reported(true);
                     if next.success() >= self.config().half_open_successes {
-                        self.transition(s, self.recovered(s), Reason::ProbesSucceeded, None)
+                        self.transition(w, s, self.recovered(s), Reason::ProbesSucceeded, None)
                             .map(|n| Recorded::Transitioned(n.state()))
                     } else {
-                        self.control
+                        w.control(self)
                             .word
                             .compare_exchange(s, next)
                             .map(|_| Recorded::Counted)
@@ -976,8 +1145,9 @@ impl Breaker {
     /// resets the statistics the new state must start without, counts the
     /// transition and notifies the listener, in that order, after the new
     /// state is visible and outside any lock (B7).
-    fn transition(
-        &self,
+    fn transition<'a>(
+        &'a self,
+        w: impl Place<'a>,
         from: Snapshot,
         to: Snapshot,
         reason: Reason,
@@ -990,15 +1160,15 @@ impl Breaker {
         if let Some(m) = membership {
             if holds_place(to) && !holds_place(from) {
                 if !m.group.reserve() {
-                    return self.refuse(m, from);
+                    return self.refuse(w, m, from);
                 }
                 reserved = Some(&m.group);
             }
         }
         let won = if from.ramping() {
-            self.leave_ramp(from, to)
+            self.leave_ramp(w, from, to)
         } else {
-            self.control
+            w.control(self)
                 .word
                 .compare_exchange(from, to)
                 .map(|_| (from, to))
@@ -1012,6 +1182,12 @@ impl Breaker {
                 return Err(cur);
             }
         };
+        if let Some(m) = self.side.mapped() {
+            // Host-shared: this process's own transition is not news to it.
+            let _ = m.newer(to);
+            #[cfg(feature = "test-hooks")]
+            crate::place::hooks::after_transition_cas();
+        }
         if let Some(m) = membership {
             if holds_place(from) && !holds_place(to) {
                 m.group.release();
@@ -1026,7 +1202,7 @@ impl Breaker {
                     // B1: a shadow trip keeps the override's expiry (never,
                     // if its stamp is not written yet: invariant 4).
                     _ if reason == Reason::ShadowTrip => {
-                        let old = self.control.deadline.load();
+                        let old = w.control(self).deadline.load();
                         if old.belongs_to(from.generation()) && !old.is_never() {
                             self.stamp(generation, self.deadline_of(old))
                         } else {
@@ -1036,33 +1212,33 @@ impl Breaker {
                     Some(d) => self.stamp(generation, now.saturating_add(duration_to_nanos(d))),
                     None => Stamp::never(generation),
                 };
-                self.control
+                w.control(self)
                     .deadline
-                    .store(&self.control.word, generation, stamp);
+                    .store(&w.control(self).word, generation, stamp);
             }
             (None, Phase::Open) => {
-                open_for = self.open_duration(to.streak(), requested);
+                open_for = self.open_duration(w, to.streak(), requested);
                 let deadline = now.saturating_add(open_for);
                 let stamp = self.stamp(generation, deadline);
-                self.control
+                w.control(self)
                     .deadline
-                    .store(&self.control.word, generation, stamp);
+                    .store(&w.control(self).word, generation, stamp);
             }
             (None, Phase::HalfOpen) => {
                 let lease = duration_to_nanos(self.config().probe_lease);
                 let deadline = now.saturating_add(lease);
                 let stamp = self.stamp(generation, deadline);
-                self.control
+                w.control(self)
                     .deadline
-                    .store(&self.control.word, generation, stamp);
+                    .store(&w.control(self).word, generation, stamp);
             }
             (None, Phase::Closed) if to.ramping() => {
                 // Invariant 14: the ramp's end is this generation's deadline.
                 let end = self.ramp_nanos().map_or(now, |d| now.saturating_add(d));
                 let stamp = self.stamp(generation, end);
-                self.control
+                w.control(self)
                     .deadline
-                    .store(&self.control.word, generation, stamp);
+                    .store(&w.control(self).word, generation, stamp);
             }
             (None, Phase::Closed) => {}
         }
@@ -1071,7 +1247,7 @@ impl Breaker {
         // stretch; the winner of a transition out of or into one starts
         // them afresh.
         if was.admits_all() || is.admits_all() {
-            self.clear_statistics();
+            self.clear_statistics(w);
         }
         if self.config().metrics {
             self.transitions.record(was, is, now);
@@ -1099,12 +1275,17 @@ impl Breaker {
     /// the statistics afresh and tells the listeners; counted by the group
     /// when it wins.
     #[cold]
-    fn refuse(&self, m: &Membership, from: Snapshot) -> Result<Snapshot, Snapshot> {
+    fn refuse<'a>(
+        &'a self,
+        w: impl Place<'a>,
+        m: &Membership,
+        from: Snapshot,
+    ) -> Result<Snapshot, Snapshot> {
         let shadow = match from.override_mode() {
             Some(mode) => from.to_override(mode),
             None => from.to_closed(0),
         };
-        let result = self.transition(from, shadow, Reason::ShadowTrip, None);
+        let result = self.transition(w, from, shadow, Reason::ShadowTrip, None);
         if result.is_ok() {
             m.group.refused();
         }
@@ -1123,26 +1304,31 @@ impl Breaker {
         stamp.deadline(self.env.stamp_base)
     }
 
-    fn clear_statistics(&self) {
-        self.hot.consecutive_failures.store(0, Relaxed);
+    fn clear_statistics<'a>(&'a self, w: impl Place<'a>) {
+        w.stats(self).consecutive_failures.store(0, Relaxed);
         let live = self.config.load();
-        if let Some(w) = self.window_of(live) {
-            w.clear();
+        if let Some(win) = self.window_of(live) {
+            win.clear();
         }
         // A reconfiguration published meanwhile may have seeded its window
         // from the one just cleared: clear that one too (invariant 18).
         let now = self.config.load();
         if !std::ptr::eq(now, live) {
-            if let Some(w) = self.window_of(now) {
-                w.clear();
+            if let Some(win) = self.window_of(now) {
+                win.clear();
             }
         }
-        self.hot.ewma.clear();
+        w.stats(self).ewma.clear();
     }
 
     /// B4: base x multiplier^streak, capped, jittered, capped again; or the
     /// dependency's own `Retry-After`, clamped.
-    fn open_duration(&self, streak: u32, retry_after: Option<Duration>) -> u64 {
+    fn open_duration<'a>(
+        &'a self,
+        w: impl Place<'a>,
+        streak: u32,
+        retry_after: Option<Duration>,
+    ) -> u64 {
         let config = self.config();
         let max = duration_to_nanos(config.max_open_duration);
         if let Some(d) = retry_after {
@@ -1158,7 +1344,7 @@ impl Breaker {
                 0 => self.env.salt ^ (self as *const Breaker as u64),
                 s => s,
             };
-            let u = rng::unit_f64(seed, self.control.word.load().generation());
+            let u = rng::unit_f64(seed, w.control(self).word.load().generation());
             1.0 + j * (2.0 * u - 1.0)
         } else {
             1.0
@@ -1172,7 +1358,7 @@ impl Drop for Breaker {
         if let Some(m) = self.side.group() {
             // Invariant 15: a member that goes away mid-episode gives its
             // place back; `&mut self` means no transition is in flight.
-            if holds_place(self.control.word.load()) {
+            if holds_place(self.words().control.word.load()) {
                 m.group.release();
             }
             if m.joined.load(Relaxed) != 0 {
@@ -1186,17 +1372,35 @@ fn remaining(deadline: Nanos, now: Nanos) -> Duration {
     Duration::from_nanos(deadline.saturating_sub(now))
 }
 
+impl<'a> Place<'a> for Inline {
+    #[inline(always)]
+    fn control(self, b: &'a Breaker) -> &'a Control {
+        &b.control
+    }
+
+    #[inline(always)]
+    fn probes(self, b: &'a Breaker) -> &'a ProbeLedger {
+        &b.probes
+    }
+
+    #[inline(always)]
+    fn stats(self, b: &'a Breaker) -> &'a Stats {
+        &b.hot.stats
+    }
+}
+
 /// Ramp-up after recovery (invariant 14, `core/src/ramp.rs`).
 impl Breaker {
     /// The fraction of calls admitted now while the breaker ramps up after
     /// recovery, in `(0, 1)`; `None` when no ramp runs (the breaker admits
     /// every call, or is not CLOSED).
     pub fn ramp_fraction(&self) -> Option<f64> {
-        let s = self.control.word.load();
+        let w = self.words();
+        let s = w.control(self).word.load();
         if !s.ramping() || s.override_mode().is_some() {
             return None;
         }
-        let f = self.ramp_fraction_q32(s)?;
+        let f = self.ramp_fraction_q32(w, s)?;
         (f < ramp::ONE).then(|| f as f64 / ramp::ONE as f64)
     }
 
@@ -1208,13 +1412,13 @@ impl Breaker {
     /// `None` when the word moved on while its deadline was read. A ramp
     /// whose deadline its winner has not written yet has just begun
     /// (invariant 4: the conservative reading).
-    fn ramp_fraction_q32(&self, s: Snapshot) -> Option<u64> {
+    fn ramp_fraction_q32<'a>(&'a self, w: impl Place<'a>, s: Snapshot) -> Option<u64> {
         let Some(policy) = self.config().ramp else {
             return Some(ramp::ONE);
         };
-        let stamp = self.control.deadline.load();
+        let stamp = w.control(self).deadline.load();
         if !stamp.belongs_to(s.generation()) {
-            return (self.control.word.load() == s).then(|| ramp::fraction_q32(&policy, 0));
+            return (w.control(self).word.load() == s).then(|| ramp::fraction_q32(&policy, 0));
         }
         let now = self.env.clock.coarse_now();
         let end = self.deadline_of(stamp);
@@ -1224,23 +1428,30 @@ impl Breaker {
     }
 
     /// Acquire while RAMPING: `Ok(result)`, or `Err(word)` to look again.
-    fn acquire_ramping(&self, s: Snapshot) -> Result<Result<Permit, Rejected>, Snapshot> {
+    fn acquire_ramping<'a>(
+        &'a self,
+        w: impl Place<'a>,
+        s: Snapshot,
+    ) -> Result<Result<Permit, Rejected>, Snapshot> {
         let fraction = self
-            .ramp_fraction_q32(s)
-            .ok_or_else(|| self.control.word.load())?;
+            .ramp_fraction_q32(w, s)
+            .ok_or_else(|| w.control(self).word.load())?;
         if fraction >= ramp::ONE {
             // The ramp is over: back to the fast path, same generation, so
             // permits of the ramp stay valid (invariant 14). Whoever loses
             // this CAS looks again.
-            return match self.control.word.compare_exchange(s, s.without_ramp()) {
+            return match w.control(self).word.compare_exchange(s, s.without_ramp()) {
                 Ok(_) => Ok(Ok(Permit::new(s.generation()))),
                 Err(cur) => Err(cur),
             };
         }
         // The ramp's tickets live in the probe ledger, which a CLOSED
         // generation does not use (invariant 14); no ticket: the word moved.
-        let Some(ticket) = self.probes.ramp_ticket(&self.control.word, s.generation()) else {
-            return Err(self.control.word.load());
+        let Some(ticket) = w
+            .probes(self)
+            .ramp_ticket(&w.control(self).word, s.generation())
+        else {
+            return Err(w.control(self).word.load());
         };
         Ok(if ramp::admits(ticket, fraction) {
             Ok(Permit::new(s.generation()))
@@ -1265,18 +1476,23 @@ impl Breaker {
     /// to the caller as usual. Returns the `(from, to)` that won.
     #[cold]
     #[inline(never)]
-    fn leave_ramp(&self, from: Snapshot, to: Snapshot) -> Result<(Snapshot, Snapshot), Snapshot> {
+    fn leave_ramp<'a>(
+        &'a self,
+        w: impl Place<'a>,
+        from: Snapshot,
+        to: Snapshot,
+    ) -> Result<(Snapshot, Snapshot), Snapshot> {
         let opens = to.phase() == Phase::Open && to.override_mode().is_none();
         let to = if opens {
-            from.to_open(self.trip_streak(from))
+            from.to_open(self.trip_streak(w, from))
         } else {
             to
         };
-        match self.control.word.compare_exchange(from, to) {
+        match w.control(self).word.compare_exchange(from, to) {
             Ok(_) => Ok((from, to)),
             Err(cur) if opens && cur == from.without_ramp() => {
                 let to = cur.to_open(0);
-                self.control.word.compare_exchange(cur, to)?;
+                w.control(self).word.compare_exchange(cur, to)?;
                 Ok((cur, to))
             }
             Err(cur) => Err(cur),
@@ -1287,14 +1503,15 @@ impl Breaker {
     /// that the closed record path compiles as it did before ramps.
     #[cold]
     #[inline(never)]
-    fn record_ramping(
-        &self,
+    fn record_ramping<'a>(
+        &'a self,
+        w: impl Place<'a>,
         s: Snapshot,
         outcome: Outcome,
         nanos: u64,
         retry_after: Option<Duration>,
     ) -> Recorded {
-        self.record_closed(s, outcome, nanos, retry_after)
+        self.record_closed(w.stats(self), s, outcome, nanos, retry_after)
     }
 
     /// The word HALF_OPEN closes to: RAMPING keeping the streak when the
@@ -1309,11 +1526,11 @@ impl Breaker {
 
     /// The streak a trip from `s` opens with: as from HALF_OPEN during a
     /// ramp (backoff applies), 0 otherwise.
-    fn trip_streak(&self, s: Snapshot) -> u32 {
+    fn trip_streak<'a>(&'a self, w: impl Place<'a>, s: Snapshot) -> u32 {
         if !s.ramping() {
             return 0;
         }
-        match self.ramp_fraction_q32(s) {
+        match self.ramp_fraction_q32(w, s) {
             Some(f) if f < ramp::ONE => s.streak().saturating_add(1),
             _ => 0,
         }
@@ -1329,11 +1546,14 @@ impl Breaker {
     /// while ramping. An unstamped generation is due now: the acquire that
     /// follows stands in for its winner (invariant 4).
     pub(crate) fn probe_due_at(&self) -> Option<Nanos> {
-        let s = self.control.word.load();
+        // The slot's words for a host-shared breaker (its inline word is
+        // never a state a probe could act on).
+        let control = self.words().control;
+        let s = control.word.load();
         if s.override_mode().is_some() {
             return None;
         }
-        let stamp = self.control.deadline.load();
+        let stamp = control.deadline.load();
         let deadline = || {
             if stamp.belongs_to(s.generation()) {
                 self.deadline_of(stamp)
@@ -1435,6 +1655,14 @@ impl Breaker {
     /// Whether `config` can be put in force on this breaker: everything but
     /// a change of the latency histogram, which is allocated with it.
     pub(crate) fn check_reconfigure(&self, config: &Config) -> Result<(), ConfigError> {
+        if self.side.mapped().is_some() {
+            return Err(ConfigError {
+                field: "config",
+                reason: "a host-shared breaker runs on its segment's config (hashed into the \
+                         segment's header): open a segment with the new config instead"
+                    .into(),
+            });
+        }
         if self.config().latency_histogram != config.latency_histogram {
             return Err(ConfigError {
                 field: "latency_histogram",

@@ -15,6 +15,7 @@ pub(crate) fn alpha_q32(alpha: f64) -> u64 {
 }
 
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct Ewma {
     word: AtomicU64,
 }

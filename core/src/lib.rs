@@ -162,7 +162,11 @@
 //!     name's hash) and stop at the first slot that holds the name or that
 //!     they claim, so one name gets one slot.
 //!     *Implemented by* `Slot::settle` / `Slot::initialise`
-//!     (`core/src/shared/segment.rs`).
+//!     (`core/src/shared/segment.rs`). A READY slot's words are then
+//!     driven by an ordinary `Breaker` (`Segment::breaker`, through
+//!     `place::Mapped`) under invariants 1-12, unchanged: the same atomic
+//!     operations with the same orderings, on shared memory, which is
+//!     coherent across processes as across threads.
 //! 14. **Ramp-up.** A config with a ramp closes HALF_OPEN into phase
 //!     RAMPING (code 3: CLOSED to hosts, off the fast path because the
 //!     phase bits are not zero). The transition's winner stamps the ramp's
@@ -317,6 +321,7 @@ pub mod implementation;
 mod loom_shim;
 mod metrics;
 pub mod probe;
+mod place;
 pub mod prometheus;
 mod ramp;
 mod reconfig;
@@ -330,6 +335,7 @@ mod state;
 mod striped;
 mod transition;
 pub mod window;
+mod words;
 
 pub use breaker::Breaker;
 pub use call::{Outcome, Permit, Recorded, RejectReason, Rejected};
@@ -339,6 +345,9 @@ pub use events::{Event, EventQueue, Listener, ListenerId};
 pub use group::{Group, GroupLimit, GroupStats};
 pub use guard::{outcome_of_result, CallError, Guard};
 pub use metrics::MetricsSnapshot;
+/// Test hooks for the crash tests of host-shared breakers.
+#[cfg(feature = "test-hooks")]
+pub use place::hooks as test_hooks;
 pub use registry::{Registry, RegistryError, RegistryOptions};
 pub use state::{Override, Phase, State};
 pub use transition::{Reason, Transition};

@@ -26,8 +26,10 @@ fn zeros<const N: usize>() -> [AtomicU64; N] {
     core::array::from_fn(|_| AtomicU64::new(0))
 }
 
-/// Counters written on the call path.
+/// Counters written on the call path. `repr(C)`: a host-shared slot's
+/// process stripes hold them in this order (`crate::shared::layout`).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct CallCounters {
     by_outcome: [AtomicU64; 4],
     slow: AtomicU64,

@@ -26,12 +26,14 @@ use crate::clock::Nanos;
 use crate::loom_shim::{AtomicU64, Ordering::Relaxed};
 use crate::state::Field;
 use crate::window::FastMod;
+use crate::words::WordBox;
 
 /// `b` bucket words, then `b` rolled-at words, in one allocation (so that
 /// the time window, which every breaker holds inline, stays 40 bytes).
 #[derive(Debug)]
 pub(crate) struct Ring {
-    words: Box<[AtomicU64]>,
+    /// Its own heap words, or a host-shared slot's (`crate::shared`).
+    words: WordBox,
     recip: u64,
     /// Bucket width in nanoseconds, to correct the reciprocal's quotient.
     width: u64,
@@ -48,9 +50,17 @@ pub(crate) struct At {
 impl Ring {
     /// `buckets` (at least 1) buckets of `width` nanoseconds (at least 1).
     pub(crate) fn new(width: u64, buckets: u32) -> Ring {
+        Ring::on(width, WordBox::heap(2 * buckets as usize, |_| 0))
+    }
+
+    /// A ring on `words` (an even number of them, at least 2: the buckets,
+    /// then their rolled-at words), zero or left by a ring of the same shape.
+    pub(crate) fn on(width: u64, words: WordBox) -> Ring {
+        assert!(words.len() >= 2 && words.len() % 2 == 0);
+        let buckets = (words.len() / 2) as u32;
         let width = width.max(1);
         Ring {
-            words: (0..2 * buckets).map(|_| AtomicU64::new(0)).collect(),
+            words,
             recip: u64::MAX / width,
             width,
             modulo: FastMod::new(buckets),
@@ -184,6 +194,6 @@ impl Ring {
 
     /// Heap bytes (both halves).
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.words.len() * core::mem::size_of::<AtomicU64>()
+        self.words.heap_bytes()
     }
 }

@@ -204,6 +204,20 @@ impl Snapshot {
     /// The word of a new breaker: CLOSED, generation 0.
     pub(crate) const INITIAL: Snapshot = Snapshot(0);
 
+    /// The inline word of a host-shared breaker (`crate::place`): a forced
+    /// open override (never on the fast path, rejects if ever read by
+    /// mistake) with the reserved bits set, which no transition sets, so
+    /// that the slow paths tell it apart with one test.
+    #[cfg_attr(circuit_loom, allow(dead_code))]
+    pub(crate) const HOST_SHARED: Snapshot =
+        Snapshot(RESERVED.mask() | ((Override::ForcedOpen as u64) << OVERRIDE.shift));
+
+    /// Whether this is [`Snapshot::HOST_SHARED`]'s word.
+    #[inline]
+    pub(crate) fn is_host_shared(self) -> bool {
+        self.0 & RESERVED.mask() != 0
+    }
+
     #[inline]
     pub(crate) fn on_fast_path(self) -> bool {
         self.0 & FAST_PATH_MASK == 0
@@ -348,6 +362,13 @@ impl StateCell {
     #[inline]
     pub(crate) fn load(&self) -> Snapshot {
         Snapshot(self.0.load(Ordering::Acquire))
+    }
+
+    /// Sets the word of a breaker no other thread has seen to
+    /// [`Snapshot::HOST_SHARED`] (`&mut`: nothing races it).
+    #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+    pub(crate) fn set_host_shared(&mut self) {
+        self.0.store(Snapshot::HOST_SHARED.0, Ordering::Relaxed);
     }
 
     /// The only way the word changes. AcqRel on success publishes the

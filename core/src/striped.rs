@@ -36,6 +36,7 @@ use crate::loom_shim::process_wide;
 use crate::loom_shim::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::metrics::CallCounters;
 use crate::reconfig::Reconfig;
+use crate::place::Mapped;
 
 /// Ownership changes after which a breaker counts as contended. Small under
 /// loom, so that a model reaches the striped state in a few records.
@@ -147,6 +148,13 @@ impl Owner {
         self.0.load(Ordering::Relaxed) & !HANDOFF_MASK == tag
     }
 
+    /// Marks the breaker contended from the start (a host-shared breaker:
+    /// its counts go to its process's stripe of the slot).
+    #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+    pub(crate) fn set_striped(&self) {
+        self.0.store(STRIPED, Ordering::Relaxed);
+    }
+
     /// Takes the inline cell for `tag`, or reports that the breaker is
     /// (now) contended. A thread that gets `Inline` may find ownership gone
     /// by the time it adds: two threads then share the inline cell for a
@@ -207,6 +215,9 @@ struct SideBox {
     /// Null until the breaker is first reconfigured (invariant 18); then a
     /// `Box<Reconfig>` leaked until drop.
     reconfig: AtomicPtr<Reconfig>,
+    /// The slot whose words a host-shared breaker runs on
+    /// (`crate::place`), set before any other thread sees the breaker.
+    mapped: Option<Mapped>,
 }
 
 impl Drop for SideBox {
@@ -263,6 +274,7 @@ impl Side {
                 ramp_limited: AtomicU64::new(0),
                 group: None,
                 reconfig: AtomicPtr::new(core::ptr::null_mut()),
+                mapped: None,
             })),
             None => core::ptr::null_mut(),
         }))
@@ -297,6 +309,9 @@ impl Side {
     /// The calling thread's stripe, allocating the stripes (and the box)
     /// first if this is the first striped record.
     pub(crate) fn stripe(&self) -> &CallCounters {
+        if let Some(m) = self.mapped() {
+            return m.stripe();
+        }
         let stripes = match self.stripes() {
             Some(s) => s,
             None => self.allocate(),
@@ -316,6 +331,7 @@ impl Side {
             ramp_limited: AtomicU64::new(0),
             group: None,
             reconfig: AtomicPtr::new(core::ptr::null_mut()),
+            mapped: None,
         }));
         // AcqRel: Release publishes the box; Acquire (on failure) reads
         // the box another thread published (invariant 12).
@@ -344,6 +360,22 @@ impl Side {
         // SAFETY: `p` is the live box `boxed_or_new` just ensured, owned by
         // `self`; `&mut self` means no reference into it exists elsewhere.
         unsafe { (*p).group = Some(membership) };
+    }
+
+    /// Puts the breaker on a host-shared slot's words. `&mut self`: the
+    /// breaker is not shared yet.
+    #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+    pub(crate) fn set_mapped(&mut self, mapped: Mapped) {
+        self.boxed_or_new();
+        let p = self.0.load(Ordering::Relaxed);
+        // SAFETY: as in `set_group`.
+        unsafe { (*p).mapped = Some(mapped) };
+    }
+
+    /// The host-shared slot the breaker runs on, if any.
+    #[inline]
+    pub(crate) fn mapped(&self) -> Option<&Mapped> {
+        self.boxed()?.mapped.as_ref()
     }
 
     /// The group guard the breaker is under, if any.

@@ -23,6 +23,8 @@
 //!   adaptive timeouts;
 //! - `http`: the HTTP integrations' shared rules (status classification,
 //!   `Retry-After` parsing);
+//! - `segment`: host-shared segments, whose breakers are ordinary
+//!   `circuit_breaker` handles;
 //! - `fast`: the state-word fast path for wrappers whose foreign calls are
 //!   expensive (ctypes, cgo).
 //!
@@ -63,6 +65,7 @@ pub mod reconfig;
 pub mod registry;
 pub mod result;
 pub mod retry;
+pub mod segment;
 pub mod sync;
 pub mod timeout;
 

@@ -59,11 +59,27 @@ pub enum circuit_result {
     /// outside the fraction it admits now (see
     /// `circuit_config_builder_set_ramp`).
     RejectedRampLimited = 17,
+    /// Host-shared segments: a system call on the segment file failed
+    /// (open, stat, read, create, link, mmap); the last error names the
+    /// call, the path and the OS error.
+    SegmentIo = 18,
+    /// Host-shared segments: the file is not a segment this library may use
+    /// for this config: truncated, not a circuit segment, another layout
+    /// version, a corrupt header, or made for another config, capacity or
+    /// stripe count (the last error says which). Nothing in it was changed.
+    SegmentInvalid = 19,
+    /// Host-shared segments: the path is a symlink or not a regular file,
+    /// the file belongs to another user, or its mode grants more than the
+    /// mode asked for. It is not opened.
+    SegmentUnsafe = 20,
+    /// Host-shared segments: a live process has been claiming the slot of
+    /// this name for longer than the claim wait; try again.
+    SegmentBusy = 21,
 }
 
 impl circuit_result {
     /// Every code, indexed by discriminant.
-    pub const ALL: [circuit_result; 18] = [
+    pub const ALL: [circuit_result; 22] = [
         circuit_result::Ok,
         circuit_result::NullArgument,
         circuit_result::InvalidArgument,
@@ -82,6 +98,10 @@ impl circuit_result {
         circuit_result::Empty,
         circuit_result::NotBuilt,
         circuit_result::RejectedRampLimited,
+        circuit_result::SegmentIo,
+        circuit_result::SegmentInvalid,
+        circuit_result::SegmentUnsafe,
+        circuit_result::SegmentBusy,
     ];
 
     /// Converts a code received from C.
@@ -110,6 +130,10 @@ impl circuit_result {
             circuit_result::Empty => c"CIRCUIT_RESULT_EMPTY",
             circuit_result::NotBuilt => c"CIRCUIT_RESULT_NOT_BUILT",
             circuit_result::RejectedRampLimited => c"CIRCUIT_RESULT_REJECTED_RAMP_LIMITED",
+            circuit_result::SegmentIo => c"CIRCUIT_RESULT_SEGMENT_IO",
+            circuit_result::SegmentInvalid => c"CIRCUIT_RESULT_SEGMENT_INVALID",
+            circuit_result::SegmentUnsafe => c"CIRCUIT_RESULT_SEGMENT_UNSAFE",
+            circuit_result::SegmentBusy => c"CIRCUIT_RESULT_SEGMENT_BUSY",
         }
     }
 

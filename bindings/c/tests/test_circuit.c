@@ -147,6 +147,10 @@ static void test_result_names(void) {
       "CIRCUIT_RESULT_EMPTY",
       "CIRCUIT_RESULT_NOT_BUILT",
       "CIRCUIT_RESULT_REJECTED_RAMP_LIMITED",
+      "CIRCUIT_RESULT_SEGMENT_IO",
+      "CIRCUIT_RESULT_SEGMENT_INVALID",
+      "CIRCUIT_RESULT_SEGMENT_UNSAFE",
+      "CIRCUIT_RESULT_SEGMENT_BUSY",
   };
   uint32_t i;
   /* The discriminants are part of the ABI. */

@@ -36,6 +36,7 @@ from ._events import Event, EventQueue, Listener, Reason
 from ._group import GroupStats
 from ._probe import Probe, Prober
 from ._registry import Registry
+from ._segment import Segment
 from ._sync import FleetSync, SyncState, SyncStatus
 from ._retry import Retry, RetryBudget, RetryPolicy
 from ._timeout import AdaptiveTimeout, Latency
@@ -101,6 +102,7 @@ __all__ = [
     "Outcome",
     "Permit",
     "Seconds",
+    "Segment",
     "State",
     "library_path",
     "library_version",

@@ -43,6 +43,9 @@ WORD_GENERATION_SHIFT = 32
 GROUP_LIMIT_COUNT = 0
 GROUP_LIMIT_FRACTION = 1
 HTTP_RETRY_AFTER_MAX_LEN = 128
+SEGMENT_DEFAULT_CAPACITY = 64
+SEGMENT_DEFAULT_STRIPES = 16
+SEGMENT_DEFAULT_MODE = 384
 SYNC_CONNECTED = 0
 SYNC_DEGRADED = 1
 SYNC_STOPPED = 2
@@ -112,6 +115,10 @@ RESULT_BUDGET_EXHAUSTED = 14
 RESULT_EMPTY = 15
 RESULT_NOT_BUILT = 16
 RESULT_REJECTED_RAMP_LIMITED = 17
+RESULT_SEGMENT_IO = 18
+RESULT_SEGMENT_INVALID = 19
+RESULT_SEGMENT_UNSAFE = 20
+RESULT_SEGMENT_BUSY = 21
 
 # ---- enum circuit_retry_outcome ----
 RETRY_OUTCOME_SUCCESS = 0
@@ -355,6 +362,9 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_retry_budget_balance", c_uint32, (c_void_p, POINTER(c_uint64), POINTER(c_uint64), POINTER(c_uint64))),
     ("circuit_retry_next", c_uint32, (c_void_p, c_void_p, c_uint32, c_uint64, c_uint64, POINTER(c_uint64))),
     ("circuit_retry_decide", c_uint32, (c_void_p, c_void_p, c_uint32, c_uint32, c_uint64, c_uint64, POINTER(c_uint64), POINTER(c_uint32))),
+    ("circuit_segment_open", c_uint32, (c_char_p, c_size_t, c_void_p, c_uint32, c_uint32, c_uint32, POINTER(c_void_p))),
+    ("circuit_segment_breaker", c_uint32, (c_void_p, c_char_p, c_size_t, POINTER(c_void_p))),
+    ("circuit_segment_free", None, (c_void_p,)),
     ("circuit_sync_start", c_uint32, (c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_void_p))),
     ("circuit_sync_set_fleet_policy", c_uint32, (c_void_p, c_char_p, c_size_t, c_uint32, c_double, c_uint64)),
     ("circuit_sync_stop", c_uint32, (c_void_p,)),

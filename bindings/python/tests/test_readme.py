@@ -39,6 +39,20 @@ def test_readme_probe_example_runs() -> None:
     assert "closed by the health probe after 2 checks" in done.stdout, done.stdout
 
 
+def test_readme_shared_example_runs() -> None:
+    """README "Host-shared breakers": a forked worker's failures open the
+    parent's breaker."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "readme_shared.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "open" in done.stdout, done.stdout
+
+
 def test_readme_http_example_runs() -> None:
     """README "HTTP clients": each client is refused /offers once its breaker
     opened on a 503 with Retry-After: 30, and the partner never saw those."""

@@ -4,10 +4,14 @@
 //! # Status
 //!
 //! Built and tested: the segment ([`Segment`]: race-free creation,
-//! validation, mode, named slots, per-process counter stripes) and its
-//! byte layout ([`layout`]). Designed below and not yet built: driving the
-//! core's `Breaker` on a slot's words, the missing-stamp rule, and the
-//! bindings. What follows is the design those steps implement.
+//! validation, mode, named slots, per-process counter stripes), its byte
+//! layout ([`layout`]), the core's `Breaker` running on a slot's words
+//! ([`Segment::breaker`], `crate::place`), the missing-stamp rule, and
+//! events for transitions won by other processes (tests:
+//! `core/tests/shared_segment.rs`, `core/tests/shared_breaker.rs`; bench:
+//! `benches/benches/shared.rs`), and the C ABI (`ffi/src/segment.rs`).
+//! Python: `circuit.Segment`; Go: `OpenSegment`. Not built yet: a registry
+//! on a segment, fleet sync of a shared breaker.
 //!
 //! # Design
 //!
@@ -24,11 +28,13 @@
 //! constructors (each cell type is `repr(transparent)` over one
 //! `AtomicU64`). The breaker logic stays in `breaker.rs`: a shared breaker
 //! is the same `Breaker` whose words are reached through a place that is
-//! either inline (today's heap breaker, unchanged) or a slot. The place is
-//! a type parameter with a default (`Breaker<P: Place = Inline>`), so the
-//! in-process breaker is monomorphised exactly as today and its closed path
-//! keeps its instruction count; the mapped place adds one load of a base
-//! pointer that the compiler hoists. Nothing is written twice.
+//! either inline (today's heap breaker, unchanged) or a slot. This was first
+//! planned as a type parameter (`Breaker<P: Place = Inline>`); it is built
+//! instead as one `Breaker` type whose slow paths are generic over the place
+//! and whose fast paths read the inline words, which a host-shared breaker
+//! sets to a word that is never on the fast path (`crate::place` says why:
+//! the registry, the C ABI handle and the wrappers hold one `Breaker` type).
+//! Nothing is written twice.
 //!
 //! What stays per process, by design: listeners, the clock object, the
 //! name `Arc`, the config, the latency histogram and the transition
@@ -58,15 +64,15 @@
 //!
 //! The generation in the state word is the host's transition epoch: every
 //! transition, in any process, increments it. Each process keeps the last
-//! generation it has notified for; a process that loads the word on its
-//! call path (it does on every acquire) and finds a newer generation fires
-//! its local listeners once, with reason `Remote`, for the state it now
-//! sees (intermediate transitions it did not observe are folded into one
-//! event; the counts of those are in the transition statistics of the
-//! process that won them). A compare-and-swap of the process's "last seen"
-//! word makes that event fire once per process. The closed fast path stays
-//! one load and a branch: the generation is compared only off it and on
-//! `record`, which already compares the permit's generation.
+//! word it has seen on the slot (`place::Mapped`); every call of a
+//! host-shared breaker takes the slow path, and one that loads a newer
+//! generation advances that word by CAS and fires the local listeners once,
+//! with reason `Remote`, from the state last seen to the state it now sees
+//! (intermediate transitions are folded into one event; their counts are in
+//! the transition statistics of the processes that won them). The winner of
+//! a transition advances it after its own CAS, so its event is not repeated
+//! (a thread of the same process that loads the word between the two may
+//! report it once more as `Remote`). In-process breakers do no part of this.
 //!
 //! ## Crashes
 //!

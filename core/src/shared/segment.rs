@@ -30,15 +30,18 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::layout::{
     encode_name, Geometry, Header, LayoutError, CONTROL_AT, HEADER_BYTES, HOT_AT, NAME_MAX,
     SLOT_CLAIMING, SLOT_FREE, SLOT_READY, STRIPE_BYTES,
 };
+use crate::breaker::{Breaker, Env};
 use crate::call::{Outcome, RejectReason};
 use crate::config::Config;
 use crate::loom_shim::{AtomicU64, Ordering};
+use crate::place::{Mapped, SlotWords};
 use crate::state::{ProbeLedger, StampCell, State, StateCell};
 
 /// Options of [`Segment::open`].
@@ -184,6 +187,9 @@ pub struct Segment {
     claim_wait: Duration,
     /// The config uses a count window (its counts word starts biased).
     count_window: bool,
+    /// The config every breaker of the segment runs (its hash is in the
+    /// header).
+    config: Arc<Config>,
 }
 
 // SAFETY: the mapping is shared memory accessed only through atomics (slot
@@ -271,6 +277,7 @@ impl Segment {
             claim_wait: opts.claim_wait,
             count_window: config.uses_window()
                 && matches!(config.window, crate::config::WindowKind::Count { .. }),
+            config: Arc::new(config.clone()),
         })
     }
 
@@ -343,6 +350,55 @@ impl Segment {
         // page-aligned); the mapping lives as long as `self`; every access
         // to shared words is atomic.
         unsafe { &*self.base.as_ptr().add(offset).cast::<AtomicU64>() }
+    }
+
+    /// The breaker named `name`: an ordinary [`Breaker`] whose decision
+    /// words are the slot's (claimed for the name if no slot holds it yet,
+    /// see [`Segment::slot`]), whose call counts go to this process's
+    /// stripe of the slot, and which runs the segment's config on
+    /// [`HostClock`](super::HostClock) with the segment's stamp base.
+    /// Listeners, the latency histogram and the transition statistics stay
+    /// with this breaker, in this process. Every breaker of one name, in
+    /// any process of the host, shares one state (`crate::place`).
+    pub fn breaker(self: &Arc<Segment>, name: &str) -> Result<Breaker, SegmentError> {
+        let slot = self.slot(name)?;
+        let stripe = slot.stripe();
+        let g = self.header.geometry;
+        let at = slot.at;
+        let ptr = |offset: usize| {
+            // Offsets within the slot, which `word` checks is in bounds.
+            let _ = self.word(offset);
+            // SAFETY: in bounds (checked above) of a live mapping.
+            NonNull::new(unsafe { self.base.as_ptr().add(offset) }).expect("mapped")
+        };
+        let words = SlotWords {
+            control: ptr(at + CONTROL_AT),
+            probes: ptr(at + CONTROL_AT + 16),
+            stats: ptr(at + HOT_AT),
+            window: ptr(at + HOT_AT + 16),
+            window_len: g.window_words,
+            stripe: ptr(stripe.at + 8),
+            stripes: ptr(at + g.stripes_at + 8),
+            stripe_count: g.stripes,
+            stripe_stride: STRIPE_BYTES as u32,
+        };
+        // The last word of the window and of the last stripe's counters
+        // are in bounds too.
+        if g.window_words > 0 {
+            let _ = self.word(at + HOT_AT + 16 + 8 * (g.window_words as usize - 1));
+        }
+        let _ = self.word(at + g.stripes_at + (g.stripes as usize - 1) * STRIPE_BYTES + 8 * 9);
+        // SAFETY: the offsets follow `layout` (control line: state word,
+        // stamp, ledger; hot line: consecutive failures, EWMA, window words;
+        // stripes: owner, then `CallCounters` in order, `repr(C)`), every
+        // word of them is in the mapping (checked above) and 8-aligned, a
+        // READY slot's words are initialised (invariant 13), and the
+        // mapping lives as long as the `Arc<Segment>` the place holds.
+        let mapped = unsafe { Mapped::new(words, self.clone()) };
+        let env = Env::on_base(Arc::new(super::HostClock), self.header.stamp_base);
+        let mut b = Breaker::shared(Arc::from(name), self.config.clone(), env);
+        b.set_mapped(mapped);
+        Ok(b)
     }
 
     /// The slot named `name`, claiming a free one for it if no slot holds

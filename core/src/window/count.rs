@@ -20,6 +20,7 @@
 
 use super::{FastMod, Sample, WindowCounts};
 use crate::loom_shim::{AtomicU64, Ordering::Relaxed};
+use crate::words::WordBox;
 
 const SLOTS_PER_WORD: u32 = 32;
 const BIAS: u64 = 1 << 31;
@@ -28,11 +29,64 @@ pub(crate) const COUNTS_EMPTY: u64 = (BIAS << 32) | BIAS;
 const FAILED_BITS: u64 = 0x5555_5555_5555_5555;
 const SLOW_BITS: u64 = FAILED_BITS << 1;
 
+/// Where a count window's cursor and counts words are: in the window
+/// ([`InlineHead`]), or in a host-shared slot before its slot words
+/// ([`MappedHead`], `crate::shared`). Everything else about the window is
+/// one code path, monomorphised for each.
+pub(crate) trait Head {
+    fn cursor(&self) -> &AtomicU64;
+    fn counts(&self) -> &AtomicU64;
+}
+
+/// The cursor and counts of an in-process window, in the window itself.
 #[derive(Debug)]
-pub(crate) struct CountWindow {
+pub(crate) struct InlineHead {
     cursor: AtomicU64,
     counts: AtomicU64,
-    slots: Box<[AtomicU64]>,
+}
+
+impl Head for InlineHead {
+    #[inline(always)]
+    fn cursor(&self) -> &AtomicU64 {
+        &self.cursor
+    }
+
+    #[inline(always)]
+    fn counts(&self) -> &AtomicU64 {
+        &self.counts
+    }
+}
+
+/// The cursor and counts of a host-shared window: two words of the slot,
+/// behind one thin pointer (so a shared window is no larger than an
+/// in-process one, see `Window`).
+#[derive(Debug)]
+pub(crate) struct MappedHead(core::ptr::NonNull<AtomicU64>);
+
+// SAFETY: a pointer to two atomics that outlive the window (the contract
+// of `WordBox::borrowed`, which handed it out).
+unsafe impl Send for MappedHead {}
+// SAFETY: as above; only atomic accesses.
+unsafe impl Sync for MappedHead {}
+
+impl Head for MappedHead {
+    #[inline(always)]
+    fn cursor(&self) -> &AtomicU64 {
+        // SAFETY: see `Send`: word 0 of two live atomics.
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline(always)]
+    fn counts(&self) -> &AtomicU64 {
+        // SAFETY: see `Send`: word 1 of two live atomics.
+        unsafe { &*self.0.as_ptr().add(1) }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct CountWindow<H: Head = InlineHead> {
+    head: H,
+    slots: WordBox,
     size: u32,
     modulo: FastMod,
     _niche: super::Niche,
@@ -47,20 +101,42 @@ impl CountWindow {
     pub(crate) fn new(size: u32) -> Self {
         let words = size.div_ceil(SLOTS_PER_WORD) as usize;
         CountWindow {
-            cursor: AtomicU64::new(0),
-            counts: AtomicU64::new(COUNTS_EMPTY),
-            slots: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            head: InlineHead {
+                cursor: AtomicU64::new(0),
+                counts: AtomicU64::new(COUNTS_EMPTY),
+            },
+            slots: WordBox::heap(words, |_| 0),
             size,
             modulo: FastMod::new(size),
             _niche: super::Niche::Only,
         }
     }
+}
 
+impl CountWindow<MappedHead> {
+    /// A window on borrowed words: `head` (cursor, then counts, starting
+    /// as `new` starts them) and `slots` (zero, or left by a window of the
+    /// same size).
+    #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+    pub(crate) fn on(size: u32, head: WordBox, slots: WordBox) -> Self {
+        assert_eq!(head.len(), 2);
+        assert_eq!(slots.len(), size.div_ceil(SLOTS_PER_WORD) as usize);
+        CountWindow {
+            head: MappedHead(head.first()),
+            slots,
+            size,
+            modulo: FastMod::new(size),
+            _niche: super::Niche::Only,
+        }
+    }
+}
+
+impl<H: Head> CountWindow<H> {
     /// Adds a sample; returns the counts including it when `want_counts`
     /// (else zeros: a success is never evaluated, invariant 6).
     #[inline]
     pub(crate) fn record(&self, sample: Sample, want_counts: bool) -> WindowCounts {
-        let ticket = self.cursor.fetch_add(1, Relaxed);
+        let ticket = self.head.cursor().fetch_add(1, Relaxed);
         let slot = self.modulo.rem(ticket as u32, self.size);
         let word = &self.slots[(slot / SLOTS_PER_WORD) as usize];
         let shift = (slot % SLOTS_PER_WORD) * 2;
@@ -80,10 +156,13 @@ impl CountWindow {
             if !want_counts {
                 return WindowCounts::default();
             }
-            self.counts.load(Relaxed)
+            self.head.counts().load(Relaxed)
         } else {
             let delta = (delta_fail << 32).wrapping_add(delta_slow) as u64;
-            self.counts.fetch_add(delta, Relaxed).wrapping_add(delta)
+            self.head
+                .counts()
+                .fetch_add(delta, Relaxed)
+                .wrapping_add(delta)
         };
         if !want_counts {
             return WindowCounts::default();
@@ -92,8 +171,8 @@ impl CountWindow {
     }
 
     pub(crate) fn counts(&self) -> WindowCounts {
-        let calls = self.cursor.load(Relaxed).min(u64::from(self.size));
-        decode(self.counts.load(Relaxed), calls)
+        let calls = self.head.cursor().load(Relaxed).min(u64::from(self.size));
+        decode(self.head.counts().load(Relaxed), calls)
     }
 
     /// Empties every slot with one RMW and takes back from `counts` exactly
@@ -110,13 +189,13 @@ impl CountWindow {
             slow += u64::from((prev & SLOW_BITS).count_ones());
         }
         if failed != 0 || slow != 0 {
-            self.counts.fetch_sub((failed << 32) | slow, Relaxed);
+            self.head.counts().fetch_sub((failed << 32) | slow, Relaxed);
         }
-        self.cursor.store(0, Relaxed);
+        self.head.cursor().store(0, Relaxed);
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.len() * core::mem::size_of::<AtomicU64>()
+        self.slots.heap_bytes()
     }
 
     pub(crate) fn size(&self) -> u32 {
@@ -138,8 +217,8 @@ impl CountWindow {
     /// outcomes of `old` (live reconfiguration). A record of `old` in
     /// flight may be read before its slot is written: it then shows the
     /// outcome it replaces (invariant 6: statistics).
-    pub(crate) fn seed_from(&self, old: &CountWindow) {
-        let t = old.cursor.load(Relaxed);
+    pub(crate) fn seed_from<O: Head>(&self, old: &CountWindow<O>) {
+        let t = old.head.cursor().load(Relaxed);
         let held = t.min(u64::from(old.size));
         let k = held.min(u64::from(self.size));
         for ticket in t - k..t {

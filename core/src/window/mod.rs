@@ -8,10 +8,10 @@
 mod count;
 mod time;
 
-pub(crate) use count::CountWindow;
 /// The empty count word, for host-shared slots (`crate::shared`).
 #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
 pub(crate) use count::COUNTS_EMPTY;
+pub(crate) use count::{CountWindow, MappedHead};
 pub(crate) use time::TimeWindow;
 
 use crate::clock::Nanos;
@@ -69,7 +69,15 @@ pub(crate) enum Niche {
 pub(crate) enum Window {
     Count(CountWindow),
     Time(TimeWindow),
+    /// A count window on a host-shared slot's words (`crate::shared`).
+    #[cfg_attr(circuit_loom, allow(dead_code))]
+    SharedCount(CountWindow<MappedHead>),
 }
+
+// The variants fit around the in-process count window's niche byte: an
+// `Option<Window>` costs a breaker no more than a count window.
+const _: () =
+    assert!(core::mem::size_of::<Option<Window>>() == core::mem::size_of::<CountWindow>());
 
 impl Window {
     pub(crate) fn new(kind: WindowKind) -> Window {
@@ -77,6 +85,21 @@ impl Window {
             WindowKind::Count { size } => Window::Count(CountWindow::new(size)),
             WindowKind::Time { duration, buckets } => {
                 Window::Time(TimeWindow::new(duration, buckets))
+            }
+        }
+    }
+
+    /// A window of `kind` on borrowed words (a host-shared slot's:
+    /// `crate::shared`), laid out as `new` lays out its own.
+    #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+    pub(crate) fn on(kind: WindowKind, words: crate::words::WordBox) -> Window {
+        match kind {
+            WindowKind::Count { size } => {
+                let (head, slots) = words.split_at(2);
+                Window::SharedCount(CountWindow::on(size, head, slots))
+            }
+            WindowKind::Time { duration, buckets } => {
+                Window::Time(TimeWindow::on(duration, buckets, words))
             }
         }
     }
@@ -95,6 +118,7 @@ impl Window {
     ) -> WindowCounts {
         match self {
             Window::Count(w) => w.record(sample, want_counts),
+            Window::SharedCount(w) => w.record(sample, want_counts),
             Window::Time(w) => {
                 let now = now();
                 w.record(sample, now);
@@ -111,6 +135,7 @@ impl Window {
     pub(crate) fn counts(&self, now: Nanos) -> WindowCounts {
         match self {
             Window::Count(w) => w.counts(),
+            Window::SharedCount(w) => w.counts(),
             Window::Time(w) => w.counts(now),
         }
     }
@@ -119,6 +144,7 @@ impl Window {
     pub(crate) fn clear(&self) {
         match self {
             Window::Count(w) => w.clear(),
+            Window::SharedCount(w) => w.clear(),
             Window::Time(w) => w.clear(),
         }
     }
@@ -149,6 +175,7 @@ impl Window {
     pub(crate) fn heap_bytes(&self) -> usize {
         match self {
             Window::Count(w) => w.heap_bytes(),
+            Window::SharedCount(w) => w.heap_bytes(),
             Window::Time(w) => w.heap_bytes(),
         }
     }

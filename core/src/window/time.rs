@@ -57,6 +57,14 @@ impl TimeWindow {
         }
     }
 
+    /// A window on `words` (`2 * buckets` of them: buckets, rolled-at).
+    #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+    pub(crate) fn on(duration: Duration, buckets: u32, words: crate::words::WordBox) -> Self {
+        TimeWindow {
+            ring: Ring::on(duration_to_nanos(duration) / u64::from(buckets), words),
+        }
+    }
+
     #[inline]
     fn count_i64(&self) -> i64 {
         i64::from(self.ring.count())

@@ -1,0 +1,317 @@
+/* Host-shared segments through the C ABI (issue 17): errors for every kind
+ * of refused file, and real processes (fork) driving one breaker: every
+ * call counted exactly once, a trip seen by every process, and a probe
+ * held by a SIGKILLed process reclaimed by the lease. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <signal.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#define WORKERS 4
+#define CALLS_PER_WORKER 50000
+
+static char dir[256];
+
+static circuit_config *consecutive(uint32_t n) {
+  circuit_config_builder *b = circuit_config_builder_new();
+  circuit_config *c = NULL;
+  CHECK_RC(circuit_config_builder_set_consecutive_failures(b, n), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_build(b, &c), CIRCUIT_RESULT_OK);
+  circuit_config_builder_free(b);
+  return c;
+}
+
+static circuit_result open_at(const char *path, const circuit_config *c, const circuit_segment **out) {
+  return circuit_segment_open(path, strlen(path), c, 8, 8, 0, out);
+}
+
+static void path_of(char *buf, size_t len, const char *file) {
+  snprintf(buf, len, "%s/%s", dir, file);
+}
+
+static void test_refusals(void) {
+  circuit_config *c = consecutive(5);
+  circuit_config *other = consecutive(6);
+  const circuit_segment *s = NULL;
+  const circuit_breaker *b = NULL;
+  char path[300], link_path[300], junk[300];
+  FILE *f;
+
+  path_of(path, sizeof path, "seg");
+  CHECK_RC(open_at(path, c, &s), CIRCUIT_RESULT_OK);
+  CHECK(s != NULL);
+  /* Another config: refused, never reinterpreted. */
+  {
+    const circuit_segment *again = NULL;
+    CHECK_RC(open_at(path, other, &again), CIRCUIT_RESULT_SEGMENT_INVALID);
+    CHECK_ERR_MENTIONS("another config");
+    CHECK(again == NULL);
+  }
+  /* Not a segment. */
+  path_of(junk, sizeof junk, "junk");
+  f = fopen(junk, "w");
+  CHECK(f != NULL);
+  if (f != NULL) {
+    int k;
+    /* Longer than a header, and not one. */
+    for (k = 0; k < 64; k++) fputs("junk", f);
+    fclose(f);
+  }
+  CHECK(chmod(junk, 0600) == 0);
+  {
+    const circuit_segment *x = NULL;
+    CHECK_RC(open_at(junk, c, &x), CIRCUIT_RESULT_SEGMENT_INVALID);
+    CHECK_ERR_MENTIONS("magic");
+  }
+  /* A symlink to a valid segment is not followed. */
+  path_of(link_path, sizeof link_path, "link");
+  CHECK(symlink(path, link_path) == 0);
+  {
+    const circuit_segment *x = NULL;
+    CHECK_RC(open_at(link_path, c, &x), CIRCUIT_RESULT_SEGMENT_UNSAFE);
+  }
+  /* A directory that does not exist. */
+  {
+    const circuit_segment *x = NULL;
+    char missing[320];
+    snprintf(missing, sizeof missing, "%s/no/such/dir/seg", dir);
+    CHECK_RC(open_at(missing, c, &x), CIRCUIT_RESULT_SEGMENT_IO);
+  }
+  /* Bad names and arguments. */
+  {
+    const circuit_segment *x = NULL;
+    /* Without a '/' it is a name under /dev/shm: these are not names. */
+    CHECK_RC(circuit_segment_open("bad name", 8, c, 0, 0, 0, &x),
+             CIRCUIT_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(circuit_segment_open(".hidden", 7, c, 0, 0, 0, &x),
+             CIRCUIT_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(circuit_segment_open(path, strlen(path), c, 0, 0, 0400,
+                                  &x),
+             CIRCUIT_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(circuit_segment_open(path, strlen(path), NULL, 0, 0, 0,
+                                  &x),
+             CIRCUIT_RESULT_NULL_ARGUMENT);
+    CHECK_RC(circuit_segment_breaker(NULL, "a", 1, &b), CIRCUIT_RESULT_NULL_ARGUMENT);
+    CHECK_RC(circuit_segment_breaker(s, "", 0, &b), CIRCUIT_RESULT_INVALID_ARGUMENT);
+    CHECK_RC(circuit_segment_breaker(s, "\xff", 1, &b), CIRCUIT_RESULT_INVALID_UTF8);
+  }
+  /* Capacity 8: the ninth name does not fit. */
+  {
+    int i;
+    char name[16];
+    for (i = 0; i < 8; i++) {
+      snprintf(name, sizeof name, "n%d", i);
+      CHECK_RC(circuit_segment_breaker(s, name, strlen(name), &b), CIRCUIT_RESULT_OK);
+      circuit_breaker_free(b);
+    }
+    CHECK_RC(circuit_segment_breaker(s, "ninth", 5, &b), CIRCUIT_RESULT_LIMIT_EXCEEDED);
+  }
+  circuit_segment_free(s);
+  circuit_segment_free(NULL);
+  unlink(link_path);
+  unlink(junk);
+  unlink(path);
+  circuit_config_free(c);
+  circuit_config_free(other);
+}
+
+/* A worker process: its own mapping of the segment, its own breaker
+ * handle; CALLS_PER_WORKER successes, then one failure. Exit status 0 when
+ * every call was admitted and counted. */
+static int worker(const char *path) {
+  circuit_config *c = consecutive(WORKERS + 1);
+  const circuit_segment *s = NULL;
+  const circuit_breaker *b = NULL;
+  circuit_permit p;
+  int i, bad = 0;
+  if (open_at(path, c, &s) != CIRCUIT_RESULT_OK) return 2;
+  if (circuit_segment_breaker(s, "partner", 7, &b) != CIRCUIT_RESULT_OK) return 3;
+  circuit_segment_free(s); /* the breaker keeps the mapping */
+  for (i = 0; i < CALLS_PER_WORKER; i++) {
+    if (circuit_breaker_acquire(b, &p, NULL) != CIRCUIT_RESULT_OK) {
+      bad++;
+      continue;
+    }
+    if (circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, 1000) != CIRCUIT_RESULT_OK) bad++;
+  }
+  if (circuit_breaker_acquire(b, &p, NULL) != CIRCUIT_RESULT_OK) bad++;
+  else if (circuit_breaker_record(b, p, CIRCUIT_OUTCOME_FAILURE, 1000) != CIRCUIT_RESULT_OK) bad++;
+  circuit_breaker_free(b);
+  circuit_config_free(c);
+  return bad == 0 ? 0 : 1;
+}
+
+static void test_processes_share_one_breaker(void) {
+  char path[300];
+  pid_t pids[WORKERS];
+  int i;
+  circuit_config *c = consecutive(WORKERS + 1);
+  const circuit_segment *s = NULL;
+  const circuit_breaker *b = NULL;
+  circuit_metrics m;
+  circuit_permit p;
+  uint32_t state = 0;
+
+  path_of(path, sizeof path, "shared");
+  for (i = 0; i < WORKERS; i++) {
+    pids[i] = fork();
+    if (pids[i] == 0) _exit(worker(path));
+    CHECK(pids[i] > 0);
+  }
+  for (i = 0; i < WORKERS; i++) {
+    int status = 0;
+    CHECK(waitpid(pids[i], &status, 0) == pids[i]);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  CHECK_RC(open_at(path, c, &s), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_segment_breaker(s, "partner", 7, &b), CIRCUIT_RESULT_OK);
+  /* The workers' last failures were one run of WORKERS only if no success
+   * came between them; each worker's failure came after all of its own
+   * successes, so the run is at least 1: still CLOSED, and one failure
+   * more from this process may or may not trip it. The counts are exact. */
+  memset(&m, 0, sizeof m);
+  m.struct_size = sizeof m;
+  CHECK_RC(circuit_breaker_metrics(b, &m), CIRCUIT_RESULT_OK);
+  CHECK(m.successes == (uint64_t)WORKERS * CALLS_PER_WORKER);
+  CHECK(m.failures == WORKERS);
+  /* This process's failures add to the same consecutive counter: at most
+   * WORKERS + 1 of them trip it, and every process then sees it OPEN. */
+  for (i = 0; i < WORKERS + 1; i++) {
+    if (circuit_breaker_acquire(b, &p, NULL) != CIRCUIT_RESULT_OK) break;
+    CHECK(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_FAILURE, 1000) == CIRCUIT_RESULT_OK);
+  }
+  CHECK_RC(circuit_breaker_state(b, &state), CIRCUIT_RESULT_OK);
+  CHECK(state == CIRCUIT_STATE_OPEN);
+  {
+    pid_t child = fork();
+    if (child == 0) {
+      const circuit_segment *s2 = NULL;
+      const circuit_breaker *b2 = NULL;
+      uint32_t st = 0;
+      int code = 0;
+      if (open_at(path, c, &s2) != CIRCUIT_RESULT_OK) _exit(2);
+      if (circuit_segment_breaker(s2, "partner", 7, &b2) != CIRCUIT_RESULT_OK) _exit(3);
+      if (circuit_breaker_acquire(b2, &p, NULL) != CIRCUIT_RESULT_REJECTED_OPEN) code = 4;
+      if (circuit_breaker_state(b2, &st) != CIRCUIT_RESULT_OK || st != CIRCUIT_STATE_OPEN) code = 5;
+      circuit_breaker_free(b2);
+      circuit_segment_free(s2);
+      circuit_breaker_free(b);
+      circuit_segment_free(s);
+      circuit_config_free(c);
+      _exit(code);
+    } else {
+      int status = 0;
+      CHECK(waitpid(child, &status, 0) == child);
+      CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+  }
+  circuit_breaker_free(b);
+  circuit_segment_free(s);
+  circuit_config_free(c);
+  unlink(path);
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (ms % 1000) * 1000000L;
+  nanosleep(&ts, NULL);
+}
+
+/* A forked process takes the half-open probe and is SIGKILLed holding it:
+ * the probe lease frees the slot for this process. */
+static void test_probe_of_a_killed_process_is_reclaimed(void) {
+  char path[300];
+  circuit_config_builder *cb = circuit_config_builder_new();
+  circuit_config *c = NULL;
+  const circuit_segment *s = NULL;
+  const circuit_breaker *b = NULL;
+  circuit_permit p;
+  uint32_t state = 0;
+  int fds[2];
+  char got = 0;
+  pid_t child;
+  uint64_t held;
+  circuit_result rc;
+
+  CHECK_RC(circuit_config_builder_set_consecutive_failures(cb, 1), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_open_duration(cb, 50000000u), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_jitter(cb, 0.0), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_probe_lease(cb, 300000000u), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_build(cb, &c), CIRCUIT_RESULT_OK);
+  circuit_config_builder_free(cb);
+  path_of(path, sizeof path, "probe");
+  CHECK_RC(open_at(path, c, &s), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_segment_breaker(s, "p", 1, &b), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_acquire(b, &p, NULL), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_FAILURE, 1000), CIRCUIT_RESULT_OK);
+  sleep_ms(80);
+  CHECK(pipe(fds) == 0);
+  child = fork();
+  if (child == 0) {
+    char ok = 'n';
+    close(fds[0]);
+    if (circuit_breaker_acquire(b, &p, NULL) == CIRCUIT_RESULT_OK &&
+        (p.flags & CIRCUIT_PERMIT_PROBE) != 0) {
+      ok = 'y';
+    }
+    if (write(fds[1], &ok, 1) != 1) _exit(2);
+    for (;;) pause(); /* holding the probe until killed */
+  }
+  close(fds[1]);
+  CHECK(read(fds[0], &got, 1) == 1 && got == 'y');
+  close(fds[0]);
+  held = now_ns();
+  CHECK(kill(child, SIGKILL) == 0);
+  {
+    int status = 0;
+    CHECK(waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  }
+  CHECK_RC(circuit_breaker_state(b, &state), CIRCUIT_RESULT_OK);
+  CHECK(state == CIRCUIT_STATE_HALF_OPEN);
+  CHECK_RC(circuit_breaker_acquire(b, &p, NULL), CIRCUIT_RESULT_REJECTED_HALF_OPEN_FULL);
+  while ((rc = circuit_breaker_acquire(b, &p, NULL)) != CIRCUIT_RESULT_OK &&
+         now_ns() - held < 5000000000u) {
+    sleep_ms(10);
+  }
+  CHECK_RC(rc, CIRCUIT_RESULT_OK);
+  CHECK(now_ns() - held >= 250000000u);
+  CHECK((p.flags & CIRCUIT_PERMIT_PROBE) != 0);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, 1000), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_state(b, &state), CIRCUIT_RESULT_OK);
+  CHECK(state == CIRCUIT_STATE_CLOSED);
+  circuit_breaker_free(b);
+  circuit_segment_free(s);
+  circuit_config_free(c);
+  unlink(path);
+}
+
+int main(void) {
+  snprintf(dir, sizeof dir, "/tmp/circuit-c-shared-%ld", (long)getpid());
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    perror("mkdir");
+    return 1;
+  }
+  test_refusals();
+  test_processes_share_one_breaker();
+  test_probe_of_a_killed_process_is_reclaimed();
+  rmdir(dir);
+  return check_summary();
+}
