@@ -688,3 +688,56 @@ fn killing_random_workers_never_wedges_the_breaker() {
         start.elapsed()
     );
 }
+
+// ----- features that meet a host-shared breaker ------------------------------
+
+/// A host-shared breaker runs on the config hashed into its segment's
+/// header: reconfiguring one process's view is refused and changes
+/// nothing (every process keeps reading the same words the same way).
+#[test]
+fn a_shared_breaker_refuses_reconfiguration() {
+    let d = dir("reconf");
+    let path = d.0.join("seg");
+    let config = consecutive(3);
+    let b = open(&path, &config).breaker("payments").unwrap();
+    let err = b.reconfigure(consecutive(1)).unwrap_err();
+    assert_eq!(err.field, "config", "{err}");
+    let p = b.acquire().unwrap();
+    assert_eq!(
+        b.record(p, Outcome::Failure, Duration::ZERO),
+        Recorded::Counted,
+        "the segment's threshold of 3 still holds"
+    );
+    assert_eq!(b.state(), State::Closed);
+}
+
+/// The prober reads a shared breaker's slot words: a breaker tripped
+/// through another mapping is due for a probe at its open deadline, and
+/// the probe's success closes it for every mapping.
+#[test]
+fn a_shared_breaker_is_probed_at_its_open_deadline() {
+    use circuit_core::probe::Prober;
+    let d = dir("probe");
+    let path = d.0.join("seg");
+    let config = Config::builder()
+        .consecutive_failures(Some(1))
+        .open_duration(Duration::from_millis(20))
+        .jitter(0.0)
+        .build()
+        .unwrap();
+    let a = Arc::new(open(&path, &config).breaker("payments").unwrap());
+    let b = Arc::new(open(&path, &config).breaker("payments").unwrap());
+    let prober = Prober::new();
+    prober.register(&a, Default::default()).unwrap();
+    let p = b.acquire().unwrap();
+    assert_eq!(
+        b.record(p, Outcome::Failure, Duration::ZERO),
+        Recorded::Transitioned(State::Open)
+    );
+    let due = prober
+        .next_due(Duration::from_secs(5))
+        .expect("a probe is due at the open deadline");
+    prober.complete(due.ticket, Outcome::Success).unwrap();
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(a.state(), State::Closed);
+}
