@@ -35,8 +35,8 @@ use crate::histogram::LatencyHistogram;
 use crate::loom_shim::process_wide;
 use crate::loom_shim::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use crate::metrics::CallCounters;
-use crate::reconfig::Reconfig;
 use crate::place::Mapped;
+use crate::reconfig::Reconfig;
 
 /// Ownership changes after which a breaker counts as contended. Small under
 /// loom, so that a model reaches the striped state in a few records.
