@@ -15,6 +15,7 @@ use crate::loom_shim::{spin_hint, AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::metrics::{self, CallCounters, MetricsSnapshot, TransitionStats};
 use crate::ramp;
 use crate::rng;
+use crate::snapshot::{self, PhaseCode, Record, SnapshotError, WindowRecord};
 use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
 use crate::striped::{self, Claim, Side};
 use crate::transition::{Reason, Transition};
@@ -926,7 +927,9 @@ impl Breaker {
                 reserved = Some(&m.group);
             }
         }
-        let won = if from.ramping() {
+        // A restore sets its word as recorded (`Breaker::restore`): no
+        // trip streak to derive.
+        let won = if from.ramping() && reason != Reason::Restored {
             self.leave_ramp(from, to)
         } else {
             self.control
@@ -988,8 +991,15 @@ impl Breaker {
                     .store(&self.control.word, generation, stamp);
             }
             (None, Phase::Closed) if to.ramping() => {
-                // Invariant 14: the ramp's end is this generation's deadline.
-                let end = self.ramp_nanos().map_or(now, |d| now.saturating_add(d));
+                // Invariant 14: the ramp's end is this generation's deadline
+                // (a restore asks for what was left of a ramp).
+                let end = match (self.ramp_nanos(), requested) {
+                    (Some(full), Some(left)) => {
+                        now.saturating_add(duration_to_nanos(left).min(full))
+                    }
+                    (Some(full), None) => now.saturating_add(full),
+                    (None, _) => now,
+                };
                 let stamp = self.stamp(generation, end);
                 self.control
                     .deadline
@@ -1238,6 +1248,171 @@ impl Breaker {
             Some(f) if f < ramp::ONE => s.streak().saturating_add(1),
             _ => 0,
         }
+    }
+}
+
+/// Snapshot and restore (the record format is `core/src/snapshot.rs`).
+impl Breaker {
+    /// The breaker's state, counters and window as a small versioned
+    /// record (see [`crate::snapshot`]) that [`Breaker::restore`] takes
+    /// back, in this process or another one. The deadline of the current
+    /// state is kept as the time left on this breaker's clock plus the wall
+    /// time of export (`Clock::wall_now`), since monotonic readings mean
+    /// nothing after a restart. Reads each word once, without stopping
+    /// callers: a record taken under traffic is as consistent as a metrics
+    /// snapshot (invariants 6 and 8).
+    pub fn snapshot(&self) -> Vec<u8> {
+        let s = self.control.word.load();
+        let stamp = self.control.deadline.load();
+        let now = self.env.clock.now();
+        let wall = self.env.clock.wall_now();
+        // The generation's deadline; one not yet stamped by its winner is
+        // read as the stand-in a reader would write (invariant 4).
+        let left = |bound: Duration| {
+            if stamp.belongs_to(s.generation()) {
+                self.deadline_of(stamp).saturating_sub(now)
+            } else {
+                duration_to_nanos(bound)
+            }
+        };
+        let (phase, remaining) = match (s.override_mode(), s.phase()) {
+            (Some(_), _) if !stamp.belongs_to(s.generation()) || stamp.is_never() => {
+                (PhaseCode::Closed, snapshot::NONE)
+            }
+            (Some(_), _) => (PhaseCode::Closed, left(Duration::ZERO)),
+            (None, Phase::Open) => (PhaseCode::Open, left(self.config.max_open_duration)),
+            (None, Phase::HalfOpen) => (PhaseCode::HalfOpen, left(self.config.probe_lease)),
+            (None, Phase::Closed) if s.ramping() => (
+                PhaseCode::Ramping,
+                left(self.config.ramp.map_or(Duration::ZERO, |r| r.duration)),
+            ),
+            (None, Phase::Closed) => (PhaseCode::Closed, snapshot::NONE),
+        };
+        let m = self.metrics_counts();
+        let window = match &self.window {
+            None => WindowRecord::None,
+            Some(Window::Count(w)) => WindowRecord::Count(w.export()),
+            Some(Window::Time(w)) => WindowRecord::Time(w.export(self.env.clock.coarse_now())),
+        };
+        Record {
+            config_hash: snapshot::config_hash(&self.config),
+            wall,
+            phase,
+            mode: s.override_mode(),
+            streak: s.streak() as u8,
+            success: s.success() as u8,
+            remaining,
+            consecutive_failures: self.hot.consecutive_failures.load(Relaxed),
+            ewma: self.hot.ewma.word(),
+            counters: m,
+            window,
+        }
+        .encode()
+    }
+
+    /// Restores a record from [`Breaker::snapshot`] of a breaker with the
+    /// same config (per-process fields aside: metrics, histogram, seed).
+    ///
+    /// - **State**: the recorded state, in a new generation, by one
+    ///   transition with reason `Restored` (invariant 3: one CAS on the
+    ///   state word, so callers in flight see the old state or the new one,
+    ///   and their permits become stale; a group guard may refuse an OPEN,
+    ///   invariant 15). The deadline is the time that was left less the
+    ///   wall time since export, never less than zero and never more than
+    ///   was left (a wall clock set back counts as no time passed), and
+    ///   never more than the config allows: an OPEN breaker stays open for
+    ///   the rest of its window and at most `max_open_duration`. HALF_OPEN
+    ///   comes back HALF_OPEN with its successes and no probe held (the
+    ///   probes in flight belonged to the old process and will never
+    ///   report), and a fresh lease. A ramp resumes with what was left.
+    /// - **Statistics** (window, consecutive failures, EWMA) replace the
+    ///   breaker's when the restored state admits calls; a time window's
+    ///   buckets age by the wall time since export. Records landing during
+    ///   the restore may be overwritten (invariant 6).
+    /// - **Call counters add** to the breaker's own (metrics on), so a
+    ///   counter never goes backwards in one process; restore a record
+    ///   once per breaker.
+    ///
+    /// Bad input (truncated, foreign, another version, corrupt, another
+    /// config) is refused with a [`SnapshotError`] and changes nothing.
+    pub fn restore(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let r = Record::decode(bytes, &self.config)?;
+        let elapsed = self.env.clock.wall_now().saturating_sub(r.wall);
+        let left = (r.remaining != snapshot::NONE)
+            .then(|| Duration::from_nanos(r.remaining.saturating_sub(elapsed)));
+        let streak = u32::from(r.streak);
+        let success = u32::from(r.success).min(self.config.half_open_successes.saturating_sub(1));
+        let build = |s: Snapshot| match (r.mode, r.phase) {
+            (Some(mode), _) => s.to_override(mode),
+            (None, PhaseCode::Closed) => s.to_closed(0),
+            (None, PhaseCode::Open) => s.to_open(streak),
+            (None, PhaseCode::HalfOpen) => s.to_half_open(0, success).with_streak(streak),
+            (None, PhaseCode::Ramping) => s.to_ramping(streak),
+        };
+        let requested = match (r.mode, r.phase) {
+            (Some(_), _) => left.map(|d| d.min(crate::config::MAX_DURATION)),
+            // No deadline recorded for OPEN (a hand-made record): the
+            // longest the config allows, as for an unstamped generation.
+            (None, PhaseCode::Open) => Some(
+                left.unwrap_or(self.config.max_open_duration)
+                    .min(self.config.max_open_duration),
+            ),
+            (None, PhaseCode::Ramping) => left,
+            _ => None,
+        };
+        let mut s = self.control.word.load();
+        let to = loop {
+            match self.transition(s, build(s), Reason::Restored, requested) {
+                Ok(n) => break n,
+                Err(cur) => s = cur,
+            }
+        };
+        // The winner's statistics (invariant 6): only while the word is
+        // still in the restored generation, and only for a state that
+        // keeps them.
+        if self.control.word.load().generation() == to.generation() && to.state().admits_all() {
+            self.clear_statistics();
+            self.hot
+                .consecutive_failures
+                .store(r.consecutive_failures, Relaxed);
+            self.hot.ewma.set_word(r.ewma);
+            match (&self.window, &r.window) {
+                (Some(Window::Count(w)), WindowRecord::Count(samples)) => w.import(samples),
+                (Some(Window::Time(w)), WindowRecord::Time(buckets)) => {
+                    w.import(self.env.clock.coarse_now(), elapsed, buckets)
+                }
+                _ => {}
+            }
+        }
+        if self.config.metrics {
+            let c = &r.counters;
+            let outcomes = [c[0], c[1], c[2], c[3]];
+            self.hot.counters.add_restored(
+                &outcomes,
+                c[4],
+                c[5],
+                &c[6..6 + RejectReason::RampLimited as usize],
+            );
+            self.side
+                .add_ramp_limited(c[6 + RejectReason::RampLimited as usize]);
+        }
+        Ok(())
+    }
+
+    /// The call counters a snapshot carries: outcomes, slow, stale,
+    /// rejections by reason.
+    fn metrics_counts(&self) -> [u64; 10] {
+        let stripes = self.side.stripes().unwrap_or_default();
+        let cells = std::iter::once(&self.hot.counters).chain(stripes.iter().map(|c| &**c));
+        let state = self.control.word.load().state();
+        let mut m = metrics::snapshot(cells, &self.transitions, state, 0);
+        m.rejected[RejectReason::RampLimited as usize] = self.side.ramp_limited_count();
+        let mut out = [0u64; 10];
+        out[..4].copy_from_slice(&m.outcomes);
+        out[4] = m.slow;
+        out[5] = m.stale;
+        out[6..].copy_from_slice(&m.rejected);
+        out
     }
 }
 
