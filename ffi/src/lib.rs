@@ -21,6 +21,7 @@
 //! - `registry`: named breakers, iteration, Prometheus text;
 //! - `retry`, `timeout`: retry policies and budgets, latency histograms and
 //!   adaptive timeouts;
+//! - `snapshot`: snapshot and restore of a breaker;
 //! - `http`: the HTTP integrations' shared rules (status classification,
 //!   `Retry-After` parsing);
 //! - `fast`: the state-word fast path for wrappers whose foreign calls are
@@ -61,6 +62,7 @@ pub mod http;
 pub mod registry;
 pub mod result;
 pub mod retry;
+pub mod snapshot;
 pub mod sync;
 pub mod timeout;
 

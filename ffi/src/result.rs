@@ -59,11 +59,24 @@ pub enum circuit_result {
     /// outside the fraction it admits now (see
     /// `circuit_config_builder_set_ramp`).
     RejectedRampLimited = 17,
+    /// `circuit_breaker_restore`: the snapshot is shorter than its record.
+    SnapshotTruncated = 18,
+    /// `circuit_breaker_restore`: the bytes are not a circuit snapshot.
+    SnapshotForeign = 19,
+    /// `circuit_breaker_restore`: a snapshot of a format version this
+    /// library does not read.
+    SnapshotVersion = 20,
+    /// `circuit_breaker_restore`: the snapshot's checksum does not match,
+    /// or a field is out of range.
+    SnapshotCorrupt = 21,
+    /// `circuit_breaker_restore`: the snapshot was taken from a breaker
+    /// with another config.
+    SnapshotConfigMismatch = 22,
 }
 
 impl circuit_result {
     /// Every code, indexed by discriminant.
-    pub const ALL: [circuit_result; 18] = [
+    pub const ALL: [circuit_result; 23] = [
         circuit_result::Ok,
         circuit_result::NullArgument,
         circuit_result::InvalidArgument,
@@ -82,6 +95,11 @@ impl circuit_result {
         circuit_result::Empty,
         circuit_result::NotBuilt,
         circuit_result::RejectedRampLimited,
+        circuit_result::SnapshotTruncated,
+        circuit_result::SnapshotForeign,
+        circuit_result::SnapshotVersion,
+        circuit_result::SnapshotCorrupt,
+        circuit_result::SnapshotConfigMismatch,
     ];
 
     /// Converts a code received from C.
@@ -110,6 +128,11 @@ impl circuit_result {
             circuit_result::Empty => c"CIRCUIT_RESULT_EMPTY",
             circuit_result::NotBuilt => c"CIRCUIT_RESULT_NOT_BUILT",
             circuit_result::RejectedRampLimited => c"CIRCUIT_RESULT_REJECTED_RAMP_LIMITED",
+            circuit_result::SnapshotTruncated => c"CIRCUIT_RESULT_SNAPSHOT_TRUNCATED",
+            circuit_result::SnapshotForeign => c"CIRCUIT_RESULT_SNAPSHOT_FOREIGN",
+            circuit_result::SnapshotVersion => c"CIRCUIT_RESULT_SNAPSHOT_VERSION",
+            circuit_result::SnapshotCorrupt => c"CIRCUIT_RESULT_SNAPSHOT_CORRUPT",
+            circuit_result::SnapshotConfigMismatch => c"CIRCUIT_RESULT_SNAPSHOT_CONFIG_MISMATCH",
         }
     }
 
