@@ -127,17 +127,31 @@ mod tests {
     use crate::breaker::{
         circuit_breaker_force, circuit_breaker_free, circuit_breaker_new, circuit_breaker_state,
     };
-    use crate::config::{circuit_config_builder_new, circuit_config_builder_build, circuit_config_free};
+    use crate::config::{
+        circuit_config_builder_build, circuit_config_builder_new, circuit_config_free,
+    };
 
     #[test]
     fn each_refusal_has_its_code() {
         let cases = [
-            (SnapshotError::Truncated { found: 1, needed: 2 }, circuit_result::SnapshotTruncated),
+            (
+                SnapshotError::Truncated {
+                    found: 1,
+                    needed: 2,
+                },
+                circuit_result::SnapshotTruncated,
+            ),
             (SnapshotError::Foreign, circuit_result::SnapshotForeign),
             (SnapshotError::Version(9), circuit_result::SnapshotVersion),
-            (SnapshotError::Corrupt("checksum"), circuit_result::SnapshotCorrupt),
             (
-                SnapshotError::ConfigMismatch { found: 1, expected: 2 },
+                SnapshotError::Corrupt("checksum"),
+                circuit_result::SnapshotCorrupt,
+            ),
+            (
+                SnapshotError::ConfigMismatch {
+                    found: 1,
+                    expected: 2,
+                },
                 circuit_result::SnapshotConfigMismatch,
             ),
         ];
@@ -154,11 +168,20 @@ mod tests {
         unsafe {
             let builder = circuit_config_builder_new();
             let mut config = std::ptr::null_mut();
-            assert_eq!(circuit_config_builder_build(builder, &mut config), circuit_result::Ok);
+            assert_eq!(
+                circuit_config_builder_build(builder, &mut config),
+                circuit_result::Ok
+            );
             let mut a = std::ptr::null();
             let mut b = std::ptr::null();
-            assert_eq!(circuit_breaker_new(config, std::ptr::null(), &mut a), circuit_result::Ok);
-            assert_eq!(circuit_breaker_new(config, std::ptr::null(), &mut b), circuit_result::Ok);
+            assert_eq!(
+                circuit_breaker_new(config, std::ptr::null(), &mut a),
+                circuit_result::Ok
+            );
+            assert_eq!(
+                circuit_breaker_new(config, std::ptr::null(), &mut b),
+                circuit_result::Ok
+            );
             assert_eq!(
                 circuit_breaker_force(a, crate::breaker::circuit_override::ForcedOpen as u32, 0),
                 circuit_result::Ok
@@ -185,7 +208,10 @@ mod tests {
                 circuit_breaker_restore(b, std::ptr::null(), 5),
                 circuit_result::NullArgument
             );
-            assert_eq!(circuit_breaker_restore(b, buf.as_ptr(), len), circuit_result::Ok);
+            assert_eq!(
+                circuit_breaker_restore(b, buf.as_ptr(), len),
+                circuit_result::Ok
+            );
             let mut state = 0u32;
             assert_eq!(circuit_breaker_state(b, &mut state), circuit_result::Ok);
             assert_eq!(state, crate::breaker::circuit_state::ForcedOpen as u32);
