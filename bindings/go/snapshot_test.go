@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -158,6 +159,7 @@ func TestRestoreUnderConcurrentCalls(t *testing.T) {
 	}
 	b := mustNew(t, cfg)
 	var wg sync.WaitGroup
+	var calls atomic.Int64
 	stop := make(chan struct{})
 	for g := 0; g < 4; g++ {
 		wg.Add(1)
@@ -173,8 +175,13 @@ func TestRestoreUnderConcurrentCalls(t *testing.T) {
 					t.Errorf("Execute: %v", err)
 					return
 				}
+				calls.Add(1)
 			}
 		}()
+	}
+	// Restore only once the callers run (the machine may be busy).
+	for calls.Load() < 100 {
+		time.Sleep(time.Millisecond)
 	}
 	for i := 0; i < 200; i++ {
 		if err := b.Restore(data); err != nil {

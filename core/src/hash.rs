@@ -1,6 +1,7 @@
 //! Stable hashing of configs and records: one FNV-1a, shared by the
-//! host-shared segment (`shared::layout`) and snapshots (`snapshot`), so
-//! both agree on what "the same config" means.
+//! host-shared segment (`shared::layout`) and snapshots (`snapshot`, whose
+//! records it also checksums), so both agree on what "the same config"
+//! means.
 
 use crate::config::{Config, WindowKind};
 

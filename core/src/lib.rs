@@ -270,7 +270,7 @@ pub mod events;
 mod ewma;
 pub mod group;
 mod guard;
-mod hash;
+pub mod hash;
 pub mod histogram;
 pub mod http;
 pub mod implementation;

@@ -309,12 +309,9 @@ fn observe(b: &Breaker) -> (State, u32, String) {
 }
 
 /// Sets a record's checksum for its (edited) bytes.
-#[cfg(unix)]
 fn reseal(record: &mut [u8]) {
     let n = record.len() - 8;
-    let sum = circuit_core::shared::layout::Fnv::new()
-        .bytes(&record[..n])
-        .finish();
+    let sum = circuit_core::hash::Fnv::new().bytes(&record[..n]).finish();
     record[n..].copy_from_slice(&sum.to_le_bytes());
 }
 
@@ -381,21 +378,17 @@ fn every_bad_record_is_refused_with_its_own_error_and_changes_nothing() {
     .collect();
     assert_eq!(messages.len(), 5, "{messages:?}");
 
-    #[cfg(unix)]
-    {
-        // A sealed record with a field out of range.
-        let mut bad_phase = good.clone();
-        bad_phase[32] = 9;
-        reseal(&mut bad_phase);
-        assert_eq!(
-            b.restore(&bad_phase).unwrap_err(),
-            SnapshotError::Corrupt("phase")
-        );
-    }
+    // A sealed record with a field out of range.
+    let mut bad_phase = good.clone();
+    bad_phase[32] = 9;
+    reseal(&mut bad_phase);
+    assert_eq!(
+        b.restore(&bad_phase).unwrap_err(),
+        SnapshotError::Corrupt("phase")
+    );
     assert_eq!(observe(&b), before);
 }
 
-#[cfg(unix)]
 #[test]
 fn a_deadline_beyond_the_max_open_duration_is_clamped() {
     let (a, _) = on_clock(tripping(), WALL);
@@ -413,7 +406,7 @@ fn a_deadline_beyond_the_max_open_duration_is_clamped() {
 // of core/clippy.toml is for the core's atomics.
 #[allow(clippy::disallowed_types)]
 fn restoring_under_traffic_keeps_callers_and_the_window_consistent() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let config = || windowed(|c| c.count_window(64).open_duration(ms(1)));
     let (source, _) = on_clock(config(), WALL);
     feed(
@@ -430,9 +423,10 @@ fn restoring_under_traffic_keeps_callers_and_the_window_consistent() {
 
     let b = Arc::new(on_clock(config(), WALL).0);
     let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..3)
         .map(|t| {
-            let (b, stop) = (b.clone(), stop.clone());
+            let (b, stop, calls) = (b.clone(), stop.clone(), calls.clone());
             std::thread::spawn(move || {
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -441,19 +435,28 @@ fn restoring_under_traffic_keeps_callers_and_the_window_consistent() {
                         let o = if (i + t) % 3 == 0 { Failure } else { Success };
                         let _ = b.record(p, o, ms(1));
                     }
+                    calls.fetch_add(1, Ordering::Relaxed);
                 }
-                i
             })
         })
         .collect();
+    // Restore only once the callers run, and go on until they have made
+    // calls during the restores (the machine may be busy).
+    while calls.load(Ordering::Relaxed) < 1_000 {
+        std::thread::yield_now();
+    }
     let before_restore = b.acquire();
-    for i in 0..300 {
-        let record = if i % 2 == 0 { &closed } else { &forced };
+    let at_start = calls.load(Ordering::Relaxed);
+    let mut restores = 0;
+    while restores < 300 || calls.load(Ordering::Relaxed) < at_start + 10_000 {
+        let record = if restores % 2 == 0 { &closed } else { &forced };
         b.restore(record).unwrap();
+        restores += 1;
     }
     stop.store(true, Ordering::Relaxed);
-    let calls: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
-    assert!(calls > 0);
+    for w in workers {
+        w.join().unwrap();
+    }
     // A permit from before the restores is stale.
     if let Ok(p) = before_restore {
         assert_eq!(b.record(p, Success, ms(1)), Recorded::Stale);

@@ -991,9 +991,8 @@ pub fn shm_header(data: &[u8]) {
 }
 
 /// Any bytes given to `Breaker::restore` (see the crate docs).
-#[cfg(unix)]
 pub fn snapshot_restore(data: &[u8]) {
-    use circuit_core::shared::layout::Fnv;
+    use circuit_core::hash::Fnv;
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
