@@ -47,7 +47,8 @@
 //!    only caller of `StateCell::compare_exchange` that changes the phase
 //!    or override; its callers are `acquire_slow`, `record_closed`,
 //!    `record_probe`, `expire_override`, `force`, `clear_override`, `reset`,
-//!    `apply_remote` and `shorten_open`.
+//!    `apply_remote`, `shorten_open` and `restore` (a snapshot's state
+//!    enters as one transition, `core/src/snapshot.rs`).
 //! 4. **Stamped deadline.** Each generation has at most one deadline: the
 //!    open deadline in OPEN, the probe lease in HALF_OPEN, the expiry under
 //!    an override. One word holds it, tagged with the low 16 bits of its
