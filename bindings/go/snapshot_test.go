@@ -196,20 +196,13 @@ func TestRestoreUnderConcurrentCalls(t *testing.T) {
 	}
 }
 
-// The child half of TestRestartKeepsAnOpenBreakerOpen: trips a breaker on
-// the real clock, writes its snapshot and exits.
-func TestMain(m *testing.M) {
-	if path := os.Getenv("CIRCUIT_SNAPSHOT_CHILD"); path != "" {
-		os.Exit(snapshotChild(path))
-	}
-	os.Exit(m.Run())
-}
-
 func restartConfig() Config {
 	return Config{Name: "payments", Jitter: -1, ConsecutiveFailures: 1,
 		OpenDuration: 30 * time.Second, MaxOpenDuration: time.Minute}
 }
 
+// snapshotChild is the child half of TestRestartKeepsAnOpenBreakerOpen:
+// trips a breaker on the real clock, writes its snapshot and exits.
 func snapshotChild(path string) int {
 	b, err := New(restartConfig())
 	if err != nil {
@@ -229,8 +222,11 @@ func snapshotChild(path string) int {
 }
 
 func TestRestartKeepsAnOpenBreakerOpen(t *testing.T) {
+	if path := os.Getenv("CIRCUIT_SNAPSHOT_CHILD"); path != "" {
+		os.Exit(snapshotChild(path)) // this process is the child
+	}
 	path := filepath.Join(t.TempDir(), "payments.snap")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRestartKeepsAnOpenBreakerOpen$")
 	cmd.Env = append(os.Environ(), "CIRCUIT_SNAPSHOT_CHILD="+path)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
