@@ -424,6 +424,10 @@ enum circuit_reason
    * Applied from another instance (fleet sync).
    */
   CIRCUIT_REASON_REMOTE = 13,
+  /**
+   * Restored from a snapshot (`circuit_breaker_restore`).
+   */
+  CIRCUIT_REASON_RESTORED = 14,
 };
 #ifndef __cplusplus
 typedef uint32_t circuit_reason;
@@ -548,6 +552,29 @@ enum circuit_result
    * this name for longer than the claim wait; try again.
    */
   CIRCUIT_RESULT_SEGMENT_BUSY = 21,
+  /**
+   * `circuit_breaker_restore`: the snapshot is shorter than its record.
+   */
+  CIRCUIT_RESULT_SNAPSHOT_TRUNCATED = 22,
+  /**
+   * `circuit_breaker_restore`: the bytes are not a circuit snapshot.
+   */
+  CIRCUIT_RESULT_SNAPSHOT_FOREIGN = 23,
+  /**
+   * `circuit_breaker_restore`: a snapshot of a format version this
+   * library does not read.
+   */
+  CIRCUIT_RESULT_SNAPSHOT_VERSION = 24,
+  /**
+   * `circuit_breaker_restore`: the snapshot's checksum does not match,
+   * or a field is out of range.
+   */
+  CIRCUIT_RESULT_SNAPSHOT_CORRUPT = 25,
+  /**
+   * `circuit_breaker_restore`: the snapshot was taken from a breaker
+   * with another config.
+   */
+  CIRCUIT_RESULT_SNAPSHOT_CONFIG_MISMATCH = 26,
 };
 #ifndef __cplusplus
 typedef uint32_t circuit_result;
@@ -2823,6 +2850,63 @@ circuit_result circuit_segment_breaker(const struct circuit_segment *segment,
  * Thread safety: safe from any thread.
  */
 void circuit_segment_free(const struct circuit_segment *segment);
+
+/**
+ * Writes a snapshot of `breaker` (its state with the time left in its
+ * deadline, backoff level, statistics, window and call counters, a few
+ * hundred bytes) into `buf` under the required-length protocol for bytes:
+ * if the record fits in `cap` bytes it is copied, `*out_len` receives its
+ * length and `CIRCUIT_RESULT_OK` is returned; otherwise nothing is copied,
+ * `*out_len` receives the length needed and
+ * `CIRCUIT_RESULT_BUFFER_TOO_SMALL` is returned (`buf` may be NULL when
+ * `cap` is 0). Each call takes a new snapshot, whose length may have grown
+ * since the last (the window fills up): call again until it fits. The
+ * record is binary (no NUL); keep it anywhere and give it to
+ * `circuit_breaker_restore`, in this process or another.
+ *
+ * # Safety
+ * `breaker` must be a live breaker; `buf` NULL (with `cap` 0) or writable
+ * for `cap` bytes; `out_len` a valid pointer.
+ *
+ * Thread safety: safe from any thread, while other threads call the
+ * breaker.
+ */
+circuit_result circuit_breaker_snapshot(const struct circuit_breaker *breaker,
+                                        uint8_t *buf,
+                                        size_t cap,
+                                        size_t *out_len);
+
+/**
+ * Restores a record from `circuit_breaker_snapshot` (`len` bytes at
+ * `buf`) into `breaker`, whose config must match the one the record was
+ * taken with (metrics, latency histogram and seed aside). The recorded
+ * state is entered in one transition with reason
+ * `CIRCUIT_REASON_RESTORED` (outstanding permits become stale); its
+ * deadline is what was left less the wall-clock time since the snapshot,
+ * never more than was left nor than the config allows (an OPEN breaker
+ * stays open for the rest of its window); a HALF_OPEN one comes back with
+ * no probe held. The window and statistics replace the breaker's; the
+ * call counters are added to its own. See the README, "Snapshot and
+ * restore".
+ *
+ * A refused record changes nothing and returns
+ * `CIRCUIT_RESULT_SNAPSHOT_TRUNCATED` (too short),
+ * `CIRCUIT_RESULT_SNAPSHOT_FOREIGN` (not a circuit snapshot),
+ * `CIRCUIT_RESULT_SNAPSHOT_VERSION` (another format version),
+ * `CIRCUIT_RESULT_SNAPSHOT_CORRUPT` (checksum or a field out of range) or
+ * `CIRCUIT_RESULT_SNAPSHOT_CONFIG_MISMATCH` (taken with another config),
+ * with the last error saying more.
+ *
+ * # Safety
+ * `breaker` must be a live breaker; `buf` must point to `len` readable
+ * bytes (NULL only with `len` 0).
+ *
+ * Thread safety: safe from any thread, while other threads call the
+ * breaker (they see the old state or the restored one).
+ */
+circuit_result circuit_breaker_restore(const struct circuit_breaker *breaker,
+                                       const uint8_t *buf,
+                                       size_t len);
 
 /**
  * Starts fleet sync for `registry`: a worker thread and a subscriber

@@ -468,6 +468,34 @@ func (b *Breaker) Reconfigure(cfg Config) error {
 	return nil
 }
 
+// Snapshot returns the breaker's state (with the time left in its
+// deadline), backoff level, statistics, window and call counters as a
+// small versioned record for Restore, in this process or another one: a
+// restart keeps an OPEN breaker open for the rest of its window. See the
+// README, "Snapshot and restore".
+func (b *Breaker) Snapshot() ([]byte, error) {
+	r, err := b.load("circuit.Breaker.Snapshot")
+	if err != nil {
+		return nil, err
+	}
+	return r.snapshot()
+}
+
+// Restore restores a Snapshot taken from a breaker with the same Config:
+// its state, with what was left of its deadline less the wall-clock time
+// since (never more than was left), in one transition (ReasonRestored;
+// permits issued before become stale); its window and statistics; its
+// call counters are added to this breaker's. Refused bytes change nothing
+// and return an error matching ErrSnapshotTruncated, ErrSnapshotForeign,
+// ErrSnapshotVersion, ErrSnapshotCorrupt or ErrSnapshotConfigMismatch.
+func (b *Breaker) Restore(data []byte) error {
+	r, err := b.load("circuit.Breaker.Restore")
+	if err != nil {
+		return err
+	}
+	return r.restore(data)
+}
+
 // Close marks the breaker closed: every later call returns ErrClosed,
 // and its Events streams are closed. Closing twice is a no-op. The library breaker is released once no
 // goroutine can still use it (see the type's doc). Close always returns

@@ -245,6 +245,7 @@ const (
 	_ = uint(0) - uint(uint32(ReasonReset)^C.CIRCUIT_REASON_RESET)
 	_ = uint(0) - uint(uint32(ReasonShadowTrip)^C.CIRCUIT_REASON_SHADOW_TRIP)
 	_ = uint(0) - uint(uint32(ReasonRemote)^C.CIRCUIT_REASON_REMOTE)
+	_ = uint(0) - uint(uint32(ReasonRestored)^C.CIRCUIT_REASON_RESTORED)
 )
 
 // The closed fast path (ffi/src/fast.rs): the state word admits a call
@@ -274,6 +275,11 @@ const (
 	codeEmpty               = uint32(C.CIRCUIT_RESULT_EMPTY)
 	codeBufferTooSmall      = uint32(C.CIRCUIT_RESULT_BUFFER_TOO_SMALL)
 	codeRejectedRampLimited = uint32(C.CIRCUIT_RESULT_REJECTED_RAMP_LIMITED)
+	codeSnapshotTruncated   = uint32(C.CIRCUIT_RESULT_SNAPSHOT_TRUNCATED)
+	codeSnapshotForeign     = uint32(C.CIRCUIT_RESULT_SNAPSHOT_FOREIGN)
+	codeSnapshotVersion     = uint32(C.CIRCUIT_RESULT_SNAPSHOT_VERSION)
+	codeSnapshotCorrupt     = uint32(C.CIRCUIT_RESULT_SNAPSHOT_CORRUPT)
+	codeSnapshotConfig      = uint32(C.CIRCUIT_RESULT_SNAPSHOT_CONFIG_MISMATCH)
 
 	syncConnected = uint32(C.CIRCUIT_SYNC_CONNECTED)
 	syncDegraded  = uint32(C.CIRCUIT_SYNC_DEGRADED)
@@ -339,6 +345,16 @@ func sentinelOf(rc uint32) error {
 		return ErrRetryExhausted
 	case codeBudgetExhausted:
 		return ErrBudgetExhausted
+	case codeSnapshotTruncated:
+		return ErrSnapshotTruncated
+	case codeSnapshotForeign:
+		return ErrSnapshotForeign
+	case codeSnapshotVersion:
+		return ErrSnapshotVersion
+	case codeSnapshotCorrupt:
+		return ErrSnapshotCorrupt
+	case codeSnapshotConfig:
+		return ErrSnapshotConfigMismatch
 	}
 	return ErrLibrary
 }
@@ -724,6 +740,42 @@ func (r *breakerRef) reset() error {
 	rc := uint32(C.circuit_breaker_reset(r.ptr))
 	runtime.KeepAlive(r)
 	return coldError("circuit.Breaker.Reset", rc)
+}
+
+// abi: circuit_breaker_snapshot
+func (r *breakerRef) snapshot() ([]byte, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var n C.size_t
+	rc := uint32(C.circuit_breaker_snapshot(r.ptr, nil, 0, &n))
+	// Each call takes a new snapshot, which grows while the window fills.
+	for i := 0; i < 4 && rc == codeBufferTooSmall; i++ {
+		buf := make([]byte, int(n)+64)
+		rc = uint32(C.circuit_breaker_snapshot(r.ptr, (*C.uint8_t)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)), &n))
+		if rc == codeOK {
+			runtime.KeepAlive(r)
+			return buf[:int(n)], nil
+		}
+	}
+	runtime.KeepAlive(r)
+	if rc == codeBufferTooSmall {
+		return nil, &Error{Op: "circuit.Breaker.Snapshot", Code: Code(rc), Message: "the snapshot kept growing"}
+	}
+	return nil, coldError("circuit.Breaker.Snapshot", rc)
+}
+
+// abi: circuit_breaker_restore
+func (r *breakerRef) restore(data []byte) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var p *C.uint8_t
+	if len(data) > 0 {
+		p = (*C.uint8_t)(unsafe.Pointer(&data[0]))
+	}
+	rc := uint32(C.circuit_breaker_restore(r.ptr, p, C.size_t(len(data))))
+	runtime.KeepAlive(r)
+	runtime.KeepAlive(data)
+	return coldError("circuit.Breaker.Restore", rc)
 }
 
 // liveClocks counts C clock handles not yet released (tests use it).
@@ -1576,6 +1628,7 @@ func (p *proberRef) close() { C.circuit_prober_close(p.ptr) }
 
 // abi: circuit_prober_free
 func (p *proberRef) free() { C.circuit_prober_free(p.ptr) }
+
 // segmentRef owns one library reference to a host-shared segment; the
 // finalizer releases it (breakers taken from it keep the mapping).
 type segmentRef struct {

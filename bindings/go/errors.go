@@ -51,6 +51,21 @@ var (
 	ErrRetryExhausted = errors.New("circuit: retry attempts exhausted")
 	// ErrBudgetExhausted: the retry budget refused a retry.
 	ErrBudgetExhausted = errors.New("circuit: retry budget exhausted")
+	// ErrSnapshotTruncated: Breaker.Restore was given fewer bytes than
+	// the snapshot they start; nothing changed.
+	ErrSnapshotTruncated = errors.New("circuit: snapshot truncated")
+	// ErrSnapshotForeign: Breaker.Restore was given bytes that are not a
+	// circuit snapshot; nothing changed.
+	ErrSnapshotForeign = errors.New("circuit: not a circuit snapshot")
+	// ErrSnapshotVersion: Breaker.Restore was given a snapshot of a format
+	// version this library does not read; nothing changed.
+	ErrSnapshotVersion = errors.New("circuit: snapshot of another format version")
+	// ErrSnapshotCorrupt: the snapshot's checksum does not match, or a
+	// field is out of range; nothing changed.
+	ErrSnapshotCorrupt = errors.New("circuit: snapshot corrupt")
+	// ErrSnapshotConfigMismatch: the snapshot was taken from a breaker
+	// with another Config; nothing changed.
+	ErrSnapshotConfigMismatch = errors.New("circuit: snapshot taken with another config")
 	// ErrLibrary: libcircuit failed internally (a caught panic, an
 	// unexpected result) or is not the version this package was built
 	// for. The *Error carries the library's message.

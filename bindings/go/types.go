@@ -143,6 +143,7 @@ const (
 	ReasonReset               Reason = cReasonReset               // an operator reset the breaker
 	ReasonShadowTrip          Reason = cReasonShadowTrip          // METRICS_ONLY: a policy would have tripped (dry run)
 	ReasonRemote              Reason = cReasonRemote              // applied from another instance (fleet sync)
+	ReasonRestored            Reason = cReasonRestored            // restored from a snapshot (Breaker.Restore)
 )
 
 // String returns the reason's lower-case name as the C library prints it

@@ -17,6 +17,7 @@ use crate::place::{Inline, Mapped, Place, Words};
 use crate::ramp;
 use crate::reconfig::{ConfigCell, WindowAt};
 use crate::rng;
+use crate::snapshot::{self, PhaseCode, Record, SnapshotError, WindowRecord};
 use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
 use crate::striped::{self, Claim, Side};
 use crate::transition::{Reason, Transition};
@@ -1165,7 +1166,9 @@ impl Breaker {
                 reserved = Some(&m.group);
             }
         }
-        let won = if from.ramping() {
+        // A restore sets its word as recorded (`Breaker::restore`): no
+        // trip streak to derive.
+        let won = if from.ramping() && reason != Reason::Restored {
             self.leave_ramp(w, from, to)
         } else {
             w.control(self)
@@ -1233,8 +1236,15 @@ impl Breaker {
                     .store(&w.control(self).word, generation, stamp);
             }
             (None, Phase::Closed) if to.ramping() => {
-                // Invariant 14: the ramp's end is this generation's deadline.
-                let end = self.ramp_nanos().map_or(now, |d| now.saturating_add(d));
+                // Invariant 14: the ramp's end is this generation's deadline
+                // (a restore asks for what was left of a ramp).
+                let end = match (self.ramp_nanos(), requested) {
+                    (Some(full), Some(left)) => {
+                        now.saturating_add(duration_to_nanos(left).min(full))
+                    }
+                    (Some(full), None) => now.saturating_add(full),
+                    (None, _) => now,
+                };
                 let stamp = self.stamp(generation, end);
                 w.control(self)
                     .deadline
@@ -1694,6 +1704,175 @@ impl Breaker {
                 }
             }
         }
+    }
+}
+
+/// Snapshot and restore (the record format is `core/src/snapshot.rs`).
+impl Breaker {
+    /// The breaker's state, counters and window as a small versioned
+    /// record (see [`crate::snapshot`]) that [`Breaker::restore`] takes
+    /// back, in this process or another one. The deadline of the current
+    /// state is kept as the time left on this breaker's clock plus the wall
+    /// time of export (`Clock::wall_now`), since monotonic readings mean
+    /// nothing after a restart. Reads each word once, without stopping
+    /// callers: a record taken under traffic is as consistent as a metrics
+    /// snapshot (invariants 6 and 8).
+    pub fn snapshot(&self) -> Vec<u8> {
+        // The slot's words for a host-shared breaker.
+        let w = self.words();
+        let config = self.config();
+        let s = w.control.word.load();
+        let stamp = w.control.deadline.load();
+        let now = self.env.clock.now();
+        let wall = self.env.clock.wall_now();
+        // The generation's deadline; one not yet stamped by its winner is
+        // read as the stand-in a reader would write (invariant 4).
+        let left = |bound: Duration| {
+            if stamp.belongs_to(s.generation()) {
+                self.deadline_of(stamp).saturating_sub(now)
+            } else {
+                duration_to_nanos(bound)
+            }
+        };
+        let (phase, remaining) = match (s.override_mode(), s.phase()) {
+            (Some(_), _) if !stamp.belongs_to(s.generation()) || stamp.is_never() => {
+                (PhaseCode::Closed, snapshot::NONE)
+            }
+            (Some(_), _) => (PhaseCode::Closed, left(Duration::ZERO)),
+            (None, Phase::Open) => (PhaseCode::Open, left(config.max_open_duration)),
+            (None, Phase::HalfOpen) => (PhaseCode::HalfOpen, left(config.probe_lease)),
+            (None, Phase::Closed) if s.ramping() => (
+                PhaseCode::Ramping,
+                left(config.ramp.map_or(Duration::ZERO, |r| r.duration)),
+            ),
+            (None, Phase::Closed) => (PhaseCode::Closed, snapshot::NONE),
+        };
+        let m = self.metrics_counts();
+        let window = match self.window_of(self.config.load()) {
+            None => WindowRecord::None,
+            Some(Window::Count(c)) => WindowRecord::Count(c.export()),
+            Some(Window::SharedCount(c)) => WindowRecord::Count(c.export()),
+            Some(Window::Time(t)) => WindowRecord::Time(t.export(self.env.clock.coarse_now())),
+        };
+        Record {
+            config_hash: snapshot::config_hash(config),
+            wall,
+            phase,
+            mode: s.override_mode(),
+            streak: s.streak() as u8,
+            success: s.success() as u8,
+            remaining,
+            consecutive_failures: w.stats.consecutive_failures.load(Relaxed),
+            ewma: w.stats.ewma.word(),
+            counters: m,
+            window,
+        }
+        .encode()
+    }
+
+    /// Restores a record from [`Breaker::snapshot`] of a breaker with the
+    /// same config (per-process fields aside: metrics, histogram, seed).
+    ///
+    /// - **State**: the recorded state, in a new generation, by one
+    ///   transition with reason `Restored` (invariant 3: one CAS on the
+    ///   state word, so callers in flight see the old state or the new one,
+    ///   and their permits become stale; a group guard may refuse an OPEN,
+    ///   invariant 15). The deadline is the time that was left less the
+    ///   wall time since export, never less than zero and never more than
+    ///   was left (a wall clock set back counts as no time passed), and
+    ///   never more than the config allows: an OPEN breaker stays open for
+    ///   the rest of its window and at most `max_open_duration`. HALF_OPEN
+    ///   comes back HALF_OPEN with its successes and no probe held (the
+    ///   probes in flight belonged to the old process and will never
+    ///   report), and a fresh lease. A ramp resumes with what was left.
+    /// - **Statistics** (window, consecutive failures, EWMA) replace the
+    ///   breaker's when the restored state admits calls; a time window's
+    ///   buckets age by the wall time since export. Records landing during
+    ///   the restore may be overwritten (invariant 6).
+    /// - **Call counters add** to the breaker's own (metrics on), so a
+    ///   counter never goes backwards in one process; restore a record
+    ///   once per breaker.
+    ///
+    /// Bad input (truncated, foreign, another version, corrupt, another
+    /// config) is refused with a [`SnapshotError`] and changes nothing.
+    pub fn restore(&self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let config = self.config();
+        let r = Record::decode(bytes, config)?;
+        let elapsed = self.env.clock.wall_now().saturating_sub(r.wall);
+        let left = (r.remaining != snapshot::NONE)
+            .then(|| Duration::from_nanos(r.remaining.saturating_sub(elapsed)));
+        let streak = u32::from(r.streak);
+        let success = u32::from(r.success).min(config.half_open_successes.saturating_sub(1));
+        let build = |s: Snapshot| match (r.mode, r.phase) {
+            (Some(mode), _) => s.to_override(mode),
+            (None, PhaseCode::Closed) => s.to_closed(0),
+            (None, PhaseCode::Open) => s.to_open(streak),
+            (None, PhaseCode::HalfOpen) => s.to_half_open(0, success).with_streak(streak),
+            (None, PhaseCode::Ramping) => s.to_ramping(streak),
+        };
+        let requested = match (r.mode, r.phase) {
+            (Some(_), _) => left.map(|d| d.min(crate::config::MAX_DURATION)),
+            // No deadline recorded for OPEN (a hand-made record): the
+            // longest the config allows, as for an unstamped generation.
+            (None, PhaseCode::Open) => Some(
+                left.unwrap_or(config.max_open_duration)
+                    .min(config.max_open_duration),
+            ),
+            (None, PhaseCode::Ramping) => left,
+            _ => None,
+        };
+        // The slot's words for a host-shared breaker.
+        let w = self.words();
+        let mut s = w.control.word.load();
+        let to = loop {
+            match self.transition(w, s, build(s), Reason::Restored, requested) {
+                Ok(n) => break n,
+                Err(cur) => s = cur,
+            }
+        };
+        // The winner's statistics (invariant 6): only while the word is
+        // still in the restored generation, and only for a state that
+        // keeps them.
+        if w.control.word.load().generation() == to.generation() && to.state().admits_all() {
+            self.clear_statistics(w);
+            w.stats
+                .consecutive_failures
+                .store(r.consecutive_failures, Relaxed);
+            w.stats.ewma.set_word(r.ewma);
+            match (self.window_of(self.config.load()), &r.window) {
+                (Some(Window::Count(c)), WindowRecord::Count(samples)) => c.import(samples),
+                (Some(Window::SharedCount(c)), WindowRecord::Count(samples)) => c.import(samples),
+                (Some(Window::Time(t)), WindowRecord::Time(buckets)) => {
+                    t.import(self.env.clock.coarse_now(), elapsed, buckets)
+                }
+                _ => {}
+            }
+        }
+        if config.metrics {
+            let c = &r.counters;
+            let outcomes = [c[0], c[1], c[2], c[3]];
+            self.cell().add_restored(
+                &outcomes,
+                c[4],
+                c[5],
+                &c[6..6 + RejectReason::RampLimited as usize],
+            );
+            self.side
+                .add_ramp_limited(c[6 + RejectReason::RampLimited as usize]);
+        }
+        Ok(())
+    }
+
+    /// The call counters a snapshot carries: outcomes, slow, stale,
+    /// rejections by reason.
+    fn metrics_counts(&self) -> [u64; 10] {
+        let m = self.metrics();
+        let mut out = [0u64; 10];
+        out[..4].copy_from_slice(&m.outcomes);
+        out[4] = m.slow;
+        out[5] = m.stale;
+        out[6..].copy_from_slice(&m.rejected);
+        out
     }
 }
 

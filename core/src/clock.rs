@@ -38,6 +38,22 @@ pub trait Clock: Send + Sync + fmt::Debug {
     fn is_system_monotonic(&self) -> bool {
         false
     }
+
+    /// Wall-clock time in nanoseconds since the Unix epoch. Read only to
+    /// date a snapshot and to age it on restore (`Breaker::snapshot`,
+    /// `Breaker::restore`), because monotonic readings mean nothing in
+    /// another process. Defaults to the system clock (0 before 1970,
+    /// saturating in 2554).
+    fn wall_now(&self) -> Nanos {
+        system_wall_now()
+    }
+}
+
+/// The system's wall clock, in nanoseconds since the Unix epoch.
+pub fn system_wall_now() -> Nanos {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, duration_to_nanos)
 }
 
 /// The production clock: `CLOCK_MONOTONIC` for `now`, `CLOCK_MONOTONIC_COARSE`
@@ -161,6 +177,12 @@ impl Clock for ManualClock {
     #[inline]
     fn now(&self) -> Nanos {
         self.nanos.load(Ordering::Relaxed)
+    }
+
+    /// Simulated time is wall time too: a snapshot taken at reading `t`
+    /// and restored on a manual clock reading `t + 3 s` has aged 3 s.
+    fn wall_now(&self) -> Nanos {
+        self.now()
     }
 }
 

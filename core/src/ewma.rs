@@ -52,6 +52,16 @@ impl Ewma {
     pub(crate) fn clear(&self) {
         self.word.store(0, Relaxed);
     }
+
+    /// The raw word (`calls << 32 | rate`), for a snapshot.
+    pub(crate) fn word(&self) -> u64 {
+        self.word.load(Relaxed)
+    }
+
+    /// Sets the raw word, restoring a snapshot. Any `u64` is a valid word.
+    pub(crate) fn set_word(&self, w: u64) {
+        self.word.store(w, Relaxed);
+    }
 }
 
 fn decode(w: u64) -> (u32, f64) {

@@ -54,3 +54,21 @@
 //! The closed count-window path reads no clock. The time window reads the
 //! coarse clock once per record; OPEN and HALF_OPEN acquires read it to
 //! compare against a deadline; transition winners read the precise clock.
+//!
+//! ## Snapshot and restore
+//!
+//! A snapshot (`core/src/snapshot.rs`) is read word by word without stopping
+//! callers, like a metrics snapshot. Monotonic readings mean nothing in
+//! another process, so the current generation's deadline is stored as the
+//! time left plus the wall clock at export (`Clock::wall_now`); a restore
+//! subtracts the wall time since, never below zero and never adding time (a
+//! wall clock set back counts as none passed), and clamps to the config.
+//! The restored state enters through the one transition function with
+//! reason `Restored`: one CAS from whatever word the breaker holds to the
+//! recorded phase, override, streak and half-open successes in the next
+//! generation, so concurrent callers see one state or the other and their
+//! permits go stale, and the deadline is stamped as for any transition. The
+//! winner then replaces the statistics (invariant 6): a count window's words
+//! are swapped in and the counts adjusted by the difference, the rule every
+//! record follows, so counts and slots agree even with records landing
+//! meanwhile. Call counters are added, never stored, so they never go back.

@@ -47,7 +47,8 @@
 //!    only caller of `StateCell::compare_exchange` that changes the phase
 //!    or override; its callers are `acquire_slow`, `record_closed`,
 //!    `record_probe`, `expire_override`, `force`, `clear_override`, `reset`,
-//!    `apply_remote` and `shorten_open`.
+//!    `apply_remote`, `shorten_open` and `restore` (a snapshot's state
+//!    enters as one transition, `core/src/snapshot.rs`).
 //! 4. **Stamped deadline.** Each generation has at most one deadline: the
 //!    open deadline in OPEN, the probe lease in HALF_OPEN, the expiry under
 //!    an override. One word holds it, tagged with the low 16 bits of its
@@ -315,6 +316,7 @@ pub mod events;
 mod ewma;
 pub mod group;
 mod guard;
+pub mod hash;
 pub mod histogram;
 pub mod http;
 pub mod implementation;
@@ -331,6 +333,7 @@ mod ring;
 mod rng;
 #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
 pub mod shared;
+pub mod snapshot;
 mod state;
 mod striped;
 mod transition;
@@ -349,5 +352,6 @@ pub use metrics::MetricsSnapshot;
 #[cfg(feature = "test-hooks")]
 pub use place::hooks as test_hooks;
 pub use registry::{Registry, RegistryError, RegistryOptions};
+pub use snapshot::SnapshotError;
 pub use state::{Override, Phase, State};
 pub use transition::{Reason, Transition};

@@ -74,6 +74,25 @@ impl CallCounters {
         &self.rejected[r as usize]
     }
 
+    /// Adds restored counts (`core/src/snapshot.rs`): outcomes, slow,
+    /// stale, then the rejections this cell keeps.
+    pub(crate) fn add_restored(
+        &self,
+        outcomes: &[u64; 4],
+        slow: u64,
+        stale: u64,
+        rejected: &[u64],
+    ) {
+        for (c, n) in self.by_outcome.iter().zip(outcomes) {
+            c.fetch_add(*n, Relaxed);
+        }
+        self.slow.fetch_add(slow, Relaxed);
+        self.stale.fetch_add(stale, Relaxed);
+        for (c, n) in self.rejected.iter().zip(rejected) {
+            c.fetch_add(*n, Relaxed);
+        }
+    }
+
     /// Adds this cell's counts to `m` (a breaker's counts are the sum of
     /// its cells, invariant 12).
     fn add_to(&self, m: &mut MetricsSnapshot) {

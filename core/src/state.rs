@@ -324,6 +324,12 @@ impl Snapshot {
         Snapshot(OVERRIDE.set(w, mode as u64))
     }
 
+    /// Same word with the streak set (saturating): builds a restored word
+    /// (`core/src/snapshot.rs`) after one of the `to_*` builders above.
+    pub(crate) fn with_streak(self, streak: u32) -> Snapshot {
+        Snapshot(STREAK.set(self.0, u64::from(streak).min(STREAK.max())))
+    }
+
     /// Same generation, one more probe in flight (no transition).
     pub(crate) fn with_probe_admitted(self) -> Snapshot {
         Snapshot(INFLIGHT.set(self.0, u64::from(self.inflight() + 1)))

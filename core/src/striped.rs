@@ -431,6 +431,15 @@ impl Side {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds `n` restored ramp refusals (`core/src/snapshot.rs`).
+    pub(crate) fn add_ramp_limited(&self, n: u64) {
+        if n != 0 {
+            self.boxed_or_new()
+                .ramp_limited
+                .fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
     /// Calls a ramp-up refused so far.
     pub(crate) fn ramp_limited_count(&self) -> u64 {
         self.boxed()

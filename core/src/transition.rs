@@ -34,11 +34,13 @@ pub enum Reason {
     ShadowTrip = 12,
     /// Applied from another instance (fleet sync).
     Remote = 13,
+    /// Restored from a snapshot (`Breaker::restore`).
+    Restored = 14,
 }
 
 impl Reason {
     /// All reasons, indexed by discriminant.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 15] = [
         Reason::ConsecutiveFailures,
         Reason::FailureRate,
         Reason::SlowCallRate,
@@ -53,6 +55,7 @@ impl Reason {
         Reason::Reset,
         Reason::ShadowTrip,
         Reason::Remote,
+        Reason::Restored,
     ];
 
     /// Lower-case name for logs and labels.
@@ -72,6 +75,7 @@ impl Reason {
             Reason::Reset => "reset",
             Reason::ShadowTrip => "shadow_trip",
             Reason::Remote => "remote",
+            Reason::Restored => "restored",
         }
     }
 }

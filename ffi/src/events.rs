@@ -58,6 +58,8 @@ pub enum circuit_reason {
     ShadowTrip = 12,
     /// Applied from another instance (fleet sync).
     Remote = 13,
+    /// Restored from a snapshot (`circuit_breaker_restore`).
+    Restored = 14,
 }
 
 fn reason_code(r: Reason) -> u32 {
@@ -633,6 +635,7 @@ fn reason_cstr(r: Reason) -> &'static std::ffi::CStr {
         Reason::Reset => c"reset",
         Reason::ShadowTrip => c"shadow_trip",
         Reason::Remote => c"remote",
+        Reason::Restored => c"restored",
     }
 }
 
@@ -657,6 +660,7 @@ mod tests {
             circuit_reason::Reset,
             circuit_reason::ShadowTrip,
             circuit_reason::Remote,
+            circuit_reason::Restored,
         ];
         assert_eq!(c.len(), Reason::ALL.len());
         for (c, r) in c.iter().zip(Reason::ALL) {

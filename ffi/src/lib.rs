@@ -21,6 +21,7 @@
 //! - `registry`: named breakers, iteration, Prometheus text;
 //! - `retry`, `timeout`: retry policies and budgets, latency histograms and
 //!   adaptive timeouts;
+//! - `snapshot`: snapshot and restore of a breaker;
 //! - `http`: the HTTP integrations' shared rules (status classification,
 //!   `Retry-After` parsing);
 //! - `segment`: host-shared segments, whose breakers are ordinary
@@ -66,6 +67,7 @@ pub mod registry;
 pub mod result;
 pub mod retry;
 pub mod segment;
+pub mod snapshot;
 pub mod sync;
 pub mod timeout;
 

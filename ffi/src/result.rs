@@ -75,11 +75,24 @@ pub enum circuit_result {
     /// Host-shared segments: a live process has been claiming the slot of
     /// this name for longer than the claim wait; try again.
     SegmentBusy = 21,
+    /// `circuit_breaker_restore`: the snapshot is shorter than its record.
+    SnapshotTruncated = 22,
+    /// `circuit_breaker_restore`: the bytes are not a circuit snapshot.
+    SnapshotForeign = 23,
+    /// `circuit_breaker_restore`: a snapshot of a format version this
+    /// library does not read.
+    SnapshotVersion = 24,
+    /// `circuit_breaker_restore`: the snapshot's checksum does not match,
+    /// or a field is out of range.
+    SnapshotCorrupt = 25,
+    /// `circuit_breaker_restore`: the snapshot was taken from a breaker
+    /// with another config.
+    SnapshotConfigMismatch = 26,
 }
 
 impl circuit_result {
     /// Every code, indexed by discriminant.
-    pub const ALL: [circuit_result; 22] = [
+    pub const ALL: [circuit_result; 27] = [
         circuit_result::Ok,
         circuit_result::NullArgument,
         circuit_result::InvalidArgument,
@@ -102,6 +115,11 @@ impl circuit_result {
         circuit_result::SegmentInvalid,
         circuit_result::SegmentUnsafe,
         circuit_result::SegmentBusy,
+        circuit_result::SnapshotTruncated,
+        circuit_result::SnapshotForeign,
+        circuit_result::SnapshotVersion,
+        circuit_result::SnapshotCorrupt,
+        circuit_result::SnapshotConfigMismatch,
     ];
 
     /// Converts a code received from C.
@@ -134,6 +152,11 @@ impl circuit_result {
             circuit_result::SegmentInvalid => c"CIRCUIT_RESULT_SEGMENT_INVALID",
             circuit_result::SegmentUnsafe => c"CIRCUIT_RESULT_SEGMENT_UNSAFE",
             circuit_result::SegmentBusy => c"CIRCUIT_RESULT_SEGMENT_BUSY",
+            circuit_result::SnapshotTruncated => c"CIRCUIT_RESULT_SNAPSHOT_TRUNCATED",
+            circuit_result::SnapshotForeign => c"CIRCUIT_RESULT_SNAPSHOT_FOREIGN",
+            circuit_result::SnapshotVersion => c"CIRCUIT_RESULT_SNAPSHOT_VERSION",
+            circuit_result::SnapshotCorrupt => c"CIRCUIT_RESULT_SNAPSHOT_CORRUPT",
+            circuit_result::SnapshotConfigMismatch => c"CIRCUIT_RESULT_SNAPSHOT_CONFIG_MISMATCH",
         }
     }
 

@@ -33,6 +33,12 @@
 //!   the header this process would write itself and the file is as long
 //!   as the header says (so no file can point a process outside its
 //!   mapping).
+//! - `snapshot_restore`: any bytes given to `Breaker::restore` (raw, or a
+//!   real snapshot with bytes replaced, cut or extended, with or without
+//!   its checksum recomputed, restored at any wall-clock distance) never
+//!   panic; a refused record leaves the breaker exactly as it was, and an
+//!   accepted one leaves it in a state that works (counts within the
+//!   window, an open deadline within the config's maximum).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -40,8 +46,8 @@ use std::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
 use circuit_core::{
-    Breaker, Config, ConfigBuilder, ManualClock, Outcome, Override, Permit, RampPolicy, State,
-    Transition,
+    Breaker, Clock, Config, ConfigBuilder, ManualClock, Outcome, Override, Permit, RampPolicy,
+    State, Transition,
 };
 
 /// Builder settings as raw values; most combinations are invalid on purpose.
@@ -981,5 +987,132 @@ pub fn shm_header(data: &[u8]) {
         assert_eq!(h.geometry, geometry);
         assert!(h.total_size <= file_size);
         assert_eq!(h.total_size, geometry.total_size());
+    }
+}
+
+/// Any bytes given to `Breaker::restore` (see the crate docs).
+pub fn snapshot_restore(data: &[u8]) {
+    use circuit_core::hash::Fnv;
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let config = if mode & 0x40 == 0 {
+        Config::builder()
+            .consecutive_failures(Some(3))
+            .failure_rate(Some(0.5))
+            .minimum_calls(4)
+            .count_window(40)
+    } else {
+        Config::builder()
+            .failure_rate(Some(0.5))
+            .minimum_calls(4)
+            .time_window(Duration::from_secs(10), 10)
+    }
+    .open_duration(Duration::from_secs(5))
+    .max_open_duration(Duration::from_secs(60))
+    .half_open_probes(2)
+    .build()
+    .expect("valid");
+    let max_open = config.max_open_duration();
+    // A source breaker driven by the first bytes, then its snapshot.
+    let start = 1_700_000_000_000_000_000u64;
+    let source_clock = Arc::new(ManualClock::new(start));
+    let source = Breaker::with_clock(config.clone(), source_clock.clone());
+    for &b in rest.iter().take(16) {
+        source_clock.advance(Duration::from_millis(u64::from(b) * 37));
+        match b % 8 {
+            0 => {
+                source.force(
+                    Override::ForcedOpen,
+                    Some(Duration::from_secs(u64::from(b))),
+                );
+            }
+            1 => {
+                source.clear_override();
+            }
+            _ => {
+                if let Ok(p) = source.acquire() {
+                    let o = if b % 3 == 0 {
+                        Outcome::Success
+                    } else {
+                        Outcome::Failure
+                    };
+                    source.record(p, o, Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    let valid = source.snapshot();
+    let rest = rest.get(16..).unwrap_or_default();
+    let mut bytes = match mode % 4 {
+        0 => rest.to_vec(),
+        1 | 3 => {
+            let mut b = valid.clone();
+            for pair in rest.chunks_exact(2) {
+                let at = usize::from(pair[0]) % b.len();
+                b[at] = pair[1];
+            }
+            if mode % 4 == 3 {
+                // Checksum recomputed: the fields' own checks must refuse.
+                let n = b.len() - 8;
+                let sum = Fnv::new().bytes(&b[..n]).finish();
+                b[n..].copy_from_slice(&sum.to_le_bytes());
+            }
+            b
+        }
+        _ => {
+            let mut b = valid.clone();
+            b.truncate(rest.first().map_or(0, |&n| usize::from(n)));
+            b.extend_from_slice(rest);
+            b
+        }
+    };
+    bytes.truncate(4096);
+    // The restoring breaker: some traffic of its own, any wall clock.
+    let offset = u64::from(mode >> 7) * 3_600_000_000_000;
+    let clock = Arc::new(ManualClock::new(start.wrapping_sub(offset) + 7_000_000_000));
+    let target = Breaker::with_clock(config, clock.clone());
+    for _ in 0..3 {
+        if let Ok(p) = target.acquire() {
+            target.record(p, Outcome::Failure, Duration::from_millis(1));
+        }
+    }
+    let observe = |b: &Breaker| {
+        let mut m = b.metrics();
+        m.nanos_in_state = Default::default();
+        (b.state(), b.generation(), format!("{m:?}"))
+    };
+    let before = observe(&target);
+    match target.restore(&bytes) {
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            assert_eq!(
+                observe(&target),
+                before,
+                "a refused record changed the breaker: {e}"
+            );
+        }
+        Ok(()) => {
+            let m = target.metrics();
+            assert!(m.window_calls <= 65_535 * 10);
+            assert!((0.0..=1.0).contains(&m.failure_rate));
+            assert!((0.0..=1.0).contains(&m.slow_call_rate));
+            if let Some(deadline) = target.open_deadline() {
+                assert!(
+                    deadline.saturating_sub(clock.now())
+                        <= circuit_core::clock::duration_to_nanos(max_open)
+                );
+            }
+            match target.acquire() {
+                Ok(p) => {
+                    target.record(p, Outcome::Success, Duration::from_millis(1));
+                }
+                Err(r) => {
+                    if let Some(d) = r.retry_after {
+                        assert!(d <= Duration::from_secs(7 * 24 * 3600));
+                    }
+                }
+            }
+        }
     }
 }

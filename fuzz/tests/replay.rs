@@ -7,7 +7,7 @@ use std::path::Path;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 7] = [
+const TARGETS: [(&str, Target); 8] = [
     ("breaker_ops", circuit_fuzz::breaker_ops),
     ("config_build", circuit_fuzz::config_build),
     ("ffi_calls", circuit_fuzz::ffi_calls),
@@ -15,6 +15,7 @@ const TARGETS: [(&str, Target); 7] = [
     ("sync_record", circuit_fuzz::sync_record),
     ("http_retry_after", circuit_fuzz::http_retry_after),
     ("shm_header", circuit_fuzz::shm_header),
+    ("snapshot_restore", circuit_fuzz::snapshot_restore),
 ];
 
 #[test]

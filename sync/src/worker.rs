@@ -128,7 +128,10 @@ impl Kind {
     /// bookkeeping or came from the fleet).
     fn of(t: &Transition) -> Option<Kind> {
         match t.reason {
+            // A restored snapshot is this instance's past, not news for
+            // the fleet (whose record it reconciles with as usual).
             Reason::Remote
+            | Reason::Restored
             | Reason::OverrideExpired
             | Reason::ShadowTrip
             | Reason::ProbeLeaseExpired => None,

@@ -151,6 +151,11 @@ static void test_result_names(void) {
       "CIRCUIT_RESULT_SEGMENT_INVALID",
       "CIRCUIT_RESULT_SEGMENT_UNSAFE",
       "CIRCUIT_RESULT_SEGMENT_BUSY",
+      "CIRCUIT_RESULT_SNAPSHOT_TRUNCATED",
+      "CIRCUIT_RESULT_SNAPSHOT_FOREIGN",
+      "CIRCUIT_RESULT_SNAPSHOT_VERSION",
+      "CIRCUIT_RESULT_SNAPSHOT_CORRUPT",
+      "CIRCUIT_RESULT_SNAPSHOT_CONFIG_MISMATCH",
   };
   uint32_t i;
   /* The discriminants are part of the ABI. */
@@ -1401,6 +1406,91 @@ static void test_reconfigure(void) {
   circuit_config_free(two);
   circuit_config_free(timed);
   circuit_clock_free(clock);
+/* ---------- snapshot and restore ----------------------------------------- */
+
+/* A snapshot taken through the required-length protocol (malloc'd). */
+static unsigned char *snapshot_of(const circuit_breaker *b, size_t *len) {
+  unsigned char *buf = NULL;
+  size_t need = 0;
+  CHECK_RC(circuit_breaker_snapshot(b, NULL, 0, &need), CIRCUIT_RESULT_BUFFER_TOO_SMALL);
+  CHECK(need > 0);
+  for (;;) {
+    unsigned char *grown = (unsigned char *)realloc(buf, need);
+    CHECK(grown != NULL);
+    if (grown == NULL) break;
+    buf = grown;
+    *len = need;
+    if (circuit_breaker_snapshot(b, buf, *len, &need) == CIRCUIT_RESULT_OK) break;
+  }
+  return buf;
+}
+
+static void test_snapshot_restore(void) {
+  /* Wall-clock-like readings: a manual clock is the wall clock too. */
+  const uint64_t wall = 1780000000ull * SEC;
+  circuit_clock *old_clock = circuit_clock_manual_new(wall);
+  circuit_clock *new_clock = circuit_clock_manual_new(wall + 3 * SEC);
+  circuit_config *cfg = make_config(1, 8 * SEC, 1);
+  circuit_config *other = make_config(2, 8 * SEC, 1);
+  const circuit_breaker *a = make_breaker(cfg, old_clock);
+  const circuit_breaker *b = make_breaker(cfg, new_clock);
+  const circuit_breaker *c = make_breaker(other, new_clock);
+  unsigned char *rec, *bad;
+  unsigned char small[4];
+  size_t len = 0, got = 0;
+  uint32_t gen;
+
+  CHECK_RC(circuit_breaker_record(a, admit(a), CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_OK);
+  CHECK(state_of(a) == CIRCUIT_STATE_OPEN);
+  rec = snapshot_of(a, &len);
+  CHECK_RC(circuit_breaker_snapshot(a, small, sizeof small, &got),
+           CIRCUIT_RESULT_BUFFER_TOO_SMALL);
+  CHECK(got == len);
+  CHECK_RC(circuit_breaker_snapshot(a, NULL, 8, &got), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_breaker_snapshot(NULL, small, sizeof small, &got),
+           CIRCUIT_RESULT_NULL_ARGUMENT);
+
+  /* Every refusal has its code and leaves the breaker as it was. */
+  gen = generation_of(b);
+  bad = (unsigned char *)malloc(len);
+  CHECK(bad != NULL);
+  CHECK_RC(circuit_breaker_restore(b, rec, len - 1), CIRCUIT_RESULT_SNAPSHOT_TRUNCATED);
+  CHECK_ERR_MENTIONS("truncated");
+  CHECK_RC(circuit_breaker_restore(b, NULL, 0), CIRCUIT_RESULT_SNAPSHOT_TRUNCATED);
+  CHECK_RC(circuit_breaker_restore(b, NULL, len), CIRCUIT_RESULT_NULL_ARGUMENT);
+  memcpy(bad, rec, len);
+  bad[0] = 'X';
+  CHECK_RC(circuit_breaker_restore(b, bad, len), CIRCUIT_RESULT_SNAPSHOT_FOREIGN);
+  CHECK_ERR_MENTIONS("bad magic");
+  memcpy(bad, rec, len);
+  bad[8] = 7;
+  CHECK_RC(circuit_breaker_restore(b, bad, len), CIRCUIT_RESULT_SNAPSHOT_VERSION);
+  CHECK_ERR_MENTIONS("format version 7");
+  memcpy(bad, rec, len);
+  bad[48] ^= 1;
+  CHECK_RC(circuit_breaker_restore(b, bad, len), CIRCUIT_RESULT_SNAPSHOT_CORRUPT);
+  CHECK_ERR_MENTIONS("checksum");
+  CHECK_RC(circuit_breaker_restore(c, rec, len), CIRCUIT_RESULT_SNAPSHOT_CONFIG_MISMATCH);
+  CHECK_ERR_MENTIONS("another config");
+  CHECK(state_of(b) == CIRCUIT_STATE_CLOSED && generation_of(b) == gen);
+  CHECK(state_of(c) == CIRCUIT_STATE_CLOSED);
+
+  /* Restored 3 s (of wall clock) later: open for the 5 s left. */
+  CHECK_RC(circuit_breaker_restore(b, rec, len), CIRCUIT_RESULT_OK);
+  CHECK(state_of(b) == CIRCUIT_STATE_OPEN);
+  CHECK(refuse(b, CIRCUIT_RESULT_REJECTED_OPEN) == 5 * SEC);
+  CHECK_RC(circuit_clock_advance(new_clock, 5 * SEC), CIRCUIT_RESULT_OK);
+  CHECK((admit(b).flags & CIRCUIT_PERMIT_PROBE) != 0);
+
+  free(bad);
+  free(rec);
+  circuit_breaker_free(a);
+  circuit_breaker_free(b);
+  circuit_breaker_free(c);
+  circuit_config_free(cfg);
+  circuit_config_free(other);
+  circuit_clock_free(old_clock);
+  circuit_clock_free(new_clock);
 }
 
 int main(void) {
@@ -1418,6 +1508,7 @@ int main(void) {
   test_trip_and_recovery();
   test_ramp_up();
   test_reconfigure();
+  test_snapshot_restore();
   test_manual_clock_at_a_large_origin();
   test_probe_recorded_twice_is_stale();
   test_retry_after();

@@ -57,8 +57,9 @@ static void test_names(void) {
   CHECK(strcmp(circuit_reason_str(CIRCUIT_REASON_CONSECUTIVE_FAILURES), "consecutive_failures") == 0);
   CHECK(strcmp(circuit_reason_str(CIRCUIT_REASON_PROBES_SUCCEEDED), "probes_succeeded") == 0);
   CHECK(strcmp(circuit_reason_str(CIRCUIT_REASON_REMOTE), "remote") == 0);
-  for (r = 0; r <= CIRCUIT_REASON_REMOTE; r++) CHECK(strcmp(circuit_reason_str(r), "unknown") != 0);
-  CHECK(strcmp(circuit_reason_str(CIRCUIT_REASON_REMOTE + 1), "unknown") == 0);
+  CHECK(strcmp(circuit_reason_str(CIRCUIT_REASON_RESTORED), "restored") == 0);
+  for (r = 0; r <= CIRCUIT_REASON_RESTORED; r++) CHECK(strcmp(circuit_reason_str(r), "unknown") != 0);
+  CHECK(strcmp(circuit_reason_str(CIRCUIT_REASON_RESTORED + 1), "unknown") == 0);
   CHECK(strcmp(circuit_reason_str(UINT32_MAX), "unknown") == 0);
   CHECK(CIRCUIT_NAME_MAX_LEN == 1024);
 }

@@ -31,6 +31,12 @@ from ._errors import (
     LibraryError,
     LimitExceededError,
     NotFoundError,
+    SnapshotConfigMismatchError,
+    SnapshotCorruptError,
+    SnapshotError,
+    SnapshotForeignError,
+    SnapshotTruncatedError,
+    SnapshotVersionError,
 )
 from ._events import Event, EventQueue, Listener, Reason
 from ._group import GroupStats
@@ -92,6 +98,12 @@ __all__ = [
     "ConfigError",
     "Exclude",
     "InternalError",
+    "SnapshotError",
+    "SnapshotTruncatedError",
+    "SnapshotForeignError",
+    "SnapshotVersionError",
+    "SnapshotCorruptError",
+    "SnapshotConfigMismatchError",
     "InvalidArgumentError",
     "LibraryError",
     "LimitExceededError",

@@ -50,7 +50,7 @@ import ctypes
 import socket
 import sys
 import threading
-from ctypes import byref, c_char, c_uint32, c_uint64, c_void_p, sizeof
+from ctypes import byref, c_char, c_size_t, c_uint32, c_uint64, c_void_p, sizeof
 from time import perf_counter_ns as _pc
 from typing import (
     TYPE_CHECKING,
@@ -827,6 +827,42 @@ class Breaker(Managed):
         if self._timed_auto:
             self._timed = _ffi.breaker_needs_durations(self._handle())
             self._plain = not self._timed and self._failure_if is None
+
+    # ---- snapshot and restore ------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """The breaker's state (with the time left in its deadline), backoff
+        level, statistics, window and call counters as a small versioned
+        record, for ``restore`` in this process or another one (a restart
+        keeps an OPEN breaker open for the rest of its window). See the
+        README, "Snapshot and restore"."""
+        ptr = self._handle()
+        n = c_size_t()
+        rc = _ffi.lib.breaker_snapshot(ptr, None, 0, byref(n))
+        # Each call takes a new snapshot, which grows while the window fills.
+        for _ in range(4):
+            if rc != _ffi.RESULT_BUFFER_TOO_SMALL:
+                break
+            buf = ctypes.create_string_buffer(n.value + 64)
+            rc = _ffi.lib.breaker_snapshot(ptr, buf, len(buf), byref(n))
+            if rc == _ffi.RESULT_OK:
+                return buf.raw[: n.value]
+        raise _ffi.error(rc, "circuit_breaker_snapshot")
+
+    def restore(self, data: bytes) -> None:
+        """Restores a ``snapshot`` taken from a breaker with the same
+        configuration: its state, with what was left of its deadline less the
+        wall-clock time since (never more than was left), in one transition
+        (reason ``RESTORED``; permits outstanding become stale); its window
+        and statistics; its call counters are added to this breaker's.
+
+        Raises a ``SnapshotError`` subclass (``SnapshotTruncatedError``,
+        ``SnapshotForeignError``, ``SnapshotVersionError``,
+        ``SnapshotCorruptError``, ``SnapshotConfigMismatchError``) and
+        changes nothing when the bytes are refused."""
+        raw = bytes(data)
+        _ffi.check(
+            _ffi.lib.breaker_restore(self._handle(), raw, len(raw)), "circuit_breaker_restore"
+        )
 
     # ---- events ------------------------------------------------------------------
     def add_listener(self, fn: Callable[["Event"], Any]) -> "Listener":

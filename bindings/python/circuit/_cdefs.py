@@ -95,6 +95,7 @@ REASON_OVERRIDE_EXPIRED = 10
 REASON_RESET = 11
 REASON_SHADOW_TRIP = 12
 REASON_REMOTE = 13
+REASON_RESTORED = 14
 
 # ---- enum circuit_result ----
 RESULT_OK = 0
@@ -119,6 +120,11 @@ RESULT_SEGMENT_IO = 18
 RESULT_SEGMENT_INVALID = 19
 RESULT_SEGMENT_UNSAFE = 20
 RESULT_SEGMENT_BUSY = 21
+RESULT_SNAPSHOT_TRUNCATED = 22
+RESULT_SNAPSHOT_FOREIGN = 23
+RESULT_SNAPSHOT_VERSION = 24
+RESULT_SNAPSHOT_CORRUPT = 25
+RESULT_SNAPSHOT_CONFIG_MISMATCH = 26
 
 # ---- enum circuit_retry_outcome ----
 RETRY_OUTCOME_SUCCESS = 0
@@ -146,7 +152,7 @@ STATE_METRICS_ONLY = 6
 #: Lower-case state names, indexed by value (as `circuit_state_str` prints them).
 STATE_NAMES: Tuple[str, ...] = ('closed', 'open', 'half_open', 'forced_open', 'forced_closed', 'disabled', 'metrics_only')
 #: Lower-case reason names, indexed by value (as `circuit_reason_str` prints them).
-REASON_NAMES: Tuple[str, ...] = ('consecutive_failures', 'failure_rate', 'slow_call_rate', 'ewma_failure_rate', 'probe_failed', 'probes_succeeded', 'open_deadline_passed', 'probe_lease_expired', 'override_set', 'override_cleared', 'override_expired', 'reset', 'shadow_trip', 'remote')
+REASON_NAMES: Tuple[str, ...] = ('consecutive_failures', 'failure_rate', 'slow_call_rate', 'ewma_failure_rate', 'probe_failed', 'probes_succeeded', 'open_deadline_passed', 'probe_lease_expired', 'override_set', 'override_cleared', 'override_expired', 'reset', 'shadow_trip', 'remote', 'restored')
 
 
 class circuit_permit(Structure):
@@ -365,6 +371,8 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_segment_open", c_uint32, (c_char_p, c_size_t, c_void_p, c_uint32, c_uint32, c_uint32, POINTER(c_void_p))),
     ("circuit_segment_breaker", c_uint32, (c_void_p, c_char_p, c_size_t, POINTER(c_void_p))),
     ("circuit_segment_free", None, (c_void_p,)),
+    ("circuit_breaker_snapshot", c_uint32, (c_void_p, c_void_p, c_size_t, POINTER(c_size_t))),
+    ("circuit_breaker_restore", c_uint32, (c_void_p, c_void_p, c_size_t)),
     ("circuit_sync_start", c_uint32, (c_void_p, c_char_p, c_size_t, c_char_p, c_size_t, POINTER(c_void_p))),
     ("circuit_sync_set_fleet_policy", c_uint32, (c_void_p, c_char_p, c_size_t, c_uint32, c_double, c_uint64)),
     ("circuit_sync_stop", c_uint32, (c_void_p,)),

@@ -21,6 +21,12 @@ __all__ = [
     "LimitExceededError",
     "ClosedError",
     "InternalError",
+    "SnapshotError",
+    "SnapshotTruncatedError",
+    "SnapshotForeignError",
+    "SnapshotVersionError",
+    "SnapshotCorruptError",
+    "SnapshotConfigMismatchError",
 ]
 
 
@@ -117,3 +123,28 @@ class ClosedError(CircuitError, ValueError):
 
 class InternalError(CircuitError):
     """The library caught an internal panic (please report it with the message)."""
+
+
+class SnapshotError(CircuitError, ValueError):
+    """``Breaker.restore`` refused a snapshot; the breaker is unchanged. One
+    subclass per reason."""
+
+
+class SnapshotTruncatedError(SnapshotError):
+    """The bytes are shorter than the snapshot they start."""
+
+
+class SnapshotForeignError(SnapshotError):
+    """The bytes are not a circuit snapshot."""
+
+
+class SnapshotVersionError(SnapshotError):
+    """A snapshot of a format version this library does not read."""
+
+
+class SnapshotCorruptError(SnapshotError):
+    """The snapshot's checksum does not match, or a field is out of range."""
+
+
+class SnapshotConfigMismatchError(SnapshotError):
+    """The snapshot was taken from a breaker with another configuration."""

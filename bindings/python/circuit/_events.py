@@ -56,6 +56,7 @@ class Reason(enum.IntEnum):
     RESET = _ffi.REASON_RESET
     SHADOW_TRIP = _ffi.REASON_SHADOW_TRIP
     REMOTE = _ffi.REASON_REMOTE
+    RESTORED = _ffi.REASON_RESTORED
 
     @property
     def label(self) -> str:

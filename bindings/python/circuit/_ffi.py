@@ -46,6 +46,11 @@ from ._errors import (
     LibraryError,
     LimitExceededError,
     NotFoundError,
+    SnapshotConfigMismatchError,
+    SnapshotCorruptError,
+    SnapshotForeignError,
+    SnapshotTruncatedError,
+    SnapshotVersionError,
 )
 
 #: The ``CIRCUIT_ABI_VERSION`` this binding was written for (the header's).
@@ -377,6 +382,11 @@ _EXCEPTIONS = {
     RESULT_NOT_FOUND: NotFoundError,
     RESULT_LIMIT_EXCEEDED: LimitExceededError,
     RESULT_PANIC: InternalError,
+    RESULT_SNAPSHOT_TRUNCATED: SnapshotTruncatedError,
+    RESULT_SNAPSHOT_FOREIGN: SnapshotForeignError,
+    RESULT_SNAPSHOT_VERSION: SnapshotVersionError,
+    RESULT_SNAPSHOT_CORRUPT: SnapshotCorruptError,
+    RESULT_SNAPSHOT_CONFIG_MISMATCH: SnapshotConfigMismatchError,
 }
 
 

@@ -81,3 +81,17 @@ def test_readme_group_example_runs() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 of 10 open (at most 3); 7 trips refused" in done.stdout, done.stdout
+
+
+def test_readme_snapshot_example_runs() -> None:
+    """README "Snapshot and restore": the breaker saved at shutdown is still
+    OPEN after the restart, for the 27 s that were left."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "readme_snapshot.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "after the restart: open, retry after 27 s" in done.stdout, done.stdout

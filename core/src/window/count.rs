@@ -194,6 +194,51 @@ impl<H: Head> CountWindow<H> {
         self.head.cursor().store(0, Relaxed);
     }
 
+    /// The outcomes the window holds, oldest first, as slot bits (bit 0
+    /// failed, bit 1 slow), for a snapshot. Read slot by slot: a record
+    /// landing meanwhile may or may not be in it (invariant 6).
+    pub(crate) fn export(&self) -> Vec<u8> {
+        let cursor = self.head.cursor().load(Relaxed);
+        let held = cursor.min(u64::from(self.size));
+        (cursor - held..cursor)
+            .map(|ticket| {
+                let slot = self.modulo.rem(ticket as u32, self.size);
+                let word = self.slots[(slot / SLOTS_PER_WORD) as usize].load(Relaxed);
+                ((word >> ((slot % SLOTS_PER_WORD) * 2)) & 0b11) as u8
+            })
+            .collect()
+    }
+
+    /// Loads `samples` (oldest first, at most `size`, from [`export`]) into
+    /// a window just cleared, so that the next record overwrites the oldest.
+    /// Each word is swapped in and `counts` takes the difference, the rule
+    /// every record and `clear` follow, so counts and slots agree even with
+    /// records landing meanwhile.
+    ///
+    /// [`export`]: CountWindow::export
+    pub(crate) fn import(&self, samples: &[u8]) {
+        let held = samples.len().min(self.size as usize);
+        for (i, word) in self.slots.iter().enumerate() {
+            let first = i * SLOTS_PER_WORD as usize;
+            let mut new = 0u64;
+            for (j, s) in samples[first.min(held)..held]
+                .iter()
+                .take(SLOTS_PER_WORD as usize)
+                .enumerate()
+            {
+                new |= u64::from(s & 0b11) << (2 * j);
+            }
+            let prev = word.swap(new, Relaxed);
+            let fails = |w: u64| i64::from((w & FAILED_BITS).count_ones());
+            let slows = |w: u64| i64::from((w & SLOW_BITS).count_ones());
+            let delta = ((fails(new) - fails(prev)) << 32).wrapping_add(slows(new) - slows(prev));
+            if delta != 0 {
+                self.head.counts().fetch_add(delta as u64, Relaxed);
+            }
+        }
+        self.head.cursor().store(held as u64, Relaxed);
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         self.slots.heap_bytes()
     }

@@ -12,7 +12,7 @@ mod time;
 #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
 pub(crate) use count::COUNTS_EMPTY;
 pub(crate) use count::{CountWindow, MappedHead};
-pub(crate) use time::TimeWindow;
+pub(crate) use time::{BucketRecord, TimeWindow};
 
 use crate::clock::Nanos;
 use crate::config::WindowKind;

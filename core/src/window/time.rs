@@ -43,6 +43,16 @@ const _: () = assert!(EPOCH.shift + EPOCH.width == 64);
 #[cfg(test)]
 const FIELD: u64 = CALLS.max();
 
+/// One live bucket of a time window as a snapshot holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BucketRecord {
+    /// Bucket widths before the current bucket (0: the current one).
+    pub(crate) age: u32,
+    pub(crate) calls: u16,
+    pub(crate) failures: u16,
+    pub(crate) slow: u16,
+}
+
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
     /// The buckets, their rolled-at indexes, and the index arithmetic
@@ -119,6 +129,62 @@ impl TimeWindow {
 
     pub(crate) fn clear(&self) {
         self.ring.clear();
+    }
+
+    /// The live buckets at `now` with their age in bucket widths (0: the
+    /// current one), for a snapshot.
+    pub(crate) fn export(&self, now: Nanos) -> Vec<BucketRecord> {
+        let index = self.ring.index(now);
+        self.ring
+            .live_words(EPOCH, index)
+            .filter(|&(_, w)| CALLS.get(w) > 0)
+            .map(|(_, w)| BucketRecord {
+                age: Ring::age(EPOCH, index, w).max(0) as u32,
+                calls: CALLS.get(w) as u16,
+                failures: FAILURES.get(w) as u16,
+                slow: SLOW.get(w) as u16,
+            })
+            .collect()
+    }
+
+    /// Loads buckets (from [`TimeWindow::export`]) into a window just
+    /// cleared: a bucket `age` widths old at export, `elapsed` nanoseconds
+    /// ago, goes to the bucket holding `now - elapsed - age * width`, and
+    /// is dropped if that has left the window. Buckets landing in one are
+    /// added (each field saturating at its maximum).
+    pub(crate) fn import(&self, now: Nanos, elapsed: Nanos, buckets: &[BucketRecord]) {
+        let width = self.ring.width();
+        let current = self.ring.index(now);
+        let count = u64::from(self.ring.count());
+        let mut merged: Vec<Option<(u64, u64)>> = vec![None; self.ring.count() as usize];
+        for b in buckets {
+            let at =
+                now.saturating_sub(elapsed.saturating_add(u64::from(b.age).saturating_mul(width)));
+            let index = self.ring.index(at);
+            if current - index >= count || b.calls == 0 {
+                continue;
+            }
+            let slot = self.ring.slot(index);
+            let add = |w: u64, f: Field, v: u16| {
+                f.get(w).saturating_add(u64::from(v)).min(f.max()) << f.shift
+            };
+            let base = match merged[slot] {
+                Some((i, w)) if i == index => w,
+                _ => 0,
+            };
+            let w = add(base, CALLS, b.calls)
+                | add(base, FAILURES, b.failures)
+                | add(base, SLOW, b.slow);
+            merged[slot] = Some((index, w));
+        }
+        for (slot, m) in merged.into_iter().enumerate() {
+            if let Some((index, w)) = m {
+                self.ring
+                    .bucket(slot)
+                    .store(Ring::epoch_bits(EPOCH, index) | w, Relaxed);
+                self.ring.mark_rolled(crate::ring::At { index, slot });
+            }
+        }
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {

@@ -7,6 +7,8 @@ package readme
 import (
 	"context"
 	"errors"
+	"log"
+	"os"
 	"time"
 
 	"example.invalid/circuit"
@@ -138,3 +140,34 @@ func newPool(hosts []string) (*circuit.Registry, error) {
 }
 
 // readme:end group
+
+// readme:begin snapshot
+func startPartner(path string, clock *circuit.ManualClock) (*circuit.Breaker, error) {
+	partner, err := circuit.New(circuit.Config{Name: "partner", ConsecutiveFailures: 3,
+		OpenDuration: 30 * time.Second, Clock: clock}) // Clock nil in production
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist): // first start: a fresh breaker
+	case err != nil:
+		return nil, err
+	default:
+		// An OPEN breaker stays open for what was left of its window.
+		if err := partner.Restore(data); err != nil { // ErrSnapshotConfigMismatch, ...
+			log.Printf("starting fresh: %v", err)
+		}
+	}
+	return partner, nil
+}
+
+func saveOnShutdown(partner *circuit.Breaker, path string) error {
+	data, err := partner.Snapshot() // a few hundred bytes
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o600)
+}
+
+// readme:end snapshot

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -239,5 +240,45 @@ func TestGroupGuardKeepsSevenOfTenServing(t *testing.T) {
 	g, err := pool.Group("backends")
 	if err != nil || open != 3 || g.Open != 3 || g.RefusedTrips != 7 {
 		t.Fatalf("%d open, group %+v, %v; want 3 open and 7 refused", open, g, err)
+	}
+}
+
+// The top-level README's snapshot: a breaker saved at shutdown is still
+// OPEN after a restart 3 s later (of wall clock: a manual clock is the wall
+// clock too), for the 27 s that were left.
+func TestSnapshotKeepsThePartnerOpenAcrossARestart(t *testing.T) {
+	const wall = 1_780_000_000 * time.Second
+	path := filepath.Join(t.TempDir(), "partner.snap")
+	before := circuit.NewManualClock()
+	defer before.Close()
+	_ = before.Set(wall)
+	first, err := startPartner(path, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		_ = first.Execute(ctx, func(context.Context) error { return errors.New("503") })
+	}
+	if err := saveOnShutdown(first, path); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.Close()
+	after := circuit.NewManualClock()
+	defer after.Close()
+	_ = after.Set(wall + 3*time.Second)
+	second, err := startPartner(path, after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	err = second.Execute(ctx, func(context.Context) error { return nil })
+	var refused *circuit.RejectedError
+	if !errors.As(err, &refused) || !errors.Is(err, circuit.ErrOpen) {
+		t.Fatalf("after the restart: %v, want ErrOpen", err)
+	}
+	// 30 s, give or take the default 10 % jitter, less the 3 s.
+	if refused.RetryAfter < 24*time.Second || refused.RetryAfter > 30*time.Second {
+		t.Fatalf("RetryAfter %v", refused.RetryAfter)
 	}
 }
