@@ -741,3 +741,34 @@ fn a_shared_breaker_is_probed_at_its_open_deadline() {
     assert_eq!(b.state(), State::Closed);
     assert_eq!(a.state(), State::Closed);
 }
+
+/// A snapshot of a host-shared breaker records the slot's state (not the
+/// inline word that keeps it off the fast path), and restores into an
+/// in-process breaker or into another segment's breaker.
+#[test]
+fn a_shared_breaker_snapshots_and_restores_its_slot_state() {
+    let d = dir("snap");
+    let config = consecutive(2);
+    let a = open(&d.0.join("seg"), &config).breaker("payments").unwrap();
+    for _ in 0..2 {
+        let p = a.acquire().unwrap();
+        a.record(p, Outcome::Failure, Duration::ZERO);
+    }
+    assert_eq!(a.state(), State::Open);
+    let record = a.snapshot();
+
+    let local = Breaker::new(config.clone());
+    local.restore(&record).unwrap();
+    assert_eq!(local.state(), State::Open, "an OPEN slot, not an override");
+    assert_eq!(local.acquire().unwrap_err().reason, RejectReason::Open);
+
+    let other = open(&d.0.join("seg2"), &config)
+        .breaker("payments")
+        .unwrap();
+    other.restore(&record).unwrap();
+    assert_eq!(other.state(), State::Open);
+    let again = open(&d.0.join("seg2"), &config)
+        .breaker("payments")
+        .unwrap();
+    assert_eq!(again.state(), State::Open, "restored into the slot itself");
+}
