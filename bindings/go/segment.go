@@ -72,7 +72,8 @@ func (s *Segment) Breaker(name string) (*Breaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Breaker{name: name, classify: s.cfg.Classify, timed: br.needsDurations, streams: &streams{}}
+	b := &Breaker{name: name, classify: s.cfg.Classify, timed: new(atomic.Bool), streams: &streams{}}
+	b.timed.Store(br.needsDurations)
 	b.ref.Store(br)
 	return b, nil
 }

@@ -1406,6 +1406,8 @@ static void test_reconfigure(void) {
   circuit_config_free(two);
   circuit_config_free(timed);
   circuit_clock_free(clock);
+}
+
 /* ---------- snapshot and restore ----------------------------------------- */
 
 /* A snapshot taken through the required-length protocol (malloc'd). */
