@@ -1343,7 +1343,9 @@ impl Breaker {
         };
         match s.phase() {
             Phase::Open => Some(deadline()),
-            Phase::HalfOpen if s.inflight() + s.success() < self.config().half_open_probes => Some(0),
+            Phase::HalfOpen if s.inflight() + s.success() < self.config().half_open_probes => {
+                Some(0)
+            }
             Phase::HalfOpen => Some(deadline()),
             Phase::Closed => None,
         }

@@ -377,8 +377,11 @@ fn a_breaker_created_during_a_registry_reconfigure_gets_the_new_config() {
             let (r, name) = (r.clone(), name.clone());
             std::thread::spawn(move || r.get_or_create(&name).unwrap())
         };
-        r.reconfigure(&name, quiet().consecutive_failures(Some(2)).build().unwrap())
-            .unwrap();
+        r.reconfigure(
+            &name,
+            quiet().consecutive_failures(Some(2)).build().unwrap(),
+        )
+        .unwrap();
         let b = creator.join().unwrap();
         assert_eq!(b.config().consecutive_failures(), Some(2), "round {round}");
     }

@@ -83,7 +83,9 @@ fn bad(msg: impl Into<String>) -> ConfigTextError {
 
 fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigTextError> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad(format!("{key}: expected an unsigned integer, got {v:?}")));
+        return Err(bad(format!(
+            "{key}: expected an unsigned integer, got {v:?}"
+        )));
     }
     v.parse()
         .map_err(|_| bad(format!("{key}: {v:?} is out of range")))

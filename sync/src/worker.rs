@@ -70,10 +70,10 @@ use circuit_core::{Breaker, Reason, State, Transition};
 
 use crate::config::Policies;
 use crate::conn::{describe, CommandConn, Endpoint};
+use crate::fleetconf::{ConfigRead, ConfigScripts};
 use crate::keys::{encode_name, Namespace};
 use crate::notice::Hint;
 use crate::script::{AutoState, ForceMode, Read, Record, Version, WriteReply, WriteStatus};
-use crate::fleetconf::{ConfigRead, ConfigScripts};
 use crate::store::{Limits, Scripts, WriteOp};
 use crate::{Backoff, Event, Reg, Shared, SyncConfig, SyncStatus};
 use circuit_core::retry::SplitMix64;
