@@ -207,7 +207,7 @@ pub enum ConfigRead {
     /// No record: the breaker keeps the config it has.
     Missing,
     /// A valid record.
-    Found(ConfigRecord),
+    Found(Box<ConfigRecord>),
     /// A record that failed validation (why).
     Bad(String),
 }
@@ -425,13 +425,13 @@ pub(crate) fn validate(name: &str, v: &Value) -> ConfigRead {
         return ConfigRead::Bad("bad timestamp".into());
     };
     match parse_config_text(text) {
-        Ok(config) => ConfigRead::Found(ConfigRecord {
+        Ok(config) => ConfigRead::Found(Box::new(ConfigRecord {
             version: Version { epoch, ver },
             text: text.to_owned(),
             config,
             origin,
             ts_ms,
-        }),
+        })),
         Err(e) => ConfigRead::Bad(e.0),
     }
 }

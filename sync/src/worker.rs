@@ -53,12 +53,12 @@
 //!    breaker has a quorum policy, the worker keeps the instance live in
 //!    Redis with a heartbeat every third of `live_for`.
 //! 10. Fleet configs ([`crate::fleetconf`]): the config records of the
-//!    local breakers are read at every reconcile, when a breaker is first
-//!    seen, and when a config notice names one (a hint, like rule 1). A
-//!    valid record whose version differs from the last one applied or
-//!    refused for that breaker is put in force with
-//!    `Registry::reconfigure`; an invalid one changes nothing and is
-//!    counted in `configs_refused`. Nothing is created (rule 6).
+//!     local breakers are read at every reconcile, when a breaker is first
+//!     seen, and when a config notice names one (a hint, like rule 1). A
+//!     valid record whose version differs from the last one applied or
+//!     refused for that breaker is put in force with
+//!     `Registry::reconfigure`; an invalid one changes nothing and is
+//!     counted in `configs_refused`. Nothing is created (rule 6).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
