@@ -251,18 +251,16 @@ local t = redis.call('TIME')
 local nowus = t[1] .. string.format('%06d', tonumber(t[2]))
 local nowms = fmt(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 local epoch, ver = nil, 0
-local ty = redis.call('TYPE', key)['ok']
-if ty == 'hash' then
-  local f = redis.call('HMGET', key, 'fv', 'ep', 'ver', 'name')
+-- A key of another type fails HMGET: caught, and replaced below (only the
+-- commands of the least-privilege ACL list are used).
+local ok, f = pcall(redis.call, 'HMGET', key, 'fv', 'ep', 'ver', 'name')
+if ok then
   local v = uint(f[3])
   if f[1] == '1' and epochok(f[2]) and v and v >= 1 and v < MAXVER and f[4] == name then
     epoch, ver = f[2], v
   end
 end
-if not epoch then
-  if ty ~= 'none' then redis.call('DEL', key) end
-  epoch, ver = nowus, 0
-end
+if not epoch then epoch, ver = nowus, 0 end
 ver = ver + 1
 redis.call('DEL', key)
 redis.call('HSET', key, 'fv', '1', 'ep', epoch, 'ver', fmt(ver), 'name', name, 'cfg', text,
