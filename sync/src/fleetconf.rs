@@ -44,7 +44,8 @@
 //! end with the published config). A worker applies a record whose
 //! version (`ep`, `ver`) differs from the last one it saw for that breaker;
 //! a record that fails validation (or that the breaker refuses) changes
-//! nothing and is counted in `configs_refused`.
+//! nothing and is counted in `configs_refused` (an invalid record at every
+//! read until it is replaced; a valid one the breaker refuses once).
 
 use std::fmt;
 use std::time::Duration;
