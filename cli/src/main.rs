@@ -102,7 +102,8 @@ enum Command {
         /// count_window, time_window=DURATION/BUCKETS, open_duration,
         /// max_open_duration, backoff_multiplier, jitter, half_open_probes,
         /// half_open_successes, probe_lease, metrics, latency_histogram,
-        /// seed; "off" turns an optional policy off).
+        /// seed, ramp=START/DURATION[/STEPS]; "off" turns an optional
+        /// policy off).
         #[arg(required = true, num_args = 1..)]
         options: Vec<String>,
     },

@@ -26,7 +26,8 @@
 //! `time_window=DURATION/BUCKETS`, `open_duration=D`,
 //! `max_open_duration=D`, `backoff_multiplier=F`, `jitter=F`,
 //! `half_open_probes=N`, `half_open_successes=N`, `probe_lease=D`,
-//! `metrics=true|false`, `latency_histogram=D|off`, `seed=N`. Durations as
+//! `metrics=true|false`, `latency_histogram=D|off`, `seed=N`,
+//! `ramp=START/DURATION[/STEPS]|off`. Durations as
 //! `250ms`, `30s`, `5m`, `2h`, `1d`. The record is the **whole** config:
 //! options not given take the core's defaults, so every instance ends with
 //! the same config whatever it was created with. Unknown or repeated
@@ -50,7 +51,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use circuit_core::{Config, ConfigBuilder};
+use circuit_core::{Config, ConfigBuilder, RampPolicy};
 use redis::{ConnectionLike, Script, Value};
 
 use crate::keys::{encode_name, valid_origin, Namespace};
@@ -156,6 +157,25 @@ fn apply(b: ConfigBuilder, key: &str, v: &str) -> Result<ConfigBuilder, ConfigTe
         }),
         "latency_histogram" => b.latency_histogram(if off(v) { None } else { Some(dur(key, v)?) }),
         "seed" => b.seed(num(key, v)?),
+        "ramp" => b.ramp(if off(v) {
+            None
+        } else {
+            let parts: Vec<&str> = v.split('/').collect();
+            let (start, d, steps) = match parts.as_slice() {
+                [a, d] => (a, d, "0"),
+                [a, d, n] => (a, d, *n),
+                _ => {
+                    return Err(bad(format!(
+                        "ramp: expected START/DURATION[/STEPS], got {v:?}"
+                    )))
+                }
+            };
+            Some(RampPolicy {
+                start: float(key, start)?,
+                duration: dur(key, d)?,
+                steps: num(key, steps)?,
+            })
+        }),
         _ => return Err(bad(format!("unknown option {key:?}"))),
     })
 }
@@ -494,6 +514,25 @@ mod tests {
         assert_eq!(c.minimum_calls(), Config::default().minimum_calls());
         let c = parse_config_text("consecutive_failures=off failure_rate=0.25").unwrap();
         assert_eq!(c.consecutive_failures(), None);
+        let c = parse_config_text("ramp=0.1/30s/3").unwrap();
+        assert_eq!(
+            c.ramp(),
+            Some(RampPolicy {
+                start: 0.1,
+                duration: Duration::from_secs(30),
+                steps: 3
+            })
+        );
+        assert_eq!(
+            parse_config_text("ramp=0.2/1m")
+                .unwrap()
+                .ramp()
+                .unwrap()
+                .steps,
+            0
+        );
+        assert!(parse_config_text("ramp=1.5/30s").is_err());
+        assert!(parse_config_text("ramp=0.1").is_err());
         for bad in [
             "",
             "  ",
