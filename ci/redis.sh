@@ -21,6 +21,6 @@ if ! command -v openssl >/dev/null; then
 fi
 
 start=$(date +%s)
-cargo test --workspace --release --test fleet --test fork --test cli --test quorum \
+cargo test --workspace --release --test fleet --test fleetconf --test fork --test cli --test quorum \
   --test quorum_processes -- --include-ignored
 echo "redis: $(redis-server --version | cut -d' ' -f3), $(( $(date +%s) - start ))s"

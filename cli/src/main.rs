@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use circuit_sync::ops::{parse_duration, Entry, FleetOptions, WatchEvent};
-use circuit_sync::{Fleet, ForceMode, Record, SyncError, WriteReply, WriteStatus};
+use circuit_sync::{ConfigRead, Fleet, ForceMode, Record, SyncError, WriteReply, WriteStatus};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -87,6 +87,28 @@ enum Command {
     },
     /// Return a breaker to CLOSED everywhere, clearing any override.
     Reset {
+        /// Breaker name.
+        name: String,
+    },
+    /// Publish a breaker's config to every instance: each one puts it in
+    /// force with `Registry::reconfigure`, keeping state and window. The
+    /// options form the whole config (unset options take the defaults),
+    /// e.g. `consecutive_failures=3 open_duration=10s`.
+    Configure {
+        /// Breaker name.
+        name: String,
+        /// Options as key=value (consecutive_failures, failure_rate,
+        /// slow_call=RATE/DURATION, ewma=ALPHA/THRESHOLD, minimum_calls,
+        /// count_window, time_window=DURATION/BUCKETS, open_duration,
+        /// max_open_duration, backoff_multiplier, jitter, half_open_probes,
+        /// half_open_successes, probe_lease, metrics, latency_histogram,
+        /// seed, ramp=START/DURATION[/STEPS]; "off" turns an optional
+        /// policy off).
+        #[arg(required = true, num_args = 1..)]
+        options: Vec<String>,
+    },
+    /// The config published for a breaker with `configure`.
+    Config {
         /// Breaker name.
         name: String,
     },
@@ -175,6 +197,54 @@ fn run(cli: &Cli) -> Result<ExitCode, SyncError> {
             let r = fleet.clear(name)?;
             return Ok(report_write(cli, name, &r));
         }
+        Command::Configure { name, options } => {
+            let (v, text) = fleet.configure(name, options)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"name": name, "result": "ok", "epoch": v.epoch, "config_version": v.ver, "config": text})
+                );
+            } else {
+                println!(
+                    "{}: config version {} published: {}",
+                    display_name(name),
+                    v.ver,
+                    text.escape_debug()
+                );
+            }
+        }
+        Command::Config { name } => match fleet.config(name)? {
+            ConfigRead::Missing => {
+                if cli.json {
+                    println!("{}", json!({"name": name, "config": null}));
+                } else {
+                    println!("{}: no fleet config published", display_name(name));
+                }
+            }
+            ConfigRead::Found(r) => {
+                if cli.json {
+                    println!(
+                        "{}",
+                        json!({"name": name, "config": r.text, "epoch": r.version.epoch,
+                               "config_version": r.version.ver, "origin": r.origin})
+                    );
+                } else {
+                    println!(
+                        "{}: config version {} by {}: {}",
+                        display_name(name),
+                        r.version.ver,
+                        r.origin,
+                        r.text.escape_debug()
+                    );
+                }
+            }
+            ConfigRead::Bad(why) => {
+                return Err(SyncError::Redis(format!(
+                    "the fleet config of {} is invalid: {why}",
+                    display_name(name)
+                )))
+            }
+        },
         Command::Metrics => {
             let (now, entries) = fleet.list()?;
             if cli.json {
@@ -302,6 +372,15 @@ fn watch(
                     return false;
                 } else {
                     last_draw = Instant::now();
+                }
+            }
+            WatchEvent::Config(h) => {
+                if cli.json {
+                    println!(
+                        "{}",
+                        json!({"event": "config", "key": h.enc, "epoch": h.version.epoch, "config_version": h.version.ver})
+                    );
+                    let _ = std::io::stdout().flush();
                 }
             }
             WatchEvent::Malformed(len) => {

@@ -329,3 +329,65 @@ fn votes_show_who_tripped_and_who_is_live() {
         "closed"
     );
 }
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn configure_from_the_cli_applies_on_every_instance() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = instance(&url, "conf");
+    let b = instance(&url, "conf");
+    for i in [&a, &b] {
+        i.registry.get_or_create("payments").unwrap();
+        assert!(wait_until(Duration::from_secs(10), || i
+            .handle
+            .status()
+            .status
+            == SyncStatus::Connected));
+    }
+    let (code, out, err) = circuit(
+        &url,
+        "conf",
+        &[
+            "configure",
+            "payments",
+            "consecutive_failures=8",
+            "open_duration=15s",
+        ],
+    );
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("config version 1 published"), "{out}");
+    for i in [&a, &b] {
+        assert!(wait_until(Duration::from_secs(3), || {
+            let c = i.registry.get("payments").unwrap();
+            c.config().consecutive_failures() == Some(8)
+                && c.config().open_duration() == Duration::from_secs(15)
+        }));
+    }
+    let v = json(&url, "conf", &["config", "payments"]);
+    assert_eq!(v["config"], "consecutive_failures=8 open_duration=15s");
+    assert_eq!(v["config_version"], 1);
+    // A refused config writes nothing and says why.
+    let (code, _, err) = circuit(&url, "conf", &["configure", "payments", "jitter=2"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("jitter"), "{err}");
+    let (code, _, err) = circuit(&url, "conf", &["configure", "payments", "colour=red"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown option"), "{err}");
+    let v = json(&url, "conf", &["config", "payments"]);
+    assert_eq!(v["config_version"], 1);
+    let (code, out, _) = circuit(&url, "conf", &["config", "refunds"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no fleet config"), "{out}");
+    for i in [&a, &b] {
+        assert_eq!(i.handle.status().configs_refused, 0);
+        assert_eq!(
+            i.registry
+                .get("payments")
+                .unwrap()
+                .config()
+                .consecutive_failures(),
+            Some(8)
+        );
+    }
+}

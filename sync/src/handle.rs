@@ -21,6 +21,8 @@ pub(crate) enum Event {
     Local(Arc<str>, Transition),
     /// What a validated notice names: a record to read (never a state).
     Hint(notice::Hint),
+    /// What a validated config notice names: a config record to read.
+    ConfigHint(String),
     /// The subscriber is subscribed (again).
     Subscribed,
     /// The subscriber lost its connection.

@@ -93,6 +93,12 @@ impl Namespace {
         format!("cb:{{{}}}:v:{enc}", self.name)
     }
 
+    /// `cb:{<ns>}:c:<enc>`, the fleet config record of one breaker name
+    /// (persistent; see [`crate::fleetconf`]).
+    pub fn config_key(&self, enc: &str) -> String {
+        format!("cb:{{{}}}:c:{enc}", self.name)
+    }
+
     /// `cb:{<ns>}:b:<enc>` for an already encoded name.
     pub fn record_key(&self, enc: &str) -> String {
         let mut k = String::with_capacity(self.key_prefix.len() + enc.len());

@@ -78,6 +78,7 @@ mod backoff;
 mod config;
 mod conn;
 mod error;
+pub mod fleetconf;
 mod handle;
 pub mod keys;
 pub mod notice;
@@ -98,6 +99,7 @@ pub(crate) use handle::{Event, Reg};
 pub(crate) use stats::Shared;
 
 pub use conn::redact_url;
+pub use fleetconf::{parse_config_text, ConfigRead, ConfigRecord, ConfigTextError};
 pub use keys::{encode_name, Namespace};
 pub use ops::Fleet;
 pub use script::{AutoState, ForceMode, Record, Version, Vote, VoteCount, WriteReply, WriteStatus};

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use crate::conn::{describe, CommandConn, Endpoint};
+use crate::fleetconf::{parse_config_text, ConfigRead, ConfigScripts};
 use crate::keys::{encode_name, sanitize_origin, Namespace};
 use crate::notice::{self, Notice};
-use crate::script::{parse_u64, ForceMode, Read, Record, Vote, WriteReply};
+use crate::script::{parse_u64, ForceMode, Read, Record, Version, Vote, WriteReply};
 use crate::store::{Limits, Scripts, WriteOp};
 use crate::SyncError;
 
@@ -59,6 +60,8 @@ pub struct Entry {
 pub enum WatchEvent {
     /// A valid notice.
     Notice(Notice),
+    /// A valid fleet config notice.
+    Config(crate::fleetconf::ConfigHint),
     /// A message that failed validation (its size in bytes).
     Malformed(usize),
     /// Nothing arrived for one read timeout.
@@ -71,6 +74,7 @@ pub struct Fleet {
     endpoint: Endpoint,
     ns: Namespace,
     scripts: Scripts,
+    config_scripts: ConfigScripts,
     limits: Limits,
     origin: String,
     timeout: Duration,
@@ -111,6 +115,7 @@ impl Fleet {
             conn,
             ns,
             scripts: Scripts::new(),
+            config_scripts: ConfigScripts::new(),
             limits: Limits {
                 max_ms,
                 ttl_ms: max_ms
@@ -214,6 +219,50 @@ impl Fleet {
         self.write(name, WriteOp::Clear)
     }
 
+    /// Publishes `options` (`key=value` texts, [`crate::fleetconf`]) as the
+    /// config of `name` on every instance: checked by the core's builder
+    /// first (a refused config writes nothing), then written to the
+    /// persistent config record with a new version and announced on the
+    /// channel. Returns the version written and the text stored.
+    pub fn configure(
+        &mut self,
+        name: &str,
+        options: &[impl AsRef<str>],
+    ) -> Result<(Version, String), SyncError> {
+        if name.is_empty() || name.len() > circuit_core::registry::MAX_NAME_LEN {
+            return Err(SyncError::Config(format!(
+                "breaker names are 1..={} bytes",
+                circuit_core::registry::MAX_NAME_LEN
+            )));
+        }
+        let parts: Vec<&str> = options.iter().map(AsRef::as_ref).collect();
+        if let Some(p) = parts.iter().find(|p| p.chars().any(char::is_whitespace)) {
+            return Err(SyncError::Config(format!(
+                "an option may not contain white space: {p:?}"
+            )));
+        }
+        let text = parts.join(" ");
+        parse_config_text(&text).map_err(|e| SyncError::Config(e.0))?;
+        match self
+            .config_scripts
+            .write(&mut *self.conn, &self.ns, name, &text, &self.origin)
+            .map_err(|e| redis_err("configure", &e))?
+        {
+            Ok(v) => Ok((v, text)),
+            Err(why) => Err(SyncError::Redis(format!("config script refused: {why}"))),
+        }
+    }
+
+    /// The fleet config record of `name` (`ConfigRead::Missing` when none
+    /// was published).
+    pub fn config(&mut self, name: &str) -> Result<ConfigRead, SyncError> {
+        let mut reads = self
+            .config_scripts
+            .read(&mut *self.conn, &self.ns, &[name])
+            .map_err(|e| redis_err("config read", &e))?;
+        Ok(reads.pop().unwrap_or(ConfigRead::Missing))
+    }
+
     /// Server time, Unix milliseconds.
     pub fn server_time_ms(&mut self) -> Result<u64, SyncError> {
         let (now, _) = self
@@ -248,7 +297,13 @@ impl Fleet {
             let ev = match ps.get_message() {
                 Ok(msg) => match notice::parse(msg.get_payload_bytes(), &self.ns) {
                     Ok(n) => WatchEvent::Notice(n),
-                    Err(_) => WatchEvent::Malformed(msg.get_payload_bytes().len()),
+                    Err(_) => match crate::fleetconf::parse_config_notice(
+                        msg.get_payload_bytes(),
+                        &self.ns,
+                    ) {
+                        Some(h) => WatchEvent::Config(h),
+                        None => WatchEvent::Malformed(msg.get_payload_bytes().len()),
+                    },
                 },
                 Err(e) if e.is_timeout() => WatchEvent::Idle,
                 Err(e) => return Err(redis_err("subscription", &e)),

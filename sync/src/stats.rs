@@ -69,6 +69,11 @@ pub struct SyncStats {
     /// Quorum votes written that did not reach the quorum (the breaker
     /// stayed open on this instance only).
     pub votes: u64,
+    /// Fleet config records applied to local breakers.
+    pub configs_applied: u64,
+    /// Fleet config records that failed validation or that the breaker
+    /// refused (nothing changed).
+    pub configs_refused: u64,
     /// The last error, if any (never contains a password).
     pub last_error: Option<String>,
 }
@@ -139,6 +144,16 @@ impl SyncStats {
                 self.votes,
                 "Quorum votes below the quorum (open on this instance only).",
             ),
+            (
+                "configs_applied",
+                self.configs_applied,
+                "Fleet config records applied to local breakers.",
+            ),
+            (
+                "configs_refused",
+                self.configs_refused,
+                "Fleet config records refused (invalid, or refused by the breaker).",
+            ),
         ];
         for (name, v, help) in counters {
             out.push_str(&format!(
@@ -170,6 +185,8 @@ pub(crate) struct Shared {
     pub(crate) pending: AtomicU64,
     pub(crate) overflows: AtomicU64,
     pub(crate) votes: AtomicU64,
+    pub(crate) configs_applied: AtomicU64,
+    pub(crate) configs_refused: AtomicU64,
     last_error: ArcSwapOption<String>,
     pub(crate) stop: AtomicBool,
 }
@@ -219,6 +236,8 @@ impl Shared {
             pending: r(&self.pending),
             overflows: r(&self.overflows),
             votes: r(&self.votes),
+            configs_applied: r(&self.configs_applied),
+            configs_refused: r(&self.configs_refused),
             last_error: self.last_error.load_full().map(|s| (*s).clone()),
         }
     }

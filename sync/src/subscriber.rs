@@ -98,7 +98,17 @@ impl Subscriber {
                                 return Ok(());
                             }
                         }
-                        Err(_) => Shared::bump(&self.shared.malformed_ignored),
+                        Err(_) => match crate::fleetconf::parse_config_notice(
+                            msg.get_payload_bytes(),
+                            &self.ns,
+                        ) {
+                            Some(h) => {
+                                if self.tx.send(Event::ConfigHint(h.enc)).is_err() {
+                                    return Ok(());
+                                }
+                            }
+                            None => Shared::bump(&self.shared.malformed_ignored),
+                        },
                     }
                 }
                 Err(e) if e.is_timeout() => {

@@ -52,6 +52,13 @@
 //!    instance that tripped alone never closes the others. While any
 //!    breaker has a quorum policy, the worker keeps the instance live in
 //!    Redis with a heartbeat every third of `live_for`.
+//! 10. Fleet configs ([`crate::fleetconf`]): the config records of the
+//!     local breakers are read at every reconcile, when a breaker is first
+//!     seen, and when a config notice names one (a hint, like rule 1). A
+//!     valid record whose version differs from the last one applied or
+//!     refused for that breaker is put in force with
+//!     `Registry::reconfigure`; an invalid one changes nothing and is
+//!     counted in `configs_refused`. Nothing is created (rule 6).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,6 +70,7 @@ use circuit_core::{Breaker, Reason, State, Transition};
 
 use crate::config::Policies;
 use crate::conn::{describe, CommandConn, Endpoint};
+use crate::fleetconf::{ConfigRead, ConfigScripts};
 use crate::keys::{encode_name, Namespace};
 use crate::notice::Hint;
 use crate::script::{AutoState, ForceMode, Read, Record, Version, WriteReply, WriteStatus};
@@ -186,6 +194,8 @@ struct Tracked {
     failures: u32,
     /// Not written again before this (rule 7).
     retry_at: Option<Instant>,
+    /// The fleet config record last applied or refused (rule 10).
+    config: Option<Version>,
 }
 
 /// The token bucket on top of all writes.
@@ -249,6 +259,9 @@ pub(crate) struct Worker {
     policies: Arc<Policies>,
     /// When the next heartbeat is due (rule 9).
     next_beat: Instant,
+    config_scripts: ConfigScripts,
+    /// Breakers named by config notices since the last read (rule 10).
+    config_hinted: HashSet<Arc<str>>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -314,6 +327,8 @@ impl Worker {
             rng: SplitMix64::from_entropy(),
             policies,
             next_beat: now,
+            config_scripts: ConfigScripts::new(),
+            config_hinted: HashSet::new(),
             cfg,
         }
     }
@@ -390,6 +405,7 @@ impl Worker {
         match ev {
             Event::Local(name, t) => self.local(name, &t),
             Event::Hint(h) => self.hint(&h),
+            Event::ConfigHint(enc) => self.config_hint(&enc),
             Event::Subscribed => {
                 self.subscribed = true;
                 self.resync = true;
@@ -412,6 +428,7 @@ impl Worker {
                     deferred: None,
                     failures: 0,
                     retry_at: None,
+                    config: None,
                 },
             );
         }
@@ -461,6 +478,64 @@ impl Worker {
             return;
         }
         self.hinted.insert(name);
+    }
+
+    /// A config notice: a read of the breaker's config record (rule 10).
+    fn config_hint(&mut self, enc: &str) {
+        let name = match self.by_enc.get(enc) {
+            Some(name) => name.clone(),
+            None => match self.registry.get(enc) {
+                Some(b) if encode_name(b.name()) == enc => b.name().clone(),
+                _ => {
+                    Shared::bump(&self.shared.unknown_ignored);
+                    return;
+                }
+            },
+        };
+        self.track(&name);
+        self.config_hinted.insert(name);
+    }
+
+    /// Reads the config records of `names` and applies the new ones
+    /// (rule 10).
+    fn reconcile_configs(&mut self, names: &[Arc<str>]) -> Result<(), ()> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(());
+        };
+        let refs: Vec<&str> = names.iter().map(|n| &**n).collect();
+        let reads = match self.config_scripts.read(&mut **conn, &self.ns, &refs) {
+            Ok(r) => r,
+            Err(e) => {
+                self.failed("config read", false, &e);
+                return Err(());
+            }
+        };
+        for (name, read) in names.iter().zip(reads) {
+            match read {
+                ConfigRead::Missing => {}
+                ConfigRead::Bad(why) => {
+                    Shared::bump(&self.shared.configs_refused);
+                    self.shared
+                        .error(format!("fleet config of {name:?} refused: {why}"));
+                }
+                ConfigRead::Found(rec) => {
+                    let tr = self.track(name);
+                    if tr.config == Some(rec.version) {
+                        continue;
+                    }
+                    tr.config = Some(rec.version);
+                    match self.registry.reconfigure(name, rec.config) {
+                        Ok(()) => Shared::bump(&self.shared.configs_applied),
+                        Err(e) => {
+                            Shared::bump(&self.shared.configs_refused);
+                            self.shared
+                                .error(format!("fleet config of {name:?} refused: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads the records the notices of this turn named, in one batch.
@@ -528,6 +603,15 @@ impl Worker {
         }
         if !self.hinted.is_empty() && self.read_hinted().is_err() {
             return;
+        }
+        if !self.config_hinted.is_empty() {
+            let names: Vec<Arc<str>> = std::mem::take(&mut self.config_hinted)
+                .into_iter()
+                .collect();
+            if self.reconcile_configs(&names).is_err() {
+                self.config_hinted.extend(names);
+                return;
+            }
         }
         self.beat(now);
         self.flush(false);
@@ -620,6 +704,7 @@ impl Worker {
         }
         if !fresh.is_empty() && self.conn.is_some() && self.subscribed && !self.resync {
             let _ = self.reconcile(&fresh, false);
+            let _ = self.reconcile_configs(&fresh);
         }
     }
 
@@ -645,10 +730,14 @@ impl Worker {
         for n in &names {
             self.track(n);
         }
-        let r = self.reconcile(&names, after_subscribe);
+        let mut r = self.reconcile(&names, after_subscribe);
         if r.is_ok() {
             // Every record was just read: the hints are answered.
             self.hinted.clear();
+            r = self.reconcile_configs(&names);
+            if r.is_ok() {
+                self.config_hinted.clear();
+            }
         }
         let jitter = 1.0 + self.cfg.reconcile_jitter * (2.0 * self.rng.next_f64() - 1.0);
         self.next_reconcile = Instant::now() + self.cfg.reconcile_every.mul_f64(jitter);

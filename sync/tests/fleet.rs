@@ -492,6 +492,18 @@ fn a_least_privilege_acl_user_works_and_one_without_the_channel_degrades() {
     a.trip("db");
     assert!(wait_until(Duration::from_secs(2), || b.state("db")
         == Some(State::Open)));
+    // A fleet config written and read with the same rights.
+    let mut fleet = Fleet::connect(&good, "acl").unwrap();
+    fleet.configure("db", &["consecutive_failures=9"]).unwrap();
+    for i in [&a, &b] {
+        assert!(wait_until(Duration::from_secs(3), || i
+            .registry
+            .get("db")
+            .unwrap()
+            .config()
+            .consecutive_failures()
+            == Some(9)));
+    }
     // Its credentials do not reach another namespace.
     let mut other = Fleet::connect(&good, "other").unwrap();
     let e = other.force("db", ForceMode::Open, None).unwrap_err();
