@@ -36,3 +36,8 @@ if [ "$status" -ne 0 ]; then
   exit 1
 fi
 rm -rf "$out"
+
+# The host-shared scene (demo/host_shared.py): with one breaker shared by 8
+# spawned workers, the failing partner gets the threshold (plus at most one
+# call in flight per worker); with a breaker per process, 8 times it.
+timeout --signal=TERM --kill-after=10 300 python3 demo/host_shared.py --check

@@ -39,4 +39,7 @@ echo "demo: building the Go service (go build)"
 if [ "${1:-}" = "--build-only" ]; then
   exit 0
 fi
-exec python3 demo/run.py "$@"
+python3 demo/run.py "$@"
+# Then the host-shared scene: 8 worker processes and a failing partner, with
+# a breaker per process and with one breaker shared through a segment.
+python3 demo/host_shared.py
