@@ -1,15 +1,19 @@
 /* Host-shared segments through the C ABI (issue 17): errors for every kind
  * of refused file, and real processes (fork) driving one breaker: every
- * call counted exactly once, a trip seen by every process, and a probe
- * held by a SIGKILLed process reclaimed by the lease. */
+ * call counted exactly once, a trip seen by every process, workers
+ * SIGKILLed in the middle of a run without a count lost, a probe held by a
+ * SIGKILLed process reclaimed by the lease, and 8 workers sparing a failing
+ * partner with one shared breaker. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -303,6 +307,165 @@ static void test_probe_of_a_killed_process_is_reclaimed(void) {
   unlink(path);
 }
 
+/* A counter in a file mapped by every forked process (MAP_SHARED). */
+static uint64_t *shared_counter(const char *file) {
+  char path[300];
+  int fd;
+  void *m;
+  path_of(path, sizeof path, file);
+  fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  CHECK(fd >= 0);
+  CHECK(ftruncate(fd, (off_t)sizeof(uint64_t)) == 0);
+  m = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  CHECK(m != MAP_FAILED);
+  close(fd);
+  unlink(path);
+  return (uint64_t *)m;
+}
+
+/* A worker of the SIGKILL run: SUCCESS and FAILURE alternately (survivors,
+ * `calls` of each) or IGNORED until killed (victims); exit 0 when every
+ * call was admitted. */
+static int chaos_worker(const char *path, int victim, int calls) {
+  circuit_config *c = consecutive(1000);
+  const circuit_segment *s = NULL;
+  const circuit_breaker *b = NULL;
+  circuit_permit p;
+  int i, bad = 0;
+  if (open_at(path, c, &s) != CIRCUIT_RESULT_OK) return 2;
+  if (circuit_segment_breaker(s, "partner", 7, &b) != CIRCUIT_RESULT_OK) return 3;
+  for (i = 0; victim || i < 2 * calls; i++) {
+    uint32_t outcome = victim ? CIRCUIT_OUTCOME_IGNORED
+                              : (i % 2 ? CIRCUIT_OUTCOME_FAILURE : CIRCUIT_OUTCOME_SUCCESS);
+    if (circuit_breaker_acquire(b, &p, NULL) != CIRCUIT_RESULT_OK) {
+      bad++;
+      continue;
+    }
+    if (circuit_breaker_record(b, p, outcome, 1000) != CIRCUIT_RESULT_OK) bad++;
+  }
+  circuit_breaker_free(b);
+  circuit_segment_free(s);
+  circuit_config_free(c);
+  return bad == 0 ? 0 : 1;
+}
+
+/* Workers SIGKILLed at whatever instruction they were running: the
+ * survivors' successes and failures are all counted (a victim only ever
+ * records IGNORED, so no count of theirs can be mistaken for one), and the
+ * breaker still admits calls. */
+static void test_killed_workers_lose_no_count(void) {
+  enum { SURVIVORS = 3, VICTIMS = 3, CALLS = 20000 };
+  char path[300];
+  pid_t survivors[SURVIVORS], victims[VICTIMS];
+  circuit_config *c = consecutive(1000);
+  const circuit_segment *s = NULL;
+  const circuit_breaker *b = NULL;
+  circuit_metrics m;
+  circuit_permit p;
+  int i;
+
+  path_of(path, sizeof path, "chaos");
+  CHECK_RC(open_at(path, c, &s), CIRCUIT_RESULT_OK);
+  for (i = 0; i < VICTIMS; i++) {
+    victims[i] = fork();
+    if (victims[i] == 0) _exit(chaos_worker(path, 1, 0));
+    CHECK(victims[i] > 0);
+  }
+  for (i = 0; i < SURVIVORS; i++) {
+    survivors[i] = fork();
+    if (survivors[i] == 0) _exit(chaos_worker(path, 0, CALLS));
+    CHECK(survivors[i] > 0);
+  }
+  for (i = 0; i < VICTIMS; i++) {
+    int status = 0;
+    sleep_ms(5 + 7 * i);
+    CHECK(kill(victims[i], SIGKILL) == 0);
+    CHECK(waitpid(victims[i], &status, 0) == victims[i]);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  }
+  for (i = 0; i < SURVIVORS; i++) {
+    int status = 0;
+    CHECK(waitpid(survivors[i], &status, 0) == survivors[i]);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  CHECK_RC(circuit_segment_breaker(s, "partner", 7, &b), CIRCUIT_RESULT_OK);
+  memset(&m, 0, sizeof m);
+  m.struct_size = sizeof m;
+  CHECK_RC(circuit_breaker_metrics(b, &m), CIRCUIT_RESULT_OK);
+  CHECK(m.successes == (uint64_t)SURVIVORS * CALLS);
+  CHECK(m.failures == (uint64_t)SURVIVORS * CALLS);
+  CHECK_RC(circuit_breaker_acquire(b, &p, NULL), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, 1000), CIRCUIT_RESULT_OK);
+  circuit_breaker_free(b);
+  circuit_segment_free(s);
+  circuit_config_free(c);
+  unlink(path);
+}
+
+/* 8 forked workers call a partner that fails every call, each through its
+ * breaker (threshold 5), until refused; the partner's calls are counted in
+ * shared memory. Returns them. */
+static uint64_t partner_calls(int shared) {
+  enum { PARTNER_WORKERS = 8 };
+  char path[300];
+  pid_t pids[PARTNER_WORKERS];
+  uint64_t *calls = shared_counter("partner-calls");
+  uint64_t n;
+  int go[2], i;
+
+  path_of(path, sizeof path, "partner");
+  CHECK(pipe(go) == 0);
+  for (i = 0; i < PARTNER_WORKERS; i++) {
+    pids[i] = fork();
+    if (pids[i] == 0) {
+      circuit_config *c = consecutive(5);
+      const circuit_segment *s = NULL;
+      const circuit_breaker *b = NULL;
+      circuit_permit p;
+      circuit_result rc;
+      char x;
+      if (shared) {
+        if (open_at(path, c, &s) != CIRCUIT_RESULT_OK) _exit(2);
+        if (circuit_segment_breaker(s, "partner", 7, &b) != CIRCUIT_RESULT_OK) _exit(3);
+      } else if (circuit_breaker_new(c, NULL, &b) != CIRCUIT_RESULT_OK) {
+        _exit(4);
+      }
+      if (read(go[0], &x, 1) != 1) _exit(5);
+      while ((rc = circuit_breaker_acquire(b, &p, NULL)) == CIRCUIT_RESULT_OK) {
+        __atomic_fetch_add(calls, 1, __ATOMIC_RELAXED); /* the call reaches the partner */
+        if (circuit_breaker_record(b, p, CIRCUIT_OUTCOME_FAILURE, 1000) != CIRCUIT_RESULT_OK) _exit(6);
+      }
+      _exit(rc == CIRCUIT_RESULT_REJECTED_OPEN ? 0 : 7);
+    }
+    CHECK(pids[i] > 0);
+  }
+  CHECK(write(go[1], "xxxxxxxx", PARTNER_WORKERS) == PARTNER_WORKERS);
+  for (i = 0; i < PARTNER_WORKERS; i++) {
+    int status = 0;
+    CHECK(waitpid(pids[i], &status, 0) == pids[i]);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  close(go[0]);
+  close(go[1]);
+  n = __atomic_load_n(calls, __ATOMIC_RELAXED);
+  munmap(calls, sizeof *calls);
+  unlink(path);
+  return n;
+}
+
+/* With a breaker per process every worker fails 5 times (40 calls); with
+ * one shared breaker the fifth failure of any worker trips it for all, and
+ * the rest are calls the others had in flight (at most one each). */
+static void test_failing_partner_scenario(void) {
+  uint64_t separate = partner_calls(0);
+  uint64_t shared = partner_calls(1);
+  printf("calls reaching the failing partner before 8 workers stop (threshold 5): "
+         "shared breaker %llu, per-process breakers %llu\n",
+         (unsigned long long)shared, (unsigned long long)separate);
+  CHECK(separate == 8 * 5);
+  CHECK(shared >= 5 && shared < 5 + 8);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/circuit-c-shared-%ld", (long)getpid());
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -311,7 +474,9 @@ int main(void) {
   }
   test_refusals();
   test_processes_share_one_breaker();
+  test_killed_workers_lose_no_count();
   test_probe_of_a_killed_process_is_reclaimed();
+  test_failing_partner_scenario();
   rmdir(dir);
   return check_summary();
 }

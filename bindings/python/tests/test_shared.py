@@ -218,3 +218,64 @@ def test_a_shared_breaker_spares_the_failing_partner(tmp_path):
     print(f"partner calls before 8 workers stop: shared {shared}, per-process {separate}")
     assert separate == 8 * 5
     assert 5 <= shared < 5 + 8
+
+
+def _chaos(path: str, victim: bool, calls: int) -> None:
+    """A forked worker: SUCCESS and FAILURE alternately, ``calls`` of each
+    (a survivor), or IGNORED until it is killed (a victim). Exits 0 when
+    every call was admitted."""
+    code = 1
+    try:
+        b = circuit.Segment(path, consecutive_failures=1000, open_duration=60).breaker("partner")
+        n = 0
+        while victim or n < 2 * calls:
+            permit = b.acquire()
+            outcome = circuit.Outcome.IGNORED if victim else (
+                circuit.Outcome.FAILURE if n % 2 else circuit.Outcome.SUCCESS
+            )
+            b.record(permit, outcome)
+            n += 1
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def test_forked_stress_counts_exactly_while_workers_are_killed(tmp_path):
+    """4 forked survivors make 1,000,000 calls on one shared breaker while 3
+    victims are SIGKILLed at random points of theirs: every success and
+    failure of the survivors is counted (victims record only IGNORED), and
+    the breaker still admits calls."""
+    import random
+    import signal
+    import time
+
+    path = str(tmp_path / "seg")
+    seg = circuit.Segment(path, consecutive_failures=1000, open_duration=60)
+    survivors, victims, calls = 4, 3, 125_000
+    victim_pids = []
+    for _ in range(victims):
+        pid = os.fork()
+        if pid == 0:
+            _chaos(path, True, 0)
+        victim_pids.append(pid)
+    survivor_pids = []
+    for _ in range(survivors):
+        pid = os.fork()
+        if pid == 0:
+            _chaos(path, False, calls)
+        survivor_pids.append(pid)
+    for pid in victim_pids:
+        time.sleep(random.uniform(0.01, 0.2))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    for pid in survivor_pids:
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    b = seg.breaker("partner")
+    m = b.metrics()
+    assert m.successes == survivors * calls
+    assert m.failures == survivors * calls
+    with b:
+        pass
+    assert b.state is State.CLOSED
