@@ -25,6 +25,7 @@ bench: deps
 	@bash ci/bench-tower.sh
 	@bash ci/bench-go.sh
 	@bash ci/bench-python.sh
+	@bash ci/bench-shared.sh
 
 header:
 	@bash ci/header.sh --update
