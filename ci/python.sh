@@ -17,7 +17,7 @@
 #     with CIRCUIT_LIBRARY unset: the installed package must load the
 #     library it carries (test_abi checks it was the one imported); the
 #     `circuit` CLI is built for it (CIRCUIT_CLI: test_sync publishes a
-#     fleet config with it);
+#     fleet config with it).
 #  5. the ABI tests against the slim library (circuit-ffi without `sync`,
 #     as `make install SLIM=1` installs it) through CIRCUIT_LIBRARY: it has
 #     no CIRCUIT_FEATURE_SYNC and Registry.sync raises NOT_BUILT.
