@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Go binding (bindings/go, package circuit over cgo):
 #  1. gofmt and go vet;
-#  2. the test suite under the race detector (static link, the default);
+#  2. the test suite under the race detector (static link, the default;
+#     the `circuit` CLI is built for it, CIRCUIT_CLI: a test publishes a
+#     fleet config with it);
 #  3. the same package linked against libcircuit.so (-tags circuit_shared)
 #     and against an installed library found by pkg-config
 #     (-tags circuit_pkgconfig), a short smoke run each;
@@ -28,6 +30,9 @@ fi
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 cargo build --release --quiet -p circuit-ffi
+# The operator CLI, for the test that publishes a fleet config with it.
+cargo build --release --quiet -p circuit-cli
+export CIRCUIT_CLI="$target_dir/release/circuit"
 if [ "$target_dir" != "$root/target" ]; then
   # The package looks in target/release first, then here.
   export CGO_LDFLAGS="-L$target_dir/release ${CGO_LDFLAGS:-}"

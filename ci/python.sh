@@ -15,7 +15,9 @@
 #  4. the whole pytest suite with that environment's python, from
 #     bindings/python/tests (where the source package is not importable),
 #     with CIRCUIT_LIBRARY unset: the installed package must load the
-#     library it carries (test_abi checks it was the one imported).
+#     library it carries (test_abi checks it was the one imported); the
+#     `circuit` CLI is built for it (CIRCUIT_CLI: test_sync publishes a
+#     fleet config with it).
 #  5. the ABI tests against the slim library (circuit-ffi without `sync`,
 #     as `make install SLIM=1` installs it) through CIRCUIT_LIBRARY: it has
 #     no CIRCUIT_FEATURE_SYNC and Registry.sync raises NOT_BUILT.
@@ -92,6 +94,9 @@ echo "python: mypy --strict: no issues"
 # neither the current folder nor the test folder holds a `circuit` package.
 cd bindings/python/tests
 export CIRCUIT_HEADER="$root/include/circuit.h"
+# The operator CLI, for the test that publishes a fleet config with it.
+(cd "$root" && cargo build --release --quiet -p circuit-cli)
+export CIRCUIT_CLI="$target_dir/release/circuit"
 export CIRCUIT_EXPECT_INSTALLED="$work/venv/"
 set +e
 "$py" -m pytest -p no:cacheprovider "$@" .

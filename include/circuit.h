@@ -1163,6 +1163,16 @@ typedef struct circuit_sync_stats {
    * Filled only when `struct_size` covers it.
    */
   uint64_t votes;
+  /**
+   * Fleet config records (written by `circuit configure`) applied to
+   * local breakers. Filled only when `struct_size` covers it.
+   */
+  uint64_t configs_applied;
+  /**
+   * Fleet config records that failed validation or that the breaker
+   * refused (nothing changed). Filled only when `struct_size` covers it.
+   */
+  uint64_t configs_refused;
 } circuit_sync_stats;
 
 /**

@@ -1539,6 +1539,8 @@ func (s *syncRef) status() (SyncStats, error) {
 		Pending:          uint64(st.pending),
 		Repaired:         uint64(st.repaired),
 		Votes:            uint64(st.votes),
+		ConfigsApplied:   uint64(st.configs_applied),
+		ConfigsRefused:   uint64(st.configs_refused),
 	}, nil
 }
 

@@ -59,6 +59,12 @@ type SyncStats struct {
 	// Votes counts quorum votes this instance wrote that did not reach the
 	// quorum (the breaker opened here only; see SetFleetPolicy).
 	Votes uint64
+	// ConfigsApplied counts fleet config records (written by `circuit
+	// configure`) applied to local breakers.
+	ConfigsApplied uint64
+	// ConfigsRefused counts fleet config records that failed validation or
+	// that the breaker refused (nothing changed).
+	ConfigsRefused uint64
 }
 
 // FleetPolicy says how a trip of one breaker spreads to the fleet

@@ -122,6 +122,12 @@ pub struct circuit_sync_stats {
     /// breaker stayed open here only; see `circuit_sync_set_fleet_policy`).
     /// Filled only when `struct_size` covers it.
     pub votes: u64,
+    /// Fleet config records (written by `circuit configure`) applied to
+    /// local breakers. Filled only when `struct_size` covers it.
+    pub configs_applied: u64,
+    /// Fleet config records that failed validation or that the breaker
+    /// refused (nothing changed). Filled only when `struct_size` covers it.
+    pub configs_refused: u64,
 }
 
 impl SizeTagged for circuit_sync_stats {
@@ -350,6 +356,8 @@ pub unsafe extern "C" fn circuit_sync_status(
             pending: s.pending,
             repaired: s.repaired,
             votes: s.votes,
+            configs_applied: s.configs_applied,
+            configs_refused: s.configs_refused,
         };
         fill_sized(out, full, n);
         circuit_result::Ok
@@ -533,6 +541,22 @@ mod tests {
         // SAFETY: as above; 12 is refused (not a multiple of 8).
         let rc = unsafe { circuit_sync_status(s, &mut st) };
         assert_eq!(rc, circuit_result::InvalidArgument);
+        // A caller built before the fleet-config counters were appended
+        // passes the size that ends at `votes`: they stay untouched.
+        let before = std::mem::offset_of!(circuit_sync_stats, configs_applied);
+        st.struct_size = before as u32;
+        st.configs_applied = 55;
+        st.configs_refused = 66;
+        // SAFETY: as above; `before` bytes are filled.
+        let rc = unsafe { circuit_sync_status(s, &mut st) };
+        assert_eq!(rc, circuit_result::Ok);
+        assert_eq!(st.struct_size as usize, before);
+        assert_eq!((st.configs_applied, st.configs_refused), (55, 66));
+        st.struct_size = std::mem::size_of::<circuit_sync_stats>() as u32;
+        // SAFETY: as above; the whole struct is filled.
+        let rc = unsafe { circuit_sync_status(s, &mut st) };
+        assert_eq!(rc, circuit_result::Ok);
+        assert_eq!((st.configs_applied, st.configs_refused), (0, 0));
         // SAFETY: freed once, after the caller's registry reference.
         unsafe {
             circuit_registry_free(reg);

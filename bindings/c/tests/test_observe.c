@@ -1160,6 +1160,8 @@ static void test_fleet_policy_arguments(void) {
   st.struct_size = sizeof st;
   CHECK_RC(circuit_sync_status(s, &st), CIRCUIT_RESULT_OK);
   CHECK(st.struct_size == sizeof st && st.votes == 0 && st.state == CIRCUIT_SYNC_DEGRADED);
+  /* The fleet-config counters, appended last, are filled too. */
+  CHECK(st.configs_applied == 0 && st.configs_refused == 0);
   CHECK_RC(circuit_sync_stop(s), CIRCUIT_RESULT_OK);
   circuit_sync_free(s);
   circuit_registry_free(r);

@@ -237,6 +237,8 @@ class circuit_sync_stats(Structure):
         ("pending", c_uint64),
         ("repaired", c_uint64),
         ("votes", c_uint64),
+        ("configs_applied", c_uint64),
+        ("configs_refused", c_uint64),
     ]
 
 

@@ -43,6 +43,8 @@ class SyncStatus:
     pending: int  #: local transitions waiting to be written
     repaired: int  #: malformed records in Redis replaced by the write script
     votes: int  #: quorum votes below the quorum (the breaker opened here only)
+    configs_applied: int  #: fleet config records (``circuit configure``) applied here
+    configs_refused: int  #: fleet config records refused (invalid; nothing changed)
 
 
 class FleetSync(Managed):
@@ -91,6 +93,8 @@ class FleetSync(Managed):
             pending=s.pending,
             repaired=s.repaired,
             votes=s.votes,
+            configs_applied=s.configs_applied,
+            configs_refused=s.configs_refused,
         )
 
     def set_fleet_policy(

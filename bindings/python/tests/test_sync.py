@@ -3,10 +3,12 @@ registries in the same namespace (two "instances") share a transition."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,16 +96,17 @@ def test_a_transition_on_one_instance_reaches_the_other(redis_url):
         sa.status()
 
 
-def redis_command(url: str, *args: str) -> bytes:
+def redis_command(url: str, *args: str, full: bool = False) -> bytes:
     """One command in the RESP protocol on a fresh connection; the reply's
-    first line."""
+    first line (or, with ``full``, the reply as read)."""
     host, port = url.rsplit("/", 1)[-1].split(":")
     req = f"*{len(args)}\r\n".encode() + b"".join(
         f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args
     )
     with socket.create_connection((host, int(port)), timeout=2) as c:
         c.sendall(req)
-        return c.recv(4096).split(b"\r\n", 1)[0]
+        reply = c.recv(4096)
+        return reply if full else reply.split(b"\r\n", 1)[0]
 
 
 def test_a_planted_malformed_record_is_repaired_and_counted(redis_url):
@@ -192,6 +195,95 @@ def test_a_quorum_of_two_opens_the_fleet_only_after_the_second_trip(redis_url):
         assert breakers[1].state is State.CLOSED and breakers[2].state is State.CLOSED
         trip(breakers[1])
         assert wait_for(lambda: breakers[2].state is State.OPEN), syncs[2].status()
+    finally:
+        for s in syncs:
+            s.close()
+        for r in regs:
+            r.close()
+
+
+def circuit_cli() -> str:
+    """The operator CLI: $CIRCUIT_CLI (ci/python.sh builds it and sets it),
+    else the release build in the workspace's target directory."""
+    given = os.environ.get("CIRCUIT_CLI")
+    if given:
+        assert os.access(given, os.X_OK), f"CIRCUIT_CLI={given} is not an executable"
+        return given
+    root = Path(__file__).resolve().parents[3]
+    target = root / os.environ.get("CARGO_TARGET_DIR", "target")
+    cli = target / "release" / "circuit"
+    if not os.access(cli, os.X_OK):
+        pytest.skip(f"{cli} not built (cargo build --release -p circuit-cli)")
+    return str(cli)
+
+
+def test_a_config_published_with_the_cli_applies_and_a_planted_one_is_refused(redis_url):
+    cli = circuit_cli()
+    ns = f"pyconf-{time.monotonic_ns()}"
+    regs = [circuit.Registry(consecutive_failures=2, jitter=0, open_duration=60) for _ in range(2)]
+    a, b = (r["partner"] for r in regs)
+    syncs = [r.sync(redis_url, ns) for r in regs]
+    key = f"cb:{{{ns}}}:c:partner"
+
+    def notice(epoch: str, ver: int) -> str:
+        return f'{{"v":1,"ns":"{ns}","c":"partner","e":"{epoch}","n":{ver}}}'
+
+    try:
+        assert wait_for(lambda: all(s.state is SyncState.CONNECTED for s in syncs))
+        # A record planted by whoever can write the namespace, with an
+        # option the parser does not know: refused whole, even its
+        # consecutive_failures=1.
+        planted = {"fv": "1", "ep": "1700000000000001", "ver": "1", "name": "partner",
+                   "cfg": "consecutive_failures=1 colour=red", "origin": "planted", "ts": "1"}
+        fields = [x for kv in planted.items() for x in kv]
+        assert redis_command(redis_url, "HSET", key, *fields) == b":7"
+        redis_command(redis_url, "PUBLISH", f"cb:{{{ns}}}:ev", notice("1700000000000001", 1))
+        assert wait_for(lambda: all(s.status().configs_refused >= 1 for s in syncs)), [
+            s.status() for s in syncs
+        ]
+        assert all(s.status().configs_applied == 0 for s in syncs)
+        with pytest.raises(Boom):
+            a.call(fail)
+        assert a.state is State.CLOSED  # still 2 consecutive failures to trip
+
+        # The operator publishes a config with the CLI: every instance applies it.
+        out = subprocess.run(
+            ["timeout", "20", cli, "--redis", redis_url, "--namespace", ns,
+             "configure", "partner", "consecutive_failures=4"],
+            capture_output=True, text=True, check=False,
+        )
+        assert out.returncode == 0, out
+        # Version 2: the write script bumps the version of the planted record.
+        assert "config version 2 published" in out.stdout, out.stdout
+        assert wait_for(lambda: all(s.status().configs_applied == 1 for s in syncs)), [
+            s.status() for s in syncs
+        ]
+        refused = [s.status().configs_refused for s in syncs]
+        assert a.state is State.CLOSED and b.state is State.CLOSED
+
+        # A bad text planted over the published record (a version the
+        # instances have not seen: one HSET) changes nothing and is counted.
+        reply = redis_command(redis_url, "HGET", key, "ep", full=True).split(b"\r\n")
+        assert reply[0].startswith(b"$") and reply[1].isdigit(), reply
+        epoch = reply[1].decode()
+        bad = "consecutive_failures=1 jitter=2"  # jitter above 1: the builder refuses it
+        assert redis_command(redis_url, "HSET", key, "ver", "3", "cfg", bad) == b":0"
+        redis_command(redis_url, "PUBLISH", f"cb:{{{ns}}}:ev", notice(epoch, 3))
+        assert wait_for(
+            lambda: all(s.status().configs_refused > n for s, n in zip(syncs, refused))
+        ), [s.status() for s in syncs]
+        assert all(s.status().configs_applied == 1 for s in syncs)
+
+        # The published config runs, with the consecutive failure kept: 1 + 2
+        # failures stay closed (the creation config tripped at 2, the
+        # planted one at 1), the 4th trips.
+        for _ in range(2):
+            with pytest.raises(Boom):
+                a.call(fail)
+        assert a.state is State.CLOSED
+        with pytest.raises(Boom):
+            a.call(fail)
+        assert a.state is State.OPEN
     finally:
         for s in syncs:
             s.close()
