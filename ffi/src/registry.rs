@@ -59,6 +59,9 @@ pub(crate) fn registry_error(e: RegistryError) -> circuit_result {
         RegistryError::InvalidConfig(_) => circuit_result::InvalidConfig,
         RegistryError::UnknownGroup => circuit_result::NotFound,
         RegistryError::InvalidGroupLimit(_) => circuit_result::InvalidArgument,
+        RegistryError::SegmentFull { .. } => circuit_result::LimitExceeded,
+        RegistryError::SegmentBusy => circuit_result::SegmentBusy,
+        RegistryError::SegmentRefused(_) => circuit_result::SegmentInvalid,
     };
     fail(code, e)
 }
