@@ -1222,6 +1222,26 @@ mod tests {
     }
 
     #[test]
+    fn a_remote_open_within_the_tolerance_of_the_local_deadline_moves_nothing() {
+        // What the second process of a host sees when the first applied
+        // the same record to their shared breaker a moment before.
+        let clock = Arc::new(ManualClock::new(0));
+        let r = registry(clock.clone());
+        let b = r.get_or_create("x").unwrap();
+        assert!(apply_to(&b, &remote(AutoState::Open, 2_000, None), MAX));
+        let deadline = b.open_deadline();
+        let events = r.event_queue(8).unwrap();
+        clock.advance(Duration::from_millis(5));
+        // 40 ms earlier than the local deadline: within the tolerance.
+        assert!(!apply_to(&b, &remote(AutoState::Open, 1_955, None), MAX));
+        assert_eq!(b.open_deadline(), deadline);
+        assert!(events.poll().is_none(), "no transition");
+        // 100 ms earlier: brought forward.
+        assert!(apply_to(&b, &remote(AutoState::Open, 1_895, None), MAX));
+        assert_eq!(b.open_deadline(), Some(1_900_000_000));
+    }
+
+    #[test]
     fn a_later_failure_never_extends_the_fleet_window() {
         let clock = Arc::new(ManualClock::new(0));
         let r = registry(clock.clone());
