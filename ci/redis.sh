@@ -3,8 +3,9 @@
 # the tests start on free loopback ports (SYNC.md "Testing against a real
 # server"): separate instance processes, kill -9 / restart, SIGSTOP, hostile
 # messages, ACL users, a 3-node cluster, fork, quorum votes of three instance
-# processes. Those tests are `#[ignore]`d in the plain workspace run
-# (ci/rust.sh) because they need redis-server and redis-cli (ci/deps.sh
+# processes, two processes of one host sharing breakers through a segment.
+# Those tests are `#[ignore]`d in the plain workspace run (ci/rust.sh) because
+# they need redis-server and redis-cli (ci/deps.sh
 # installs them); here they run. Selecting the test targets with --workspace
 # keeps ci/rust.sh's feature resolution, so after it nothing is compiled again.
 set -euo pipefail
@@ -22,5 +23,5 @@ fi
 
 start=$(date +%s)
 cargo test --workspace --release --test fleet --test fleetconf --test fork --test cli --test quorum \
-  --test quorum_processes -- --include-ignored
+  --test quorum_processes --test shared_host -- --include-ignored
 echo "redis: $(redis-server --version | cut -d' ' -f3), $(( $(date +%s) - start ))s"

@@ -2399,6 +2399,34 @@ circuit_result circuit_registry_new(const struct circuit_config *defaults,
                                     const struct circuit_registry **out_registry);
 
 /**
+ * Creates a registry whose breakers live on `segment` (a host-shared
+ * segment from `circuit_segment_open`): `circuit_registry_get_or_create`
+ * of a name gives the segment's breaker of that name, shared by every
+ * process of the host that opens the segment, and the registry's
+ * listeners hear its transitions (those won by another process with
+ * reason `CIRCUIT_REASON_REMOTE`, on this process's next call). The
+ * breakers run the segment's config on the host's `CLOCK_MONOTONIC`;
+ * `circuit_registry_set_config` with another config and
+ * `circuit_registry_reconfigure` are refused with
+ * `CIRCUIT_RESULT_INVALID_CONFIG`. Creating a breaker can also fail with
+ * `CIRCUIT_RESULT_LIMIT_EXCEEDED` (every slot of the segment holds another
+ * name), `_SEGMENT_BUSY` (a live process is still claiming the slot) or
+ * `_SEGMENT_INVALID`. `max_breakers` and `evict_after_idle_sweeps` as in
+ * `circuit_registry_new`. The registry keeps the segment mapped; the
+ * caller still releases its own segment handle. On success
+ * `*out_registry` receives the registry (`circuit_registry_free`).
+ *
+ * # Safety
+ * `segment` must be a live segment handle; `out_registry` a valid pointer.
+ *
+ * Thread safety: safe from any thread.
+ */
+circuit_result circuit_registry_new_on_segment(const struct circuit_segment *segment,
+                                               uint64_t max_breakers,
+                                               uint32_t evict_after_idle_sweeps,
+                                               const struct circuit_registry **out_registry);
+
+/**
  * Frees a registry: it stops listing its breakers, and its listeners are
  * finalized once no breaker references them. Breakers the caller still
  * holds keep working. `circuit_registry_free(NULL)` does nothing. Inside

@@ -5,13 +5,14 @@
 //!
 //! It opens a segment under /dev/shm, protects a call, then opens the
 //! segment a second time (as another worker process would) and shows that
-//! failures recorded there open the first mapping's breaker.
+//! failures recorded there open the first mapping's breaker; then a
+//! registry on the segment, whose named breakers are the segment's.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use circuit_core::shared::{shm_path, Segment, SegmentOptions};
-use circuit_core::{Config, Outcome, State};
+use circuit_core::{Config, Outcome, Registry, RegistryOptions, State};
 
 fn call_partner() -> Outcome {
     Outcome::Success
@@ -51,6 +52,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         payments.state(),
         m.outcome(Outcome::Success),
         m.outcome(Outcome::Failure)
+    );
+
+    // readme:begin registry
+    // A registry whose breakers live on the segment: `get_or_create(name)`
+    // is the segment's breaker of that name, shared with every process of
+    // the host; its listeners, metrics and Prometheus export work as on any
+    // registry. Its defaults must be the segment's config (per-name
+    // configs other than it, and `reconfigure`, are refused).
+    let registry = Registry::on_segment(
+        segment.clone(),
+        RegistryOptions {
+            defaults: config.clone(),
+            ..RegistryOptions::default()
+        },
+    )?;
+    let events = registry.event_queue(64)?;
+    // The same breaker as `payments` and `theirs`.
+    let shared = registry.get_or_create("payments")?;
+    // readme:end registry
+    assert_eq!(shared.state(), State::Open);
+    // A transition won through another mapping (another process) reaches
+    // this registry's listeners with reason `Remote` on the next call.
+    let _ = theirs.acquire(); // OPEN: rejected
+    theirs.reset();
+    let _ = shared.acquire();
+    let event = events.poll().expect("the reset, won elsewhere");
+    println!(
+        "registry on the segment: payments {:?} after a reset through another mapping ({:?})",
+        shared.state(),
+        event.transition.reason
     );
     Segment::remove(&path)?;
     Ok(())

@@ -54,6 +54,17 @@ pub(crate) struct Env {
     pub(crate) stamp_base: Nanos,
 }
 
+/// Why a host-shared breaker (or a registry on a segment) refuses a config
+/// other than its segment's.
+pub(crate) fn host_shared_refusal() -> ConfigError {
+    ConfigError {
+        field: "config",
+        reason: "a host-shared breaker runs on its segment's config (hashed into the \
+                 segment's header): open a segment with the new config instead"
+            .into(),
+    }
+}
+
 /// How far before the first reading a stamp base starts (2^45 us, 1.1
 /// years): a clock set back further than that before a breaker's creation
 /// has its deadlines delayed to the base (invariant 7); one that runs
@@ -65,10 +76,14 @@ impl Env {
     /// The environment of a host-shared breaker: stamps relative to the
     /// segment's base, which every process of the host shares.
     #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
-    pub(crate) fn on_base(clock: Arc<dyn Clock>, stamp_base: Nanos) -> Arc<Env> {
+    pub(crate) fn on_base(
+        clock: Arc<dyn Clock>,
+        stamp_base: Nanos,
+        parent: Option<Arc<ListenerSet>>,
+    ) -> Arc<Env> {
         Arc::new(Env {
             clock,
-            parent: None,
+            parent,
             salt: rng::fresh_seed(),
             stamp_base,
         })
@@ -1668,12 +1683,7 @@ impl Breaker {
     /// a change of the latency histogram, which is allocated with it.
     pub(crate) fn check_reconfigure(&self, config: &Config) -> Result<(), ConfigError> {
         if self.side.mapped().is_some() {
-            return Err(ConfigError {
-                field: "config",
-                reason: "a host-shared breaker runs on its segment's config (hashed into the \
-                         segment's header): open a segment with the new config instead"
-                    .into(),
-            });
+            return Err(host_shared_refusal());
         }
         if self.config().latency_histogram != config.latency_histogram {
             return Err(ConfigError {
@@ -1682,6 +1692,12 @@ impl Breaker {
             });
         }
         Ok(())
+    }
+
+    /// Whether this breaker is host-shared (its decision words live in a
+    /// segment slot, `crate::shared`).
+    pub fn is_host_shared(&self) -> bool {
+        self.side.mapped().is_some()
     }
 
     /// A window seeded from the statistics of generation `before`, now

@@ -31,7 +31,7 @@ use crate::loom_shim::{AtomicUsize, Ordering};
 use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use crate::breaker::Env;
+use crate::breaker::{host_shared_refusal, Env};
 use crate::clock::{Clock, MonotonicClock};
 use crate::config::{Config, ConfigError};
 use crate::events::{EventQueue, Listener, ListenerId, ListenerSet};
@@ -65,6 +65,18 @@ pub enum RegistryError {
     UnknownGroup,
     /// A group limit was refused.
     InvalidGroupLimit(GroupLimitError),
+    /// A registry on a segment ([`Registry::on_segment`]): every slot of
+    /// the segment is held by another name.
+    SegmentFull {
+        /// The segment's slots.
+        capacity: u32,
+    },
+    /// A registry on a segment: another live process is claiming the
+    /// name's slot and did not finish within the segment's claim wait.
+    SegmentBusy,
+    /// A registry on a segment: the segment refused the name's slot (a
+    /// name it cannot hold, or a corrupt slot); the segment's reason.
+    SegmentRefused(String),
 }
 
 impl std::fmt::Display for RegistryError {
@@ -83,6 +95,13 @@ impl std::fmt::Display for RegistryError {
             RegistryError::InvalidConfig(e) => e.fmt(f),
             RegistryError::UnknownGroup => write!(f, "no group of that name was set"),
             RegistryError::InvalidGroupLimit(e) => e.fmt(f),
+            RegistryError::SegmentFull { capacity } => {
+                write!(f, "segment is full: its {capacity} slots hold other names")
+            }
+            RegistryError::SegmentBusy => {
+                f.write_str("segment slot is being claimed by a live process")
+            }
+            RegistryError::SegmentRefused(why) => write!(f, "segment refused the name: {why}"),
         }
     }
 }
@@ -245,6 +264,25 @@ pub struct Registry {
     /// Serialises `reconfigure` (and a creator catching up with one), so
     /// that the last config set for a name is the one its breaker has.
     reconfiguring: std::sync::Mutex<()>,
+    /// The segment whose slots hold the breakers ([`Registry::on_segment`]).
+    segment: Option<OnSegment>,
+}
+
+/// The segment of a registry on one (`crate::shared`); a type with no
+/// value where shared segments are not built.
+#[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+type OnSegment = Arc<crate::shared::Segment>;
+#[cfg(not(all(unix, target_has_atomic = "64", not(circuit_loom))))]
+type OnSegment = std::convert::Infallible;
+
+/// The refusal of a per-name config on a registry on a segment.
+fn segment_config_refusal() -> RegistryError {
+    RegistryError::InvalidConfig(crate::config::ConfigError {
+        field: "config",
+        reason: "a registry on a segment runs the segment's config for every name (hashed \
+                 into the segment's header): open another segment for another config"
+            .into(),
+    })
 }
 
 impl std::fmt::Debug for Registry {
@@ -281,19 +319,86 @@ impl Registry {
     /// A registry whose breakers read `clock`.
     pub fn with_clock(options: RegistryOptions, clock: Arc<dyn Clock>) -> Registry {
         let listeners = Arc::new(ListenerSet::default());
+        let env = Env::new(clock, Some(listeners.clone()));
+        Registry::assemble(options, env, listeners, None)
+    }
+
+    /// A registry whose breakers live on `segment`: each name's breaker is
+    /// [`Segment::breaker`](crate::shared::Segment::breaker) of that name,
+    /// sharing its state with every process of the host that opens the
+    /// segment, and forwarding its events (its own transitions, and those
+    /// won by other processes, with reason `Remote`) to this registry's
+    /// listeners. The breakers run the segment's config on
+    /// [`HostClock`](crate::shared::HostClock): `options.defaults` must be
+    /// that config, per-name configs other than it are refused
+    /// ([`Registry::set_config`]), and so is [`Registry::reconfigure`], as
+    /// [`Breaker::reconfigure`] refuses on a host-shared breaker.
+    #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+    pub fn on_segment(
+        segment: Arc<crate::shared::Segment>,
+        options: RegistryOptions,
+    ) -> Result<Registry, RegistryError> {
+        if options.defaults != **segment.config() {
+            return Err(segment_config_refusal());
+        }
+        let listeners = Arc::new(ListenerSet::default());
+        let env = segment.env(Some(listeners.clone()));
+        let mut options = options;
+        options.defaults = (**segment.config()).clone();
+        Ok(Registry::assemble(options, env, listeners, Some(segment)))
+    }
+
+    fn assemble(
+        options: RegistryOptions,
+        env: Arc<Env>,
+        listeners: Arc<ListenerSet>,
+        segment: Option<OnSegment>,
+    ) -> Registry {
         Registry {
             breakers: papaya::HashMap::new(),
             configs: papaya::HashMap::new(),
             groups: papaya::HashMap::new(),
             memberships: papaya::HashMap::new(),
             defaults: Arc::new(options.defaults),
-            env: Env::new(clock, Some(listeners.clone())),
+            env,
             len: AtomicUsize::new(0),
             max: options.max_breakers.max(1),
             evict_after: options.evict_after_idle_sweeps.map(|n| n.max(1)),
             idle: std::sync::Mutex::new(IdleLog::new()),
             listeners,
             reconfiguring: std::sync::Mutex::new(()),
+            segment,
+        }
+    }
+
+    /// Whether this registry's breakers live on a segment
+    /// ([`Registry::on_segment`]).
+    pub fn is_on_segment(&self) -> bool {
+        self.segment.is_some()
+    }
+
+    /// A new breaker for `name` (not yet published): on the segment's slot
+    /// for a registry on a segment, else on the heap.
+    fn candidate(&self, key: &Arc<str>, config: &Arc<Config>) -> Result<Breaker, RegistryError> {
+        match &self.segment {
+            None => Ok(Breaker::shared(
+                key.clone(),
+                config.clone(),
+                self.env.clone(),
+            )),
+            #[cfg(all(unix, target_has_atomic = "64", not(circuit_loom)))]
+            Some(segment) => {
+                use crate::shared::SegmentError;
+                segment
+                    .breaker_in(key.clone(), self.env.clone())
+                    .map_err(|e| match e {
+                        SegmentError::Full { capacity } => RegistryError::SegmentFull { capacity },
+                        SegmentError::Busy => RegistryError::SegmentBusy,
+                        other => RegistryError::SegmentRefused(other.to_string()),
+                    })
+            }
+            #[cfg(not(all(unix, target_has_atomic = "64", not(circuit_loom))))]
+            Some(never) => match *never {},
         }
     }
 
@@ -307,6 +412,9 @@ impl Registry {
     /// use [`Registry::reconfigure`].
     pub fn set_config(&self, name: &str, config: Config) -> Result<(), RegistryError> {
         check_name(name)?;
+        if self.segment.is_some() && config != *self.defaults {
+            return Err(segment_config_refusal());
+        }
         self.configs.pin().insert(Arc::from(name), Arc::new(config));
         Ok(())
     }
@@ -318,6 +426,10 @@ impl Registry {
     /// breaker created while this runs gets the new config too.
     pub fn reconfigure(&self, name: &str, config: Config) -> Result<(), RegistryError> {
         check_name(name)?;
+        if self.segment.is_some() {
+            // As the breakers themselves refuse (`Breaker::check_reconfigure`).
+            return Err(RegistryError::InvalidConfig(host_shared_refusal()));
+        }
         let config = Arc::new(config);
         let _serial = self
             .reconfiguring
@@ -455,7 +567,13 @@ impl Registry {
                 .get(name)
                 .cloned()
                 .unwrap_or_else(|| self.defaults.clone());
-            let mut breaker = Breaker::shared(key.clone(), config.clone(), self.env.clone());
+            let mut breaker = match self.candidate(&key, &config) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.len.fetch_sub(1, Ordering::AcqRel);
+                    return Err(e);
+                }
+            };
             if let Some(g) = self.memberships.pin().get(name) {
                 breaker.set_group(g.clone());
             }

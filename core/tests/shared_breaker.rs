@@ -717,7 +717,7 @@ fn a_shared_breaker_refuses_reconfiguration() {
 #[test]
 fn a_shared_breaker_is_probed_at_its_open_deadline() {
     use circuit_core::probe::Prober;
-    let d = dir("probe");
+    let d = dir("probed-at-deadline");
     let path = d.0.join("seg");
     let config = Config::builder()
         .consecutive_failures(Some(1))

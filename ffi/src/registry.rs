@@ -59,6 +59,9 @@ pub(crate) fn registry_error(e: RegistryError) -> circuit_result {
         RegistryError::InvalidConfig(_) => circuit_result::InvalidConfig,
         RegistryError::UnknownGroup => circuit_result::NotFound,
         RegistryError::InvalidGroupLimit(_) => circuit_result::InvalidArgument,
+        RegistryError::SegmentFull { .. } => circuit_result::LimitExceeded,
+        RegistryError::SegmentBusy => circuit_result::SegmentBusy,
+        RegistryError::SegmentRefused(_) => circuit_result::SegmentInvalid,
     };
     fail(code, e)
 }
@@ -104,6 +107,63 @@ pub unsafe extern "C" fn circuit_registry_new(
         };
         out.write(new_shared(registry));
         circuit_result::Ok
+    }
+}
+
+/// Creates a registry whose breakers live on `segment` (a host-shared
+/// segment from `circuit_segment_open`): `circuit_registry_get_or_create`
+/// of a name gives the segment's breaker of that name, shared by every
+/// process of the host that opens the segment, and the registry's
+/// listeners hear its transitions (those won by another process with
+/// reason `CIRCUIT_REASON_REMOTE`, on this process's next call). The
+/// breakers run the segment's config on the host's `CLOCK_MONOTONIC`;
+/// `circuit_registry_set_config` with another config and
+/// `circuit_registry_reconfigure` are refused with
+/// `CIRCUIT_RESULT_INVALID_CONFIG`. Creating a breaker can also fail with
+/// `CIRCUIT_RESULT_LIMIT_EXCEEDED` (every slot of the segment holds another
+/// name), `_SEGMENT_BUSY` (a live process is still claiming the slot) or
+/// `_SEGMENT_INVALID`. `max_breakers` and `evict_after_idle_sweeps` as in
+/// `circuit_registry_new`. The registry keeps the segment mapped; the
+/// caller still releases its own segment handle. On success
+/// `*out_registry` receives the registry (`circuit_registry_free`).
+///
+/// # Safety
+/// `segment` must be a live segment handle; `out_registry` a valid pointer.
+///
+/// Thread safety: safe from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn circuit_registry_new_on_segment(
+    segment: *const crate::segment::circuit_segment,
+    max_breakers: u64,
+    evict_after_idle_sweeps: u32,
+    out_registry: *mut *const circuit_registry,
+) -> circuit_result {
+    ffi_boundary! {
+        let out = arg_out!(out_registry);
+        // SAFETY: by contract NULL or a live segment handle.
+        let Some(segment) = (unsafe { crate::handle::clone_shared(segment) }) else {
+            return crate::boundary::null_argument("segment");
+        };
+        let max = match max_breakers {
+            0 => DEFAULT_MAX_BREAKERS,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
+        let options = RegistryOptions {
+            defaults: (**segment.config()).clone(),
+            max_breakers: max,
+            evict_after_idle_sweeps: (evict_after_idle_sweeps != 0).then_some(evict_after_idle_sweeps),
+        };
+        match Registry::on_segment(segment, options) {
+            Ok(registry) => {
+                let registry = FfiRegistry {
+                    id: NEXT_REGISTRY.fetch_add(1, Ordering::Relaxed),
+                    registry,
+                };
+                out.write(new_shared(registry));
+                circuit_result::Ok
+            }
+            Err(e) => registry_error(e),
+        }
     }
 }
 

@@ -39,7 +39,9 @@
 //!    connection, or a server that refuses every write (out of memory,
 //!    read-only, no permission, loading), stops the flush.
 //! 8. Every instance follows the record's open deadline: a record applied
-//!    while the local breaker is OPEN brings the local deadline forward, and
+//!    while the local breaker is OPEN brings the local deadline forward (by
+//!    more than [`DEADLINE_TOLERANCE`]: so the processes of one host that
+//!    share a breaker, each applying the same record, move it once), and
 //!    each reconcile compares the local deadline of an OPEN breaker with its
 //!    record's running episode: a local deadline later than the record's
 //!    (by more than [`DEADLINE_TOLERANCE`]) is brought forward to it; an
@@ -1134,8 +1136,21 @@ fn apply_to(b: &Breaker, r: &Remote, max_open: Duration) -> bool {
                 let left = clamp(r.open_remaining);
                 if cur == State::Open {
                     // The fleet's first failure defines the expiry: only
-                    // ever brought forward.
-                    b.shorten_open(left)
+                    // ever brought forward, and not for a difference within
+                    // the tolerance (rule 8): that is this episode's own
+                    // deadline read back, e.g. on a host-shared breaker
+                    // whose record another process of the host applied
+                    // already, where moving it would be a second transition
+                    // of the one shared breaker.
+                    let target = b
+                        .clock()
+                        .now()
+                        .saturating_add(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX));
+                    let tolerance = u64::try_from(DEADLINE_TOLERANCE.as_nanos()).unwrap_or(0);
+                    match b.open_deadline() {
+                        Some(d) if d <= target.saturating_add(tolerance) => false,
+                        _ => b.shorten_open(left),
+                    }
                 } else if !left.is_zero() {
                     b.apply_remote(State::Open, Some(left))
                 } else {
@@ -1204,6 +1219,26 @@ mod tests {
             Duration::from_secs(5),
         );
         assert_eq!(c.open_deadline(), Some(1_000_000_000 + 5_000_000_000));
+    }
+
+    #[test]
+    fn a_remote_open_within_the_tolerance_of_the_local_deadline_moves_nothing() {
+        // What the second process of a host sees when the first applied
+        // the same record to their shared breaker a moment before.
+        let clock = Arc::new(ManualClock::new(0));
+        let r = registry(clock.clone());
+        let b = r.get_or_create("x").unwrap();
+        assert!(apply_to(&b, &remote(AutoState::Open, 2_000, None), MAX));
+        let deadline = b.open_deadline();
+        let events = r.event_queue(8).unwrap();
+        clock.advance(Duration::from_millis(5));
+        // 40 ms earlier than the local deadline: within the tolerance.
+        assert!(!apply_to(&b, &remote(AutoState::Open, 1_955, None), MAX));
+        assert_eq!(b.open_deadline(), deadline);
+        assert!(events.poll().is_none(), "no transition");
+        // 100 ms earlier: brought forward.
+        assert!(apply_to(&b, &remote(AutoState::Open, 1_895, None), MAX));
+        assert_eq!(b.open_deadline(), Some(1_900_000_000));
     }
 
     #[test]

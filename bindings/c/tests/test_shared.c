@@ -2,8 +2,9 @@
  * of refused file, and real processes (fork) driving one breaker: every
  * call counted exactly once, a trip seen by every process, workers
  * SIGKILLed in the middle of a run without a count lost, a probe held by a
- * SIGKILLed process reclaimed by the lease, and 8 workers sparing a failing
- * partner with one shared breaker. */
+ * SIGKILLed process reclaimed by the lease, 8 workers sparing a failing
+ * partner with one shared breaker, and registries on a segment in two
+ * processes. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
@@ -466,6 +467,84 @@ static void test_failing_partner_scenario(void) {
   CHECK(shared >= 5 && shared < 5 + 8);
 }
 
+/* Registries on one segment (circuit_registry_new_on_segment) in two
+ * processes: one breaker per name; another config and reconfigure are
+ * refused; a full segment is LIMIT_EXCEEDED. */
+static void test_registries_on_a_segment(void) {
+  char path[300];
+  circuit_config *c = consecutive(3);
+  circuit_config *other = consecutive(9);
+  const circuit_segment *s = NULL;
+  const circuit_registry *r = NULL;
+  const circuit_breaker *b = NULL;
+  uint32_t state = 0;
+  size_t len = 0;
+  pid_t child;
+  int i, status = 0;
+
+  path_of(path, sizeof path, "registry");
+  CHECK_RC(open_at(path, c, &s), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_new_on_segment(NULL, 0, 0, &r), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_registry_new_on_segment(s, 0, 0, NULL), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_registry_new_on_segment(s, 0, 0, &r), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_set_config(r, "partner", 7, other), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_ERR_MENTIONS("segment");
+  CHECK_RC(circuit_registry_set_config(r, "partner", 7, c), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_get_or_create(r, "partner", 7, &b), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_registry_reconfigure(r, "partner", 7, other), CIRCUIT_RESULT_INVALID_CONFIG);
+  CHECK_ERR_MENTIONS("host-shared");
+
+  /* A forked process with its own mapping and registry trips "partner". */
+  child = fork();
+  if (child == 0) {
+    const circuit_segment *s2 = NULL;
+    const circuit_registry *r2 = NULL;
+    const circuit_breaker *b2 = NULL;
+    circuit_permit p;
+    int code = 0;
+    if (open_at(path, c, &s2) != CIRCUIT_RESULT_OK) _exit(2);
+    if (circuit_registry_new_on_segment(s2, 0, 0, &r2) != CIRCUIT_RESULT_OK) _exit(3);
+    if (circuit_registry_get_or_create(r2, "partner", 7, &b2) != CIRCUIT_RESULT_OK) _exit(4);
+    for (i = 0; i < 3; i++) {
+      if (circuit_breaker_acquire(b2, &p, NULL) != CIRCUIT_RESULT_OK) code = 5;
+      else if (circuit_breaker_record(b2, p, CIRCUIT_OUTCOME_FAILURE, 1000) != CIRCUIT_RESULT_OK) code = 6;
+    }
+    circuit_breaker_free(b2);
+    circuit_registry_free(r2);
+    circuit_segment_free(s2);
+    _exit(code);
+  }
+  CHECK(child > 0);
+  CHECK(waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK_RC(circuit_breaker_state(b, &state), CIRCUIT_RESULT_OK);
+  CHECK(state == CIRCUIT_STATE_OPEN);
+  circuit_breaker_free(b);
+  /* Capacity 8: seven more names fit, the ninth does not. */
+  {
+    char name[16];
+    for (i = 0; i < 7; i++) {
+      snprintf(name, sizeof name, "n%d", i);
+      CHECK_RC(circuit_registry_get_or_create(r, name, strlen(name), &b), CIRCUIT_RESULT_OK);
+      circuit_breaker_free(b);
+    }
+    CHECK_RC(circuit_registry_get_or_create(r, "ninth", 5, &b), CIRCUIT_RESULT_LIMIT_EXCEEDED);
+    CHECK_ERR_MENTIONS("segment is full");
+    CHECK_RC(circuit_registry_len(r, &len), CIRCUIT_RESULT_OK);
+    CHECK(len == 8);
+  }
+  /* The registry keeps the mapping: the caller's handle may go first. */
+  circuit_segment_free(s);
+  CHECK_RC(circuit_registry_get_or_create(r, "partner", 7, &b), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_state(b, &state), CIRCUIT_RESULT_OK);
+  CHECK(state == CIRCUIT_STATE_OPEN);
+  circuit_breaker_free(b);
+  circuit_registry_free(r);
+  circuit_config_free(c);
+  circuit_config_free(other);
+  unlink(path);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/circuit-c-shared-%ld", (long)getpid());
   if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -477,6 +556,7 @@ int main(void) {
   test_killed_workers_lose_no_count();
   test_probe_of_a_killed_process_is_reclaimed();
   test_failing_partner_scenario();
+  test_registries_on_a_segment();
   rmdir(dir);
   return check_summary();
 }

@@ -346,6 +346,7 @@ PROTOTYPES: Tuple[Tuple[str, Any, Tuple[Any, ...]], ...] = (
     ("circuit_breaker_reconfigure", c_uint32, (c_void_p, c_void_p)),
     ("circuit_registry_reconfigure", c_uint32, (c_void_p, c_char_p, c_size_t, c_void_p)),
     ("circuit_registry_new", c_uint32, (c_void_p, c_uint64, c_uint32, c_void_p, POINTER(c_void_p))),
+    ("circuit_registry_new_on_segment", c_uint32, (c_void_p, c_uint64, c_uint32, POINTER(c_void_p))),
     ("circuit_registry_free", None, (c_void_p,)),
     ("circuit_registry_set_config", c_uint32, (c_void_p, c_char_p, c_size_t, c_void_p)),
     ("circuit_registry_get_or_create", c_uint32, (c_void_p, c_char_p, c_size_t, POINTER(c_void_p))),

@@ -10,8 +10,9 @@
 //! events for transitions won by other processes (tests:
 //! `core/tests/shared_segment.rs`, `core/tests/shared_breaker.rs`; bench:
 //! `benches/benches/shared.rs`), and the C ABI (`ffi/src/segment.rs`).
-//! Python: `circuit.Segment`; Go: `OpenSegment`. Not built yet: a registry
-//! on a segment, fleet sync of a shared breaker.
+//! Python: `circuit.Segment`; Go: `OpenSegment`. A registry on a segment
+//! (`Registry::on_segment`; test: `core/tests/shared_registry.rs`) and
+//! fleet sync on top of it (`sync/tests/shared_host.rs`).
 //!
 //! # Design
 //!

@@ -40,6 +40,7 @@ use super::layout::{
 use crate::breaker::{Breaker, Env};
 use crate::call::{Outcome, RejectReason};
 use crate::config::Config;
+use crate::events::ListenerSet;
 use crate::loom_shim::{AtomicU64, Ordering};
 use crate::place::{Mapped, SlotWords};
 use crate::state::{ProbeLedger, StampCell, State, StateCell};
@@ -361,7 +362,29 @@ impl Segment {
     /// with this breaker, in this process. Every breaker of one name, in
     /// any process of the host, shares one state (`crate::place`).
     pub fn breaker(self: &Arc<Segment>, name: &str) -> Result<Breaker, SegmentError> {
-        let slot = self.slot(name)?;
+        self.breaker_in(Arc::from(name), self.env(None))
+    }
+
+    /// The config every breaker of the segment runs (its hash is in the
+    /// header).
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The environment of this segment's breakers: [`HostClock`](super::HostClock),
+    /// the segment's stamp base, and `parent` (a registry's listener set).
+    pub(crate) fn env(&self, parent: Option<Arc<ListenerSet>>) -> Arc<Env> {
+        Env::on_base(Arc::new(super::HostClock), self.header.stamp_base, parent)
+    }
+
+    /// As [`Segment::breaker`], in `env` (from [`Segment::env`]: a
+    /// registry's, which forwards events to its listeners).
+    pub(crate) fn breaker_in(
+        self: &Arc<Segment>,
+        name: Arc<str>,
+        env: Arc<Env>,
+    ) -> Result<Breaker, SegmentError> {
+        let slot = self.slot(&name)?;
         let stripe = slot.stripe();
         let g = self.header.geometry;
         let at = slot.at;
@@ -395,8 +418,7 @@ impl Segment {
         // READY slot's words are initialised (invariant 13), and the
         // mapping lives as long as the `Arc<Segment>` the place holds.
         let mapped = unsafe { Mapped::new(words, self.clone()) };
-        let env = Env::on_base(Arc::new(super::HostClock), self.header.stamp_base);
-        let mut b = Breaker::shared(Arc::from(name), self.config.clone(), env);
+        let mut b = Breaker::shared(name, self.config.clone(), env);
         b.set_mapped(mapped);
         Ok(b)
     }
