@@ -9,10 +9,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
-use std::time::{Duration, Instant};
+use std::io::{BufRead, Write};
+use std::time::Duration;
 
 use circuit_core::Outcome;
 use circuit_sync::{AutoState, Fleet, FleetPolicy, FleetSync, Quorum};
@@ -81,54 +79,18 @@ fn child() {
 }
 
 /// One instance process, seen from the test.
-struct Instance {
-    child: Child,
-    stdin: ChildStdin,
-    answers: Receiver<String>,
-}
+struct Instance(support::TestChild);
 
 impl Instance {
     fn start(redis: &RedisServer, origin: &str, policy: &str) -> Instance {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-            .arg("--include-ignored")
-            .env(ROLE, format!("{} {origin} {policy}", redis.url()))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, answers) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(a) = line.strip_prefix("@@ ") {
-                    if tx.send(a.to_owned()).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        let mut i = Instance {
-            child,
-            stdin,
-            answers,
-        };
-        assert_eq!(i.answer(), "ready");
-        i
-    }
-
-    fn answer(&mut self) -> String {
-        self.answers
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the instance answered in time")
+        Instance(support::TestChild::start(
+            ROLE,
+            &format!("{} {origin} {policy}", redis.url()),
+        ))
     }
 
     fn cmd(&mut self, line: &str) -> String {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        self.answer()
+        self.0.cmd(line)
     }
 
     fn trip(&mut self) {
@@ -147,25 +109,8 @@ impl Instance {
     }
 
     /// SIGKILL: no goodbye reaches Redis.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "exit");
-        let _ = self.stdin.flush();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn kill(self) {
+        self.0.kill();
     }
 }
 

@@ -11,12 +11,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use circuit_core::shared::{Segment, SegmentOptions};
 use circuit_core::{Config, Outcome, Registry, RegistryOptions};
@@ -107,11 +105,7 @@ fn child() {
 }
 
 /// One instance process, seen from the test.
-struct Instance {
-    child: Child,
-    stdin: ChildStdin,
-    answers: Receiver<String>,
-}
+struct Instance(support::TestChild);
 
 /// What `status` answers.
 #[derive(Debug, PartialEq)]
@@ -124,46 +118,14 @@ struct Status {
 impl Instance {
     fn start(redis: &RedisServer, origin: &str, segment: Option<&Path>) -> Instance {
         let segment = segment.map_or("-".to_string(), |p| p.display().to_string());
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
-            .arg("--include-ignored")
-            .env(ROLE, format!("{} {origin} {segment}", redis.url()))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, answers) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(a) = line.strip_prefix("@@ ") {
-                    if tx.send(a.to_owned()).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        let mut i = Instance {
-            child,
-            stdin,
-            answers,
-        };
-        assert_eq!(i.answer(), "ready");
-        i
-    }
-
-    fn answer(&mut self) -> String {
-        self.answers
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the instance answered in time")
+        Instance(support::TestChild::start(
+            ROLE,
+            &format!("{} {origin} {segment}", redis.url()),
+        ))
     }
 
     fn cmd(&mut self, line: &str) -> String {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        self.answer()
+        self.0.cmd(line)
     }
 
     fn state(&mut self, name: &str) -> String {
@@ -178,22 +140,6 @@ impl Instance {
             published: w[1].parse().unwrap(),
             applied: w[2].parse().unwrap(),
         }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "exit");
-        let _ = self.stdin.flush();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

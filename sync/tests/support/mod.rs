@@ -381,3 +381,84 @@ pub fn test_sync_config(url: &str, ns: &str, backoff_max: Duration) -> SyncConfi
     cfg.backoff_max = backoff_max;
     cfg
 }
+
+/// This test binary run again as a child process in the role `role`
+/// (`var=role` in its environment; the child's test named `child` reads it):
+/// commands go to its stdin one per line, and its answers are its stdout
+/// lines prefixed `@@ ` (the rest of its output is the test harness's). It
+/// answers `ready` once started; dropping it sends `exit`, then kills it
+/// after 3 s.
+pub struct TestChild {
+    child: Child,
+    stdin: ChildStdin,
+    answers: Receiver<String>,
+}
+
+impl TestChild {
+    pub fn start(var: &str, role: &str) -> TestChild {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .arg("--include-ignored")
+            .env(var, role)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, answers) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("@@ ") {
+                    if tx.send(a.to_owned()).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut c = TestChild {
+            child,
+            stdin,
+            answers,
+        };
+        assert_eq!(c.answer(), "ready");
+        c
+    }
+
+    /// The child's next answer (10 s limit).
+    pub fn answer(&mut self) -> String {
+        self.answers
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the instance answered in time")
+    }
+
+    /// Sends one command and returns its answer.
+    pub fn cmd(&mut self, line: &str) -> String {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        self.answer()
+    }
+
+    /// SIGKILL: the child says goodbye to no one.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for TestChild {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "exit");
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
