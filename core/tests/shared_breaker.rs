@@ -7,10 +7,13 @@
 // core/clippy.toml is for the core's own atomics.
 #![allow(clippy::disallowed_types)]
 
+mod common;
+
+use common::TempDir;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,20 +30,8 @@ fn opts() -> SegmentOptions {
     }
 }
 
-/// A fresh directory for one test's segment files, removed afterwards.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn dir(test: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("circuit-shb-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
+    common::temp_dir(&format!("shb-{test}"))
 }
 
 fn open(path: &Path, config: &Config) -> Arc<Segment> {

@@ -5,8 +5,11 @@
 
 #![cfg(all(unix, target_has_atomic = "64"))]
 
+mod common;
+
+use common::TempDir;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,20 +27,8 @@ fn opts(capacity: u32) -> SegmentOptions {
     }
 }
 
-/// A fresh directory for one test's segment files, removed afterwards.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn dir(test: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("circuit-shr-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
+    common::temp_dir(&format!("shr-{test}"))
 }
 
 fn config() -> Config {

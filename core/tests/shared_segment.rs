@@ -4,6 +4,9 @@
 
 #![cfg(all(unix, target_has_atomic = "64"))]
 
+mod common;
+
+use common::TempDir;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -30,33 +33,8 @@ fn opts() -> SegmentOptions {
     }
 }
 
-/// A fresh directory for one test's segment files, removed afterwards.
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl AsRef<Path> for TempDir {
-    fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn dir(test: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("circuit-shm-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
+    common::temp_dir(&format!("shm-{test}"))
 }
 
 fn layout_err(r: Result<Segment, SegmentError>) -> LayoutError {

@@ -67,3 +67,34 @@ pub(crate) fn quiet() -> ConfigBuilder {
         .jitter(0.0)
         .seed(7)
 }
+
+/// A fresh directory for one test's files (segments, snapshots), removed
+/// when dropped.
+pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `$TMPDIR/circuit-<name>-<pid>`, emptied and created.
+pub(crate) fn temp_dir(name: &str) -> TempDir {
+    let d = std::env::temp_dir().join(format!("circuit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    TempDir(d)
+}
