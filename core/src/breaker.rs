@@ -969,6 +969,11 @@ impl Breaker {
     }
 
     /// CLOSED (or METRICS_ONLY): count, update the policies, maybe trip.
+    /// The common case, a success under the consecutive-failure policy
+    /// alone (no window, EWMA or latency histogram) recorded by the thread
+    /// that owns the inline counter cell, is done here without a call, so
+    /// the closed call saves no registers; everything else hands over to
+    /// `record_closed_more` before it has done anything.
     #[inline]
     fn record_closed(
         &self,
@@ -980,26 +985,58 @@ impl Breaker {
     ) -> Recorded {
         // One load of the config for the whole record (invariant 18).
         let config = self.config.load();
+        if config.records_more
+            || outcome != Outcome::Success
+            || (config.metrics && !self.transitions.owner.is(striped::tag()))
+        {
+            return self.record_closed_more(config, stats, s, outcome, nanos, retry_after);
+        }
+        if config.metrics {
+            // No slow-call policy without `records_more`: never slow.
+            self.hot.counters.outcome(Outcome::Success, false);
+        }
+        let trip = Self::consecutive_trip(config, stats, false);
+        debug_assert!(trip.is_none(), "a success never trips");
+        Recorded::Counted
+    }
+
+    /// The consecutive-failure policy: a failure adds one, a success ends
+    /// the run; `Some` when this failure reaches the threshold.
+    #[inline(always)]
+    fn consecutive_trip(config: &Config, stats: &Stats, failed: bool) -> Option<Reason> {
+        let threshold = config.consecutive_failures?;
+        let c = &stats.consecutive_failures;
+        if failed {
+            // Relaxed: a statistic; the trip it causes is decided by the
+            // state CAS (invariant 6).
+            if c.fetch_add(1, Relaxed) + 1 >= u64::from(threshold) {
+                return Some(Reason::ConsecutiveFailures);
+            }
+        } else if c.load(Relaxed) != 0 {
+            c.store(0, Relaxed);
+        }
+        None
+    }
+
+    /// `record_closed` for every case: any outcome, any policies, any
+    /// counter cell.
+    #[inline(never)]
+    fn record_closed_more(
+        &self,
+        config: &Config,
+        stats: &Stats,
+        s: Snapshot,
+        outcome: Outcome,
+        nanos: u64,
+        retry_after: Option<Duration>,
+    ) -> Recorded {
         self.count_outcome(config, outcome, nanos);
         if outcome == Outcome::Ignored {
             return Recorded::Counted;
         }
         let failed = outcome.is_failure();
         let slow = nanos >= config.slow_nanos;
-        let mut trip = None;
-
-        if let Some(threshold) = config.consecutive_failures {
-            let c = &stats.consecutive_failures;
-            if failed {
-                // Relaxed: a statistic; the trip it causes is decided by the
-                // state CAS (invariant 6).
-                if c.fetch_add(1, Relaxed) + 1 >= u64::from(threshold) {
-                    trip = Some(Reason::ConsecutiveFailures);
-                }
-            } else if c.load(Relaxed) != 0 {
-                c.store(0, Relaxed);
-            }
-        }
+        let mut trip = Self::consecutive_trip(config, stats, failed);
 
         if let Some(window) = self.window_of(config) {
             // Rates are evaluated only when this outcome could raise one

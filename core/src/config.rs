@@ -120,6 +120,11 @@ pub struct Config {
     /// a breaker's own copy that says "the side box's". Not part of the
     /// config's value (equality ignores it).
     pub(crate) window_at: WindowAt,
+    /// True when a record in CLOSED does more than count the outcome and
+    /// follow the consecutive-failure policy: a window, the EWMA or the
+    /// latency histogram is in use. Derived by `build`, so that the closed
+    /// path's common case tests one byte.
+    pub(crate) records_more: bool,
 }
 
 impl Default for Config {
@@ -156,6 +161,7 @@ impl Config {
                 ewma_alpha_q32: 0,
                 slow_nanos: u64::MAX,
                 window_at: WindowAt::INLINE,
+                records_more: true,
             },
             count_window_set: false,
             time_window_set: false,
@@ -511,6 +517,7 @@ impl ConfigBuilder {
             .slow_call
             .map_or(u64::MAX, |p| crate::clock::duration_to_nanos(p.duration));
         c.window_at = WindowAt::INLINE;
+        c.records_more = c.uses_window() || c.ewma.is_some() || c.latency_histogram.is_some();
         Ok(c)
     }
 }
