@@ -422,6 +422,7 @@ impl Breaker {
     /// on their side of an FFI boundary (see [`crate::fast_path`]). Valid
     /// as long as the breaker lives; read it only with atomic loads.
     #[cfg(not(circuit_loom))]
+    #[inline]
     pub fn state_word_ptr(&self) -> *const u64 {
         self.words().control.word.as_ptr()
     }
@@ -844,7 +845,7 @@ impl Breaker {
 
     // ----- record ----------------------------------------------------------
 
-    #[inline]
+    #[inline(always)]
     fn record_inner(
         &self,
         permit: Permit,
@@ -969,7 +970,7 @@ impl Breaker {
     }
 
     /// CLOSED (or METRICS_ONLY): count, update the policies, maybe trip.
-    #[inline]
+    #[inline(always)]
     fn record_closed(
         &self,
         stats: &Stats,
