@@ -534,16 +534,15 @@ pub unsafe extern "C" fn circuit_breaker_record(
     ffi_boundary! {
         let b = arg_ref!(breaker);
         let permit = Permit::from_raw(permit.generation, permit.flags);
-        let duration = Duration::from_nanos(duration_ns);
         // The common outcome gets its own copy of the core's record, with
         // the outcome a constant in it (as in a Rust caller that writes
         // `Outcome::Success`): no outcome table, no failure or ignored
         // branches on the success path.
         if outcome == circuit_outcome::Success as u32 {
-            return recorded(b.record(permit, Outcome::Success, duration));
+            return recorded(b.record_nanos(permit, Outcome::Success, duration_ns));
         }
         let outcome = arg_enum!(Outcome::from_u32, outcome);
-        recorded(b.record(permit, outcome, duration))
+        recorded(b.record_nanos(permit, outcome, duration_ns))
     }
 }
 
