@@ -80,11 +80,7 @@ fn main() {
             let b = black_box(&breaker_rt);
             for _ in 0..n {
                 if let Ok(p) = b.acquire() {
-                    black_box(b.record(
-                        p,
-                        black_box(Outcome::Success),
-                        black_box(Duration::ZERO),
-                    ));
+                    black_box(b.record(p, black_box(Outcome::Success), black_box(Duration::ZERO)));
                 }
             }
         })
