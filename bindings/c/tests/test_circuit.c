@@ -1062,6 +1062,50 @@ static void test_refcount(void) {
   circuit_breaker_free(again);
 }
 
+/* circuit_breaker_record's success copy keeps the duration: slow successes
+ * count and trip the slow-call rate; circuit_breaker_record_success (no
+ * duration) is never slow. */
+static void test_success_durations(void) {
+  circuit_clock *clock = circuit_clock_manual_new(SEC);
+  circuit_config_builder *cb = circuit_config_builder_new();
+  circuit_config *cfg = NULL;
+  const circuit_breaker *b;
+  circuit_permit p;
+  circuit_metrics m;
+  int i;
+
+  CHECK_RC(circuit_config_builder_set_consecutive_failures(cb, 0), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_count_window(cb, 4), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_minimum_calls(cb, 4), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_slow_call(cb, 0.5, 100 * MS), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_OK);
+  circuit_config_builder_free(cb);
+  b = make_breaker(cfg, clock);
+  circuit_config_free(cfg);
+
+  for (i = 0; i < 2; i++) {
+    p = admit(b);
+    CHECK_RC(circuit_breaker_record_success(b, p.generation), CIRCUIT_RESULT_OK);
+  }
+  p = admit(b);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, 100 * MS - 1), CIRCUIT_RESULT_OK);
+  m = metrics_of(b);
+  CHECK(m.successes == 3 && m.slow == 0 && m.state == CIRCUIT_STATE_CLOSED);
+  /* Half the window slow: the rate reaches 0.5 and the breaker opens. */
+  p = admit(b);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, UINT64_MAX), CIRCUIT_RESULT_OK);
+  m = metrics_of(b);
+  CHECK(m.successes == 4 && m.slow == 1 && m.state == CIRCUIT_STATE_CLOSED);
+  p = admit(b);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, 100 * MS), CIRCUIT_RESULT_OK);
+  m = metrics_of(b);
+  CHECK(m.successes == 5 && m.slow == 2 && m.failures == 0);
+  CHECK(m.state == CIRCUIT_STATE_OPEN);
+
+  circuit_breaker_free(b);
+  circuit_clock_free(clock);
+}
+
 /* ---------- the header's inline closed fast path -------------------------- */
 
 /* One step of the lockstep below: circuit_fast_acquire on `fb` and
@@ -1699,6 +1743,7 @@ int main(void) {
   test_retry_after();
   test_http_rules();
   test_overrides();
+  test_success_durations();
   test_fast_path();
   test_refcount();
   test_stress();
