@@ -445,12 +445,15 @@ pub unsafe extern "C" fn circuit_breaker_acquire(
 }
 
 /// `circuit_breaker_acquire` off the closed fast path (and its NULL
-/// errors), under the panic boundary.
+/// errors), under the panic boundary. `extern "C"` (not exported): a
+/// function of that ABI cannot unwind, so the compiler knows the call
+/// cannot either and makes it a tail jump, with no frame and no landing
+/// pad in the fast path.
 ///
 /// # Safety
 /// As `circuit_breaker_acquire`.
 #[inline(never)]
-unsafe fn acquire_slow(
+unsafe extern "C" fn acquire_slow(
     breaker: *const circuit_breaker,
     out_permit: *mut circuit_permit,
     out_retry_after_ns: *mut u64,
