@@ -15,6 +15,10 @@
  *         ... answer from a fallback ...
  *     }
  *
+ * The same protocol with the closed path inline in the caller (one library
+ * call per untimed success): circuit_fast_acquire and
+ * circuit_fast_record_success, at the end of this header.
+ *
  * Conventions (every function follows them):
  *
  * - Names: every symbol starts with `circuit_`, every macro and enum
