@@ -2,10 +2,16 @@
 # The C ABI's overhead as a measured ratio: one protected call (acquire +
 # record SUCCESS, CLOSED, default consecutive policy) timed in a loop from
 #   C through libcircuit.so (PLT call into the shared object),
+#   C through libcircuit.so with the header's inline helpers
+#     (circuit_fast_acquire + circuit_fast_record_success: the closed check
+#     inline, one library call per protected call),
 #   C through libcircuit.a (static link),
 #   Rust through the exported circuit_* functions (rlib, no dynamic call),
-#   Rust through circuit_core::Breaker directly,
-# and an atomic load + fetch_add floor. Each program prints the median of 7
+#   Rust through circuit_core::Breaker directly, the outcome and duration
+#     constants (rust_core) or known only at run time (rust_core_rt),
+# and an atomic load + fetch_add floor. The ratios that compare like with
+# like: c_fast / rust_core (an untimed success, constants on both sides)
+# and c_shared / rust_core_rt (outcome and duration as run-time values). Each program prints the median of 7
 # timed loops; the script runs the programs in alternating rounds and
 # reports the median of the rounds (medians: these machines are shared and
 # busy, and a best-of picks lucky moments unevenly).
@@ -38,6 +44,7 @@ cc "${flags[@]}" bindings/c/bench/abi_bench.c -o "$stage/bin/abi_bench_static" \
 results=$(
   for _ in $(seq "$rounds"); do
     "$stage/bin/abi_bench_shared" c_shared "$iterations"
+    "$stage/bin/abi_bench_shared" c_fast "$iterations"
     "$stage/bin/abi_bench_static" c_static "$iterations"
     "$target_dir/release/examples/abi_bench" "$iterations"
   done
@@ -57,13 +64,17 @@ awk '
       ns[k] = v[k, int((n[k] + 1) / 2)]
     }
     printf "%-14s %9s %10s %10s\n", "path", "ns/call", "vs Rust", "vs floor"
-    m = split("rust_core rust_via_abi c_static c_shared floor", order, " ")
+    m = split("rust_core rust_core_rt rust_via_abi c_static c_shared c_fast floor", order, " ")
     for (i = 1; i <= m; i++) {
       k = order[i]
       printf "%-14s %9.2f %9.2fx %9.2fx\n", k, ns[k], ns[k] / ns["rust_core"], ns[k] / ns["floor"]
     }
     printf "\nABI overhead (C via libcircuit.so / Rust core): %.2fx, +%.2f ns per protected call\n",
       ns["c_shared"] / ns["rust_core"], ns["c_shared"] - ns["rust_core"]
+    printf "  like for like, run-time outcome and duration (c_shared / rust_core_rt): %.2fx\n",
+      ns["c_shared"] / ns["rust_core_rt"]
+    printf "  like for like, untimed success (c_fast / rust_core): %.2fx, +%.2f ns\n",
+      ns["c_fast"] / ns["rust_core"], ns["c_fast"] - ns["rust_core"]
   }' <<<"$results"
 
 # Instructions per protected call. Each program runs its loop RUNS (7)
@@ -74,10 +85,12 @@ if command -v valgrind >/dev/null; then
       awk '/I *refs:/ { gsub(",", "", $NF); print $NF }'
   }
   n1=100000 n2=600000
+  declare -A ins
   echo
   printf '%-14s %12s\n' path instructions/call
-  for p in rust_core rust_via_abi c_static c_shared; do
+  for p in rust_core rust_core_rt rust_via_abi c_static c_shared c_fast; do
     case "$p" in
+      c_fast) run=("$stage/bin/abi_bench_shared" "$p") ;;
       c_*) run=("$stage/bin/abi_bench_${p#c_}" "$p") ;;
       *) run=("$target_dir/release/examples/abi_bench") ;;
     esac
@@ -86,9 +99,14 @@ if command -v valgrind >/dev/null; then
     else
       a=$(irefs "${run[@]}" "$n1"); b=$(irefs "${run[@]}" "$n2")
     fi
-    awk -v p="$p" -v a="$a" -v b="$b" -v n1="$n1" -v n2="$n2" \
-      'BEGIN { printf "%-14s %12.1f\n", p, (b - a) / (7.1 * (n2 - n1)) }'
+    ins[$p]=$(awk -v a="$a" -v b="$b" -v n1="$n1" -v n2="$n2" \
+      'BEGIN { printf "%.1f", (b - a) / (7.1 * (n2 - n1)) }')
+    printf '%-14s %12s\n' "$p" "${ins[$p]}"
   done
+  awk -v shared="${ins[c_shared]}" -v fast="${ins[c_fast]}" -v core="${ins[rust_core]}" \
+    -v rt="${ins[rust_core_rt]}" 'BEGIN {
+      printf "instructions, c_shared / rust_core_rt: %.2fx; c_fast / rust_core: %.2fx\n",
+        shared / rt, fast / core }'
 else
   echo "bench-c: valgrind missing, no instruction counts (make deps installs it)"
 fi

@@ -46,11 +46,20 @@ _SCALARS = {
     "bool": "c_bool",
 }
 
+# The line that ends the library's declarations (cbindgen's include guard).
+GUARD_END = "#endif  /* CIRCUIT_H */"
+
 
 class Header:
     """What the generators need from the header."""
 
     def __init__(self, text: str) -> None:
+        # The library's declarations end with the include guard; after it
+        # come the inline helpers for C callers (CIRCUIT_FAST_H), which
+        # declare no symbol of the library and which the wrappers do not use.
+        if GUARD_END not in text:
+            raise SystemExit(f"gen_bindings: the header has no {GUARD_END!r} line")
+        text = text.split(GUARD_END)[0]
         self.defines: List[Tuple[str, "int | float"]] = []
         self.enums: List[Tuple[str, List[Tuple[str, int]]]] = []
         self.structs: List[Tuple[str, List[Tuple[str, str, str]]]] = []

@@ -15,6 +15,10 @@
  *         ... answer from a fallback ...
  *     }
  *
+ * The same protocol with the closed path inline in the caller (one library
+ * call per untimed success): circuit_fast_acquire and
+ * circuit_fast_record_success, at the end of this header.
+ *
  * Conventions (every function follows them):
  *
  * - Names: every symbol starts with `circuit_`, every macro and enum
@@ -3151,3 +3155,129 @@ circuit_result circuit_breaker_recommended_timeout(const struct circuit_breaker 
 #endif  // __cplusplus
 
 #endif  /* CIRCUIT_H */
+
+#ifndef CIRCUIT_FAST_H
+#define CIRCUIT_FAST_H
+
+/*
+ * The closed fast path, inline (C99 or C++; the check is inline with GCC or
+ * Clang on little-endian targets, see CIRCUIT_FAST_INLINE; elsewhere these
+ * helpers call the library every time, with the same answers).
+ *
+ * A protected call is two library calls: circuit_breaker_acquire and
+ * circuit_breaker_record. While the breaker is CLOSED with no override and
+ * no ramp, acquire's whole answer is one atomic load of the breaker's state
+ * word (see circuit_breaker_state_word), and a success without a duration
+ * needs only the permit's generation (circuit_breaker_record_success). The
+ * helpers below do the first in the caller and the second in one call of
+ * two arguments, and fall back to the full functions in every other case,
+ * so they answer exactly as circuit_breaker_acquire and
+ * circuit_breaker_record(b, permit, CIRCUIT_OUTCOME_SUCCESS, 0) would:
+ *
+ *     circuit_fast_breaker fb;
+ *     if (circuit_fast_init(&fb, b) != CIRCUIT_RESULT_OK) { ... }
+ *     ...
+ *     circuit_permit permit;
+ *     if (circuit_fast_acquire(&fb, &permit, NULL) == CIRCUIT_RESULT_OK) {
+ *         if (call() == 0) {
+ *             circuit_fast_record_success(&fb, permit);
+ *         } else {
+ *             circuit_breaker_record(b, permit, CIRCUIT_OUTCOME_FAILURE, elapsed_ns);
+ *         }
+ *     }
+ *
+ * A circuit_fast_breaker holds no reference of its own: use it only while
+ * the caller holds one on the breaker. Safe from any thread; it is never
+ * written after circuit_fast_init.
+ */
+/* 1 where the helpers work inline: GCC or Clang (atomic builtins) on a
+ * little-endian target (a permit is the 8-byte value generation | flags <<
+ * 32); 0 elsewhere, where every call goes to the library. Define it as 0
+ * before including the header to make every call go to the library. */
+#ifndef CIRCUIT_FAST_INLINE
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define CIRCUIT_FAST_INLINE 1
+#else
+#define CIRCUIT_FAST_INLINE 0
+#endif
+#endif
+
+typedef struct circuit_fast_breaker {
+  /** The breaker, as passed to circuit_fast_init. */
+  const struct circuit_breaker *breaker;
+  /** Its state word (circuit_breaker_state_word); NULL until initialised. */
+  const uint64_t *state_word;
+} circuit_fast_breaker;
+
+/**
+ * Fills `*out` for `breaker`. Returns what circuit_breaker_state_word
+ * returns (CIRCUIT_RESULT_NULL_ARGUMENT for a NULL `breaker`); `*out` is
+ * usable either way (without a state word every call goes to the library).
+ */
+static inline circuit_result circuit_fast_init(circuit_fast_breaker *out,
+                                               const struct circuit_breaker *breaker) {
+  if (out == NULL) {
+    /* NULL_ARGUMENT, with the library's last error. */
+    return circuit_breaker_state_word(breaker, NULL);
+  }
+  out->breaker = breaker;
+  out->state_word = NULL;
+  return circuit_breaker_state_word(breaker, &out->state_word);
+}
+
+/**
+ * circuit_breaker_acquire(fast->breaker, out_permit, out_retry_after_ns),
+ * with the closed fast path done inline: an atomic load (acquire) of the
+ * state word; when no bit of CIRCUIT_WORD_FAST_MASK is set the call is
+ * admitted with the permit { generation = word >> 32, flags = 0 }, which is
+ * what the library would answer.
+ */
+static inline circuit_result circuit_fast_acquire(const circuit_fast_breaker *fast,
+                                                  circuit_permit *out_permit,
+                                                  uint64_t *out_retry_after_ns) {
+#if CIRCUIT_FAST_INLINE
+  if (fast != NULL && fast->state_word != NULL && out_permit != NULL) {
+    uint64_t word = __atomic_load_n(fast->state_word, __ATOMIC_ACQUIRE);
+    if ((word & CIRCUIT_WORD_FAST_MASK) == 0) {
+      /* { generation, flags 0 } in one 8-byte store, as the library writes
+       * a permit: one passed by value is read back as one 8-byte value, and
+       * two 4-byte stores there defeat store-to-load forwarding (a stall of
+       * a dozen cycles, measured: ci/bench-c.sh). */
+      uint64_t permit = word >> CIRCUIT_WORD_GENERATION_SHIFT;
+      __builtin_memcpy(out_permit, &permit, sizeof permit);
+      return CIRCUIT_RESULT_OK;
+    }
+  }
+#endif
+  return circuit_breaker_acquire(fast != NULL ? fast->breaker : NULL, out_permit,
+                                 out_retry_after_ns);
+}
+
+/**
+ * circuit_breaker_record(fast->breaker, permit, CIRCUIT_OUTCOME_SUCCESS, 0):
+ * the success, without a duration, of a call admitted by
+ * circuit_fast_acquire or circuit_breaker_acquire. A permit with flags 0
+ * (every permit the fast path gives) goes to circuit_breaker_record_success,
+ * the cheapest record there is; others to circuit_breaker_record. Returns
+ * CIRCUIT_RESULT_OK or CIRCUIT_RESULT_STALE as circuit_breaker_record does.
+ * To record a failure, or a duration, call circuit_breaker_record.
+ */
+static inline circuit_result circuit_fast_record_success(const circuit_fast_breaker *fast,
+                                                         circuit_permit permit) {
+  const struct circuit_breaker *breaker = fast != NULL ? fast->breaker : NULL;
+#if CIRCUIT_FAST_INLINE
+  /* The permit as the one 8-byte value it was written as: one load. */
+  uint64_t bits;
+  __builtin_memcpy(&bits, &permit, sizeof bits);
+  if ((bits >> 32) == 0) { /* flags 0 */
+    return circuit_breaker_record_success(breaker, (uint32_t)bits);
+  }
+#else
+  if (permit.flags == 0) {
+    return circuit_breaker_record_success(breaker, permit.generation);
+  }
+#endif
+  return circuit_breaker_record(breaker, permit, CIRCUIT_OUTCOME_SUCCESS, 0);
+}
+
+#endif  /* CIRCUIT_FAST_H */

@@ -392,6 +392,15 @@ impl Breaker {
         self.record_inner(permit, outcome, duration_to_nanos(duration), None)
     }
 
+    /// [`Breaker::record`] with the duration in nanoseconds, for hosts that
+    /// measure in integers (the C ABI): the same as
+    /// `record(permit, outcome, Duration::from_nanos(nanos))`, without the
+    /// round trip through `Duration`.
+    #[inline]
+    pub fn record_nanos(&self, permit: Permit, outcome: Outcome, nanos: u64) -> Recorded {
+        self.record_inner(permit, outcome, nanos, None)
+    }
+
     /// As [`Breaker::record`], with the dependency's own open duration (a
     /// `Retry-After`): if this outcome opens the breaker, it stays open for
     /// `retry_after` (clamped to `max_open_duration`) instead of the computed
@@ -422,6 +431,7 @@ impl Breaker {
     /// on their side of an FFI boundary (see [`crate::fast_path`]). Valid
     /// as long as the breaker lives; read it only with atomic loads.
     #[cfg(not(circuit_loom))]
+    #[inline]
     pub fn state_word_ptr(&self) -> *const u64 {
         self.words().control.word.as_ptr()
     }
@@ -844,7 +854,14 @@ impl Breaker {
 
     // ----- record ----------------------------------------------------------
 
-    #[inline]
+    // `record_inner` and `record_closed` are always inlined: every caller
+    // gets its own copy with its constants folded (a `record(p,
+    // Outcome::Success, Duration::ZERO)` loses the outcome dispatch and the
+    // slow check). With a hint only, LLVM outlines them once a crate has
+    // several callers (the C ABI's record, its success copy and
+    // `circuit_breaker_record_success`), and every caller pays the general
+    // path (ci/bench-c.sh counts the instructions).
+    #[inline(always)]
     fn record_inner(
         &self,
         permit: Permit,
@@ -974,7 +991,7 @@ impl Breaker {
     /// that owns the inline counter cell, is done here without a call, so
     /// the closed call saves no registers; everything else hands over to
     /// `record_closed_more` before it has done anything.
-    #[inline]
+    #[inline(always)]
     fn record_closed(
         &self,
         stats: &Stats,

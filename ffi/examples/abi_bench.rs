@@ -3,7 +3,14 @@
 //! default consecutive-failure policy) in a timed loop,
 //!
 //! - `rust_core`: through `circuit_core::Breaker` directly (what a Rust host
-//!   pays);
+//!   pays), the outcome and the duration written as constants
+//!   (`Outcome::Success`, `Duration::ZERO`), which the compiler folds into
+//!   the inlined record;
+//! - `rust_core_rt`: the same with the outcome and the duration known only
+//!   at run time (each passed through `black_box`, as a Rust host's outcome
+//!   comes from the call's result and its duration from a clock): the Rust
+//!   counterpart of a C call to `circuit_breaker_record`, which takes both
+//!   as arguments;
 //! - `rust_via_abi`: through the exported `circuit_*` functions linked as an
 //!   rlib (the boundary's own cost: NULL checks, panic guard, conversions,
 //!   without a dynamic-library call);
@@ -67,6 +74,19 @@ fn main() {
     });
     assert!(core.is_none() || breaker.metrics().outcome(Outcome::Success) >= iterations);
 
+    let breaker_rt = Breaker::new(Config::default());
+    let core_rt = runs("rust_core_rt").then(|| {
+        median_ns_per_call(iterations, |n| {
+            let b = black_box(&breaker_rt);
+            for _ in 0..n {
+                if let Ok(p) = b.acquire() {
+                    black_box(b.record(p, black_box(Outcome::Success), black_box(Duration::ZERO)));
+                }
+            }
+        })
+    });
+    assert!(core_rt.is_none() || breaker_rt.metrics().outcome(Outcome::Success) >= iterations);
+
     // SAFETY: every pointer passed is a live handle or a valid local, and
     // the breaker is released once at the end.
     let via_abi = runs("rust_via_abi").then(|| unsafe {
@@ -119,6 +139,7 @@ fn main() {
 
     for (name, ns) in [
         ("rust_core", core),
+        ("rust_core_rt", core_rt),
         ("rust_via_abi", via_abi),
         ("floor", floor),
     ] {

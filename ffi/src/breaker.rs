@@ -445,12 +445,15 @@ pub unsafe extern "C" fn circuit_breaker_acquire(
 }
 
 /// `circuit_breaker_acquire` off the closed fast path (and its NULL
-/// errors), under the panic boundary.
+/// errors), under the panic boundary. `extern "C"` (not exported): a
+/// function of that ABI cannot unwind, so the compiler knows the call
+/// cannot either and makes it a tail jump, with no frame and no landing
+/// pad in the fast path.
 ///
 /// # Safety
 /// As `circuit_breaker_acquire`.
 #[inline(never)]
-unsafe fn acquire_slow(
+unsafe extern "C" fn acquire_slow(
     breaker: *const circuit_breaker,
     out_permit: *mut circuit_permit,
     out_retry_after_ns: *mut u64,
@@ -503,7 +506,7 @@ fn write_permit(out: crate::boundary::Out<'_, circuit_permit>, permit: Permit) {
 
 const _: () = assert!(std::mem::size_of::<circuit_permit>() == 8);
 
-fn recorded(r: Recorded) -> circuit_result {
+pub(crate) fn recorded(r: Recorded) -> circuit_result {
     match r {
         Recorded::Counted | Recorded::Transitioned(_) | Recorded::NotRecorded => circuit_result::Ok,
         Recorded::Stale => circuit_result::Stale,
@@ -533,9 +536,16 @@ pub unsafe extern "C" fn circuit_breaker_record(
 ) -> circuit_result {
     ffi_boundary! {
         let b = arg_ref!(breaker);
-        let outcome = arg_enum!(Outcome::from_u32, outcome);
         let permit = Permit::from_raw(permit.generation, permit.flags);
-        recorded(b.record(permit, outcome, Duration::from_nanos(duration_ns)))
+        // The common outcome gets its own copy of the core's record, with
+        // the outcome a constant in it (as in a Rust caller that writes
+        // `Outcome::Success`): no outcome table, no failure or ignored
+        // branches on the success path.
+        if outcome == circuit_outcome::Success as u32 {
+            return recorded(b.record_nanos(permit, Outcome::Success, duration_ns));
+        }
+        let outcome = arg_enum!(Outcome::from_u32, outcome);
+        recorded(b.record_nanos(permit, outcome, duration_ns))
     }
 }
 

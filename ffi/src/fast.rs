@@ -139,18 +139,16 @@ pub unsafe extern "C" fn circuit_breaker_record_success(
     breaker: *const circuit_breaker,
     generation: u32,
 ) -> circuit_result {
-    // SAFETY: the same contract as ours, passed on; that function has its
-    // own panic boundary.
-    unsafe {
-        circuit_breaker_record(
-            breaker,
-            circuit_permit {
-                generation,
-                flags: 0,
-            },
-            crate::breaker::circuit_outcome::Success as u32,
-            0,
-        )
+    // The core's record with the outcome, the flags and the duration all
+    // constants, folded as in a Rust caller that writes them: the cheapest
+    // record there is.
+    ffi_boundary! {
+        let b = arg_ref!(breaker);
+        crate::breaker::recorded(b.record(
+            circuit_core::Permit::from_raw(generation, 0),
+            circuit_core::Outcome::Success,
+            std::time::Duration::ZERO,
+        ))
     }
 }
 

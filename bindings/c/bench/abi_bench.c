@@ -1,13 +1,18 @@
 /* The C side of the ABI overhead benchmark (ci/bench-c.sh): one protected
  * call (acquire + record SUCCESS on a CLOSED breaker, default consecutive
  * policy) in a loop timed with clock_gettime(CLOCK_MONOTONIC); prints the
- * median of several timed loops (robust on a shared, busy machine). Prints "<label> <ns per call>"; link it against
- * libcircuit.so (label c_shared) or libcircuit.a (label c_static). */
+ * median of several timed loops (robust on a shared, busy machine). Prints
+ * "<label> <ns per call>"; link it against libcircuit.so (labels c_shared,
+ * c_fast) or libcircuit.a (label c_static). A label ending in "_fast" makes
+ * the call with the header's inline helpers (circuit_fast_acquire +
+ * circuit_fast_record_success: the closed check inline, one library call);
+ * any other label with circuit_breaker_acquire + circuit_breaker_record. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "circuit.h"
@@ -32,12 +37,32 @@ static uint64_t loop(const circuit_breaker *b, uint64_t n) {
   return admitted;
 }
 
+static uint64_t loop_fast(const circuit_fast_breaker *fb, uint64_t n) {
+  uint64_t i, admitted = 0;
+  circuit_permit p;
+  for (i = 0; i < n; i++) {
+    if (circuit_fast_acquire(fb, &p, NULL) == CIRCUIT_RESULT_OK) {
+      circuit_fast_record_success(fb, p);
+      admitted++;
+    }
+  }
+  return admitted;
+}
+
+static uint64_t run(const circuit_breaker *b, const circuit_fast_breaker *fb, int fast,
+                    uint64_t n) {
+  return fast ? loop_fast(fb, n) : loop(b, n);
+}
+
 int main(int argc, char **argv) {
   const char *label = argc > 1 ? argv[1] : "c";
   uint64_t n = argc > 2 ? strtoull(argv[2], NULL, 10) : 20000000ull;
   circuit_config_builder *cb = circuit_config_builder_new();
   circuit_config *cfg = NULL;
   const circuit_breaker *b = NULL;
+  circuit_fast_breaker fb;
+  size_t len = strlen(label);
+  int fast = len >= 5 && strcmp(label + len - 5, "_fast") == 0;
   double runs[RUNS], tmp;
   int r, i, j;
 
@@ -48,11 +73,15 @@ int main(int argc, char **argv) {
   }
   circuit_config_free(cfg);
   circuit_config_builder_free(cb);
+  if (circuit_fast_init(&fb, b) != CIRCUIT_RESULT_OK) {
+    fprintf(stderr, "circuit_fast_init failed\n");
+    return 1;
+  }
 
-  loop(b, n / 10); /* warm up */
+  run(b, &fb, fast, n / 10); /* warm up */
   for (r = 0; r < RUNS; r++) {
     uint64_t start = now_ns();
-    uint64_t admitted = loop(b, n);
+    uint64_t admitted = run(b, &fb, fast, n);
     double ns = (double)(now_ns() - start) / (double)n;
     if (admitted != n) {
       fprintf(stderr, "only %llu of %llu admitted\n", (unsigned long long)admitted,

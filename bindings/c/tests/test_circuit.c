@@ -1062,6 +1062,222 @@ static void test_refcount(void) {
   circuit_breaker_free(again);
 }
 
+/* circuit_breaker_record's success copy keeps the duration: slow successes
+ * count and trip the slow-call rate; circuit_breaker_record_success (no
+ * duration) is never slow. */
+static void test_success_durations(void) {
+  circuit_clock *clock = circuit_clock_manual_new(SEC);
+  circuit_config_builder *cb = circuit_config_builder_new();
+  circuit_config *cfg = NULL;
+  const circuit_breaker *b;
+  circuit_permit p;
+  circuit_metrics m;
+  int i;
+
+  CHECK_RC(circuit_config_builder_set_consecutive_failures(cb, 0), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_count_window(cb, 4), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_minimum_calls(cb, 4), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_slow_call(cb, 0.5, 100 * MS), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_OK);
+  circuit_config_builder_free(cb);
+  b = make_breaker(cfg, clock);
+  circuit_config_free(cfg);
+
+  for (i = 0; i < 2; i++) {
+    p = admit(b);
+    CHECK_RC(circuit_breaker_record_success(b, p.generation), CIRCUIT_RESULT_OK);
+  }
+  p = admit(b);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, 100 * MS - 1), CIRCUIT_RESULT_OK);
+  m = metrics_of(b);
+  CHECK(m.successes == 3 && m.slow == 0 && m.state == CIRCUIT_STATE_CLOSED);
+  /* Half the window slow: the rate reaches 0.5 and the breaker opens. */
+  p = admit(b);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, UINT64_MAX), CIRCUIT_RESULT_OK);
+  m = metrics_of(b);
+  CHECK(m.successes == 4 && m.slow == 1 && m.state == CIRCUIT_STATE_CLOSED);
+  p = admit(b);
+  CHECK_RC(circuit_breaker_record(b, p, CIRCUIT_OUTCOME_SUCCESS, 100 * MS), CIRCUIT_RESULT_OK);
+  m = metrics_of(b);
+  CHECK(m.successes == 5 && m.slow == 2 && m.failures == 0);
+  CHECK(m.state == CIRCUIT_STATE_OPEN);
+
+  circuit_breaker_free(b);
+  circuit_clock_free(clock);
+}
+
+/* ---------- the header's inline closed fast path -------------------------- */
+
+/* One step of the lockstep below: circuit_fast_acquire on `fb` and
+ * circuit_breaker_acquire on `lib`, two breakers made alike on one clock,
+ * must answer alike (result, permit, retry-after). The permit fields start
+ * as garbage, so a permit left unwritten shows. */
+static circuit_result twin_acquire(const circuit_fast_breaker *fb, const circuit_breaker *lib,
+                                   circuit_permit *fp, circuit_permit *lp) {
+  uint64_t fr = 777, lr = 777;
+  circuit_result got, want;
+  fp->generation = lp->generation = 0xdeadbeef;
+  fp->flags = lp->flags = 0xdeadbeef;
+  got = circuit_fast_acquire(fb, fp, &fr);
+  want = circuit_breaker_acquire(lib, lp, &lr);
+  CHECK_RC(got, want);
+  if (got == CIRCUIT_RESULT_OK) {
+    /* A probe's flags also carry its breaker's tag: the two differ there. */
+    CHECK(fp->generation == lp->generation);
+    CHECK((fp->flags & CIRCUIT_PERMIT_PROBE) != 0 ? (lp->flags & CIRCUIT_PERMIT_PROBE) != 0
+                                                  : fp->flags == lp->flags);
+  } else {
+    CHECK(fr == lr);
+  }
+  return got;
+}
+
+/* circuit_fast_record_success on one, circuit_breaker_record(SUCCESS, 0) on
+ * the other: the same answer. */
+static circuit_result twin_success(const circuit_fast_breaker *fb, const circuit_breaker *lib,
+                                   circuit_permit fp, circuit_permit lp) {
+  circuit_result got = circuit_fast_record_success(fb, fp);
+  CHECK_RC(got, circuit_breaker_record(lib, lp, CIRCUIT_OUTCOME_SUCCESS, 0));
+  return got;
+}
+
+static int fast_word_admits(const circuit_fast_breaker *fb) {
+  return (__atomic_load_n(fb->state_word, __ATOMIC_ACQUIRE) & CIRCUIT_WORD_FAST_MASK) == 0;
+}
+
+/* The inline helpers answer exactly as the library: a breaker driven
+ * through them and a twin driven through circuit_breaker_acquire /
+ * circuit_breaker_record, in lockstep on one manual clock, through CLOSED,
+ * a stale permit, OPEN, HALF_OPEN, ramp-up and every override, give the
+ * same answers and end with the same counters. */
+static void test_fast_path(void) {
+  circuit_clock *clock = circuit_clock_manual_new(5 * SEC);
+  circuit_config_builder *cb = circuit_config_builder_new();
+  circuit_config *cfg = NULL;
+  const circuit_breaker *fast_b, *lib;
+  circuit_fast_breaker fb, unset;
+  circuit_permit fp, lp, old_fp, old_lp;
+  circuit_metrics fm, lm;
+  uint32_t admitted = 0, refused = 0;
+  uint64_t retry = 0;
+  int i, k;
+  static const uint32_t modes[] = {CIRCUIT_OVERRIDE_FORCED_OPEN, CIRCUIT_OVERRIDE_FORCED_CLOSED,
+                                   CIRCUIT_OVERRIDE_DISABLED, CIRCUIT_OVERRIDE_METRICS_ONLY};
+
+  CHECK_RC(circuit_config_builder_set_consecutive_failures(cb, 1), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_jitter(cb, 0.0), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_seed(cb, 42), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_open_duration(cb, SEC), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_half_open_probes(cb, 1), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_set_ramp(cb, 0.25, SEC, 0), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_config_builder_build(cb, &cfg), CIRCUIT_RESULT_OK);
+  circuit_config_builder_free(cb);
+  fast_b = make_breaker(cfg, clock);
+  lib = make_breaker(cfg, clock);
+  circuit_config_free(cfg);
+
+  /* NULLs: refused with the library's answer, never a crash. */
+  CHECK_RC(circuit_fast_init(NULL, fast_b), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_fast_init(&unset, NULL), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK(unset.breaker == NULL && unset.state_word == NULL);
+  CHECK_RC(circuit_fast_acquire(&unset, &fp, NULL), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_fast_acquire(NULL, &fp, NULL), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_fast_record_success(NULL, fp), CIRCUIT_RESULT_NULL_ARGUMENT);
+  CHECK_RC(circuit_fast_init(&fb, fast_b), CIRCUIT_RESULT_OK);
+  CHECK(fb.breaker == fast_b && fb.state_word != NULL);
+  CHECK_RC(circuit_fast_acquire(&fb, NULL, NULL), CIRCUIT_RESULT_NULL_ARGUMENT);
+
+  /* CLOSED: admitted inline, with the permit the library gives. */
+  CHECK(fast_word_admits(&fb));
+  for (i = 0; i < 100; i++) {
+    CHECK_RC(twin_acquire(&fb, lib, &fp, &lp), CIRCUIT_RESULT_OK);
+    CHECK(fp.flags == 0 && fp.generation == generation_of(fast_b));
+    CHECK_RC(twin_success(&fb, lib, fp, lp), CIRCUIT_RESULT_OK);
+  }
+  CHECK(metrics_of(fast_b).successes == 100);
+
+  /* A permit taken inline, then a transition: its success is stale. */
+  CHECK_RC(twin_acquire(&fb, lib, &old_fp, &old_lp), CIRCUIT_RESULT_OK);
+  CHECK_RC(twin_acquire(&fb, lib, &fp, &lp), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_record(fast_b, fp, CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_OK);
+  CHECK_RC(circuit_breaker_record(lib, lp, CIRCUIT_OUTCOME_FAILURE, MS), CIRCUIT_RESULT_OK);
+  CHECK(state_of(fast_b) == CIRCUIT_STATE_OPEN && !fast_word_admits(&fb));
+  CHECK_RC(twin_success(&fb, lib, old_fp, old_lp), CIRCUIT_RESULT_STALE);
+  CHECK(metrics_of(fast_b).stale == 1);
+
+  /* OPEN: the library's rejection, with its retry-after. */
+  CHECK_RC(twin_acquire(&fb, lib, &fp, &lp), CIRCUIT_RESULT_REJECTED_OPEN);
+  CHECK_RC(circuit_fast_acquire(&fb, &fp, &retry), CIRCUIT_RESULT_REJECTED_OPEN);
+  CHECK(retry == SEC);
+  CHECK_RC(circuit_breaker_acquire(lib, &lp, &retry), CIRCUIT_RESULT_REJECTED_OPEN);
+
+  /* HALF_OPEN: one probe (flags set), then full; the probe's success
+   * goes through circuit_breaker_record and closes the breaker. */
+  CHECK_RC(circuit_clock_advance(clock, SEC), CIRCUIT_RESULT_OK);
+  CHECK_RC(twin_acquire(&fb, lib, &fp, &lp), CIRCUIT_RESULT_OK);
+  CHECK((fp.flags & CIRCUIT_PERMIT_PROBE) != 0);
+  CHECK_RC(twin_acquire(&fb, lib, &old_fp, &old_lp), CIRCUIT_RESULT_REJECTED_HALF_OPEN_FULL);
+  CHECK_RC(twin_success(&fb, lib, fp, lp), CIRCUIT_RESULT_OK);
+  CHECK(state_of(fast_b) == CIRCUIT_STATE_CLOSED && state_of(lib) == CIRCUIT_STATE_CLOSED);
+
+  /* Ramp-up: CLOSED, but not on the fast path; a quarter admitted. */
+  CHECK(!fast_word_admits(&fb));
+  for (i = 0; i < 400; i++) {
+    switch (twin_acquire(&fb, lib, &fp, &lp)) {
+      case CIRCUIT_RESULT_OK:
+        admitted++;
+        CHECK_RC(twin_success(&fb, lib, fp, lp), CIRCUIT_RESULT_OK);
+        break;
+      case CIRCUIT_RESULT_REJECTED_RAMP_LIMITED: refused++; break;
+      default: CHECK(0);
+    }
+  }
+  CHECK(admitted >= 92 && admitted <= 108 && admitted + refused == 400);
+  CHECK_RC(circuit_clock_advance(clock, SEC), CIRCUIT_RESULT_OK);
+  CHECK_RC(twin_acquire(&fb, lib, &fp, &lp), CIRCUIT_RESULT_OK); /* ends the ramp */
+  CHECK_RC(twin_success(&fb, lib, fp, lp), CIRCUIT_RESULT_OK);
+  CHECK(fast_word_admits(&fb));
+
+  /* Every override: never admitted inline; the library decides. */
+  for (k = 0; k < 4; k++) {
+    CHECK_RC(twin_acquire(&fb, lib, &old_fp, &old_lp), CIRCUIT_RESULT_OK);
+    CHECK_RC(circuit_breaker_force(fast_b, modes[k], 0), CIRCUIT_RESULT_OK);
+    CHECK_RC(circuit_breaker_force(lib, modes[k], 0), CIRCUIT_RESULT_OK);
+    CHECK(!fast_word_admits(&fb));
+    /* The permit from before the override is stale. */
+    CHECK_RC(twin_success(&fb, lib, old_fp, old_lp), CIRCUIT_RESULT_STALE);
+    for (i = 0; i < 3; i++) {
+      if (twin_acquire(&fb, lib, &fp, &lp) == CIRCUIT_RESULT_OK) {
+        CHECK(modes[k] != CIRCUIT_OVERRIDE_FORCED_OPEN);
+        CHECK_RC(twin_success(&fb, lib, fp, lp), CIRCUIT_RESULT_OK);
+      } else {
+        CHECK(modes[k] == CIRCUIT_OVERRIDE_FORCED_OPEN);
+      }
+    }
+    CHECK_RC(circuit_breaker_clear_override(fast_b), CIRCUIT_RESULT_OK);
+    CHECK_RC(circuit_breaker_clear_override(lib), CIRCUIT_RESULT_OK);
+    CHECK(fast_word_admits(&fb));
+  }
+
+  /* The same counters, exactly. */
+  fm = metrics_of(fast_b);
+  lm = metrics_of(lib);
+  CHECK(fm.successes == lm.successes && fm.failures == lm.failures);
+  CHECK(fm.stale == lm.stale && fm.stale == 5);
+  CHECK(fm.rejected_open == lm.rejected_open && fm.rejected_open == 2);
+  CHECK(fm.rejected_forced_open == lm.rejected_forced_open && fm.rejected_forced_open == 3);
+  CHECK(fm.rejected_half_open_full == lm.rejected_half_open_full && fm.rejected_half_open_full == 1);
+  CHECK(fm.rejected_ramp_limited == lm.rejected_ramp_limited && fm.rejected_ramp_limited == refused);
+  CHECK(fm.generation == lm.generation && fm.state == lm.state);
+  /* 100 closed + the probe + the ramp's + the one ending it + 3 under each
+   * admitting override (DISABLED records nothing). */
+  CHECK(fm.successes == 100 + 1 + admitted + 1 + 3 + 3);
+
+  circuit_breaker_free(fast_b);
+  circuit_breaker_free(lib);
+  circuit_clock_free(clock);
+}
+
 /* ---------- stress: one breaker, four threads ---------------------------- */
 
 #define STRESS_THREADS 4
@@ -1071,6 +1287,10 @@ typedef struct {
   const circuit_breaker *b;
   const circuit_clock *clock;
   uint64_t seed;
+  /* Non-zero: acquire with circuit_fast_acquire, and record successes with
+   * circuit_fast_record_success (the header's inline closed fast path). */
+  int fast;
+  circuit_fast_breaker fb;
   uint64_t attempts, admitted, rejected[3], acquire_other;
   uint64_t ok[4], stale[4], record_other;
 } stress_worker;
@@ -1092,7 +1312,7 @@ static void *stress_run(void *arg) {
     uint64_t retry;
     circuit_result rc;
     w->attempts++;
-    rc = circuit_breaker_acquire(w->b, &p, &retry);
+    rc = w->fast ? circuit_fast_acquire(&w->fb, &p, &retry) : circuit_breaker_acquire(w->b, &p, &retry);
     if (rc == CIRCUIT_RESULT_OK) {
       uint64_t r = xorshift(&w->seed) % 100;
       uint32_t outcome = r < 60 ? CIRCUIT_OUTCOME_SUCCESS
@@ -1104,7 +1324,8 @@ static void *stress_run(void *arg) {
        * trip, probe and close meanwhile (on a busy 2-core machine threads
        * otherwise tend to run one whole time slice each). */
       if ((r & 7) == 0) sched_yield();
-      rc = circuit_breaker_record(w->b, p, outcome, r * 1000);
+      rc = w->fast && outcome == CIRCUIT_OUTCOME_SUCCESS ? circuit_fast_record_success(&w->fb, p)
+                                                          : circuit_breaker_record(w->b, p, outcome, r * 1000);
       if (rc == CIRCUIT_RESULT_OK) {
         w->ok[outcome]++;
       } else if (rc == CIRCUIT_RESULT_STALE) {
@@ -1153,8 +1374,9 @@ static void *chaos_run(void *arg) {
 }
 
 /* Runs the workers (and optionally an operator thread flipping overrides)
- * and checks that every counter conserves. */
-static void stress(int with_operator) {
+ * and checks that every counter conserves. With `mixed`, every other worker
+ * goes through the header's inline fast path (circuit_fast_*). */
+static void stress(int with_operator, int mixed) {
   circuit_clock *clock = circuit_clock_manual_new(0);
   circuit_config_builder *cb = circuit_config_builder_new();
   circuit_config *cfg = NULL;
@@ -1184,6 +1406,8 @@ static void stress(int with_operator) {
     w[i].b = b;
     w[i].clock = clock;
     w[i].seed = 0x2545f4914f6cdd1dull * (uint64_t)(i + 1);
+    w[i].fast = mixed && (i & 1) != 0;
+    CHECK_RC(circuit_fast_init(&w[i].fb, b), CIRCUIT_RESULT_OK);
     CHECK(pthread_create(&threads[i], NULL, stress_run, &w[i]) == 0);
   }
   op.b = b;
@@ -1238,9 +1462,10 @@ static void stress(int with_operator) {
     CHECK(m.transitions_to[CIRCUIT_STATE_CLOSED] > 0);
     CHECK(rejected[0] > 0 && rejected[2] > 0 && stale_total > 0);
   }
-  printf("stress%s: %llu attempts, %llu admitted, rejected %llu open + %llu forced + %llu "
+  printf("stress%s%s: %llu attempts, %llu admitted, rejected %llu open + %llu forced + %llu "
          "half-open full, %llu stale, %llu opens, %llu operator actions\n",
-         with_operator ? " with operator" : "", (unsigned long long)attempts,
+         with_operator ? " with operator" : "", mixed ? " (half inline fast path)" : "",
+         (unsigned long long)attempts,
          (unsigned long long)admitted, (unsigned long long)rejected[0],
          (unsigned long long)rejected[1], (unsigned long long)rejected[2],
          (unsigned long long)stale_total, (unsigned long long)m.transitions_to[CIRCUIT_STATE_OPEN],
@@ -1251,8 +1476,10 @@ static void stress(int with_operator) {
 }
 
 static void test_stress(void) {
-  stress(0);
-  stress(1);
+  stress(0, 0);
+  stress(1, 0);
+  stress(0, 1);
+  stress(1, 1);
 }
 
 /* ---------------------------------------------------------------------------- */
@@ -1516,6 +1743,8 @@ int main(void) {
   test_retry_after();
   test_http_rules();
   test_overrides();
+  test_success_durations();
+  test_fast_path();
   test_refcount();
   test_stress();
   return check_summary();

@@ -24,7 +24,12 @@ def repo_root() -> pathlib.Path:
 @pytest.fixture(scope="session")
 def header_text() -> str:
     path = os.environ.get("CIRCUIT_HEADER") or str(repo_root() / "include" / "circuit.h")
-    return pathlib.Path(path).read_text()
+    text = pathlib.Path(path).read_text()
+    # The library's declarations end with the include guard; after it come
+    # inline helpers for C callers (CIRCUIT_FAST_H), not library symbols.
+    end = "#endif  /* CIRCUIT_H */"
+    assert end in text, f"{path}: no {end!r} line"
+    return text.split(end)[0]
 
 
 @pytest.fixture
