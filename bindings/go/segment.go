@@ -118,8 +118,8 @@ func (s *Segment) Registry(cfg SegmentRegistryConfig) (*Registry, error) {
 	return newRegistry(reg, s.cfg), nil
 }
 
-// Close releases this handle on the segment (breakers taken from it keep
-// working). Safe to call more than once.
+// Close releases this handle on the segment (breakers and registries
+// taken from it keep working). Safe to call more than once.
 func (s *Segment) Close() error {
 	if s != nil {
 		s.ref.Store(nil)

@@ -71,7 +71,8 @@ class Registry(Managed):
 
     Each lookup returns the same ``Breaker`` object for a name while the
     caller keeps it; ``close()`` of the registry leaves breakers already
-    handed out working.
+    handed out working. ``Segment.registry()`` makes a registry whose
+    breakers are a host-shared segment's.
     """
 
     __slots__ = ("_defaults", "_clock", "_configs", "_wrappers", "_lock", "_kw", "_segment")
