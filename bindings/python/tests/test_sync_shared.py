@@ -104,8 +104,10 @@ def test_registries_on_a_segment_sync_with_another_host(redis_url, tmp_path):  #
         assert mine["payments"].generation == 1
         assert wait_for(lambda: host_b.ask("state", "payments") == "OPEN")
         assert wait_for(lambda: host_b.ask("status")[2] >= 1)
-        # The trip was published by the process that won it; this process,
-        # which sees the same OPEN, has published nothing.
+        # The trip was published by the process that won it (its count may
+        # lag host B's receipt by a moment); this process, which sees the
+        # same OPEN, has published nothing.
+        assert wait_for(lambda: a2.ask("status")[1] >= 1)
         assert a2.ask("status")[1] == 1
         assert s1.status().published == 0
 
