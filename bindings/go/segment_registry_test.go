@@ -2,6 +2,7 @@ package circuit
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,5 +227,90 @@ func TestSegmentRegistryRefusals(t *testing.T) {
 	var nilSeg *Segment
 	if _, err := nilSeg.Registry(SegmentRegistryConfig{}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("nil segment: %v", err)
+	}
+}
+
+// Fleet sync of registries on a segment: two registries on one segment
+// (host A; one process here, each registry with its own Sync, as two
+// processes would have) and an ordinary registry with its Sync (host B),
+// against a real redis-server. A trip on host A opens host B's breaker;
+// a trip on host B opens host A's one shared breaker, seen through both of
+// its registries. (bindings/python/tests/test_sync_shared.py runs host A
+// as two real processes.)
+func TestSyncOfRegistriesOnASegment(t *testing.T) {
+	url := startRedis(t)
+	ns := "gotest-shost"
+	cfg := Config{ConsecutiveFailures: 3, OpenDuration: time.Minute}
+	s, err := OpenSegment(filepath.Join(t.TempDir(), "seg"), cfg, segmentOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var regs [3]*Registry
+	for i := range regs {
+		if i < 2 {
+			regs[i], err = s.Registry(SegmentRegistryConfig{})
+		} else {
+			regs[i], err = NewRegistry(RegistryConfig{Defaults: cfg})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer regs[i].Close()
+	}
+	breaker := func(i int, name string) *Breaker {
+		b, err := regs[i].Breaker(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	state := func(i int, name string) State {
+		st, err := breaker(i, name).State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	trip := func(i int, name string) {
+		b := breaker(i, name)
+		for k := 0; k < 3; k++ {
+			if p, err := b.Allow(); err == nil {
+				_ = p.Done(Failure, 0)
+			}
+		}
+	}
+	var syncs [3]*Sync
+	for i, r := range regs {
+		for _, name := range []string{"payments", "search"} {
+			breaker(i, name) // sync applies fleet states to breakers that exist here
+		}
+		if syncs[i], err = r.Sync(url, ns); err != nil {
+			t.Fatal(err)
+		}
+		defer syncs[i].Close()
+	}
+	for i, sy := range syncs {
+		waitFor(t, fmt.Sprintf("instance %d to connect", i), func() bool {
+			st, err := sy.Status()
+			return err == nil && st.State == SyncConnected
+		})
+	}
+
+	trip(0, "payments")
+	if state(0, "payments") != StateOpen || state(1, "payments") != StateOpen {
+		t.Fatal("host A's registries do not both see the trip at once")
+	}
+	waitFor(t, "host A's trip to reach host B", func() bool { return state(2, "payments") == StateOpen })
+
+	trip(2, "search")
+	if state(2, "search") != StateOpen {
+		t.Fatal("host B did not trip")
+	}
+	waitFor(t, "host B's trip to open host A's shared breaker", func() bool {
+		return state(0, "search") == StateOpen && state(1, "search") == StateOpen
+	})
+	if g, _ := breaker(0, "search").Generation(); g != 1 {
+		t.Fatalf("host A's shared breaker moved %d times; want once", g)
 	}
 }
