@@ -111,7 +111,7 @@ class Segment(Managed):
         leaves it working."""
         return Registry._on_segment(
             self,
-            self._options,
+            dict(self._options),
             max_breakers,
             evict_after_idle_sweeps,
             self._kw["exclude"],
