@@ -1014,6 +1014,7 @@ func newAdaptiveRef(percentile, multiplier float64, floor, ceiling, base time.Du
 // registryRef owns a C registry, released by its finalizer (see Registry).
 type registryRef struct {
 	ptr *C.circuit_registry
+	seg *segmentRef // the segment of a registry on a segment, kept alive with it
 }
 
 // liveRegistries counts C registries not yet released (tests use it).
@@ -1043,13 +1044,19 @@ func newRegistryRef(defaults []option, maxBreakers uint64, evictAfter uint32, cl
 	if rc != codeOK {
 		return nil, coldError(op, rc)
 	}
-	ref := &registryRef{ptr: reg}
+	return ownRegistry(reg, nil), nil
+}
+
+// ownRegistry wraps a new C registry in a registryRef released by its
+// finalizer.
+func ownRegistry(reg *C.circuit_registry, seg *segmentRef) *registryRef {
+	ref := &registryRef{ptr: reg, seg: seg}
 	liveRegistries.Add(1)
 	runtime.SetFinalizer(ref, func(r *registryRef) {
 		C.circuit_registry_free(r.ptr)
 		liveRegistries.Add(-1)
 	})
-	return ref, nil
+	return ref
 }
 
 // cname returns a C copy of s (free it with C.free).
@@ -1657,6 +1664,19 @@ func openSegmentRef(pathOrName string, opts []option, capacity, stripes, mode ui
 	ref := &segmentRef{ptr: seg}
 	runtime.SetFinalizer(ref, func(s *segmentRef) { C.circuit_segment_free(s.ptr) })
 	return ref, nil
+}
+
+// abi: circuit_registry_new_on_segment
+func (s *segmentRef) registry(maxBreakers uint64, evictAfter uint32) (*registryRef, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var reg *C.circuit_registry
+	rc := uint32(C.circuit_registry_new_on_segment(s.ptr, C.uint64_t(maxBreakers), C.uint32_t(evictAfter), &reg))
+	runtime.KeepAlive(s)
+	if rc != codeOK {
+		return nil, coldError("circuit.Segment.Registry", rc)
+	}
+	return ownRegistry(reg, s), nil
 }
 
 // abi: circuit_segment_breaker

@@ -82,10 +82,14 @@ func NewRegistry(cfg RegistryConfig) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{defaults: cfg.Defaults, configs: map[string]Config{}, timed: map[string]*atomic.Bool{},
+	return newRegistry(ref, cfg.Defaults), nil
+}
+
+func newRegistry(ref *registryRef, defaults Config) *Registry {
+	r := &Registry{defaults: defaults, configs: map[string]Config{}, timed: map[string]*atomic.Bool{},
 		streams: &streams{}}
 	r.ref.Store(ref)
-	return r, nil
+	return r
 }
 
 func registryConfigError(format string, args ...interface{}) error {

@@ -78,8 +78,48 @@ func (s *Segment) Breaker(name string) (*Breaker, error) {
 	return b, nil
 }
 
-// Close releases this handle on the segment (breakers taken from it keep
-// working). Safe to call more than once.
+// SegmentRegistryConfig describes a Registry on a segment
+// (Segment.Registry); its fields mean what RegistryConfig's do. The zero
+// value is usable.
+type SegmentRegistryConfig struct {
+	MaxBreakers          int
+	EvictAfterIdleSweeps int
+}
+
+// Registry returns a Registry whose breakers live on this segment:
+// Breaker(name) gives the segment's breaker name, shared by every process
+// of the host that opens the segment (each with its own registry), so the
+// host has one breaker per name. Events, WritePrometheus, SweepIdle and
+// Sync work as for any registry; transitions won by another process reach
+// this process's streams with ReasonRemote. Every breaker runs the
+// segment's config: SetConfig with another config and Reconfigure return
+// the library's error matching ErrInvalidConfig; a segment whose every
+// slot holds another name makes Breaker return an error matching
+// ErrLimitExceeded. The registry keeps the segment mapped after Close.
+func (s *Segment) Registry(cfg SegmentRegistryConfig) (*Registry, error) {
+	const op = "circuit.Segment.Registry"
+	if s == nil {
+		return nil, argError(op, "nil *Segment")
+	}
+	ref := s.ref.Load()
+	if ref == nil {
+		return nil, ErrClosed
+	}
+	if cfg.MaxBreakers < 0 {
+		return nil, argError(op, "SegmentRegistryConfig.MaxBreakers is negative")
+	}
+	if cfg.EvictAfterIdleSweeps < 0 || uint64(cfg.EvictAfterIdleSweeps) > math.MaxUint32 {
+		return nil, argError(op, "SegmentRegistryConfig.EvictAfterIdleSweeps is out of range")
+	}
+	reg, err := ref.registry(uint64(cfg.MaxBreakers), uint32(cfg.EvictAfterIdleSweeps))
+	if err != nil {
+		return nil, err
+	}
+	return newRegistry(reg, s.cfg), nil
+}
+
+// Close releases this handle on the segment (breakers and registries
+// taken from it keep working). Safe to call more than once.
 func (s *Segment) Close() error {
 	if s != nil {
 		s.ref.Store(nil)

@@ -30,6 +30,17 @@ def _name_arg(name: str) -> bytes:
     return raw
 
 
+def _check_limits(max_breakers: int, evict_after_idle_sweeps: int) -> None:
+    for what, v, hi in (
+        ("max_breakers", max_breakers, _ffi.U64_MAX),
+        ("evict_after_idle_sweeps", evict_after_idle_sweeps, _ffi.U32_MAX),
+    ):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{what} must be an int, not {type(v).__name__}")
+        if not 0 <= v <= hi:
+            raise ConfigError(f"{what} must be between 0 and {hi} (got {v})")
+
+
 _live: "weakref.WeakSet[Registry]" = weakref.WeakSet()
 
 
@@ -60,10 +71,11 @@ class Registry(Managed):
 
     Each lookup returns the same ``Breaker`` object for a name while the
     caller keeps it; ``close()`` of the registry leaves breakers already
-    handed out working.
+    handed out working. ``Segment.registry()`` makes a registry whose
+    breakers are a host-shared segment's.
     """
 
-    __slots__ = ("_defaults", "_clock", "_configs", "_wrappers", "_lock", "_kw")
+    __slots__ = ("_defaults", "_clock", "_configs", "_wrappers", "_lock", "_kw", "_segment")
 
     def __init__(
         self,
@@ -78,14 +90,7 @@ class Registry(Managed):
     ) -> None:
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock must be a circuit clock, not {type(clock).__name__}")
-        for what, v, hi in (
-            ("max_breakers", max_breakers, _ffi.U64_MAX),
-            ("evict_after_idle_sweeps", evict_after_idle_sweeps, _ffi.U32_MAX),
-        ):
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"{what} must be an int, not {type(v).__name__}")
-            if not 0 <= v <= hi:
-                raise ConfigError(f"{what} must be between 0 and {hi} (got {v})")
+        _check_limits(max_breakers, evict_after_idle_sweeps)
         _split_exclude(exclude)  # validate now
         own = None
         if defaults is None:
@@ -94,13 +99,7 @@ class Registry(Managed):
             raise TypeError(f"defaults must be a circuit.Config, not {type(defaults).__name__}")
         elif default_options:
             defaults = own = defaults.replace(**default_options)
-        self._defaults = dict(defaults.options)
-        self._clock = clock
-        self._configs: Dict[str, Dict[str, Any]] = {}
-        self._wrappers: "weakref.WeakValueDictionary[str, Breaker]" = weakref.WeakValueDictionary()
-        self._lock = threading.Lock()
-        self._kw = {"exclude": exclude, "failure_if": failure_if, "clock": clock}
-        _live.add(self)
+        self._start(dict(defaults.options), clock, exclude, failure_if, None)
         try:
             out = c_void_p()
             rc = _ffi.lib.registry_new(
@@ -115,6 +114,47 @@ class Registry(Managed):
             if own is not None:
                 own.close()
         self._ptr = _ffi.pointer(out)
+
+    def _start(
+        self,
+        defaults: Dict[str, Any],
+        clock: Optional[Clock],
+        exclude: Any,
+        failure_if: Optional[Callable[[Any], bool]],
+        segment: Any,
+    ) -> None:
+        self._defaults = defaults
+        self._clock = clock
+        self._configs: Dict[str, Dict[str, Any]] = {}
+        self._wrappers: "weakref.WeakValueDictionary[str, Breaker]" = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+        self._kw = {"exclude": exclude, "failure_if": failure_if, "clock": clock}
+        self._segment = segment
+        _live.add(self)
+
+    @classmethod
+    def _on_segment(
+        cls,
+        segment: Any,
+        defaults: Dict[str, Any],
+        max_breakers: int,
+        evict_after_idle_sweeps: int,
+        exclude: Any,
+        failure_if: Optional[Callable[[Any], bool]],
+    ) -> "Registry":
+        """A registry whose breakers live on ``segment`` (see
+        ``Segment.registry``); ``defaults`` are the segment's options."""
+        _check_limits(max_breakers, evict_after_idle_sweeps)
+        out = c_void_p()
+        rc = _ffi.lib.registry_new_on_segment(
+            segment._handle(), max_breakers, evict_after_idle_sweeps, byref(out)
+        )
+        _ffi.check(rc, "circuit_registry_new_on_segment")
+        r = cls.__new__(cls)
+        # The segment object stays referenced while the registry lives.
+        r._start(defaults, None, exclude, failure_if, segment)
+        r._ptr = _ffi.pointer(out)
+        return r
 
     def _delete(self, ptr: int) -> None:
         _ffi.lib.registry_free(ptr)

@@ -1,7 +1,8 @@
 """Host-shared segments: breakers shared by every process of the host that
 opens the same segment (a file under ``/dev/shm`` or a path), through the C
 ABI's ``circuit_segment_*`` functions. A segment's breaker is an ordinary
-``Breaker``."""
+``Breaker``; a registry on a segment (``Segment.registry``) is an ordinary
+``Registry``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from . import _ffi
 from ._breaker import Breaker, _split_exclude
 from ._config import Config
 from ._managed import Managed
+from ._registry import Registry
 
 
 class Segment(Managed):
@@ -91,4 +93,27 @@ class Segment(Managed):
         _ffi.check(rc, f"breaker {name!r}")
         return Breaker._from_reference(
             _ffi.pointer(out), name, options=self._options, **self._kw
+        )
+
+    def registry(self, *, max_breakers: int = 0, evict_after_idle_sweeps: int = 0) -> Registry:
+        """A ``Registry`` whose breakers live on this segment: ``registry[name]``
+        is the segment's breaker ``name``, shared by every process of the
+        host that opens the segment (each with its own registry), so the
+        host has one breaker per name. Listeners, ``prometheus()``,
+        ``sweep_idle()`` and ``sync()`` work as for any registry;
+        transitions won by another process reach this process's listeners
+        with reason ``REMOTE``. Every breaker runs the segment's config:
+        ``set_config`` with another config and ``reconfigure`` raise the
+        library's ``ConfigError``; a segment with every slot taken raises
+        ``LimitExceededError``. ``max_breakers`` and
+        ``evict_after_idle_sweeps`` as for ``Registry``. The registry keeps
+        this segment (and its mapping) alive; ``close()`` of the segment
+        leaves it working."""
+        return Registry._on_segment(
+            self,
+            dict(self._options),
+            max_breakers,
+            evict_after_idle_sweeps,
+            self._kw["exclude"],
+            self._kw["failure_if"],
         )

@@ -41,7 +41,8 @@ def test_readme_probe_example_runs() -> None:
 
 def test_readme_shared_example_runs() -> None:
     """README "Host-shared breakers": a forked worker's failures open the
-    parent's breaker."""
+    parent's breaker, and a worker's registry on the segment opens the
+    breaker of the parent's registry on it."""
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / "readme_shared.py")],
         capture_output=True,
@@ -51,6 +52,7 @@ def test_readme_shared_example_runs() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "open" in done.stdout, done.stdout
+    assert "search: open" in done.stdout.splitlines(), done.stdout
 
 
 def test_readme_http_example_runs() -> None:

@@ -171,3 +171,19 @@ func saveOnShutdown(partner *circuit.Breaker, path string) error {
 }
 
 // readme:end snapshot
+
+// readme:begin segment
+// Every worker process of the host opens the same segment (name: a file
+// under /dev/shm; a path with a '/' also works) with the same config, and a
+// registry on it: the host has one breaker per name.
+func openShared(name string) (*circuit.Registry, error) {
+	segment, err := circuit.OpenSegment(name, circuit.Config{ConsecutiveFailures: 5,
+		OpenDuration: 30 * time.Second}, circuit.SegmentOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer segment.Close() // the registry keeps the segment mapped
+	return segment.Registry(circuit.SegmentRegistryConfig{MaxBreakers: 1000})
+}
+
+// readme:end segment

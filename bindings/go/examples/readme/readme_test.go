@@ -282,3 +282,37 @@ func TestSnapshotKeepsThePartnerOpenAcrossARestart(t *testing.T) {
 		t.Fatalf("RetryAfter %v", refused.RetryAfter)
 	}
 }
+
+// README "Host-shared breakers": two registries from openShared on one
+// segment (as two worker processes would have) hand out one breaker per
+// name: five failures through one open it in the other.
+func TestSharedRegistriesHaveOneBreakerPerName(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "seg")
+	first, err := openShared(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	second, err := openShared(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	theirs, err := second.Breaker("payments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := first.Breaker("payments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		_ = mine.Execute(context.Background(), func(context.Context) error { return errors.New("503") })
+	}
+	if state, err := theirs.State(); err != nil || state != circuit.StateOpen {
+		t.Fatalf("the other registry's breaker: %v, %v; want open", state, err)
+	}
+	if m, err := theirs.Metrics(); err != nil || m.Failures != 5 {
+		t.Fatalf("the other registry's breaker counted %d failures, %v; want 5", m.Failures, err)
+	}
+}
