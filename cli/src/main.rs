@@ -10,7 +10,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use circuit_sync::ops::{parse_duration, Entry, FleetOptions, WatchEvent};
-use circuit_sync::{ConfigRead, Fleet, ForceMode, Record, SyncError, WriteReply, WriteStatus};
+use circuit_sync::{
+    ConfigRead, Fleet, ForceMode, Record, SyncError, Withdrawn, WriteReply, WriteStatus,
+};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -106,6 +108,13 @@ enum Command {
         /// policy off).
         #[arg(required = true, num_args = 1..)]
         options: Vec<String>,
+    },
+    /// Withdraw the config published with `configure`: every instance puts
+    /// back the config the breaker had before the first fleet config it
+    /// applied (its local one). Exits 1 when there was none.
+    Unconfigure {
+        /// Breaker name.
+        name: String,
     },
     /// The config published for a breaker with `configure`.
     Config {
@@ -211,6 +220,38 @@ fn run(cli: &Cli) -> Result<ExitCode, SyncError> {
                     v.ver,
                     text.escape_debug()
                 );
+            }
+        }
+        Command::Unconfigure { name } => {
+            let w = fleet.unconfigure(name)?;
+            let (result, version) = match w {
+                Withdrawn::Deleted(v) => ("ok", v),
+                Withdrawn::NoRecord => ("none", None),
+            };
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"name": name, "result": result,
+                           "config_version": version.map(|v| v.ver)})
+                );
+            } else {
+                match w {
+                    Withdrawn::Deleted(Some(v)) => println!(
+                        "{}: config version {} withdrawn; instances return to their local config",
+                        display_name(name),
+                        v.ver
+                    ),
+                    Withdrawn::Deleted(None) => {
+                        println!("{}: malformed config record withdrawn", display_name(name))
+                    }
+                    Withdrawn::NoRecord => println!(
+                        "{}: no fleet config published, nothing withdrawn",
+                        display_name(name)
+                    ),
+                }
+            }
+            if w == Withdrawn::NoRecord {
+                return Ok(ExitCode::from(1));
             }
         }
         Command::Config { name } => match fleet.config(name)? {

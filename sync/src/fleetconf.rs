@@ -291,6 +291,63 @@ redis.call('PUBLISH', 'cb:{' .. ns .. '}:ev', '{"v":1,"ns":"' .. ns .. '","c":"'
 return {'ok', epoch, fmt(ver)}
 "#;
 
+/// Withdraws a config record and publishes its notice. `KEYS[1]` the
+/// config key; `ARGV`: namespace, raw name, encoded name. Checks its
+/// arguments as [`CONFIG_LUA`] does; a key of another type is refused and
+/// left in place (only the commands of the least-privilege ACL list are
+/// used: `HMGET` to check the type, `DEL`, `PUBLISH`). The notice has the
+/// write's shape (a hint: workers read the record and find it gone), with
+/// the withdrawn record's incarnation and the version after it. Replies
+/// `{'ok', epoch, ver}` (the version withdrawn; `0 0` for a hash that was
+/// not a well-formed record), `{'none'}` when there was no record (nothing
+/// published) or `{'bad', why}`.
+pub const UNCONFIG_LUA: &str = r#"
+local key = KEYS[1]
+local ns, name, enc = ARGV[1], ARGV[2], ARGV[3]
+local MAXVER, MAXNAME = 999999999999999, 1024
+local function fmt(n) return string.format('%d', n) end
+local function uint(s)
+  if type(s) ~= 'string' or #s < 1 or #s > 15 then return nil end
+  if s ~= '0' and not string.find(s, '^[1-9]%d*$') then return nil end
+  return tonumber(s)
+end
+local function epochok(s)
+  return type(s) == 'string' and #s <= 19 and string.find(s, '^[1-9]%d*$') ~= nil
+end
+local function encode(n)
+  if #n >= 1 and #n <= 128 and string.find(n, '^[%w%._%-]+$') then return n end
+  return 'h:' .. redis.sha1hex(n)
+end
+if type(ns) ~= 'string' or #ns < 1 or #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then
+  return {'bad', 'namespace'}
+end
+if type(name) ~= 'string' or #name < 1 or #name > MAXNAME or encode(name) ~= enc then
+  return {'bad', 'name'}
+end
+if key ~= 'cb:{' .. ns .. '}:c:' .. enc then return {'bad', 'key'} end
+local ok, f = pcall(redis.call, 'HMGET', key, 'fv', 'ep', 'ver')
+if not ok then return {'bad', 'the key holds another type'} end
+if redis.call('DEL', key) == 0 then return {'none'} end
+local epoch, ver = nil, 0
+local v = uint(f[3])
+if f[1] == '1' and epochok(f[2]) and v and v >= 1 and v < MAXVER then epoch, ver = f[2], v end
+local t = redis.call('TIME')
+local hint = epoch or (t[1] .. string.format('%06d', tonumber(t[2])))
+redis.call('PUBLISH', 'cb:{' .. ns .. '}:ev', '{"v":1,"ns":"' .. ns .. '","c":"' .. enc ..
+  '","e":"' .. hint .. '","n":' .. fmt(ver + 1) .. '}')
+return {'ok', epoch or '0', fmt(ver)}
+"#;
+
+/// What [`ConfigScripts::withdraw`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawn {
+    /// The record was deleted and the notice published: the version it had
+    /// (`None` for a hash that was not a well-formed record).
+    Deleted(Option<Version>),
+    /// There was no record: nothing changed, nothing published.
+    NoRecord,
+}
+
 /// Reads config records: `KEYS` the config keys; replies one array per key,
 /// the fields `fv ep ver name cfg origin ts` (nil when missing), or
 /// `{'WRONGTYPE'}` for a key that is not a hash (a planted key never fails
@@ -310,6 +367,7 @@ const READ_BATCH: usize = 200;
 /// The config scripts, hashed once.
 pub(crate) struct ConfigScripts {
     write: Script,
+    withdraw: Script,
     read: Script,
 }
 
@@ -335,6 +393,7 @@ impl ConfigScripts {
     pub(crate) fn new() -> ConfigScripts {
         ConfigScripts {
             write: Script::new(CONFIG_LUA),
+            withdraw: Script::new(UNCONFIG_LUA),
             read: Script::new(CONFIG_READ_LUA),
         }
     }
@@ -374,6 +433,39 @@ impl ConfigScripts {
         }
     }
 
+    /// Deletes the config record of `name` and publishes a notice.
+    pub(crate) fn withdraw(
+        &self,
+        con: &mut dyn ConnectionLike,
+        ns: &Namespace,
+        name: &str,
+    ) -> redis::RedisResult<Result<Withdrawn, String>> {
+        let enc = encode_name(name);
+        let v: Value = self
+            .withdraw
+            .key(ns.config_key(&enc))
+            .arg(ns.as_str())
+            .arg(name)
+            .arg(&enc)
+            .invoke(con)?;
+        let Value::Array(items) = v else {
+            return Err(parse_err("unexpected reply"));
+        };
+        let f: Vec<&[u8]> = items.iter().filter_map(text_of).collect();
+        match f.as_slice() {
+            [b"ok", e, n] => {
+                let epoch = parse_u64(e).ok_or_else(|| parse_err("epoch"))?;
+                let ver = parse_u64(n).ok_or_else(|| parse_err("version"))?;
+                Ok(Ok(Withdrawn::Deleted(
+                    (epoch > 0 && ver > 0).then_some(Version { epoch, ver }),
+                )))
+            }
+            [b"none"] => Ok(Ok(Withdrawn::NoRecord)),
+            [b"bad", why] => Ok(Err(String::from_utf8_lossy(why).into_owned())),
+            _ => Err(parse_err("unexpected reply")),
+        }
+    }
+
     /// Reads and validates the config records of `names`.
     pub(crate) fn read(
         &self,
@@ -381,6 +473,21 @@ impl ConfigScripts {
         ns: &Namespace,
         names: &[&str],
     ) -> redis::RedisResult<Vec<ConfigRead>> {
+        Ok(self
+            .read_digests(con, ns, names)?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// As [`ConfigScripts::read`], each read with a digest of the bytes
+    /// read (the worker counts a refused record once per content).
+    pub(crate) fn read_digests(
+        &self,
+        con: &mut dyn ConnectionLike,
+        ns: &Namespace,
+        names: &[&str],
+    ) -> redis::RedisResult<Vec<(ConfigRead, u64)>> {
         let mut out = Vec::with_capacity(names.len());
         for chunk in names.chunks(READ_BATCH) {
             let mut inv = self.read.prepare_invoke();
@@ -394,10 +501,32 @@ impl ConfigScripts {
             if items.len() != chunk.len() {
                 return Err(parse_err("unexpected read reply"));
             }
-            out.extend(chunk.iter().zip(&items).map(|(n, v)| validate(n, v)));
+            out.extend(
+                chunk
+                    .iter()
+                    .zip(&items)
+                    .map(|(n, v)| (validate(n, v), digest(v))),
+            );
         }
         Ok(out)
     }
+}
+
+/// A digest of the bytes of one read (its fields, missing ones apart
+/// from empty ones): equal for the same record content.
+pub(crate) fn digest(v: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match v {
+        Value::Array(f) => {
+            f.len().hash(&mut h);
+            for x in f {
+                text_of(x).hash(&mut h);
+            }
+        }
+        other => format!("{other:?}").hash(&mut h),
+    }
+    h.finish()
 }
 
 /// Checks one record read for `name` (untrusted input).

@@ -99,7 +99,7 @@ pub(crate) use handle::{Event, Reg};
 pub(crate) use stats::Shared;
 
 pub use conn::redact_url;
-pub use fleetconf::{parse_config_text, ConfigRead, ConfigRecord, ConfigTextError};
+pub use fleetconf::{parse_config_text, ConfigRead, ConfigRecord, ConfigTextError, Withdrawn};
 pub use keys::{encode_name, Namespace};
 pub use ops::Fleet;
 pub use script::{AutoState, ForceMode, Record, Version, Vote, VoteCount, WriteReply, WriteStatus};

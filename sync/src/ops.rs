@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use redis::Value;
 
 use crate::conn::{describe, CommandConn, Endpoint};
-use crate::fleetconf::{parse_config_text, ConfigRead, ConfigScripts};
+use crate::fleetconf::{parse_config_text, ConfigRead, ConfigScripts, Withdrawn};
 use crate::keys::{encode_name, sanitize_origin, Namespace};
 use crate::notice::{self, Notice};
 use crate::script::{parse_u64, ForceMode, Read, Record, Version, Vote, WriteReply};
@@ -249,6 +249,28 @@ impl Fleet {
             .map_err(|e| redis_err("configure", &e))?
         {
             Ok(v) => Ok((v, text)),
+            Err(why) => Err(SyncError::Redis(format!("config script refused: {why}"))),
+        }
+    }
+
+    /// Withdraws the fleet config of `name`: deletes its record and
+    /// announces it on the channel; every instance then puts back the
+    /// config the breaker had before the first fleet config it applied
+    /// (its local one). [`Withdrawn::NoRecord`] when there was none
+    /// (nothing changed); a key of another type is an error and stays.
+    pub fn unconfigure(&mut self, name: &str) -> Result<Withdrawn, SyncError> {
+        if name.is_empty() || name.len() > circuit_core::registry::MAX_NAME_LEN {
+            return Err(SyncError::Config(format!(
+                "breaker names are 1..={} bytes",
+                circuit_core::registry::MAX_NAME_LEN
+            )));
+        }
+        match self
+            .config_scripts
+            .withdraw(&mut *self.conn, &self.ns, name)
+            .map_err(|e| redis_err("unconfigure", &e))?
+        {
+            Ok(w) => Ok(w),
             Err(why) => Err(SyncError::Redis(format!("config script refused: {why}"))),
         }
     }

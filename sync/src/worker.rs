@@ -60,7 +60,14 @@
 //!     valid record whose version differs from the last one applied or
 //!     refused for that breaker is put in force with
 //!     `Registry::reconfigure`; an invalid one changes nothing and is
-//!     counted in `configs_refused`. Nothing is created (rule 6).
+//!     counted in `configs_refused` once per content (the digest of the
+//!     last one refused is kept; a change counts again). Before the first
+//!     fleet config it applies to a breaker, the worker keeps the config
+//!     the breaker had (its local one); when the record is gone (withdrawn,
+//!     notice or not), that config is put back through
+//!     `Registry::reconfigure` and counted in `configs_applied`; a breaker
+//!     that never had a fleet config applied is untouched. Nothing is
+//!     created (rule 6).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,6 +205,8 @@ struct Tracked {
     retry_at: Option<Instant>,
     /// The fleet config record last applied or refused (rule 10).
     config: Option<Version>,
+    /// Digest of the invalid config record last counted (rule 10).
+    config_refused: Option<u64>,
 }
 
 /// The token bucket on top of all writes.
@@ -264,6 +273,10 @@ pub(crate) struct Worker {
     config_scripts: ConfigScripts,
     /// Breakers named by config notices since the last read (rule 10).
     config_hinted: HashSet<Arc<str>>,
+    /// Per name, the config its breaker had before the first fleet config
+    /// applied to it, until the record is withdrawn (rule 10). Kept by
+    /// name, not in `Tracked`: it outlives a breaker removed meanwhile.
+    local_configs: HashMap<Arc<str>, circuit_core::Config>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -331,6 +344,7 @@ impl Worker {
             next_beat: now,
             config_scripts: ConfigScripts::new(),
             config_hinted: HashSet::new(),
+            local_configs: HashMap::new(),
             cfg,
         }
     }
@@ -431,6 +445,7 @@ impl Worker {
                     failures: 0,
                     retry_at: None,
                     config: None,
+                    config_refused: None,
                 },
             );
         }
@@ -505,29 +520,51 @@ impl Worker {
             return Err(());
         };
         let refs: Vec<&str> = names.iter().map(|n| &**n).collect();
-        let reads = match self.config_scripts.read(&mut **conn, &self.ns, &refs) {
+        let reads = match self
+            .config_scripts
+            .read_digests(&mut **conn, &self.ns, &refs)
+        {
             Ok(r) => r,
             Err(e) => {
                 self.failed("config read", false, &e);
                 return Err(());
             }
         };
-        for (name, read) in names.iter().zip(reads) {
+        for (name, (read, digest)) in names.iter().zip(reads) {
             match read {
-                ConfigRead::Missing => {}
+                ConfigRead::Missing => {
+                    let tr = self.track(name);
+                    tr.config = None;
+                    tr.config_refused = None;
+                    self.withdrawn(name);
+                }
                 ConfigRead::Bad(why) => {
+                    let tr = self.track(name);
+                    if tr.config_refused == Some(digest) {
+                        continue;
+                    }
+                    tr.config_refused = Some(digest);
                     Shared::bump(&self.shared.configs_refused);
                     self.shared
                         .error(format!("fleet config of {name:?} refused: {why}"));
                 }
                 ConfigRead::Found(rec) => {
                     let tr = self.track(name);
+                    tr.config_refused = None;
                     if tr.config == Some(rec.version) {
                         continue;
                     }
-                    tr.config = Some(rec.version);
+                    let Some(b) = self.registry.get(name) else {
+                        // Removed meanwhile: read again if it comes back.
+                        continue;
+                    };
+                    self.track(name).config = Some(rec.version);
+                    let local = b.config().clone();
                     match self.registry.reconfigure(name, rec.config) {
-                        Ok(()) => Shared::bump(&self.shared.configs_applied),
+                        Ok(()) => {
+                            self.local_configs.entry(name.clone()).or_insert(local);
+                            Shared::bump(&self.shared.configs_applied);
+                        }
                         Err(e) => {
                             Shared::bump(&self.shared.configs_refused);
                             self.shared
@@ -538,6 +575,23 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// The fleet config record of `name` is gone: puts back the config its
+    /// breaker had before the first fleet config applied (rule 10).
+    fn withdrawn(&mut self, name: &Arc<str>) {
+        let Some(local) = self.local_configs.remove(name) else {
+            return;
+        };
+        match self.registry.reconfigure(name, local) {
+            Ok(()) => Shared::bump(&self.shared.configs_applied),
+            Err(e) => {
+                Shared::bump(&self.shared.configs_refused);
+                self.shared.error(format!(
+                    "local config of {name:?} not restored after the fleet config was withdrawn: {e}"
+                ));
+            }
+        }
     }
 
     /// Reads the records the notices of this turn named, in one batch.
