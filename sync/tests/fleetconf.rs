@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use circuit_core::{Outcome, Registry, State};
-use circuit_sync::{ConfigRead, Fleet, FleetSync, SyncHandle, SyncStatus};
+use circuit_sync::{ConfigRead, Fleet, FleetSync, SyncHandle, SyncStatus, Withdrawn};
 use support::{wait_until, RedisServer};
 
 struct Instance {
@@ -269,4 +269,214 @@ fn a_breaker_created_after_the_publish_gets_the_config() {
         == Some(6)));
     a.handle.stop();
     b.handle.stop();
+}
+
+fn trip_count(b: &circuit_core::Breaker, limit: u32) -> Option<u32> {
+    // Failures until OPEN (None if still closed after `limit`).
+    for n in 1..=limit {
+        let p = b.acquire().ok()?;
+        b.record(p, Outcome::Failure, Duration::ZERO);
+        if b.state() == State::Open {
+            return Some(n);
+        }
+    }
+    None
+}
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn a_withdrawn_config_puts_back_each_instances_local_config() {
+    let server = RedisServer::start();
+    let url = server.url();
+    // A reconcile period far longer than the test: the notice alone must
+    // carry the withdrawal.
+    let a = instance(&url, "fc4", Duration::from_secs(120));
+    let b = instance(&url, "fc4", Duration::from_secs(120));
+    // A runs the registry's defaults (3 failures), B a per-name config (5).
+    b.registry
+        .set_config(
+            "payments",
+            circuit_core::Config::builder()
+                .consecutive_failures(Some(5))
+                .jitter(0.0)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    for i in [&a, &b] {
+        i.registry.get_or_create("payments").unwrap();
+    }
+    assert_eq!(failures(&b, "payments"), Some(5));
+    let mut fleet = Fleet::connect(&url, "fc4").unwrap();
+    fleet
+        .configure("payments", &["consecutive_failures=7", "jitter=0"])
+        .unwrap();
+    for i in [&a, &b] {
+        assert!(wait_until(Duration::from_secs(3), || failures(
+            i, "payments"
+        ) == Some(7)));
+        assert_eq!(i.handle.status().configs_applied, 1);
+    }
+    let w = fleet.unconfigure("payments").unwrap();
+    let Withdrawn::Deleted(Some(v)) = w else {
+        panic!("{w:?}")
+    };
+    assert_eq!(v.ver, 1);
+    assert!(matches!(
+        fleet.config("payments").unwrap(),
+        ConfigRead::Missing
+    ));
+    for (i, local) in [(&a, 3), (&b, 5)] {
+        assert!(
+            wait_until(Duration::from_secs(3), || failures(i, "payments")
+                == Some(local)),
+            "{:?}",
+            i.handle.status()
+        );
+        let s = i.handle.status();
+        assert_eq!((s.configs_applied, s.configs_refused), (2, 0), "{s:?}");
+    }
+    // The effect: A trips at its local count again, not at 7.
+    let pa = a.registry.get("payments").unwrap();
+    assert_eq!(trip_count(&pa, 7), Some(3));
+    // Withdrawing again: no record, nothing published, nothing applied.
+    assert_eq!(fleet.unconfigure("payments").unwrap(), Withdrawn::NoRecord);
+    std::thread::sleep(Duration::from_millis(300));
+    for i in [&a, &b] {
+        assert_eq!(i.handle.status().configs_applied, 2);
+    }
+    assert_eq!(failures(&b, "payments"), Some(5));
+    // A new publish after the withdrawal applies again (a new incarnation).
+    let (v, _) = fleet
+        .configure("payments", &["consecutive_failures=8"])
+        .unwrap();
+    assert_eq!(v.ver, 1);
+    for i in [&a, &b] {
+        assert!(wait_until(Duration::from_secs(3), || failures(
+            i, "payments"
+        ) == Some(8)));
+    }
+    a.handle.stop();
+    b.handle.stop();
+}
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn a_withdrawal_whose_notice_is_lost_heals_at_reconcile() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let a = instance(&url, "fc5", Duration::from_millis(400));
+    let b = instance(&url, "fc5", Duration::from_millis(400));
+    for i in [&a, &b] {
+        i.registry.get_or_create("payments").unwrap();
+    }
+    let mut fleet = Fleet::connect(&url, "fc5").unwrap();
+    fleet
+        .configure("payments", &["consecutive_failures=7"])
+        .unwrap();
+    for i in [&a, &b] {
+        assert!(wait_until(Duration::from_secs(3), || failures(
+            i, "payments"
+        ) == Some(7)));
+    }
+    // The record deleted without a notice: the next reconcile finds it gone.
+    assert_eq!(server.cli(&["DEL", "cb:{fc5}:c:payments"]).trim(), "1");
+    for i in [&a, &b] {
+        assert!(
+            wait_until(Duration::from_secs(3), || failures(i, "payments")
+                == Some(3)),
+            "{:?}",
+            i.handle.status()
+        );
+    }
+    // Restored once, not at every reconcile.
+    std::thread::sleep(Duration::from_millis(1200));
+    for i in [&a, &b] {
+        assert_eq!(i.handle.status().configs_applied, 2);
+    }
+    a.handle.stop();
+    b.handle.stop();
+}
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn a_bad_record_is_counted_once_per_content_and_its_withdrawal_touches_nothing() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let a = instance(&url, "fc6", Duration::from_millis(300));
+    a.registry.get_or_create("payments").unwrap();
+    let key = "cb:{fc6}:c:payments";
+    let plant = |cfg: &str| {
+        server.cli(&[
+            "HSET",
+            key,
+            "fv",
+            "1",
+            "ep",
+            "1700000000000001",
+            "ver",
+            "1",
+            "name",
+            "payments",
+            "cfg",
+            cfg,
+            "origin",
+            "cli",
+            "ts",
+            "1",
+        ]);
+    };
+    plant("consecutive_failures=2 nope=1");
+    assert!(wait_until(Duration::from_secs(3), || a
+        .handle
+        .status()
+        .configs_refused
+        == 1));
+    // Several reconciles (every 300 ms) read it again: still counted once.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(a.handle.status().configs_refused, 1);
+    // Another bad content: counted once more.
+    plant("consecutive_failures=0");
+    assert!(wait_until(Duration::from_secs(3), || a
+        .handle
+        .status()
+        .configs_refused
+        == 2));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(a.handle.status().configs_refused, 2);
+    assert_eq!(failures(&a, "payments"), Some(3));
+    // The application changes the breaker's config itself; withdrawing a
+    // record that was never applied leaves that alone.
+    a.registry
+        .reconfigure(
+            "payments",
+            circuit_core::Config::builder()
+                .consecutive_failures(Some(6))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let mut fleet = Fleet::connect(&url, "fc6").unwrap();
+    assert!(matches!(
+        fleet.unconfigure("payments").unwrap(),
+        Withdrawn::Deleted(Some(_))
+    ));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(failures(&a, "payments"), Some(6));
+    let s = a.handle.status();
+    assert_eq!((s.configs_applied, s.configs_refused), (0, 2), "{s:?}");
+    // A key of another type is refused and left in place.
+    server.cli(&["SET", key, "consecutive_failures=1"]);
+    let e = fleet.unconfigure("payments").unwrap_err();
+    assert!(e.to_string().contains("another type"), "{e}");
+    assert_eq!(server.cli(&["TYPE", key]).trim(), "string");
+    // The hash that is not a record (a name-less one) is withdrawn whole.
+    server.cli(&["DEL", key]);
+    server.cli(&["HSET", key, "x", "1"]);
+    assert_eq!(
+        fleet.unconfigure("payments").unwrap(),
+        Withdrawn::Deleted(None)
+    );
+    assert_eq!(server.cli(&["EXISTS", key]).trim(), "0");
+    a.handle.stop();
 }
