@@ -391,3 +391,75 @@ fn configure_from_the_cli_applies_on_every_instance() {
         );
     }
 }
+
+#[test]
+#[ignore = "starts redis-server: run by ci/redis.sh"]
+fn unconfigure_from_the_cli_puts_back_the_local_config_everywhere() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = instance(&url, "unconf");
+    let b = instance(&url, "unconf");
+    for i in [&a, &b] {
+        i.registry.get_or_create("payments").unwrap();
+        assert!(wait_until(Duration::from_secs(10), || i
+            .handle
+            .status()
+            .status
+            == SyncStatus::Connected));
+    }
+    let failures = |i: &Instance| {
+        i.registry
+            .get("payments")
+            .unwrap()
+            .config()
+            .consecutive_failures()
+    };
+    let (code, out, err) = circuit(
+        &url,
+        "unconf",
+        &["configure", "payments", "consecutive_failures=8"],
+    );
+    assert_eq!(code, 0, "{out} {err}");
+    for i in [&a, &b] {
+        assert!(wait_until(Duration::from_secs(3), || failures(i) == Some(8)));
+    }
+    let (code, out, err) = circuit(&url, "unconf", &["unconfigure", "payments"]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("config version 1 withdrawn"), "{out}");
+    // Both instances are back to their local config (2 failures) ...
+    for i in [&a, &b] {
+        assert!(
+            wait_until(Duration::from_secs(3), || failures(i) == Some(2)),
+            "{:?}",
+            i.handle.status()
+        );
+        assert_eq!(i.handle.status().configs_applied, 2);
+    }
+    // ... and A trips at it.
+    let pa = a.registry.get("payments").unwrap();
+    for _ in 0..2 {
+        let p = pa.acquire().unwrap();
+        pa.record(p, Outcome::Failure, Duration::ZERO);
+    }
+    assert_eq!(pa.state(), State::Open);
+    let (code, out, _) = circuit(&url, "unconf", &["config", "payments"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no fleet config"), "{out}");
+    // Nothing to withdraw: a clear message and exit status 1.
+    let (code, out, _) = circuit(&url, "unconf", &["unconfigure", "payments"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("nothing withdrawn"), "{out}");
+    let (code, out, _) = circuit(&url, "unconf", &["--json", "unconfigure", "payments"]);
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["result"], "none");
+    // A key of another type is refused (exit 2) and stays.
+    redis.cli(&["SET", "cb:{unconf}:c:payments", "x"]);
+    let (code, _, err) = circuit(&url, "unconf", &["unconfigure", "payments"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("another type"), "{err}");
+    assert_eq!(
+        redis.cli(&["TYPE", "cb:{unconf}:c:payments"]).trim(),
+        "string"
+    );
+}

@@ -504,6 +504,25 @@ fn a_least_privilege_acl_user_works_and_one_without_the_channel_degrades() {
             .consecutive_failures()
             == Some(9)));
     }
+    // And withdrawn with the same rights: each instance is back to its
+    // local config (the registry's defaults, 3 failures).
+    assert!(matches!(
+        fleet.unconfigure("db").unwrap(),
+        circuit_sync::Withdrawn::Deleted(Some(_))
+    ));
+    for i in [&a, &b] {
+        assert!(wait_until(Duration::from_secs(3), || i
+            .registry
+            .get("db")
+            .unwrap()
+            .config()
+            .consecutive_failures()
+            == Some(3)));
+    }
+    assert_eq!(
+        fleet.unconfigure("db").unwrap(),
+        circuit_sync::Withdrawn::NoRecord
+    );
     // Its credentials do not reach another namespace.
     let mut other = Fleet::connect(&good, "other").unwrap();
     let e = other.force("db", ForceMode::Open, None).unwrap_err();
