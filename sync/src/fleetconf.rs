@@ -45,8 +45,19 @@
 //! end with the published config). A worker applies a record whose
 //! version (`ep`, `ver`) differs from the last one it saw for that breaker;
 //! a record that fails validation (or that the breaker refuses) changes
-//! nothing and is counted in `configs_refused` (an invalid record at every
-//! read until it is replaced; a valid one the breaker refuses once).
+//! nothing and is counted in `configs_refused` (an invalid record once per
+//! content, by a digest of the bytes read; a valid one the breaker refuses
+//! once per version).
+//!
+//! ## Withdrawing
+//!
+//! [`UNCONFIG_LUA`] (`circuit unconfigure`) deletes the record and
+//! publishes a notice of the same shape. A worker that finds the record
+//! of a breaker missing puts back the config that breaker was running
+//! before the first fleet config the worker applied to it (its local one)
+//! through `Registry::reconfigure`; a breaker no fleet config was applied
+//! to is untouched. The missing record is the truth: a lost notice heals
+//! at the next reconciliation.
 
 use std::fmt;
 use std::time::Duration;
