@@ -695,6 +695,31 @@ mod tests {
     }
 
     #[test]
+    fn digests_follow_the_bytes_read() {
+        let rec = |cfg: Value| {
+            let b = |t: &str| Value::BulkString(t.as_bytes().to_vec());
+            Value::Array(vec![
+                b("1"),
+                b("17"),
+                b("1"),
+                b("db"),
+                cfg,
+                b("cli"),
+                b("1"),
+            ])
+        };
+        let bulk = |t: &str| Value::BulkString(t.as_bytes().to_vec());
+        let a = digest(&rec(bulk("nope=1")));
+        assert_eq!(a, digest(&rec(bulk("nope=1"))));
+        assert_ne!(a, digest(&rec(bulk("nope=2"))));
+        // A missing field is not an empty one.
+        assert_ne!(digest(&rec(Value::Nil)), digest(&rec(bulk(""))));
+        let wrong = Value::Array(vec![bulk("WRONGTYPE")]);
+        assert_eq!(digest(&wrong), digest(&wrong.clone()));
+        assert_ne!(digest(&wrong), a);
+    }
+
+    #[test]
     fn config_notices_are_strict() {
         let ns = Namespace::new("t").unwrap();
         let good = r#"{"v":1,"ns":"t","c":"db","e":"1700000000000123","n":3}"#;
