@@ -2,7 +2,9 @@
 //! loopback port): a config published with `Fleet::configure` (the code
 //! path of `circuit configure`) is put in force on every instance without
 //! losing state; planted or forged records change nothing and are counted;
-//! a breaker created after the publish gets the config. Ignored by default
+//! a breaker created after the publish gets the config; a withdrawn config
+//! (`Fleet::unconfigure`, or a record deleted without a notice) puts back
+//! each instance's local config. Ignored by default
 //! (they need `redis-server`); ci/redis.sh runs them with
 //! `--include-ignored`.
 
