@@ -250,24 +250,14 @@ pub enum ConfigRead {
 /// the namespace); a stored record that is not a well-formed record of
 /// this name is replaced by a new incarnation. Replies
 /// `{'ok', epoch, ver}` or `{'bad', why}`.
-pub const CONFIG_LUA: &str = r#"
+pub const CONFIG_LUA: &str = concat!(
+    r#"
 local key = KEYS[1]
 local ns, name, enc, text, origin = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local MAXVER, MAXNAME, MAXTEXT = 999999999999999, 1024, 1024
-local function fmt(n) return string.format('%d', n) end
-local function uint(s)
-  if type(s) ~= 'string' or #s < 1 or #s > 15 then return nil end
-  if s ~= '0' and not string.find(s, '^[1-9]%d*$') then return nil end
-  return tonumber(s)
-end
-local function epochok(s)
-  return type(s) == 'string' and #s <= 19 and string.find(s, '^[1-9]%d*$') ~= nil
-end
-local function encode(n)
-  if #n >= 1 and #n <= 128 and string.find(n, '^[%w%._%-]+$') then return n end
-  return 'h:' .. redis.sha1hex(n)
-end
-if type(ns) ~= 'string' or #ns < 1 or #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then
+"#,
+    lua_prelude!(),
+    r#"if type(ns) ~= 'string' or #ns < 1 or #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then
   return {'bad', 'namespace'}
 end
 if type(name) ~= 'string' or #name < 1 or #name > MAXNAME or encode(name) ~= enc then
@@ -300,7 +290,8 @@ redis.call('HSET', key, 'fv', '1', 'ep', epoch, 'ver', fmt(ver), 'name', name, '
 redis.call('PUBLISH', 'cb:{' .. ns .. '}:ev', '{"v":1,"ns":"' .. ns .. '","c":"' .. enc ..
   '","e":"' .. epoch .. '","n":' .. fmt(ver) .. '}')
 return {'ok', epoch, fmt(ver)}
-"#;
+"#
+);
 
 /// Withdraws a config record and publishes its notice. `KEYS[1]` the
 /// config key; `ARGV`: namespace, raw name, encoded name. Checks its
@@ -312,24 +303,14 @@ return {'ok', epoch, fmt(ver)}
 /// `{'ok', epoch, ver}` (the version withdrawn; `0 0` for a hash that was
 /// not a well-formed record), `{'none'}` when there was no record (nothing
 /// published) or `{'bad', why}`.
-pub const UNCONFIG_LUA: &str = r#"
+pub const UNCONFIG_LUA: &str = concat!(
+    r#"
 local key = KEYS[1]
 local ns, name, enc = ARGV[1], ARGV[2], ARGV[3]
 local MAXVER, MAXNAME = 999999999999999, 1024
-local function fmt(n) return string.format('%d', n) end
-local function uint(s)
-  if type(s) ~= 'string' or #s < 1 or #s > 15 then return nil end
-  if s ~= '0' and not string.find(s, '^[1-9]%d*$') then return nil end
-  return tonumber(s)
-end
-local function epochok(s)
-  return type(s) == 'string' and #s <= 19 and string.find(s, '^[1-9]%d*$') ~= nil
-end
-local function encode(n)
-  if #n >= 1 and #n <= 128 and string.find(n, '^[%w%._%-]+$') then return n end
-  return 'h:' .. redis.sha1hex(n)
-end
-if type(ns) ~= 'string' or #ns < 1 or #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then
+"#,
+    lua_prelude!(),
+    r#"if type(ns) ~= 'string' or #ns < 1 or #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then
   return {'bad', 'namespace'}
 end
 if type(name) ~= 'string' or #name < 1 or #name > MAXNAME or encode(name) ~= enc then
@@ -347,7 +328,8 @@ local hint = epoch or (t[1] .. string.format('%06d', tonumber(t[2])))
 redis.call('PUBLISH', 'cb:{' .. ns .. '}:ev', '{"v":1,"ns":"' .. ns .. '","c":"' .. enc ..
   '","e":"' .. hint .. '","n":' .. fmt(ver + 1) .. '}')
 return {'ok', epoch or '0', fmt(ver)}
-"#;
+"#
+);
 
 /// What [`ConfigScripts::withdraw`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

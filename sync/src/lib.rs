@@ -74,6 +74,8 @@
 
 #![cfg_attr(not(test), warn(missing_docs))]
 
+#[macro_use]
+mod lua;
 mod backoff;
 mod config;
 mod conn;

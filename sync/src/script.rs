@@ -109,28 +109,18 @@ const _: () = assert!(MAX_VERSION < (1 << 53) && MAX_MILLIS + MAX_WINDOW_MS < (1
 /// The write script (rules in the module docs). `MAXVER` and `MAXWIN` are
 /// [`MAX_VERSION`] and [`MAX_WINDOW_MS`] (a unit test checks); 15 digits is
 /// [`MAX_MILLIS`].
-pub const WRITE_LUA: &str = r#"
+pub const WRITE_LUA: &str = concat!(
+    r#"
 local key, idx = KEYS[1], KEYS[2]
 local op, name, enc, arg = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local xe, origin, ns = ARGV[6], ARGV[8], ARGV[11]
 local MAXVER, MAXWIN, MAXNAME = 999999999999999, 31536000000, 1024
 local MAXVOTERS, MAXLIVE = 1000, 100000
-local function fmt(n) return string.format('%d', n) end
-local function bad(why) return {'bad', why} end
-local function uint(s)
-  if type(s) ~= 'string' or #s < 1 or #s > 15 then return nil end
-  if s ~= '0' and not string.find(s, '^[1-9]%d*$') then return nil end
-  return tonumber(s)
-end
-local function epochok(s)
-  return type(s) == 'string' and #s <= 19 and string.find(s, '^[1-9]%d*$') ~= nil
-end
+"#,
+    lua_prelude!(),
+    r#"local function bad(why) return {'bad', why} end
 local function originok(s)
   return type(s) == 'string' and #s >= 1 and #s <= 64 and string.find(s, '^[%w%._:%-]+$') ~= nil
-end
-local function encode(n)
-  if #n >= 1 and #n <= 128 and string.find(n, '^[%w%._%-]+$') then return n end
-  return 'h:' .. redis.sha1hex(n)
 end
 local states = {closed = true, open = true, half_open = true}
 local modes = {open = true, closed = true, disabled = true, metrics_only = true}
@@ -284,7 +274,8 @@ redis.call('PUBLISH', prefix .. 'ev', '{"v":1,"ns":"' .. ns .. '","k":"' .. enc 
   ',"f":"' .. force .. '","fr":' .. fmt(frem) .. ',"o":"' .. origin .. '"}')
 return {'ok', fmt(now), fmt(repaired), epoch, fmt(ver), state, fmt(untl), force, fmt(fu),
   origin, fmt(now)}
-"#;
+"#
+);
 
 /// The heartbeat script: marks the caller (`ARGV[2]`, an origin) live in
 /// `cb:{ns}:live` (`KEYS[1]`, namespace `ARGV[1]`) until server time plus
