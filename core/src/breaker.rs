@@ -939,6 +939,22 @@ impl Breaker {
         }
     }
 
+    /// Whether this thread finds the breaker contended: the owner word
+    /// (invariant 12) names another thread and, claimed for this one, says
+    /// contended. A count window then records through its lanes
+    /// (invariant 16).
+    #[inline]
+    fn contended(&self) -> bool {
+        let tag = striped::tag();
+        !self.transitions.owner.is(tag) && self.claim_contended(tag)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn claim_contended(&self, tag: u32) -> bool {
+        self.transitions.owner.claim(tag) == Claim::Striped
+    }
+
     #[cold]
     #[inline(never)]
     fn claim_cell(&self, tag: u32) -> &CallCounters {
@@ -1008,6 +1024,7 @@ impl Breaker {
             let counts = window.record(
                 Sample { failed, slow },
                 || self.env.clock.coarse_now(),
+                || self.contended(),
                 evaluate,
             );
             if evaluate && trip.is_none() {

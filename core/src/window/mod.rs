@@ -108,17 +108,20 @@ impl Window {
     /// `want_counts` false lets the windows skip reading and summing their
     /// counts (the result is then zeros).
     /// `now` is called only by a time window (a count window reads no
-    /// clock).
+    /// clock); `contended` (whether the breaker is contended, invariant 12)
+    /// only by an in-process count window, which then records through its
+    /// lanes (invariant 16; a host-shared window never does).
     #[inline]
     pub(crate) fn record(
         &self,
         sample: Sample,
         now: impl FnOnce() -> Nanos,
+        contended: impl FnOnce() -> bool,
         want_counts: bool,
     ) -> WindowCounts {
         match self {
-            Window::Count(w) => w.record(sample, want_counts),
-            Window::SharedCount(w) => w.record(sample, want_counts),
+            Window::Count(w) => w.record(sample, want_counts, contended()),
+            Window::SharedCount(w) => w.record(sample, want_counts, false),
             Window::Time(w) => {
                 let now = now();
                 w.record(sample, now);
