@@ -191,8 +191,7 @@ impl Lanes {
         self.lanes
             .iter()
             .map(|l| {
-                u64::from(Run(l.run.load(Relaxed)).left())
-                    .wrapping_add(l.given_up.load(Relaxed))
+                u64::from(Run(l.run.load(Relaxed)).left()).wrapping_add(l.given_up.load(Relaxed))
             })
             .fold(0, u64::wrapping_add)
     }
@@ -215,9 +214,7 @@ const TAKER_SHIFT: u32 = 37;
 
 impl Run {
     fn new(next: u32, left: u32, taker: u32) -> Run {
-        Run(u64::from(next)
-            | (u64::from(left) << LEFT_SHIFT)
-            | (u64::from(taker) << TAKER_SHIFT))
+        Run(u64::from(next) | (u64::from(left) << LEFT_SHIFT) | (u64::from(taker) << TAKER_SHIFT))
     }
 
     #[inline]
@@ -391,10 +388,7 @@ impl<H: Head> CountWindow<H> {
     /// The first ticket of a new run for `lane`, whose run word was `seen`.
     #[inline(never)]
     fn new_run(&self, lanes: &Lanes, lane: &Lane, taker: u32, seen: u64) -> u32 {
-        let first = self
-            .head
-            .cursor()
-            .fetch_add(u64::from(lanes.run), Relaxed) as u32;
+        let first = self.head.cursor().fetch_add(u64::from(lanes.run), Relaxed) as u32;
         let next = Run::new(first.wrapping_add(1), lanes.run - 1, taker);
         // If the lane moved since it was read (another thread of the lane
         // replaced its run too, or a clear emptied it), the new run's rest
@@ -474,8 +468,12 @@ impl<H: Head> CountWindow<H> {
         let fresh = Box::into_raw(Box::new(Lanes::new(self.size)));
         // AcqRel: Release publishes the lanes; Acquire (on failure) reads
         // the lanes another thread published (invariant 16).
-        match word.compare_exchange(0, fresh as usize as u64, Ordering::AcqRel, Ordering::Acquire)
-        {
+        match word.compare_exchange(
+            0,
+            fresh as usize as u64,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             // SAFETY: `fresh` is now owned by the window, live until drop.
             Ok(_) => unsafe { &*fresh },
             Err(cur) => {
@@ -512,9 +510,7 @@ impl<H: Head> CountWindow<H> {
     fn counts_with(&self, lanes: &Lanes) -> WindowCounts {
         let unrecorded = lanes.unrecorded();
         let cursor = self.head.cursor().load(Relaxed);
-        let calls = cursor
-            .saturating_sub(unrecorded)
-            .min(u64::from(self.size));
+        let calls = cursor.saturating_sub(unrecorded).min(u64::from(self.size));
         decode(self.head.counts().load(Relaxed), calls)
     }
 
@@ -930,12 +926,12 @@ mod tests {
     fn records_crossing_the_switch_to_lanes_conserve_counts() {
         const SIZE: u32 = 100;
         let w = std::sync::Arc::new(CountWindow::new(SIZE));
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = std::sync::Arc::new(AtomicU64::new(0));
         let clearer = {
             let (w, done) = (w.clone(), done.clone());
             std::thread::spawn(move || {
                 let mut clears = 0u32;
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                while done.load(Relaxed) == 0 {
                     assert!(w.counts().calls <= u64::from(SIZE));
                     if clears < 200 {
                         w.clear();
@@ -961,7 +957,7 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        done.store(1, Relaxed);
         clearer.join().unwrap();
         assert!(w.lanes().is_some(), "the threads switched to lanes");
         let (f, s) = slot_bits(&w);
