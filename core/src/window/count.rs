@@ -29,7 +29,7 @@
 //! word, invariant 12), an in-process window records through *lanes*,
 //! allocated then and kept for the window's life: one per stripe, each on
 //! a cache line of its own, holding a run of tickets taken from the cursor
-//! `run` at a time (`n / (2 x lanes)`, 1 to 16: 12 for 100 slots and 4
+//! `run` at a time (`n / lanes`, 1 to 31: 25 for 100 slots and 4
 //! lanes), so the cursor is written once per run, not once per record.
 //! - A record takes the next ticket of its lane's run when its own thread
 //!   took the run, the run is not used up, and it is not a lap (`n`
@@ -74,7 +74,7 @@ use crate::words::WordBox;
 
 const SLOTS_PER_WORD: u32 = 32;
 /// The longest run of tickets a lane takes at a time.
-const MAX_RUN: u32 = 16;
+const MAX_RUN: u32 = 31;
 /// An empty run (next == end).
 const EMPTY_RUN: u64 = 0;
 const BIAS: u64 = 1 << 31;
@@ -175,7 +175,7 @@ impl Lanes {
                     })
                 })
                 .collect(),
-            run: (size / (2 * n as u32)).clamp(1, MAX_RUN),
+            run: (size / n as u32).clamp(1, MAX_RUN),
         }
     }
 

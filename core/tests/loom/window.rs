@@ -164,7 +164,7 @@ fn reset_vs_record_success() {
 }
 
 /// A sixteen-slot window: under loom a contended window has four lanes
-/// (`2 x` the CPUs, at least 4) and runs of `16 / (2 x 4) = 2` tickets, so
+/// (`2 x` the CPUs, at least 4) and runs of `16 / 4 = 4` tickets, so
 /// a lane takes and uses up runs within a few records.
 fn lanes_config() -> ConfigBuilder {
     config()
