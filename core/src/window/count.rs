@@ -59,8 +59,8 @@
 //!   slots of runs in use.
 //! - `clear` empties every lane's run (and its given-up count), then the
 //!   slots, then the cursor; a record caught in the middle may install a
-//!   run from before the clear, which the staleness rule then gives up: it
-//!   costs accuracy of the calls for one lap, never a count.
+//!   run numbered from before the clear, used until it is used up or a lap
+//!   behind: it costs the calls' accuracy for up to a lap, never a count.
 //!
 //! A host-shared window (`MappedHead`) never takes lanes: its words are a
 //! segment slot's, whose format has no room for them.
@@ -75,7 +75,7 @@ use crate::words::WordBox;
 const SLOTS_PER_WORD: u32 = 32;
 /// The longest run of tickets a lane takes at a time.
 const MAX_RUN: u32 = 31;
-/// An empty run (next == end).
+/// An empty run (no tickets left).
 const EMPTY_RUN: u64 = 0;
 const BIAS: u64 = 1 << 31;
 pub(crate) const COUNTS_EMPTY: u64 = (BIAS << 32) | BIAS;
