@@ -21,7 +21,7 @@ use crate::snapshot::{self, PhaseCode, Record, SnapshotError, WindowRecord};
 use crate::state::{Override, Phase, ProbeLedger, Snapshot, Stamp, StampCell, State, StateCell};
 use crate::striped::{self, Claim, Side};
 use crate::transition::{Reason, Transition};
-use crate::window::{Sample, Window, WindowCounts};
+use crate::window::{Recorder, Sample, Window, WindowCounts};
 
 /// Read-mostly words: written only by transition winners (and lease grants),
 /// read by every acquire. `repr(C)` keeps the state word first; it is the
@@ -169,6 +169,23 @@ impl std::fmt::Debug for Breaker {
             .field("host_shared", &self.side.mapped().is_some())
             .field("config", self.config())
             .finish_non_exhaustive()
+    }
+}
+
+impl Recorder for Breaker {
+    #[inline]
+    fn coarse_now(&self) -> Nanos {
+        self.env.clock.coarse_now()
+    }
+
+    /// Whether this thread finds the breaker contended: the owner word
+    /// (invariant 12) names another thread and, claimed for this one, says
+    /// contended. A count window then records through its lanes
+    /// (invariant 16).
+    #[inline]
+    fn contended(&self) -> bool {
+        let tag = striped::tag();
+        !self.transitions.owner.is(tag) && self.claim_contended(tag)
     }
 }
 
@@ -958,6 +975,12 @@ impl Breaker {
 
     #[cold]
     #[inline(never)]
+    fn claim_contended(&self, tag: u32) -> bool {
+        self.transitions.owner.claim(tag) == Claim::Striped
+    }
+
+    #[cold]
+    #[inline(never)]
     fn claim_cell(&self, tag: u32) -> &CallCounters {
         match self.transitions.owner.claim(tag) {
             Claim::Inline => &self.hot.counters,
@@ -1059,11 +1082,7 @@ impl Breaker {
             // Rates are evaluated only when this outcome could raise one
             // (invariant 6): a success only lowers them.
             let evaluate = failed || slow;
-            let counts = window.record(
-                Sample { failed, slow },
-                || self.env.clock.coarse_now(),
-                evaluate,
-            );
+            let counts = window.record(Sample { failed, slow }, self, evaluate);
             if evaluate && trip.is_none() {
                 trip = Self::window_trip(config, &counts);
             }

@@ -149,6 +149,8 @@
 //!     box that holds them with the latency histogram, are published once
 //!     each by a CAS from null (AcqRel) and read with Acquire loads, so a
 //!     thread that finds a pointer sees initialised cells.
+//!     The same owner word tells a count window to take lanes
+//!     (invariant 16).
 //!     *Implemented by* `Owner`, `Side` and `tag` (`core/src/striped.rs`),
 //!     `Breaker::cell` / `Breaker::claim_cell` (`core/src/breaker.rs`), and
 //!     `metrics::snapshot`, which sums the cells.
@@ -200,6 +202,24 @@
 //!     so the episode that ended happens before the one that starts.
 //!     *Implemented by* `Group::reserve` / `Group::release`
 //!     (`core/src/group.rs`) and `Breaker::transition` / `Breaker::refuse`
+//!     (`core/src/breaker.rs`).
+//! 16. **Window lanes.** An in-process count window is recorded through
+//!     one cursor until the breaker counts as contended (the owner word of
+//!     invariant 12, claimed on the record path whether or not metrics
+//!     are on); from then on each thread takes its tickets through its
+//!     lane: a run of tickets taken from the cursor several at a time, on a
+//!     cache line of its own, used only by the thread that took it and
+//!     only while it is less than a lap behind the cursor. Slots and the
+//!     counts word keep the delta rule of invariant 6, so once the records
+//!     in flight land the counts equal the slots' bits; calls are the
+//!     tickets taken less those unused or given up in the lanes, at most
+//!     the window's size. All of it is statistics (`Relaxed`) except the
+//!     lanes' publication: once, by a CAS from zero (AcqRel) on a word
+//!     after the slot words, read with Acquire loads, freed with the
+//!     window. A host-shared window never takes lanes.
+//!     *Implemented by* `CountWindow::record` / `record_in_lane` / `take` /
+//!     `new_run` / `lanes_or_new` / `counts_with` / `clear`
+//!     (`core/src/window/count.rs`) and `Breaker::contended`
 //!     (`core/src/breaker.rs`).
 //! 18. **Config swap** (live reconfiguration). A breaker's config is one
 //!     pointer, loaded once per call with Acquire and used for the whole

@@ -98,8 +98,9 @@ loom::thread_local! {
 /// A number distinct for each thread (26 bits used; numbers repeat after
 /// 2^26 threads, which only makes two threads share a stripe). Numbers are
 /// handed out in order, so threads started together get consecutive ones
-/// and land on distinct stripes. Read only on the contended path.
-fn thread_index() -> u32 {
+/// and land on distinct stripes. Read only on the contended path (here
+/// and by a contended count window's lanes, `crate::window`).
+pub(crate) fn thread_index() -> u32 {
     let i = INDEX.with(Cell::get);
     if i != 0 {
         return i;
@@ -251,7 +252,7 @@ impl Drop for Side {
 /// Stripes per contended breaker: twice the CPUs, rounded up to a power of
 /// two, 4 to 64 (threads' tag indexes are consecutive numbers, so threads
 /// started together land on distinct stripes).
-fn stripe_count() -> usize {
+pub(crate) fn stripe_count() -> usize {
     static COUNT: process_wide::AtomicU64 = process_wide::AtomicU64::new(0);
     // Relaxed: every thread computes the same value.
     match COUNT.load(Ordering::Relaxed) {

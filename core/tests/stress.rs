@@ -355,14 +355,27 @@ fn counters_conserve_with_overrides_racing_automatic_transitions() {
     assert!(total.not_recorded > 0 && total.rejected > 0, "{total:?}");
 }
 
-/// Invariant 6 under contention: the count window keeps its failure and
-/// slow counts by deltas against what each slot held, so once the writers
-/// are done the counts must equal the slots' contents exactly. The slots are
+/// Invariants 6 and 16 under contention: the count window (through lanes
+/// once the breaker is contended) keeps its failure and slow counts by
+/// deltas against what each slot held, so once the writers are done the
+/// counts must equal the slots' contents exactly. The slots are
 /// not public, so each round ends in a state whose contents are known:
 /// either every write of the round had the same bits, or `size` sequential
 /// writes overwrite every slot after the threads have joined.
 #[test]
 fn count_window_counts_equal_its_slots_after_contended_writes() {
+    count_window_rounds(true);
+}
+
+/// As above with metrics off: the window's own records claim the owner
+/// word, so it still switches to lanes (invariant 16: its memory grows by
+/// them) and its counts stay exact.
+#[test]
+fn count_window_without_metrics_switches_to_lanes_and_stays_exact() {
+    count_window_rounds(false);
+}
+
+fn count_window_rounds(metrics: bool) {
     const SIZE: u32 = 64;
     let slow = ms(5);
     // The window is read by the slow-call policy only; failures never trip,
@@ -372,12 +385,14 @@ fn count_window_counts_equal_its_slots_after_contended_writes() {
         .slow_call(Some((1.0, slow)))
         .count_window(SIZE)
         .minimum_calls(SIZE)
+        .metrics(metrics)
         .build()
         .unwrap();
     let b = Arc::new(Breaker::with_clock(
         config,
         Arc::new(ManualClock::new(START)) as Arc<dyn Clock>,
     ));
+    let bare = b.memory_bytes();
     let recorded = Arc::new(AtomicU64::new(0));
     // (failure percent, slow percent) per round; 100/0 and 0/0 rounds end
     // with known contents by themselves.
@@ -442,7 +457,14 @@ fn count_window_counts_equal_its_slots_after_contended_writes() {
             }
         }
     }
-    assert_eq!(b.metrics().recorded(), recorded.load(SeqCst));
+    if metrics {
+        assert_eq!(b.metrics().recorded(), recorded.load(SeqCst));
+    }
+    assert!(
+        b.memory_bytes() > bare,
+        "contention allocated the window's lanes: {bare} -> {} bytes",
+        b.memory_bytes()
+    );
 }
 
 /// Idle eviction racing lookups (registry invariant 5, core invariant 10).

@@ -48,6 +48,17 @@ fn ratio(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// What a window asks of the breaker recording into it, only when it
+/// needs it: the time (a time window), and whether the breaker is
+/// contended (an in-process count window, invariant 16). A trait rather
+/// than two closures, so that the record path passes one pointer.
+pub(crate) trait Recorder {
+    /// The coarse clock's reading.
+    fn coarse_now(&self) -> Nanos;
+    /// Whether this thread finds the breaker contended (invariant 12).
+    fn contended(&self) -> bool;
+}
+
 /// One outcome as the window stores it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Sample {
@@ -107,20 +118,22 @@ impl Window {
     /// Adds a sample and returns the window's counts including it.
     /// `want_counts` false lets the windows skip reading and summing their
     /// counts (the result is then zeros).
-    /// `now` is called only by a time window (a count window reads no
-    /// clock).
+    /// `by` is asked the time only by a time window (a count window reads
+    /// no clock), and whether it is contended only by an in-process count
+    /// window, which then records through its lanes (invariant 16; a
+    /// host-shared window never does).
     #[inline]
     pub(crate) fn record(
         &self,
         sample: Sample,
-        now: impl FnOnce() -> Nanos,
+        by: &impl Recorder,
         want_counts: bool,
     ) -> WindowCounts {
         match self {
-            Window::Count(w) => w.record(sample, want_counts),
-            Window::SharedCount(w) => w.record(sample, want_counts),
+            Window::Count(w) => w.record(sample, want_counts, by.contended()),
+            Window::SharedCount(w) => w.record(sample, want_counts, false),
             Window::Time(w) => {
-                let now = now();
+                let now = by.coarse_now();
                 w.record(sample, now);
                 if want_counts {
                     w.counts(now)

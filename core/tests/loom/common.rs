@@ -15,7 +15,25 @@ pub(crate) fn model<F>(f: F)
 where
     F: Fn() + Sync + Send + 'static,
 {
+    model_with(loom::model::Builder::new(), f);
+}
+
+/// As [`model`], for a model whose executions take more steps than loom's
+/// default bound on branches allows (a long single-threaded tail that
+/// checks the outcome).
+pub(crate) fn long_model<F>(f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
     let mut builder = loom::model::Builder::new();
+    builder.max_branches = 20_000;
+    model_with(builder, f);
+}
+
+fn model_with<F>(mut builder: loom::model::Builder, f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(2);
     }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use circuit_core::{Breaker, ConfigBuilder, Outcome, Reason, Recorded, State};
 use loom::thread;
 
-use crate::common::{config, model, rig, Rig};
+use crate::common::{config, long_model, model, rig, Rig};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -161,4 +161,74 @@ fn reset_vs_record_failure() {
 #[test]
 fn reset_vs_record_success() {
     reset_vs_record(&[Outcome::Failure, Outcome::Success], Outcome::Success);
+}
+
+/// A sixteen-slot window: under loom a contended window has four lanes
+/// (`2 x` the CPUs, at least 4) and runs of `16 / 4 = 4` tickets, so
+/// a lane takes and uses up runs within a few records.
+fn lanes_config() -> ConfigBuilder {
+    config()
+        .consecutive_failures(None)
+        .failure_rate(Some(1.0))
+        .minimum_calls(16)
+        .count_window(16)
+}
+
+/// As `flush_and_check`, for the sixteen-slot window: from one thread,
+/// twenty successes leave sixteen successes in the window (the last
+/// sixteen of one thread's records are consecutive tickets, whatever runs
+/// other lanes hold), fifteen failures leave it one short of tripping, and
+/// the sixteenth trips. Counts that drifted from the slots show at one
+/// step or the other.
+fn flush_sixteen_and_check(rig: &Rig) {
+    let b = &rig.breaker;
+    let before = rig.log.sorted().len();
+    for _ in 0..20 {
+        assert_eq!(record(b, Outcome::Success), Recorded::Counted);
+    }
+    assert_eq!(window(b), (0.0, 16), "window holds sixteen successes");
+    for _ in 0..15 {
+        assert_eq!(record(b, Outcome::Failure), Recorded::Counted);
+    }
+    assert_eq!(window(b), (15.0 / 16.0, 16), "fifteen failures");
+    assert_eq!(
+        record(b, Outcome::Failure),
+        Recorded::Transitioned(State::Open),
+        "window holds sixteen failures: {:?}",
+        window(b)
+    );
+    let ts = rig.log.sorted();
+    assert_eq!(ts.len(), before + 1);
+    assert_eq!(ts[before].reason, Reason::FailureRate);
+}
+
+/// Invariant 16: two threads take turns on the breaker until its owner
+/// word says contended (one hand-off under loom), so the window switches
+/// to lanes (allocated by whichever record sees it first, possibly both at
+/// once) while the other thread records and while `reset` clears the
+/// window. Whatever the interleaving, nothing trips, and once every record
+/// has landed the counts match the slots.
+#[test]
+fn switch_to_lanes_races_records_and_a_clear() {
+    long_model(|| {
+        let rig = rig(lanes_config());
+        assert_eq!(record(&rig.breaker, Outcome::Success), Recorded::Counted);
+        let other = {
+            let rig = rig.clone();
+            thread::spawn(move || {
+                [Outcome::Failure, Outcome::Success].map(|o| record(&rig.breaker, o))
+            })
+        };
+        let mine = record(&rig.breaker, Outcome::Failure);
+        rig.breaker.reset();
+        let theirs = other.join().unwrap();
+        assert_eq!(mine, Recorded::Counted);
+        for r in theirs {
+            assert!(matches!(r, Recorded::Counted | Recorded::Stale), "{r:?}");
+        }
+        let ts = rig.assert_chain(State::Closed, 0);
+        assert_eq!(ts.len(), 1);
+        assert_eq!(ts[0].reason, Reason::Reset);
+        flush_sixteen_and_check(&rig);
+    });
 }
