@@ -1064,24 +1064,24 @@ func cname(s string) (*C.char, C.size_t) { return C.CString(s), C.size_t(len(s))
 
 // abi: circuit_registry_set_config
 func (r *registryRef) setConfig(name string, opts []option) error {
-	const op = "circuit.Registry.SetConfig"
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	config, err := buildConfig(op, opts)
-	if err != nil {
-		return err
-	}
-	defer C.circuit_config_free(config)
-	p, n := cname(name)
-	defer C.free(unsafe.Pointer(p))
-	rc := uint32(C.circuit_registry_set_config(r.ptr, p, n, config))
-	runtime.KeepAlive(r)
-	return coldError(op, rc)
+	return r.withNamedConfig("circuit.Registry.SetConfig", name, opts,
+		func(p *C.char, n C.size_t, config *C.circuit_config) C.circuit_result {
+			return C.circuit_registry_set_config(r.ptr, p, n, config)
+		})
 }
 
 // abi: circuit_registry_reconfigure
 func (r *registryRef) reconfigure(name string, opts []option) error {
-	const op = "circuit.Registry.Reconfigure"
+	return r.withNamedConfig("circuit.Registry.Reconfigure", name, opts,
+		func(p *C.char, n C.size_t, config *C.circuit_config) C.circuit_result {
+			return C.circuit_registry_reconfigure(r.ptr, p, n, config)
+		})
+}
+
+// withNamedConfig builds the config of opts and passes it, with a C copy
+// of name, to call (a registry function taking a name and a config).
+func (r *registryRef) withNamedConfig(op, name string, opts []option,
+	call func(*C.char, C.size_t, *C.circuit_config) C.circuit_result) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	config, err := buildConfig(op, opts)
@@ -1091,7 +1091,7 @@ func (r *registryRef) reconfigure(name string, opts []option) error {
 	defer C.circuit_config_free(config)
 	p, n := cname(name)
 	defer C.free(unsafe.Pointer(p))
-	rc := uint32(C.circuit_registry_reconfigure(r.ptr, p, n, config))
+	rc := uint32(call(p, n, config))
 	runtime.KeepAlive(r)
 	return coldError(op, rc)
 }

@@ -59,6 +59,21 @@ fn instance(url: &str, ns: &str) -> Instance {
     Instance { registry, handle }
 }
 
+/// Two instances in namespace `ns`, each with breaker `name`, once both
+/// are connected.
+fn two_connected(url: &str, ns: &str, name: &str) -> (Instance, Instance) {
+    let (a, b) = (instance(url, ns), instance(url, ns));
+    for i in [&a, &b] {
+        i.registry.get_or_create(name).unwrap();
+        assert!(wait_until(Duration::from_secs(10), || i
+            .handle
+            .status()
+            .status
+            == SyncStatus::Connected));
+    }
+    (a, b)
+}
+
 fn everywhere(instances: &[&Instance], name: &str, state: State) -> bool {
     wait_until(Duration::from_secs(3), || {
         instances
@@ -72,16 +87,7 @@ fn everywhere(instances: &[&Instance], name: &str, state: State) -> bool {
 fn overrides_from_the_cli_reach_every_instance() {
     let redis = RedisServer::start();
     let url = redis.url();
-    let a = instance(&url, "shop");
-    let b = instance(&url, "shop");
-    for i in [&a, &b] {
-        i.registry.get_or_create("payments").unwrap();
-        assert!(wait_until(Duration::from_secs(10), || i
-            .handle
-            .status()
-            .status
-            == SyncStatus::Connected));
-    }
+    let (a, b) = two_connected(&url, "shop", "payments");
     let v = json(&url, "shop", &["open", "payments", "--for", "5s"]);
     assert_eq!(v["result"], "ok");
     assert_eq!(v["state"], "forced_open");
@@ -335,16 +341,7 @@ fn votes_show_who_tripped_and_who_is_live() {
 fn configure_from_the_cli_applies_on_every_instance() {
     let redis = RedisServer::start();
     let url = redis.url();
-    let a = instance(&url, "conf");
-    let b = instance(&url, "conf");
-    for i in [&a, &b] {
-        i.registry.get_or_create("payments").unwrap();
-        assert!(wait_until(Duration::from_secs(10), || i
-            .handle
-            .status()
-            .status
-            == SyncStatus::Connected));
-    }
+    let (a, b) = two_connected(&url, "conf", "payments");
     let (code, out, err) = circuit(
         &url,
         "conf",
@@ -397,16 +394,7 @@ fn configure_from_the_cli_applies_on_every_instance() {
 fn unconfigure_from_the_cli_puts_back_the_local_config_everywhere() {
     let redis = RedisServer::start();
     let url = redis.url();
-    let a = instance(&url, "unconf");
-    let b = instance(&url, "unconf");
-    for i in [&a, &b] {
-        i.registry.get_or_create("payments").unwrap();
-        assert!(wait_until(Duration::from_secs(10), || i
-            .handle
-            .status()
-            .status
-            == SyncStatus::Connected));
-    }
+    let (a, b) = two_connected(&url, "unconf", "payments");
     let failures = |i: &Instance| {
         i.registry
             .get("payments")

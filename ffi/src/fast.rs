@@ -163,19 +163,7 @@ mod tests {
     fn the_word_admits_exactly_when_acquire_takes_the_fast_path() {
         // SAFETY: every pointer passed is a live handle or a valid local.
         unsafe {
-            let builder = circuit_config_builder_new();
-            let mut config = ptr::null_mut();
-            assert_eq!(
-                circuit_config_builder_build(builder, &mut config),
-                circuit_result::Ok
-            );
-            crate::config::circuit_config_builder_free(builder);
-            let mut b = ptr::null();
-            assert_eq!(
-                circuit_breaker_new(config, ptr::null(), &mut b),
-                circuit_result::Ok
-            );
-            crate::config::circuit_config_free(config);
+            let b = breaker_from(circuit_config_builder_new());
             let mut word = ptr::null();
             assert_eq!(circuit_breaker_state_word(b, &mut word), circuit_result::Ok);
             assert_eq!(
@@ -232,6 +220,32 @@ mod tests {
         }
     }
 
+    /// A breaker of the config `builder` builds (the builder is freed).
+    ///
+    /// # Safety
+    /// `builder` must be a live builder.
+    unsafe fn breaker_from(
+        builder: *mut crate::config::circuit_config_builder,
+    ) -> *const crate::breaker::circuit_breaker {
+        // SAFETY: `builder` is live (the contract); the other pointers are
+        // handles made here or valid locals.
+        unsafe {
+            let mut config = ptr::null_mut();
+            assert_eq!(
+                circuit_config_builder_build(builder, &mut config),
+                circuit_result::Ok
+            );
+            crate::config::circuit_config_builder_free(builder);
+            let mut b = ptr::null();
+            assert_eq!(
+                circuit_breaker_new(config, ptr::null(), &mut b),
+                circuit_result::Ok
+            );
+            crate::config::circuit_config_free(config);
+            b
+        }
+    }
+
     /// A breaker from the ABI with one consecutive failure to trip and
     /// metrics on or off.
     unsafe fn tripping_breaker(metrics: u32) -> *const crate::breaker::circuit_breaker {
@@ -246,19 +260,7 @@ mod tests {
                 crate::config::circuit_config_builder_set_metrics(builder, metrics),
                 circuit_result::Ok
             );
-            let mut config = ptr::null_mut();
-            assert_eq!(
-                circuit_config_builder_build(builder, &mut config),
-                circuit_result::Ok
-            );
-            crate::config::circuit_config_builder_free(builder);
-            let mut b = ptr::null();
-            assert_eq!(
-                circuit_breaker_new(config, ptr::null(), &mut b),
-                circuit_result::Ok
-            );
-            crate::config::circuit_config_free(config);
-            b
+            breaker_from(builder)
         }
     }
 

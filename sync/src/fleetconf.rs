@@ -401,26 +401,9 @@ impl ConfigScripts {
         text: &str,
         origin: &str,
     ) -> redis::RedisResult<Result<Version, String>> {
-        let enc = encode_name(name);
-        let v: Value = self
-            .write
-            .key(ns.config_key(&enc))
-            .arg(ns.as_str())
-            .arg(name)
-            .arg(&enc)
-            .arg(text)
-            .arg(origin)
-            .invoke(con)?;
-        let Value::Array(items) = v else {
-            return Err(parse_err("unexpected reply"));
-        };
-        let f: Vec<&[u8]> = items.iter().filter_map(text_of).collect();
-        match f.as_slice() {
-            [b"ok", e, n] => {
-                let epoch = parse_u64(e).ok_or_else(|| parse_err("epoch"))?;
-                let ver = parse_u64(n).ok_or_else(|| parse_err("version"))?;
-                Ok(Ok(Version { epoch, ver }))
-            }
+        let v = Self::run(&self.write, con, ns, name, &[text, origin])?;
+        match reply_fields(&v)?.as_slice() {
+            [b"ok", e, n] => Ok(Ok(version_of(e, n)?)),
             [b"bad", why] => Ok(Err(String::from_utf8_lossy(why).into_owned())),
             _ => Err(parse_err("unexpected reply")),
         }
@@ -433,30 +416,36 @@ impl ConfigScripts {
         ns: &Namespace,
         name: &str,
     ) -> redis::RedisResult<Result<Withdrawn, String>> {
-        let enc = encode_name(name);
-        let v: Value = self
-            .withdraw
-            .key(ns.config_key(&enc))
-            .arg(ns.as_str())
-            .arg(name)
-            .arg(&enc)
-            .invoke(con)?;
-        let Value::Array(items) = v else {
-            return Err(parse_err("unexpected reply"));
-        };
-        let f: Vec<&[u8]> = items.iter().filter_map(text_of).collect();
-        match f.as_slice() {
+        let v = Self::run(&self.withdraw, con, ns, name, &[])?;
+        match reply_fields(&v)?.as_slice() {
             [b"ok", e, n] => {
-                let epoch = parse_u64(e).ok_or_else(|| parse_err("epoch"))?;
-                let ver = parse_u64(n).ok_or_else(|| parse_err("version"))?;
+                let v = version_of(e, n)?;
                 Ok(Ok(Withdrawn::Deleted(
-                    (epoch > 0 && ver > 0).then_some(Version { epoch, ver }),
+                    (v.epoch > 0 && v.ver > 0).then_some(v),
                 )))
             }
             [b"none"] => Ok(Ok(Withdrawn::NoRecord)),
             [b"bad", why] => Ok(Err(String::from_utf8_lossy(why).into_owned())),
             _ => Err(parse_err("unexpected reply")),
         }
+    }
+
+    /// Runs a script of one config key with the arguments every such
+    /// script takes (namespace, raw name, encoded name) and `extra`.
+    fn run(
+        script: &Script,
+        con: &mut dyn ConnectionLike,
+        ns: &Namespace,
+        name: &str,
+        extra: &[&str],
+    ) -> redis::RedisResult<Value> {
+        let enc = encode_name(name);
+        let mut inv = script.key(ns.config_key(&enc));
+        inv.arg(ns.as_str()).arg(name).arg(&enc);
+        for a in extra {
+            inv.arg(*a);
+        }
+        inv.invoke(con)
     }
 
     /// Reads and validates the config records of `names`.
@@ -503,6 +492,21 @@ impl ConfigScripts {
         }
         Ok(out)
     }
+}
+
+/// The fields of a script's array reply.
+fn reply_fields(v: &Value) -> redis::RedisResult<Vec<&[u8]>> {
+    let Value::Array(items) = v else {
+        return Err(parse_err("unexpected reply"));
+    };
+    Ok(items.iter().filter_map(text_of).collect())
+}
+
+/// A version from a reply's epoch and version fields.
+fn version_of(e: &[u8], n: &[u8]) -> redis::RedisResult<Version> {
+    let epoch = parse_u64(e).ok_or_else(|| parse_err("epoch"))?;
+    let ver = parse_u64(n).ok_or_else(|| parse_err("version"))?;
+    Ok(Version { epoch, ver })
 }
 
 /// A digest of the bytes of one read (its fields, missing ones apart

@@ -9,10 +9,8 @@
 
 mod support;
 
-use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use circuit_core::Outcome;
 use circuit_sync::{AutoState, Fleet, FleetPolicy, FleetSync, Quorum};
 use support::{wait_until, RedisServer};
 
@@ -44,37 +42,10 @@ fn child() {
         }),
     };
     let handle = FleetSync::start(registry.clone(), cfg).unwrap();
-    let mut out = std::io::stdout().lock();
-    let mut answer = |s: &str| {
-        // libtest may have written "test child ... " on the line.
-        writeln!(out, "\n@@ {s}").unwrap();
-        out.flush().unwrap();
-    };
-    answer("ready");
-    for line in std::io::stdin().lock().lines() {
-        let line = line.unwrap();
-        match line.split_whitespace().collect::<Vec<_>>()[..] {
-            ["trip", name] => {
-                let b = registry.get_or_create(name).unwrap();
-                for _ in 0..3 {
-                    if let Ok(p) = b.acquire() {
-                        b.record(p, Outcome::Failure, Duration::ZERO);
-                    }
-                }
-                answer(b.state().as_str());
-            }
-            ["state", name] => {
-                let b = registry.get_or_create(name).unwrap();
-                answer(b.state().as_str());
-            }
-            ["status"] => {
-                let s = handle.status();
-                answer(&format!("{} {}", s.status.as_str(), s.votes));
-            }
-            ["exit"] => break,
-            _ => answer(&format!("unknown command {line:?}")),
-        }
-    }
+    support::serve_commands(&registry, || {
+        let s = handle.status();
+        format!("{} {}", s.status.as_str(), s.votes)
+    });
     handle.stop();
 }
 

@@ -11,13 +11,12 @@
 
 mod support;
 
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use circuit_core::shared::{Segment, SegmentOptions};
-use circuit_core::{Config, Outcome, Registry, RegistryOptions};
+use circuit_core::{Config, Registry, RegistryOptions};
 use circuit_sync::FleetSync;
 use support::{wait_until, RedisServer};
 
@@ -65,42 +64,10 @@ fn child() {
     let mut cfg = support::test_sync_config(url, NS, Duration::from_millis(500));
     cfg.origin = Some(origin.into());
     let handle = FleetSync::start(registry.clone(), cfg).unwrap();
-    let mut out = std::io::stdout().lock();
-    let mut answer = |s: &str| {
-        // libtest may have written "test child ... " on the line.
-        writeln!(out, "\n@@ {s}").unwrap();
-        out.flush().unwrap();
-    };
-    answer("ready");
-    for line in std::io::stdin().lock().lines() {
-        let line = line.unwrap();
-        match line.split_whitespace().collect::<Vec<_>>()[..] {
-            ["trip", name] => {
-                let b = registry.get_or_create(name).unwrap();
-                for _ in 0..3 {
-                    if let Ok(p) = b.acquire() {
-                        b.record(p, Outcome::Failure, Duration::ZERO);
-                    }
-                }
-                answer(b.state().as_str());
-            }
-            ["state", name] => {
-                let b = registry.get_or_create(name).unwrap();
-                answer(b.state().as_str());
-            }
-            ["status"] => {
-                let s = handle.status();
-                answer(&format!(
-                    "{} {} {}",
-                    s.status.as_str(),
-                    s.published,
-                    s.applied
-                ));
-            }
-            ["exit"] => break,
-            _ => answer(&format!("unknown command {line:?}")),
-        }
-    }
+    support::serve_commands(&registry, || {
+        let s = handle.status();
+        format!("{} {} {}", s.status.as_str(), s.published, s.applied)
+    });
     handle.stop();
 }
 

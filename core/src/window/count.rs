@@ -655,6 +655,23 @@ mod tests {
         Sample { failed, slow }
     }
 
+    /// The model of a window of `size`: the last `size` outcomes.
+    fn push(model: &mut VecDeque<(bool, bool)>, size: u32, outcome: (bool, bool)) {
+        model.push_back(outcome);
+        if model.len() > size as usize {
+            model.pop_front();
+        }
+    }
+
+    /// The counts a window holding exactly `model` reports.
+    fn counts_of(model: &VecDeque<(bool, bool)>) -> WindowCounts {
+        WindowCounts {
+            calls: model.len() as u64,
+            failures: model.iter().filter(|o| o.0).count() as u64,
+            slow: model.iter().filter(|o| o.1).count() as u64,
+        }
+    }
+
     proptest! {
         /// Window invariant: counts equal those of the last `n` outcomes.
         #[test]
@@ -666,13 +683,8 @@ mod tests {
             let mut model: VecDeque<(bool, bool)> = VecDeque::new();
             for (f, s) in outcomes {
                 let got = w.record(sample(f, s), true, false);
-                model.push_back((f, s));
-                if model.len() > size as usize { model.pop_front(); }
-                let want = WindowCounts {
-                    calls: model.len() as u64,
-                    failures: model.iter().filter(|o| o.0).count() as u64,
-                    slow: model.iter().filter(|o| o.1).count() as u64,
-                };
+                push(&mut model, size, (f, s));
+                let want = counts_of(&model);
                 prop_assert_eq!(got, want);
                 prop_assert_eq!(w.counts(), want);
             }
@@ -693,22 +705,16 @@ mod tests {
             let mut model: VecDeque<(bool, bool)> = VecDeque::new();
             for (f, s) in before {
                 old.record(sample(f, s), false, false);
-                model.push_back((f, s));
-                if model.len() > old_size as usize { model.pop_front(); }
+                push(&mut model, old_size, (f, s));
             }
             let new = CountWindow::new(new_size);
             new.seed_from(&old);
             while model.len() > new_size as usize { model.pop_front(); }
             for (f, s) in after {
                 new.record(sample(f, s), false, false);
-                model.push_back((f, s));
-                if model.len() > new_size as usize { model.pop_front(); }
+                push(&mut model, new_size, (f, s));
             }
-            let want = WindowCounts {
-                calls: model.len() as u64,
-                failures: model.iter().filter(|o| o.0).count() as u64,
-                slow: model.iter().filter(|o| o.1).count() as u64,
-            };
+            let want = counts_of(&model);
             prop_assert_eq!(new.counts(), want);
         }
     }
@@ -860,13 +866,8 @@ mod tests {
             let mut model: VecDeque<(bool, bool)> = VecDeque::new();
             for (f, s) in outcomes {
                 let got = w.record_in_lane(sample(f, s), true, lane);
-                model.push_back((f, s));
-                if model.len() > size as usize { model.pop_front(); }
-                let want = WindowCounts {
-                    calls: model.len() as u64,
-                    failures: model.iter().filter(|o| o.0).count() as u64,
-                    slow: model.iter().filter(|o| o.1).count() as u64,
-                };
+                push(&mut model, size, (f, s));
+                let want = counts_of(&model);
                 prop_assert_eq!(got, want);
                 prop_assert_eq!(w.counts(), want);
             }

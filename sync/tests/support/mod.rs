@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use circuit_core::{Config, Registry, RegistryOptions};
+use circuit_core::{Config, Outcome, Registry, RegistryOptions};
 use circuit_sync::SyncConfig;
 use serde_json::Value;
 
@@ -444,6 +444,40 @@ impl TestChild {
     pub fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+}
+
+/// The child's side of [`TestChild`]: answers `ready`, then serves
+/// commands from stdin until `exit`: `trip NAME` (three failures, answers
+/// the state), `state NAME`, and `status` (answers `status()`).
+pub fn serve_commands(registry: &Registry, mut status: impl FnMut() -> String) {
+    let mut out = std::io::stdout().lock();
+    let mut answer = |s: &str| {
+        // libtest may have written "test child ... " on the line.
+        writeln!(out, "\n@@ {s}").unwrap();
+        out.flush().unwrap();
+    };
+    answer("ready");
+    for line in std::io::stdin().lock().lines() {
+        let line = line.unwrap();
+        match line.split_whitespace().collect::<Vec<_>>()[..] {
+            ["trip", name] => {
+                let b = registry.get_or_create(name).unwrap();
+                for _ in 0..3 {
+                    if let Ok(p) = b.acquire() {
+                        b.record(p, Outcome::Failure, Duration::ZERO);
+                    }
+                }
+                answer(b.state().as_str());
+            }
+            ["state", name] => {
+                let b = registry.get_or_create(name).unwrap();
+                answer(b.state().as_str());
+            }
+            ["status"] => answer(&status()),
+            ["exit"] => break,
+            _ => answer(&format!("unknown command {line:?}")),
+        }
     }
 }
 
