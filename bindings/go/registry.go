@@ -118,22 +118,32 @@ func (r *Registry) load(op string) (*registryRef, error) {
 	return nil, ErrClosed
 }
 
+// perNameConfig checks cfg as a per-name config of this live registry and
+// turns it into the library's options.
+func (r *Registry) perNameConfig(op string, cfg Config) (*registryRef, []option, error) {
+	ref, err := r.load(op)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkRegistryConfig(cfg, "Config"); err != nil {
+		err.(*Error).Op = op
+		return nil, nil, err
+	}
+	opts, err := cfg.options()
+	if err != nil {
+		err.(*Error).Op = op
+		return nil, nil, err
+	}
+	return ref, opts, nil
+}
+
 // SetConfig sets the config used when name is next created; a breaker
 // that already exists keeps its config until removed. cfg.Name and
 // cfg.Clock must be empty.
 func (r *Registry) SetConfig(name string, cfg Config) error {
 	const op = "circuit.Registry.SetConfig"
-	ref, err := r.load(op)
+	ref, opts, err := r.perNameConfig(op, cfg)
 	if err != nil {
-		return err
-	}
-	if err := checkRegistryConfig(cfg, "Config"); err != nil {
-		err.(*Error).Op = op
-		return err
-	}
-	opts, err := cfg.options()
-	if err != nil {
-		err.(*Error).Op = op
 		return err
 	}
 	if err := ref.setConfig(name, opts); err != nil {
@@ -151,17 +161,8 @@ func (r *Registry) SetConfig(name string, cfg Config) error {
 // cfg.Clock must be empty. An error changes nothing.
 func (r *Registry) Reconfigure(name string, cfg Config) error {
 	const op = "circuit.Registry.Reconfigure"
-	ref, err := r.load(op)
+	ref, opts, err := r.perNameConfig(op, cfg)
 	if err != nil {
-		return err
-	}
-	if err := checkRegistryConfig(cfg, "Config"); err != nil {
-		err.(*Error).Op = op
-		return err
-	}
-	opts, err := cfg.options()
-	if err != nil {
-		err.(*Error).Op = op
 		return err
 	}
 	r.mu.Lock()

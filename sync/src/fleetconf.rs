@@ -244,6 +244,23 @@ pub enum ConfigRead {
     Bad(String),
 }
 
+/// The checks both config scripts make of their arguments (`ns`, `name`,
+/// `enc`, `key`, and `MAXNAME` defined): a namespace and a name as the key
+/// scheme allows, `enc` the name's encoding, `key` the config key they
+/// name.
+macro_rules! config_key_checks {
+    () => {
+        r#"if type(ns) ~= 'string' or #ns < 1 or #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then
+  return {'bad', 'namespace'}
+end
+if type(name) ~= 'string' or #name < 1 or #name > MAXNAME or encode(name) ~= enc then
+  return {'bad', 'name'}
+end
+if key ~= 'cb:{' .. ns .. '}:c:' .. enc then return {'bad', 'key'} end
+"#
+    };
+}
+
 /// Writes a config record and publishes its notice. `KEYS[1]` the config
 /// key; `ARGV`: namespace, raw name, encoded name, text, origin. Checks
 /// its arguments as the write script does (the key must be the name's in
@@ -257,14 +274,8 @@ local ns, name, enc, text, origin = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local MAXVER, MAXNAME, MAXTEXT = 999999999999999, 1024, 1024
 "#,
     lua_prelude!(),
-    r#"if type(ns) ~= 'string' or #ns < 1 or #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then
-  return {'bad', 'namespace'}
-end
-if type(name) ~= 'string' or #name < 1 or #name > MAXNAME or encode(name) ~= enc then
-  return {'bad', 'name'}
-end
-if key ~= 'cb:{' .. ns .. '}:c:' .. enc then return {'bad', 'key'} end
-if type(text) ~= 'string' or #text < 1 or #text > MAXTEXT then return {'bad', 'text'} end
+    config_key_checks!(),
+    r#"if type(text) ~= 'string' or #text < 1 or #text > MAXTEXT then return {'bad', 'text'} end
 if type(origin) ~= 'string' or #origin < 1 or #origin > 64
     or not string.find(origin, '^[%w%._:%-]+$') then
   return {'bad', 'origin'}
@@ -310,14 +321,8 @@ local ns, name, enc = ARGV[1], ARGV[2], ARGV[3]
 local MAXVER, MAXNAME = 999999999999999, 1024
 "#,
     lua_prelude!(),
-    r#"if type(ns) ~= 'string' or #ns < 1 or #ns > 64 or not string.find(ns, '^[%w%._%-]+$') then
-  return {'bad', 'namespace'}
-end
-if type(name) ~= 'string' or #name < 1 or #name > MAXNAME or encode(name) ~= enc then
-  return {'bad', 'name'}
-end
-if key ~= 'cb:{' .. ns .. '}:c:' .. enc then return {'bad', 'key'} end
-local ok, f = pcall(redis.call, 'HMGET', key, 'fv', 'ep', 'ver')
+    config_key_checks!(),
+    r#"local ok, f = pcall(redis.call, 'HMGET', key, 'fv', 'ep', 'ver')
 if not ok then return {'bad', 'the key holds another type'} end
 if redis.call('DEL', key) == 0 then return {'none'} end
 local epoch, ver = nil, 0
