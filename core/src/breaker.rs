@@ -409,6 +409,31 @@ impl Breaker {
         self.record_inner(permit, outcome, duration_to_nanos(duration), None)
     }
 
+    /// [`Breaker::record`] of a success, of any duration, when it takes the
+    /// closed path's short form (CLOSED in `permit`'s generation, no
+    /// override, not a probe; the consecutive-failure policy alone, with no
+    /// window, EWMA or latency histogram; this thread owns the inline
+    /// counter cell). Then it is recorded, exactly as `record` would, and
+    /// the answer is true (`record` would answer [`Recorded::Counted`]).
+    /// Otherwise nothing is done and the answer is false: call `record`.
+    ///
+    /// For hosts that call across an FFI boundary (the C ABI): all of it
+    /// inline, no call and nothing that can panic, so their entry point can
+    /// be a leaf that hands every other case to `record`.
+    #[inline(always)]
+    pub fn record_success_short(&self, permit: Permit) -> bool {
+        let s = self.control.word.load();
+        s.generation() == permit.generation
+            && s.on_fast_path()
+            && !permit.is_probe()
+            && self.record_closed_short(
+                self.config.load(),
+                &self.hot.stats,
+                Outcome::Success,
+                striped::leaf_tag,
+            )
+    }
+
     /// [`Breaker::record`] with the duration in nanoseconds, for hosts that
     /// measure in integers (the C ABI): the same as
     /// `record(permit, outcome, Duration::from_nanos(nanos))`, without the
@@ -1025,19 +1050,40 @@ impl Breaker {
     ) -> Recorded {
         // One load of the config for the whole record (invariant 18).
         let config = self.config.load();
+        if self.record_closed_short(config, stats, outcome, striped::tag) {
+            return Recorded::Counted;
+        }
+        self.record_closed_more(config, stats, s, outcome, nanos, retry_after)
+    }
+
+    /// The short form of a CLOSED record: a success under the
+    /// consecutive-failure policy alone, by the thread owning the inline
+    /// counter cell. Does it and returns true (the record is
+    /// `Recorded::Counted`), or returns false having done nothing. `tag` is
+    /// the calling thread's owner tag: `striped::tag` or, in a caller
+    /// that must stay frameless, `striped::leaf_tag`.
+    #[inline(always)]
+    fn record_closed_short(
+        &self,
+        config: &Config,
+        stats: &Stats,
+        outcome: Outcome,
+        tag: impl FnOnce() -> u32,
+    ) -> bool {
         if config.records_more
             || outcome != Outcome::Success
-            || (config.metrics && !self.transitions.owner.is(striped::tag()))
+            || (config.metrics && !self.transitions.owner.is(tag()))
         {
-            return self.record_closed_more(config, stats, s, outcome, nanos, retry_after);
+            return false;
         }
         if config.metrics {
-            // No slow-call policy without `records_more`: never slow.
+            // No slow-call policy without `records_more`: never slow, at
+            // any duration.
             self.hot.counters.outcome(Outcome::Success, false);
         }
         let trip = Self::consecutive_trip(config, stats, false);
         debug_assert!(trip.is_none(), "a success never trips");
-        Recorded::Counted
+        true
     }
 
     /// The consecutive-failure policy: a failure adds one, a success ends

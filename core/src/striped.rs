@@ -71,7 +71,49 @@ const STRIPED: u32 = 2 << INDEX_SHIFT;
 #[inline(always)]
 pub(crate) fn tag() -> u32 {
     let marker = 0u8;
-    let region = (core::ptr::addr_of!(marker) as usize >> 17) as u32;
+    tag_of(core::ptr::addr_of!(marker) as usize)
+}
+
+/// [`tag`] from the stack pointer register (x86-64, AArch64), for a
+/// function that otherwise needs no stack frame: taking a local's address
+/// gives it one, so its hand-over to a slow path stops being a tail jump
+/// (the C ABI's record leaf). Elsewhere it is [`tag`]. The two may name
+/// neighbouring regions for one frame that straddles a boundary: a
+/// hand-off, never a count (see [`tag`]). Inlined loops keep [`tag`]: the
+/// local's address is computed once for the whole frame.
+#[cfg(not(circuit_loom))]
+#[inline(always)]
+pub(crate) fn leaf_tag() -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let sp: usize;
+        // SAFETY: copies the stack pointer into a register; reads and
+        // writes no memory, leaves the stack and the flags alone.
+        unsafe {
+            core::arch::asm!("mov {}, rsp", out(reg) sp, options(pure, nomem, nostack, preserves_flags));
+        }
+        tag_of(sp)
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let sp: usize;
+        // SAFETY: as on x86-64: a register copy of the stack pointer.
+        unsafe {
+            core::arch::asm!("mov {}, sp", out(reg) sp, options(pure, nomem, nostack, preserves_flags));
+        }
+        tag_of(sp)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        tag()
+    }
+}
+
+/// The owner tag of a thread whose stack holds `address`.
+#[cfg(not(circuit_loom))]
+#[inline(always)]
+fn tag_of(address: usize) -> u32 {
+    let region = (address >> 17) as u32;
     (region << INDEX_SHIFT) | OWNED
 }
 
@@ -80,6 +122,12 @@ pub(crate) fn tag() -> u32 {
 #[cfg(circuit_loom)]
 pub(crate) fn tag() -> u32 {
     (thread_index() << INDEX_SHIFT) | OWNED
+}
+
+/// Under loom, [`tag`].
+#[cfg(circuit_loom)]
+pub(crate) fn leaf_tag() -> u32 {
+    tag()
 }
 
 /// The next thread's index.

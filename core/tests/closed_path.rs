@@ -205,3 +205,96 @@ fn records_from_many_threads_are_counted_exactly_on_every_shape() {
         assert_eq!(b.state(), State::Closed, "{name}");
     }
 }
+
+/// `Breaker::record_success_short` (the C ABI's record leaf) records
+/// exactly what `record` would, or nothing at all: true only for the
+/// shapes without a window, EWMA or histogram, on a CLOSED permit of the
+/// current generation, from the thread owning the inline cell.
+#[test]
+fn the_short_record_does_what_record_would_or_nothing() {
+    use circuit_core::{Override, Permit};
+    for (name, builder) in shapes() {
+        let config = builder.build().expect(name);
+        let metrics = config.metrics_enabled();
+        let short = config.latency_histogram().is_none()
+            && config.ewma().is_none()
+            && config.failure_rate().is_none()
+            && config.slow_call().is_none();
+        let (b, _clock, _log) = manual(config, START);
+        let successes = |b: &Breaker| b.metrics().outcome(Success);
+        // Own the inline cell, then two failures of a run of three.
+        call(&b, Success, ms(1));
+        call(&b, Failure, ms(1));
+        call(&b, Failure, ms(1));
+        let before = successes(&b);
+        let p = b.acquire().expect("admitted");
+        assert_eq!(b.record_success_short(p), short, "{name}");
+        if short {
+            assert_eq!(successes(&b), before + u64::from(metrics), "{name}");
+            // The success ended the run: two more failures do not trip.
+            call(&b, Failure, ms(1));
+            call(&b, Failure, ms(1));
+            assert_eq!(b.state(), State::Closed, "{name}");
+        } else {
+            // Nothing done: the permit is still outstanding.
+            assert_eq!(successes(&b), before, "{name}");
+            assert_eq!(b.record(p, Success, ms(1)), Recorded::Counted, "{name}");
+        }
+        // Never a stale permit, a probe's flags, or a permit under an
+        // override: those are `record`'s, and stay untouched here.
+        let stale = Permit::from_raw(b.generation().wrapping_sub(1), 0);
+        let probe = Permit::from_raw(b.generation(), 1);
+        let before = b.metrics();
+        assert!(!b.record_success_short(stale), "{name}: stale");
+        assert!(!b.record_success_short(probe), "{name}: probe");
+        b.force(Override::ForcedClosed, None);
+        let forced = b.acquire().expect("admitted");
+        assert!(!b.record_success_short(forced), "{name}: override");
+        assert_eq!(
+            b.metrics().outcome(Success),
+            before.outcome(Success),
+            "{name}"
+        );
+        assert_eq!(b.metrics().stale, before.stale, "{name}: stale count");
+    }
+}
+
+/// Another thread than the inline cell's owner never takes the short form
+/// while metrics are kept (its counts belong on a stripe); without metrics
+/// there is no cell, and it does.
+#[test]
+fn the_short_record_leaves_other_threads_to_record() {
+    for metrics in [true, false] {
+        let config = quiet()
+            .consecutive_failures(Some(3))
+            .metrics(metrics)
+            .build()
+            .unwrap();
+        let b = Arc::new(Breaker::new(config));
+        // The first record claims the inline cell: `record`'s work.
+        let p = b.acquire().expect("admitted");
+        assert_eq!(
+            b.record_success_short(p),
+            !metrics,
+            "unclaimed, metrics {metrics}"
+        );
+        if metrics {
+            assert_eq!(b.record(p, Success, ms(1)), Recorded::Counted);
+        }
+        let p = b.acquire().expect("admitted");
+        assert!(b.record_success_short(p), "owner, metrics {metrics}");
+        let other = Arc::clone(&b);
+        let took = std::thread::spawn(move || {
+            let p = other.acquire().expect("admitted");
+            let took = other.record_success_short(p);
+            if !took {
+                assert_eq!(other.record(p, Success, ms(1)), Recorded::Counted);
+            }
+            took
+        })
+        .join()
+        .unwrap();
+        assert_eq!(took, !metrics, "metrics {metrics}");
+        assert_eq!(b.metrics().outcome(Success), if metrics { 3 } else { 0 });
+    }
+}

@@ -534,6 +534,51 @@ pub unsafe extern "C" fn circuit_breaker_record(
     outcome: u32,
     duration_ns: u64,
 ) -> circuit_result {
+    // A success in the closed path's short form is recorded here, in a
+    // leaf (see `record_short`); everything else is `record_slow`.
+    if outcome == circuit_outcome::Success as u32
+        // SAFETY: the function's contract: `breaker` is NULL or live.
+        && unsafe { record_short(breaker, permit) }
+    {
+        return circuit_result::Ok;
+    }
+    // SAFETY: the same contract, passed on.
+    unsafe { record_slow(breaker, permit, outcome, duration_ns) }
+}
+
+/// Records a success of `permit` when it takes the core's short form
+/// (`Breaker::record_success_short`: any duration; the record would answer
+/// `CIRCUIT_RESULT_OK`) and returns true; otherwise does nothing and returns
+/// false. All inline: NULL check, loads, one counter add, nothing that can
+/// panic and no callback (so no reference can have been parked for the call
+/// to give back: `boundary::after_call` has nothing to do). So the exported
+/// record functions that use it are leaves on that path, saving no
+/// registers, and hand every other case to `record_slow`.
+///
+/// # Safety
+/// `breaker` must be NULL or a live breaker for the duration of the call.
+#[inline(always)]
+pub(crate) unsafe fn record_short(breaker: *const circuit_breaker, permit: circuit_permit) -> bool {
+    // SAFETY: the caller's contract.
+    match unsafe { crate::handle::as_ref(breaker) } {
+        Some(b) => b.record_success_short(Permit::from_raw(permit.generation, permit.flags)),
+        None => false,
+    }
+}
+
+/// `circuit_breaker_record` off the short form (and its NULL and outcome
+/// errors), under the panic boundary. `extern "C"` (not exported), as
+/// `acquire_slow`: the call cannot unwind, so it is a tail jump.
+///
+/// # Safety
+/// As `circuit_breaker_record`.
+#[inline(never)]
+pub(crate) unsafe extern "C" fn record_slow(
+    breaker: *const circuit_breaker,
+    permit: circuit_permit,
+    outcome: u32,
+    duration_ns: u64,
+) -> circuit_result {
     ffi_boundary! {
         let b = arg_ref!(breaker);
         let permit = Permit::from_raw(permit.generation, permit.flags);

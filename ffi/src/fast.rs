@@ -139,16 +139,24 @@ pub unsafe extern "C" fn circuit_breaker_record_success(
     breaker: *const circuit_breaker,
     generation: u32,
 ) -> circuit_result {
-    // The core's record with the outcome, the flags and the duration all
-    // constants, folded as in a Rust caller that writes them: the cheapest
-    // record there is.
-    ffi_boundary! {
-        let b = arg_ref!(breaker);
-        crate::breaker::recorded(b.record(
-            circuit_core::Permit::from_raw(generation, 0),
-            circuit_core::Outcome::Success,
-            std::time::Duration::ZERO,
-        ))
+    let permit = circuit_permit {
+        generation,
+        flags: 0,
+    };
+    // The short form in this leaf, as in `circuit_breaker_record`; the rest
+    // is its out-of-line body.
+    // SAFETY: the function's contract: `breaker` is NULL or live.
+    if unsafe { crate::breaker::record_short(breaker, permit) } {
+        return circuit_result::Ok;
+    }
+    // SAFETY: the same contract, passed on.
+    unsafe {
+        crate::breaker::record_slow(
+            breaker,
+            permit,
+            crate::breaker::circuit_outcome::Success as u32,
+            0,
+        )
     }
 }
 
