@@ -5,7 +5,11 @@
 #   C through libcircuit.so with the header's inline helpers
 #     (circuit_fast_acquire + circuit_fast_record_success: the closed check
 #     inline, one library call per protected call),
-#   C through libcircuit.a (static link),
+#   C through libcircuit.a (static link), plainly (c_static) and with the
+#     inline helpers (c_static_fast: the same code as c_fast, reached by a
+#     direct call instead of the shared object's indirect one through the
+#     PLT; the difference between the two is what calling into a shared
+#     object costs, which no code in the library can remove),
 #   Rust through the exported circuit_* functions (rlib, no dynamic call),
 #   Rust through circuit_core::Breaker directly, the outcome and duration
 #     constants (rust_core) or known only at run time (rust_core_rt),
@@ -46,6 +50,7 @@ results=$(
     "$stage/bin/abi_bench_shared" c_shared "$iterations"
     "$stage/bin/abi_bench_shared" c_fast "$iterations"
     "$stage/bin/abi_bench_static" c_static "$iterations"
+    "$stage/bin/abi_bench_static" c_static_fast "$iterations"
     "$target_dir/release/examples/abi_bench" "$iterations"
   done
 )
@@ -64,7 +69,7 @@ awk '
       ns[k] = v[k, int((n[k] + 1) / 2)]
     }
     printf "%-14s %9s %10s %10s\n", "path", "ns/call", "vs Rust", "vs floor"
-    m = split("rust_core rust_core_rt rust_via_abi c_static c_shared c_fast floor", order, " ")
+    m = split("rust_core rust_core_rt rust_via_abi c_static c_static_fast c_shared c_fast floor", order, " ")
     for (i = 1; i <= m; i++) {
       k = order[i]
       printf "%-14s %9.2f %9.2fx %9.2fx\n", k, ns[k], ns[k] / ns["rust_core"], ns[k] / ns["floor"]
@@ -75,6 +80,8 @@ awk '
       ns["c_shared"] / ns["rust_core_rt"]
     printf "  like for like, untimed success (c_fast / rust_core): %.2fx, +%.2f ns\n",
       ns["c_fast"] / ns["rust_core"], ns["c_fast"] - ns["rust_core"]
+    printf "  the same, statically linked (c_static_fast / rust_core): %.2fx; the shared object'"'"'s call: +%.2f ns\n",
+      ns["c_static_fast"] / ns["rust_core"], ns["c_fast"] - ns["c_static_fast"]
   }' <<<"$results"
 
 # Instructions per protected call. Each program runs its loop RUNS (7)
@@ -88,9 +95,10 @@ if command -v valgrind >/dev/null; then
   declare -A ins
   echo
   printf '%-14s %12s\n' path instructions/call
-  for p in rust_core rust_core_rt rust_via_abi c_static c_shared c_fast; do
+  for p in rust_core rust_core_rt rust_via_abi c_static c_static_fast c_shared c_fast; do
     case "$p" in
       c_fast) run=("$stage/bin/abi_bench_shared" "$p") ;;
+      c_static_fast) run=("$stage/bin/abi_bench_static" "$p") ;;
       c_*) run=("$stage/bin/abi_bench_${p#c_}" "$p") ;;
       *) run=("$target_dir/release/examples/abi_bench") ;;
     esac
