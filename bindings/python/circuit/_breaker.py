@@ -142,6 +142,8 @@ def _load_speedups() -> Any:
         ctypes.cast(_ffi.lib.breaker_record_success, c_void_p).value,
         _ffi.WORD_FAST_MASK,
         _ffi.WORD_GENERATION_SHIFT,
+        globals(),  # durations: this module's `_pc`, as the Python methods
+        "_pc",
     )
     return _speedups
 
@@ -643,7 +645,7 @@ class Breaker(_WithBase, Owner):
 
     if _speedups is None:
         __enter__ = _enter_pure
-        __exit__ = _exit_pure
+        __exit__ = _exit_pure  # type: ignore[assignment]
 
     def _exit_record(self, p: int, d: int, et: Any, ev: Any) -> None:
         """Records permit int ``p`` of a ``with`` block that took ``d`` ns

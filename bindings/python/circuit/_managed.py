@@ -40,7 +40,7 @@ class Owner:
         """Releases the handle. Safe to call more than once."""
         ptr = getattr(self, "_ptr", None)
         if ptr is not None:
-            self._ptr = None
+            self._ptr = None  # type: ignore[misc]  # a subclass's slot
             self._delete(ptr)
 
     def __enter__(self) -> Any:

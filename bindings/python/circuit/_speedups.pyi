@@ -1,6 +1,6 @@
 # The optional compiled accelerator (bindings/python/src/_speedups.c):
 # `with breaker:` in C. circuit/_breaker.py imports it when it was built.
-from typing import Literal, Optional, Type, TypeVar
+from typing import Any, Dict, Literal, Optional, Type, TypeVar
 from types import TracebackType
 
 _T = TypeVar("_T", bound="FastEnter")
@@ -16,5 +16,11 @@ class FastEnter:
     def _fast_set(self, breaker: int, word: int, timed: bool) -> None: ...
     def _fast_timed(self, timed: bool) -> None: ...
 
-def bind(record_success: Optional[int], fast_mask: int, generation_shift: int) -> None: ...
+def bind(
+    record_success: Optional[int],
+    fast_mask: int,
+    generation_shift: int,
+    timer_namespace: Dict[str, Any],
+    timer_name: str,
+) -> None: ...
 def _depth() -> int: ...

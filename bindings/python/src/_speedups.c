@@ -40,7 +40,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef uint32_t (*record_success_fn)(const void *breaker, uint32_t generation);
 
@@ -50,6 +49,14 @@ static uint64_t fast_mask;
 static unsigned generation_shift;
 static uint64_t flags_mask; /* the permit int's bits below its generation */
 static uint64_t next_serial;
+
+/* The durations' clock: timer_ns[timer_name](), an int of ns, looked up on
+ * every timed call in the namespace bind() gave (circuit._breaker's, where
+ * `_pc` is time.perf_counter_ns): the very function the pure-Python
+ * version calls, so both measure alike and a test replacing it reaches
+ * both. */
+static PyObject *timer_ns;
+static PyObject *timer_name;
 
 static PyObject *str_acquire_slow;
 static PyObject *str_exit_record;
@@ -99,10 +106,28 @@ static int reserve(void) {
   return 0;
 }
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+/* 0 and an exception set on failure. */
+static int now_ns(int64_t *out) {
+  PyObject *fn = timer_ns != NULL ? PyDict_GetItemWithError(timer_ns, timer_name) : NULL;
+  if (fn == NULL) {
+    if (!PyErr_Occurred()) {
+      PyErr_SetString(PyExc_RuntimeError, "circuit._speedups: no timer bound");
+    }
+    return -1;
+  }
+  Py_INCREF(fn);
+  PyObject *r = PyObject_CallObject(fn, NULL);
+  Py_DECREF(fn);
+  if (r == NULL) {
+    return -1;
+  }
+  long long v = PyLong_AsLongLong(r);
+  Py_DECREF(r);
+  if (v == -1 && PyErr_Occurred()) {
+    return -1;
+  }
+  *out = (int64_t)v;
+  return 0;
 }
 
 /* ---- FastEnter ---------------------------------------------------------------- */
@@ -119,6 +144,13 @@ static PyObject *fast_enter(PyObject *op, PyObject *unused) {
   (void)unused;
   FastEnter *self = (FastEnter *)op;
   if (reserve() < 0) {
+    return NULL;
+  }
+  /* The start time before admission, so that a failing timer (a test's
+   * replacement) leaves no permit behind. */
+  int timed = self->timed;
+  int64_t start = 0;
+  if (timed && now_ns(&start) < 0) {
     return NULL;
   }
   uint64_t p;
@@ -150,8 +182,8 @@ static PyObject *fast_enter(PyObject *op, PyObject *unused) {
   entry *e = &permits.items[permits.len++];
   e->serial = self->serial;
   e->permit = p;
-  e->timed = self->timed;
-  e->start_ns = self->timed ? now_ns() : 0;
+  e->timed = timed;
+  e->start_ns = start;
   Py_INCREF(op);
   return op;
 }
@@ -186,7 +218,13 @@ static PyObject *fast_exit(PyObject *op, PyObject *args) {
     Py_INCREF(Py_False);
     return Py_False;
   }
-  int64_t d = e.timed ? now_ns() - e.start_ns : 0;
+  int64_t d = 0;
+  if (e.timed) {
+    if (now_ns(&d) < 0) {
+      return NULL; /* the permit is lost, as when _pc() raises in Python */
+    }
+    d -= e.start_ns;
+  }
   PyObject *pp = PyLong_FromUnsignedLongLong(e.permit);
   PyObject *dd = pp != NULL ? PyLong_FromLongLong(d < 0 ? 0 : d) : NULL;
   PyObject *r = NULL;
@@ -276,13 +314,15 @@ static PyType_Spec fast_spec = {
 
 /* ---- module ----------------------------------------------------------------- */
 
-/* bind(record_success_address, fast_mask, generation_shift) */
+/* bind(record_success_address, fast_mask, generation_shift, timer_namespace,
+ *      timer_name) */
 static PyObject *bind(PyObject *module, PyObject *args) {
   (void)module;
   PyObject *fn;
   unsigned long long mask;
   unsigned int shift;
-  if (!PyArg_ParseTuple(args, "OKI:bind", &fn, &mask, &shift)) {
+  PyObject *ns, *name;
+  if (!PyArg_ParseTuple(args, "OKIO!U:bind", &fn, &mask, &shift, &PyDict_Type, &ns, &name)) {
     return NULL;
   }
   if (!PyLong_Check(fn)) {
@@ -305,6 +345,13 @@ static PyObject *bind(PyObject *module, PyObject *args) {
   fast_mask = mask;
   generation_shift = shift;
   flags_mask = (1ULL << shift) - 1;
+  PyObject *old_ns = timer_ns, *old_name = timer_name;
+  Py_INCREF(ns);
+  Py_INCREF(name);
+  timer_ns = ns;
+  timer_name = name;
+  Py_XDECREF(old_ns);
+  Py_XDECREF(old_name);
   Py_RETURN_NONE;
 }
 
@@ -317,8 +364,8 @@ static PyObject *depth(PyObject *module, PyObject *unused) {
 
 static PyMethodDef module_methods[] = {
     {"bind", bind, METH_VARARGS,
-     "bind(record_success_address, fast_mask, generation_shift): the library's function "
-     "and the header's constants."},
+     "bind(record_success_address, fast_mask, generation_shift, timer_namespace, timer_name): "
+     "the library's function, the header's constants, the durations' clock."},
     {"_depth", depth, METH_NOARGS, "Permits waiting in this thread's stack."},
     {NULL, NULL, 0, NULL},
 };
