@@ -26,6 +26,22 @@ records its permit exactly once; a ``Permit`` object refuses a second
 ``record`` (a half-open probe recorded twice would otherwise be refused by
 the library as stale, but a CLOSED permit recorded twice would count twice).
 
+The compiled accelerator
+------------------------
+``with breaker:`` has a C implementation, the optional extension
+``circuit._speedups`` (source: ``src/_speedups.c``): ``Breaker``'s first
+base is then its ``FastEnter`` type, whose ``__enter__``/``__exit__`` do
+the same as ``_enter_pure``/``_exit_pure`` below, in C: the state word
+check of the header's contract (an acquire load), a per-thread stack of
+permits, ``circuit_breaker_record_success`` for an untimed success of a
+flags-0 permit; everything else goes back to the Python methods here
+(``_acquire_slow``, ``_exit_record``), so the rules are written once. It
+calls the library this package loaded (addresses handed over by
+``_load_speedups``) and keeps the breaker's addresses and whether calls
+are timed, set by ``_adopt``, ``_took`` and ``_delete``. Without the
+extension, or with ``CIRCUIT_PURE_PYTHON=1``, ``_PureWith`` stands in for
+``FastEnter`` and the Python methods are ``__enter__``/``__exit__``.
+
 Thread safety
 -------------
 Every method may be called from any thread. The ``with`` form keeps its
