@@ -22,7 +22,9 @@
 #     (its build is allowed to fail for users; here that is an error) and
 #     the suite checks it is the path in use (CIRCUIT_EXPECT_ACCELERATED);
 #     the `with` tests then run again on the pure-Python fallback
-#     (CIRCUIT_PURE_PYTHON=1);
+#     (CIRCUIT_PURE_PYTHON=1), and the accelerator's own tests once more
+#     with it built under AddressSanitizer and UBSan (the source package
+#     and that build, the installed wheel's library);
 #  5. the ABI tests against the slim library (circuit-ffi without `sync`,
 #     as `make install SLIM=1` installs it) through CIRCUIT_LIBRARY: it has
 #     no CIRCUIT_FEATURE_SYNC and Registry.sync raises NOT_BUILT; the
@@ -124,6 +126,17 @@ if [ $# -eq 0 ]; then
   CIRCUIT_PURE_PYTHON=1 "$py" -m pytest -p no:cacheprovider -q test_speedups.py test_breaker.py \
     test_threads.py test_reconfigure.py test_registry.py test_fork.py | tail -n1 | sed 's/^/python: pure-Python `with`: /'
   [ "${PIPESTATUS[0]}" -eq 0 ] || fail "the tests of the pure-Python fallback failed"
+  asan="$work/asan"
+  mkdir -p "$asan"
+  cp -r "$root/bindings/python/circuit" "$asan/"
+  rm -f "$asan"/circuit/*.so
+  (cd "$root" && SPEEDUPS_CFLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+    bash ci/speedups.sh "$asan/circuit/_speedups.abi3.so")
+  PYTHONPATH="$asan" CIRCUIT_LIBRARY="$lib" CIRCUIT_EXPECT_INSTALLED= CIRCUIT_EXPECT_ACCELERATED=1 \
+    LD_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0 \
+    "$py" -m pytest -p no:cacheprovider -q test_speedups.py test_threads.py test_breaker.py \
+    | tail -n1 | sed 's/^/python: accelerator under ASan+UBSan: /'
+  [ "${PIPESTATUS[0]}" -eq 0 ] || fail "the accelerator's tests under ASan+UBSan failed"
 fi
 
 # ---- 5. the slim library ------------------------------------------------------------

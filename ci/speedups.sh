@@ -9,6 +9,8 @@
 #
 #   bash ci/speedups.sh          # -> bindings/python/circuit/_speedups.abi3.so (git-ignored)
 #   bash ci/speedups.sh OUT.so   # -> OUT.so
+#   SPEEDUPS_CFLAGS="-fsanitize=address,undefined ..." bash ci/speedups.sh OUT.so
+#                                # extra flags (ci/python.sh: a sanitizer build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-bindings/python/circuit/_speedups.abi3.so}"
@@ -17,5 +19,6 @@ if [ ! -f "$inc/Python.h" ]; then
   echo "speedups: no Python.h in $inc (Debian: apt-get install python3-dev; ci/deps.sh does)" >&2
   exit 1
 fi
-"${CC:-cc}" -shared -fPIC -O3 -fwrapv -DNDEBUG -Wall -Wextra -Werror -I"$inc" \
+# shellcheck disable=SC2086 # SPEEDUPS_CFLAGS is a list of flags
+"${CC:-cc}" -shared -fPIC -O3 -fwrapv -DNDEBUG -Wall -Wextra -Werror ${SPEEDUPS_CFLAGS:-} -I"$inc" \
   bindings/python/src/_speedups.c -o "$out"

@@ -347,3 +347,19 @@ def test_registry_breakers_and_subclasses_use_the_same_path(clock):
         assert counts(rb) == (1, 1, 0, 0, 0)
     finally:
         r.close()
+
+
+def test_a_deep_stack_grows_and_unwinds_in_any_order(make):
+    bs = [make(consecutive_failures=0) for _ in range(5)]
+    for i, b in enumerate(bs):
+        for _ in range(i):
+            b.reset()  # breaker i's permits have generation i
+    base = depth()
+    entered = [bs[k % 5] for k in range(200)]
+    for b in entered:
+        b.__enter__()
+    assert depth() == base + (200 if circuit.accelerated() else 0)
+    # Breaker 0's entries first (from deep in the stack), then the rest.
+    for b in sorted(entered, key=lambda b: bs.index(b)):
+        b.__exit__(None, None, None)
+    assert [counts(b) for b in bs] == [(40, 0, 0, 0, 0)] * 5
