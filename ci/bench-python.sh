@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Python binding benchmark (DESIGN.md section 6): builds libcircuit.so,
 # installs the peer breakers it is compared with (pybreaker,
-# circuitbreaker, purgatory: for the benchmark only), then runs, with the
-# binding imported from bindings/python (pure Python) and loading the
-# library just built through CIRCUIT_LIBRARY,
+# circuitbreaker, purgatory: for the benchmark only), builds the optional
+# accelerator circuit._speedups in place (ci/speedups.sh; without it,
+# `with` runs in pure Python and bench.py says so), then runs, with the
+# binding imported from bindings/python and loading the library just built
+# through CIRCUIT_LIBRARY,
 # bindings/python/bench.py, which prints the table, the ratios against
 # pybreaker and the budget PASS/MISS; then bindings/python/bench_http.py,
 # the overhead of the HTTP integrations (httpx, requests) against the bare
@@ -19,6 +21,7 @@ root=$(pwd)
 target_dir="${CARGO_TARGET_DIR:-target}"
 case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 cargo build --release --quiet -p circuit-ffi
+bash ci/speedups.sh || echo "bench-python: circuit._speedups not built: \`with\` is measured in pure Python" >&2
 
 export PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1
 python3 -m pip install --quiet pybreaker circuitbreaker purgatory httpx requests

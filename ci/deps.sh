@@ -15,6 +15,11 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v valgrind >/dev/null || need_apt+=(valgrind)
 # ci/python.sh installs the wheel into a fresh virtual environment.
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# The Python package's optional C accelerator (circuit._speedups, built by
+# the wheel and by ci/speedups.sh) needs Python.h for the python3 in use:
+# Debian's system python has it in python3-dev.
+python3 -c 'import os, sysconfig; os.stat(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
+  2>/dev/null || need_apt+=(python3-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "deps: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -12,6 +12,12 @@ section 6 budget as PASS/MISS:
     ahead by more under threads. Issue 20 holds ``breaker.call(fn)`` to the
     same budget, so all three forms are judged.
 
+``with breaker:`` is measured on the path the package uses (the compiled
+accelerator ``circuit._speedups`` when it is built and imported, which the
+header line says; ``ci/bench-python.sh`` builds it in place first) and on
+the pure-Python fallback (a subclass with the pure-Python methods), which
+is shown for its cost and not judged.
+
 The peers are for the benchmark only (not dependencies of the package):
 
     python3 -m pip install pybreaker circuitbreaker purgatory
@@ -59,8 +65,28 @@ Runner = Callable[[int], None]
 # ---- the cases ----------------------------------------------------------------------------
 
 
+class PureWith(circuit.Breaker):
+    """``Breaker`` with the pure-Python ``with`` methods, whichever path the
+    package uses: the fallback's cost, measured in the same run."""
+
+    __slots__ = ()
+    __enter__ = circuit.Breaker._enter_pure
+    __exit__ = circuit.Breaker._exit_pure  # type: ignore[assignment]
+
+
+def with_path() -> str:
+    from circuit import _breaker
+
+    if _breaker._speedups is not None:
+        return f"compiled accelerator ({_breaker._speedups.__file__})"
+    if os.environ.get(_breaker.PURE_PYTHON_ENV, "") not in ("", "0"):
+        return f"pure Python ({_breaker.PURE_PYTHON_ENV} is set)"
+    return "pure Python (circuit._speedups is not built: bash ci/speedups.sh)"
+
+
 def circuit_cases() -> Dict[str, Tuple[str, Runner]]:
     closed = circuit.Breaker(name="bench")  # default config: 5 consecutive failures
+    pure = PureWith(name="bench-pure")
     opened = circuit.Breaker(name="bench-open")
     opened.force_open()
     deco = closed(work)
@@ -71,6 +97,12 @@ def circuit_cases() -> Dict[str, Tuple[str, Runner]]:
 
     def with_closed(n: int) -> None:
         b = closed
+        for _ in range(n):
+            with b:
+                work()
+
+    def with_pure(n: int) -> None:
+        b = pure
         for _ in range(n):
             with b:
                 work()
@@ -101,6 +133,7 @@ def circuit_cases() -> Dict[str, Tuple[str, Runner]]:
 
     return {
         "circuit  with breaker:": ("closed", with_closed),
+        WITH_PURE: ("closed", with_pure),
         "circuit  @breaker": ("closed", deco_closed),
         "circuit  breaker.call(fn)": ("closed", call_closed),
         "circuit  with breaker: (rejected)": ("open", with_open),
@@ -284,6 +317,7 @@ def ffi_cases() -> Dict[str, Tuple[str, Runner]]:
 
 
 WITH_FLOOR = "python  with: on an empty context manager"
+WITH_PURE = "circuit  with breaker: (pure Python)"
 SUCCESS_FLOOR = "ffi  circuit_breaker_record_success via PyDLL"
 LOOP = "python  empty loop"
 
@@ -366,6 +400,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{os.cpu_count()} cores, load average {load}; libcircuit {circuit.library_version()} "
         f"({circuit.library_path()})"
     )
+    print(f"`with breaker:` runs on the {with_path()}")
     print(
         f"ns per call, best of {args.rounds} interleaved samples of {args.ops} calls; "
         "2 threads: both on one breaker, ns per call per thread"
@@ -409,6 +444,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for k, v in one.items()
         if not k.startswith("circuit ") and cases[k][0] == "closed"
     }
+    pure1, pure2 = one[WITH_PURE], two[WITH_PURE]
     fastest_peer = min(peers_closed.items(), key=lambda kv: kv[1]) if peers_closed else None
     for form in ("circuit  @breaker", "circuit  with breaker:", "circuit  breaker.call(fn)"):
         v1, v2 = one[form], two[form]
@@ -431,10 +467,15 @@ def main(argv: Optional[List[str]] = None) -> int:
             lines.append(f"2 threads {r2:.2f}x pybreaker, ahead by more than 1 thread: {verdict}")
             ok &= verdict == "PASS"
         print(f"  {form.split('  ', 1)[1]:<17} " + ("\n" + " " * 20).join(lines))
+    if pyb1 and pyb2:
+        print(
+            f"  with (pure-Python fallback, not judged): {pure1 / pyb1:.2f}x pybreaker, "
+            f"2 threads {pure2 / pyb2:.2f}x"
+        )
     if pyb1 and WITH_FLOOR in one and SUCCESS_FLOOR in one:
         floor = one[WITH_FLOOR] + one[SUCCESS_FLOOR] - one.get(LOOP, 0)
         print(
-            f"  floor of `with`: an empty context manager + the one record call = {floor:.0f} ns,"
+            f"  floor of a pure-Python `with`: an empty context manager + the one record call = {floor:.0f} ns,"
             f" {floor / pyb1:.2f}x pybreaker, before the breaker's own work (state word read,"
             " per-thread permit stack)"
         )

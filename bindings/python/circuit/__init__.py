@@ -18,7 +18,7 @@ this package only adapts the call protocol to Python. See ``Breaker``.
 from __future__ import annotations
 
 from . import _ffi
-from ._breaker import Breaker, Exclude, Permit
+from ._breaker import Breaker, Exclude, Permit, accelerated
 from ._clock import Clock, ManualClock, MonotonicClock
 from ._config import Config
 from ._errors import (
@@ -116,6 +116,7 @@ __all__ = [
     "Seconds",
     "Segment",
     "State",
+    "accelerated",
     "library_path",
     "library_version",
     "sync_available",

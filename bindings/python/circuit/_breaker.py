@@ -26,6 +26,22 @@ records its permit exactly once; a ``Permit`` object refuses a second
 ``record`` (a half-open probe recorded twice would otherwise be refused by
 the library as stale, but a CLOSED permit recorded twice would count twice).
 
+The compiled accelerator
+------------------------
+``with breaker:`` has a C implementation, the optional extension
+``circuit._speedups`` (source: ``src/_speedups.c``): ``Breaker``'s first
+base is then its ``FastEnter`` type, whose ``__enter__``/``__exit__`` do
+the same as ``_enter_pure``/``_exit_pure`` below, in C: the state word
+check of the header's contract (an acquire load), a per-thread stack of
+permits, ``circuit_breaker_record_success`` for an untimed success of a
+flags-0 permit; everything else goes back to the Python methods here
+(``_acquire_slow``, ``_exit_record``), so the rules are written once. It
+calls the library this package loaded (addresses handed over by
+``_load_speedups``) and keeps the breaker's addresses and whether calls
+are timed, set by ``_adopt``, ``_took`` and ``_delete``. Without the
+extension, or with ``CIRCUIT_PURE_PYTHON=1``, ``_PureWith`` stands in for
+``FastEnter`` and the Python methods are ``__enter__``/``__exit__``.
+
 Thread safety
 -------------
 Every method may be called from any thread. The ``with`` form keeps its
@@ -47,6 +63,7 @@ import functools
 import inspect
 import _thread
 import ctypes
+import os
 import socket
 import sys
 import threading
@@ -75,7 +92,7 @@ from . import _ffi
 from ._clock import Clock
 from ._config import Config
 from ._errors import CircuitOpenError, ClosedError, InvalidArgumentError
-from ._managed import Managed
+from ._managed import Owner
 from ._types import Metrics, Outcome, Seconds, State, to_ns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -83,7 +100,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._probe import Probe
     from ._timeout import AdaptiveTimeout, Latency
 
-__all__ = ["Breaker", "Permit", "Exclude"]
+__all__ = ["Breaker", "Permit", "Exclude", "accelerated"]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -115,6 +132,66 @@ else:  # pragma: no cover - an older library, or another platform
     def _ok(b: Any, g: int) -> int:
         rc: int = _ffi.lib.breaker_record_parts(b, g, 0, _SUCCESS, 0)
         return rc
+
+
+# ---- the optional accelerator --------------------------------------------------
+#: Set (to anything but "" or "0") to keep `with breaker:` in pure Python even
+#: where the compiled accelerator is installed.
+PURE_PYTHON_ENV = "CIRCUIT_PURE_PYTHON"
+
+
+def _load_speedups() -> Any:
+    """``circuit._speedups`` bound to the loaded library, or ``None``: not
+    built (the extension is optional), switched off by ``PURE_PYTHON_ENV``,
+    or a library without ``circuit_breaker_record_success``."""
+    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+        return None
+    if "circuit_breaker_record_success" in _ffi.lib.missing:  # pragma: no cover - older library
+        return None
+    try:
+        from . import _speedups
+    except ImportError:
+        return None
+    # The library the ctypes layer loaded (one library is ever in use) and
+    # the header's constants: the extension links against neither.
+    _speedups.bind(
+        ctypes.cast(_ffi.lib.breaker_record_success, c_void_p).value,
+        _ffi.WORD_FAST_MASK,
+        _ffi.WORD_GENERATION_SHIFT,
+        globals(),  # durations: this module's `_pc`, as the Python methods
+        "_pc",
+    )
+    return _speedups
+
+
+_speedups = _load_speedups()
+
+
+def accelerated() -> bool:
+    """Whether ``with breaker:`` runs in the compiled accelerator
+    (``circuit._speedups``) rather than in pure Python."""
+    return _speedups is not None
+
+
+class _PureWith:
+    """Stands in for ``circuit._speedups.FastEnter`` without the accelerator:
+    ``Breaker`` then keeps its pure-Python ``__enter__``/``__exit__``."""
+
+    __slots__ = ()
+
+    def _fast_set(self, breaker: int, word: int, timed: bool) -> None:
+        pass
+
+    def _fast_timed(self, timed: bool) -> None:
+        pass
+
+
+if TYPE_CHECKING:
+    from ._speedups import FastEnter as _WithBase
+elif _speedups is not None:
+    _WithBase = _speedups.FastEnter
+else:
+    _WithBase = _PureWith
 
 
 # A state word no breaker has: every fast-path bit set, so a closed breaker's
@@ -228,7 +305,7 @@ class Permit:
     __hash__ = None  # type: ignore[assignment]
 
 
-class Breaker(Managed):
+class Breaker(_WithBase, Owner):
     """A circuit breaker.
 
     ``Breaker(config=None, *, clock=None, name=None, exclude=(),
@@ -263,6 +340,8 @@ class Breaker(Managed):
     _word: Any
 
     __slots__ = (
+        "_ptr",
+        "__weakref__",
         "_word",
         "_bref",
         "_rec",
@@ -350,6 +429,7 @@ class Breaker(Managed):
         self._ptr = ptr
         self._word = c_uint64.from_address(_ffi.pointer(word))
         self._bref = byref(c_char.from_address(ptr))
+        self._fast_set(ptr, _ffi.pointer(word), self._timed)
 
     @classmethod
     def _from_reference(cls, ptr: int, name: Optional[str], **kw: Any) -> "Breaker":
@@ -369,6 +449,9 @@ class Breaker(Managed):
 
     # ---- lifetime ---------------------------------------------------------
     def _delete(self, ptr: int) -> None:
+        # The accelerator forgets the breaker before it is freed (the GIL
+        # is held until breaker_free, a CDLL call, releases it).
+        self._fast_set(0, 0, False)
         self._word = _CLOSED_WORD
         self._bref = None
         _ffi.lib.breaker_free(ptr)
@@ -538,7 +621,11 @@ class Breaker(Managed):
         _ffi.lib.breaker_record_parts(self._bref, p >> _GEN_SHIFT, p & _FLAGS, o, d)
 
     # ---- with / async with ----------------------------------------------
-    def __enter__(self) -> "Breaker":
+    # With the accelerator, `__enter__` and `__exit__` are those of its C
+    # base class (`_speedups.FastEnter`); the methods below are the pure-
+    # Python fallback. Both hand every exit but the untimed success of a
+    # flags-0 permit to `_exit_record`, which holds the rules.
+    def _enter_pure(self) -> "Breaker":
         # Per thread and breaker, a stack of permit ints (the one encoding
         # every form uses), paired with the start time when timed. A plain
         # `_thread._local` (no subclass, no __init__) is the cheapest
@@ -553,7 +640,7 @@ class Breaker(Managed):
             self._tl.s = [e]
         return self
 
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> "Literal[False]":  # type: ignore[override]
+    def _exit_pure(self, et: Any, ev: Any, tb: Any) -> "Literal[False]":
         try:
             p = self._tl.s.pop()
         except (AttributeError, IndexError):
@@ -569,6 +656,18 @@ class Breaker(Managed):
             return False
         else:
             d = 0
+        self._exit_record(p, d, et, ev)
+        return False
+
+    if _speedups is None:
+        __enter__ = _enter_pure
+        __exit__ = _exit_pure  # type: ignore[assignment]
+
+    def _exit_record(self, p: int, d: int, et: Any, ev: Any) -> None:
+        """Records permit int ``p`` of a ``with`` block that took ``d`` ns
+        (0: untimed) and ended with exception type ``et`` (``None``: a
+        success) and value ``ev``: every exit of both ``__exit__``\\ s but
+        the untimed success of a flags-0 permit."""
         if et is None:
             if d < _SHORT:
                 self._rec(self._bref, p >> _GEN_SHIFT, p & _FLAGS, _SUCCESS, d)
@@ -576,7 +675,6 @@ class Breaker(Managed):
                 self._record_long(p, _SUCCESS, d)
         else:
             self._record_exception(p, d, ev if ev is not None else et())
-        return False
 
     async def __aenter__(self) -> "Breaker":
         w = self._word.value
@@ -827,6 +925,7 @@ class Breaker(Managed):
         if self._timed_auto:
             self._timed = _ffi.breaker_needs_durations(self._handle())
             self._plain = not self._timed and self._failure_if is None
+            self._fast_timed(self._timed)
 
     # ---- snapshot and restore ------------------------------------------------------
     def snapshot(self) -> bytes:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from . import _ffi
-from ._managed import Managed
+from ._managed import Managed, Owner
 from ._types import State
 
 __all__ = ["Event", "EventQueue", "Reason", "Listener"]
@@ -176,7 +176,7 @@ class Listener:
 
     __slots__ = ("_owner", "_id", "_remove", "callback")
 
-    def __init__(self, owner: Managed, listener_id: int, remove: Any, callback: Any) -> None:
+    def __init__(self, owner: Owner, listener_id: int, remove: Any, callback: Any) -> None:
         self._owner = owner
         self._id: Optional[int] = listener_id
         self._remove = remove
@@ -207,7 +207,7 @@ class Listener:
 
 
 def add_listener(
-    owner: Managed, add: Callable[..., int], remove: Callable[..., int], fn: Callable[[Event], object]
+    owner: Owner, add: Callable[..., int], remove: Callable[..., int], fn: Callable[[Event], object]
 ) -> Listener:
     token = _register(fn)
     out = c_uint64()
@@ -275,7 +275,7 @@ class EventQueue(Managed):
         return n.value
 
 
-def new_queue(owner: Managed, make: Callable[..., int], capacity: int) -> EventQueue:
+def new_queue(owner: Owner, make: Callable[..., int], capacity: int) -> EventQueue:
     if isinstance(capacity, bool) or not isinstance(capacity, int):
         raise TypeError(f"capacity must be an int, not {type(capacity).__name__}")
     if capacity < 0:

@@ -8,11 +8,17 @@ from typing import Any, Optional
 from ._errors import ClosedError
 
 
-class Managed:
+class Owner:
     """Owns one handle; subclasses implement ``_delete`` (the matching
-    ``_free``). ``close()`` frees it once; later uses raise ``ClosedError``."""
+    ``_free``). ``close()`` frees it once; later uses raise ``ClosedError``.
 
-    __slots__ = ("_ptr", "__weakref__")
+    The behaviour only: a subclass stores ``_ptr`` (and ``__weakref__``)
+    itself, as ``Managed`` does for most handles. ``Breaker`` declares its
+    own because its first base, the accelerator's C type
+    (``circuit._speedups.FastEnter``), has an instance layout of its own and
+    two bases with slots cannot be combined."""
+
+    __slots__ = ()
 
     _ptr: Optional[int]
 
@@ -34,7 +40,7 @@ class Managed:
         """Releases the handle. Safe to call more than once."""
         ptr = getattr(self, "_ptr", None)
         if ptr is not None:
-            self._ptr = None
+            self._ptr = None  # type: ignore[misc]  # a subclass's slot
             self._delete(ptr)
 
     def __enter__(self) -> Any:
@@ -48,3 +54,9 @@ class Managed:
             self.close()
         except Exception:  # pragma: no cover - interpreter shutdown
             pass
+
+
+class Managed(Owner):
+    """An ``Owner`` storing its handle in a slot."""
+
+    __slots__ = ("_ptr", "__weakref__")
