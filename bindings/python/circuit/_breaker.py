@@ -645,7 +645,9 @@ class Breaker(_WithBase, Owner):
             p = self._tl.s.pop()
         except (AttributeError, IndexError):
             raise RuntimeError("Breaker.__exit__ without a matching __enter__ in this thread") from None
-        if self._timed:
+        # The entry's shape, not `self._timed`, says whether it was timed:
+        # a reconfigure inside the block may have changed the breaker's.
+        if type(p) is tuple:
             p, t0 = p
             d = _pc() - t0
         elif et is None:  # the hot path: an untimed success

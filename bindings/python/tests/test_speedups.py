@@ -278,6 +278,29 @@ def test_untimed_breaker_made_timed_by_reconfigure(make, monkeypatch):
     assert b.metrics().slow == 1
 
 
+def test_a_reconfigure_inside_the_block_keeps_the_entry_as_it_was_taken(make, monkeypatch):
+    # Timed or not is decided at __enter__: an entry taken untimed records
+    # no duration after the breaker became timed, and one taken timed is
+    # recorded (a success, its duration now judged by no slow-call policy)
+    # after the breaker stopped being timed.
+    now = [10**12]
+    monkeypatch.setattr(_breaker, "_pc", lambda: now[0])
+    b = make(consecutive_failures=0, count_window=10)
+    assert not b.timed
+    with b:
+        b.reconfigure(slow_call_rate=1.0, slow_call_duration=1.0)
+        now[0] += 2 * 10**9
+    assert b.timed
+    m = b.metrics()
+    assert (m.successes, m.slow) == (1, 0)
+    with b:
+        b.reconfigure(circuit.Config(consecutive_failures=0, count_window=10))
+        now[0] += 2 * 10**9
+    assert not b.timed
+    m = b.metrics()
+    assert (m.successes, m.slow) == (2, 0)
+
+
 def test_open_rejects_with_the_same_exception(make, clock):
     b = make(consecutive_failures=1, open_duration=10)
     with pytest.raises(Boom):
