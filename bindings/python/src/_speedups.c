@@ -168,13 +168,14 @@ static PyObject *fast_enter(PyObject *op, PyObject *unused) {
     if (p == (uint64_t)-1 && PyErr_Occurred()) {
       return NULL;
     }
-    /* The slow path ran Python code (a transition listener may have
-     * entered a `with` and left its entry), so make sure of the room again.
-     * Failing here loses the permit, as a failing list.append does in the
-     * pure-Python version. */
-    if (reserve() < 0) {
-      return NULL;
-    }
+  }
+  /* The timer and the slow path ran Python code (a transition listener, a
+   * test's timer) that may have entered a `with` and left its entry in the
+   * room made above, so make sure of it again. Failing here (out of
+   * memory) loses the permit, as a failing list.append does in the
+   * pure-Python version. */
+  if (reserve() < 0) {
+    return NULL;
   }
   if (self->serial == 0) {
     self->serial = ++next_serial;

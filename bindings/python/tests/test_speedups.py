@@ -301,6 +301,37 @@ def test_a_reconfigure_inside_the_block_keeps_the_entry_as_it_was_taken(make, mo
     assert (m.successes, m.slow) == (2, 0)
 
 
+def test_a_timer_that_enters_a_with_cannot_overrun_the_stack(make, monkeypatch):
+    # The start time is taken by Python code (`_pc`), after the stack made
+    # room for one entry: a timer that itself enters a `with` (and leaves it
+    # open) takes that room. Crossing the stack's capacity several times
+    # (8, 16, 32, 64 entries) must still keep every entry (ASan catches a
+    # write past the end in ci/python.sh's sanitizer run).
+    other = make(consecutive_failures=0)
+    opened = []
+
+    def timer():
+        other.__enter__()
+        opened.append(1)
+        return 10**12
+
+    b = make(consecutive_failures=0, timed=True)
+    # One entry first, so that each timed entry (two entries: the timer's,
+    # then its own) ends on an even count: its own lands on a full stack.
+    other.__enter__()
+    opened.append(1)
+    monkeypatch.setattr(_breaker, "_pc", timer)
+    for _ in range(40):
+        b.__enter__()
+    for _ in range(40):
+        b.__exit__(None, None, None)
+    monkeypatch.setattr(_breaker, "_pc", lambda: 10**12)
+    for _ in opened:
+        other.__exit__(None, None, None)
+    assert b.metrics().successes == 40
+    assert other.metrics().successes == len(opened) == 81
+
+
 def test_open_rejects_with_the_same_exception(make, clock):
     b = make(consecutive_failures=1, open_duration=10)
     with pytest.raises(Boom):
