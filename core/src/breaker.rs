@@ -423,9 +423,7 @@ impl Breaker {
     #[inline(always)]
     pub fn record_success_short(&self, permit: Permit) -> bool {
         let s = self.control.word.load();
-        s.generation() == permit.generation
-            && s.on_fast_path()
-            && !permit.is_probe()
+        Self::on_closed_path(s, permit)
             && self.record_closed_short(
                 self.config.load(),
                 &self.hot.stats,
@@ -917,10 +915,17 @@ impl Breaker {
         // The inline word, as in `acquire`: a host-shared breaker's never
         // matches, so it takes `record_slow`, which reads its slot.
         let s = self.control.word.load();
-        if s.generation() == permit.generation && s.on_fast_path() && !permit.is_probe() {
+        if Self::on_closed_path(s, permit) {
             return self.record_closed(&self.hot.stats, s, outcome, nanos, retry_after);
         }
         self.record_slow(s, permit, outcome, nanos, retry_after)
+    }
+
+    /// Whether a record of `permit` under state word `s` takes the CLOSED
+    /// path: the permit's generation, no override, not a probe.
+    #[inline(always)]
+    fn on_closed_path(s: Snapshot, permit: Permit) -> bool {
+        s.generation() == permit.generation && s.on_fast_path() && !permit.is_probe()
     }
 
     /// `record` off the CLOSED fast path: a stale permit, an override, a
@@ -940,7 +945,7 @@ impl Breaker {
             Some(m) => {
                 let s = m.words().control.word.load();
                 self.notice_remote(m, s);
-                if s.generation() == permit.generation && s.on_fast_path() && !permit.is_probe() {
+                if Self::on_closed_path(s, permit) {
                     return self.record_closed(m.words().stats, s, outcome, nanos, retry_after);
                 }
                 self.record_in(m, s, permit, outcome, nanos, retry_after)

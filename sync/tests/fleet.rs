@@ -494,31 +494,28 @@ fn a_least_privilege_acl_user_works_and_one_without_the_channel_degrades() {
         == Some(State::Open)));
     // A fleet config written and read with the same rights.
     let mut fleet = Fleet::connect(&good, "acl").unwrap();
+    // Whether both instances come to run "db" with `failures`.
+    let both_run = |failures: u32| {
+        [&a, &b].iter().all(|i| {
+            wait_until(Duration::from_secs(3), || {
+                i.registry
+                    .get("db")
+                    .unwrap()
+                    .config()
+                    .consecutive_failures()
+                    == Some(failures)
+            })
+        })
+    };
     fleet.configure("db", &["consecutive_failures=9"]).unwrap();
-    for i in [&a, &b] {
-        assert!(wait_until(Duration::from_secs(3), || i
-            .registry
-            .get("db")
-            .unwrap()
-            .config()
-            .consecutive_failures()
-            == Some(9)));
-    }
+    assert!(both_run(9));
     // And withdrawn with the same rights: each instance is back to its
     // local config (the registry's defaults, 3 failures).
     assert!(matches!(
         fleet.unconfigure("db").unwrap(),
         circuit_sync::Withdrawn::Deleted(Some(_))
     ));
-    for i in [&a, &b] {
-        assert!(wait_until(Duration::from_secs(3), || i
-            .registry
-            .get("db")
-            .unwrap()
-            .config()
-            .consecutive_failures()
-            == Some(3)));
-    }
+    assert!(both_run(3));
     assert_eq!(
         fleet.unconfigure("db").unwrap(),
         circuit_sync::Withdrawn::NoRecord

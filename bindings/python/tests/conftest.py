@@ -3,9 +3,10 @@ way the package finds it: `$CIRCUIT_LIBRARY` in ci/python.sh)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pathlib
-from typing import Iterator
+from typing import Any, Callable, Iterable, Iterator, List, Sequence, Tuple
 
 import pytest
 
@@ -73,3 +74,40 @@ def pytest_report_header(config):
         f"circuit package: {os.path.dirname(circuit.__file__)}",
         f"libcircuit: {circuit.library_path()} (version {circuit.library_version()}, ABI {circuit.ABI_VERSION})",
     ]
+
+
+def fork_child(body: Callable[[], None]) -> int:
+    """Runs ``body`` in a forked child, which exits with status 0 when it
+    returns and 1 when it raises; returns the child's pid (``wait_ok``)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            body()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def wait_ok(pids: Iterable[int]) -> None:
+    """Waits for each child; each must have exited with status 0."""
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def run_spawned(target: Callable[..., None], args: Sequence[Tuple[Any, ...]]) -> List[Any]:
+    """Runs ``target(*a, q)`` in a process of the ``spawn`` start method for
+    each ``a`` in ``args``; returns what each put on the queue ``q``, in the
+    order it arrived. Each process must exit with status 0."""
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*a, q)) for a in args]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    return results

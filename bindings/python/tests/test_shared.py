@@ -12,6 +12,8 @@ import pytest
 import circuit
 from circuit import State
 
+from conftest import fork_child, run_spawned, wait_ok
+
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 OPTIONS = dict(consecutive_failures=4, open_duration=60, jitter=0)
@@ -48,15 +50,7 @@ def test_spawned_processes_share_one_breaker(tmp_path):
     path = str(tmp_path / "seg")
     seg = circuit.Segment(path, **OPTIONS)
     b = seg.breaker("partner")
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_spawned, args=(path, 1, 500, q)) for _ in range(3)]
-    for p in procs:
-        p.start()
-    results = [q.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    results = run_spawned(_spawned, [(path, 1, 500)] * 3)
     assert results == [0, 0, 0]
     m = b.metrics()
     assert m.successes == 1500 and m.failures == 3
@@ -80,26 +74,17 @@ def test_forked_children_share_the_inherited_breaker(tmp_path):
     path = str(tmp_path / "seg")
     seg = circuit.Segment(path, **OPTIONS)
     b = seg.breaker("partner")
-    pids = []
-    for _ in range(3):
-        pid = os.fork()
-        if pid == 0:  # child: the inherited breaker, on the inherited mapping
-            code = 1
-            try:
-                with b:
-                    pass
-                try:
-                    with b:
-                        raise ValueError("partner failed")
-                except ValueError:
-                    pass
-                code = 0
-            finally:
-                os._exit(code)
-        pids.append(pid)
-    for pid in pids:
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+    def child() -> None:  # the inherited breaker, on the inherited mapping
+        with b:
+            pass
+        try:
+            with b:
+                raise ValueError("partner failed")
+        except ValueError:
+            pass
+
+    wait_ok([fork_child(child) for _ in range(3)])
     m = b.metrics()
     assert m.successes == 3 and m.failures == 3
 
@@ -269,9 +254,7 @@ def test_forked_stress_counts_exactly_while_workers_are_killed(tmp_path):
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-    for pid in survivor_pids:
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    wait_ok(survivor_pids)
     b = seg.breaker("partner")
     m = b.metrics()
     assert m.successes == survivors * calls

@@ -4,7 +4,6 @@ host has one breaker per name."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 
@@ -12,6 +11,8 @@ import pytest
 
 import circuit
 from circuit import Reason, State
+
+from conftest import fork_child, run_spawned, wait_ok
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -48,16 +49,7 @@ def _worker(path: str, role: str, n: int, q) -> None:
 
 
 def _run(path: str, *roles) -> list:
-    ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(path, role, n, q)) for role, n in roles]
-    for p in procs:
-        p.start()
-    results = [q.get(timeout=60) for _ in procs]
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    return sorted(results)
+    return sorted(run_spawned(_worker, [(path, role, n) for role, n in roles]))
 
 
 def test_registries_in_spawned_processes_share_one_breaker_per_name(tmp_path):
@@ -101,22 +93,13 @@ def test_forked_children_use_the_inherited_registry(tmp_path):
     path = str(tmp_path / "seg")
     r = circuit.Segment(path, **OPTIONS).registry()  # the registry keeps the segment
     b = r["partner"]
-    pids = []
-    for i in range(3):
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                for _ in range(10 * (i + 1)):
-                    with r["partner"]:
-                        pass
-                code = 0
-            finally:
-                os._exit(code)
-        pids.append(pid)
-    for pid in pids:
-        _, status = os.waitpid(pid, 0)
-        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+    def child(calls: int) -> None:
+        for _ in range(calls):
+            with r["partner"]:
+                pass
+
+    wait_ok([fork_child(lambda i=i: child(10 * (i + 1))) for i in range(3)])
     assert b.metrics().successes == 10 + 20 + 30
     r.close()
 
